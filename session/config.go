@@ -1,0 +1,192 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config configures the service provider and its sessions.
+type Config struct {
+	// BaseURL is the external origin users reach gatehouse at, e.g.
+	// https://app.example.com. The ACS URL and the default entity ID derive
+	// from it.
+	BaseURL string `yaml:"base_url"`
+	// EntityID is the SP's SAML entity ID; default: the metadata URL.
+	EntityID string `yaml:"entity_id"`
+	// KeyFile and CertFile hold the SP's PEM key pair. Optional: with them
+	// the SP metadata publishes the certificate and AuthnRequests are
+	// signed (RSA-SHA256).
+	KeyFile  string `yaml:"key_file"`
+	CertFile string `yaml:"cert_file"`
+	// ClockSkew tolerated against the IdP's clock; at most 3m.
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// LoginTimeout bounds the time from the redirect to the IdP to the
+	// response coming back.
+	LoginTimeout time.Duration `yaml:"login_timeout"`
+	Cookie       CookieConfig  `yaml:"cookie"`
+	IdPs         []IdP         `yaml:"-"` // composed by the caller with per-IdP settings of other packages
+
+	// Endpoints are the absolute paths the handlers are mounted at; the
+	// caller fills them from its one table of reserved paths.
+	Endpoints Endpoints `yaml:"-"`
+}
+
+// Endpoints are the paths of the SP's handlers.
+type Endpoints struct {
+	Metadata, ACS, Login, Logout string
+}
+
+// CookieConfig configures the session cookie.
+type CookieConfig struct {
+	// Name of the session cookie. Default "__Host-gatehouse", or
+	// "gatehouse" when Insecure.
+	Name string `yaml:"name"`
+	// Keys are base64-encoded 32-byte keys; write "${ENV_NAME}" to read one
+	// from the environment. The first seals, all open.
+	Keys []string `yaml:"keys"`
+	// KeyFiles are files holding one base64 key each, appended to Keys.
+	KeyFiles []string `yaml:"key_files"`
+	// Insecure drops the Secure attribute, for plain-http demos only.
+	Insecure bool `yaml:"insecure"`
+	// IdleTimeout ends a session not used for this long; default 1h.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxAge ends a session this long after login, used or not; default 12h.
+	MaxAge time.Duration `yaml:"max_age"`
+
+	// decoded holds the resolved keys (set by the caller after reading
+	// files and the environment).
+	decoded [][]byte
+}
+
+// SetKeys sets the decoded cookie keys.
+func (c *CookieConfig) SetKeys(keys [][]byte) { c.decoded = keys }
+
+// IdP is one identity provider connection.
+type IdP struct {
+	// Name is a short identifier used in URLs and the session cookie.
+	Name string `yaml:"name"`
+	// DisplayName is shown on the chooser page; default Name.
+	DisplayName string `yaml:"display_name"`
+	// EntityID is the IdP's entity ID; it must match its metadata.
+	EntityID string `yaml:"entity_id"`
+	// MetadataFile or MetadataURL (https) locate the IdP's metadata.
+	MetadataFile string `yaml:"metadata_file"`
+	MetadataURL  string `yaml:"metadata_url"`
+	// AllowIdPInitiated accepts unsolicited responses from this IdP.
+	AllowIdPInitiated bool `yaml:"allow_idp_initiated"`
+}
+
+var idpName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+const maxClockSkew = 3 * time.Minute // crewjam/saml's own outer bound
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.ClockSkew == 0 {
+		c.ClockSkew = 90 * time.Second
+	}
+	if c.LoginTimeout == 0 {
+		c.LoginTimeout = 10 * time.Minute
+	}
+	if c.Cookie.IdleTimeout == 0 {
+		c.Cookie.IdleTimeout = time.Hour
+	}
+	if c.Cookie.MaxAge == 0 {
+		c.Cookie.MaxAge = 12 * time.Hour
+	}
+	if c.Cookie.Name == "" {
+		c.Cookie.Name = "__Host-gatehouse"
+		if c.Cookie.Insecure {
+			c.Cookie.Name = "gatehouse"
+		}
+	}
+	if c.EntityID == "" && c.BaseURL != "" {
+		c.EntityID = strings.TrimSuffix(c.BaseURL, "/") + c.Endpoints.Metadata
+	}
+	return c
+}
+
+// Validate checks the configuration (after WithDefaults); every problem
+// names its key. It does no I/O.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		add("base_url: must be an origin such as https://app.example.com, got %q", c.BaseURL)
+	} else if u.Scheme == "http" && !c.Cookie.Insecure {
+		add("base_url: plain http needs cookie.insecure: true (demo only)")
+	}
+	if (c.KeyFile == "") != (c.CertFile == "") {
+		add("key_file: key_file and cert_file go together")
+	}
+	if c.ClockSkew < 0 || c.ClockSkew > maxClockSkew {
+		add("clock_skew: must be between 0 and %s", maxClockSkew)
+	}
+	if c.LoginTimeout < time.Minute || c.LoginTimeout > time.Hour {
+		add("login_timeout: must be between 1m and 1h")
+	}
+	ck := c.Cookie
+	if ck.IdleTimeout < time.Minute {
+		add("cookie.idle_timeout: at least 1m")
+	}
+	if ck.MaxAge < ck.IdleTimeout {
+		add("cookie.max_age: must not be shorter than idle_timeout")
+	}
+	if !validCookieName(ck.Name) {
+		add("cookie.name: %q is not a valid cookie name", ck.Name)
+	}
+	if strings.HasPrefix(ck.Name, "__Host-") && ck.Insecure {
+		add("cookie.name: a __Host- cookie needs Secure; drop cookie.insecure or rename")
+	}
+	if len(ck.decoded) == 0 {
+		add("cookie.keys: at least one key is required (base64 of %d random bytes)", KeyLen)
+	}
+	for i, k := range ck.decoded {
+		if len(k) != KeyLen {
+			add("cookie.keys[%d]: decodes to %d bytes, want %d", i, len(k), KeyLen)
+		}
+	}
+	if len(c.IdPs) == 0 {
+		add("idps: at least one identity provider is required")
+	}
+	names, entities := map[string]bool{}, map[string]bool{}
+	for i, p := range c.IdPs {
+		if !idpName.MatchString(p.Name) {
+			add("idps[%d].name: must match %s", i, idpName)
+		} else if names[p.Name] {
+			add("idps[%d].name: %q is used twice", i, p.Name)
+		}
+		names[p.Name] = true
+		if p.EntityID == "" {
+			add("idps[%d].entity_id: required", i)
+		} else if entities[p.EntityID] {
+			add("idps[%d].entity_id: %q is used twice", i, p.EntityID)
+		}
+		entities[p.EntityID] = true
+		switch {
+		case (p.MetadataFile == "") == (p.MetadataURL == ""):
+			add("idps[%d]: exactly one of metadata_file and metadata_url is required", i)
+		case p.MetadataURL != "":
+			if u, err := url.Parse(p.MetadataURL); err != nil || u.Scheme != "https" || u.Host == "" {
+				add("idps[%d].metadata_url: must be an https URL", i)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validCookieName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for _, r := range n {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,405 @@
+package session
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+	"go.uber.org/zap"
+)
+
+const (
+	maxFormBytes     = 1 << 20   // the whole ACS POST body
+	maxResponseBytes = 512 << 10 // the decoded SAML response
+)
+
+// ServeMetadata serves the SP's SAML metadata.
+func (m *Manager) ServeMetadata(w http.ResponseWriter, r *http.Request) {
+	var sp *saml.ServiceProvider
+	for _, in := range m.idps {
+		if sp = in.sp.Load(); sp != nil {
+			break
+		}
+	}
+	if sp == nil { // metadata of the SP does not depend on the IdP's
+		sp = &saml.ServiceProvider{EntityID: m.cfg.EntityID, Key: m.spKey, Certificate: m.spCert, MetadataURL: m.metaURL, AcsURL: m.acsURL}
+	}
+	md := sp.Metadata()
+	md.SPSSODescriptors[0].SingleLogoutServices = nil // no SLO endpoint yet
+	buf, err := xml.MarshalIndent(md, "", "  ")
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "metadata", Err: err})
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	w.Write(buf)
+}
+
+// ServeLogin starts a login: with an idp query parameter or a single IdP
+// it redirects to that IdP; otherwise it shows the chooser. The return
+// query parameter is where the user lands afterwards (same-origin paths
+// only).
+func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	returnTo := m.safeReturn(q.Get("return"))
+	if name := q.Get("idp"); name != "" {
+		if _, ok := m.byName[name]; !ok {
+			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %q", name)})
+			return
+		}
+		m.StartLogin(w, r, name, returnTo)
+		return
+	}
+	if len(m.idps) == 1 {
+		m.StartLogin(w, r, m.idps[0].cfg.Name, returnTo)
+		return
+	}
+	choices := make([]Choice, 0, len(m.idps))
+	for _, in := range m.idps {
+		v := url.Values{"idp": {in.cfg.Name}, "return": {returnTo}}
+		choices = append(choices, Choice{Name: in.cfg.Name, DisplayName: in.cfg.DisplayName, URL: m.cfg.Endpoints.Login + "?" + v.Encode()})
+	}
+	m.pages.Chooser(w, r, choices)
+}
+
+// StartLogin sends the browser to an IdP with an AuthnRequest
+// (HTTP-Redirect binding). With name empty it picks the only IdP or shows
+// the chooser. The return path is kept server-side; the RelayState is an
+// opaque token bound to this browser by a short-lived cookie.
+func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, returnTo string) {
+	returnTo = m.safeReturn(returnTo)
+	if name == "" {
+		if len(m.idps) != 1 {
+			http.Redirect(w, r, m.cfg.Endpoints.Login+"?"+url.Values{"return": {returnTo}}.Encode(), http.StatusFound)
+			return
+		}
+		name = m.idps[0].cfg.Name
+	}
+	in := m.byName[name]
+	sp := in.sp.Load()
+	if sp == nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "metadata", Err: fmt.Errorf("idp %s: %w", name, errNoMetadata)})
+		return
+	}
+	req, err := sp.MakeAuthenticationRequest(ssoLocation(sp.IDPMetadata), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
+		return
+	}
+	token, err := randomToken()
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
+		return
+	}
+	st := LoginState{RequestID: req.ID, IdP: name, ReturnTo: returnTo, Expires: m.now().Add(m.cfg.LoginTimeout)}
+	if err := m.states.Put(r.Context(), token, st); err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "state_store", Err: err})
+		return
+	}
+	redirect, err := req.Redirect(token, sp)
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
+		return
+	}
+	http.SetCookie(w, m.bindingCookie(token, int(m.cfg.LoginTimeout/time.Second)))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, redirect.String(), http.StatusFound)
+}
+
+// bindingCookie ties a pending login to the browser that started it. The
+// IdP posts the response cross-site, so where the cookie is Secure it is
+// SameSite=None (scoped to the ACS path and lasting one login).
+func (m *Manager) bindingCookie(token string, maxAge int) *http.Cookie {
+	c := &http.Cookie{Name: m.bindingCookieName(token), Value: token, Path: m.cfg.Endpoints.ACS, MaxAge: maxAge,
+		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode}
+	if m.secure() {
+		c.SameSite = http.SameSiteNoneMode
+	}
+	if maxAge < 0 {
+		c.Value = ""
+	}
+	return c
+}
+
+// ACS returns the assertion consumer service (HTTP-POST binding): it
+// validates the response, runs login (JIT provisioning), issues the session
+// and redirects to the stored return path.
+func (m *Manager) ACS(login LoginFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		id, returnTo, f := m.consume(w, r)
+		if f != nil {
+			m.pages.Problem(w, r, *f)
+			return
+		}
+		userID, err := login(r.Context(), id)
+		if err != nil {
+			page := LoginFailed
+			switch {
+			case errors.Is(err, ErrAccessDenied):
+				page = AccessDenied
+			case errors.Is(err, ErrUnavailable):
+				page = Unavailable
+			}
+			m.pages.Problem(w, r, Failure{Page: page, Reason: "login", Err: err})
+			return
+		}
+		now := m.now()
+		m.setSession(w, Session{UserID: userID, IdP: id.IdP, NameID: id.NameID, SessionIndex: id.SessionIndex, Issued: now, LastSeen: now})
+		http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	})
+}
+
+// consume validates the posted response. Failures carry the reason for
+// logs and metrics; the browser sees only the page.
+func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, string, *Failure) {
+	fail := func(reason string, err error) (Identity, string, *Failure) {
+		return Identity{}, "", &Failure{Page: LoginFailed, Reason: reason, Err: err}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return fail("form", fmt.Errorf("read form: %w", err))
+	}
+	encoded := strings.Map(func(c rune) rune {
+		if c == '\r' || c == '\n' || c == ' ' || c == '\t' {
+			return -1
+		}
+		return c
+	}, r.PostForm.Get("SAMLResponse"))
+	if encoded == "" {
+		return fail("form", errors.New("no SAMLResponse"))
+	}
+	if base64.StdEncoding.DecodedLen(len(encoded)) > maxResponseBytes {
+		return fail("size", fmt.Errorf("response larger than %d bytes", maxResponseBytes))
+	}
+	doc, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return fail("encoding", fmt.Errorf("SAMLResponse is not base64: %w", err))
+	}
+	sh, err := precheck(doc)
+	if err != nil {
+		return fail("structure", err)
+	}
+
+	relay := r.PostForm.Get("RelayState")
+	var (
+		in          *idp
+		requestIDs  []string
+		returnTo    = "/"
+		unsolicited bool
+	)
+	st, found := LoginState{}, false
+	if len(relay) == 43 {
+		if st, found, err = m.states.Take(r.Context(), relay); err != nil {
+			return Identity{}, "", &Failure{Page: Unavailable, Reason: "state_store", Err: err}
+		}
+	}
+	if found {
+		http.SetCookie(w, m.bindingCookie(relay, -1))
+		c, err := r.Cookie(m.bindingCookieName(relay))
+		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(relay)) != 1 {
+			return fail("binding", errors.New("login state is not bound to this browser"))
+		}
+		in, requestIDs, returnTo = m.byName[st.IdP], []string{st.RequestID}, st.ReturnTo
+		if in == nil {
+			return fail("unknown_idp", fmt.Errorf("login state names unknown idp %q", st.IdP))
+		}
+		if sh.issuer != in.cfg.EntityID {
+			return fail("issuer", fmt.Errorf("response issuer %q, login was sent to %q", sh.issuer, in.cfg.EntityID))
+		}
+	} else {
+		unsolicited = true
+		if in = m.byEntity[sh.issuer]; in == nil {
+			return fail("issuer", fmt.Errorf("response from unknown issuer %q", sh.issuer))
+		}
+		if !in.cfg.AllowIdPInitiated {
+			return fail("unsolicited", fmt.Errorf("idp %s is not allowed to start logins, and the response matches no pending login", in.cfg.Name))
+		}
+		if sh.inResponseTo != "" {
+			return fail("in_response_to", errors.New("response answers a request with no pending login (expired, used, or from another browser)"))
+		}
+		returnTo = m.safeReturn(relay)
+	}
+	base := in.sp.Load()
+	if base == nil {
+		return Identity{}, "", &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
+	}
+	sp := *base
+	sp.AllowIDPInitiated = unsolicited
+	a, err := parse(&sp, doc, requestIDs)
+	if err != nil {
+		return fail("validation", err)
+	}
+	until, err := m.checkAssertion(a, unsolicited)
+	if err != nil {
+		return fail("assertion", err)
+	}
+	fresh, err := m.replay.Claim(r.Context(), a.ID, until)
+	if err != nil {
+		return Identity{}, "", &Failure{Page: Unavailable, Reason: "replay_cache", Err: err}
+	}
+	if !fresh {
+		return fail("replay", fmt.Errorf("assertion %s was already used", a.ID))
+	}
+	id := Identity{IdP: in.cfg.Name, EntityID: in.cfg.EntityID, NameID: a.Subject.NameID.Value,
+		NameIDFormat: a.Subject.NameID.Format, AssertionID: a.ID, Unsolicited: unsolicited, Attributes: map[string][]string{}}
+	if len(a.AuthnStatements) > 0 {
+		id.SessionIndex, id.AuthnInstant = a.AuthnStatements[0].SessionIndex, a.AuthnStatements[0].AuthnInstant
+	}
+	for _, stmt := range a.AttributeStatements {
+		for _, attr := range stmt.Attributes {
+			for _, v := range attr.Values {
+				id.Attributes[attr.Name] = append(id.Attributes[attr.Name], v.Value)
+			}
+		}
+	}
+	m.log.Debug("saml response accepted", zap.String("idp", in.cfg.Name), zap.String("assertion_id", a.ID), zap.Bool("unsolicited", unsolicited))
+	return id, returnTo, nil
+}
+
+// parse runs crewjam/saml's validation (signature, destination, issuer,
+// InResponseTo, status) and turns a panic inside it into an error.
+func parse(sp *saml.ServiceProvider, doc []byte, requestIDs []string) (a *saml.Assertion, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			a, err = nil, fmt.Errorf("saml library panicked: %v", p)
+		}
+	}()
+	a, err = sp.ParseXMLResponse(doc, requestIDs, sp.AcsURL)
+	var ire *saml.InvalidResponseError
+	if errors.As(err, &ire) {
+		err = ire.PrivateErr // never the response XML itself
+	}
+	return a, err
+}
+
+const bearer = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+
+// checkAssertion applies the rules crewjam/saml leaves loose: the
+// configured clock skew, a mandatory bearer confirmation with Recipient and
+// NotOnOrAfter, and no InResponseTo on unsolicited assertions. It returns
+// until when the assertion ID must be remembered.
+func (m *Manager) checkAssertion(a *saml.Assertion, unsolicited bool) (time.Time, error) {
+	now, skew := m.now(), m.cfg.ClockSkew
+	if a.ID == "" {
+		return time.Time{}, errors.New("assertion has no ID")
+	}
+	if a.Subject == nil || a.Subject.NameID == nil || a.Conditions == nil {
+		return time.Time{}, errors.New("assertion lacks Subject, NameID or Conditions")
+	}
+	if a.IssueInstant.After(now.Add(skew)) {
+		return time.Time{}, errors.New("assertion issued in the future")
+	}
+	c := a.Conditions
+	if !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore) {
+		return time.Time{}, errors.New("assertion not yet valid")
+	}
+	if !c.NotOnOrAfter.IsZero() && !now.Add(-skew).Before(c.NotOnOrAfter) {
+		return time.Time{}, errors.New("assertion expired")
+	}
+	if err := m.checkAudience(a); err != nil {
+		return time.Time{}, err
+	}
+	until := c.NotOnOrAfter
+	confirmed := false
+	for _, sc := range a.Subject.SubjectConfirmations {
+		d := sc.SubjectConfirmationData
+		if sc.Method != bearer || d == nil {
+			continue
+		}
+		if d.Recipient != m.acsURL.String() {
+			return time.Time{}, fmt.Errorf("recipient %q is not this ACS", d.Recipient)
+		}
+		if d.NotOnOrAfter.IsZero() || !now.Add(-skew).Before(d.NotOnOrAfter) {
+			return time.Time{}, errors.New("subject confirmation expired or without NotOnOrAfter")
+		}
+		if unsolicited && d.InResponseTo != "" {
+			return time.Time{}, errors.New("unsolicited assertion carries InResponseTo")
+		}
+		if d.NotOnOrAfter.After(until) {
+			until = d.NotOnOrAfter
+		}
+		confirmed = true
+	}
+	if !confirmed {
+		return time.Time{}, errors.New("no bearer subject confirmation")
+	}
+	return until.Add(skew), nil
+}
+
+// Load returns the request's session if its cookie opens and it has not
+// timed out. It does no I/O.
+func (m *Manager) Load(r *http.Request) (Session, bool) {
+	c, err := r.Cookie(m.cfg.Cookie.Name)
+	if err != nil {
+		return Session{}, false
+	}
+	plain, err := m.sealer.open(m.cfg.Cookie.Name, c.Value)
+	if err != nil {
+		return Session{}, false
+	}
+	s, err := decodeSession(plain)
+	if err != nil {
+		return Session{}, false
+	}
+	now := m.now()
+	if now.Sub(s.Issued) >= m.cfg.Cookie.MaxAge || now.Sub(s.LastSeen) >= m.cfg.Cookie.IdleTimeout {
+		return Session{}, false
+	}
+	if _, ok := m.byName[s.IdP]; !ok {
+		return Session{}, false
+	}
+	return s, true
+}
+
+// Touch records activity for the idle timeout. It re-issues the cookie
+// only when the stored last-seen time is more than a minute (or a tenth of
+// the idle timeout, if shorter) old, so most requests cost nothing.
+func (m *Manager) Touch(w http.ResponseWriter, s Session) {
+	step := min(time.Minute, m.cfg.Cookie.IdleTimeout/10)
+	if now := m.now(); now.Sub(s.LastSeen) >= step {
+		s.LastSeen = now
+		m.setSession(w, s)
+	}
+}
+
+func (m *Manager) setSession(w http.ResponseWriter, s Session) {
+	value, err := m.sealer.seal(m.cfg.Cookie.Name, s.encode())
+	if err != nil {
+		m.log.Error("seal session", zap.Error(err))
+		return
+	}
+	maxAge := int(s.Issued.Add(m.cfg.Cookie.MaxAge).Sub(m.now()) / time.Second)
+	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
+}
+
+// ServeLogout ends the local session.
+func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
+	w.Header().Set("Cache-Control", "no-store")
+	m.pages.SignedOut(w, r)
+}

@@ -1,0 +1,132 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/beevik/etree"
+)
+
+const (
+	nsAssertion = "urn:oasis:names:tc:SAML:2.0:assertion"
+	nsProtocol  = "urn:oasis:names:tc:SAML:2.0:protocol"
+)
+
+// shape is what the structural pre-check learns about a response before
+// any signature is checked. It is used to reject early and to pick the IdP
+// of an unsolicited response; nothing in it is trusted for identity.
+type shape struct {
+	issuer       string // assertion Issuer, else response Issuer
+	inResponseTo string // Response/@InResponseTo
+	responseID   string
+}
+
+var errDoctype = errors.New("document type declarations are not accepted")
+
+// precheck rejects responses whose structure the SP refuses whatever their
+// signature: DTDs and entities, comments and processing instructions
+// (comment injection into signed text), anything other than exactly one
+// Assertion or EncryptedAssertion anywhere in the document (signature
+// wrapping, CVE-2022-41912), a missing Issuer, Subject or Conditions (which
+// crewjam/saml up to v0.5.1 dereferences without checking), and a NameID
+// outside the SAML assertion namespace (GO-2026-6909).
+func precheck(doc []byte) (shape, error) {
+	var sh shape
+	if hasFold(doc, "<!DOCTYPE") || hasFold(doc, "<!ENTITY") {
+		return sh, errDoctype
+	}
+	d := etree.NewDocument()
+	d.ReadSettings.Permissive = false
+	if err := d.ReadFromBytes(doc); err != nil {
+		return sh, fmt.Errorf("malformed XML: %w", err)
+	}
+	root := d.Root()
+	if root == nil || root.Tag != "Response" || root.NamespaceURI() != nsProtocol {
+		return sh, errors.New("root element is not a SAML protocol Response")
+	}
+	for _, tok := range d.Child {
+		switch tok.(type) {
+		case *etree.Comment, *etree.Directive:
+			return sh, errors.New("comments and directives are not accepted")
+		case *etree.ProcInst:
+			if pi := tok.(*etree.ProcInst); pi.Target != "xml" {
+				return sh, errors.New("processing instructions are not accepted")
+			}
+		}
+	}
+	sh.inResponseTo = root.SelectAttrValue("InResponseTo", "")
+	sh.responseID = root.SelectAttrValue("ID", "")
+
+	var assertions []*etree.Element
+	var walk func(e *etree.Element) error
+	walk = func(e *etree.Element) error {
+		for _, tok := range e.Child {
+			switch t := tok.(type) {
+			case *etree.Comment:
+				return errors.New("comments are not accepted")
+			case *etree.ProcInst, *etree.Directive:
+				return errors.New("processing instructions and directives are not accepted")
+			case *etree.Element:
+				if t.Tag == "Assertion" || t.Tag == "EncryptedAssertion" {
+					assertions = append(assertions, t)
+				}
+				if err := walk(t); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(root); err != nil {
+		return sh, err
+	}
+	if len(assertions) != 1 {
+		return sh, fmt.Errorf("response holds %d assertion elements, want exactly 1", len(assertions))
+	}
+	a := assertions[0]
+	if a.Parent() != root || a.NamespaceURI() != nsAssertion {
+		return sh, errors.New("the assertion is not a SAML assertion child of the response")
+	}
+	if ri := childrenNS(root, nsAssertion, "Issuer"); len(ri) == 1 {
+		sh.issuer = ri[0].Text()
+	}
+	if a.Tag == "EncryptedAssertion" {
+		return sh, errors.New("encrypted assertions are not supported yet")
+	}
+	issuers := childrenNS(a, nsAssertion, "Issuer")
+	if len(issuers) != 1 || issuers[0].Text() == "" {
+		return sh, errors.New("assertion must have exactly one Issuer")
+	}
+	sh.issuer = issuers[0].Text()
+	subjects := childrenNS(a, nsAssertion, "Subject")
+	if len(subjects) != 1 {
+		return sh, errors.New("assertion must have exactly one Subject")
+	}
+	for _, c := range subjects[0].ChildElements() {
+		if c.Tag == "NameID" && c.NamespaceURI() != nsAssertion {
+			return sh, errors.New("NameID outside the SAML assertion namespace")
+		}
+	}
+	if n := len(childrenNS(subjects[0], nsAssertion, "NameID")); n != 1 {
+		return sh, fmt.Errorf("subject has %d NameID elements, want exactly 1", n)
+	}
+	if len(childrenNS(a, nsAssertion, "Conditions")) != 1 {
+		return sh, errors.New("assertion must have exactly one Conditions")
+	}
+	return sh, nil
+}
+
+func childrenNS(e *etree.Element, ns, tag string) []*etree.Element {
+	var out []*etree.Element
+	for _, c := range e.ChildElements() {
+		if c.Tag == tag && c.NamespaceURI() == ns {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func hasFold(b []byte, s string) bool {
+	return bytes.Contains(bytes.ToUpper(b), []byte(s))
+}

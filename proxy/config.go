@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/provision"
+)
+
+// Config configures the request path.
+type Config struct {
+	// Upstream is the application's base URL.
+	Upstream string `yaml:"upstream"`
+	// Prefix is the reserved path prefix; default "/.gatehouse/".
+	Prefix string `yaml:"prefix"`
+	// PreserveHost forwards the client's Host header instead of the
+	// upstream's.
+	PreserveHost bool         `yaml:"preserve_host"`
+	Headers      HeaderConfig `yaml:"headers"`
+	// PublicPaths are path prefixes served without a session. Identity
+	// headers are stripped there too.
+	PublicPaths []string `yaml:"public_paths"`
+	// UserCacheTTL is how long a user record is served from memory before
+	// it is read again from the store; default 1m.
+	UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
+	// JITTimeout bounds the store work of one login; default 5s.
+	JITTimeout time.Duration `yaml:"jit_timeout"`
+}
+
+// HeaderConfig names the identity headers sent upstream.
+type HeaderConfig struct {
+	User              string `yaml:"user"`               // user name; default X-Forwarded-User
+	Email             string `yaml:"email"`              // default X-Forwarded-Email
+	Groups            string `yaml:"groups"`             // default X-Forwarded-Groups
+	PreferredUsername string `yaml:"preferred_username"` // display name; default X-Forwarded-Preferred-Username
+	// Extra maps further header names to a user field: "id",
+	// "given_name", "family_name", "display_name" or a mapped extra name.
+	Extra map[string]string `yaml:"extra"`
+	// StripPrefix: every client header starting with it is deleted;
+	// default "X-Gatehouse-".
+	StripPrefix string `yaml:"strip_prefix"`
+	// GroupSeparator joins group names; default ",".
+	GroupSeparator string `yaml:"group_separator"`
+}
+
+// IdPPolicy is the per-IdP part of the JIT rules.
+type IdPPolicy struct {
+	EntityID string
+	Mapping  provision.Mapping
+	// ContinueOnStoreError lets a login proceed unprovisioned when the
+	// store fails, with identity headers from the assertion.
+	ContinueOnStoreError bool
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	h := &c.Headers
+	for _, d := range []struct {
+		p *string
+		v string
+	}{
+		{&h.User, "X-Forwarded-User"}, {&h.Email, "X-Forwarded-Email"}, {&h.Groups, "X-Forwarded-Groups"},
+		{&h.PreferredUsername, "X-Forwarded-Preferred-Username"}, {&h.StripPrefix, "X-Gatehouse-"}, {&h.GroupSeparator, ","},
+	} {
+		if *d.p == "" {
+			*d.p = d.v
+		}
+	}
+	if c.UserCacheTTL == 0 {
+		c.UserCacheTTL = time.Minute
+	}
+	if c.JITTimeout == 0 {
+		c.JITTimeout = 5 * time.Second
+	}
+	return c
+}
+
+// Validate checks the configuration (after WithDefaults); every problem
+// names its key.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		add("upstream: must be an http(s) URL without query, got %q", c.Upstream)
+	}
+	if !strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") || len(c.Prefix) < 3 || strings.Contains(c.Prefix, "//") {
+		add("prefix: must look like /.gatehouse/, got %q", c.Prefix)
+	}
+	h := c.Headers
+	for key, name := range map[string]string{"user": h.User, "email": h.Email, "groups": h.Groups, "preferred_username": h.PreferredUsername} {
+		if !httpguts.ValidHeaderFieldName(name) {
+			add("headers.%s: %q is not a valid header name", key, name)
+		}
+	}
+	if h.StripPrefix != "" && !httpguts.ValidHeaderFieldName(h.StripPrefix) {
+		add("headers.strip_prefix: %q is not a valid header name prefix", h.StripPrefix)
+	}
+	for name, field := range h.Extra {
+		if !httpguts.ValidHeaderFieldName(name) {
+			add("headers.extra.%s: not a valid header name", name)
+		}
+		if field == "" {
+			add("headers.extra.%s: names no field", name)
+		}
+	}
+	if h.GroupSeparator == "" || strings.ContainsAny(h.GroupSeparator, "\r\n\x00") {
+		add("headers.group_separator: must be a printable separator")
+	}
+	for i, p := range c.PublicPaths {
+		if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, c.Prefix) || strings.Contains(p, "..") {
+			add("public_paths[%d]: must be an absolute path outside the reserved prefix, got %q", i, p)
+		}
+	}
+	if c.UserCacheTTL < time.Second || c.UserCacheTTL > time.Hour {
+		add("user_cache_ttl: must be between 1s and 1h")
+	}
+	if c.JITTimeout < 100*time.Millisecond || c.JITTimeout > time.Minute {
+		add("jit_timeout: must be between 100ms and 1m")
+	}
+	return errors.Join(errs...)
+}

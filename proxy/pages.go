@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"gatehouse/session"
+)
+
+// Pages renders gatehouse's browser-facing pages and logs every problem
+// once, under an error ID the page shows. Details never reach the page.
+type Pages struct {
+	log *zap.Logger
+}
+
+// NewPages returns the page renderer.
+func NewPages(log *zap.Logger) *Pages { return &Pages{log: log} }
+
+var _ session.Pages = (*Pages)(nil)
+
+type pageData struct {
+	Status  int
+	Title   string
+	Message string
+	ErrorID string
+	Choices []session.Choice
+	Action  *session.Choice
+}
+
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{.Title}}</title>
+<style>
+:root { color-scheme: light dark; --fg: #1d2430; --muted: #5b6576; --bg: #f4f6f9; --card: #fff; --line: #dde2ea; --accent: #2458c6; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --muted: #9aa4b5; --bg: #14171c; --card: #1d2129; --line: #2d333e; --accent: #7aa2ff; } }
+* { box-sizing: border-box; }
+body { margin: 0; min-height: 100vh; display: grid; place-items: center; background: var(--bg); color: var(--fg);
+  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { width: min(30rem, calc(100% - 2rem)); background: var(--card); border: 1px solid var(--line); border-radius: 12px;
+  padding: 2rem 2.25rem; box-shadow: 0 1px 3px rgb(0 0 0 / 6%); }
+h1 { margin: 0 0 .5rem; font-size: 1.35rem; }
+p { margin: .5rem 0; color: var(--muted); }
+ul { list-style: none; margin: 1.25rem 0 0; padding: 0; display: grid; gap: .6rem; }
+a.button { display: block; padding: .7rem 1rem; border: 1px solid var(--line); border-radius: 8px; color: var(--fg);
+  text-decoration: none; font-weight: 500; }
+a.button:hover, a.button:focus { border-color: var(--accent); color: var(--accent); outline: none; }
+.id { margin-top: 1.25rem; padding-top: .75rem; border-top: 1px solid var(--line); font-size: .85rem; }
+code { font: .85rem ui-monospace, SFMono-Regular, Menlo, monospace; }
+</style></head>
+<body><main>
+<h1>{{.Title}}</h1>
+<p>{{.Message}}</p>
+{{if .Choices}}<ul>{{range .Choices}}<li><a class="button" href="{{.URL}}">{{.DisplayName}}</a></li>{{end}}</ul>{{end}}
+{{if .Action}}<ul><li><a class="button" href="{{.Action.URL}}">{{.Action.DisplayName}}</a></li></ul>{{end}}
+{{if .ErrorID}}<p class="id">If you contact support, quote error ID <code>{{.ErrorID}}</code>.</p>{{end}}
+</main></body></html>
+`))
+
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, d pageData) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	if !wantsHTML(r) {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(d.Status)
+		msg := d.Title + ": " + d.Message
+		if d.ErrorID != "" {
+			msg += " (error ID " + d.ErrorID + ")"
+		}
+		w.Write([]byte(msg + "\n"))
+		return
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(d.Status)
+	if r.Method != http.MethodHead {
+		pageTemplate.Execute(w, d)
+	}
+}
+
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func newErrorID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Problem logs the failure under a new error ID and shows its page.
+func (p *Pages) Problem(w http.ResponseWriter, r *http.Request, f session.Failure) {
+	id := newErrorID()
+	d := pageData{ErrorID: id}
+	level := zap.WarnLevel
+	switch f.Page {
+	case session.AccessDenied:
+		d.Status, d.Title, d.Message = http.StatusForbidden, "Access denied", "Your account may not use this application. Ask your administrator if you think this is wrong."
+	case session.Unavailable:
+		d.Status, d.Title, d.Message = http.StatusServiceUnavailable, "Temporarily unavailable", "Sign-in cannot be completed right now. Please try again in a minute."
+		w.Header().Set("Retry-After", "30")
+		level = zap.ErrorLevel
+	default:
+		d.Status, d.Title, d.Message = http.StatusForbidden, "Sign-in failed", "Your identity provider's answer could not be accepted. Please start again from the application's address."
+	}
+	if ce := p.log.Check(level, "request refused"); ce != nil {
+		ce.Write(zap.String("error_id", id), zap.Int("status", d.Status), zap.String("reason", f.Reason),
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(f.Err))
+	}
+	p.render(w, r, d)
+}
+
+// Chooser lists the identity providers.
+func (p *Pages) Chooser(w http.ResponseWriter, r *http.Request, choices []session.Choice) {
+	p.render(w, r, pageData{Status: http.StatusOK, Title: "Sign in", Message: "Choose your organisation to continue.", Choices: choices})
+}
+
+// SignedOut confirms a logout.
+func (p *Pages) SignedOut(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, pageData{Status: http.StatusOK, Title: "Signed out", Message: "You have been signed out of this application.",
+		Action: &session.Choice{DisplayName: "Sign in again", URL: "/"}})
+}
+
+// notFound is the answer for unknown reserved paths.
+func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, pageData{Status: http.StatusNotFound, Title: "Not found", Message: "There is nothing at this address."})
+}
+
+// unauthorized answers requests that cannot be sent to a login page.
+func (p *Pages) unauthorized(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, pageData{Status: http.StatusUnauthorized, Title: "Authentication required", Message: "Sign in through a browser first."})
+}

@@ -1,0 +1,29 @@
+package proxy
+
+import "gatehouse/session"
+
+// DefaultPrefix is the reserved path prefix. Nothing under it is ever
+// proxied.
+const DefaultPrefix = "/.gatehouse/"
+
+// Reserved endpoints, relative to the prefix. This is the one table of
+// gatehouse's own paths.
+const (
+	PathMetadata = "saml/metadata"
+	PathACS      = "saml/acs"
+	PathLogin    = "login"
+	PathLogout   = "logout"
+	PathHealthz  = "healthz"
+	PathReadyz   = "readyz"
+	PathSCIM     = "scim/v2/"
+)
+
+// Endpoints returns the SAML endpoints' absolute paths under prefix.
+func Endpoints(prefix string) session.Endpoints {
+	return session.Endpoints{
+		Metadata: prefix + PathMetadata,
+		ACS:      prefix + PathACS,
+		Login:    prefix + PathLogin,
+		Logout:   prefix + PathLogout,
+	}
+}

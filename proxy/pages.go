@@ -138,3 +138,12 @@ func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) unauthorized(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, pageData{Status: http.StatusUnauthorized, Title: "Authentication required", Message: "Sign in through a browser first."})
 }
+
+// badGateway answers when the upstream cannot be reached.
+func (p *Pages) badGateway(w http.ResponseWriter, r *http.Request, err error) {
+	id := newErrorID()
+	p.log.Error("upstream request failed", zap.String("error_id", id), zap.String("method", r.Method),
+		zap.String("path", r.URL.Path), zap.Error(err))
+	p.render(w, r, pageData{Status: http.StatusBadGateway, Title: "Application unavailable",
+		Message: "The application behind this sign-in did not answer. Please try again in a minute.", ErrorID: id})
+}

@@ -16,12 +16,12 @@ type Config struct {
 	// from it.
 	BaseURL string `yaml:"base_url"`
 	// EntityID is the SP's SAML entity ID; default: the metadata URL.
-	EntityID string `yaml:"entity_id"`
+	EntityID string `yaml:"sp_entity_id"`
 	// KeyFile and CertFile hold the SP's PEM key pair. Optional: with them
 	// the SP metadata publishes the certificate and AuthnRequests are
 	// signed (RSA-SHA256).
-	KeyFile  string `yaml:"key_file"`
-	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"sp_key_file"`
+	CertFile string `yaml:"sp_cert_file"`
 	// ClockSkew tolerated against the IdP's clock; at most 3m.
 	ClockSkew time.Duration `yaml:"clock_skew"`
 	// LoginTimeout bounds the time from the redirect to the IdP to the
@@ -121,7 +121,7 @@ func (c Config) Validate() error {
 		add("base_url: plain http needs cookie.insecure: true (demo only)")
 	}
 	if (c.KeyFile == "") != (c.CertFile == "") {
-		add("key_file: key_file and cert_file go together")
+		add("sp_key_file: sp_key_file and sp_cert_file go together")
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > maxClockSkew {
 		add("clock_skew: must be between 0 and %s", maxClockSkew)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/crewjam/saml"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
@@ -111,3 +112,22 @@ func ssoLocation(ed *saml.EntityDescriptor) string {
 }
 
 var errNoMetadata = errors.New("identity provider metadata is not loaded yet")
+
+// CheckMetadata loads every IdP's metadata once, for a config check, and
+// returns each failure with its key path.
+func CheckMetadata(ctx context.Context, client *http.Client, idps []IdP) []error {
+	if client == nil {
+		client = &http.Client{Timeout: 15 * time.Second}
+	}
+	var errs []error
+	for i, p := range idps {
+		key := "metadata_file"
+		if p.MetadataURL != "" {
+			key = "metadata_url"
+		}
+		if _, err := loadMetadata(ctx, client, p); err != nil {
+			errs = append(errs, fmt.Errorf("idps[%d].%s: %w", i, key, err))
+		}
+	}
+	return errs
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"gatehouse/provision"
+	"gatehouse/provision/sqldir"
+	"gatehouse/proxy"
+	"gatehouse/session"
+)
+
+// configVersion is the only config file version this build reads.
+const configVersion = 1
+
+// maxConfigBytes bounds the config file; anything larger is a mistake.
+const maxConfigBytes = 1 << 20
+
+// File is the configuration file. Its session and proxy parts are inlined
+// at the top level; every other package owns its own section.
+type File struct {
+	Version int `yaml:"version"`
+	// Listen is the address to serve on; default ":8080".
+	Listen string    `yaml:"listen"`
+	TLS    TLSConfig `yaml:"tls"`
+	Log    LogConfig `yaml:"log"`
+
+	Session session.Config `yaml:",inline"`
+	Proxy   proxy.Config   `yaml:",inline"`
+
+	IdPs []IdPConfig `yaml:"idps"`
+	// MetadataRefresh is how often metadata URLs are re-read; default 24h.
+	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
+	Store           StoreConfig   `yaml:"store"`
+}
+
+// TLSConfig serves HTTPS from a certificate file pair. Without it
+// gatehouse speaks plain HTTP (behind a TLS-terminating load balancer).
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// LogConfig selects the log encoding and level.
+type LogConfig struct {
+	Format string `yaml:"format"` // json (default) or console
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+}
+
+// IdPConfig is one IdP connection: its SAML side and its JIT rules.
+type IdPConfig struct {
+	session.IdP `yaml:",inline"`
+	Mapping     provision.Mapping `yaml:"mapping"`
+	// ContinueOnStoreError lets logins through unprovisioned, with
+	// identity headers from the assertion, while the store is down.
+	ContinueOnStoreError bool `yaml:"continue_on_store_error"`
+}
+
+// StoreConfig chooses the user store. Exactly one backend is set.
+type StoreConfig struct {
+	SQLite *sqldir.Config `yaml:"sqlite"`
+}
+
+// decodeConfig reads one YAML document strictly: unknown keys, a second
+// document and a wrong version are errors.
+func decodeConfig(r io.Reader) (*File, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigBytes {
+		return nil, fmt.Errorf("config is larger than %d bytes", maxConfigBytes)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config is empty")
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config: holds more than one YAML document")
+	}
+	if f.Version != configVersion {
+		return nil, fmt.Errorf("version: must be %d, got %d", configVersion, f.Version)
+	}
+	return &f, nil
+}
+
+func loadConfig(path string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return decodeConfig(fh)
+}
+
+// withDefaults fills defaults and composes the per-package configs.
+func (f *File) withDefaults() {
+	if f.Listen == "" {
+		f.Listen = ":8080"
+	}
+	if f.Log.Format == "" {
+		f.Log.Format = "json"
+	}
+	if f.Log.Level == "" {
+		f.Log.Level = "info"
+	}
+	if f.MetadataRefresh == 0 {
+		f.MetadataRefresh = 24 * time.Hour
+	}
+	f.Proxy = f.Proxy.WithDefaults()
+	f.Session.Endpoints = proxy.Endpoints(f.Proxy.Prefix)
+	f.Session.IdPs = f.Session.IdPs[:0]
+	for _, p := range f.IdPs {
+		f.Session.IdPs = append(f.Session.IdPs, p.IdP)
+	}
+	f.Session = f.Session.WithDefaults()
+}
+
+var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
+
+// resolveSecrets decodes the cookie keys from the config, the environment
+// and key files. Problems name their key.
+func (f *File) resolveSecrets(getenv func(string) string) []error {
+	var errs []error
+	var keys [][]byte
+	decode := func(key, v string) {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: not base64", key))
+			return
+		}
+		keys = append(keys, k)
+	}
+	for i, v := range f.Session.Cookie.Keys {
+		key := fmt.Sprintf("cookie.keys[%d]", i)
+		if m := envRef.FindStringSubmatch(v); m != nil {
+			if v = getenv(m[1]); v == "" {
+				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+				continue
+			}
+		} else if strings.Contains(v, "${") {
+			errs = append(errs, fmt.Errorf("%s: an environment reference must be the whole value, like ${NAME}", key))
+			continue
+		}
+		decode(key, v)
+	}
+	for i, path := range f.Session.Cookie.KeyFiles {
+		key := fmt.Sprintf("cookie.key_files[%d]", i)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			continue
+		}
+		decode(key, string(b))
+	}
+	f.Session.Cookie.SetKeys(keys)
+	return errs
+}
+
+// validate checks everything a config can be checked for without network
+// I/O, and returns every problem with its key path.
+func (f *File) validate() []error {
+	var errs []error
+	add := func(prefix string, err error) {
+		for _, e := range flatten(err) {
+			errs = append(errs, fmt.Errorf("%s%w", prefix, e))
+		}
+	}
+	add("", f.Session.Validate())
+	add("", f.Proxy.Validate())
+	if (f.TLS.CertFile == "") != (f.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if f.Log.Format != "json" && f.Log.Format != "console" {
+		errs = append(errs, fmt.Errorf("log.format: must be json or console, got %q", f.Log.Format))
+	}
+	if _, err := parseLevel(f.Log.Level); err != nil {
+		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if f.MetadataRefresh < time.Minute {
+		errs = append(errs, errors.New("metadata_refresh: at least 1m"))
+	}
+	for i, p := range f.IdPs {
+		add(fmt.Sprintf("idps[%d].mapping.", i), p.Mapping.Validate())
+	}
+	if f.Store.SQLite == nil {
+		errs = append(errs, errors.New("store: choose a backend, e.g. store.sqlite.path"))
+	} else {
+		add("store.sqlite.", f.Store.SQLite.Validate())
+	}
+	for i, p := range f.IdPs {
+		if p.MetadataFile != "" {
+			if _, err := os.Stat(p.MetadataFile); err != nil {
+				errs = append(errs, fmt.Errorf("idps[%d].metadata_file: %w", i, err))
+			}
+		}
+	}
+	for key, path := range map[string]string{"sp_key_file": f.Session.KeyFile, "sp_cert_file": f.Session.CertFile,
+		"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile} {
+		if path != "" {
+			if _, err := os.Stat(path); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
+		}
+	}
+	return errs
+}
+
+// flatten undoes errors.Join so that each problem gets its own line and
+// prefix.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// policies builds the proxy's per-IdP JIT rules.
+func (f *File) policies() map[string]proxy.IdPPolicy {
+	out := make(map[string]proxy.IdPPolicy, len(f.IdPs))
+	for _, p := range f.IdPs {
+		out[p.Name] = proxy.IdPPolicy{EntityID: p.EntityID, Mapping: p.Mapping, ContinueOnStoreError: p.ContinueOnStoreError}
+	}
+	return out
+}
+
+// prepare runs the whole check: defaults, secrets, validation.
+func (f *File) prepare(getenv func(string) string) error {
+	f.withDefaults()
+	errs := f.resolveSecrets(getenv)
+	errs = append(errs, f.validate()...)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml/samlidp"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// The demo runs three servers on loopback: gatehouse on port, crewjam's
+// samlidp as the identity provider on port+1, and an application that
+// echoes the headers it receives on port+2. Gatehouse reads a config file
+// the demo writes, through the same code path as `gatehouse serve`.
+
+// demoUsers are the demo IdP's accounts.
+var demoUsers = []samlidp.User{
+	{Name: "alice", Email: "alice@example.com", CommonName: "Alice Archer", GivenName: "Alice", Surname: "Archer", Groups: []string{"staff", "admins"}},
+	{Name: "bob", Email: "bob@example.com", CommonName: "Bob Baker", GivenName: "Bob", Surname: "Baker", Groups: []string{"staff"}},
+}
+
+const demoConfig = `# Written by "gatehouse demo" on every start. It is an ordinary config:
+# "gatehouse serve --config {{.Dir}}/gatehouse.yaml" reads it the same way.
+version: 1
+listen: 127.0.0.1:{{.Port}}
+base_url: http://localhost:{{.Port}}
+upstream: http://127.0.0.1:{{.AppPort}}
+log:
+  format: console
+cookie:
+  insecure: true          # plain http on localhost only; never in production
+  key_files: [{{.Dir}}/cookie.key]
+idps:
+  - name: demo
+    display_name: Demo identity provider
+    entity_id: {{.IdPURL}}/metadata
+    metadata_file: {{.Dir}}/idp-metadata.xml
+    mapping:
+      # samlidp sends a transient NameID, so the match key is the uid attribute.
+      key_attribute: urn:oid:0.9.2342.19200300.100.1.1
+      user_name: urn:oid:0.9.2342.19200300.100.1.1
+      email: urn:oid:0.9.2342.19200300.100.1.3
+      display_name: urn:oid:2.5.4.3
+      given_name: urn:oid:2.5.4.42
+      family_name: urn:oid:2.5.4.4
+      groups: urn:oid:1.3.6.1.4.1.5923.1.1.1.1
+store:
+  sqlite:
+    path: {{.Dir}}/gatehouse.db
+`
+
+func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Writer) error {
+	if port < 1 || port > 65533 {
+		return errors.New("demo: --port must leave room for two more ports")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	idpURL := fmt.Sprintf("http://localhost:%d", port+1)
+	idpKey, idpCert, err := demoKeyPair(filepath.Join(dir, "idp.key"), filepath.Join(dir, "idp.crt"))
+	if err != nil {
+		return fmt.Errorf("demo idp key: %w", err)
+	}
+	if err := demoCookieKey(filepath.Join(dir, "cookie.key")); err != nil {
+		return fmt.Errorf("demo cookie key: %w", err)
+	}
+	logger, err := newLogger(LogConfig{Format: "console", Level: "info"}, stderr)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync()
+
+	// The identity provider.
+	u, _ := url.Parse(idpURL)
+	idp, err := samlidp.New(samlidp.Options{URL: *u, Key: idpKey, Certificate: idpCert, Store: &samlidp.MemoryStore{},
+		Logger: log.New(serverLog{logger.Named("demo-idp")}, "", 0)})
+	if err != nil {
+		return fmt.Errorf("demo idp: %w", err)
+	}
+	passwords := map[string]string{}
+	for _, du := range demoUsers {
+		pw := demoPassword()
+		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			return err
+		}
+		du.HashedPassword = hash
+		if err := idp.Store.Put("/users/"+du.Name, du); err != nil {
+			return err
+		}
+		passwords[du.Name] = pw
+	}
+	meta, err := xml.MarshalIndent(idp.IDP.Metadata(), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "idp-metadata.xml"), meta, 0o600); err != nil {
+		return err
+	}
+
+	// The config, written and then read back like any other.
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	var cfg bytes.Buffer
+	template.Must(template.New("cfg").Parse(demoConfig)).Execute(&cfg, map[string]any{
+		"Dir": filepath.ToSlash(dir), "Port": port, "AppPort": port + 2, "IdPURL": idpURL})
+	if err := os.WriteFile(cfgPath, cfg.Bytes(), 0o600); err != nil {
+		return err
+	}
+	f, err := loadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := f.prepare(os.Getenv); err != nil {
+		return fmt.Errorf("%s:\n%w", cfgPath, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	idpSrv := &http.Server{Handler: demoIdPHandler(idp, idpURL), ReadHeaderTimeout: 10 * time.Second}
+	appSrv := &http.Server{Handler: demoApp(idpURL, f.Store.SQLite.Path), ReadHeaderTimeout: 10 * time.Second}
+	for _, s := range []struct {
+		srv  *http.Server
+		port int
+	}{{idpSrv, port + 1}, {appSrv, port + 2}} {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+		if err != nil {
+			return fmt.Errorf("demo: %w (choose other ports with --port)", err)
+		}
+		go func() { errc <- s.srv.Serve(ln) }()
+		defer s.srv.Close()
+	}
+	go func() {
+		errc <- serve(ctx, f, logger, func(addr string) {
+			if err := registerSP(idp, addr, f.Proxy.Prefix); err != nil {
+				errc <- err
+				return
+			}
+			printBanner(stdout, port, idpURL, dir, passwords)
+		})
+	}()
+	select {
+	case err := <-errc:
+		cancel()
+		return err
+	case <-ctx.Done():
+		return <-errc // gatehouse drains and returns
+	}
+}
+
+func printBanner(w io.Writer, port int, idpURL, dir string, passwords map[string]string) {
+	fmt.Fprintf(w, `
+gatehouse demo is running
+
+  Open           http://localhost:%d/
+  Sign in as     alice / %s   or   bob / %s
+  Edit users     %s/demo/users   (then sign out and in again)
+  User store     %s
+  Config         %s
+
+Press Ctrl-C to stop.
+
+`, port, passwords["alice"], passwords["bob"], idpURL, filepath.Join(dir, "gatehouse.db"), filepath.Join(dir, "gatehouse.yaml"))
+}
+
+// registerSP gives the demo IdP gatehouse's SP metadata, fetched from the
+// running gatehouse like an administrator would.
+func registerSP(idp *samlidp.Server, addr, prefix string) error {
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + addr + prefix + "saml/metadata")
+	if err != nil {
+		return fmt.Errorf("demo: fetch sp metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("demo: fetch sp metadata: status %d: %v", resp.StatusCode, err)
+	}
+	rec := httptest.NewRecorder()
+	idp.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/services/gatehouse", bytes.NewReader(body)))
+	if rec.Code != http.StatusNoContent {
+		return fmt.Errorf("demo: register sp with idp: status %d", rec.Code)
+	}
+	return nil
+}
+
+// demoIdPHandler exposes the IdP's SAML endpoints and the user editor, and
+// nothing of samlidp's unauthenticated admin API.
+func demoIdPHandler(idp *samlidp.Server, idpURL string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metadata", idp)
+	mux.Handle("/sso", idp)
+	mux.Handle("POST /login", idp)
+	editor := &userEditor{idp: idp, origin: idpURL}
+	mux.HandleFunc("GET /demo/users", editor.list)
+	mux.HandleFunc("POST /demo/users", editor.update)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/demo/users", http.StatusFound)
+	})
+	return mux
+}
+
+type userEditor struct {
+	idp    *samlidp.Server
+	origin string
+}
+
+var editorPage = template.Must(template.New("users").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Demo IdP users</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:46rem;padding:0 1rem;color:#1d2433}
+fieldset{border:1px solid #d5dae3;border-radius:8px;margin:0 0 1.2rem;padding:1rem}
+label{display:grid;grid-template-columns:9rem 1fr;gap:.5rem;margin:.3rem 0}
+input{font:inherit;padding:.3rem .4rem;border:1px solid #b9c0cc;border-radius:4px}
+button{font:inherit;padding:.4rem 1rem;border:0;border-radius:4px;background:#2952cc;color:#fff;cursor:pointer}
+.note{color:#5a6478}
+</style></head><body>
+<h1>Demo identity provider: users</h1>
+<p class="note">Saving signs the user out of this IdP, so the next sign-in at gatehouse sends the new attributes.</p>
+{{if .Saved}}<p><strong>Saved {{.Saved}}.</strong> Sign out of the application and sign in again to see the change.</p>{{end}}
+{{range .Users}}<form method="post" action="/demo/users"><fieldset><legend><strong>{{.Name}}</strong></legend>
+<input type="hidden" name="name" value="{{.Name}}">
+<label>Email <input name="email" value="{{.Email}}"></label>
+<label>Display name <input name="common_name" value="{{.CommonName}}"></label>
+<label>Given name <input name="given_name" value="{{.GivenName}}"></label>
+<label>Family name <input name="surname" value="{{.Surname}}"></label>
+<label>Groups <input name="groups" value="{{range $i, $g := .Groups}}{{if $i}}, {{end}}{{$g}}{{end}}"></label>
+<button>Save</button></fieldset></form>{{end}}
+</body></html>`))
+
+func (e *userEditor) list(w http.ResponseWriter, r *http.Request) {
+	var users []samlidp.User
+	for _, du := range demoUsers {
+		var u samlidp.User
+		if e.idp.Store.Get("/users/"+du.Name, &u) == nil {
+			users = append(users, u)
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	editorPage.Execute(w, map[string]any{"Users": users, "Saved": r.URL.Query().Get("saved")})
+}
+
+func (e *userEditor) update(w http.ResponseWriter, r *http.Request) {
+	if o := r.Header.Get("Origin"); o != "" && o != e.origin {
+		http.Error(w, "cross-origin form refused", http.StatusForbidden)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	name := r.PostFormValue("name")
+	var u samlidp.User
+	if !slices.ContainsFunc(demoUsers, func(d samlidp.User) bool { return d.Name == name }) || e.idp.Store.Get("/users/"+name, &u) != nil {
+		http.Error(w, "unknown user", http.StatusBadRequest)
+		return
+	}
+	u.Email, u.CommonName = r.PostFormValue("email"), r.PostFormValue("common_name")
+	u.GivenName, u.Surname = r.PostFormValue("given_name"), r.PostFormValue("surname")
+	u.Groups = nil
+	for g := range strings.SplitSeq(r.PostFormValue("groups"), ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			u.Groups = append(u.Groups, g)
+		}
+	}
+	if err := e.idp.Store.Put("/users/"+name, u); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	// samlidp copies attributes into its sessions; end them so the next
+	// login carries the new values.
+	if ids, err := e.idp.Store.List("/sessions/"); err == nil {
+		for _, id := range ids {
+			e.idp.Store.Delete("/sessions/" + id)
+		}
+	}
+	http.Redirect(w, r, "/demo/users?saved="+url.QueryEscape(name), http.StatusSeeOther)
+}
+
+var appPage = template.Must(template.New("app").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Demo application</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:52rem;padding:0 1rem;color:#1d2433}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}
+td{font-family:ui-monospace,monospace;font-size:13px;word-break:break-all}
+tr.id{background:#eef3ff}tr.id th{color:#2952cc}
+nav a{margin-right:1rem}
+</style></head><body>
+<h1>Demo application</h1>
+<p>This page is the upstream application. It trusts the identity headers gatehouse sets (highlighted) and shows every header it received.</p>
+<nav><a href="/.gatehouse/logout">Sign out</a><a href="{{.IdPURL}}/demo/users">Edit users at the IdP</a></nav>
+<h2>Hello, {{or .User "stranger"}}</h2>
+<table>{{range .Headers}}<tr{{if .Identity}} class="id"{{end}}><th>{{.Name}}</th><td>{{.Value}}</td></tr>{{end}}</table>
+<p>The provisioned record is in the SQLite file <code>{{.Store}}</code>.</p>
+</body></html>`))
+
+// demoApp stands for the legacy application behind gatehouse.
+func demoApp(idpURL, storePath string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		type row struct {
+			Name, Value string
+			Identity    bool
+		}
+		var rows []row
+		for name, vals := range r.Header {
+			rows = append(rows, row{name, strings.Join(vals, " | "), strings.HasPrefix(name, "X-Forwarded-") &&
+				name != "X-Forwarded-For" && name != "X-Forwarded-Host" && name != "X-Forwarded-Proto"})
+		}
+		slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.Name, b.Name) })
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		appPage.Execute(w, map[string]any{"User": r.Header.Get("X-Forwarded-User"), "Headers": rows, "IdPURL": idpURL, "Store": storePath})
+	})
+}
+
+func demoPassword() string {
+	var b [9]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// demoKeyPair loads the demo IdP's signing key pair, creating it on first
+// use.
+func demoKeyPair(keyPath, certPath string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	if pair, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
+		if k, ok := pair.PrivateKey.(*rsa.PrivateKey); ok && pair.Leaf != nil && time.Now().Before(pair.Leaf.NotAfter) {
+			return k, pair.Leaf, nil
+		}
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "gatehouse demo idp"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, _ := x509.ParseCertificate(der)
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, nil, err
+	}
+	return key, cert, nil
+}
+
+// demoCookieKey creates the demo's session cookie key on first use, so
+// sessions survive a restart of the demo.
+func demoCookieKey(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	var k [32]byte
+	rand.Read(k[:])
+	return os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(k[:])+"\n"), 0o600)
+}

@@ -1,0 +1,113 @@
+// Command gatehouse puts SAML single sign-on and just-in-time user
+// provisioning in front of a web application.
+//
+// Usage:
+//
+//	gatehouse serve --config gatehouse.yaml
+//	gatehouse check --config gatehouse.yaml
+//	gatehouse demo
+//	gatehouse version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `gatehouse: SAML single sign-on and JIT provisioning in front of a web application
+
+Usage:
+  gatehouse serve --config FILE   run the proxy
+  gatehouse check --config FILE   validate a config; print every problem; exit 1 if any
+  gatehouse demo [--port N]       run a demo IdP, a demo application and gatehouse on this machine
+  gatehouse version               print the version
+`
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var err error
+	switch cmd {
+	case "serve":
+		path := fs.String("config", "gatehouse.yaml", "config file")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		err = serveCommand(ctx, *path, stderr)
+	case "check":
+		path := fs.String("config", "gatehouse.yaml", "config file")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		return checkCommand(ctx, *path, stdout, stderr)
+	case "demo":
+		port := fs.Int("port", 8080, "port of gatehouse; the demo IdP and application use the next two")
+		dir := fs.String("dir", "demo-data", "directory for the demo's keys, config and SQLite file")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		err = demoCommand(ctx, *dir, *port, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "gatehouse", version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 1
+	}
+	return 0
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func checkCommand(ctx context.Context, path string, stdout, stderr io.Writer) int {
+	f, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	problems := flatten(f.prepare(os.Getenv))
+	if len(problems) == 0 {
+		problems = append(problems, liveChecks(ctx, f)...)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(problems))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return 0
+}

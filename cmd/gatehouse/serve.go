@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"gatehouse/provision"
+	"gatehouse/provision/sqldir"
+	"gatehouse/proxy"
+	"gatehouse/session"
+)
+
+func parseLevel(s string) (zapcore.Level, error) {
+	return zapcore.ParseLevel(s)
+}
+
+// newLogger builds the process's one logger.
+func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
+	level, err := parseLevel(cfg.Level)
+	if err != nil {
+		return nil, err
+	}
+	var enc zapcore.Encoder
+	if cfg.Format == "console" {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05")
+		enc = zapcore.NewConsoleEncoder(ec)
+	} else {
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
+}
+
+func serveCommand(ctx context.Context, path string, stderr io.Writer) error {
+	f, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	if err := f.prepare(os.Getenv); err != nil {
+		return fmt.Errorf("%s:\n%w", path, err)
+	}
+	logger, err := newLogger(f.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync()
+	return serve(ctx, f, logger, nil)
+}
+
+// openStore opens the configured backend. This is the only place a
+// backend is chosen.
+func openStore(ctx context.Context, f *File) (provision.Store, error) {
+	switch {
+	case f.Store.SQLite != nil:
+		return sqldir.Open(ctx, *f.Store.SQLite)
+	}
+	return nil, errors.New("store: no backend configured")
+}
+
+// liveChecks tries what validate cannot: metadata loads and parses, and
+// the store opens.
+func liveChecks(ctx context.Context, f *File) []error {
+	errs := session.CheckMetadata(ctx, nil, f.Session.IdPs)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st, err := openStore(ctx, f)
+	if err != nil {
+		return append(errs, fmt.Errorf("store: %w", err))
+	}
+	defer st.Close()
+	if err := st.Ping(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	return errs
+}
+
+// handler wires the store, the SAML service provider and the proxy.
+func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *session.Manager, provision.Store, error) {
+	st, err := openStore(ctx, f)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open store: %w", err)
+	}
+	pages := proxy.NewPages(logger.Named("pages"))
+	sm, err := session.New(ctx, f.Session, session.Options{Logger: logger.Named("saml"), Pages: pages})
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	p, err := proxy.New(f.Proxy, proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies()})
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return p, sm, st, nil
+}
+
+// serve runs gatehouse until ctx ends, then drains connections. If
+// listening is not nil it is called with the bound address.
+func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr string)) error {
+	p, sm, st, err := handler(ctx, f, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go sm.Run(ctx, f.MetadataRefresh)
+
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(serverLog{logger.Named("http")}, "", 0),
+	}
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	logger.Info("gatehouse serving", zap.String("addr", ln.Addr().String()), zap.String("base_url", f.Session.BaseURL),
+		zap.String("upstream", f.Proxy.Upstream), zap.Bool("tls", f.TLS.CertFile != ""), zap.String("version", version()))
+	errc := make(chan error, 1)
+	go func() {
+		if f.TLS.CertFile != "" {
+			errc <- srv.ServeTLS(ln, f.TLS.CertFile, f.TLS.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return ctx.Err()
+}
+
+// serverLog sends net/http's own complaints (TLS handshakes, bad
+// requests) to zap at debug level: they are noise under load.
+type serverLog struct{ l *zap.Logger }
+
+func (s serverLog) Write(b []byte) (int, error) {
+	s.l.Debug(strings.TrimSpace(string(b)))
+	return len(b), nil
+}

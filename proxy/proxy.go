@@ -1,0 +1,348 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"gatehouse/provision"
+	"gatehouse/session"
+)
+
+// Options are the dependencies of a Proxy.
+type Options struct {
+	Logger   *zap.Logger
+	Sessions *session.Manager
+	Store    provision.Store
+	Pages    *Pages
+	// IdPs holds the JIT policy of each IdP, by configured name.
+	IdPs map[string]IdPPolicy
+	// Mount adds handlers under the reserved prefix, by path relative to
+	// it; a path ending in "/" serves its whole subtree.
+	Mount map[string]http.Handler
+	// Transport reaches the upstream; default: a pooled transport tuned
+	// for one upstream host.
+	Transport http.RoundTripper
+	Now       func() time.Time
+}
+
+// Proxy is gatehouse's http.Handler.
+type Proxy struct {
+	cfg      Config
+	log      *zap.Logger
+	audit    *zap.Logger
+	sessions *session.Manager
+	store    provision.Store
+	pages    *Pages
+	idps     map[string]IdPPolicy
+	now      func() time.Time
+	rp       *httputil.ReverseProxy
+	routes   map[string]http.Handler // exact paths
+	subtrees []subtree
+	strip    stripper
+	cookies  []string
+	headers  headerSet
+	users    *userCache
+	public   []string
+}
+
+type subtree struct {
+	prefix string
+	h      http.Handler
+}
+
+// loginCookiePrefix names the short-lived cookies that bind a login's
+// state to the browser; like the session cookie, never sent upstream.
+const loginCookiePrefix = "gatehouse_login_"
+
+// New builds the proxy.
+func New(cfg Config, opts Options) (*Proxy, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil || opts.Sessions == nil || opts.Store == nil || opts.Pages == nil {
+		return nil, errors.New("proxy: Logger, Sessions, Store and Pages are required")
+	}
+	target, _ := url.Parse(cfg.Upstream)
+	p := &Proxy{
+		cfg: cfg, log: opts.Logger, audit: opts.Logger.Named("audit"), sessions: opts.Sessions, store: opts.Store,
+		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
+		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths,
+		cookies: []string{opts.Sessions.CookieName()},
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.strip = newStripper(p.headers.names(), cfg.Headers.StripPrefix)
+
+	transport := opts.Transport
+	if transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 512
+		t.MaxIdleConnsPerHost = 256
+		t.IdleConnTimeout = 90 * time.Second
+		transport = t
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			if cfg.PreserveHost {
+				pr.Out.Host = pr.In.Host
+			}
+			p.prepare(pr.Out.Header, identityFrom(pr.In.Context()))
+		},
+		Transport:    transport,
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     log.New(zapWriter{p.log.Named("reverseproxy")}, "", 0),
+	}
+
+	pre := cfg.Prefix
+	p.routes[pre+PathMetadata] = http.HandlerFunc(opts.Sessions.ServeMetadata)
+	p.routes[pre+PathACS] = opts.Sessions.ACS(p.login)
+	p.routes[pre+PathLogin] = http.HandlerFunc(opts.Sessions.ServeLogin)
+	p.routes[pre+PathLogout] = http.HandlerFunc(opts.Sessions.ServeLogout)
+	p.routes[pre+PathHealthz] = http.HandlerFunc(p.healthz)
+	p.routes[pre+PathReadyz] = http.HandlerFunc(p.readyz)
+	for rel, h := range opts.Mount {
+		if strings.HasSuffix(rel, "/") {
+			p.subtrees = append(p.subtrees, subtree{pre + rel, h})
+		} else {
+			p.routes[pre+rel] = h
+		}
+	}
+	return p, nil
+}
+
+// prepare applies the header rules to an outbound request: strip every
+// spelling of every identity header and gatehouse's cookies, then set the
+// headers of the authenticated user, if any.
+func (p *Proxy) prepare(h http.Header, id *identity) {
+	p.strip.strip(h)
+	stripCookies(h, p.cookies, []string{loginCookiePrefix})
+	if id != nil {
+		id.set(h)
+	}
+}
+
+type ctxKey struct{}
+
+func identityFrom(ctx context.Context) *identity {
+	id, _ := ctx.Value(ctxKey{}).(*identity)
+	return id
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if reserved(r.URL.Path, p.cfg.Prefix) {
+		p.serveReserved(w, r)
+		return
+	}
+	if p.isPublic(r.URL.Path) {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	s, ok := p.sessions.Load(r)
+	if !ok {
+		p.unauthenticated(w, r)
+		return
+	}
+	id, err := p.identity(r.Context(), s.UserID)
+	switch {
+	case errors.Is(err, provision.ErrNotFound):
+		// The user was deleted, or an unprovisioned session outlived this
+		// process: start over.
+		p.unauthenticated(w, r)
+		return
+	case err != nil:
+		p.pages.Problem(w, r, session.Failure{Page: session.Unavailable, Reason: "store", Err: err})
+		return
+	case !id.active:
+		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "inactive",
+			Err: fmt.Errorf("user %s is deactivated", id.userID)})
+		return
+	}
+	p.sessions.Touch(w, s)
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+}
+
+// identity returns the user's cached identity, reading the store when the
+// entry is missing or older than the TTL. If the store fails, a stale
+// entry is served (and retried a few seconds later) rather than failing
+// every request of every signed-in user.
+func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) {
+	now := p.now()
+	e := p.users.get(userID)
+	if e != nil && (e.ephemeral || now.Sub(e.fetched) < p.cfg.UserCacheTTL) {
+		return e, nil
+	}
+	if e == nil && strings.HasPrefix(userID, ephemeralPrefix) {
+		return nil, provision.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.JITTimeout)
+	defer cancel()
+	u, err := p.store.User(ctx, userID)
+	switch {
+	case err == nil:
+		fresh := p.identityOf(u, now)
+		p.users.put(fresh)
+		return fresh, nil
+	case errors.Is(err, provision.ErrNotFound):
+		p.users.drop(userID)
+		return nil, err
+	case e != nil:
+		p.log.Warn("user store unavailable; serving cached identity", zap.String("user_id", userID), zap.Error(err))
+		retry := *e
+		retry.fetched = now.Add(-p.cfg.UserCacheTTL + 5*time.Second)
+		p.users.put(&retry)
+		return &retry, nil
+	default:
+		return nil, fmt.Errorf("read user: %w", err)
+	}
+}
+
+func (p *Proxy) identityOf(u provision.User, now time.Time) *identity {
+	return &identity{userID: u.ID, active: u.Active, headers: p.headers.build(u), fetched: now}
+}
+
+func (p *Proxy) unauthenticated(w http.ResponseWriter, r *http.Request) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsHTML(r) {
+		p.sessions.StartLogin(w, r, "", r.URL.RequestURI())
+		return
+	}
+	p.pages.unauthorized(w, r)
+}
+
+func (p *Proxy) serveReserved(w http.ResponseWriter, r *http.Request) {
+	if h, ok := p.routes[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	for _, st := range p.subtrees {
+		if strings.HasPrefix(r.URL.Path, st.prefix) {
+			st.h.ServeHTTP(w, r)
+			return
+		}
+	}
+	p.pages.notFound(w, r)
+}
+
+// reserved reports whether a request path falls under the reserved prefix
+// as any server behind gatehouse might read it: case-insensitively, with
+// "\" as "/", without ";" segment parameters, and after resolving dot
+// segments. Such paths are answered by gatehouse and never proxied.
+func reserved(p, prefix string) bool {
+	if strings.HasPrefix(p, prefix) {
+		return true
+	}
+	n := normalizePath(p)
+	pre := strings.ToLower(prefix)
+	return strings.HasPrefix(n, pre) || n == strings.TrimSuffix(pre, "/")
+}
+
+// normalizePath is the loosest reading of a path that upstream servers
+// apply; see reserved.
+func normalizePath(p string) string {
+	p = strings.ToLower(strings.ReplaceAll(p, `\`, "/"))
+	if strings.Contains(p, ";") {
+		segs := strings.Split(p, "/")
+		for i, s := range segs {
+			if j := strings.IndexByte(s, ';'); j >= 0 {
+				segs[i] = s[:j]
+			}
+		}
+		p = strings.Join(segs, "/")
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// isPublic reports whether the path is under a public path both as sent
+// and as normalised, so that dot segments cannot smuggle a private path
+// through a public prefix.
+func (p *Proxy) isPublic(raw string) bool {
+	if len(p.public) == 0 {
+		return false
+	}
+	n := normalizePath(raw)
+	for _, pub := range p.public {
+		if underPath(raw, pub) && underPath(n, strings.ToLower(pub)) {
+			return true
+		}
+	}
+	return false
+}
+
+func underPath(p, pub string) bool {
+	if strings.HasSuffix(pub, "/") {
+		return strings.HasPrefix(p, pub)
+	}
+	return p == pub || strings.HasPrefix(p, pub+"/")
+}
+
+func (p *Proxy) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := p.store.Ping(ctx); err != nil {
+		problems = append(problems, "store: unreachable")
+		p.log.Warn("readiness: store unreachable", zap.Error(err))
+	}
+	if err := p.sessions.Ready(); err != nil {
+		problems = append(problems, "saml: "+err.Error())
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(strings.Join(problems, "\n") + "\n"))
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody is left to answer.
+		p.log.Debug("client cancelled request", zap.String("path", r.URL.Path))
+		return
+	}
+	p.pages.badGateway(w, r, err)
+}
+
+// bufferPool lends ReverseProxy 32 KiB copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// zapWriter sends the standard logger's lines (ReverseProxy's own
+// complaints) to zap.
+type zapWriter struct{ l *zap.Logger }
+
+func (z zapWriter) Write(b []byte) (int, error) {
+	z.l.Warn(strings.TrimSpace(string(b)))
+	return len(b), nil
+}

@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/provision"
+)
+
+// identity is what the request path needs of a user: whether they may
+// pass, and the identity headers, built once per cache fill.
+type identity struct {
+	userID  string
+	active  bool
+	headers []header
+	fetched time.Time
+	// ephemeral entries come from a login that continued without the
+	// store; they live as long as the session and are never re-read.
+	ephemeral bool
+}
+
+type header struct{ name, value string }
+
+// headerSet turns a user record into identity headers.
+type headerSet struct {
+	user, email, groups, preferred string
+	extra                          []header // name → field
+	sep                            string
+}
+
+func newHeaderSet(h HeaderConfig) headerSet {
+	hs := headerSet{
+		user: textproto.CanonicalMIMEHeaderKey(h.User), email: textproto.CanonicalMIMEHeaderKey(h.Email),
+		groups: textproto.CanonicalMIMEHeaderKey(h.Groups), preferred: textproto.CanonicalMIMEHeaderKey(h.PreferredUsername),
+		sep: h.GroupSeparator,
+	}
+	for name, field := range h.Extra {
+		hs.extra = append(hs.extra, header{textproto.CanonicalMIMEHeaderKey(name), field})
+	}
+	return hs
+}
+
+// names lists every configured identity header, for stripping.
+func (hs headerSet) names() []string {
+	n := []string{hs.user, hs.email, hs.groups, hs.preferred}
+	for _, e := range hs.extra {
+		n = append(n, e.name)
+	}
+	return n
+}
+
+// build returns the headers for u. A value that cannot travel in a header
+// is left out rather than altered, and so is a group whose name contains
+// the separator: joined, it would read as two groups.
+func (hs headerSet) build(u provision.User) []header {
+	out := make([]header, 0, 4+len(hs.extra))
+	add := func(name, v string) {
+		if v != "" && httpguts.ValidHeaderFieldValue(v) {
+			out = append(out, header{name, v})
+		}
+	}
+	add(hs.user, u.UserName)
+	add(hs.email, u.Email)
+	preferred := u.DisplayName
+	if preferred == "" {
+		preferred = u.UserName
+	}
+	add(hs.preferred, preferred)
+	groups := make([]string, 0, len(u.Groups))
+	for _, g := range u.Groups {
+		if !strings.Contains(g, hs.sep) {
+			groups = append(groups, g)
+		}
+	}
+	add(hs.groups, strings.Join(groups, hs.sep))
+	for _, e := range hs.extra {
+		add(e.name, fieldValue(u, e.value))
+	}
+	return out
+}
+
+func fieldValue(u provision.User, field string) string {
+	switch field {
+	case "id":
+		return u.ID
+	case provision.FieldUserName:
+		return u.UserName
+	case provision.FieldEmail:
+		return u.Email
+	case provision.FieldDisplayName:
+		return u.DisplayName
+	case provision.FieldGivenName:
+		return u.GivenName
+	case provision.FieldFamilyName:
+		return u.FamilyName
+	}
+	return u.Extra[field]
+}
+
+// set writes the identity headers into h.
+func (id *identity) set(h http.Header) {
+	for _, hd := range id.headers {
+		h[hd.name] = []string{hd.value}
+	}
+}
+
+// userCache keeps identities in memory so that the steady-state request
+// does not touch the store. It is bounded; when full, an arbitrary entry
+// makes room (map iteration order is random).
+type userCache struct {
+	mu  sync.RWMutex
+	m   map[string]*identity
+	max int
+}
+
+func newUserCache(max int) *userCache {
+	return &userCache{m: make(map[string]*identity), max: max}
+}
+
+func (c *userCache) get(id string) *identity {
+	c.mu.RLock()
+	e := c.m[id]
+	c.mu.RUnlock()
+	return e
+}
+
+func (c *userCache) put(e *identity) {
+	c.mu.Lock()
+	if _, ok := c.m[e.userID]; !ok && len(c.m) >= c.max {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[e.userID] = e
+	c.mu.Unlock()
+}
+
+func (c *userCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}

@@ -96,7 +96,7 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	// The identity provider.
 	u, _ := url.Parse(idpURL)
 	idp, err := samlidp.New(samlidp.Options{URL: *u, Key: idpKey, Certificate: idpCert, Store: &samlidp.MemoryStore{},
-		Logger: log.New(serverLog{logger.Named("demo-idp")}, "", 0)})
+		Logger: log.New(serverLog{logger.Named("demo-idp")}, "", 0), LoginFormTemplate: idpLoginForm})
 	if err != nil {
 		return fmt.Errorf("demo idp: %w", err)
 	}
@@ -227,6 +227,28 @@ type userEditor struct {
 	idp    *samlidp.Server
 	origin string
 }
+
+// idpLoginForm posts the credentials back to the SSO endpoint with the
+// pending request (samlidp's default form posts to an endpoint that only
+// answers with JSON).
+var idpLoginForm = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Demo IdP sign-in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:15px/1.5 system-ui,sans-serif;background:#f4f6fa;color:#1d2433;display:grid;place-items:center;min-height:90vh;margin:0}
+form{background:#fff;border:1px solid #d5dae3;border-radius:10px;padding:1.6rem 2rem;width:18rem}
+input{display:block;width:100%;box-sizing:border-box;font:inherit;margin:.3rem 0 .9rem;padding:.4rem;border:1px solid #b9c0cc;border-radius:4px}
+button{font:inherit;width:100%;padding:.5rem;border:0;border-radius:4px;background:#2952cc;color:#fff;cursor:pointer}
+.toast{color:#b3261e}
+</style></head><body>
+<form method="post" action="/sso"><h1>Demo IdP</h1>
+{{if .Toast}}<p class="toast">{{.Toast}}</p>{{end}}
+<label>User <input name="user" autocomplete="username" autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password"></label>
+<input type="hidden" name="SAMLRequest" value="{{.SAMLRequest}}">
+<input type="hidden" name="RelayState" value="{{.RelayState}}">
+<button>Sign in</button></form>
+</body></html>`))
 
 var editorPage = template.Must(template.New("users").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Demo IdP users</title>

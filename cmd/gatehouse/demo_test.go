@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+	_ "modernc.org/sqlite"
+)
+
+// syncBuffer collects a goroutine's output for the test to read.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoLoginWithRealIdP runs `gatehouse demo` in-process and signs in
+// through crewjam's samlidp the way a browser does: follow redirects, fill
+// in the IdP's login form, post the auto-submitted response. It checks the
+// upstream sees alice's headers, the record lands in SQLite, and a change at
+// the IdP reaches the record on the next login.
+func TestDemoLoginWithRealIdP(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, logs syncBuffer
+	var port int
+	done := make(chan error, 1)
+	for attempt := 0; ; attempt++ {
+		port = 20000 + rand.IntN(40000)
+		go func() { done <- demoCommand(ctx, dir, port, &out, &logs) }()
+		if waitFor(t, func() bool { return strings.Contains(out.String(), "demo is running") }, done) {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("demo did not start: %s", logs.String())
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	pw := regexp.MustCompile(`alice / (\S+)`).FindStringSubmatch(out.String())
+	if pw == nil {
+		t.Fatalf("no password in banner:\n%s", out.String())
+	}
+	base := fmt.Sprintf("http://localhost:%d", port)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+
+	page := demoLogin(t, client, base, "alice", pw[1])
+	for _, want := range []string{"Hello, alice", "alice@example.com", "Alice Archer", "X-Forwarded-Groups", "admins,staff"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("upstream page lacks %q:\n%s", want, page)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+dir+"/gatehouse.db?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var email, display string
+	var version int
+	if err := db.QueryRow(`SELECT email, display_name, version FROM users WHERE user_name = 'alice'`).Scan(&email, &display, &version); err != nil {
+		t.Fatalf("alice not in the store: %v", err)
+	}
+	if email != "alice@example.com" || display != "Alice Archer" {
+		t.Errorf("stored alice = %q %q", email, display)
+	}
+
+	// Change alice at the IdP, sign out, sign in again.
+	resp, err := client.PostForm(fmt.Sprintf("http://localhost:%d/demo/users", port+1), url.Values{
+		"name": {"alice"}, "email": {"alice.archer@example.com"}, "common_name": {"Alice Archer"},
+		"given_name": {"Alice"}, "surname": {"Archer"}, "groups": {"staff"}})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("edit alice: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	resp, err = client.Get(base + "/.gatehouse/logout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	page = demoLogin(t, client, base, "alice", pw[1])
+	if !strings.Contains(page, "alice.archer@example.com") || strings.Contains(page, "admins") {
+		t.Errorf("upstream page after change:\n%s", page)
+	}
+	var version2 int
+	if err := db.QueryRow(`SELECT email, version FROM users WHERE user_name = 'alice'`).Scan(&email, &version2); err != nil {
+		t.Fatal(err)
+	}
+	if email != "alice.archer@example.com" || version2 != version+1 {
+		t.Errorf("after change: email %q version %d (was %d)", email, version2, version)
+	}
+	var groups int
+	db.QueryRow(`SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.user_name = 'alice'`).Scan(&groups)
+	if groups != 1 {
+		t.Errorf("alice has %d memberships, want 1 (staff)", groups)
+	}
+}
+
+// waitFor polls cond until it holds (true) or the demo exits (false).
+func waitFor(t *testing.T, cond func() bool, done chan error) bool {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Logf("demo exited: %v", err)
+			return false
+		default:
+		}
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("demo did not start in time")
+	return false
+}
+
+// demoLogin walks the browser flow and returns the upstream page.
+func demoLogin(t *testing.T, client *http.Client, base, user, password string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	body, final := fetch(t, client, req)
+	if strings.Contains(body, "Hello, ") {
+		return body // still signed in
+	}
+	action, fields := parseForm(t, body, final)
+	fields.Set("user", user)
+	fields.Set("password", password)
+	body, final = post(t, client, action, fields)
+	action, fields = parseForm(t, body, final)
+	if fields.Get("SAMLResponse") == "" {
+		t.Fatalf("IdP did not answer with a SAML response:\n%s", body)
+	}
+	body, _ = post(t, client, action, fields)
+	return body
+}
+
+func post(t *testing.T, client *http.Client, action string, fields url.Values) (string, *url.URL) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, action, strings.NewReader(fields.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	return fetch(t, client, req)
+}
+
+func fetch(t *testing.T, client *http.Client, req *http.Request) (string, *url.URL) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %d\n%s", req.Method, resp.Request.URL, resp.StatusCode, b)
+	}
+	return string(b), resp.Request.URL
+}
+
+// parseForm returns the first form's absolute action and its inputs.
+func parseForm(t *testing.T, body string, at *url.URL) (string, url.Values) {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action string
+	fields := url.Values{}
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			attr := map[string]string{}
+			for _, a := range n.Attr {
+				attr[a.Key] = a.Val
+			}
+			switch n.Data {
+			case "form":
+				if action == "" {
+					action = attr["action"]
+				}
+			case "input":
+				if attr["name"] != "" {
+					fields.Set(attr["name"], attr["value"])
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if action == "" {
+		t.Fatalf("no form in page:\n%s", body)
+	}
+	u, err := at.Parse(action)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.String(), fields
+}

@@ -1,0 +1,363 @@
+package test
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	"github.com/jonboulle/clockwork"
+	dsig "github.com/russellhaering/goxmldsig"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"gatehouse/provision"
+	"gatehouse/provision/sqldir"
+	"gatehouse/proxy"
+	"gatehouse/session"
+)
+
+// t0 is the fixed time every harness starts at; golden responses were
+// issued at it.
+var t0 = time.Date(2027, 1, 1, 10, 0, 0, 0, time.UTC)
+
+// goldenBase is the SP origin the golden responses were issued for.
+const goldenBase = "https://sp.example.test"
+
+// options vary a harness.
+type options struct {
+	base                 string // SP origin; "" starts an HTTP server and uses its URL
+	allowIdPInitiated    bool
+	continueOnStoreError bool
+	publicPaths          []string
+	mapping              *provision.Mapping
+	store                provision.Store // default: SQLite in a temp dir
+}
+
+// harness is gatehouse wired as `serve` wires it, on a fake clock, in
+// front of a recording upstream.
+type harness struct {
+	t        testing.TB
+	clock    *clockwork.FakeClock
+	base     string
+	dbPath   string
+	store    provision.Store
+	sqlite   *sqldir.Store
+	sessions *session.Manager
+	states   *session.MemoryStates
+	proxy    *proxy.Proxy
+	server   *httptest.Server // nil when base was given
+	upstream *recorder
+	idp      signer
+	logs     *observer.ObservedLogs
+	seq      int
+}
+
+// recorder is the upstream: it remembers every request it gets.
+type recorder struct {
+	mu       sync.Mutex
+	requests []*http.Request
+	server   *httptest.Server
+	handler  http.HandlerFunc // optional override
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	r.requests = append(r.requests, req.Clone(context.Background()))
+	h := r.handler
+	r.mu.Unlock()
+	if h != nil {
+		h(w, req)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "upstream %s %s user=%s", req.Method, req.URL.Path, req.Header.Get("X-Forwarded-User"))
+}
+
+func (r *recorder) all() []*http.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*http.Request(nil), r.requests...)
+}
+
+func (r *recorder) last(t testing.TB) *http.Request {
+	t.Helper()
+	all := r.all()
+	if len(all) == 0 {
+		t.Fatal("upstream got no request")
+	}
+	return all[len(all)-1]
+}
+
+func defaultMapping() provision.Mapping {
+	return provision.Mapping{UserName: attrUID, Email: attrMail, DisplayName: attrDisplayName, GivenName: attrGivenName,
+		FamilyName: attrSurname, Groups: attrGroups, Extra: map[string]string{"employee_id": attrEmployeeID}}
+}
+
+func newHarness(t testing.TB, o options) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: clockwork.NewFakeClockAt(t0), idp: loadSigner(t, "idp"), upstream: &recorder{}}
+	saml.TimeNow = h.clock.Now
+	saml.Clock = dsig.NewFakeClock(h.clock)
+	t.Cleanup(func() { saml.TimeNow = func() time.Time { return time.Now().UTC() }; saml.Clock = nil })
+
+	h.upstream.server = httptest.NewServer(h.upstream)
+	t.Cleanup(h.upstream.server.Close)
+
+	dir := t.TempDir()
+	h.store = o.store
+	if h.store == nil {
+		h.dbPath = filepath.Join(dir, "gatehouse.db")
+		st, err := sqldir.Open(context.Background(), sqldir.Config{Path: h.dbPath}, sqldir.WithClock(h.clock.Now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.sqlite, h.store = st, st
+		t.Cleanup(func() { st.Close() })
+	}
+
+	h.base = o.base
+	if h.base == "" {
+		h.server = httptest.NewUnstartedServer(nil)
+		h.server.Start()
+		t.Cleanup(h.server.Close)
+		h.base = h.server.URL
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	h.logs = logs
+	logger := zap.New(core)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, e := range logs.All() {
+				t.Logf("log: %s %s %s %v", e.Level, e.LoggerName, e.Message, e.ContextMap())
+			}
+		}
+	})
+
+	mapping := defaultMapping()
+	if o.mapping != nil {
+		mapping = *o.mapping
+	}
+	h.states = session.NewMemoryStates(1000, h.clock.Now)
+	pcfg := proxy.Config{Upstream: h.upstream.server.URL, PublicPaths: o.publicPaths}.WithDefaults()
+	scfg := session.Config{
+		BaseURL: h.base,
+		Cookie:  session.CookieConfig{Insecure: strings.HasPrefix(h.base, "http:")},
+		IdPs: []session.IdP{{Name: "corp", EntityID: idpEntityID, MetadataFile: writeMetadata(t, dir, idpEntityID, h.idp),
+			AllowIdPInitiated: o.allowIdPInitiated}},
+		Endpoints: proxy.Endpoints(pcfg.Prefix),
+	}
+	scfg.Cookie.SetKeys([][]byte{bytes.Repeat([]byte{7}, session.KeyLen)})
+	pages := proxy.NewPages(logger.Named("pages"))
+	var err error
+	h.sessions, err = session.New(context.Background(), scfg, session.Options{Logger: logger.Named("saml"), Now: h.clock.Now,
+		States: h.states, Pages: pages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.proxy, err = proxy.New(pcfg, proxy.Options{Logger: logger.Named("proxy"), Sessions: h.sessions, Store: h.store, Pages: pages,
+		Now: h.clock.Now, IdPs: map[string]proxy.IdPPolicy{"corp": {EntityID: idpEntityID, Mapping: mapping, ContinueOnStoreError: o.continueOnStoreError}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.server != nil {
+		h.server.Config.Handler = h.proxy
+	}
+	return h
+}
+
+func (h *harness) acsURL() string      { return h.base + proxy.DefaultPrefix + proxy.PathACS }
+func (h *harness) metadataURL() string { return h.base + proxy.DefaultPrefix + proxy.PathMetadata }
+
+// person is a user as the IdP asserts them.
+type person struct {
+	nameID, uid, mail, display, given, family, employeeID string
+	groups                                                []string
+}
+
+var alice = person{nameID: "a7f3c9e1-0001", uid: "alice", mail: "alice@example.com", display: "Alice Archer",
+	given: "Alice", family: "Archer", employeeID: "E1001", groups: []string{"staff", "admins"}}
+
+func (p person) attrs() []attr {
+	var out []attr
+	add := func(name string, vals ...string) {
+		if len(vals) > 0 && vals[0] != "" {
+			out = append(out, attr{name, vals})
+		}
+	}
+	add(attrUID, p.uid)
+	add(attrMail, p.mail)
+	add(attrDisplayName, p.display)
+	add(attrGivenName, p.given)
+	add(attrSurname, p.family)
+	add(attrEmployeeID, p.employeeID)
+	add(attrGroups, p.groups...)
+	return out
+}
+
+// spec returns a valid response spec for p answering requestID.
+func (h *harness) spec(p person, requestID string) spec {
+	h.seq++
+	return spec{now: h.clock.Now(), issuer: idpEntityID, inResponseTo: requestID, destination: h.acsURL(), recipient: h.acsURL(),
+		audience: h.metadataURL(), nameID: p.nameID, nameIDFormat: fmtPersist, attrs: p.attrs(),
+		responseID: fmt.Sprintf("_resp%04d", h.seq), assertionID: fmt.Sprintf("_assert%04d", h.seq), sessionIndex: fmt.Sprintf("_sess%04d", h.seq)}
+}
+
+// signedResponse builds the usual shape: signed assertion in an unsigned
+// response.
+func (h *harness) signedResponse(s spec) []byte {
+	resp, a := respond(s)
+	return serialize(assemble(resp, sign(h.t, a, h.idp)))
+}
+
+// browser is an HTTP client with a cookie jar that stops at redirects to
+// the IdP, as a test cannot follow them.
+func (h *harness) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if !strings.HasPrefix(req.URL.String(), h.base) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+}
+
+// startLogin requests path as a browser and returns the AuthnRequest ID
+// and the RelayState from the redirect to the IdP.
+func (h *harness) startLogin(c *http.Client, path string) (requestID, relay string) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.base+path, nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	resp, err := c.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), idpSSO) {
+		h.t.Fatalf("GET %s: want a redirect to the IdP, got %d %q", path, resp.StatusCode, loc)
+	}
+	raw, err := base64.StdEncoding.DecodeString(loc.Query().Get("SAMLRequest"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	xmlReq, err := io.ReadAll(flate.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(xmlReq); err != nil {
+		h.t.Fatal(err)
+	}
+	return doc.Root().SelectAttrValue("ID", ""), loc.Query().Get("RelayState")
+}
+
+// post sends a SAML response to the ACS and returns the final response
+// after redirects.
+func (h *harness) post(c *http.Client, doc []byte, relay string) *http.Response {
+	h.t.Helper()
+	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}}
+	if relay != "" {
+		form.Set("RelayState", relay)
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.acsURL(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	resp, err := c.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp
+}
+
+// login runs a whole SP-initiated login of p, starting at path, with
+// optional changes to the response, and returns the final response.
+func (h *harness) login(c *http.Client, path string, p person, change ...func(*spec)) *http.Response {
+	h.t.Helper()
+	id, relay := h.startLogin(c, path)
+	s := h.spec(p, id)
+	for _, f := range change {
+		f(&s)
+	}
+	return h.post(c, h.signedResponse(s), relay)
+}
+
+// get performs a browser GET with extra headers and returns status and body.
+func (h *harness) get(c *http.Client, path string, header http.Header) (int, string) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.base+path, nil)
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func readAll(t testing.TB, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// db opens the SQLite file read-only, for assertions on what was written.
+func (h *harness) db() *sql.DB {
+	h.t.Helper()
+	db, err := sql.Open("sqlite", "file:"+h.dbPath+"?mode=ro")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func (h *harness) count(query string, args ...any) int {
+	h.t.Helper()
+	var n int
+	if err := h.db().QueryRow(query, args...).Scan(&n); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// dataVersion is SQLite's change counter as seen by a separate connection:
+// it moves whenever another connection commits a write.
+func dataVersion(t testing.TB, db *sql.DB) int64 {
+	t.Helper()
+	var v int64
+	if err := db.QueryRow(`PRAGMA data_version`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// auditEvents returns the logged login events.
+func (h *harness) auditEvents() []map[string]any {
+	var out []map[string]any
+	for _, e := range h.logs.FilterLoggerName("proxy.audit").All() {
+		out = append(out, e.ContextMap())
+	}
+	return out
+}

@@ -88,8 +88,12 @@ func precheck(doc []byte) (shape, error) {
 	if a.Parent() != root || a.NamespaceURI() != nsAssertion {
 		return sh, errors.New("the assertion is not a SAML assertion child of the response")
 	}
-	if ri := childrenNS(root, nsAssertion, "Issuer"); len(ri) == 1 {
-		sh.issuer = ri[0].Text()
+	// SAML lets an unsigned Response omit its Issuer; every IdP we know
+	// sends it, and requiring it closes the nil-Issuer panics of
+	// crewjam/saml up to v0.5.1.
+	ri := childrenNS(root, nsAssertion, "Issuer")
+	if len(ri) != 1 || ri[0].Text() == "" {
+		return sh, errors.New("response must have exactly one Issuer")
 	}
 	if a.Tag == "EncryptedAssertion" {
 		return sh, errors.New("encrypted assertions are not supported yet")
@@ -98,7 +102,9 @@ func precheck(doc []byte) (shape, error) {
 	if len(issuers) != 1 || issuers[0].Text() == "" {
 		return sh, errors.New("assertion must have exactly one Issuer")
 	}
-	sh.issuer = issuers[0].Text()
+	if sh.issuer = issuers[0].Text(); sh.issuer != ri[0].Text() {
+		return sh, errors.New("response and assertion issuers differ")
+	}
 	subjects := childrenNS(a, nsAssertion, "Subject")
 	if len(subjects) != 1 {
 		return sh, errors.New("assertion must have exactly one Subject")

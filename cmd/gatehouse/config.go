@@ -144,6 +144,10 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 			errs = append(errs, fmt.Errorf("%s: not base64", key))
 			return
 		}
+		if len(k) != session.KeyLen {
+			errs = append(errs, fmt.Errorf("%s: decodes to %d bytes, want %d", key, len(k), session.KeyLen))
+			return
+		}
 		keys = append(keys, k)
 	}
 	for i, v := range f.Session.Cookie.Keys {

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const idpMeta = `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.test">
+<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.test/sso"/>
+</md:IDPSSODescriptor></md:EntityDescriptor>`
+
+// writeConfig writes a config (and an IdP metadata file beside it) and
+// returns its path. $DIR in the text is the directory.
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "idp.xml"), []byte(idpMeta), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(text, "$DIR", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodConfig = `version: 1
+base_url: https://app.example.test
+upstream: http://127.0.0.1:9000
+cookie:
+  keys: ["${TEST_GATEHOUSE_KEY}"]
+idps:
+  - name: corp
+    entity_id: https://idp.example.test
+    metadata_file: $DIR/idp.xml
+    mapping:
+      user_name: uid
+      groups: memberOf
+store:
+  sqlite:
+    path: $DIR/gatehouse.db
+`
+
+func check(t *testing.T, path string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"check", "--config", path}, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckAcceptsGoodConfig(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	code, out, errOut := check(t, writeConfig(t, goodConfig))
+	if code != 0 || !strings.Contains(out, ": ok") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestCheckReportsEveryProblem: one run lists each problem on its own
+// line with its key path, and exits 1.
+func TestCheckReportsEveryProblem(t *testing.T) {
+	bad := `version: 1
+base_url: app.example.test
+upstream: ftp://x
+clock_skew: 10m
+cookie:
+  keys: ["${TEST_GATEHOUSE_MISSING}", "c2hvcnQ="]
+headers:
+  user: "Bad Header"
+public_paths: ["relative"]
+log:
+  format: xml
+idps:
+  - name: corp
+    entity_id: https://idp.example.test
+    metadata_url: http://not-https.example
+    mapping:
+      extra:
+        Bad: attr
+  - name: corp
+    entity_id: https://idp.example.test
+    metadata_file: $DIR/missing.xml
+store: {}
+`
+	t.Setenv("TEST_GATEHOUSE_MISSING", "")
+	code, _, errOut := check(t, writeConfig(t, bad))
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	for _, key := range []string{
+		"base_url:", "upstream:", "clock_skew:", "cookie.keys[0]: environment variable TEST_GATEHOUSE_MISSING",
+		"cookie.keys[1]: decodes to 5 bytes", "headers.user:", "public_paths[0]:", "log.format:",
+		"idps[0].metadata_url:", "idps[0].mapping.extra.Bad:", "idps[1].name:", "idps[1].entity_id:",
+		"idps[1].metadata_file:", "store:",
+	} {
+		if !strings.Contains(errOut, key) {
+			t.Errorf("no problem reported at %q in:\n%s", key, errOut)
+		}
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	for name, text := range map[string]string{
+		"unknown key":        "version: 1\nupstrem: http://x\n",
+		"unknown nested key": "version: 1\ncookie:\n  secure: true\n",
+		"wrong version":      "version: 2\n",
+		"no version":         "upstream: http://x\n",
+		"two documents":      "version: 1\n---\nversion: 1\n",
+		"empty":              "",
+		"wrong type":         "version: 1\nlisten: [1, 2]\n",
+		"bad duration":       "version: 1\nclock_skew: soon\n",
+	} {
+		if _, err := decodeConfig(strings.NewReader(text)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	f, err := decodeConfig(strings.NewReader("version: 1\nclock_skew: 45s\nuser_cache_ttl: 2m\n"))
+	if err != nil || f.Session.ClockSkew.String() != "45s" || f.Proxy.UserCacheTTL.String() != "2m0s" {
+		t.Errorf("durations: %v %+v", err, f)
+	}
+}
+
+// FuzzDecodeConfig: any bytes either decode or fail cleanly, and a decoded
+// config can be checked without panicking.
+func FuzzDecodeConfig(f *testing.F) {
+	f.Add([]byte(goodConfig))
+	f.Add([]byte("version: 1\nidps: [{name: a, mapping: {extra: {x: y}}}]\n"))
+	f.Add([]byte("version: 1\n&a [*a]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := decodeConfig(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		cfg.prepare(func(string) string { return "" })
+	})
+}

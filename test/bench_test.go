@@ -1,0 +1,240 @@
+package test
+
+import (
+	"context"
+	"io"
+	"log"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gatehouse/session"
+)
+
+// The benchmarks measure gatehouse against a baseline in the same run, as
+// ratios, because the machines are shared and noisy. `make bench` runs
+// them once each (-benchtime 1x); each does its own timed rounds.
+
+// wrkResult is one wrk run.
+type wrkResult struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+var (
+	wrkRPS = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	wrkPct = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+	wrkErr = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+func runWrk(b *testing.B, target, cookie string, d time.Duration) wrkResult {
+	b.Helper()
+	out, err := exec.Command("wrk", "-t2", "-c64", "-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "-H", "Cookie: "+cookie,
+		"-H", "X-Forwarded-User: spoofed", target).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk: %v\n%s", err, out)
+	}
+	s := string(out)
+	if m := wrkErr.FindStringSubmatch(s); m != nil {
+		b.Fatalf("wrk saw %s failed responses at %s:\n%s", m[1], target, s)
+	}
+	var r wrkResult
+	m := wrkRPS.FindStringSubmatch(s)
+	if m == nil {
+		b.Fatalf("no throughput in wrk output:\n%s", s)
+	}
+	r.rps, _ = strconv.ParseFloat(m[1], 64)
+	for _, pm := range wrkPct.FindAllStringSubmatch(s, -1) {
+		v, _ := strconv.ParseFloat(pm[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[pm[3]]
+		if pm[1] == "50" {
+			r.p50 = time.Duration(v * float64(unit))
+		} else {
+			r.p99 = time.Duration(v * float64(unit))
+		}
+	}
+	return r
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// BenchmarkAuthenticatedProxy: wrk drives authenticated GETs through
+// gatehouse and through a bare httputil.ReverseProxy to the same upstream,
+// in alternating rounds; it reports both and their ratio.
+func BenchmarkAuthenticatedProxy(b *testing.B) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Fatal("wrk is required: apt-get install wrk (make bench does this)")
+	}
+	h := newHarness(b, options{})
+	// The fake clock stays at t0, so the session cannot expire mid-run.
+	body := []byte(strings.Repeat("x", 1024))
+	h.upstream.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	}
+	h.upstream.discard = true
+
+	c := h.browser()
+	resp := h.login(c, "/", alice)
+	resp.Body.Close()
+	u, _ := url.Parse(h.base)
+	var cookies []string
+	for _, ck := range c.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	cookie := strings.Join(cookies, "; ")
+
+	target, _ := url.Parse(h.upstream.server.URL)
+	bare := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport:  tunedTransport(),
+		BufferPool: &benchPool{},
+		ErrorLog:   log.New(io.Discard, "", 0),
+	})
+	defer bare.Close()
+	for _, base := range []string{bare.URL, h.base} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/page", nil)
+		req.Header.Set("Cookie", cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := readAll(b, resp)
+		if resp.StatusCode != http.StatusOK || got != string(body) {
+			b.Fatalf("%s/page answers %d, not the upstream page", base, resp.StatusCode)
+		}
+	}
+
+	const rounds = 3
+	d := 5 * time.Second
+	var g, base []wrkResult
+	runWrk(b, h.base+"/warmup", cookie, time.Second)
+	runWrk(b, bare.URL+"/warmup", cookie, time.Second)
+	b.ResetTimer()
+	for range rounds {
+		base = append(base, runWrk(b, bare.URL+"/page", cookie, d))
+		g = append(g, runWrk(b, h.base+"/page", cookie, d))
+	}
+	b.StopTimer()
+	pick := func(rs []wrkResult, f func(wrkResult) float64) float64 {
+		var xs []float64
+		for _, r := range rs {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	rps := func(r wrkResult) float64 { return r.rps }
+	p50 := func(r wrkResult) float64 { return float64(r.p50.Microseconds()) }
+	p99 := func(r wrkResult) float64 { return float64(r.p99.Microseconds()) }
+	b.ReportMetric(pick(g, rps), "gatehouse-req/s")
+	b.ReportMetric(pick(base, rps), "bare-req/s")
+	b.ReportMetric(pick(g, rps)/pick(base, rps), "throughput-ratio")
+	b.ReportMetric(pick(g, p50), "gatehouse-p50-µs")
+	b.ReportMetric(pick(base, p50), "bare-p50-µs")
+	b.ReportMetric(pick(g, p99), "gatehouse-p99-µs")
+	b.ReportMetric(pick(base, p99), "bare-p99-µs")
+	for i := range g {
+		b.Logf("round %d: gatehouse %.0f req/s p50 %v p99 %v | bare %.0f req/s p50 %v p99 %v", i+1,
+			g[i].rps, g[i].p50, g[i].p99, base[i].rps, base[i].p50, base[i].p99)
+	}
+}
+
+// benchPool gives the baseline the same buffer reuse gatehouse has, so the
+// ratio measures gatehouse's own work (session, headers, identity cache).
+type benchPool struct{ p sync.Pool }
+
+func (bp *benchPool) Get() []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+func (bp *benchPool) Put(b []byte) { bp.p.Put(&b) }
+
+// tunedTransport matches the pool settings gatehouse uses upstream, so the
+// baseline is not handicapped by Go's default of two idle connections.
+func tunedTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 512, 256
+	return t
+}
+
+// BenchmarkUnchangedLogins: logins per second through the ACS for a user
+// whose attributes have not changed: structural checks, signature check,
+// replay cache, JIT read path (no write) and session issue. Responses are
+// signed beforehand, so only the SP's work is timed.
+func BenchmarkUnchangedLogins(b *testing.B) {
+	h := newHarness(b, options{base: goldenBase})
+	h.upstream.discard = true
+	const n = 2000
+	// Provision once.
+	first := goldenSpec(alice, "bench-first")
+	if rec := postBench(b, h, signedAssertion(b, first, h.idp), fmt.Sprintf("benchRelay%033d", n)); rec != http.StatusSeeOther {
+		b.Fatalf("first login: %d", rec)
+	}
+	docs := make([][]byte, n)
+	for i := range docs {
+		s := goldenSpec(alice, fmt.Sprintf("bench-%05d", i))
+		docs[i] = signedAssertion(b, s, h.idp)
+	}
+	relays := make([]string, n)
+	for i := range relays {
+		relays[i] = fmt.Sprintf("benchRelay%033d", i)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= n {
+					return
+				}
+				if code := postBench(b, h, docs[i], relays[i]); code != http.StatusSeeOther {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d logins failed", failed.Load())
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "logins/s")
+	b.ReportMetric(float64(elapsed.Microseconds())/n*4, "µs/login")
+}
+
+func postBench(b *testing.B, h *harness, doc []byte, relay string) int {
+	if err := h.states.Put(context.Background(), relay, session.LoginState{RequestID: goldenRequestID, IdP: "corp",
+		ReturnTo: "/", Expires: t0.Add(10 * time.Minute)}); err != nil {
+		b.Fatal(err)
+	}
+	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}, "RelayState": {relay}}
+	req := httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "gatehouse_login_" + relay[:10], Value: relay})
+	rec := httptest.NewRecorder()
+	h.proxy.ServeHTTP(rec, req)
+	return rec.Code
+}

@@ -2,10 +2,10 @@ package test
 
 import (
 	"context"
-	"io"
-	"log"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"

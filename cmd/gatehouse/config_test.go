@@ -139,3 +139,15 @@ func FuzzDecodeConfig(f *testing.F) {
 		cfg.prepare(func(string) string { return "" })
 	})
 }
+
+// TestExampleConfigIsValid keeps the annotated example in deploy/ honest.
+func TestExampleConfigIsValid(t *testing.T) {
+	f, err := loadConfig(filepath.Join("..", "..", "deploy", "gatehouse.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"GATEHOUSE_COOKIE_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
+	if err := f.prepare(func(k string) string { return env[k] }); err != nil {
+		t.Errorf("example config: %v", err)
+	}
+}

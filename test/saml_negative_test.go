@@ -58,6 +58,15 @@ func evilAssertion(id string) *etree.Element {
 	return a
 }
 
+// mallorySigned is a fixture of mallory's signed assertion with one change.
+func mallorySigned(id string, change func(*spec)) func(testing.TB, signer, signer) []byte {
+	return func(t testing.TB, idp, _ signer) []byte {
+		s := goldenSpec(mallory, id)
+		change(&s)
+		return signedAssertion(t, s, idp)
+	}
+}
+
 func child(el *etree.Element, tag string) *etree.Element { return el.SelectElement(tag) }
 
 // goldenCase is one negative SAML test: a fixture, how it is posted, and
@@ -166,41 +175,27 @@ var goldenCases = []goldenCase{
 		doc := signedAssertion(t, goldenSpec(alice, "comment"), idp)
 		return bytes.Replace(doc, []byte(">"+alice.nameID+"<"), []byte(">admin<!---->"+alice.nameID+"<"), 1)
 	}},
-	{name: "expired", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "expired")
+	{name: "expired", build: mallorySigned("expired", func(s *spec) {
 		s.now = t0.Add(-10 * time.Minute)
-		return signedAssertion(t, s, idp)
-	}},
-	{name: "not_yet_valid", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "future")
+	})},
+	{name: "not_yet_valid", build: mallorySigned("future", func(s *spec) {
 		s.now = t0.Add(10 * time.Minute)
-		return signedAssertion(t, s, idp)
-	}},
-	{name: "wrong_audience", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "audience")
+	})},
+	{name: "wrong_audience", build: mallorySigned("audience", func(s *spec) {
 		s.audience = "https://other-sp.example.test/metadata"
-		return signedAssertion(t, s, idp)
-	}},
-	{name: "wrong_destination", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "destination")
+	})},
+	{name: "wrong_destination", build: mallorySigned("destination", func(s *spec) {
 		s.destination = "https://other-sp.example.test/acs"
-		return signedAssertion(t, s, idp)
-	}},
-	{name: "wrong_recipient", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "recipient")
+	})},
+	{name: "wrong_recipient", build: mallorySigned("recipient", func(s *spec) {
 		s.recipient = "https://other-sp.example.test/acs"
-		return signedAssertion(t, s, idp)
-	}},
-	{name: "wrong_issuer", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "issuer")
+	})},
+	{name: "wrong_issuer", build: mallorySigned("issuer", func(s *spec) {
 		s.issuer = "https://evil-idp.example.test/saml"
-		return signedAssertion(t, s, idp)
-	}},
-	{name: "wrong_in_response_to", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "irt")
+	})},
+	{name: "wrong_in_response_to", build: mallorySigned("irt", func(s *spec) {
 		s.inResponseTo = "id-some-other-request"
-		return signedAssertion(t, s, idp)
-	}},
+	})},
 	{name: "two_assertions", build: func(t testing.TB, idp, _ signer) []byte {
 		resp, a := respond(goldenSpec(alice, "two-a"))
 		_, b := respond(goldenSpec(mallory, "two-b"))
@@ -217,11 +212,9 @@ var goldenCases = []goldenCase{
 		doc := signedAssertion(t, goldenSpec(alice, "lol"), idp)
 		return append([]byte(`<!DOCTYPE r [<!ENTITY a "aaaaaaaaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>`), doc...)
 	}},
-	{name: "idp_initiated_not_allowed", unsolicited: true, build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "unsolicited")
+	{name: "idp_initiated_not_allowed", unsolicited: true, build: mallorySigned("unsolicited", func(s *spec) {
 		s.inResponseTo = ""
-		return signedAssertion(t, s, idp)
-	}},
+	})},
 	{name: "idp_initiated_with_in_response_to", unsolicited: true, allowIdPInitiated: true, build: func(t testing.TB, idp, _ signer) []byte {
 		// Allowing IdP-initiated logins must not make a stale or stolen
 		// SP-initiated response acceptable without its login state.
@@ -241,11 +234,9 @@ var goldenCases = []goldenCase{
 		a.RemoveChild(child(a, "Issuer"))
 		return serialize(assemble(resp, sign(t, a, idp)))
 	}},
-	{name: "no_issuer_anywhere", build: func(t testing.TB, idp, _ signer) []byte {
-		s := goldenSpec(mallory, "noiss")
+	{name: "no_issuer_anywhere", build: mallorySigned("noiss", func(s *spec) {
 		s.issuer = ""
-		return signedAssertion(t, s, idp)
-	}},
+	})},
 	{name: "nameid_in_foreign_namespace", build: func(t testing.TB, idp, _ signer) []byte {
 		resp, a := respond(goldenSpec(mallory, "foreign-ns"))
 		nid := a.FindElement("./Subject/NameID")

@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/gatehouse
 FUZZTIME ?= 10s
 
-.PHONY: help build demo test bench fuzz lint vuln clean
+.PHONY: help build demo test test-deps bench fuzz lint vuln clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -14,8 +14,15 @@ build: ## build bin/gatehouse
 demo: ## run the demo: IdP, application and gatehouse on localhost:8080
 	$(GO) run ./cmd/gatehouse demo
 
-test: lint ## run every test, with the race detector
+test: lint test-deps ## run every test, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Debian packages the tests use: chromium for the real-browser test.
+test-deps:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+		else echo "make test needs chromium (Debian: sudo apt-get install chromium)"; exit 1; fi; }
 
 bench: ## measure gatehouse against a bare reverse proxy (installs wrk if missing)
 	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }

@@ -325,35 +325,44 @@ var appPage = template.Must(template.New("app").Parse(`<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:52rem;padding:0 1rem;color:#1d2433}
-table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}
-td{font-family:ui-monospace,monospace;font-size:13px;word-break:break-all}
-tr.id{background:#eef3ff}tr.id th{color:#2952cc}
-nav a{margin-right:1rem}
+table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}
+th{width:16rem}td{font-family:ui-monospace,monospace;font-size:13px;word-break:break-all}
+.id th{color:#2952cc}.id{background:#eef3ff}
+nav a{margin-right:1rem}.note{color:#5a6478}
 </style></head><body>
-<h1>Demo application</h1>
-<p>This page is the upstream application. It trusts the identity headers gatehouse sets (highlighted) and shows every header it received.</p>
+<h1>Hello, {{or .User "stranger"}}</h1>
+<p>This page is the application behind gatehouse. It trusts the identity headers gatehouse sets and shows every header it received.</p>
 <nav><a href="/.gatehouse/logout">Sign out</a><a href="{{.IdPURL}}/demo/users">Edit users at the IdP</a></nav>
-<h2>Hello, {{or .User "stranger"}}</h2>
-<table>{{range .Headers}}<tr{{if .Identity}} class="id"{{end}}><th>{{.Name}}</th><td>{{.Value}}</td></tr>{{end}}</table>
-<p>The provisioned record is in the SQLite file <code>{{.Store}}</code>.</p>
+<h2>Identity headers, set by gatehouse from the user store</h2>
+<table class="id">{{range .Identity}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>{{else}}<tr><td>none</td></tr>{{end}}</table>
+<h2>Every other header</h2>
+<table>{{range .Others}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>{{end}}</table>
+<p class="note">The provisioned record is in the SQLite file <code>{{.Store}}</code>.
+A <code>session</code> cookie above is the demo IdP's own: it runs on localhost too, and browsers share cookies across ports.
+Gatehouse's cookies never reach the application.</p>
 </body></html>`))
 
 // demoApp stands for the legacy application behind gatehouse.
 func demoApp(idpURL, storePath string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		type row struct {
-			Name, Value string
-			Identity    bool
-		}
-		var rows []row
+		type row struct{ Name, Value string }
+		var identity, others []row
 		for name, vals := range r.Header {
-			rows = append(rows, row{name, strings.Join(vals, " | "), strings.HasPrefix(name, "X-Forwarded-") &&
-				name != "X-Forwarded-For" && name != "X-Forwarded-Host" && name != "X-Forwarded-Proto"})
+			rw := row{name, strings.Join(vals, " | ")}
+			switch name {
+			case "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username":
+				identity = append(identity, rw)
+			default:
+				others = append(others, rw)
+			}
 		}
-		slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.Name, b.Name) })
+		byName := func(a, b row) int { return strings.Compare(a.Name, b.Name) }
+		slices.SortFunc(identity, byName)
+		slices.SortFunc(others, byName)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		appPage.Execute(w, map[string]any{"User": r.Header.Get("X-Forwarded-User"), "Headers": rows, "IdPURL": idpURL, "Store": storePath})
+		appPage.Execute(w, map[string]any{"User": r.Header.Get("X-Forwarded-User"), "Identity": identity, "Others": others,
+			"IdPURL": idpURL, "Store": storePath})
 	})
 }
 

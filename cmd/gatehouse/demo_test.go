@@ -43,7 +43,16 @@ func (s *syncBuffer) String() string {
 // in the IdP's login form, post the auto-submitted response. It checks the
 // upstream sees alice's headers, the record lands in SQLite, and a change at
 // the IdP reaches the record on the next login.
-func TestDemoLoginWithRealIdP(t *testing.T) {
+// demo is a running `gatehouse demo`.
+type demo struct {
+	dir      string
+	port     int
+	password string // alice's
+}
+
+// startDemo runs the demo in-process on free ports until the test ends.
+func startDemo(t *testing.T) demo {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, logs syncBuffer
@@ -62,16 +71,25 @@ func TestDemoLoginWithRealIdP(t *testing.T) {
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		if t.Failed() {
+			t.Logf("demo log:\n%s", logs.String())
+		}
 	})
 	pw := regexp.MustCompile(`alice / (\S+)`).FindStringSubmatch(out.String())
 	if pw == nil {
 		t.Fatalf("no password in banner:\n%s", out.String())
 	}
+	return demo{dir: dir, port: port, password: pw[1]}
+}
+
+func TestDemoLoginWithRealIdP(t *testing.T) {
+	d := startDemo(t)
+	dir, port := d.dir, d.port
 	base := fmt.Sprintf("http://localhost:%d", port)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 
-	page := demoLogin(t, client, base, "alice", pw[1])
+	page := demoLogin(t, client, base, "alice", d.password)
 	for _, want := range []string{"Hello, alice", "alice@example.com", "Alice Archer", "X-Forwarded-Groups", "admins,staff"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("upstream page lacks %q:\n%s", want, page)
@@ -104,7 +122,7 @@ func TestDemoLoginWithRealIdP(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	page = demoLogin(t, client, base, "alice", pw[1])
+	page = demoLogin(t, client, base, "alice", d.password)
 	if !strings.Contains(page, "alice.archer@example.com") || strings.Contains(page, "admins") {
 		t.Errorf("upstream page after change:\n%s", page)
 	}

@@ -2,7 +2,10 @@ package test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/base64"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,12 +14,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/google/go-cmp/cmp"
 
 	"gatehouse/provision"
@@ -588,5 +593,109 @@ func TestSessionTimeouts(t *testing.T) {
 	h.clock.Advance(61 * time.Minute)
 	if code, _ := h.get(c, "/x", nil); code != http.StatusUnauthorized {
 		t.Errorf("after idle timeout: %d", code)
+	}
+}
+
+// TestChooserWithSeveralIdPs: with two IdPs a browser is shown the
+// chooser; the chosen IdP's response logs in, the other IdP's answer to
+// that login does not.
+func TestChooserWithSeveralIdPs(t *testing.T) {
+	h := newHarness(t, options{partner: true})
+	c := h.browser()
+	code, page := h.get(c, "/wiki", http.Header{"Accept": {"text/html"}})
+	if code != http.StatusOK || !strings.Contains(page, "Partner Org") || !strings.Contains(page, ">corp<") {
+		t.Fatalf("chooser: %d\n%s", code, page)
+	}
+	link := regexp.MustCompile(`href="([^"]*idp=partner[^"]*)"`).FindStringSubmatch(page)
+	if link == nil {
+		t.Fatalf("no partner link in:\n%s", page)
+	}
+	loginURL := h.base + strings.ReplaceAll(link[1], "&amp;", "&")
+	start := func() (id, relay string) {
+		req, _ := http.NewRequest(http.MethodGet, loginURL, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if !strings.HasPrefix(loc.String(), partnerSSO) {
+			t.Fatalf("chosen IdP: redirected to %s", loc)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(loc.Query().Get("SAMLRequest"))
+		xmlReq, _ := io.ReadAll(flate.NewReader(bytes.NewReader(raw)))
+		doc := etree.NewDocument()
+		doc.ReadFromBytes(xmlReq)
+		return doc.Root().SelectAttrValue("ID", ""), loc.Query().Get("RelayState")
+	}
+
+	// The corp IdP answering a login sent to the partner is refused.
+	id, relay := start()
+	resp := h.post(c, h.signedResponse(h.spec(alice, id)), relay)
+	readAll(t, resp)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("corp answering a partner login: %d", resp.StatusCode)
+	}
+
+	id, relay = start()
+	s := h.spec(alice, id)
+	s.issuer = partnerEntityID
+	r, a := respond(s)
+	resp = h.post(c, serialize(assemble(r, sign(t, a, loadSigner(t, "other")))), relay)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/wiki" {
+		t.Fatalf("partner login: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	if n := h.count(`SELECT count(*) FROM user_identities WHERE idp = ?`, partnerEntityID); n != 1 {
+		t.Errorf("partner identities = %d", n)
+	}
+}
+
+// TestSPMetadata: the metadata names this SP and its POST-binding ACS.
+func TestSPMetadata(t *testing.T) {
+	h := newHarness(t, options{})
+	code, body := h.get(h.browser(), "/.gatehouse/saml/metadata", nil)
+	if code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(body); err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.Root().SelectAttrValue("entityID", ""); got != h.metadataURL() {
+		t.Errorf("entityID = %q, want %q", got, h.metadataURL())
+	}
+	acs := doc.FindElement("//AssertionConsumerService[@Binding='urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST']")
+	if acs == nil || acs.SelectAttrValue("Location", "") != h.acsURL() {
+		t.Errorf("no HTTP-POST ACS at %s in:\n%s", h.acsURL(), body)
+	}
+}
+
+// TestLogsCarryNoSecrets: after logins, requests and a refused replay,
+// no log entry holds the session cookie, the login-binding token or any
+// SAML XML.
+func TestLogsCarryNoSecrets(t *testing.T) {
+	h := newHarness(t, options{})
+	c := h.browser()
+	id, relay := h.startLogin(c, "/")
+	doc := h.signedResponse(h.spec(alice, id))
+	readResp(t, h.post(c, doc, relay))
+	h.get(c, "/x", nil)
+	readAll(t, h.post(h.browser(), doc, relay)) // refused replay
+	u, _ := url.Parse(h.base)
+	secrets := []string{relay, "<saml", "samlp:", "SAMLResponse", base64.StdEncoding.EncodeToString(doc)[:40]}
+	for _, ck := range c.Jar.Cookies(u) {
+		secrets = append(secrets, ck.Value)
+	}
+	entries := h.logs.All()
+	if len(entries) < 3 {
+		t.Fatalf("only %d log entries; the check would prove nothing", len(entries))
+	}
+	for _, e := range entries {
+		line := e.Message + " " + fmt.Sprint(e.ContextMap())
+		for _, s := range secrets {
+			if strings.Contains(line, s) {
+				t.Errorf("log entry %q holds %q", e.Message, s)
+			}
+		}
 	}
 }

@@ -45,6 +45,7 @@ type options struct {
 	continueOnStoreError bool
 	publicPaths          []string
 	mapping              *provision.Mapping
+	partner              bool            // a second IdP, "partner", signing with the other key
 	store                provision.Store // default: SQLite in a temp dir
 }
 
@@ -160,9 +161,15 @@ func newHarness(t testing.TB, o options) *harness {
 	scfg := session.Config{
 		BaseURL: h.base,
 		Cookie:  session.CookieConfig{Insecure: strings.HasPrefix(h.base, "http:")},
-		IdPs: []session.IdP{{Name: "corp", EntityID: idpEntityID, MetadataFile: writeMetadata(t, dir, idpEntityID, h.idp),
+		IdPs: []session.IdP{{Name: "corp", EntityID: idpEntityID, MetadataFile: writeMetadata(t, dir, "corp", idpEntityID, idpSSO, h.idp),
 			AllowIdPInitiated: o.allowIdPInitiated}},
 		Endpoints: proxy.Endpoints(pcfg.Prefix),
+	}
+	policies := map[string]proxy.IdPPolicy{"corp": {EntityID: idpEntityID, Mapping: mapping, ContinueOnStoreError: o.continueOnStoreError}}
+	if o.partner {
+		scfg.IdPs = append(scfg.IdPs, session.IdP{Name: "partner", DisplayName: "Partner Org", EntityID: partnerEntityID,
+			MetadataFile: writeMetadata(t, dir, "partner", partnerEntityID, partnerSSO, loadSigner(t, "other"))})
+		policies["partner"] = proxy.IdPPolicy{EntityID: partnerEntityID, Mapping: mapping}
 	}
 	scfg.Cookie.SetKeys([][]byte{bytes.Repeat([]byte{7}, session.KeyLen)})
 	pages := proxy.NewPages(logger.Named("pages"))
@@ -173,7 +180,7 @@ func newHarness(t testing.TB, o options) *harness {
 		t.Fatal(err)
 	}
 	h.proxy, err = proxy.New(pcfg, proxy.Options{Logger: logger.Named("proxy"), Sessions: h.sessions, Store: h.store, Pages: pages,
-		Now: h.clock.Now, IdPs: map[string]proxy.IdPPolicy{"corp": {EntityID: idpEntityID, Mapping: mapping, ContinueOnStoreError: o.continueOnStoreError}}})
+		Now: h.clock.Now, IdPs: policies})
 	if err != nil {
 		t.Fatal(err)
 	}

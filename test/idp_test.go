@@ -31,6 +31,9 @@ const (
 	idpEntityID = "https://idp.example.test/saml"
 	idpSSO      = "https://idp.example.test/sso"
 
+	partnerEntityID = "https://partner.example.test/saml"
+	partnerSSO      = "https://partner.example.test/sso"
+
 	attrUID         = "urn:oid:0.9.2342.19200300.100.1.1"
 	attrMail        = "urn:oid:0.9.2342.19200300.100.1.3"
 	attrDisplayName = "urn:oid:2.16.840.1.113730.3.1.241"
@@ -56,7 +59,7 @@ func loadSigner(t testing.TB, name string) signer {
 }
 
 // idpMetadata is the IdP's metadata as the SP reads it.
-func idpMetadata(entityID string, s signer) []byte {
+func idpMetadata(entityID, sso string, s signer) []byte {
 	return []byte(fmt.Sprintf(`<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID=%q>
   <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">
     <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
@@ -64,13 +67,13 @@ func idpMetadata(entityID string, s signer) []byte {
     <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location=%q/>
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>
-`, entityID, base64.StdEncoding.EncodeToString(s.cert.Raw), idpSSO))
+`, entityID, base64.StdEncoding.EncodeToString(s.cert.Raw), sso))
 }
 
-func writeMetadata(t testing.TB, dir, entityID string, s signer) string {
+func writeMetadata(t testing.TB, dir, name, entityID, sso string, s signer) string {
 	t.Helper()
-	p := filepath.Join(dir, "idp-metadata.xml")
-	if err := os.WriteFile(p, idpMetadata(entityID, s), 0o600); err != nil {
+	p := filepath.Join(dir, name+"-metadata.xml")
+	if err := os.WriteFile(p, idpMetadata(entityID, sso, s), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -196,6 +196,11 @@ var goldenCases = []goldenCase{
 	{name: "wrong_in_response_to", build: mallorySigned("irt", func(s *spec) {
 		s.inResponseTo = "id-some-other-request"
 	})},
+	{name: "wrong_in_response_to_with_idp_initiated_allowed", allowIdPInitiated: true, build: mallorySigned("irt-allowed", func(s *spec) {
+		// Login state exists, so the strict SP-initiated checks apply even
+		// though this IdP may also start logins.
+		s.inResponseTo = "id-some-other-request"
+	})},
 	{name: "two_assertions", build: func(t testing.TB, idp, _ signer) []byte {
 		resp, a := respond(goldenSpec(alice, "two-a"))
 		_, b := respond(goldenSpec(mallory, "two-b"))

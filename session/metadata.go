@@ -80,6 +80,9 @@ func parseMetadata(data []byte, entityID string) (*saml.EntityDescriptor, error)
 		if len(ed.IDPSSODescriptors) == 0 {
 			return nil, fmt.Errorf("metadata: entity %q has no IDPSSODescriptor", entityID)
 		}
+		if !hasSigningCert(ed) {
+			return nil, fmt.Errorf("metadata: entity %q publishes no signing certificate", entityID)
+		}
 		loc := ssoLocation(ed)
 		if loc == "" {
 			return nil, fmt.Errorf("metadata: entity %q has no SingleSignOnService with the HTTP-Redirect binding", entityID)
@@ -98,6 +101,17 @@ func collect(e saml.EntitiesDescriptor) []saml.EntityDescriptor {
 		out = append(out, collect(child)...)
 	}
 	return out
+}
+
+func hasSigningCert(ed *saml.EntityDescriptor) bool {
+	for _, d := range ed.IDPSSODescriptors {
+		for _, k := range d.KeyDescriptors {
+			if (k.Use == "" || k.Use == "signing") && len(k.KeyInfo.X509Data.X509Certificates) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func ssoLocation(ed *saml.EntityDescriptor) string {

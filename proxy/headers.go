@@ -9,15 +9,8 @@ import (
 // behind a proxy may see it: lower case, with "_" treated as "-" (CGI and
 // some frameworks map both to the same variable).
 func NormalizeHeaderName(name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		switch {
-		case c >= 'A' && c <= 'Z':
-			b[i] = c + ('a' - 'A')
-		case c == '_':
-			b[i] = '-'
-		}
-	}
+	b := make([]byte, len(name))
+	fold(b, name)
 	return string(b)
 }
 
@@ -36,10 +29,31 @@ func newStripper(names []string, prefix string) stripper {
 }
 
 func (s stripper) strip(h http.Header) {
+	var buf [96]byte // folds most names without allocating
 	for name := range h {
-		n := NormalizeHeaderName(name)
-		if s.names[n] || (s.prefix != "" && strings.HasPrefix(n, s.prefix)) {
+		var n []byte
+		if len(name) <= len(buf) {
+			n = buf[:len(name)]
+			fold(n, name)
+		} else {
+			n = []byte(NormalizeHeaderName(name))
+		}
+		if s.names[string(n)] || (s.prefix != "" && strings.HasPrefix(string(n), s.prefix)) {
 			delete(h, name)
+		}
+	}
+}
+
+// fold writes the normal form of name into dst, which has its length.
+func fold(dst []byte, name string) {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'A' && c <= 'Z':
+			dst[i] = c + ('a' - 'A')
+		case c == '_':
+			dst[i] = '-'
+		default:
+			dst[i] = c
 		}
 	}
 }

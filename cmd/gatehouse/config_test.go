@@ -11,6 +11,7 @@ import (
 
 const idpMeta = `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example.test">
 <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>MIIBszCCAVmgAwIBAgIU</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
 <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.test/sso"/>
 </md:IDPSSODescriptor></md:EntityDescriptor>`
 
@@ -58,6 +59,20 @@ func TestCheckAcceptsGoodConfig(t *testing.T) {
 	code, out, errOut := check(t, writeConfig(t, goodConfig))
 	if code != 0 || !strings.Contains(out, ": ok") {
 		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestCheckChangesNothing: a check neither creates nor migrates the store.
+func TestCheckChangesNothing(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	path := writeConfig(t, goodConfig)
+	check(t, path)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "gatehouse.db")); !os.IsNotExist(err) {
+		t.Errorf("check created the SQLite file: %v", err)
+	}
+	bad := writeConfig(t, strings.Replace(goodConfig, "$DIR/gatehouse.db", "$DIR/no/such/dir/gatehouse.db", 1))
+	if code, _, errOut := check(t, bad); code != 1 || !strings.Contains(errOut, "store.sqlite.path: directory") {
+		t.Errorf("missing directory: exit %d\n%s", code, errOut)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -71,18 +72,18 @@ func openStore(ctx context.Context, f *File) (provision.Store, error) {
 }
 
 // liveChecks tries what validate cannot: metadata loads and parses, and
-// the store opens.
+// the store can be reached. It changes nothing: a SQLite file is neither
+// created nor migrated by a check.
 func liveChecks(ctx context.Context, f *File) []error {
 	errs := session.CheckMetadata(ctx, nil, f.Session.IdPs)
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	st, err := openStore(ctx, f)
-	if err != nil {
-		return append(errs, fmt.Errorf("store: %w", err))
-	}
-	defer st.Close()
-	if err := st.Ping(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
+	if s := f.Store.SQLite; s != nil {
+		if fi, err := os.Stat(s.Path); err == nil {
+			if !fi.Mode().IsRegular() {
+				errs = append(errs, fmt.Errorf("store.sqlite.path: %s is not a regular file", s.Path))
+			}
+		} else if dir, err := os.Stat(filepath.Dir(s.Path)); err != nil || !dir.IsDir() {
+			errs = append(errs, fmt.Errorf("store.sqlite.path: directory %s does not exist", filepath.Dir(s.Path)))
+		}
 	}
 	return errs
 }

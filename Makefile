@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/gatehouse
 FUZZTIME ?= 10s
 
-.PHONY: help build demo test test-deps bench fuzz lint vuln clean
+.PHONY: help build demo test test-deps bench fuzz vet lint vuln clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ build: ## build bin/gatehouse
 demo: ## run the demo: IdP, application and gatehouse on localhost:8080
 	$(GO) run ./cmd/gatehouse demo
 
-test: lint test-deps ## run every test, with the race detector
+test: vet test-deps ## run every test, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Debian packages the tests use: chromium for the real-browser test.
@@ -35,9 +35,12 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzPrecheck$$' -fuzztime $(FUZZTIME) ./session
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSession$$' -fuzztime $(FUZZTIME) ./session
 
-lint: ## gofmt and go vet
+vet: ## gofmt and go vet (part of make test)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+
+lint: vet ## vet, then staticcheck (fetched through the module proxy)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 vuln: ## known-advisory pins (govulncheck too, where its database is reachable)
 	$(GO) test -count=1 -run 'TestKnownAdvisoriesPinned' ./test

@@ -46,11 +46,11 @@ func precheck(doc []byte) (shape, error) {
 		return sh, errors.New("root element is not a SAML protocol Response")
 	}
 	for _, tok := range d.Child {
-		switch tok.(type) {
+		switch tok := tok.(type) {
 		case *etree.Comment, *etree.Directive:
 			return sh, errors.New("comments and directives are not accepted")
 		case *etree.ProcInst:
-			if pi := tok.(*etree.ProcInst); pi.Target != "xml" {
+			if tok.Target != "xml" {
 				return sh, errors.New("processing instructions are not accepted")
 			}
 		}

@@ -352,17 +352,6 @@ func (h *harness) count(query string, args ...any) int {
 	return n
 }
 
-// dataVersion is SQLite's change counter as seen by a separate connection:
-// it moves whenever another connection commits a write.
-func dataVersion(t testing.TB, db *sql.DB) int64 {
-	t.Helper()
-	var v int64
-	if err := db.QueryRow(`PRAGMA data_version`).Scan(&v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // auditEvents returns the logged login events.
 func (h *harness) auditEvents() []map[string]any {
 	var out []map[string]any

@@ -76,8 +76,8 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 
 // StartLogin sends the browser to an IdP with an AuthnRequest
 // (HTTP-Redirect binding). With name empty it picks the only IdP or shows
-// the chooser. The return path is kept server-side; the RelayState is an
-// opaque token bound to this browser by a short-lived cookie.
+// the chooser. The RelayState is an opaque token; the request ID and the
+// return path travel sealed in a short-lived cookie named after it.
 func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, returnTo string) {
 	returnTo = m.safeReturn(returnTo)
 	if name == "" {
@@ -103,9 +103,13 @@ func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, retur
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
 		return
 	}
-	st := LoginState{RequestID: req.ID, IdP: name, ReturnTo: returnTo, Expires: m.now().Add(m.cfg.LoginTimeout)}
-	if err := m.states.Put(r.Context(), token, st); err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "state_store", Err: err})
+	if len(returnTo) > maxReturnInState {
+		returnTo = "/"
+	}
+	st := loginState{Token: token, RequestID: req.ID, IdP: name, ReturnTo: returnTo, Expires: m.now().Add(m.cfg.LoginTimeout)}
+	sealed, err := m.sealer.seal(m.bindingCookieName(token), st.encode())
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "seal", Err: err})
 		return
 	}
 	redirect, err := req.Redirect(token, sp)
@@ -113,24 +117,47 @@ func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, retur
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
 		return
 	}
-	http.SetCookie(w, m.bindingCookie(token, int(m.cfg.LoginTimeout/time.Second)))
+	http.SetCookie(w, m.bindingCookie(token, sealed, int(m.cfg.LoginTimeout/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
 
-// bindingCookie ties a pending login to the browser that started it. The
-// IdP posts the response cross-site, so where the cookie is Secure it is
-// SameSite=None (scoped to the ACS path and lasting one login).
-func (m *Manager) bindingCookie(token string, maxAge int) *http.Cookie {
-	c := &http.Cookie{Name: m.bindingCookieName(token), Value: token, Path: m.cfg.Endpoints.ACS, MaxAge: maxAge,
+// bindingCookie carries a pending login's sealed state, and so ties it to
+// the browser that started it. The IdP posts the response cross-site, so
+// where the cookie is Secure it is SameSite=None (scoped to the ACS path
+// and lasting one login). maxAge < 0 deletes it.
+func (m *Manager) bindingCookie(token, sealed string, maxAge int) *http.Cookie {
+	c := &http.Cookie{Name: m.bindingCookieName(token), Value: sealed, Path: m.cfg.Endpoints.ACS, MaxAge: maxAge,
 		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode}
 	if m.secure() {
 		c.SameSite = http.SameSiteNoneMode
 	}
-	if maxAge < 0 {
-		c.Value = ""
-	}
 	return c
+}
+
+// pendingLogin returns the login a RelayState token names, if this
+// browser holds its sealed state, the state belongs to that token, and it
+// has not expired. The cookie is deleted either way: a state serves one
+// response.
+func (m *Manager) pendingLogin(w http.ResponseWriter, r *http.Request, relay string) (loginState, bool) {
+	if len(relay) != tokenLen {
+		return loginState{}, false
+	}
+	name := m.bindingCookieName(relay)
+	c, err := r.Cookie(name)
+	if err != nil {
+		return loginState{}, false
+	}
+	http.SetCookie(w, m.bindingCookie(relay, "", -1))
+	plain, err := m.sealer.open(name, c.Value)
+	if err != nil {
+		return loginState{}, false
+	}
+	st, err := decodeState(plain)
+	if err != nil || subtle.ConstantTimeCompare([]byte(st.Token), []byte(relay)) != 1 || !m.now().Before(st.Expires) {
+		return loginState{}, false
+	}
+	return st, true
 }
 
 // ACS returns the assertion consumer service (HTTP-POST binding): it
@@ -205,18 +232,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 		returnTo    = "/"
 		unsolicited bool
 	)
-	st, found := LoginState{}, false
-	if len(relay) == 43 {
-		if st, found, err = m.states.Take(r.Context(), relay); err != nil {
-			return Identity{}, "", &Failure{Page: Unavailable, Reason: "state_store", Err: err}
-		}
-	}
-	if found {
-		http.SetCookie(w, m.bindingCookie(relay, -1))
-		c, err := r.Cookie(m.bindingCookieName(relay))
-		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(relay)) != 1 {
-			return fail("binding", errors.New("login state is not bound to this browser"))
-		}
+	if st, found := m.pendingLogin(w, r, relay); found {
 		in, requestIDs, returnTo = m.byName[st.IdP], []string{st.RequestID}, st.ReturnTo
 		if in == nil {
 			return fail("unknown_idp", fmt.Errorf("login state names unknown idp %q", st.IdP))
@@ -230,7 +246,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 			return fail("issuer", fmt.Errorf("response from unknown issuer %q", sh.issuer))
 		}
 		if !in.cfg.AllowIdPInitiated {
-			return fail("unsolicited", fmt.Errorf("idp %s is not allowed to start logins, and the response matches no pending login", in.cfg.Name))
+			return fail("no_login_state", fmt.Errorf("no pending login in this browser matches the response (expired, used, or started in another browser), and idp %s may not start logins", in.cfg.Name))
 		}
 		if sh.inResponseTo != "" {
 			return fail("in_response_to", errors.New("response answers a request with no pending login (expired, used, or from another browser)"))

@@ -82,7 +82,6 @@ type Options struct {
 	Logger     *zap.Logger
 	Now        func() time.Time
 	HTTPClient *http.Client // for metadata URLs
-	States     StateStore
 	Replay     ReplayCache
 	Pages      Pages
 }
@@ -94,7 +93,6 @@ type Manager struct {
 	log      *zap.Logger
 	now      func() time.Time
 	client   *http.Client
-	states   StateStore
 	replay   ReplayCache
 	pages    Pages
 	sealer   *sealer
@@ -123,16 +121,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	if opts.Logger == nil || opts.Pages == nil {
 		panic("session.New: Logger and Pages are required")
 	}
-	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient, states: opts.States,
+	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient,
 		replay: opts.Replay, pages: opts.Pages, byName: map[string]*idp{}, byEntity: map[string]*idp{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	if m.client == nil {
 		m.client = &http.Client{Timeout: 15 * time.Second}
-	}
-	if m.states == nil {
-		m.states = NewMemoryStates(100_000, m.now)
 	}
 	if m.replay == nil {
 		m.replay = NewMemoryReplay(m.now)
@@ -251,8 +246,11 @@ func (m *Manager) checkAudience(a *saml.Assertion) error {
 	return nil
 }
 
-// randomToken returns 32 random bytes, base64url: 43 characters, within
-// SAML's 80-byte RelayState limit.
+// tokenLen is the length of a RelayState token.
+const tokenLen = 43
+
+// randomToken returns 32 random bytes, base64url: tokenLen characters,
+// within SAML's 80-byte RelayState limit.
 func randomToken() (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -1,103 +1,70 @@
 package session
 
 import (
-	"container/list"
 	"context"
+	"encoding/binary"
 	"sync"
 	"time"
 )
 
-// LoginState is the server-side state of one SP-initiated login, from the
-// AuthnRequest to the response. The RelayState sent to the IdP is only an
-// opaque reference to it.
-type LoginState struct {
+// loginState is one SP-initiated login, from the AuthnRequest to the
+// response. It travels sealed in a short-lived cookie scoped to the ACS
+// path, under a name derived from the RelayState token, so gatehouse keeps
+// no memory per pending login: a flood of login starts costs nothing, and
+// a login started on one replica finishes on any other.
+type loginState struct {
+	Token     string // the RelayState sent to the IdP
 	RequestID string
 	IdP       string // configured IdP name
 	ReturnTo  string // same-origin relative path
 	Expires   time.Time
 }
 
-// StateStore keeps pending logins. Take returns a state at most once.
-// The in-memory default serves one instance; a shared implementation lets
-// a login started on one replica finish on another.
-type StateStore interface {
-	Put(ctx context.Context, token string, st LoginState) error
-	Take(ctx context.Context, token string) (LoginState, bool, error)
+// maxReturnInState bounds the return path kept in the cookie; a longer
+// one falls back to "/" so that the cookie stays well under 4 KiB.
+const maxReturnInState = 1536
+
+const stateFormat = 1
+
+func (st loginState) encode() []byte {
+	b := []byte{stateFormat}
+	b = binary.AppendVarint(b, st.Expires.Unix())
+	for _, s := range []string{st.Token, st.RequestID, st.IdP, st.ReturnTo} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeState(b []byte) (loginState, error) {
+	var st loginState
+	if len(b) < 1 || b[0] != stateFormat {
+		return st, errBadCookie
+	}
+	b = b[1:]
+	exp, n := binary.Varint(b)
+	if n <= 0 {
+		return st, errBadCookie
+	}
+	st.Expires, b = time.Unix(exp, 0), b[n:]
+	for _, p := range []*string{&st.Token, &st.RequestID, &st.IdP, &st.ReturnTo} {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return st, errBadCookie
+		}
+		*p, b = string(b[n:n+int(l)]), b[n+int(l):]
+	}
+	if len(b) != 0 {
+		return st, errBadCookie
+	}
+	return st, nil
 }
 
 // ReplayCache remembers accepted assertion IDs until they expire. Claim
-// returns false when the ID was already claimed.
+// returns false when the ID was already claimed. The in-memory default
+// serves one instance; replicas share one.
 type ReplayCache interface {
 	Claim(ctx context.Context, id string, until time.Time) (bool, error)
-}
-
-// MemoryStates is a bounded in-memory StateStore. States share one
-// lifetime, so insertion order is expiry order; when full, the oldest
-// pending login is dropped (its user just starts over).
-type MemoryStates struct {
-	mu    sync.Mutex
-	now   func() time.Time
-	max   int
-	order *list.List // of string tokens, oldest first
-	items map[string]*list.Element
-	data  map[string]LoginState
-}
-
-// NewMemoryStates returns a store holding at most max pending logins.
-func NewMemoryStates(max int, now func() time.Time) *MemoryStates {
-	return &MemoryStates{now: now, max: max, order: list.New(), items: map[string]*list.Element{}, data: map[string]LoginState{}}
-}
-
-func (m *MemoryStates) Put(_ context.Context, token string, st LoginState) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.expire()
-	for m.order.Len() >= m.max {
-		m.remove(m.order.Front().Value.(string))
-	}
-	m.items[token] = m.order.PushBack(token)
-	m.data[token] = st
-	return nil
-}
-
-func (m *MemoryStates) Take(_ context.Context, token string) (LoginState, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st, ok := m.data[token]
-	if !ok {
-		return LoginState{}, false, nil
-	}
-	m.remove(token)
-	if !m.now().Before(st.Expires) {
-		return LoginState{}, false, nil
-	}
-	return st, true, nil
-}
-
-// Len reports how many logins are pending.
-func (m *MemoryStates) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.data)
-}
-
-func (m *MemoryStates) expire() {
-	now := m.now()
-	for e := m.order.Front(); e != nil; e = m.order.Front() {
-		tok := e.Value.(string)
-		if now.Before(m.data[tok].Expires) {
-			return
-		}
-		m.remove(tok)
-	}
-}
-
-func (m *MemoryStates) remove(tok string) {
-	if e, ok := m.items[tok]; ok {
-		m.order.Remove(e)
-		delete(m.items, tok)
-		delete(m.data, tok)
-	}
 }
 
 // MemoryReplay is the in-memory ReplayCache. Only validated assertions

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
 	"fmt"
@@ -49,6 +50,13 @@ type options struct {
 	store                provision.Store // default: SQLite in a temp dir
 }
 
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // harness is gatehouse wired as `serve` wires it, on a fake clock, in
 // front of a recording upstream.
 type harness struct {
@@ -59,7 +67,6 @@ type harness struct {
 	store    provision.Store
 	sqlite   *sqldir.Store
 	sessions *session.Manager
-	states   *session.MemoryStates
 	proxy    *proxy.Proxy
 	server   *httptest.Server // nil when base was given
 	upstream *recorder
@@ -135,7 +142,13 @@ func newHarness(t testing.TB, o options) *harness {
 	}
 
 	h.base = o.base
-	if h.base == "" {
+	if h.base != "" {
+		// Golden mode: crewjam draws AuthnRequest IDs from saml.RandReader;
+		// zeros make every request ID goldenRequestID, which the golden
+		// responses answer.
+		saml.RandReader = zeroReader{}
+		t.Cleanup(func() { saml.RandReader = rand.Reader })
+	} else {
 		h.server = httptest.NewUnstartedServer(nil)
 		h.server.Start()
 		t.Cleanup(h.server.Close)
@@ -156,7 +169,6 @@ func newHarness(t testing.TB, o options) *harness {
 	if o.mapping != nil {
 		mapping = *o.mapping
 	}
-	h.states = session.NewMemoryStates(1000, h.clock.Now)
 	pcfg := proxy.Config{Upstream: h.upstream.server.URL, PublicPaths: o.publicPaths}.WithDefaults()
 	scfg := session.Config{
 		BaseURL: h.base,
@@ -175,7 +187,7 @@ func newHarness(t testing.TB, o options) *harness {
 	pages := proxy.NewPages(logger.Named("pages"))
 	var err error
 	h.sessions, err = session.New(context.Background(), scfg, session.Options{Logger: logger.Named("saml"), Now: h.clock.Now,
-		States: h.states, Pages: pages})
+		Pages: pages})
 	if err != nil {
 		t.Fatal(err)
 	}

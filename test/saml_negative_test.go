@@ -2,7 +2,6 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"flag"
 	"net/http"
@@ -15,15 +14,14 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-
-	"gatehouse/session"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden SAML responses in testdata/saml")
 
 const (
-	goldenRequestID = "id-golden-request-0001"
-	goldenRelay     = "goldenRelayStateToken0000000000000000000000" // 43 characters, like a real one
+	// goldenRequestID is the AuthnRequest ID a golden harness issues
+	// (crewjam's "id-" and 20 bytes of its zeroed random source).
+	goldenRequestID = "id-0000000000000000000000000000000000000000"
 )
 
 // mallory is alice as an attacker would like her to be.
@@ -291,20 +289,41 @@ func readGolden(t *testing.T, name string) []byte {
 	return b
 }
 
-// postGolden posts a fixture to the ACS, with login state for the golden
-// request unless unsolicited.
-func postGolden(t *testing.T, h *harness, doc []byte, unsolicited bool) *httptest.ResponseRecorder {
+// pendingLogin starts a login the way a browser does and returns the
+// RelayState and the cookie holding the login's sealed state.
+func (h *harness) pendingLogin(t testing.TB) (string, *http.Cookie) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, h.base+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	rec := httptest.NewRecorder()
+	h.proxy.ServeHTTP(rec, req)
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusFound || err != nil {
+		t.Fatalf("start login: %d %v", rec.Code, err)
+	}
+	for _, c := range rec.Result().Cookies() {
+		if strings.HasPrefix(c.Name, "gatehouse_login_") {
+			return loc.Query().Get("RelayState"), c
+		}
+	}
+	t.Fatal("start login set no login-state cookie")
+	return "", nil
+}
+
+// postGolden posts a fixture to the ACS, from a browser with a pending
+// login for the golden request unless unsolicited.
+func postGolden(t testing.TB, h *harness, doc []byte, unsolicited bool) *httptest.ResponseRecorder {
 	t.Helper()
 	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}}
-	req := httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
+	var cookie *http.Cookie
 	if !unsolicited {
-		if err := h.states.Put(context.Background(), goldenRelay, session.LoginState{RequestID: goldenRequestID, IdP: "corp",
-			ReturnTo: "/", Expires: h.clock.Now().Add(10 * time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		form.Set("RelayState", goldenRelay)
-		req = httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
-		req.AddCookie(&http.Cookie{Name: "gatehouse_login_" + goldenRelay[:10], Value: goldenRelay})
+		var relay string
+		relay, cookie = h.pendingLogin(t)
+		form.Set("RelayState", relay)
+	}
+	req := httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
+	if cookie != nil {
+		req.AddCookie(cookie)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "text/html")
@@ -394,4 +413,62 @@ func TestIdPInitiatedLoginWhenAllowed(t *testing.T) {
 	if h.snapshot(t).users != 1 {
 		t.Error("user not provisioned")
 	}
+}
+
+// TestLoginStateCookie: the sealed login state opens only for its own
+// RelayState, in time, unaltered, and once.
+func TestLoginStateCookie(t *testing.T) {
+	valid := readGolden(t, "valid")
+	post := func(h *harness, relay string, c *http.Cookie) int {
+		form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(valid)}, "RelayState": {relay}}
+		req := httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(c)
+		rec := httptest.NewRecorder()
+		h.proxy.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for name, tc := range map[string]func(h *harness) (string, *http.Cookie){
+		"expired": func(h *harness) (string, *http.Cookie) {
+			relay, c := h.pendingLogin(t)
+			h.clock.Advance(11 * time.Minute) // login_timeout is 10m
+			return relay, c
+		},
+		"tampered": func(h *harness) (string, *http.Cookie) {
+			relay, c := h.pendingLogin(t)
+			b := []byte(c.Value)
+			b[len(b)/2] ^= 1
+			c.Value = string(b)
+			return relay, c
+		},
+		"another login's state under this login's name": func(h *harness) (string, *http.Cookie) {
+			_, other := h.pendingLogin(t)
+			relay, c := h.pendingLogin(t)
+			c.Value = other.Value
+			return relay, c
+		},
+		"relay of another login": func(h *harness) (string, *http.Cookie) {
+			_, c := h.pendingLogin(t)
+			relay, _ := h.pendingLogin(t)
+			return relay, c
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, options{base: goldenBase})
+			relay, c := tc(h)
+			if code := post(h, relay, c); code != http.StatusForbidden {
+				t.Errorf("status %d, want 403", code)
+			}
+			if h.snapshot(t).users != 0 {
+				t.Error("a user was provisioned")
+			}
+		})
+	}
+	t.Run("control", func(t *testing.T) {
+		h := newHarness(t, options{base: goldenBase})
+		relay, c := h.pendingLogin(t)
+		if code := post(h, relay, c); code != http.StatusSeeOther {
+			t.Errorf("status %d, want 303", code)
+		}
+	})
 }

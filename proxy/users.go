@@ -24,7 +24,10 @@ type identity struct {
 	ephemeral bool
 }
 
-type header struct{ name, value string }
+type header struct {
+	name, value string
+	values      []string // []string{value}, built once; see set
+}
 
 // headerSet turns a user record into identity headers.
 type headerSet struct {
@@ -40,7 +43,7 @@ func newHeaderSet(h HeaderConfig) headerSet {
 		sep: h.GroupSeparator,
 	}
 	for name, field := range h.Extra {
-		hs.extra = append(hs.extra, header{textproto.CanonicalMIMEHeaderKey(name), field})
+		hs.extra = append(hs.extra, header{name: textproto.CanonicalMIMEHeaderKey(name), value: field})
 	}
 	return hs
 }
@@ -61,7 +64,7 @@ func (hs headerSet) build(u provision.User) []header {
 	out := make([]header, 0, 4+len(hs.extra))
 	add := func(name, v string) {
 		if v != "" && httpguts.ValidHeaderFieldValue(v) {
-			out = append(out, header{name, v})
+			out = append(out, header{name: name, value: v, values: []string{v}})
 		}
 	}
 	add(hs.user, u.UserName)
@@ -102,10 +105,12 @@ func fieldValue(u provision.User, field string) string {
 	return u.Extra[field]
 }
 
-// set writes the identity headers into h.
+// set writes the identity headers into h. The value slices are shared by
+// every request of the user: nothing downstream writes into a header's
+// slice, and their capacity is their length, so an Add would copy.
 func (id *identity) set(h http.Header) {
 	for _, hd := range id.headers {
-		h[hd.name] = []string{hd.value}
+		h[hd.name] = hd.values
 	}
 }
 

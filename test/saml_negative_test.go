@@ -314,11 +314,18 @@ func (h *harness) pendingLogin(t testing.TB) (string, *http.Cookie) {
 // login for the golden request unless unsolicited.
 func postGolden(t testing.TB, h *harness, doc []byte, unsolicited bool) *httptest.ResponseRecorder {
 	t.Helper()
+	if unsolicited {
+		return h.postACS(doc, "", nil)
+	}
+	relay, cookie := h.pendingLogin(t)
+	return h.postACS(doc, relay, cookie)
+}
+
+// postACS posts a response to the ACS in-process, with a RelayState and a
+// login-state cookie when given.
+func (h *harness) postACS(doc []byte, relay string, cookie *http.Cookie) *httptest.ResponseRecorder {
 	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}}
-	var cookie *http.Cookie
-	if !unsolicited {
-		var relay string
-		relay, cookie = h.pendingLogin(t)
+	if relay != "" {
 		form.Set("RelayState", relay)
 	}
 	req := httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
@@ -419,15 +426,7 @@ func TestIdPInitiatedLoginWhenAllowed(t *testing.T) {
 // RelayState, in time, unaltered, and once.
 func TestLoginStateCookie(t *testing.T) {
 	valid := readGolden(t, "valid")
-	post := func(h *harness, relay string, c *http.Cookie) int {
-		form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(valid)}, "RelayState": {relay}}
-		req := httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(c)
-		rec := httptest.NewRecorder()
-		h.proxy.ServeHTTP(rec, req)
-		return rec.Code
-	}
+	post := func(h *harness, relay string, c *http.Cookie) int { return h.postACS(valid, relay, c).Code }
 	for name, tc := range map[string]func(h *harness) (string, *http.Cookie){
 		"expired": func(h *harness) (string, *http.Cookie) {
 			relay, c := h.pendingLogin(t)

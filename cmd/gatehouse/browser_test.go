@@ -134,7 +134,10 @@ func launchChromium(t *testing.T) *browser {
 	return nil
 }
 
-func (b *browser) call(method string, params any) json.RawMessage {
+// call sends one DevTools command and returns its result. A protocol
+// error (such as "Execution context was destroyed" while a page
+// navigates) is returned, not fatal; a broken connection is fatal.
+func (b *browser) call(method string, params any) (json.RawMessage, error) {
 	b.t.Helper()
 	b.id++
 	if err := websocket.JSON.Send(b.ws, map[string]any{"id": b.id, "method": method, "params": params}); err != nil {
@@ -154,28 +157,35 @@ func (b *browser) call(method string, params any) json.RawMessage {
 			continue // an event
 		}
 		if msg.Error != nil {
-			b.t.Fatalf("%s: %s", method, msg.Error.Message)
+			return nil, fmt.Errorf("%s: %s", method, msg.Error.Message)
 		}
-		return msg.Result
+		return msg.Result, nil
 	}
 }
 
-func (b *browser) navigate(url string) { b.call("Page.navigate", map[string]any{"url": url}) }
+func (b *browser) navigate(url string) {
+	b.t.Helper()
+	if _, err := b.call("Page.navigate", map[string]any{"url": url}); err != nil {
+		b.t.Fatal(err)
+	}
+}
 
-// eval returns the expression's value as a string ("" for undefined).
+// eval returns the expression's value as a string: "" for undefined, and
+// for an expression that could not run (mid-navigation, say).
 func (b *browser) eval(expr string) string {
 	b.t.Helper()
+	res, err := b.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true})
+	if err != nil {
+		return ""
+	}
 	var r struct {
 		Result struct {
 			Value any
 		}
 		ExceptionDetails *struct{ Text string }
 	}
-	json.Unmarshal(b.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}), &r)
-	if r.ExceptionDetails != nil {
-		return ""
-	}
-	if r.Result.Value == nil {
+	json.Unmarshal(res, &r)
+	if r.ExceptionDetails != nil || r.Result.Value == nil {
 		return ""
 	}
 	return fmt.Sprint(r.Result.Value)
@@ -196,8 +206,12 @@ func (b *browser) waitFor(cond string) {
 
 func (b *browser) screenshot(path string) {
 	b.t.Helper()
+	res, err := b.call("Page.captureScreenshot", map[string]any{"format": "png"})
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	var r struct{ Data string }
-	json.Unmarshal(b.call("Page.captureScreenshot", map[string]any{"format": "png"}), &r)
+	json.Unmarshal(res, &r)
 	png, err := base64.StdEncoding.DecodeString(r.Data)
 	if err != nil || len(png) == 0 {
 		b.t.Fatalf("screenshot: %v", err)

@@ -50,8 +50,7 @@ type HeaderConfig struct {
 
 // IdPPolicy is the per-IdP part of the JIT rules.
 type IdPPolicy struct {
-	EntityID string
-	Mapping  provision.Mapping
+	Mapping provision.Mapping
 	// ContinueOnStoreError lets a login proceed unprovisioned when the
 	// store fails, with identity headers from the assertion.
 	ContinueOnStoreError bool

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -27,9 +26,6 @@ type Options struct {
 	Pages    *Pages
 	// IdPs holds the JIT policy of each IdP, by configured name.
 	IdPs map[string]IdPPolicy
-	// Mount adds handlers under the reserved prefix, by path relative to
-	// it; a path ending in "/" serves its whole subtree.
-	Mount map[string]http.Handler
 	// Transport reaches the upstream; default: a pooled transport tuned
 	// for one upstream host.
 	Transport http.RoundTripper
@@ -48,17 +44,11 @@ type Proxy struct {
 	now      func() time.Time
 	rp       *httputil.ReverseProxy
 	routes   map[string]http.Handler // exact paths
-	subtrees []subtree
 	strip    stripper
 	cookies  []string
 	headers  headerSet
 	users    *userCache
 	public   []string
-}
-
-type subtree struct {
-	prefix string
-	h      http.Handler
 }
 
 // loginCookiePrefix names the short-lived cookies that bind a login's
@@ -106,7 +96,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		Transport:    transport,
 		BufferPool:   bufferPool{},
 		ErrorHandler: p.upstreamError,
-		ErrorLog:     log.New(zapWriter{p.log.Named("reverseproxy")}, "", 0),
+		ErrorLog:     zap.NewStdLog(p.log.Named("reverseproxy")),
 	}
 
 	pre := cfg.Prefix
@@ -116,13 +106,6 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.routes[pre+PathLogout] = http.HandlerFunc(opts.Sessions.ServeLogout)
 	p.routes[pre+PathHealthz] = http.HandlerFunc(p.healthz)
 	p.routes[pre+PathReadyz] = http.HandlerFunc(p.readyz)
-	for rel, h := range opts.Mount {
-		if strings.HasSuffix(rel, "/") {
-			p.subtrees = append(p.subtrees, subtree{pre + rel, h})
-		} else {
-			p.routes[pre+rel] = h
-		}
-	}
 	return p, nil
 }
 
@@ -229,12 +212,6 @@ func (p *Proxy) serveReserved(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r)
 		return
 	}
-	for _, st := range p.subtrees {
-		if strings.HasPrefix(r.URL.Path, st.prefix) {
-			st.h.ServeHTTP(w, r)
-			return
-		}
-	}
 	p.pages.notFound(w, r)
 }
 
@@ -245,6 +222,14 @@ func (p *Proxy) serveReserved(w http.ResponseWriter, r *http.Request) {
 func reserved(p, prefix string) bool {
 	if strings.HasPrefix(p, prefix) {
 		return true
+	}
+	// Normalising an ASCII path only removes and folds characters, so one
+	// that does not hold the prefix's name in any case cannot normalise
+	// into it: the common request skips the allocation. (Unicode lower
+	// casing can turn some other characters into ASCII letters, so
+	// anything else takes the full path.)
+	if asciiOnly(p) && !containsFold(p, strings.Trim(prefix, "/")) {
+		return false
 	}
 	n := normalizePath(p)
 	pre := strings.ToLower(prefix)
@@ -275,12 +260,27 @@ func normalizePath(p string) string {
 // and as normalised, so that dot segments cannot smuggle a private path
 // through a public prefix.
 func (p *Proxy) isPublic(raw string) bool {
-	if len(p.public) == 0 {
-		return false
-	}
-	n := normalizePath(raw)
 	for _, pub := range p.public {
-		if underPath(raw, pub) && underPath(n, strings.ToLower(pub)) {
+		if underPath(raw, pub) && underPath(normalizePath(raw), strings.ToLower(pub)) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether s contains sub, ASCII case-insensitively.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}
@@ -337,12 +337,3 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
-
-// zapWriter sends the standard logger's lines (ReverseProxy's own
-// complaints) to zap.
-type zapWriter struct{ l *zap.Logger }
-
-func (z zapWriter) Write(b []byte) (int, error) {
-	z.l.Warn(strings.TrimSpace(string(b)))
-	return len(b), nil
-}

@@ -98,18 +98,13 @@ type Session struct {
 const (
 	maxNameIDInCookie       = 400
 	maxSessionIndexInCookie = 128
-	maxRefLen               = 255
 )
 
 const sessionFormat = 1
 
-// encode writes a compact binary form: format, issued, last seen (unix
-// seconds), then length-prefixed strings.
+// encode writes the session in the packed form (see pack). An oversized
+// NameID or session index is left out rather than growing the cookie.
 func (s Session) encode() []byte {
-	b := make([]byte, 0, 64+len(s.UserID)+len(s.IdP)+len(s.NameID)+len(s.SessionIndex))
-	b = append(b, sessionFormat)
-	b = binary.AppendVarint(b, s.Issued.Unix())
-	b = binary.AppendVarint(b, s.LastSeen.Unix())
 	nameID, index := s.NameID, s.SessionIndex
 	if len(nameID) > maxNameIDInCookie {
 		nameID = ""
@@ -117,37 +112,58 @@ func (s Session) encode() []byte {
 	if len(index) > maxSessionIndexInCookie {
 		index = ""
 	}
-	for _, str := range []string{s.UserID, s.IdP, nameID, index} {
-		b = binary.AppendUvarint(b, uint64(len(str)))
-		b = append(b, str...)
-	}
-	return b
+	return pack(sessionFormat, []time.Time{s.Issued, s.LastSeen}, s.UserID, s.IdP, nameID, index)
 }
 
 func decodeSession(b []byte) (Session, error) {
 	var s Session
-	if len(b) < 1 || b[0] != sessionFormat {
-		return s, errBadCookie
+	if err := unpack(b, sessionFormat, []*time.Time{&s.Issued, &s.LastSeen}, &s.UserID, &s.IdP, &s.NameID, &s.SessionIndex); err != nil || s.UserID == "" {
+		return Session{}, errBadCookie
+	}
+	return s, nil
+}
+
+// pack is the compact binary form of gatehouse's sealed cookies: a format
+// byte, times as varint unix seconds, then length-prefixed strings.
+func pack(format byte, times []time.Time, strs ...string) []byte {
+	n := 1 + 10*len(times)
+	for _, s := range strs {
+		n += binary.MaxVarintLen64 + len(s)
+	}
+	b := append(make([]byte, 0, n), format)
+	for _, t := range times {
+		b = binary.AppendVarint(b, t.Unix())
+	}
+	for _, s := range strs {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// unpack reads what pack wrote, into the given fields, and fails on a
+// wrong format, a short input or trailing bytes.
+func unpack(b []byte, format byte, times []*time.Time, strs ...*string) error {
+	if len(b) < 1 || b[0] != format {
+		return errBadCookie
 	}
 	b = b[1:]
-	var ts [2]int64
-	for i := range ts {
+	for _, t := range times {
 		v, n := binary.Varint(b)
 		if n <= 0 {
-			return s, errBadCookie
+			return errBadCookie
 		}
-		ts[i], b = v, b[n:]
+		*t, b = time.Unix(v, 0), b[n:]
 	}
-	s.Issued, s.LastSeen = time.Unix(ts[0], 0), time.Unix(ts[1], 0)
-	for _, p := range []*string{&s.UserID, &s.IdP, &s.NameID, &s.SessionIndex} {
+	for _, p := range strs {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || l > uint64(len(b)-n) {
-			return s, errBadCookie
+			return errBadCookie
 		}
 		*p, b = string(b[n:n+int(l)]), b[n+int(l):]
 	}
-	if len(b) != 0 || s.UserID == "" {
-		return s, errBadCookie
+	if len(b) != 0 {
+		return errBadCookie
 	}
-	return s, nil
+	return nil
 }

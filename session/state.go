@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/binary"
 	"sync"
 	"time"
 )
@@ -27,35 +26,13 @@ const maxReturnInState = 1536
 const stateFormat = 1
 
 func (st loginState) encode() []byte {
-	b := []byte{stateFormat}
-	b = binary.AppendVarint(b, st.Expires.Unix())
-	for _, s := range []string{st.Token, st.RequestID, st.IdP, st.ReturnTo} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	return b
+	return pack(stateFormat, []time.Time{st.Expires}, st.Token, st.RequestID, st.IdP, st.ReturnTo)
 }
 
 func decodeState(b []byte) (loginState, error) {
 	var st loginState
-	if len(b) < 1 || b[0] != stateFormat {
-		return st, errBadCookie
-	}
-	b = b[1:]
-	exp, n := binary.Varint(b)
-	if n <= 0 {
-		return st, errBadCookie
-	}
-	st.Expires, b = time.Unix(exp, 0), b[n:]
-	for _, p := range []*string{&st.Token, &st.RequestID, &st.IdP, &st.ReturnTo} {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return st, errBadCookie
-		}
-		*p, b = string(b[n:n+int(l)]), b[n+int(l):]
-	}
-	if len(b) != 0 {
-		return st, errBadCookie
+	if err := unpack(b, stateFormat, []*time.Time{&st.Expires}, &st.Token, &st.RequestID, &st.IdP, &st.ReturnTo); err != nil {
+		return loginState{}, err
 	}
 	return st, nil
 }

@@ -177,11 +177,11 @@ func newHarness(t testing.TB, o options) *harness {
 			AllowIdPInitiated: o.allowIdPInitiated}},
 		Endpoints: proxy.Endpoints(pcfg.Prefix),
 	}
-	policies := map[string]proxy.IdPPolicy{"corp": {EntityID: idpEntityID, Mapping: mapping, ContinueOnStoreError: o.continueOnStoreError}}
+	policies := map[string]proxy.IdPPolicy{"corp": {Mapping: mapping, ContinueOnStoreError: o.continueOnStoreError}}
 	if o.partner {
 		scfg.IdPs = append(scfg.IdPs, session.IdP{Name: "partner", DisplayName: "Partner Org", EntityID: partnerEntityID,
 			MetadataFile: writeMetadata(t, dir, "partner", partnerEntityID, partnerSSO, loadSigner(t, "other"))})
-		policies["partner"] = proxy.IdPPolicy{EntityID: partnerEntityID, Mapping: mapping}
+		policies["partner"] = proxy.IdPPolicy{Mapping: mapping}
 	}
 	scfg.Cookie.SetKeys([][]byte{bytes.Repeat([]byte{7}, session.KeyLen)})
 	pages := proxy.NewPages(logger.Named("pages"))

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
 	"gatehouse/provision"
@@ -193,7 +194,7 @@ func (f *File) validate() []error {
 	if f.Log.Format != "json" && f.Log.Format != "console" {
 		errs = append(errs, fmt.Errorf("log.format: must be json or console, got %q", f.Log.Format))
 	}
-	if _, err := parseLevel(f.Log.Level); err != nil {
+	if _, err := zapcore.ParseLevel(f.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))
 	}
 	if f.MetadataRefresh < time.Minute {
@@ -245,7 +246,7 @@ func flatten(err error) []error {
 func (f *File) policies() map[string]proxy.IdPPolicy {
 	out := make(map[string]proxy.IdPPolicy, len(f.IdPs))
 	for _, p := range f.IdPs {
-		out[p.Name] = proxy.IdPPolicy{EntityID: p.EntityID, Mapping: p.Mapping, ContinueOnStoreError: p.ContinueOnStoreError}
+		out[p.Name] = proxy.IdPPolicy{Mapping: p.Mapping, ContinueOnStoreError: p.ContinueOnStoreError}
 	}
 	return out
 }

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"github.com/crewjam/saml/samlidp"
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -96,7 +96,7 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	// The identity provider.
 	u, _ := url.Parse(idpURL)
 	idp, err := samlidp.New(samlidp.Options{URL: *u, Key: idpKey, Certificate: idpCert, Store: &samlidp.MemoryStore{},
-		Logger: log.New(serverLog{logger.Named("demo-idp")}, "", 0), LoginFormTemplate: idpLoginForm})
+		Logger: zap.NewStdLog(logger.Named("demo-idp")), LoginFormTemplate: idpLoginForm})
 	if err != nil {
 		return fmt.Errorf("demo idp: %w", err)
 	}

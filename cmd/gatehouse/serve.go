@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,13 +20,9 @@ import (
 	"gatehouse/session"
 )
 
-func parseLevel(s string) (zapcore.Level, error) {
-	return zapcore.ParseLevel(s)
-}
-
 // newLogger builds the process's one logger.
 func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
-	level, err := parseLevel(cfg.Level)
+	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, err
 	}
@@ -120,12 +114,18 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	defer cancel()
 	go sm.Run(ctx, f.MetadataRefresh)
 
+	// net/http's own complaints (TLS handshakes, bad requests) are noise
+	// under load: debug level.
+	httpLog, err := zap.NewStdLogAt(logger.Named("http"), zapcore.DebugLevel)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(serverLog{logger.Named("http")}, "", 0),
+		ErrorLog:          httpLog,
 	}
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
@@ -156,13 +156,4 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return ctx.Err()
-}
-
-// serverLog sends net/http's own complaints (TLS handshakes, bad
-// requests) to zap at debug level: they are noise under load.
-type serverLog struct{ l *zap.Logger }
-
-func (s serverLog) Write(b []byte) (int, error) {
-	s.l.Debug(strings.TrimSpace(string(b)))
-	return len(b), nil
 }

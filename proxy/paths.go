@@ -21,6 +21,7 @@ const (
 // Endpoints returns the SAML endpoints' absolute paths under prefix.
 func Endpoints(prefix string) session.Endpoints {
 	return session.Endpoints{
+		Prefix:   prefix,
 		Metadata: prefix + PathMetadata,
 		ACS:      prefix + PathACS,
 		Login:    prefix + PathLogin,

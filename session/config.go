@@ -37,6 +37,9 @@ type Config struct {
 
 // Endpoints are the paths of the SP's handlers.
 type Endpoints struct {
+	// Prefix is the reserved prefix they share; a login never returns
+	// under it.
+	Prefix                       string
 	Metadata, ACS, Login, Logout string
 }
 

@@ -279,13 +279,8 @@ func SafeReturn(target, prefix string) bool {
 	return prefix == "" || !strings.HasPrefix(u.Path, prefix)
 }
 
-func (m *Manager) reservedPrefix() string {
-	// Endpoints share one prefix; the login path is directly under it.
-	return m.cfg.Endpoints.Login[:strings.LastIndex(m.cfg.Endpoints.Login, "/")+1]
-}
-
 func (m *Manager) safeReturn(target string) string {
-	if SafeReturn(target, m.reservedPrefix()) {
+	if SafeReturn(target, m.cfg.Endpoints.Prefix) {
 		return target
 	}
 	return "/"

@@ -699,3 +699,15 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginNeverReturnsUnderReservedPrefix: a return path under the
+// reserved prefix falls back to "/".
+func TestLoginNeverReturnsUnderReservedPrefix(t *testing.T) {
+	h := newHarness(t, options{})
+	c := h.browser()
+	resp := h.login(c, "/.gatehouse/login?return=%2F.gatehouse%2Flogout", alice)
+	readResp(t, resp)
+	if resp.Request.URL.Path != "/" {
+		t.Errorf("landed on %s, want /", resp.Request.URL.Path)
+	}
+}

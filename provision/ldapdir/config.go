@@ -1,0 +1,345 @@
+package ldapdir
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"gatehouse/provision"
+)
+
+// SchemaLDIF is the OpenLDAP cn=config schema that defines the default
+// state attribute (gatehouseState) and its auxiliary object class
+// (gatehouseAccount).
+//
+//go:embed gatehouse-schema.ldif
+var SchemaLDIF string
+
+// Profiles.
+const (
+	ProfileOpenLDAP        = "openldap"
+	ProfileActiveDirectory = "active_directory"
+)
+
+// Config describes the directory and how users and groups live in it.
+type Config struct {
+	// URL is ldap://host[:port] (StartTLS unless insecure_plaintext) or
+	// ldaps://host[:port].
+	URL string `yaml:"url"`
+	// InsecurePlaintext allows ldap:// without StartTLS: the bind
+	// password and every attribute then cross the network in clear. Only
+	// for a directory on the same host.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
+	// CAFile is a PEM bundle of the CAs that sign the directory's
+	// certificate; default the system roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the name checked in the directory's
+	// certificate; default the URL's host.
+	ServerName string `yaml:"server_name"`
+
+	// BindDN and its password (from BindPasswordFile, or BindPassword
+	// filled by the caller from the environment).
+	BindDN           string `yaml:"bind_dn"`
+	BindPasswordFile string `yaml:"bind_password_file"`
+	BindPassword     string `yaml:"bind_password"`
+
+	// Profile is "openldap" (default) or "active_directory"; it sets the
+	// defaults of every field below.
+	Profile string `yaml:"profile"`
+	// UserBase is where users are created and looked up; GroupBase where
+	// groups are.
+	UserBase  string `yaml:"user_base"`
+	GroupBase string `yaml:"group_base"`
+	// RDN is the naming attribute of new users with the field that fills
+	// it, like "uid={user_name}" (OpenLDAP) or "cn={user_name}" (AD).
+	RDN string `yaml:"rdn"`
+	// UserObjectClasses are set on new users.
+	UserObjectClasses []string `yaml:"user_object_classes"`
+	// GroupObjectClass is the class of groups: groupOfNames (OpenLDAP) or
+	// group (AD). Their members are in "member" and their name in "cn".
+	GroupObjectClass string `yaml:"group_object_class"`
+	// Attributes maps user fields (user_name, email, display_name,
+	// given_name, family_name, and extra names from the IdP mappings) to
+	// LDAP attributes.
+	Attributes map[string]string `yaml:"attributes"`
+	// StateAttribute is a multi-valued, case-exact string attribute that
+	// gatehouse owns on its entries: identity keys, a write counter and
+	// the memberships logins created. StateObjectClass, when set, is added
+	// to entries so that the attribute is allowed.
+	StateAttribute   string `yaml:"state_attribute"`
+	StateObjectClass string `yaml:"state_object_class"`
+	// MemberOfAttribute is the back-link attribute listing a user's
+	// groups (memberOf with OpenLDAP's memberof overlay, always on AD);
+	// "none" searches the groups instead.
+	MemberOfAttribute string `yaml:"member_of_attribute"`
+	// DisabledAttribute and DisabledValue mark a disabled account on
+	// OpenLDAP (default pwdAccountLockedTime: 000001010000Z, a permanent
+	// ppolicy lock; nsAccountLock: true on 389 DS). AD uses
+	// userAccountControl bit 2 instead.
+	DisabledAttribute string `yaml:"disabled_attribute"`
+	DisabledValue     string `yaml:"disabled_value"`
+	// EmptyGroupMember is the member written when the last member leaves a
+	// groupOfNames, which may not be empty; default the group's own DN.
+	EmptyGroupMember string `yaml:"empty_group_member"`
+	// AdoptExisting lets a first login take over an entry that already
+	// holds its DN but no gatehouse identity (an account that existed
+	// before gatehouse). Only safe when the IdP is authoritative for user
+	// names.
+	AdoptExisting bool `yaml:"adopt_existing"`
+
+	// Active Directory only.
+	// UPNSuffix builds userPrincipalName as user_name@suffix (a user name
+	// that contains "@" is used as it is).
+	UPNSuffix string `yaml:"upn_suffix"`
+	// SetRandomPassword writes a random unusable password (unicodePwd)
+	// before enabling a new account, for domains whose policy refuses
+	// enabled accounts without one. Needs an encrypted connection.
+	SetRandomPassword bool `yaml:"set_random_password"`
+
+	// PoolSize bounds open connections; default 4.
+	PoolSize int `yaml:"pool_size"`
+	// DialTimeout bounds connecting, TLS and bind; default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// OpTimeout bounds one operation when the caller's context has no
+	// earlier deadline; default 10s.
+	OpTimeout time.Duration `yaml:"op_timeout"`
+	// IdleTimeout drops pooled connections idle for longer, before the
+	// server does (AD: 900s); default 5m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// PageSize is the paged-results size for searches that can return
+	// many entries; default 500 (AD serves at most 1000).
+	PageSize int `yaml:"page_size"`
+}
+
+// WithDefaults fills unset fields from the profile.
+func (c Config) WithDefaults() Config {
+	if c.Profile == "" {
+		c.Profile = ProfileOpenLDAP
+	}
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	attrs := map[string]string{}
+	switch c.Profile {
+	case ProfileActiveDirectory:
+		set(&c.RDN, "cn={user_name}")
+		set(&c.GroupObjectClass, "group")
+		if c.UserObjectClasses == nil {
+			c.UserObjectClasses = []string{"top", "person", "organizationalPerson", "user"}
+		}
+		attrs = map[string]string{provision.FieldEmail: "mail", provision.FieldDisplayName: "displayName",
+			provision.FieldGivenName: "givenName", provision.FieldFamilyName: "sn"}
+	default:
+		set(&c.RDN, "uid={user_name}")
+		set(&c.GroupObjectClass, "groupOfNames")
+		set(&c.StateAttribute, "gatehouseState")
+		if c.StateAttribute == "gatehouseState" {
+			set(&c.StateObjectClass, "gatehouseAccount")
+		}
+		set(&c.DisabledAttribute, "pwdAccountLockedTime")
+		if c.DisabledAttribute == "pwdAccountLockedTime" {
+			set(&c.DisabledValue, "000001010000Z")
+		}
+		if c.UserObjectClasses == nil {
+			c.UserObjectClasses = []string{"top", "person", "organizationalPerson", "inetOrgPerson"}
+		}
+		attrs = map[string]string{provision.FieldUserName: "uid", provision.FieldEmail: "mail",
+			provision.FieldDisplayName: "displayName", provision.FieldGivenName: "givenName", provision.FieldFamilyName: "sn"}
+	}
+	if c.Attributes == nil {
+		c.Attributes = attrs
+	}
+	set(&c.MemberOfAttribute, "memberOf")
+	if c.PoolSize == 0 {
+		c.PoolSize = 4
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.PageSize == 0 {
+		c.PageSize = 500
+	}
+	return c
+}
+
+var (
+	attrName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
+	rdnForm  = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*)=\{([a-z][a-z0-9_]*)\}$`)
+)
+
+// Validate checks the configuration without network I/O. Call it on the
+// result of WithDefaults.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	u, err := url.Parse(c.URL)
+	switch {
+	case c.URL == "":
+		bad("url: required (ldaps://host or ldap://host)")
+	case err != nil:
+		bad("url: %v", err)
+	case u.Scheme != "ldap" && u.Scheme != "ldaps":
+		bad("url: scheme must be ldap or ldaps, got %q", u.Scheme)
+	case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
+		bad("url: must be scheme://host[:port] with nothing else")
+	case u.Scheme == "ldaps" && c.InsecurePlaintext:
+		bad("insecure_plaintext: contradicts an ldaps:// url")
+	}
+	switch c.Profile {
+	case ProfileOpenLDAP, ProfileActiveDirectory:
+	default:
+		bad("profile: must be %s or %s, got %q", ProfileOpenLDAP, ProfileActiveDirectory, c.Profile)
+	}
+	if c.BindDN == "" {
+		bad("bind_dn: required: gatehouse writes, so it binds as a service account")
+	} else if _, err := ldap.ParseDN(c.BindDN); err != nil {
+		bad("bind_dn: %v", err)
+	}
+	if (c.BindPasswordFile == "") == (c.BindPassword == "") {
+		bad("bind_password_file: set it, or bind_password as an ${ENV} reference, but not both")
+	}
+	for key, dn := range map[string]string{"user_base": c.UserBase, "group_base": c.GroupBase} {
+		if dn == "" {
+			bad("%s: required", key)
+		} else if d, err := ldap.ParseDN(dn); err != nil || len(d.RDNs) == 0 {
+			bad("%s: not a DN: %q", key, dn)
+		}
+	}
+	m := rdnForm.FindStringSubmatch(c.RDN)
+	if m == nil {
+		bad("rdn: must look like attribute={field}, e.g. uid={user_name}, got %q", c.RDN)
+	} else if !c.knownField(m[2]) {
+		bad("rdn: %q is not user_name or a field in attributes", m[2])
+	}
+	if !attrName.MatchString(c.GroupObjectClass) {
+		bad("group_object_class: invalid name %q", c.GroupObjectClass)
+	}
+	if len(c.UserObjectClasses) == 0 {
+		bad("user_object_classes: at least one")
+	}
+	for i, oc := range c.UserObjectClasses {
+		if !attrName.MatchString(oc) {
+			bad("user_object_classes[%d]: invalid name %q", i, oc)
+		}
+	}
+	owned := map[string]string{} // lower-case attribute -> field
+	for field, attr := range c.Attributes {
+		switch {
+		case !attrName.MatchString(attr):
+			bad("attributes.%s: invalid attribute name %q", field, attr)
+		case field == provision.FieldGroups:
+			bad("attributes.groups: groups are memberships in group_base, not an attribute")
+		case owned[strings.ToLower(attr)] != "":
+			bad("attributes.%s: %s is already mapped from %s", field, attr, owned[strings.ToLower(attr)])
+		case c.reserved(attr):
+			bad("attributes.%s: %s is managed by gatehouse itself", field, attr)
+		}
+		owned[strings.ToLower(attr)] = field
+	}
+	if c.StateAttribute == "" {
+		bad("state_attribute: required for %s: a multi-valued, case-exact string attribute that only gatehouse writes", c.Profile)
+	} else if !attrName.MatchString(c.StateAttribute) {
+		bad("state_attribute: invalid name %q", c.StateAttribute)
+	}
+	if c.StateObjectClass != "" && !attrName.MatchString(c.StateObjectClass) {
+		bad("state_object_class: invalid name %q", c.StateObjectClass)
+	}
+	if c.MemberOfAttribute != "none" && !attrName.MatchString(c.MemberOfAttribute) {
+		bad("member_of_attribute: invalid name %q", c.MemberOfAttribute)
+	}
+	if c.EmptyGroupMember != "" {
+		if _, err := ldap.ParseDN(c.EmptyGroupMember); err != nil {
+			bad("empty_group_member: %v", err)
+		}
+	}
+	if c.Profile == ProfileActiveDirectory {
+		if c.UPNSuffix == "" || strings.ContainsAny(c.UPNSuffix, "@ ") {
+			bad("upn_suffix: required for active_directory, a domain like corp.example.com")
+		}
+		if c.SetRandomPassword && !c.encrypted() {
+			bad("set_random_password: AD accepts passwords only over ldaps:// or StartTLS")
+		}
+		if m != nil && !strings.EqualFold(m[1], "cn") {
+			bad("rdn: Active Directory names users by cn")
+		}
+	} else {
+		if c.DisabledAttribute == "" || !attrName.MatchString(c.DisabledAttribute) || c.DisabledValue == "" {
+			bad("disabled_attribute, disabled_value: required (e.g. pwdAccountLockedTime and 000001010000Z)")
+		}
+		if c.UPNSuffix != "" || c.SetRandomPassword {
+			bad("upn_suffix, set_random_password: only for the active_directory profile")
+		}
+	}
+	if c.PoolSize < 1 || c.PoolSize > 64 {
+		bad("pool_size: between 1 and 64")
+	}
+	if c.PageSize < 1 || c.PageSize > 1000 {
+		bad("page_size: between 1 and 1000")
+	}
+	for key, d := range map[string]time.Duration{"dial_timeout": c.DialTimeout, "op_timeout": c.OpTimeout, "idle_timeout": c.IdleTimeout} {
+		if d <= 0 {
+			bad("%s: must be positive", key)
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+func (c Config) encrypted() bool {
+	return strings.HasPrefix(c.URL, "ldaps://") || !c.InsecurePlaintext
+}
+
+func (c Config) knownField(f string) bool {
+	if f == provision.FieldUserName {
+		return true
+	}
+	_, ok := c.Attributes[f]
+	return ok
+}
+
+// reserved reports attributes gatehouse writes for its own reasons.
+func (c Config) reserved(attr string) bool {
+	r := []string{"objectClass", c.StateAttribute, c.MemberOfAttribute, "member", "entryUUID", "objectGUID"}
+	if c.Profile == ProfileActiveDirectory {
+		r = append(r, "userAccountControl", "unicodePwd", "sAMAccountName", "userPrincipalName")
+	} else {
+		r = append(r, c.DisabledAttribute)
+	}
+	for _, x := range r {
+		if strings.EqualFold(x, attr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ExtraFields lists the extra (non-core) fields the configuration maps,
+// so that the caller can check them against the IdP mappings.
+func (c Config) ExtraFields() []string {
+	var out []string
+	for f := range c.Attributes {
+		switch f {
+		case provision.FieldUserName, provision.FieldEmail, provision.FieldDisplayName, provision.FieldGivenName, provision.FieldFamilyName:
+		default:
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,493 @@
+package ldapdir
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
+
+	"gatehouse/provision"
+)
+
+// The state attribute holds gatehouse's bookkeeping as typed values:
+//
+//	key <idp> <kind> <subject>   an identity that logs in as this entry
+//	version <n>                  the write counter (User.Version)
+//	group <source> <name>        a membership that <source> created
+//	pending-enable               an AD account created disabled whose
+//	                             password and enable steps are not done
+//
+// IdPs and kinds contain no spaces (checked), so each value splits
+// unambiguously and the subject or group name is kept exactly.
+const (
+	stateKey     = "key "
+	stateVersion = "version "
+	stateGroup   = "group "
+	statePending = "pending-enable"
+)
+
+func keyValue(k provision.Key) string { return stateKey + k.IdP + " " + k.Kind + " " + k.Subject }
+
+func groupValue(source, norm string) string { return stateGroup + source + " " + norm }
+
+// state is the parsed state attribute of one entry.
+type state struct {
+	keys    []string
+	version int64
+	groups  map[string]map[string]bool // source -> normalised group names
+	pending bool
+	raw     []string
+}
+
+func parseState(vals []string) state {
+	st := state{groups: map[string]map[string]bool{}, raw: vals}
+	for _, v := range vals {
+		switch {
+		case strings.HasPrefix(v, stateKey):
+			st.keys = append(st.keys, v)
+		case strings.HasPrefix(v, stateVersion):
+			if n, err := strconv.ParseInt(v[len(stateVersion):], 10, 64); err == nil && n > st.version {
+				st.version = n
+			}
+		case strings.HasPrefix(v, stateGroup):
+			src, name, ok := strings.Cut(v[len(stateGroup):], " ")
+			if ok {
+				if st.groups[src] == nil {
+					st.groups[src] = map[string]bool{}
+				}
+				st.groups[src][name] = true
+			}
+		case v == statePending:
+			st.pending = true
+		}
+	}
+	return st
+}
+
+// versionValues returns the exact stored version values (normally one).
+func (st state) versionValues() []string {
+	var out []string
+	for _, v := range st.raw {
+		if strings.HasPrefix(v, stateVersion) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// checkKey refuses keys that cannot be stored unambiguously.
+func checkKey(k provision.Key) error {
+	switch {
+	case k.IdP == "" || k.Kind == "" || k.Subject == "":
+		return fmt.Errorf("ldapdir: %w: empty identity key part", provision.ErrNoKey)
+	case strings.ContainsFunc(k.IdP+k.Kind, unicode.IsSpace):
+		return fmt.Errorf("ldapdir: %w: the IdP entity ID and key kind may not contain spaces", provision.ErrInvalid)
+	}
+	return checkValue("key", k.Subject)
+}
+
+// checkValue refuses what no directory string can hold.
+func checkValue(field, v string) error {
+	if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+		return fmt.Errorf("ldapdir: %w: %s holds invalid UTF-8 or control characters", provision.ErrInvalid, field)
+	}
+	return nil
+}
+
+// attrSpec says how one LDAP attribute of a user entry is filled.
+type attrSpec struct {
+	name string
+	// from lists fields; the first non-empty one is written.
+	from []string
+	// derive computes the value instead (AD's userPrincipalName).
+	derive func(u *provision.User) string
+	// createOnly attributes are written when the entry is added and never
+	// changed (AD's sAMAccountName).
+	createOnly bool
+	rdn        bool
+}
+
+// layout is the compiled form of a Config: how users map to entries.
+type layout struct {
+	cfg       Config
+	rdnAttr   string
+	rdnField  string
+	specs     []attrSpec
+	readFrom  map[string]string // field -> attribute it is read from
+	userBase  *ldap.DN
+	groupBase *ldap.DN
+	ad        bool
+}
+
+func newLayout(c Config) (*layout, error) {
+	m := rdnForm.FindStringSubmatch(c.RDN)
+	if m == nil {
+		return nil, fmt.Errorf("rdn: invalid %q", c.RDN)
+	}
+	l := &layout{cfg: c, rdnAttr: m[1], rdnField: m[2], readFrom: map[string]string{}, ad: c.Profile == ProfileActiveDirectory}
+	var err error
+	if l.userBase, err = ldap.ParseDN(c.UserBase); err != nil {
+		return nil, fmt.Errorf("user_base: %w", err)
+	}
+	if l.groupBase, err = ldap.ParseDN(c.GroupBase); err != nil {
+		return nil, fmt.Errorf("group_base: %w", err)
+	}
+	add := func(s attrSpec) {
+		for i := range l.specs {
+			if strings.EqualFold(l.specs[i].name, s.name) {
+				// An attribute both mapped and required: keep the mapped
+				// field first, the fallbacks after it.
+				l.specs[i].from = slices.Compact(append(l.specs[i].from, s.from...))
+				l.specs[i].rdn = l.specs[i].rdn || s.rdn
+				return
+			}
+		}
+		l.specs = append(l.specs, s)
+	}
+	add(attrSpec{name: l.rdnAttr, from: []string{l.rdnField}, rdn: true})
+	l.readFrom[l.rdnField] = l.rdnAttr
+	for _, field := range slices.Sorted(maps.Keys(c.Attributes)) {
+		attr := c.Attributes[field]
+		add(attrSpec{name: attr, from: []string{field}})
+		l.readFrom[field] = attr
+	}
+	if l.ad {
+		add(attrSpec{name: "userPrincipalName", derive: func(u *provision.User) string { return upn(u.UserName, c.UPNSuffix) }})
+		add(attrSpec{name: "sAMAccountName", derive: func(u *provision.User) string { return samAccountName(u.UserName) }, createOnly: true})
+	} else if slices.ContainsFunc(c.UserObjectClasses, func(s string) bool {
+		return strings.EqualFold(s, "person") || strings.EqualFold(s, "inetOrgPerson")
+	}) {
+		// person requires cn and sn: fill them from the closest field.
+		add(attrSpec{name: "cn", from: []string{provision.FieldDisplayName, provision.FieldUserName}})
+		add(attrSpec{name: "sn", from: []string{provision.FieldFamilyName, provision.FieldUserName}})
+	}
+	return l, nil
+}
+
+func (s attrSpec) value(u *provision.User) string {
+	if s.derive != nil {
+		return s.derive(u)
+	}
+	for _, f := range s.from {
+		if v := fieldValue(u, f); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func fieldValue(u *provision.User, f string) string {
+	switch f {
+	case provision.FieldUserName:
+		return u.UserName
+	case provision.FieldEmail:
+		return u.Email
+	case provision.FieldDisplayName:
+		return u.DisplayName
+	case provision.FieldGivenName:
+		return u.GivenName
+	case provision.FieldFamilyName:
+		return u.FamilyName
+	}
+	return u.Extra[f]
+}
+
+func setField(u *provision.User, f, v string) {
+	switch f {
+	case provision.FieldUserName:
+		u.UserName = v
+	case provision.FieldEmail:
+		u.Email = v
+	case provision.FieldDisplayName:
+		u.DisplayName = v
+	case provision.FieldGivenName:
+		u.GivenName = v
+	case provision.FieldFamilyName:
+		u.FamilyName = v
+	default:
+		if v == "" {
+			return
+		}
+		if u.Extra == nil {
+			u.Extra = map[string]string{}
+		}
+		u.Extra[f] = v
+	}
+}
+
+// rdnValue is the naming value of u's entry; dn is the entry's DN.
+func (l *layout) dn(u *provision.User) string {
+	return l.rdnAttr + "=" + ldap.EscapeDN(fieldValue(u, l.rdnField)) + "," + l.cfg.UserBase
+}
+
+// userAttributes lists what a user search must return.
+func (l *layout) userAttributes() []string {
+	a := []string{"objectClass", l.cfg.StateAttribute, l.anchorAttr(), l.createdAttr(), l.modifiedAttr()}
+	for _, s := range l.specs {
+		a = append(a, s.name)
+	}
+	if l.cfg.MemberOfAttribute != "none" {
+		a = append(a, l.cfg.MemberOfAttribute)
+	}
+	if l.ad {
+		a = append(a, "userAccountControl")
+	} else {
+		a = append(a, l.cfg.DisabledAttribute)
+	}
+	return a
+}
+
+func (l *layout) anchorAttr() string {
+	if l.ad {
+		return "objectGUID"
+	}
+	return "entryUUID"
+}
+
+func (l *layout) createdAttr() string {
+	if l.ad {
+		return "whenCreated"
+	}
+	return "createTimestamp"
+}
+
+func (l *layout) modifiedAttr() string {
+	if l.ad {
+		return "whenChanged"
+	}
+	return "modifyTimestamp"
+}
+
+// anchorFilter is the search filter for a user ID, or false when id
+// cannot be an anchor at all.
+func (l *layout) anchorFilter(id string) (string, bool) {
+	if l.ad {
+		b, err := hex.DecodeString(id)
+		if err != nil || len(b) != 16 {
+			return "", false
+		}
+		var f strings.Builder
+		f.WriteString("(objectGUID=")
+		for _, c := range b {
+			fmt.Fprintf(&f, `\%02x`, c)
+		}
+		f.WriteString(")")
+		return f.String(), true
+	}
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != strings.ToLower(id) {
+		return "", false
+	}
+	return "(entryUUID=" + ldap.EscapeFilter(u.String()) + ")", true
+}
+
+// id reads the anchor of an entry: objectGUID as hex of its raw bytes
+// (not AD's byte-swapped text form), entryUUID as it is.
+func (l *layout) id(e *ldap.Entry) string {
+	if l.ad {
+		return hex.EncodeToString(e.GetRawAttributeValue("objectGUID"))
+	}
+	return strings.ToLower(e.GetAttributeValue("entryUUID"))
+}
+
+// user decodes an entry; groups are filled separately.
+func (l *layout) user(e *ldap.Entry, st state) provision.User {
+	u := provision.User{ID: l.id(e), Version: st.version, Active: !l.disabled(e, st)}
+	for field, attr := range l.readFrom {
+		setField(&u, field, e.GetEqualFoldAttributeValue(attr))
+	}
+	u.Created = parseTime(e.GetEqualFoldAttributeValue(l.createdAttr()))
+	u.Updated = parseTime(e.GetEqualFoldAttributeValue(l.modifiedAttr()))
+	return u
+}
+
+func parseTime(s string) time.Time {
+	for _, layout := range []string{"20060102150405Z0700", "20060102150405.0Z0700", "20060102150405.000000Z0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// AD userAccountControl bits.
+const (
+	uacDisabled      = 0x2
+	uacNormalAccount = 0x200
+)
+
+// disabled reports an account that logins must refuse. An AD account
+// that gatehouse created disabled and has not finished enabling is not
+// refused: the login completes it.
+func (l *layout) disabled(e *ldap.Entry, st state) bool {
+	if l.ad {
+		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
+		return uac&uacDisabled != 0 && !st.pending
+	}
+	for _, v := range e.GetEqualFoldAttributeValues(l.cfg.DisabledAttribute) {
+		if strings.EqualFold(v, l.cfg.DisabledValue) {
+			return true
+		}
+	}
+	return false
+}
+
+// addRequest builds the entry of a new user. It carries everything the
+// user needs in one operation, so that a failure leaves nothing behind.
+func (l *layout) addRequest(u *provision.User, key provision.Key, groups []string, source string) (*ldap.AddRequest, error) {
+	req := ldap.NewAddRequest(l.dn(u), nil)
+	classes := slices.Clone(l.cfg.UserObjectClasses)
+	if l.cfg.StateObjectClass != "" {
+		classes = append(classes, l.cfg.StateObjectClass)
+	}
+	req.Attribute("objectClass", classes)
+	for _, s := range l.specs {
+		v := s.value(u)
+		if v == "" {
+			continue
+		}
+		if err := l.checkAttr(s, v); err != nil {
+			return nil, err
+		}
+		req.Attribute(s.name, []string{v})
+	}
+	st := []string{keyValue(key), stateVersion + "1"}
+	for _, g := range groups {
+		st = append(st, groupValue(source, provision.NormalizeName(g)))
+	}
+	if l.ad {
+		uac := uacNormalAccount
+		if l.cfg.SetRandomPassword {
+			// AD takes a password only on an existing entry: add it
+			// disabled, then set the password and enable it (enableRequest).
+			uac |= uacDisabled
+			st = append(st, statePending)
+		}
+		req.Attribute("userAccountControl", []string{strconv.Itoa(uac)})
+	}
+	req.Attribute(l.cfg.StateAttribute, st)
+	return req, nil
+}
+
+// checkAttr enforces directory limits before the write, not after the
+// error.
+func (l *layout) checkAttr(s attrSpec, v string) error {
+	if l.ad && s.rdn && utf8.RuneCountInString(v) > 64 {
+		return fmt.Errorf("ldapdir: %w: %s is longer than Active Directory's 64 characters", provision.ErrInvalid, s.name)
+	}
+	return nil
+}
+
+// enableRequest finishes an AD account created disabled: a random
+// password nobody knows, then the enabled flag, in one modify.
+func (l *layout) enableRequest(dn string, uac int64, password string) *ldap.ModifyRequest {
+	req := ldap.NewModifyRequest(dn, nil)
+	req.Replace("unicodePwd", []string{encodeADPassword(password)})
+	req.Replace("userAccountControl", []string{strconv.FormatInt(uac&^uacDisabled|uacNormalAccount, 10)})
+	req.Delete(l.cfg.StateAttribute, []string{statePending})
+	return req
+}
+
+// encodeADPassword is AD's unicodePwd form: the password in double quotes,
+// UTF-16 little-endian.
+func encodeADPassword(pw string) string {
+	u := utf16.Encode([]rune(`"` + pw + `"`))
+	b := make([]byte, 2*len(u))
+	for i, r := range u {
+		b[2*i], b[2*i+1] = byte(r), byte(r>>8)
+	}
+	return string(b)
+}
+
+// upn is the userPrincipalName for a user name.
+func upn(userName, suffix string) string {
+	if userName == "" {
+		return ""
+	}
+	if strings.Contains(userName, "@") {
+		return userName
+	}
+	return userName + "@" + suffix
+}
+
+var samForbidden = regexp.MustCompile(`["/\\\[\]:;|=,+*?<>@\s]`)
+
+// samAccountName derives AD's pre-Windows 2000 logon name: at most 20
+// characters, none of "/\[]:;|=,+*?<>, no spaces. A name that fits is used
+// as it is; any other is shortened and given a hash of the full user name,
+// so two names that shorten alike still differ.
+func samAccountName(userName string) string {
+	local, _, _ := strings.Cut(userName, "@")
+	clean := samForbidden.ReplaceAllString(local, "_")
+	clean = strings.TrimRight(clean, ".") // a trailing dot is not allowed either
+	if clean == local && clean != "" && utf8.RuneCountInString(clean) <= 20 && !strings.Contains(userName, "@") {
+		return clean
+	}
+	sum := sha256.Sum256([]byte(userName))
+	suffix := "-" + hex.EncodeToString(sum[:])[:5]
+	r := []rune(clean)
+	if len(r) > 20-len(suffix) {
+		r = r[:20-len(suffix)]
+	}
+	return strings.TrimRight(string(r), ".") + suffix
+}
+
+// diffAttributes compares the wanted user with the entry and returns the
+// replace and delete operations for the attributes that differ, and the
+// fields they belong to. Only attributes fed by the fields in touched are
+// compared, so an attribute the login did not assert is never rewritten.
+func (l *layout) diffAttributes(e *ldap.Entry, want *provision.User, touched map[string]bool) (changes []ldap.Change, fields map[string]bool, err error) {
+	fields = map[string]bool{}
+	for _, s := range l.specs {
+		if s.createOnly || s.rdn {
+			continue // the RDN changes through ModifyDN
+		}
+		relevant := false
+		for _, f := range s.from {
+			relevant = relevant || touched[f]
+		}
+		if s.derive != nil {
+			relevant = touched[provision.FieldUserName]
+		}
+		if !relevant {
+			continue
+		}
+		v := s.value(want)
+		have := e.GetEqualFoldAttributeValues(s.name)
+		switch {
+		case v == "" && len(have) > 0:
+			changes = append(changes, ldap.Change{Operation: ldap.DeleteAttribute, Modification: ldap.PartialAttribute{Type: s.name}})
+		case v != "" && (len(have) != 1 || have[0] != v):
+			if err := l.checkAttr(s, v); err != nil {
+				return nil, nil, err
+			}
+			changes = append(changes, ldap.Change{Operation: ldap.ReplaceAttribute, Modification: ldap.PartialAttribute{Type: s.name, Vals: []string{v}}})
+		default:
+			continue
+		}
+		for _, f := range s.from {
+			if touched[f] {
+				fields[f] = true
+				break
+			}
+		}
+		if s.derive != nil {
+			fields[provision.FieldUserName] = true
+		}
+	}
+	return changes, fields, nil
+}
+
+var errNoEntry = errors.New("ldapdir: entry vanished")

@@ -1,0 +1,262 @@
+package ldapdir
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"gatehouse/provision"
+)
+
+// groupRef is one group: its normalised name, its name as stored (or as
+// asserted, for a group not created yet) and its DN when known.
+type groupRef struct {
+	norm, name, dn string
+}
+
+// membership is the set of groups under group_base a user belongs to.
+type membership struct {
+	byNorm map[string]groupRef
+}
+
+func (m *membership) names() []string {
+	var out []string
+	for _, g := range m.byNorm {
+		out = append(out, g.name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *membership) without(remove []groupRef) *membership {
+	out := &membership{byNorm: maps.Clone(m.byNorm)}
+	for _, g := range remove {
+		delete(out.byNorm, g.norm)
+	}
+	return out
+}
+
+// memberships reads the user's groups: from the back-link attribute when
+// the directory keeps one, else by a paged search of the groups.
+func (s *Store) memberships(ctx context.Context, e *ldap.Entry) (*membership, error) {
+	m := &membership{byNorm: map[string]groupRef{}}
+	if s.l.cfg.MemberOfAttribute != "none" {
+		for _, dn := range e.GetEqualFoldAttributeValues(s.l.cfg.MemberOfAttribute) {
+			if g, ok := s.l.groupFromDN(dn); ok {
+				m.byNorm[g.norm] = g
+			}
+		}
+		return m, nil
+	}
+	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.GroupBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&(objectClass="+ldap.EscapeFilter(s.l.cfg.GroupObjectClass)+")(member="+ldap.EscapeFilter(e.DN)+"))", []string{"cn"}, nil), true)
+	if err != nil {
+		return nil, fmt.Errorf("ldapdir: read groups of %s: %w", e.DN, err)
+	}
+	for _, ge := range res.Entries {
+		if name := ge.GetAttributeValue("cn"); name != "" {
+			n := provision.NormalizeName(name)
+			m.byNorm[n] = groupRef{norm: n, name: name, dn: ge.DN}
+		}
+	}
+	return m, nil
+}
+
+// groupFromDN names a group from a memberOf value, if it lies under the
+// group base. The name is the value of the group's RDN (its cn).
+func (l *layout) groupFromDN(dn string) (groupRef, bool) {
+	d, err := ldap.ParseDN(dn)
+	if err != nil || len(d.RDNs) == 0 || len(d.RDNs[0].Attributes) != 1 || !l.groupBase.AncestorOfFold(d) {
+		return groupRef{}, false
+	}
+	name := d.RDNs[0].Attributes[0].Value
+	return groupRef{norm: provision.NormalizeName(name), name: name, dn: dn}, true
+}
+
+// groupPlan is what a login changes in memberships of its own source.
+type groupPlan struct {
+	add    []groupRef // asserted, not a member: join (and own it)
+	remove []groupRef // owned, no longer asserted, still a member: leave
+	forget []string   // owned, no longer asserted: drop the ownership record
+}
+
+func (p groupPlan) changes() bool { return len(p.add)+len(p.remove)+len(p.forget) > 0 }
+
+// wanted maps the normalised names of the asserted groups to their names.
+func wanted(c provision.Claims) map[string]string {
+	want := map[string]string{}
+	for _, g := range c.Groups {
+		if n := provision.NormalizeName(g); want[n] == "" {
+			want[n] = g
+		}
+	}
+	return want
+}
+
+// planGroups compares asserted groups with current memberships and with
+// the memberships this source owns. A membership the source does not own
+// (an administrator's, another IdP's, SCIM's) is never removed.
+func planGroups(c provision.Claims, m *membership, owned map[string]bool) groupPlan {
+	var p groupPlan
+	if !c.HasGroups {
+		return p
+	}
+	want := wanted(c)
+	for _, n := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := m.byNorm[n]; !ok {
+			p.add = append(p.add, groupRef{norm: n, name: want[n]})
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(owned)) {
+		if _, ok := want[n]; ok {
+			continue
+		}
+		p.forget = append(p.forget, n)
+		if g, ok := m.byNorm[n]; ok {
+			p.remove = append(p.remove, g)
+		}
+	}
+	return p
+}
+
+// applyGroups carries out the plan for the user at userDN and returns the
+// names of the user's groups afterwards.
+func (s *Store) applyGroups(ctx context.Context, userDN string, p groupPlan, m *membership) ([]string, error) {
+	if m == nil {
+		m = &membership{byNorm: map[string]groupRef{}}
+	}
+	m = m.without(nil)
+	for _, g := range p.remove {
+		if err := s.leave(ctx, g.dn, userDN); err != nil {
+			return nil, err
+		}
+		delete(m.byNorm, g.norm)
+	}
+	for _, g := range p.add {
+		joined, err := s.join(ctx, g, userDN)
+		if err != nil {
+			return nil, err
+		}
+		m.byNorm[g.norm] = joined
+	}
+	return m.names(), nil
+}
+
+// leave removes a member. A member already gone is fine; a groupOfNames
+// that would become empty gets the placeholder member instead.
+func (s *Store) leave(ctx context.Context, groupDN, userDN string) error {
+	req := ldap.NewModifyRequest(groupDN, nil)
+	req.Delete("member", []string{userDN})
+	err := s.modify(ctx, req)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultObjectClassViolation) {
+		req.Add("member", []string{s.l.cfg.EmptyGroupMember})
+		err = s.modify(ctx, req)
+	}
+	switch {
+	case err == nil, ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute), ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		return nil
+	}
+	return fmt.Errorf("ldapdir: remove member from %s: %w", groupDN, err)
+}
+
+// join adds the user to the group with g's name, creating the group when
+// there is none.
+func (s *Store) join(ctx context.Context, g groupRef, userDN string) (groupRef, error) {
+	for range maxAttempts {
+		found, err := s.findGroup(ctx, g)
+		if err != nil {
+			return g, err
+		}
+		if found == nil {
+			err := s.add(ctx, s.l.groupAddRequest(g.name, userDN))
+			if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+				continue // created concurrently: join it
+			}
+			if err != nil {
+				return g, fmt.Errorf("ldapdir: create group %q: %w", g.name, err)
+			}
+			g.dn = s.l.groupDN(g.name)
+			return g, nil
+		}
+		req := ldap.NewModifyRequest(found.dn, nil)
+		req.Add("member", []string{userDN})
+		if !s.l.ad {
+			// A groupOfNames that was emptied holds the placeholder; it goes
+			// when a real member arrives.
+			if has, err := s.compare(ctx, found.dn, "member", s.l.cfg.EmptyGroupMember); err == nil && has {
+				req.Delete("member", []string{s.l.cfg.EmptyGroupMember})
+			}
+		}
+		err = s.modify(ctx, req)
+		switch {
+		case err == nil, ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists):
+			return *found, nil
+		case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject), ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute):
+			continue // deleted or changed meanwhile
+		}
+		return g, fmt.Errorf("ldapdir: add member to %s: %w", found.dn, err)
+	}
+	return g, fmt.Errorf("ldapdir: group %q kept changing under %d attempts", g.name, maxAttempts)
+}
+
+func (s *Store) compare(ctx context.Context, dn, attr, value string) (bool, error) {
+	var ok bool
+	err := s.p.do(ctx, func(c *ldap.Conn) error {
+		s.stats.searches.Add(1)
+		var err error
+		ok, err = c.Compare(dn, attr, value)
+		return err
+	})
+	return ok, err
+}
+
+// findGroup looks a group up by name under the group base.
+func (s *Store) findGroup(ctx context.Context, g groupRef) (*groupRef, error) {
+	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.GroupBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&(objectClass="+ldap.EscapeFilter(s.l.cfg.GroupObjectClass)+")(cn="+ldap.EscapeFilter(g.name)+"))", []string{"cn"}, nil), false)
+	if err != nil {
+		return nil, fmt.Errorf("ldapdir: find group %q: %w", g.name, err)
+	}
+	var found []groupRef
+	for _, e := range res.Entries {
+		for _, cn := range e.GetAttributeValues("cn") {
+			if provision.NormalizeName(cn) == g.norm {
+				found = append(found, groupRef{norm: g.norm, name: cn, dn: e.DN})
+				break
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return &found[0], nil
+	}
+	want, _ := ldap.ParseDN(s.l.groupDN(g.name))
+	for i := range found {
+		if d, err := ldap.ParseDN(found[i].dn); err == nil && d.EqualFold(want) {
+			return &found[i], nil
+		}
+	}
+	return nil, fmt.Errorf("ldapdir: %d groups named %q under %s", len(found), g.name, s.l.cfg.GroupBase)
+}
+
+func (l *layout) groupDN(name string) string {
+	return "cn=" + ldap.EscapeDN(name) + "," + l.cfg.GroupBase
+}
+
+// groupAddRequest builds a new group holding its first member, so that a
+// groupOfNames is never empty.
+func (l *layout) groupAddRequest(name, firstMember string) *ldap.AddRequest {
+	req := ldap.NewAddRequest(l.groupDN(name), nil)
+	req.Attribute("objectClass", []string{"top", l.cfg.GroupObjectClass})
+	req.Attribute("cn", []string{name})
+	req.Attribute("member", []string{firstMember})
+	if l.ad {
+		req.Attribute("sAMAccountName", []string{samAccountName(name)})
+	}
+	return req
+}

@@ -1,0 +1,612 @@
+package ldapdir
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"gatehouse/provision"
+)
+
+// Store is a provision.Store over an LDAP directory (OpenLDAP, 389 DS,
+// Active Directory). Users are found by an IdP-scoped identity key kept in
+// the state attribute; their ID is the directory's immutable anchor
+// (entryUUID, or objectGUID on AD), so renames and moves keep sessions.
+type Store struct {
+	l     *layout
+	p     *pool
+	stats counters
+	now   func() time.Time
+	rand  io.Reader
+}
+
+var _ provision.Store = (*Store)(nil)
+
+// Option adjusts a Store.
+type Option func(*Store)
+
+// WithClock sets the clock used for pool idle times.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithRandom sets the source of AD passwords.
+func WithRandom(r io.Reader) Option { return func(s *Store) { s.rand = r } }
+
+// New builds a Store. It does no network I/O: connections are made on
+// first use, so a directory that is down at start-up does not stop
+// gatehouse, and the first login after it returns succeeds.
+func New(cfg Config, opts ...Option) (*Store, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ldapdir: %w", err)
+	}
+	l, err := newLayout(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ldapdir: %w", err)
+	}
+	u, _ := url.Parse(cfg.URL)
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	if cfg.ServerName != "" {
+		tc.ServerName = cfg.ServerName
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ldapdir: ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ldapdir: ca_file: no PEM certificate in %s", cfg.CAFile)
+		}
+	}
+	s := &Store{l: l, now: time.Now, rand: rand.Reader}
+	for _, o := range opts {
+		o(s)
+	}
+	password := func() (string, error) { return cfg.BindPassword, nil }
+	if cfg.BindPasswordFile != "" {
+		// Read at every dial, so that a rotated secret is picked up.
+		password = func() (string, error) {
+			b, err := os.ReadFile(cfg.BindPasswordFile)
+			if err != nil {
+				return "", fmt.Errorf("ldapdir: bind_password_file: %w", err)
+			}
+			return strings.TrimRight(string(b), "\r\n"), nil
+		}
+	}
+	s.p = &pool{
+		url: u, startTLS: u.Scheme == "ldap" && !cfg.InsecurePlaintext, tls: tc,
+		bindDN: cfg.BindDN, password: password,
+		dialTO: cfg.DialTimeout, opTO: cfg.OpTimeout, idleTO: cfg.IdleTimeout,
+		slots: make(chan struct{}, cfg.PoolSize), stats: &s.stats, now: func() time.Time { return s.now() },
+	}
+	return s, nil
+}
+
+// Stats returns the operations sent so far.
+func (s *Store) Stats() Stats { return s.stats.snapshot() }
+
+// Close closes the pooled connections.
+func (s *Store) Close() error {
+	s.p.close()
+	return nil
+}
+
+// Ping reads the user base entry.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.readBase(ctx, s.l.cfg.UserBase)
+	return err
+}
+
+func (s *Store) readBase(ctx context.Context, dn string) (*ldap.Entry, error) {
+	res, err := s.search(ctx, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil), false)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return nil, fmt.Errorf("ldapdir: %s does not exist", dn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Entries) != 1 {
+		return nil, fmt.Errorf("ldapdir: %s is not readable by the bind DN", dn)
+	}
+	return res.Entries[0], nil
+}
+
+func (s *Store) search(ctx context.Context, req *ldap.SearchRequest, paged bool) (*ldap.SearchResult, error) {
+	var res *ldap.SearchResult
+	err := s.p.do(ctx, func(c *ldap.Conn) error {
+		s.stats.searches.Add(1)
+		var err error
+		r := *req
+		r.Controls = slices.Clone(req.Controls)
+		if paged {
+			res, err = c.SearchWithPaging(&r, uint32(s.l.cfg.PageSize))
+		} else {
+			res, err = c.Search(&r)
+		}
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) modify(ctx context.Context, req *ldap.ModifyRequest) error {
+	return s.p.do(ctx, func(c *ldap.Conn) error {
+		s.stats.modifies.Add(1)
+		return c.Modify(req)
+	})
+}
+
+func (s *Store) add(ctx context.Context, req *ldap.AddRequest) error {
+	return s.p.do(ctx, func(c *ldap.Conn) error {
+		s.stats.adds.Add(1)
+		return c.Add(req)
+	})
+}
+
+// entry is a user entry with its decoded state.
+type entry struct {
+	e  *ldap.Entry
+	st state
+}
+
+// findByKey returns the entry holding the identity key, or nil.
+func (s *Store) findByKey(ctx context.Context, k provision.Key) (*entry, error) {
+	kv := keyValue(k)
+	return s.findOne(ctx, "("+s.l.cfg.StateAttribute+"="+ldap.EscapeFilter(kv)+")", func(st state) bool {
+		return slices.Contains(st.keys, kv) // the directory's matching rule may be looser
+	})
+}
+
+func (s *Store) findOne(ctx context.Context, filter string, match func(state) bool) (*entry, error) {
+	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		filter, s.l.userAttributes(), nil), false)
+	if err != nil {
+		return nil, fmt.Errorf("ldapdir: find user: %w", err)
+	}
+	var found *entry
+	for _, e := range res.Entries {
+		st := parseState(e.GetEqualFoldAttributeValues(s.l.cfg.StateAttribute))
+		if !match(st) {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("ldapdir: both %s and %s match %s: the directory is inconsistent", found.e.DN, e.DN, filter)
+		}
+		found = &entry{e, st}
+	}
+	return found, nil
+}
+
+func (s *Store) readDN(ctx context.Context, dn string) (*entry, error) {
+	res, err := s.search(ctx, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", s.l.userAttributes(), nil), false)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return nil, errNoEntry
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ldapdir: read %s: %w", dn, err)
+	}
+	if len(res.Entries) != 1 {
+		return nil, errNoEntry
+	}
+	e := res.Entries[0]
+	return &entry{e, parseState(e.GetEqualFoldAttributeValues(s.l.cfg.StateAttribute))}, nil
+}
+
+// errRace means another writer changed the entry between our read and our
+// write; the caller starts over from a fresh read.
+var errRace = errors.New("ldapdir: concurrent change")
+
+const maxAttempts = 8
+
+// Provision performs the JIT upsert for one login.
+func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := checkLogin(l); err != nil {
+		return provision.Result{}, err
+	}
+	source := provision.GroupSource(l.Key.IdP)
+	dnTaken := false
+	for range maxAttempts {
+		cur, err := s.findByKey(ctx, l.Key)
+		if err != nil {
+			return provision.Result{}, err
+		}
+		var res provision.Result
+		switch {
+		case cur == nil && dnTaken:
+			res, err = s.adopt(ctx, l, source)
+		case cur == nil && l.NoCreate:
+			return provision.Result{}, fmt.Errorf("ldapdir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
+		case cur == nil:
+			res, err = s.create(ctx, l, source)
+			if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+				// A concurrent login created it, or the DN belongs to an
+				// entry without this identity: read again to tell.
+				dnTaken = true
+				continue
+			}
+		default:
+			res, err = s.update(ctx, cur, l, source)
+		}
+		if errors.Is(err, errRace) {
+			continue
+		}
+		return res, err
+	}
+	return provision.Result{}, fmt.Errorf("ldapdir: user %q kept changing under %d attempts", l.Key.Subject, maxAttempts)
+}
+
+func checkLogin(l provision.Login) error {
+	if err := checkKey(l.Key); err != nil {
+		return err
+	}
+	for f, v := range l.Claims.Fields {
+		if err := checkValue(f, v); err != nil {
+			return err
+		}
+	}
+	for f, v := range l.Claims.Extra {
+		if err := checkValue(f, v); err != nil {
+			return err
+		}
+	}
+	for _, g := range l.Claims.Groups {
+		if err := checkValue("groups", g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touched lists the fields a login asserts.
+func touched(c provision.Claims) map[string]bool {
+	t := map[string]bool{}
+	for f := range c.Fields {
+		t[f] = true
+	}
+	for f := range c.Extra {
+		t[f] = true
+	}
+	return t
+}
+
+func (s *Store) create(ctx context.Context, l provision.Login, source string) (provision.Result, error) {
+	var u provision.User
+	changed := u.Apply(l.Claims)
+	if u.UserName == "" {
+		return provision.Result{}, fmt.Errorf("ldapdir: %w: empty user name", provision.ErrInvalid)
+	}
+	if fieldValue(&u, s.l.rdnField) == "" {
+		return provision.Result{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
+	}
+	want := wanted(l.Claims)
+	req, err := s.l.addRequest(&u, l.Key, slices.Sorted(maps.Keys(want)), source)
+	if err != nil {
+		return provision.Result{}, err
+	}
+	if err := s.add(ctx, req); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+			return provision.Result{}, err
+		}
+		return provision.Result{}, fmt.Errorf("ldapdir: add %s: %w", req.DN, refused(err))
+	}
+	cur, err := s.readDN(ctx, req.DN)
+	if err != nil {
+		return provision.Result{}, fmt.Errorf("ldapdir: read back %s: %w", req.DN, err)
+	}
+	if cur.st.pending {
+		if cur, err = s.enable(ctx, cur); err != nil {
+			return provision.Result{}, err
+		}
+	}
+	res := provision.Result{User: s.l.user(cur.e, cur.st), Outcome: provision.Created, Changed: changed}
+	var plan groupPlan
+	for n, name := range want {
+		plan.add = append(plan.add, groupRef{norm: n, name: name})
+	}
+	names, err := s.applyGroups(ctx, cur.e.DN, plan, nil)
+	if err != nil {
+		return provision.Result{}, err
+	}
+	res.User.Groups = names
+	if len(want) > 0 {
+		res.Changed = append(res.Changed, provision.FieldGroups)
+	}
+	return res, nil
+}
+
+// adopt gives an existing entry that holds the login's DN, but no
+// gatehouse identity for this IdP, to the login, when the configuration
+// allows it; otherwise the user name is taken.
+func (s *Store) adopt(ctx context.Context, l provision.Login, source string) (provision.Result, error) {
+	var u provision.User
+	u.Apply(l.Claims)
+	dn := s.l.dn(&u)
+	if !s.l.cfg.AdoptExisting {
+		return provision.Result{}, fmt.Errorf("ldapdir: %s exists and belongs to another identity: %w", dn, provision.ErrConflict)
+	}
+	cur, err := s.readDN(ctx, dn)
+	if errors.Is(err, errNoEntry) {
+		return provision.Result{}, errRace
+	}
+	if err != nil {
+		return provision.Result{}, err
+	}
+	prefix := stateKey + l.Key.IdP + " "
+	for _, k := range cur.st.keys {
+		if strings.HasPrefix(k, prefix) {
+			return provision.Result{}, fmt.Errorf("ldapdir: %s already belongs to another identity of this IdP: %w", dn, provision.ErrConflict)
+		}
+	}
+	return s.update(ctx, cur, l, source, keyValue(l.Key))
+}
+
+// update brings an existing entry in line with a login, writing only what
+// differs. addKey, when given, is an identity key to record (adoption).
+func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, source string, addKey ...string) (provision.Result, error) {
+	before := s.l.user(cur.e, cur.st)
+	if !before.Active {
+		return provision.Result{User: before}, fmt.Errorf("ldapdir: user %s: %w", before.ID, provision.ErrDisabled)
+	}
+	if cur.st.pending {
+		var err error
+		if cur, err = s.enable(ctx, cur); err != nil {
+			return provision.Result{}, err
+		}
+		before = s.l.user(cur.e, cur.st)
+	}
+	want := before
+	want.Extra = maps.Clone(before.Extra)
+	applied := want.Apply(l.Claims)
+	tf := touched(l.Claims)
+
+	dn := cur.e.DN
+	renamed := false
+	if tf[s.l.rdnField] {
+		var err error
+		if dn, renamed, err = s.rename(ctx, cur, &want); err != nil {
+			return provision.Result{}, err
+		}
+	}
+	changes, fields, err := s.l.diffAttributes(cur.e, &want, tf)
+	if err != nil {
+		return provision.Result{}, err
+	}
+	if renamed {
+		fields[s.l.rdnField] = true
+	}
+	member, err := s.memberships(ctx, cur.e)
+	if err != nil {
+		return provision.Result{}, err
+	}
+	plan := planGroups(l.Claims, member, cur.st.groups[source])
+
+	var stateAdd, stateDel []string
+	stateAdd = append(stateAdd, addKey...)
+	for _, g := range plan.add {
+		if !cur.st.groups[source][g.norm] {
+			stateAdd = append(stateAdd, groupValue(source, g.norm))
+		}
+	}
+	for _, n := range plan.forget {
+		stateDel = append(stateDel, groupValue(source, n))
+	}
+	var changed []string
+	for _, f := range applied {
+		if fields[f] {
+			changed = append(changed, f)
+		}
+	}
+	if plan.changes() {
+		changed = append(changed, provision.FieldGroups)
+	}
+	if len(changes) == 0 && len(stateAdd)+len(stateDel) == 0 && !plan.changes() && !renamed {
+		before.Groups = member.names()
+		return provision.Result{User: before, Outcome: provision.Unchanged}, nil
+	}
+
+	// Memberships go first out of the groups, then the entry records what
+	// it owns, then memberships go into groups: whatever step fails, the
+	// next login finds the same plan or a smaller one.
+	if _, err := s.applyGroups(ctx, dn, groupPlan{remove: plan.remove}, member); err != nil {
+		return provision.Result{}, err
+	}
+	version := cur.st.version
+	if len(changes) > 0 || len(stateAdd)+len(stateDel) > 0 || renamed {
+		req := ldap.NewModifyRequest(dn, nil)
+		req.Changes = changes
+		if s.l.cfg.StateObjectClass != "" && !hasValueFold(cur.e.GetEqualFoldAttributeValues("objectClass"), s.l.cfg.StateObjectClass) {
+			req.Add("objectClass", []string{s.l.cfg.StateObjectClass})
+		}
+		// The version moves by compare-and-swap: deleting the value read
+		// fails with noSuchAttribute if another writer got there first.
+		if old := cur.st.versionValues(); len(old) > 0 {
+			req.Delete(s.l.cfg.StateAttribute, old)
+		}
+		version++
+		stateAdd = append(stateAdd, stateVersion+strconv.FormatInt(version, 10))
+		if len(stateDel) > 0 {
+			req.Delete(s.l.cfg.StateAttribute, stateDel)
+		}
+		req.Add(s.l.cfg.StateAttribute, stateAdd)
+		if err := s.modify(ctx, req); err != nil {
+			if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
+				return provision.Result{}, errRace
+			}
+			return provision.Result{}, fmt.Errorf("ldapdir: modify %s: %w", dn, refused(err))
+		}
+	}
+	names, err := s.applyGroups(ctx, dn, groupPlan{add: plan.add}, member.without(plan.remove))
+	if err != nil {
+		return provision.Result{}, err
+	}
+	want.Version = version
+	want.Groups = names
+	if len(changed) == 0 {
+		changed = nil
+	}
+	return provision.Result{User: want, Outcome: provision.Updated, Changed: changed}, nil
+}
+
+// rename moves the entry when its naming field changed.
+func (s *Store) rename(ctx context.Context, cur *entry, want *provision.User) (string, bool, error) {
+	newDN := s.l.dn(want)
+	a, err1 := ldap.ParseDN(cur.e.DN)
+	b, err2 := ldap.ParseDN(newDN)
+	if err1 != nil || err2 != nil {
+		return "", false, fmt.Errorf("ldapdir: %w: cannot parse DN %q or %q", provision.ErrInvalid, cur.e.DN, newDN)
+	}
+	if a.EqualFold(b) {
+		return cur.e.DN, false, nil
+	}
+	rdn := s.l.rdnAttr + "=" + ldap.EscapeDN(fieldValue(want, s.l.rdnField))
+	err := s.p.do(ctx, func(c *ldap.Conn) error {
+		s.stats.modifyDNs.Add(1)
+		return c.ModifyDN(ldap.NewModifyDNRequest(cur.e.DN, rdn, true, ""))
+	})
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists):
+		return "", false, fmt.Errorf("ldapdir: rename to %s: %w", newDN, provision.ErrConflict)
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		return "", false, errRace
+	case err != nil:
+		return "", false, fmt.Errorf("ldapdir: rename %s: %w", cur.e.DN, err)
+	}
+	// The RDN value is now the new one; keep the diff from rewriting it.
+	for i, a := range cur.e.Attributes {
+		if strings.EqualFold(a.Name, s.l.rdnAttr) {
+			cur.e.Attributes[i].Values = []string{fieldValue(want, s.l.rdnField)}
+		}
+	}
+	return newDN, true, nil
+}
+
+// enable finishes an AD account that was created disabled: it sets a
+// random password nobody knows and clears the disabled bit. A login that
+// finds the account half-done completes it.
+func (s *Store) enable(ctx context.Context, cur *entry) (*entry, error) {
+	buf := make([]byte, 48)
+	if _, err := io.ReadFull(s.rand, buf); err != nil {
+		return nil, fmt.Errorf("ldapdir: random password: %w", err)
+	}
+	// Letters, digits and symbols: any complexity policy is met.
+	pw := base64.RawURLEncoding.EncodeToString(buf) + "aA1!"
+	uac, _ := strconv.ParseInt(cur.e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
+	if err := s.modify(ctx, s.l.enableRequest(cur.e.DN, uac, pw)); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
+			return nil, errRace // another login finished it
+		}
+		return nil, fmt.Errorf("ldapdir: enable %s: %w", cur.e.DN, err)
+	}
+	return s.readDN(ctx, cur.e.DN)
+}
+
+// User returns the user with the given ID (its anchor).
+func (s *Store) User(ctx context.Context, id string) (provision.User, error) {
+	cur, err := s.findByID(ctx, id)
+	if err != nil {
+		return provision.User{}, err
+	}
+	u := s.l.user(cur.e, cur.st)
+	m, err := s.memberships(ctx, cur.e)
+	if err != nil {
+		return provision.User{}, err
+	}
+	u.Groups = m.names()
+	return u, nil
+}
+
+func (s *Store) findByID(ctx context.Context, id string) (*entry, error) {
+	filter, ok := s.l.anchorFilter(id)
+	if !ok {
+		return nil, fmt.Errorf("ldapdir: user %q: %w", id, provision.ErrNotFound)
+	}
+	cur, err := s.findOne(ctx, filter, func(state) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		return nil, fmt.Errorf("ldapdir: user %s: %w", id, provision.ErrNotFound)
+	}
+	return cur, nil
+}
+
+// SetActive enables or disables an account; the state it already has is
+// not written again.
+func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
+	for range maxAttempts {
+		cur, err := s.findByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if s.l.disabled(cur.e, cur.st) != active {
+			return nil
+		}
+		req := ldap.NewModifyRequest(cur.e.DN, nil)
+		if s.l.ad {
+			old := cur.e.GetEqualFoldAttributeValue("userAccountControl")
+			uac, _ := strconv.ParseInt(old, 10, 64)
+			if active {
+				uac &^= uacDisabled
+			} else {
+				uac |= uacDisabled
+			}
+			req.Delete("userAccountControl", []string{old})
+			req.Add("userAccountControl", []string{strconv.FormatInt(uac, 10)})
+		} else if active {
+			var drop []string
+			for _, v := range cur.e.GetEqualFoldAttributeValues(s.l.cfg.DisabledAttribute) {
+				if strings.EqualFold(v, s.l.cfg.DisabledValue) {
+					drop = append(drop, v)
+				}
+			}
+			req.Delete(s.l.cfg.DisabledAttribute, drop)
+		} else {
+			req.Add(s.l.cfg.DisabledAttribute, []string{s.l.cfg.DisabledValue})
+		}
+		if s.l.cfg.StateObjectClass != "" && !hasValueFold(cur.e.GetEqualFoldAttributeValues("objectClass"), s.l.cfg.StateObjectClass) {
+			req.Add("objectClass", []string{s.l.cfg.StateObjectClass})
+		}
+		if old := cur.st.versionValues(); len(old) > 0 {
+			req.Delete(s.l.cfg.StateAttribute, old)
+		}
+		req.Add(s.l.cfg.StateAttribute, []string{stateVersion + strconv.FormatInt(cur.st.version+1, 10)})
+		err = s.modify(ctx, req)
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ldapdir: set active on %s: %w", cur.e.DN, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("ldapdir: user %s kept changing under %d attempts", id, maxAttempts)
+}
+
+func hasValueFold(vals []string, v string) bool {
+	return slices.ContainsFunc(vals, func(x string) bool { return strings.EqualFold(x, v) })
+}
+
+// refused marks the directory's refusals of a value (syntax, constraint)
+// as invalid attributes: the login is rejected with a reason rather than
+// treated as an outage.
+func refused(err error) error {
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidAttributeSyntax) || ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation) {
+		return fmt.Errorf("%w: %w", provision.ErrInvalid, err)
+	}
+	return err
+}

@@ -517,3 +517,16 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// TestConformanceWithoutMemberOf runs the suite with memberships read by
+// a paged search of the groups, as on a directory without the memberof
+// overlay.
+func TestConformanceWithoutMemberOf(t *testing.T) {
+	srv := startServer(t)
+	storetest.Run(t, func(t *testing.T) provision.Store {
+		cfg := baseConfig(srv, srv.NewTenant(t))
+		cfg.MemberOfAttribute = "none"
+		cfg.PageSize = 2 // several pages for a user in several groups
+		return open(t, cfg)
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"gatehouse/provision"
+	"gatehouse/provision/ldapdir"
 	"gatehouse/provision/sqldir"
 	"gatehouse/proxy"
 	"gatehouse/session"
@@ -68,7 +70,8 @@ type IdPConfig struct {
 
 // StoreConfig chooses the user store. Exactly one backend is set.
 type StoreConfig struct {
-	SQLite *sqldir.Config `yaml:"sqlite"`
+	SQLite *sqldir.Config  `yaml:"sqlite"`
+	LDAP   *ldapdir.Config `yaml:"ldap"`
 }
 
 // decodeConfig reads one YAML document strictly: unknown keys, a second
@@ -130,6 +133,9 @@ func (f *File) withDefaults() {
 		f.Session.IdPs = append(f.Session.IdPs, p.IdP)
 	}
 	f.Session = f.Session.WithDefaults()
+	if f.Store.LDAP != nil {
+		*f.Store.LDAP = f.Store.LDAP.WithDefaults()
+	}
 }
 
 var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
@@ -174,6 +180,14 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 		decode(key, string(b))
 	}
 	f.Session.Cookie.SetKeys(keys)
+	if l := f.Store.LDAP; l != nil && l.BindPassword != "" {
+		const key = "store.ldap.bind_password"
+		if m := envRef.FindStringSubmatch(l.BindPassword); m == nil {
+			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a password in the config file would be readable by anyone who can read the file (or use bind_password_file)", key))
+		} else if l.BindPassword = getenv(m[1]); l.BindPassword == "" {
+			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+		}
+	}
 	return errs
 }
 
@@ -203,10 +217,16 @@ func (f *File) validate() []error {
 	for i, p := range f.IdPs {
 		add(fmt.Sprintf("idps[%d].mapping.", i), p.Mapping.Validate())
 	}
-	if f.Store.SQLite == nil {
-		errs = append(errs, errors.New("store: choose a backend, e.g. store.sqlite.path"))
-	} else {
+	switch {
+	case f.Store.SQLite != nil && f.Store.LDAP != nil:
+		errs = append(errs, errors.New("store: choose one backend, not both sqlite and ldap"))
+	case f.Store.SQLite != nil:
 		add("store.sqlite.", f.Store.SQLite.Validate())
+	case f.Store.LDAP != nil:
+		add("store.ldap.", f.Store.LDAP.Validate())
+		errs = append(errs, f.checkLDAPFields()...)
+	default:
+		errs = append(errs, errors.New("store: choose a backend, e.g. store.sqlite.path or store.ldap.url"))
 	}
 	for i, p := range f.IdPs {
 		if p.MetadataFile != "" {
@@ -215,14 +235,33 @@ func (f *File) validate() []error {
 			}
 		}
 	}
-	for key, path := range map[string]string{"sp_key_file": f.Session.KeyFile, "sp_cert_file": f.Session.CertFile,
-		"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile} {
+	files := map[string]string{"sp_key_file": f.Session.KeyFile, "sp_cert_file": f.Session.CertFile,
+		"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile}
+	if l := f.Store.LDAP; l != nil {
+		files["store.ldap.ca_file"], files["store.ldap.bind_password_file"] = l.CAFile, l.BindPasswordFile
+	}
+	for key, path := range files {
 		if path != "" {
 			if _, err := os.Stat(path); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 			}
 		}
 	}
+	return errs
+}
+
+// checkLDAPFields reports extra fields that an IdP mapping fills but the
+// directory has no attribute for: their values would be dropped.
+func (f *File) checkLDAPFields() []error {
+	var errs []error
+	for i, p := range f.IdPs {
+		for name := range p.Mapping.Extra {
+			if _, ok := f.Store.LDAP.Attributes[name]; !ok {
+				errs = append(errs, fmt.Errorf("idps[%d].mapping.extra.%s: store.ldap.attributes maps no LDAP attribute for it", i, name))
+			}
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"gatehouse/provision"
+	"gatehouse/provision/ldapdir"
 	"gatehouse/provision/sqldir"
 	"gatehouse/proxy"
 	"gatehouse/session"
@@ -61,6 +62,8 @@ func openStore(ctx context.Context, f *File) (provision.Store, error) {
 	switch {
 	case f.Store.SQLite != nil:
 		return sqldir.Open(ctx, *f.Store.SQLite)
+	case f.Store.LDAP != nil:
+		return ldapdir.New(*f.Store.LDAP)
 	}
 	return nil, errors.New("store: no backend configured")
 }
@@ -77,6 +80,18 @@ func liveChecks(ctx context.Context, f *File) []error {
 			}
 		} else if dir, err := os.Stat(filepath.Dir(s.Path)); err != nil || !dir.IsDir() {
 			errs = append(errs, fmt.Errorf("store.sqlite.path: directory %s does not exist", filepath.Dir(s.Path)))
+		}
+	}
+	if l := f.Store.LDAP; l != nil {
+		st, err := ldapdir.New(*l)
+		if err != nil {
+			return append(errs, fmt.Errorf("store.ldap: %w", err))
+		}
+		defer st.Close()
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		for _, e := range flatten(st.Check(cctx)) {
+			errs = append(errs, fmt.Errorf("store.ldap: %w", e))
 		}
 	}
 	return errs

@@ -530,3 +530,39 @@ func TestConformanceWithoutMemberOf(t *testing.T) {
 		return open(t, cfg)
 	})
 }
+
+// TestCheck: a sound configuration passes; a missing group base, an
+// unknown attribute and a directory without the gatehouse schema are each
+// named.
+func TestCheck(t *testing.T) {
+	srv := startServer(t)
+	tn := srv.NewTenant(t)
+	ctx := context.Background()
+	if err := open(t, baseConfig(srv, tn)).Check(ctx); err != nil {
+		t.Errorf("Check(sound config) = %v", err)
+	}
+	cfg := baseConfig(srv, tn)
+	cfg.GroupBase = "ou=missing," + tn.Base
+	cfg.Attributes["badge"] = "badgeNumber"
+	err := open(t, cfg).Check(ctx)
+	for _, want := range []string{"group_base: ldapdir: ou=missing," + tn.Base + " does not exist", "no attribute badgeNumber"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check = %v, want mention of %q", err, want)
+		}
+	}
+
+	plain := slapd.Start(t) // no gatehouse schema loaded
+	ptn := plain.NewTenant(t)
+	err = open(t, baseConfig(plain, ptn)).Check(ctx)
+	if err == nil || !strings.Contains(err.Error(), "no attribute gatehouseState (load gatehouse-schema.ldif") ||
+		!strings.Contains(err.Error(), "no object class gatehouseAccount") {
+		t.Errorf("Check without the schema = %v", err)
+	}
+	stopped := slapd.Start(t)
+	cfg = baseConfig(stopped, ptn)
+	cfg.DialTimeout = time.Second
+	stopped.Stop()
+	if err := open(t, cfg).Check(ctx); err == nil || !strings.Contains(err.Error(), "connect to") {
+		t.Errorf("Check against a stopped server = %v", err)
+	}
+}

@@ -1,0 +1,110 @@
+package ldapdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Check connects and binds, confirms that both base DNs exist, and that
+// the directory's schema knows every object class and attribute the
+// configuration names. It writes nothing. A dial or bind failure is
+// returned alone, since nothing else can be checked after it.
+func (s *Store) Check(ctx context.Context) error {
+	if _, err := s.readBase(ctx, s.l.cfg.UserBase); err != nil {
+		if strings.Contains(err.Error(), "does not exist") {
+			return fmt.Errorf("user_base: %w", err)
+		}
+		return err
+	}
+	var errs []error
+	if _, err := s.readBase(ctx, s.l.cfg.GroupBase); err != nil {
+		errs = append(errs, fmt.Errorf("group_base: %w", err))
+	}
+	attrs, classes, err := s.schema(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, a := range s.l.schemaAttributes() {
+		if !attrs[strings.ToLower(a)] {
+			errs = append(errs, fmt.Errorf("the directory's schema has no attribute %s%s", a, s.schemaHint(a)))
+		}
+	}
+	for _, c := range s.l.schemaClasses() {
+		if !classes[strings.ToLower(c)] {
+			errs = append(errs, fmt.Errorf("the directory's schema has no object class %s%s", c, s.schemaHint(c)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) schemaHint(name string) string {
+	if strings.EqualFold(name, "gatehouseState") || strings.EqualFold(name, "gatehouseAccount") {
+		return " (load gatehouse-schema.ldif, or name attributes your schema has in state_attribute and state_object_class)"
+	}
+	return ""
+}
+
+var schemaName = regexp.MustCompile(`NAME\s+(?:'([^']+)'|\(\s*((?:'[^']+'\s*)+)\))`)
+
+// schema reads the names of the attribute types and object classes the
+// directory's subschema publishes.
+func (s *Store) schema(ctx context.Context) (attrs, classes map[string]bool, err error) {
+	root, err := s.search(ctx, ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"subschemaSubentry"}, nil), false)
+	if err != nil || len(root.Entries) != 1 || root.Entries[0].GetAttributeValue("subschemaSubentry") == "" {
+		return nil, nil, fmt.Errorf("cannot read the root DSE's subschemaSubentry to check the schema: %v", err)
+	}
+	sub := root.Entries[0].GetAttributeValue("subschemaSubentry")
+	res, err := s.search(ctx, ldap.NewSearchRequest(sub, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=subschema)", []string{"attributeTypes", "objectClasses"}, nil), false)
+	if err != nil || len(res.Entries) != 1 {
+		return nil, nil, fmt.Errorf("cannot read the schema at %s: %v", sub, err)
+	}
+	names := func(defs []string) map[string]bool {
+		out := map[string]bool{}
+		for _, d := range defs {
+			m := schemaName.FindStringSubmatch(d)
+			if m == nil {
+				continue
+			}
+			if m[1] != "" {
+				out[strings.ToLower(m[1])] = true
+			}
+			for _, n := range strings.Fields(strings.ReplaceAll(m[2], "'", " ")) {
+				out[strings.ToLower(n)] = true
+			}
+		}
+		return out
+	}
+	e := res.Entries[0]
+	return names(e.GetEqualFoldAttributeValues("attributeTypes")), names(e.GetEqualFoldAttributeValues("objectClasses")), nil
+}
+
+func (l *layout) schemaAttributes() []string {
+	a := []string{l.cfg.StateAttribute, "member", "cn"}
+	for _, s := range l.specs {
+		a = append(a, s.name)
+	}
+	if l.cfg.MemberOfAttribute != "none" {
+		a = append(a, l.cfg.MemberOfAttribute)
+	}
+	if l.ad {
+		a = append(a, "userAccountControl", "objectGUID")
+	} else {
+		a = append(a, l.cfg.DisabledAttribute, "entryUUID")
+	}
+	return a
+}
+
+func (l *layout) schemaClasses() []string {
+	c := append([]string{l.cfg.GroupObjectClass}, l.cfg.UserObjectClasses...)
+	if l.cfg.StateObjectClass != "" {
+		c = append(c, l.cfg.StateObjectClass)
+	}
+	return c
+}

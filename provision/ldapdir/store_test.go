@@ -566,3 +566,31 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check against a stopped server = %v", err)
 	}
 }
+
+// TestInterruptedJoinIsRepaired: the entry records the memberships a login
+// owns before it joins the groups, so a login cut off between the two
+// (simulated by removing the member by hand) is completed by the next one.
+func TestInterruptedJoinIsRepaired(t *testing.T) {
+	srv := startServer(t)
+	tn := srv.NewTenant(t)
+	s := open(t, baseConfig(srv, tn))
+	ctx := context.Background()
+	l := aliceLogin()
+	l.Claims.Groups = []string{"staff", "ops"}
+	if _, err := s.Provision(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	m := ldap.NewModifyRequest("cn=ops,"+tn.Groups, nil)
+	m.Delete("member", []string{"uid=alice," + tn.People})
+	m.Add("member", []string{""})
+	if err := srv.Admin(t).Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Provision(ctx, l)
+	if err != nil || res.Outcome != provision.Updated || !slices.Equal(res.User.Groups, []string{"ops", "staff"}) {
+		t.Fatalf("repairing login: %+v %v", res, err)
+	}
+	if again, _ := s.Provision(ctx, l); again.Outcome != provision.Unchanged {
+		t.Errorf("login after repair: %v", again.Outcome)
+	}
+}

@@ -17,12 +17,21 @@ demo: ## run the demo: IdP, application and gatehouse on localhost:8080
 test: vet test-deps ## run every test, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# Debian packages the tests use: chromium for the real-browser test.
+# Debian packages the tests use: chromium for the real-browser test,
+# slapd and ldap-utils for the directory tests. Installing slapd must not
+# start Debian's own directory server, so service starts are denied while
+# it installs (policy-rc.d), unless the machine already denies them.
 test-deps:
-	@command -v chromium >/dev/null || { \
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	{ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing="$$missing slapd ldap-utils"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
-		else echo "make test needs chromium (Debian: sudo apt-get install chromium)"; exit 1; fi; }
+			rcd=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rcd=1; fi; \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; rc=$$?; \
+			[ -z "$$rcd" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+		else echo "make test needs:$$missing (Debian: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
 
 bench: ## measure gatehouse against a bare reverse proxy (installs wrk if missing)
 	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }

@@ -17,6 +17,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gatehouse/provision"
+	"gatehouse/provision/ldapdir"
+	"gatehouse/test/slapd"
 )
 
 // The benchmarks measure gatehouse against a baseline in the same run, as
@@ -179,34 +183,106 @@ func BenchmarkUnchangedLogins(b *testing.B) {
 	h := newHarness(b, options{base: goldenBase})
 	h.upstream.discard = true
 	const n = 2000
-	// Provision once.
-	first := goldenSpec(alice, "bench-first")
-	if rec := postGolden(b, h, signedAssertion(b, first, h.idp), false); rec.Code != http.StatusSeeOther {
+	firstLogin(b, h, alice)
+	elapsed := timeLogins(b, h, prepareLogins(b, h, n, func(int) person { return alice }))
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "logins/s")
+	b.ReportMetric(float64(elapsed.Microseconds())/n*4, "µs/login")
+}
+
+// BenchmarkLDAPLogins compares logins with the user store in slapd to the
+// same logins on SQLite, in one run: the repeat login of an unchanged
+// user (LDAP operations sent, time added per login) and the first login
+// of new users (entry and memberships created).
+func BenchmarkLDAPLogins(b *testing.B) {
+	srv := slapd.Start(b, slapd.WithSchema(ldapdir.SchemaLDIF, "gatehouseState"))
+	const repeat, first = 2000, 300
+	newUser := func(i int) person {
+		p := alice
+		p.nameID, p.uid, p.mail = fmt.Sprintf("new-%05d", i), fmt.Sprintf("user%05d", i), fmt.Sprintf("user%05d@example.com", i)
+		return p
+	}
+	type result struct{ repeat, first time.Duration }
+	run := func(store provision.Store) result {
+		h := newHarness(b, options{base: goldenBase, store: store})
+		h.upstream.discard = true
+		firstLogin(b, h, alice)
+		var r result
+		r.repeat = timeLogins(b, h, prepareLogins(b, h, repeat, func(int) person { return alice }))
+		r.first = timeLogins(b, h, prepareLogins(b, h, first, newUser))
+		return r
+	}
+	sq := run(nil)
+	st := newLDAPStore(b, srv, srv.NewTenant(b))
+	h := newHarness(b, options{base: goldenBase, store: st})
+	h.upstream.discard = true
+	firstLogin(b, h, alice)
+	docs := prepareLogins(b, h, repeat, func(int) person { return alice })
+	before := st.Stats()
+	repeatLDAP := timeLogins(b, h, docs)
+	mid := st.Stats()
+	docs = prepareLogins(b, h, first, newUser)
+	firstLDAP := timeLogins(b, h, docs)
+	after := st.Stats()
+
+	per := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) * 4 } // 4 workers
+	b.ReportMetric(per(sq.repeat, repeat), "sqlite-repeat-µs/login")
+	b.ReportMetric(per(repeatLDAP, repeat), "ldap-repeat-µs/login")
+	b.ReportMetric(per(repeatLDAP, repeat)-per(sq.repeat, repeat), "ldap-added-µs/repeat-login")
+	b.ReportMetric(float64(repeatLDAP)/float64(sq.repeat), "ldap/sqlite-repeat-ratio")
+	b.ReportMetric(float64(mid.Searches-before.Searches)/repeat, "ldap-searches/repeat-login")
+	b.ReportMetric(float64(mid.Adds+mid.Modifies+mid.ModifyDNs+mid.Deletes-before.Adds-before.Modifies-before.ModifyDNs-before.Deletes)/repeat, "ldap-writes/repeat-login")
+	b.ReportMetric(per(sq.first, first), "sqlite-first-µs/login")
+	b.ReportMetric(per(firstLDAP, first), "ldap-first-µs/login")
+	b.ReportMetric(float64(firstLDAP)/float64(sq.first), "ldap/sqlite-first-ratio")
+	b.ReportMetric(float64(after.Searches-mid.Searches)/first, "ldap-searches/first-login")
+	b.ReportMetric(float64(after.Compares-mid.Compares)/first, "ldap-compares/first-login")
+	b.ReportMetric(float64(after.Adds+after.Modifies-mid.Adds-mid.Modifies)/first, "ldap-writes/first-login")
+}
+
+// firstLogin provisions p once.
+func firstLogin(b *testing.B, h *harness, p person) {
+	b.Helper()
+	if rec := postGolden(b, h, signedAssertion(b, goldenSpec(p, "bench-first-"+p.nameID), h.idp), false); rec.Code != http.StatusSeeOther {
 		b.Fatalf("first login: %d", rec.Code)
 	}
-	docs := make([][]byte, n)
-	for i := range docs {
-		s := goldenSpec(alice, fmt.Sprintf("bench-%05d", i))
-		docs[i] = signedAssertion(b, s, h.idp)
+}
+
+type preparedLogin struct {
+	doc    []byte
+	relay  string
+	cookie *http.Cookie
+}
+
+// prepareLogins signs n responses (for who(i)) and starts their logins,
+// so that timing covers only the ACS.
+func prepareLogins(b *testing.B, h *harness, n int, who func(int) person) []preparedLogin {
+	b.Helper()
+	out := make([]preparedLogin, n)
+	for i := range out {
+		s := goldenSpec(who(i), fmt.Sprintf("bench-%s-%05d", who(i).nameID, i))
+		out[i].doc = signedAssertion(b, s, h.idp)
+		out[i].relay, out[i].cookie = h.pendingLogin(b)
 	}
-	relays := make([]string, n)
-	cookies := make([]*http.Cookie, n)
-	for i := range relays {
-		relays[i], cookies[i] = h.pendingLogin(b)
-	}
+	return out
+}
+
+// timeLogins posts the prepared logins from four workers and returns the
+// wall time.
+func timeLogins(b *testing.B, h *harness, logins []preparedLogin) time.Duration {
+	b.Helper()
 	b.ResetTimer()
 	start := time.Now()
-	var next atomic.Int64
-	var failed atomic.Int64
+	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
-				if i >= n {
+				if i >= int64(len(logins)) {
 					return
 				}
-				if rec := h.postACS(docs[i], relays[i], cookies[i]); rec.Code != http.StatusSeeOther {
+				l := logins[i]
+				if rec := h.postACS(l.doc, l.relay, l.cookie); rec.Code != http.StatusSeeOther {
 					failed.Add(1)
 				}
 			}
@@ -218,6 +294,5 @@ func BenchmarkUnchangedLogins(b *testing.B) {
 	if failed.Load() > 0 {
 		b.Fatalf("%d logins failed", failed.Load())
 	}
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "logins/s")
-	b.ReportMetric(float64(elapsed.Microseconds())/n*4, "µs/login")
+	return elapsed
 }

@@ -205,7 +205,7 @@ func (s *Store) join(ctx context.Context, g groupRef, userDN string) (groupRef, 
 func (s *Store) compare(ctx context.Context, dn, attr, value string) (bool, error) {
 	var ok bool
 	err := s.p.do(ctx, func(c *ldap.Conn) error {
-		s.stats.searches.Add(1)
+		s.stats.compares.Add(1)
 		var err error
 		ok, err = c.Compare(dn, attr, value)
 		return err

@@ -16,15 +16,15 @@ import (
 
 // Stats counts the LDAP operations a Store sent.
 type Stats struct {
-	Dials, Binds, Searches, Adds, Modifies, ModifyDNs, Deletes int64
+	Dials, Binds, Searches, Compares, Adds, Modifies, ModifyDNs, Deletes int64
 }
 
 type counters struct {
-	dials, binds, searches, adds, modifies, modifyDNs, deletes atomic.Int64
+	dials, binds, searches, compares, adds, modifies, modifyDNs, deletes atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
-	return Stats{Dials: c.dials.Load(), Binds: c.binds.Load(), Searches: c.searches.Load(), Adds: c.adds.Load(),
+	return Stats{Dials: c.dials.Load(), Binds: c.binds.Load(), Searches: c.searches.Load(), Compares: c.compares.Load(), Adds: c.adds.Load(),
 		Modifies: c.modifies.Load(), ModifyDNs: c.modifyDNs.Load(), Deletes: c.deletes.Load()}
 }
 

@@ -166,3 +166,36 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Errorf("example config: %v", err)
 	}
 }
+
+// TestExampleStoreSectionsAreValid puts each store example of deploy/ in
+// place of the main example's store section.
+func TestExampleStoreSectionsAreValid(t *testing.T) {
+	main, err := os.ReadFile(filepath.Join("..", "..", "deploy", "gatehouse.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, rest, ok := strings.Cut(string(main), "\nstore:\n")
+	_, tail, ok2 := strings.Cut(rest, "\nlog:\n")
+	if !ok || !ok2 {
+		t.Fatal("gatehouse.example.yaml: no store section followed by log")
+	}
+	for _, name := range []string{"store-openldap.example.yaml", "store-active-directory.example.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			store, err := os.ReadFile(filepath.Join("..", "..", "deploy", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := decodeConfig(strings.NewReader(head + "\n" + string(store) + "\nlog:\n" + tail))
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"GATEHOUSE_COOKIE_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "GATEHOUSE_LDAP_PASSWORD": "x"}
+			if err := f.prepare(func(k string) string { return env[k] }); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if f.Store.LDAP == nil {
+				t.Error("no ldap store decoded")
+			}
+		})
+	}
+}

@@ -128,7 +128,7 @@ func (c Config) WithDefaults() Config {
 			*p = v
 		}
 	}
-	attrs := map[string]string{}
+	var attrs map[string]string
 	switch c.Profile {
 	case ProfileActiveDirectory:
 		set(&c.RDN, "cn={user_name}")

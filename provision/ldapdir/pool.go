@@ -35,21 +35,20 @@ func (c *counters) snapshot() Stats {
 // operation: the deadline becomes the request timeout, and a cancelled
 // context closes the connection under the operation.
 type pool struct {
-	url       *url.URL
-	startTLS  bool
-	tls       *tls.Config
-	bindDN    string
-	password  func() (string, error)
-	dialTO    time.Duration
-	opTO      time.Duration
-	idleTO    time.Duration
-	slots     chan struct{}
-	stats     *counters
-	now       func() time.Time
-	mu        sync.Mutex
-	idle      []idleConn
-	closed    bool
-	dialFails atomic.Int64
+	url      *url.URL
+	startTLS bool
+	tls      *tls.Config
+	bindDN   string
+	password func() (string, error)
+	dialTO   time.Duration
+	opTO     time.Duration
+	idleTO   time.Duration
+	slots    chan struct{}
+	stats    *counters
+	now      func() time.Time
+	mu       sync.Mutex
+	idle     []idleConn
+	closed   bool
 }
 
 type idleConn struct {
@@ -85,10 +84,8 @@ func (p *pool) get(ctx context.Context) (*ldap.Conn, bool, error) {
 	c, err := p.dial(ctx)
 	if err != nil {
 		<-p.slots
-		p.dialFails.Add(1)
 		return nil, false, err
 	}
-	p.dialFails.Store(0)
 	return c, false, nil
 }
 

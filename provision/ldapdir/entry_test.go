@@ -324,3 +324,25 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// FuzzNames: whatever a user name or group name an IdP asserts, the
+// derived AD logon name stays within AD's rules, and state values
+// round-trip.
+func FuzzNames(f *testing.F) {
+	for _, s := range []string{"alice", "a b", "x@y", `)(*\`, strings.Repeat("é", 30), "trail.", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		sam := samAccountName(s)
+		if n := utf8.RuneCountInString(sam); n == 0 || n > 20 || strings.ContainsAny(sam, "\"/\\[]:;|=,+*?<>@") || strings.HasSuffix(sam, ".") {
+			t.Errorf("samAccountName(%q) = %q", s, sam)
+		}
+		st := parseState([]string{keyValue(provision.Key{IdP: "https://idp", Kind: "nameid", Subject: s}), groupValue("jit:https://idp", s)})
+		if len(st.keys) != 1 || st.keys[0] != "key https://idp nameid "+s || !st.groups["jit:https://idp"][s] {
+			t.Errorf("state of %q = %+v", s, st)
+		}
+	})
+}

@@ -246,7 +246,24 @@ func (s *Server) signal(sig os.Signal) {
 }
 
 // Pause freezes slapd (SIGSTOP): connections stay open and unanswered.
-func (s *Server) Pause() { s.mu.Lock(); defer s.mu.Unlock(); s.cmd.Process.Signal(syscall.SIGSTOP) }
+// It returns once the kernel reports the process stopped, since a signal
+// reaches a busy process a moment after it is sent.
+func (s *Server) Pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cmd.Process.Signal(syscall.SIGSTOP)
+	stat := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return
+		}
+		// The state follows the parenthesised command name.
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+	}
+}
 
 // Resume undoes Pause.
 func (s *Server) Resume() { s.mu.Lock(); defer s.mu.Unlock(); s.cmd.Process.Signal(syscall.SIGCONT) }

@@ -54,8 +54,11 @@ func TestDemoInRealBrowser(t *testing.T) {
 	b.navigate(base + "/.gatehouse/logout")
 	b.waitFor(`document.body && document.body.innerText.includes("Signed out")`)
 	b.screenshot(filepath.Join(screenshotDir(t), "signed-out.png"))
+	// The IdP still has its own session, so the new login completes by
+	// itself; wait for it to land back on the application, or its form
+	// post would race the next navigation.
 	b.navigate(base + "/")
-	b.waitFor(`location.port === "` + fmt.Sprint(d.port+1) + `"`)
+	b.waitFor(`location.port === "` + fmt.Sprint(d.port) + `" && document.body && document.body.innerText.includes("Hello, alice")`)
 
 	// A failure page: short, with an error ID, nothing internal.
 	b.navigate(base + "/.gatehouse/login?idp=nosuch")

@@ -227,7 +227,7 @@ func setField(u *provision.User, f, v string) {
 	}
 }
 
-// rdnValue is the naming value of u's entry; dn is the entry's DN.
+// dn is the DN a new entry for u gets: the RDN value escaped, under user_base.
 func (l *layout) dn(u *provision.User) string {
 	return l.rdnAttr + "=" + ldap.EscapeDN(fieldValue(u, l.rdnField)) + "," + l.cfg.UserBase
 }

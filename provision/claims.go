@@ -55,6 +55,32 @@ func (u *User) field(name string) *string {
 	return nil
 }
 
+// Field returns the value of a core field or an extra attribute by its
+// mapping name; "" when unset.
+func (u *User) Field(name string) string {
+	if p := u.field(name); p != nil {
+		return *p
+	}
+	return u.Extra[name]
+}
+
+// SetField sets a core field or an extra attribute by its mapping name; an
+// empty extra value removes the attribute.
+func (u *User) SetField(name, v string) {
+	if p := u.field(name); p != nil {
+		*p = v
+		return
+	}
+	if v == "" {
+		delete(u.Extra, name)
+		return
+	}
+	if u.Extra == nil {
+		u.Extra = map[string]string{}
+	}
+	u.Extra[name] = v
+}
+
 // Apply merges c's single-valued fields into u and returns the names of the
 // fields it changed, core fields first and then extra attributes, each
 // group in a stable order. Groups are not touched: memberships depend on

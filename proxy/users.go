@@ -88,21 +88,10 @@ func (hs headerSet) build(u provision.User) []header {
 }
 
 func fieldValue(u provision.User, field string) string {
-	switch field {
-	case "id":
+	if field == "id" {
 		return u.ID
-	case provision.FieldUserName:
-		return u.UserName
-	case provision.FieldEmail:
-		return u.Email
-	case provision.FieldDisplayName:
-		return u.DisplayName
-	case provision.FieldGivenName:
-		return u.GivenName
-	case provision.FieldFamilyName:
-		return u.FamilyName
 	}
-	return u.Extra[field]
+	return u.Field(field)
 }
 
 // set writes the identity headers into h. The value slices are shared by

@@ -16,7 +16,7 @@ import (
 // returned alone, since nothing else can be checked after it.
 func (s *Store) Check(ctx context.Context) error {
 	if _, err := s.readBase(ctx, s.l.cfg.UserBase); err != nil {
-		if strings.Contains(err.Error(), "does not exist") {
+		if errors.Is(err, errNoBase) {
 			return fmt.Errorf("user_base: %w", err)
 		}
 		return err

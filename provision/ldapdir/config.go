@@ -328,18 +328,3 @@ func (c Config) reserved(attr string) bool {
 	}
 	return false
 }
-
-// ExtraFields lists the extra (non-core) fields the configuration maps,
-// so that the caller can check them against the IdP mappings.
-func (c Config) ExtraFields() []string {
-	var out []string
-	for f := range c.Attributes {
-		switch f {
-		case provision.FieldUserName, provision.FieldEmail, provision.FieldDisplayName, provision.FieldGivenName, provision.FieldFamilyName:
-		default:
-			out = append(out, f)
-		}
-	}
-	slices.Sort(out)
-	return out
-}

@@ -181,55 +181,16 @@ func (s attrSpec) value(u *provision.User) string {
 		return s.derive(u)
 	}
 	for _, f := range s.from {
-		if v := fieldValue(u, f); v != "" {
+		if v := u.Field(f); v != "" {
 			return v
 		}
 	}
 	return ""
 }
 
-func fieldValue(u *provision.User, f string) string {
-	switch f {
-	case provision.FieldUserName:
-		return u.UserName
-	case provision.FieldEmail:
-		return u.Email
-	case provision.FieldDisplayName:
-		return u.DisplayName
-	case provision.FieldGivenName:
-		return u.GivenName
-	case provision.FieldFamilyName:
-		return u.FamilyName
-	}
-	return u.Extra[f]
-}
-
-func setField(u *provision.User, f, v string) {
-	switch f {
-	case provision.FieldUserName:
-		u.UserName = v
-	case provision.FieldEmail:
-		u.Email = v
-	case provision.FieldDisplayName:
-		u.DisplayName = v
-	case provision.FieldGivenName:
-		u.GivenName = v
-	case provision.FieldFamilyName:
-		u.FamilyName = v
-	default:
-		if v == "" {
-			return
-		}
-		if u.Extra == nil {
-			u.Extra = map[string]string{}
-		}
-		u.Extra[f] = v
-	}
-}
-
 // dn is the DN a new entry for u gets: the RDN value escaped, under user_base.
 func (l *layout) dn(u *provision.User) string {
-	return l.rdnAttr + "=" + ldap.EscapeDN(fieldValue(u, l.rdnField)) + "," + l.cfg.UserBase
+	return l.rdnAttr + "=" + ldap.EscapeDN(u.Field(l.rdnField)) + "," + l.cfg.UserBase
 }
 
 // userAttributes lists what a user search must return.
@@ -306,7 +267,7 @@ func (l *layout) id(e *ldap.Entry) string {
 func (l *layout) user(e *ldap.Entry, st state) provision.User {
 	u := provision.User{ID: l.id(e), Version: st.version, Active: !l.disabled(e, st)}
 	for field, attr := range l.readFrom {
-		setField(&u, field, e.GetEqualFoldAttributeValue(attr))
+		u.SetField(field, e.GetEqualFoldAttributeValue(attr))
 	}
 	u.Created = parseTime(e.GetEqualFoldAttributeValue(l.createdAttr()))
 	u.Updated = parseTime(e.GetEqualFoldAttributeValue(l.modifiedAttr()))

@@ -115,7 +115,7 @@ func (s *Store) readBase(ctx context.Context, dn string) (*ldap.Entry, error) {
 	res, err := s.search(ctx, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", []string{"1.1"}, nil), false)
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-		return nil, fmt.Errorf("ldapdir: %s does not exist", dn)
+		return nil, fmt.Errorf("ldapdir: %s %w", dn, errNoBase)
 	}
 	if err != nil {
 		return nil, err
@@ -207,6 +207,9 @@ func (s *Store) readDN(ctx context.Context, dn string) (*entry, error) {
 	return &entry{e, parseState(e.GetEqualFoldAttributeValues(s.l.cfg.StateAttribute))}, nil
 }
 
+// errNoBase: a configured base DN is missing.
+var errNoBase = errors.New("does not exist")
+
 // errRace means another writer changed the entry between our read and our
 // write; the caller starts over from a fresh read.
 var errRace = errors.New("ldapdir: concurrent change")
@@ -290,7 +293,7 @@ func (s *Store) create(ctx context.Context, l provision.Login, source string) (p
 	if u.UserName == "" {
 		return provision.Result{}, fmt.Errorf("ldapdir: %w: empty user name", provision.ErrInvalid)
 	}
-	if fieldValue(&u, s.l.rdnField) == "" {
+	if u.Field(s.l.rdnField) == "" {
 		return provision.Result{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
 	}
 	want := wanted(l.Claims)
@@ -473,7 +476,7 @@ func (s *Store) rename(ctx context.Context, cur *entry, want *provision.User) (s
 	if a.EqualFold(b) {
 		return cur.e.DN, false, nil
 	}
-	rdn := s.l.rdnAttr + "=" + ldap.EscapeDN(fieldValue(want, s.l.rdnField))
+	rdn := s.l.rdnAttr + "=" + ldap.EscapeDN(want.Field(s.l.rdnField))
 	err := s.p.do(ctx, func(c *ldap.Conn) error {
 		s.stats.modifyDNs.Add(1)
 		return c.ModifyDN(ldap.NewModifyDNRequest(cur.e.DN, rdn, true, ""))
@@ -489,7 +492,7 @@ func (s *Store) rename(ctx context.Context, cur *entry, want *provision.User) (s
 	// The RDN value is now the new one; keep the diff from rewriting it.
 	for i, a := range cur.e.Attributes {
 		if strings.EqualFold(a.Name, s.l.rdnAttr) {
-			cur.e.Attributes[i].Values = []string{fieldValue(want, s.l.rdnField)}
+			cur.e.Attributes[i].Values = []string{want.Field(s.l.rdnField)}
 		}
 	}
 	return newDN, true, nil

@@ -1,11 +1,11 @@
 package slapd_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"gatehouse/provision/ldapdir"
 	"gatehouse/test/slapd"
 )
 
@@ -13,11 +13,7 @@ import (
 // StartTLS and LDAPS verify against the test CA, the service account can
 // bind and write below a tenant, and the stats log counts operations.
 func TestStartAndTLS(t *testing.T) {
-	schema, err := os.ReadFile("../../provision/ldapdir/gatehouse-schema.ldif")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := slapd.Start(t, slapd.WithSchema(string(schema), "gatehouseState"))
+	s := slapd.Start(t, slapd.WithSchema(ldapdir.SchemaLDIF, "gatehouseState"))
 	tn := s.NewTenant(t)
 
 	c, err := ldap.DialURL(s.URL)

@@ -11,6 +11,7 @@ import (
 // Result.Changed.
 const (
 	FieldUserName    = "user_name"
+	FieldExternalID  = "external_id"
 	FieldEmail       = "email"
 	FieldDisplayName = "display_name"
 	FieldGivenName   = "given_name"
@@ -19,7 +20,7 @@ const (
 )
 
 // coreFields lists the single-valued core fields in a stable order.
-var coreFields = []string{FieldUserName, FieldEmail, FieldDisplayName, FieldGivenName, FieldFamilyName}
+var coreFields = []string{FieldUserName, FieldExternalID, FieldEmail, FieldDisplayName, FieldGivenName, FieldFamilyName}
 
 // Claims are the user fields one assertion asserts. A field missing from
 // the maps was not asserted and is left as it is; a field present with ""
@@ -43,6 +44,8 @@ func (u *User) field(name string) *string {
 	switch name {
 	case FieldUserName:
 		return &u.UserName
+	case FieldExternalID:
+		return &u.ExternalID
 	case FieldEmail:
 		return &u.Email
 	case FieldDisplayName:

@@ -41,6 +41,7 @@ type Mapping struct {
 	// value is the match key instead of the NameID.
 	KeyAttribute string            `yaml:"key_attribute"`
 	UserName     string            `yaml:"user_name"`
+	ExternalID   string            `yaml:"external_id"`
 	Email        string            `yaml:"email"`
 	DisplayName  string            `yaml:"display_name"`
 	GivenName    string            `yaml:"given_name"`
@@ -53,7 +54,19 @@ type Mapping struct {
 	ClearAbsent []string `yaml:"clear_absent"`
 	// NoCreate refuses logins of users that do not exist in the store yet.
 	NoCreate bool `yaml:"no_create"`
+	// LinkBy selects how the first login of a user created over SCIM
+	// finds it: "user_name" (the default) or "external_id" compares that
+	// field of the login with the SCIM user's; "none" never links, so the
+	// login creates its own user (or fails with a conflict).
+	LinkBy string `yaml:"link_by"`
 }
+
+// Link modes of Mapping.LinkBy.
+const (
+	LinkByUserName   = FieldUserName
+	LinkByExternalID = FieldExternalID
+	LinkNone         = "none"
+)
 
 var extraName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
@@ -76,6 +89,15 @@ func (m Mapping) Validate() error {
 		if attr == "" {
 			errs = append(errs, fmt.Errorf("extra.%s: attribute name is empty", name))
 		}
+	}
+	switch m.LinkBy {
+	case "", LinkByUserName, LinkNone:
+	case LinkByExternalID:
+		if m.ExternalID == "" {
+			errs = append(errs, errors.New("link_by: external_id needs external_id to name a SAML attribute"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("link_by: %q is not user_name, external_id or none", m.LinkBy))
 	}
 	for i, f := range m.ClearAbsent {
 		if f == FieldUserName {
@@ -117,6 +139,7 @@ func (m Mapping) Map(a Assertion) (Login, error) {
 	c := Claims{Fields: map[string]string{}}
 	core := []struct{ field, attr string }{
 		{FieldUserName, m.UserName},
+		{FieldExternalID, m.ExternalID},
 		{FieldEmail, m.Email},
 		{FieldDisplayName, m.DisplayName},
 		{FieldGivenName, m.GivenName},
@@ -169,7 +192,14 @@ func (m Mapping) Map(a Assertion) (Login, error) {
 			c.Groups, c.HasGroups = SortedUnique(vals), true
 		}
 	}
-	return Login{Key: key, Claims: c, NoCreate: m.NoCreate}, nil
+	l := Login{Key: key, Claims: c, NoCreate: m.NoCreate, LinkBy: m.LinkBy}
+	switch m.LinkBy {
+	case "":
+		l.LinkBy = LinkByUserName
+	case LinkNone:
+		l.LinkBy = ""
+	}
+	return l, nil
 }
 
 // first returns the first non-empty value.
@@ -181,6 +211,11 @@ func first(vals []string) (string, bool) {
 	}
 	return "", false
 }
+
+// CheckValue applies the rules of asserted values to a value from another
+// source (SCIM): ErrInvalid for invalid UTF-8, control characters or more
+// than MaxValueLen bytes.
+func CheckValue(field, v string) error { return checkValue(field, v, MaxValueLen) }
 
 // checkValue refuses values that cannot travel safely in a header or a
 // row: invalid UTF-8, control characters (CR, LF, NUL, ...), and oversized

@@ -20,7 +20,8 @@ func TestMapBuildsLogin(t *testing.T) {
 	}
 	want := Login{Key: Key{IdP: "https://idp", Kind: "nameid", Subject: "N1"}, Claims: Claims{
 		Fields: map[string]string{FieldUserName: "alice", FieldDisplayName: "Alice", FieldEmail: ""},
-		Extra:  map[string]string{"department": "R&D"}, Groups: []string{"a", "b"}, HasGroups: true}}
+		Extra:  map[string]string{"department": "R&D"}, Groups: []string{"a", "b"}, HasGroups: true},
+		LinkBy: LinkByUserName}
 	if diff := cmp.Diff(want, l); diff != "" {
 		t.Errorf("login (-want +got):\n%s", diff)
 	}

@@ -44,6 +44,7 @@ type Store interface {
 type User struct {
 	ID          string
 	UserName    string
+	ExternalID  string // the provisioning client's ID for the user; case-sensitive
 	Email       string
 	DisplayName string
 	GivenName   string
@@ -54,6 +55,8 @@ type User struct {
 	// the source of the membership, sorted.
 	Groups []string
 	Active bool
+	// Owner is OwnerJIT or OwnerSCIM.
+	Owner string
 	// Version increases by one on every write to the user.
 	Version int64
 	Created time.Time
@@ -75,6 +78,14 @@ type Login struct {
 	// NoCreate refuses to create a user that does not exist yet
 	// (ErrNotFound) while still updating existing ones.
 	NoCreate bool
+	// LinkBy, when FieldUserName or FieldExternalID, lets the first login
+	// of an unknown key claim a SCIM-owned user that no login has claimed
+	// yet and whose field of that name equals the asserted one, instead of
+	// creating a second user.
+	LinkBy string
+	// Reserved names the fields a login leaves alone on a user owned by
+	// SCIM: SCIM is their one writer.
+	Reserved []string
 }
 
 // Outcome says what a Provision call did.
@@ -84,6 +95,9 @@ const (
 	Created   Outcome = "created"
 	Updated   Outcome = "updated"
 	Unchanged Outcome = "unchanged"
+	// Linked: the first login of a key claimed a user created over SCIM
+	// (see Login.LinkBy); Changed lists the fields it also wrote.
+	Linked Outcome = "linked"
 )
 
 // Result is what Provision returns on success.

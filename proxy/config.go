@@ -54,6 +54,8 @@ type IdPPolicy struct {
 	// ContinueOnStoreError lets a login proceed unprovisioned when the
 	// store fails, with identity headers from the assertion.
 	ContinueOnStoreError bool
+	// Reserved names the fields SCIM owns (provision.Login.Reserved).
+	Reserved []string
 }
 
 // WithDefaults fills unset fields.

@@ -34,6 +34,7 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	if err != nil {
 		return refuse("mapping", fmt.Errorf("map assertion: %w", err))
 	}
+	l.Reserved = pol.Reserved
 	jctx, cancel := context.WithTimeout(ctx, p.cfg.JITTimeout)
 	defer cancel()
 	res, err := p.store.Provision(jctx, l)

@@ -30,6 +30,9 @@ type Options struct {
 	// for one upstream host.
 	Transport http.RoundTripper
 	Now       func() time.Time
+	// SCIM, when set, serves everything under the reserved SCIM path
+	// (PathSCIM); otherwise those paths answer 404.
+	SCIM http.Handler
 }
 
 // Proxy is gatehouse's http.Handler.
@@ -44,6 +47,7 @@ type Proxy struct {
 	now      func() time.Time
 	rp       *httputil.ReverseProxy
 	routes   map[string]http.Handler // exact paths
+	scim     http.Handler            // the subtree under prefix+PathSCIM
 	strip    stripper
 	cookies  []string
 	headers  headerSet
@@ -106,6 +110,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.routes[pre+PathLogout] = http.HandlerFunc(opts.Sessions.ServeLogout)
 	p.routes[pre+PathHealthz] = http.HandlerFunc(p.healthz)
 	p.routes[pre+PathReadyz] = http.HandlerFunc(p.readyz)
+	p.scim = opts.SCIM
 	return p, nil
 }
 
@@ -210,6 +215,10 @@ func (p *Proxy) unauthenticated(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) serveReserved(w http.ResponseWriter, r *http.Request) {
 	if h, ok := p.routes[r.URL.Path]; ok {
 		h.ServeHTTP(w, r)
+		return
+	}
+	if p.scim != nil && strings.HasPrefix(r.URL.Path, p.cfg.Prefix+PathSCIM) {
+		p.scim.ServeHTTP(w, r)
 		return
 	}
 	p.pages.notFound(w, r)
@@ -337,3 +346,8 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// Forget drops the cached identity of a user, so that the next request of
+// any session of theirs reads the store again (SCIM calls it after every
+// change to the user).
+func (p *Proxy) Forget(userID string) { p.users.drop(userID) }

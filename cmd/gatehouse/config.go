@@ -19,6 +19,7 @@ import (
 	"gatehouse/provision/ldapdir"
 	"gatehouse/provision/sqldir"
 	"gatehouse/proxy"
+	"gatehouse/scim"
 	"gatehouse/session"
 )
 
@@ -44,6 +45,19 @@ type File struct {
 	// MetadataRefresh is how often metadata URLs are re-read; default 24h.
 	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
 	Store           StoreConfig   `yaml:"store"`
+	// SCIM enables the SCIM 2.0 endpoint under the reserved prefix.
+	SCIM *SCIMConfig `yaml:"scim"`
+}
+
+// SCIMConfig is the scim section: the package's settings plus where the
+// bearer tokens come from.
+type SCIMConfig struct {
+	scim.Config `yaml:",inline"`
+	// Tokens are ${ENV} references; a token written in the file is
+	// refused (use token_sha256 to keep only a digest there).
+	Tokens []string `yaml:"tokens"`
+	// TokenFiles hold one token each (a Kubernetes secret mount).
+	TokenFiles []string `yaml:"token_files"`
 }
 
 // TLSConfig serves HTTPS from a certificate file pair. Without it
@@ -136,6 +150,9 @@ func (f *File) withDefaults() {
 	if f.Store.LDAP != nil {
 		*f.Store.LDAP = f.Store.LDAP.WithDefaults()
 	}
+	if f.SCIM != nil {
+		f.SCIM.Config = f.SCIM.Config.WithDefaults()
+	}
 }
 
 var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
@@ -188,6 +205,30 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
 		}
 	}
+	if c := f.SCIM; c != nil {
+		c.Config.Tokens = nil
+		for i, v := range c.Tokens {
+			key := fmt.Sprintf("scim.tokens[%d]", i)
+			m := envRef.FindStringSubmatch(v)
+			if m == nil {
+				errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME} (or use token_files or token_sha256)", key))
+				continue
+			}
+			if v = getenv(m[1]); v == "" {
+				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+				continue
+			}
+			c.Config.Tokens = append(c.Config.Tokens, v)
+		}
+		for i, path := range c.TokenFiles {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("scim.token_files[%d]: %w", i, err))
+				continue
+			}
+			c.Config.Tokens = append(c.Config.Tokens, strings.TrimSpace(string(b)))
+		}
+	}
 	return errs
 }
 
@@ -216,6 +257,14 @@ func (f *File) validate() []error {
 	}
 	for i, p := range f.IdPs {
 		add(fmt.Sprintf("idps[%d].mapping.", i), p.Mapping.Validate())
+		// With several IdPs, a user SCIM created could be claimed by a
+		// login from any of them: each must say how it links.
+		if f.SCIM != nil && len(f.IdPs) > 1 && p.Mapping.LinkBy == "" {
+			errs = append(errs, fmt.Errorf("idps[%d].mapping.link_by: set it (user_name, external_id or none) when SCIM serves several IdPs", i))
+		}
+	}
+	if f.SCIM != nil {
+		add("scim.", f.SCIM.Config.Validate())
 	}
 	switch {
 	case f.Store.SQLite != nil && f.Store.LDAP != nil:
@@ -281,11 +330,12 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// policies builds the proxy's per-IdP JIT rules.
-func (f *File) policies() map[string]proxy.IdPPolicy {
+// policies builds the proxy's per-IdP JIT rules; reserved names the
+// fields SCIM owns.
+func (f *File) policies(reserved []string) map[string]proxy.IdPPolicy {
 	out := make(map[string]proxy.IdPPolicy, len(f.IdPs))
 	for _, p := range f.IdPs {
-		out[p.Name] = proxy.IdPPolicy{Mapping: p.Mapping, ContinueOnStoreError: p.ContinueOnStoreError}
+		out[p.Name] = proxy.IdPPolicy{Mapping: p.Mapping, ContinueOnStoreError: p.ContinueOnStoreError, Reserved: reserved}
 	}
 	return out
 }

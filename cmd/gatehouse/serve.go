@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +19,7 @@ import (
 	"gatehouse/provision/ldapdir"
 	"gatehouse/provision/sqldir"
 	"gatehouse/proxy"
+	"gatehouse/scim"
 	"gatehouse/session"
 )
 
@@ -109,7 +111,26 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 		st.Close()
 		return nil, nil, nil, err
 	}
-	p, err := proxy.New(f.Proxy, proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies()})
+	var p *proxy.Proxy
+	var sc *scim.Server
+	var reserved []string
+	if f.SCIM != nil {
+		mount := strings.TrimSuffix(f.Proxy.Prefix+proxy.PathSCIM, "/")
+		sc, err = scim.NewServer(f.SCIM.Config, st, scim.Options{
+			BaseURL: strings.TrimSuffix(f.Session.BaseURL, "/") + mount, Mount: mount, Logger: logger.Named("scim"),
+			OnUserChange: func(id string) { p.Forget(id) },
+		})
+		if err != nil {
+			st.Close()
+			return nil, nil, nil, err
+		}
+		reserved = sc.OwnedFields()
+	}
+	opts := proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies(reserved)}
+	if sc != nil {
+		opts.SCIM = sc
+	}
+	p, err = proxy.New(f.Proxy, opts)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err

@@ -28,6 +28,8 @@ import (
 //	group <source> <name>        a membership that <source> created
 //	pending-enable               an AD account created disabled whose
 //	                             password and enable steps are not done
+//	owner scim                   the entry was created or last written
+//	                             over SCIM (absent: owned by logins)
 //
 // IdPs and kinds contain no spaces (checked), so each value splits
 // unambiguously and the subject or group name is kept exactly.
@@ -36,6 +38,7 @@ const (
 	stateVersion = "version "
 	stateGroup   = "group "
 	statePending = "pending-enable"
+	stateOwner   = "owner scim"
 )
 
 func keyValue(k provision.Key) string { return stateKey + k.IdP + " " + k.Kind + " " + k.Subject }
@@ -48,6 +51,7 @@ type state struct {
 	version int64
 	groups  map[string]map[string]bool // source -> normalised group names
 	pending bool
+	scim    bool // owned by SCIM
 	raw     []string
 }
 
@@ -71,6 +75,8 @@ func parseState(vals []string) state {
 			}
 		case v == statePending:
 			st.pending = true
+		case v == stateOwner:
+			st.scim = true
 		}
 	}
 	return st
@@ -265,7 +271,10 @@ func (l *layout) id(e *ldap.Entry) string {
 
 // user decodes an entry; groups are filled separately.
 func (l *layout) user(e *ldap.Entry, st state) provision.User {
-	u := provision.User{ID: l.id(e), Version: st.version, Active: !l.disabled(e, st)}
+	u := provision.User{ID: l.id(e), Version: st.version, Active: !l.disabled(e, st), Owner: provision.OwnerJIT}
+	if st.scim {
+		u.Owner = provision.OwnerSCIM
+	}
 	for field, attr := range l.readFrom {
 		u.SetField(field, e.GetEqualFoldAttributeValue(attr))
 	}

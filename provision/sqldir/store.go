@@ -58,6 +58,9 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sqldir: %w", err)
 	}
+	if err := registerFold(); err != nil {
+		return nil, fmt.Errorf("sqldir: register %s: %w", foldFunc, err)
+	}
 	s := &Store{now: time.Now}
 	for _, o := range opts {
 		o(s)
@@ -146,12 +149,12 @@ type record struct {
 	srcGroups map[string]string // normalised name -> name, for one source
 }
 
-const userColumns = `u.id, u.user_name, u.email, u.display_name, u.given_name, u.family_name, u.extra, u.status, u.version, u.created_at, u.updated_at`
+const userColumns = `u.id, u.user_name, u.external_id, u.email, u.display_name, u.given_name, u.family_name, u.extra, u.status, u.owner, u.version, u.created_at, u.updated_at`
 
 func scanUser(row interface{ Scan(...any) error }) (provision.User, error) {
 	var u provision.User
 	var extra, status, created, updated string
-	err := row.Scan(&u.ID, &u.UserName, &u.Email, &u.DisplayName, &u.GivenName, &u.FamilyName, &extra, &status, &u.Version, &created, &updated)
+	err := row.Scan(&u.ID, &u.UserName, &u.ExternalID, &u.Email, &u.DisplayName, &u.GivenName, &u.FamilyName, &extra, &status, &u.Owner, &u.Version, &created, &updated)
 	if err != nil {
 		return u, err
 	}
@@ -163,6 +166,7 @@ func scanUser(row interface{ Scan(...any) error }) (provision.User, error) {
 	u.Active = status == "active"
 	u.Created, _ = time.Parse(time.RFC3339Nano, created)
 	u.Updated, _ = time.Parse(time.RFC3339Nano, updated)
+	u.Created, u.Updated = u.Created.UTC(), u.Updated.UTC()
 	return u, nil
 }
 
@@ -217,7 +221,11 @@ type plan struct {
 	fieldsDirty bool
 }
 
-func diff(rec record, c provision.Claims) plan {
+func diff(rec record, l provision.Login) plan {
+	c := l.Claims
+	if rec.user.Owner == provision.OwnerSCIM && len(l.Reserved) > 0 {
+		c = reserve(c, l.Reserved)
+	}
 	p := plan{user: rec.user}
 	p.user.Extra = maps.Clone(rec.user.Extra)
 	p.changed = p.user.Apply(c)
@@ -255,7 +263,7 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 		if !rec.user.Active {
 			return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
 		}
-		if p := diff(rec, l.Claims); len(p.changed) == 0 {
+		if p := diff(rec, l); len(p.changed) == 0 {
 			return provision.Result{User: rec.user, Outcome: provision.Unchanged}, nil
 		}
 	}
@@ -281,6 +289,17 @@ func (s *Store) provisionTx(ctx context.Context, tx *sql.Tx, l provision.Login, 
 	if err != nil {
 		return provision.Result{}, err
 	}
+	linked := false
+	if !found {
+		if err := checkTombstone(ctx, tx, l); err != nil {
+			return provision.Result{}, err
+		}
+		rec, linked, err = link(ctx, tx, l, source, now)
+		if err != nil {
+			return provision.Result{}, err
+		}
+		found = linked
+	}
 	if !found {
 		if l.NoCreate {
 			return provision.Result{}, fmt.Errorf("sqldir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
@@ -290,20 +309,23 @@ func (s *Store) provisionTx(ctx context.Context, tx *sql.Tx, l provision.Login, 
 	if !rec.user.Active {
 		return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
 	}
-	p := diff(rec, l.Claims)
+	p := diff(rec, l)
 	if len(p.changed) == 0 {
+		if linked {
+			return provision.Result{User: rec.user, Outcome: provision.Linked}, nil
+		}
 		return provision.Result{User: rec.user, Outcome: provision.Unchanged}, nil
 	}
 	u := p.user
 	u.Version++
-	u.Updated = now
+	u.Updated = truncStamp(now)
 	extra, err := encodeExtra(u.Extra)
 	if err != nil {
 		return provision.Result{}, err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE users SET user_name = ?, user_name_norm = ?, email = ?, display_name = ?,
+	_, err = tx.ExecContext(ctx, `UPDATE users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
 		given_name = ?, family_name = ?, extra = ?, version = ?, updated_at = ? WHERE id = ?`,
-		u.UserName, provision.NormalizeName(u.UserName), u.Email, u.DisplayName, u.GivenName, u.FamilyName,
+		u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
 		extra, u.Version, stamp(now), u.ID)
 	if err != nil {
 		return provision.Result{}, mapWriteErr("update user", err)
@@ -320,7 +342,11 @@ func (s *Store) provisionTx(ctx context.Context, tx *sql.Tx, l provision.Login, 
 	if u.Groups, _, err = groupsOf(ctx, tx, u.ID, source); err != nil {
 		return provision.Result{}, err
 	}
-	return provision.Result{User: u, Outcome: provision.Updated, Changed: p.changed}, nil
+	out := provision.Updated
+	if linked {
+		out = provision.Linked
+	}
+	return provision.Result{User: u, Outcome: out, Changed: p.changed}, nil
 }
 
 func (s *Store) create(ctx context.Context, tx *sql.Tx, l provision.Login, source string, now time.Time) (provision.Result, error) {
@@ -328,7 +354,7 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, l provision.Login, sourc
 	if err != nil {
 		return provision.Result{}, fmt.Errorf("sqldir: new id: %w", err)
 	}
-	u := provision.User{ID: id.String(), Active: true, Version: 1, Created: now, Updated: now}
+	u := provision.User{ID: id.String(), Active: true, Owner: provision.OwnerJIT, Version: 1, Created: truncStamp(now), Updated: truncStamp(now)}
 	changed := u.Apply(l.Claims)
 	if u.UserName == "" {
 		return provision.Result{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
@@ -337,9 +363,9 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, l provision.Login, sourc
 	if err != nil {
 		return provision.Result{}, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO users (id, user_name, user_name_norm, email, display_name, given_name, family_name,
-		extra, status, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', 1, ?, ?)`,
-		u.ID, u.UserName, provision.NormalizeName(u.UserName), u.Email, u.DisplayName, u.GivenName, u.FamilyName,
+	_, err = tx.ExecContext(ctx, `INSERT INTO users (id, user_name, user_name_norm, external_id, email, display_name, given_name, family_name,
+		extra, status, owner, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'jit', 1, ?, ?)`,
+		u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
 		extra, stamp(now), stamp(now))
 	if err != nil {
 		return provision.Result{}, mapWriteErr("create user", err)
@@ -368,8 +394,8 @@ func addMemberships(ctx context.Context, tx *sql.Tx, userID, source string, name
 			return fmt.Errorf("sqldir: new id: %w", err)
 		}
 		norm := provision.NormalizeName(name)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, name, name_norm, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (name_norm) DO NOTHING`, gid.String(), name, norm, stamp(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, name, name_norm, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (name_norm) DO NOTHING`, gid.String(), name, norm, stamp(now), stamp(now)); err != nil {
 			return fmt.Errorf("sqldir: create group: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO memberships (user_id, group_id, source, created_at)
@@ -413,7 +439,10 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 	return nil
 }
 
-func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// stampLayout is fixed width, so that text order is time order.
+const stampLayout = "2006-01-02T15:04:05.000Z"
+
+func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
 
 func encodeExtra(m map[string]string) (string, error) {
 	if len(m) == 0 {
@@ -433,4 +462,80 @@ func mapWriteErr(op string, err error) error {
 		return fmt.Errorf("sqldir: %s: %w", op, provision.ErrConflict)
 	}
 	return fmt.Errorf("sqldir: %s: %w", op, err)
+}
+
+// reserve drops from c the fields SCIM owns.
+func reserve(c provision.Claims, reserved []string) provision.Claims {
+	out := c
+	out.Fields, out.Extra = maps.Clone(c.Fields), maps.Clone(c.Extra)
+	for _, f := range reserved {
+		delete(out.Fields, f)
+		delete(out.Extra, f)
+	}
+	return out
+}
+
+// checkTombstone refuses the first login of a key, user name or external
+// ID whose user was deleted over SCIM.
+func checkTombstone(ctx context.Context, tx *sql.Tx, l provision.Login) error {
+	name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
+	ext := l.Claims.Fields[provision.FieldExternalID]
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM tombstones WHERE (idp = ? AND key_kind = ? AND subject = ?)
+		OR (user_name_norm = ? AND ? <> '') OR (external_id = ? AND ? <> '') LIMIT 1`,
+		l.Key.IdP, l.Key.Kind, l.Key.Subject, name, name, ext, ext).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("sqldir: read tombstones: %w", err)
+	}
+	return fmt.Errorf("sqldir: user for %s %q was deleted over SCIM: %w", l.Key.Kind, l.Key.Subject, provision.ErrDisabled)
+}
+
+// link lets the first login of a key claim a SCIM-owned user that no login
+// has claimed, matched by l.LinkBy. The identity row is written in tx.
+func link(ctx context.Context, tx *sql.Tx, l provision.Login, source string, now time.Time) (record, bool, error) {
+	var where, v string
+	switch l.LinkBy {
+	case provision.LinkByUserName:
+		where, v = "u.user_name_norm = ?", provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
+	case provision.LinkByExternalID:
+		where, v = "u.external_id = ?", l.Claims.Fields[provision.FieldExternalID]
+	}
+	if where == "" || v == "" {
+		return record{}, false, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+userColumns+` FROM users u WHERE `+where+` AND u.owner = 'scim'
+		AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id) LIMIT 2`, v)
+	if err != nil {
+		return record{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
+	}
+	var found []provision.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			rows.Close()
+			return record{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
+		}
+		found = append(found, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return record{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
+	}
+	switch len(found) {
+	case 0:
+		return record{}, false, nil
+	case 1:
+	default:
+		return record{}, false, fmt.Errorf("sqldir: %d SCIM users have %s %q: %w", len(found), l.LinkBy, v, provision.ErrConflict)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO user_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+		l.Key.IdP, l.Key.Kind, l.Key.Subject, found[0].ID, stamp(now)); err != nil {
+		return record{}, false, mapWriteErr("link identity", err)
+	}
+	rec := record{user: found[0]}
+	rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, tx, found[0].ID, source)
+	return rec, err == nil, err
 }

@@ -71,7 +71,7 @@ var cases = []struct {
 			t.Fatalf("User(%s) err = %v", res.User.ID, err)
 		}
 		want := provision.User{ID: res.User.ID, UserName: "alice", Email: "alice@example.test", DisplayName: "Alice Liddell",
-			GivenName: "Alice", FamilyName: "Liddell", Groups: []string{"readers", "staff"}, Active: true, Version: 1}
+			GivenName: "Alice", FamilyName: "Liddell", Groups: []string{"readers", "staff"}, Active: true, Owner: provision.OwnerJIT, Version: 1}
 		if d := cmp.Diff(want, got, cmpUser); d != "" {
 			t.Errorf("stored user (-want +got):\n%s", d)
 		}

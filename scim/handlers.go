@@ -1,0 +1,398 @@
+package scim
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+
+	"gatehouse/provision"
+)
+
+// maxRetries bounds the read-modify-write retries of a PATCH that lost a
+// race with another writer (no If-Match given).
+const maxRetries = 5
+
+func (s *Server) serveUsers(w *statusWriter, r *http.Request, id string) (string, error) {
+	switch {
+	case id == "" && r.Method == http.MethodGet:
+		p, err := queryParams(r)
+		if err != nil {
+			return "users.list", err
+		}
+		return "users.list", s.listUsers(w, r, p)
+	case id == ".search" && r.Method == http.MethodPost:
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return "users.search", err
+		}
+		p, err := searchParams(body)
+		if err != nil {
+			return "users.search", err
+		}
+		return "users.search", s.listUsers(w, r, p)
+	case id == "" && r.Method == http.MethodPost:
+		return "users.create", s.createUser(w, r)
+	case id == "" || id == ".search":
+		return "users", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
+	case r.Method == http.MethodGet:
+		return "users.get", s.getUser(w, r, id)
+	case r.Method == http.MethodPut:
+		return "users.replace", s.replaceUser(w, r, id)
+	case r.Method == http.MethodPatch:
+		return "users.patch", s.patchUser(w, r, id)
+	case r.Method == http.MethodDelete:
+		return "users.delete", s.deleteUser(w, r, id)
+	}
+	return "users", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
+}
+
+func (s *Server) listUsers(w *statusWriter, r *http.Request, p listParams) error {
+	q, err := s.query(s.users, p)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.FindUsers(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	res := make([]any, 0, len(page.Items))
+	for _, u := range page.Items {
+		res = append(res, project(s.users, s.userDoc(u), p.attributes, p.exclude))
+	}
+	return s.writeJSON(w, 200, listResponse(res, page.Total, p.startIndex))
+}
+
+// writeUser answers with one user and its ETag.
+func (s *Server) writeUser(w *statusWriter, r *http.Request, status int, u provision.User) error {
+	p, _ := queryParams(r)
+	w.Header().Set("ETag", etag(u.Version))
+	if status == http.StatusCreated {
+		w.Header().Set("Location", s.base+"/Users/"+u.ID)
+	}
+	return s.writeJSON(w, status, project(s.users, s.userDoc(u), p.attributes, p.exclude))
+}
+
+func (s *Server) dec() decoder { return decoder{quirks: s.cfg.quirks()} }
+
+func (s *Server) getUser(w *statusWriter, r *http.Request, id string) error {
+	u, err := s.store.User(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if notModified(r, u.Version) {
+		w.Header().Set("ETag", etag(u.Version))
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	return s.writeUser(w, r, 200, u)
+}
+
+func (s *Server) createUser(w *statusWriter, r *http.Request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	u, err := s.dec().user(s.users, body, provision.User{Active: true})
+	if err != nil {
+		return err
+	}
+	u, err = s.store.CreateUser(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	s.changed(u.ID)
+	return s.writeUser(w, r, http.StatusCreated, u)
+}
+
+func (s *Server) replaceUser(w *statusWriter, r *http.Request, id string) error {
+	want, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	cur, err := s.store.User(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	u, err := s.dec().user(s.users, body, cur)
+	if err != nil {
+		return err
+	}
+	u.ID = id
+	u, err = s.store.ReplaceUser(r.Context(), u, want)
+	if err != nil {
+		return err
+	}
+	s.changed(id)
+	return s.writeUser(w, r, 200, u)
+}
+
+func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
+	want, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	pt := &patcher{rt: s.users, id: id, quirks: s.cfg.quirks()}
+	ops, err := pt.parseOps(body)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.store.User(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if want != 0 && cur.Version != want {
+			return provision.ErrVersion
+		}
+		doc := s.userDoc(cur)
+		for _, o := range ops {
+			if err := pt.apply(doc, o); err != nil {
+				return err
+			}
+		}
+		u, err := s.dec().user(s.users, doc, cur)
+		if err != nil {
+			return err
+		}
+		u, err = s.store.ReplaceUser(r.Context(), u, cur.Version)
+		if errors.Is(err, provision.ErrVersion) && want == 0 && attempt < maxRetries {
+			continue // another writer won: apply the patch to its result
+		}
+		if err != nil {
+			return err
+		}
+		s.changed(id)
+		return s.writeUser(w, r, 200, u)
+	}
+}
+
+func (s *Server) deleteUser(w *statusWriter, r *http.Request, id string) error {
+	want, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteUser(r.Context(), id, want); err != nil {
+		return err
+	}
+	s.changed(id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) serveGroups(w *statusWriter, r *http.Request, id string) (string, error) {
+	switch {
+	case id == "" && r.Method == http.MethodGet:
+		p, err := queryParams(r)
+		if err != nil {
+			return "groups.list", err
+		}
+		return "groups.list", s.listGroups(w, r, p)
+	case id == ".search" && r.Method == http.MethodPost:
+		body, err := s.readBody(w, r)
+		if err != nil {
+			return "groups.search", err
+		}
+		p, err := searchParams(body)
+		if err != nil {
+			return "groups.search", err
+		}
+		return "groups.search", s.listGroups(w, r, p)
+	case id == "" && r.Method == http.MethodPost:
+		return "groups.create", s.createGroup(w, r)
+	case id == "" || id == ".search":
+		return "groups", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
+	case r.Method == http.MethodGet:
+		return "groups.get", s.getGroup(w, r, id)
+	case r.Method == http.MethodPut:
+		return "groups.replace", s.replaceGroup(w, r, id)
+	case r.Method == http.MethodPatch:
+		return "groups.patch", s.patchGroup(w, r, id)
+	case r.Method == http.MethodDelete:
+		want, err := ifMatch(r)
+		if err != nil {
+			return "groups.delete", err
+		}
+		if err := s.groupDir.DeleteGroup(r.Context(), id, want); err != nil {
+			return "groups.delete", err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return "groups.delete", nil
+	}
+	return "groups", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
+}
+
+func (s *Server) listGroups(w *statusWriter, r *http.Request, p listParams) error {
+	q, err := s.query(s.groups, p)
+	if err != nil {
+		return err
+	}
+	q.Members = wantsMembers(p)
+	page, err := s.groupDir.FindGroups(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	res := make([]any, 0, len(page.Items))
+	for _, g := range page.Items {
+		res = append(res, project(s.groups, s.groupDoc(g), p.attributes, p.exclude))
+	}
+	return s.writeJSON(w, 200, listResponse(res, page.Total, p.startIndex))
+}
+
+func (s *Server) writeGroup(w *statusWriter, r *http.Request, status int, g provision.Group) error {
+	p, _ := queryParams(r)
+	w.Header().Set("ETag", etag(g.Version))
+	if status == http.StatusCreated {
+		w.Header().Set("Location", s.base+"/Groups/"+g.ID)
+	}
+	return s.writeJSON(w, status, project(s.groups, s.groupDoc(g), p.attributes, p.exclude))
+}
+
+func (s *Server) getGroup(w *statusWriter, r *http.Request, id string) error {
+	p, err := queryParams(r)
+	if err != nil {
+		return err
+	}
+	g, err := s.groupDir.Group(r.Context(), id, wantsMembers(p))
+	if err != nil {
+		return err
+	}
+	if notModified(r, g.Version) {
+		w.Header().Set("ETag", etag(g.Version))
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	return s.writeGroup(w, r, 200, g)
+}
+
+func (s *Server) createGroup(w *statusWriter, r *http.Request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	g, err := s.dec().group(body)
+	if err != nil {
+		return err
+	}
+	g, err = s.groupDir.CreateGroup(r.Context(), g)
+	if err != nil {
+		return err
+	}
+	for _, m := range g.Members {
+		s.changed(m.UserID)
+	}
+	return s.writeGroup(w, r, http.StatusCreated, g)
+}
+
+// groupChange is the change that turns cur into next: SCIM memberships
+// added and removed, and the names.
+func groupChange(cur, next provision.Group) provision.GroupChange {
+	c := provision.GroupChange{Name: &next.Name, ExternalID: &next.ExternalID}
+	have := map[string]bool{}
+	for _, m := range cur.Members {
+		have[m.UserID] = true
+	}
+	want := map[string]bool{}
+	for _, m := range next.Members {
+		want[m.UserID] = true
+		if !have[m.UserID] {
+			c.Add = append(c.Add, m.UserID)
+		}
+	}
+	for _, m := range cur.Members {
+		if !want[m.UserID] {
+			c.Remove = append(c.Remove, m.UserID)
+		}
+	}
+	return c
+}
+
+func (s *Server) replaceGroup(w *statusWriter, r *http.Request, id string) error {
+	want, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	next, err := s.dec().group(body)
+	if err != nil {
+		return err
+	}
+	cur, err := s.groupDir.Group(r.Context(), id, true)
+	if err != nil {
+		return err
+	}
+	c := groupChange(cur, next)
+	g, err := s.groupDir.UpdateGroup(r.Context(), id, c, want)
+	if err != nil {
+		return err
+	}
+	s.membersChanged(c)
+	return s.writeGroup(w, r, 200, g)
+}
+
+func (s *Server) membersChanged(c provision.GroupChange) {
+	for _, id := range slices.Concat(c.Add, c.Remove) {
+		s.changed(id)
+	}
+}
+
+func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
+	want, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	pt := &patcher{rt: s.groups, id: id, quirks: s.cfg.quirks()}
+	ops, err := pt.parseOps(body)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.groupDir.Group(r.Context(), id, true)
+		if err != nil {
+			return err
+		}
+		if want != 0 && cur.Version != want {
+			return provision.ErrVersion
+		}
+		doc := s.groupDoc(cur)
+		for _, o := range ops {
+			if err := pt.apply(doc, o); err != nil {
+				return err
+			}
+		}
+		next, err := s.dec().group(doc)
+		if err != nil {
+			return err
+		}
+		c := groupChange(cur, next)
+		g, err := s.groupDir.UpdateGroup(r.Context(), id, c, cur.Version)
+		if errors.Is(err, provision.ErrVersion) && want == 0 && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.membersChanged(c)
+		if p, _ := queryParams(r); len(p.attributes) > 0 {
+			return s.writeGroup(w, r, 200, g)
+		}
+		// Entra ID prefers 204 for groups: a member list can be large.
+		w.Header().Set("ETag", etag(g.Version))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}

@@ -1,0 +1,528 @@
+package scim
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	filter "github.com/scim2/filter-parser/v2"
+)
+
+// patcher applies PATCH operations (RFC 7644 §3.5.2) to a resource object.
+// It never writes: the caller decodes the result, which validates it, and
+// stores it in one conditional write, so a PATCH is all or nothing.
+type patcher struct {
+	rt     *resourceType
+	id     string // the resource's id: an "id" equal to it in a value is ignored
+	quirks bool
+}
+
+// operation is one decoded PATCH operation.
+type operation struct {
+	op    string // add, remove, replace
+	path  string
+	value any
+	has   bool // value was given
+}
+
+func noTarget(format string, args ...any) *Error {
+	return &Error{Status: 400, Type: "noTarget", Detail: fmt.Sprintf(format, args...)}
+}
+
+func badPath(format string, args ...any) *Error {
+	return &Error{Status: 400, Type: "invalidPath", Detail: fmt.Sprintf(format, args...)}
+}
+
+func mutability(format string, args ...any) *Error {
+	return &Error{Status: 400, Type: "mutability", Detail: fmt.Sprintf(format, args...)}
+}
+
+// parseOps reads the Operations of a PatchOp body.
+func (p *patcher) parseOps(body map[string]any) ([]operation, error) {
+	raw, _ := get(body, "Operations")
+	list, ok := raw.([]any)
+	if !ok || len(list) == 0 {
+		return nil, &Error{Status: 400, Type: "invalidSyntax", Detail: "Operations must be a non-empty array"}
+	}
+	if len(list) > MaxOperations {
+		return nil, &Error{Status: 400, Type: "invalidSyntax", Detail: fmt.Sprintf("at most %d operations", MaxOperations)}
+	}
+	ops := make([]operation, 0, len(list))
+	for i, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok {
+			return nil, &Error{Status: 400, Type: "invalidSyntax", Detail: fmt.Sprintf("Operations[%d] must be an object", i)}
+		}
+		var o operation
+		opv, _ := get(m, "op")
+		o.op, _ = opv.(string)
+		// Entra ID capitalises op; its documentation asks servers not to
+		// match structural names case-sensitively, and the RFC names
+		// attributes case-insensitively anyway.
+		o.op = strings.ToLower(o.op)
+		if o.op != "add" && o.op != "remove" && o.op != "replace" {
+			return nil, &Error{Status: 400, Type: "invalidSyntax", Detail: fmt.Sprintf("Operations[%d].op must be add, remove or replace", i)}
+		}
+		if pv, ok := get(m, "path"); ok && pv != nil {
+			if o.path, ok = pv.(string); !ok {
+				return nil, badPath("Operations[%d].path must be a string", i)
+			}
+		}
+		o.value, o.has = get(m, "value")
+		ops = append(ops, o)
+	}
+	return ops, nil
+}
+
+// MaxOperations bounds the operations of one PATCH.
+const MaxOperations = 1000
+
+func (p *patcher) apply(doc map[string]any, o operation) error {
+	if o.path == "" {
+		if o.op == "remove" {
+			return noTarget("remove needs a path")
+		}
+		obj, ok := o.value.(map[string]any)
+		if !ok {
+			return badValue("%s without a path needs an object value", o.op)
+		}
+		for k, v := range obj {
+			if err := p.pathless(doc, o.op, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return p.at(doc, o.op, o.path, o.value, o.has)
+}
+
+// pathless applies one key of a path-less add or replace.
+func (p *patcher) pathless(doc map[string]any, op, k string, v any) error {
+	switch {
+	case strings.EqualFold(k, "schemas"), strings.EqualFold(k, "meta"):
+		return nil
+	case strings.EqualFold(k, "id"):
+		if s, _ := v.(string); s == p.id {
+			return nil // Okta repeats the id in a group rename
+		}
+		return mutability("id cannot be changed")
+	}
+	for _, s := range p.rt.ext {
+		if strings.EqualFold(k, s.id) {
+			sub, ok := v.(map[string]any)
+			if !ok {
+				return badValue("%s must be an object", s.id)
+			}
+			for sk, sv := range sub {
+				if err := p.at(doc, op, s.id+":"+sk, sv, true); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	// Entra ID sends path-less replaces whose keys are paths
+	// ("name.givenName", "urn:...:employeeNumber"): apply each as a path.
+	// A plain attribute name is the one-segment case of the same rule.
+	return p.at(doc, op, k, v, true)
+}
+
+// target is a resolved PATCH path.
+type target struct {
+	container map[string]any // doc, or the extension object
+	a         *attr
+	filter    filter.Expression // value filter, or nil
+	sub       string            // sub-attribute (after the filter, or of a complex attribute)
+}
+
+func (p *patcher) resolve(doc map[string]any, path string, create bool) (*target, error) {
+	urn, rest := p.rt.splitURN(path)
+	if urn == "" && strings.HasPrefix(strings.ToLower(path), "urn:") {
+		return nil, nil // an unknown schema: ignored
+	}
+	parsed, err := parsePath(rest)
+	if err != nil {
+		return nil, badPath("path %q does not parse", path)
+	}
+	if parsed.AttributePath.URIPrefix != nil {
+		return nil, badPath("path %q names an unknown schema", path)
+	}
+	sc, a := p.rt.lookup(urn, parsed.AttributePath.AttributeName)
+	if a == nil {
+		return nil, nil
+	}
+	if a == attrID || a == attrMeta || a.mutability == "readOnly" {
+		return nil, mutability("%s is read-only", a.name)
+	}
+	t := &target{container: doc, a: a, filter: parsed.ValueExpression}
+	if sc != nil && sc != p.rt.core {
+		v, _ := get(doc, sc.id)
+		m, ok := v.(map[string]any)
+		if !ok {
+			m = map[string]any{}
+			if create {
+				set(doc, sc.id, m)
+			}
+		}
+		t.container = m
+	}
+	switch {
+	case parsed.AttributePath.SubAttribute != nil && parsed.ValueExpression != nil:
+		return nil, badPath("path %q has a sub-attribute before a filter", path)
+	case parsed.AttributePath.SubAttribute != nil:
+		t.sub = *parsed.AttributePath.SubAttribute
+	case parsed.SubAttribute != nil:
+		t.sub = *parsed.SubAttribute
+	}
+	if t.sub != "" {
+		s := a.subAttr(t.sub)
+		if s == nil {
+			return nil, badPath("%s has no sub-attribute %q", a.name, t.sub)
+		}
+		if s.mutability == "readOnly" {
+			return nil, mutability("%s.%s is read-only", a.name, s.name)
+		}
+		t.sub = s.name
+	}
+	if t.filter != nil && !a.multi {
+		return nil, badPath("%s is not multi-valued; it takes no filter", a.name)
+	}
+	return t, nil
+}
+
+// parsePath guards the path parser against panics on hostile input.
+func parsePath(s string) (p filter.Path, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed path")
+		}
+	}()
+	if s == "" {
+		return p, fmt.Errorf("empty path")
+	}
+	return filter.ParsePath([]byte(s))
+}
+
+func (p *patcher) at(doc map[string]any, op, path string, v any, has bool) error {
+	t, err := p.resolve(doc, path, op != "remove")
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		// An attribute this store does not keep (password, an unmapped
+		// one): ignored, as on create and replace.
+		return nil
+	}
+	if t.filter != nil {
+		return p.filtered(t, op, v)
+	}
+	key := t.a.name
+	if op == "remove" {
+		return p.remove(t, v, has)
+	}
+	if v == nil {
+		// null is unassigned (RFC 7643 §2.5).
+		return p.remove(t, nil, false)
+	}
+	v = p.coerce(t.a, v)
+	if t.sub != "" {
+		if t.a.multi {
+			return badPath("name an element of %s with a filter, e.g. %s[type eq \"work\"].%s", key, key, t.sub)
+		}
+		m, _ := get(t.container, key)
+		obj, ok := m.(map[string]any)
+		if !ok {
+			obj = map[string]any{}
+		}
+		set(obj, t.sub, v)
+		set(t.container, key, obj)
+		return nil
+	}
+	switch {
+	case t.a.multi:
+		list, ok := v.([]any)
+		if !ok {
+			list = []any{v}
+		}
+		if op == "replace" {
+			set(t.container, key, list)
+			return nil
+		}
+		cur, _ := get(t.container, key)
+		have, _ := cur.([]any)
+		for _, el := range list {
+			if !containsElement(have, el) {
+				have = append(have, el)
+			}
+		}
+		set(t.container, key, have)
+	case t.a.typ == "complex":
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return badValue("%s must be an object", key)
+		}
+		cur, _ := get(t.container, key)
+		merged, ok := cur.(map[string]any)
+		if !ok {
+			merged = map[string]any{}
+		}
+		for k, sv := range obj {
+			s := t.a.subAttr(k)
+			if s == nil {
+				continue
+			}
+			if s.mutability == "readOnly" {
+				continue
+			}
+			set(merged, s.name, sv)
+		}
+		set(t.container, key, merged)
+	default:
+		set(t.container, key, v)
+	}
+	return nil
+}
+
+// coerce applies the quirks for values of the wrong shape: a singular
+// complex attribute given as a one-element array or as a bare string
+// (Entra ID's manager).
+func (p *patcher) coerce(a *attr, v any) any {
+	if !p.quirks || a.multi || a.typ != "complex" {
+		return v
+	}
+	if list, ok := v.([]any); ok && len(list) == 1 {
+		v = list[0]
+	}
+	if s, ok := v.(string); ok && a.subAttr("value") != nil {
+		return map[string]any{"value": s}
+	}
+	return v
+}
+
+func (p *patcher) remove(t *target, v any, has bool) error {
+	key := t.a.name
+	if t.sub != "" {
+		cur, _ := get(t.container, key)
+		if obj, ok := cur.(map[string]any); ok {
+			del(obj, t.sub)
+			if len(obj) == 0 {
+				del(t.container, key)
+			}
+		}
+		return nil
+	}
+	if has && v != nil {
+		// Entra ID removes members with a value array and no filter; it
+		// means those members only, never the whole attribute.
+		list, ok := v.([]any)
+		if !p.quirks || !t.a.multi || !ok {
+			return badValue("remove takes a path, not a value")
+		}
+		cur, _ := get(t.container, key)
+		have, _ := cur.([]any)
+		var keep []any
+		for _, el := range have {
+			if !containsElement(list, el) {
+				keep = append(keep, el)
+			}
+		}
+		set(t.container, key, keep)
+		return nil
+	}
+	del(t.container, key)
+	return nil
+}
+
+// filtered applies an operation to the elements a value filter selects.
+func (p *patcher) filtered(t *target, op string, v any) error {
+	key := t.a.name
+	cur, _ := get(t.container, key)
+	list, _ := cur.([]any)
+	var hits []int
+	for i, el := range list {
+		m, ok := el.(map[string]any)
+		if !ok {
+			continue
+		}
+		ok, err := matches(t.a, t.filter, m)
+		if err != nil {
+			return err
+		}
+		if ok {
+			hits = append(hits, i)
+		}
+	}
+	if op == "remove" {
+		var keep []any
+		for i, el := range list {
+			hit := containsIndex(hits, i)
+			switch {
+			case !hit:
+				keep = append(keep, el)
+			case t.sub != "":
+				m := el.(map[string]any)
+				del(m, t.sub)
+				keep = append(keep, m)
+			}
+		}
+		if keep == nil {
+			del(t.container, key)
+		} else {
+			set(t.container, key, keep)
+		}
+		return nil
+	}
+	if len(hits) == 0 {
+		// Entra ID adds a work e-mail with `emails[type eq "work"].value`
+		// when none exists: create the element the filter describes.
+		typ, ok := simpleTypeFilter(t.filter)
+		if !p.quirks || !ok {
+			return noTarget("no value of %s matches the filter", key)
+		}
+		list = append(list, map[string]any{"type": typ})
+		hits = []int{len(list) - 1}
+	}
+	for _, i := range hits {
+		m := list[i].(map[string]any)
+		if t.sub != "" {
+			if v == nil {
+				del(m, t.sub)
+			} else {
+				set(m, t.sub, v)
+			}
+			continue
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return badValue("a filtered %s without a sub-attribute needs an object value", op)
+		}
+		for k, sv := range obj {
+			set(m, k, sv)
+		}
+	}
+	set(t.container, key, list)
+	return nil
+}
+
+func containsIndex(xs []int, i int) bool {
+	for _, x := range xs {
+		if x == i {
+			return true
+		}
+	}
+	return false
+}
+
+// simpleTypeFilter recognises `type eq "x"`.
+func simpleTypeFilter(e filter.Expression) (string, bool) {
+	ae, ok := e.(*filter.AttributeExpression)
+	if !ok || ae.Operator != filter.EQ || !strings.EqualFold(ae.AttributePath.AttributeName, "type") || ae.AttributePath.SubAttribute != nil {
+		return "", false
+	}
+	s, ok := ae.CompareValue.(string)
+	return strings.ToLower(s), ok
+}
+
+// containsElement reports whether list holds el: elements with a "value"
+// compare by it (members, e-mails), others as a whole.
+func containsElement(list []any, el any) bool {
+	ev, hasValue := elementValue(el)
+	for _, x := range list {
+		if hasValue {
+			if xv, ok := elementValue(x); ok && xv == ev {
+				return true
+			}
+			continue
+		}
+		if reflect.DeepEqual(x, el) {
+			return true
+		}
+	}
+	return false
+}
+
+func elementValue(el any) (string, bool) {
+	m, ok := el.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	v, ok := get(m, "value")
+	s, isStr := v.(string)
+	return s, ok && isStr
+}
+
+// matches evaluates a value filter against one element in memory (one
+// element of one resource: never a scan of the store).
+func matches(a *attr, e filter.Expression, el map[string]any) (bool, error) {
+	switch e := e.(type) {
+	case *filter.LogicalExpression:
+		l, err := matches(a, e.Left, el)
+		if err != nil {
+			return false, err
+		}
+		if e.Operator == filter.AND && !l {
+			return false, nil
+		}
+		if e.Operator == filter.OR && l {
+			return true, nil
+		}
+		return matches(a, e.Right, el)
+	case *filter.NotExpression:
+		m, err := matches(a, e.Expression, el)
+		return !m, err
+	case *filter.AttributeExpression:
+		s := a.subAttr(e.AttributePath.AttributeName)
+		if s == nil || e.AttributePath.SubAttribute != nil {
+			return false, badFilter("%s has no sub-attribute %q", a.name, e.AttributePath.String())
+		}
+		have, present := get(el, s.name)
+		if e.Operator == filter.PR {
+			return present && have != nil && have != "", nil
+		}
+		return compareValue(have, e.Operator, e.CompareValue, s.caseExact)
+	}
+	return false, badFilter("unsupported filter in path")
+}
+
+func compareValue(have any, op filter.CompareOperator, want any, caseExact bool) (bool, error) {
+	switch w := want.(type) {
+	case bool:
+		h, _ := have.(bool)
+		if hs, ok := have.(string); ok {
+			h = strings.EqualFold(hs, "true")
+		}
+		switch op {
+		case filter.EQ:
+			return h == w, nil
+		case filter.NE:
+			return h != w, nil
+		}
+		return false, badFilter("%s on a boolean", op)
+	case string:
+		h, _ := have.(string)
+		if !caseExact {
+			h, w = strings.ToLower(h), strings.ToLower(w)
+		}
+		switch op {
+		case filter.EQ:
+			return h == w, nil
+		case filter.NE:
+			return h != w, nil
+		case filter.CO:
+			return strings.Contains(h, w), nil
+		case filter.SW:
+			return strings.HasPrefix(h, w), nil
+		case filter.EW:
+			return strings.HasSuffix(h, w), nil
+		case filter.GT:
+			return h > w, nil
+		case filter.GE:
+			return h >= w, nil
+		case filter.LT:
+			return h < w, nil
+		case filter.LE:
+			return h <= w, nil
+		}
+	}
+	return false, badFilter("unsupported comparison %s", op)
+}

@@ -105,7 +105,11 @@ func toFilter(rt *resourceType, e filter.Expression) (provision.Filter, error) {
 		}
 		return provision.Not{Filter: f}, nil
 	case *filter.AttributeExpression:
-		return attrFilter(rt, e.AttributePath, "", e.Operator, e.CompareValue)
+		v, err := unescape(e.CompareValue)
+		if err != nil {
+			return nil, err
+		}
+		return attrFilter(rt, e.AttributePath, "", e.Operator, v)
 	case *filter.ValuePath:
 		return valuePathFilter(rt, e)
 	}
@@ -299,7 +303,11 @@ func inner(e filter.Expression, fn func(filter.AttributePath, filter.CompareOper
 		}
 		return provision.Not{Filter: f}, nil
 	case *filter.AttributeExpression:
-		return fn(e.AttributePath, e.Operator, e.CompareValue)
+		v, err := unescape(e.CompareValue)
+		if err != nil {
+			return nil, err
+		}
+		return fn(e.AttributePath, e.Operator, v)
 	}
 	return nil, badFilter("value paths do not nest")
 }
@@ -413,4 +421,18 @@ func simplify(f provision.Filter) provision.Filter {
 		return provision.Not{Filter: c}
 	}
 	return f
+}
+
+// unescape decodes a string compare value: the parser hands over the text
+// between the quotes with its JSON escapes (\" and \\) still in place.
+func unescape(v any) (any, error) {
+	s, ok := v.(string)
+	if !ok || !strings.Contains(s, `\`) {
+		return v, nil
+	}
+	var out string
+	if err := json.Unmarshal([]byte(`"`+s+`"`), &out); err != nil {
+		return nil, badFilter("a quoted value has a bad escape")
+	}
+	return out, nil
 }

@@ -419,8 +419,9 @@ func simpleTypeFilter(e filter.Expression) (string, bool) {
 	if !ok || ae.Operator != filter.EQ || !strings.EqualFold(ae.AttributePath.AttributeName, "type") || ae.AttributePath.SubAttribute != nil {
 		return "", false
 	}
-	s, ok := ae.CompareValue.(string)
-	return strings.ToLower(s), ok
+	v, err := unescape(ae.CompareValue)
+	s, ok := v.(string)
+	return strings.ToLower(s), ok && err == nil
 }
 
 // containsElement reports whether list holds el: elements with a "value"
@@ -479,7 +480,11 @@ func matches(a *attr, e filter.Expression, el map[string]any) (bool, error) {
 		if e.Operator == filter.PR {
 			return present && have != nil && have != "", nil
 		}
-		return compareValue(have, e.Operator, e.CompareValue, s.caseExact)
+		want, err := unescape(e.CompareValue)
+		if err != nil {
+			return false, err
+		}
+		return compareValue(have, e.Operator, want, s.caseExact)
 	}
 	return false, badFilter("unsupported filter in path")
 }

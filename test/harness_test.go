@@ -29,6 +29,7 @@ import (
 	"gatehouse/provision"
 	"gatehouse/provision/sqldir"
 	"gatehouse/proxy"
+	"gatehouse/scim"
 	"gatehouse/session"
 )
 
@@ -48,7 +49,12 @@ type options struct {
 	mapping              *provision.Mapping
 	partner              bool            // a second IdP, "partner", signing with the other key
 	store                provision.Store // default: SQLite in a temp dir
+	scim                 bool            // serve SCIM with scimToken
 }
+
+// scimToken is the SCIM bearer token of harnesses with options.scim.
+const scimToken = "harness-scim-token-0123456789abcdef0123"
+
 
 type zeroReader struct{}
 
@@ -177,7 +183,19 @@ func newHarness(t testing.TB, o options) *harness {
 			AllowIdPInitiated: o.allowIdPInitiated}},
 		Endpoints: proxy.Endpoints(pcfg.Prefix),
 	}
-	policies := map[string]proxy.IdPPolicy{"corp": {Mapping: mapping, ContinueOnStoreError: o.continueOnStoreError}}
+	var sc *scim.Server
+	var reserved []string
+	if o.scim {
+		var err error
+		mount := strings.TrimSuffix(pcfg.Prefix+proxy.PathSCIM, "/")
+		sc, err = scim.NewServer(scim.Config{Tokens: []string{scimToken}}, h.store, scim.Options{BaseURL: h.base + mount, Mount: mount,
+			Logger: logger.Named("scim"), OnUserChange: func(id string) { h.proxy.Forget(id) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reserved = sc.OwnedFields()
+	}
+	policies := map[string]proxy.IdPPolicy{"corp": {Mapping: mapping, ContinueOnStoreError: o.continueOnStoreError, Reserved: reserved}}
 	if o.partner {
 		scfg.IdPs = append(scfg.IdPs, session.IdP{Name: "partner", DisplayName: "Partner Org", EntityID: partnerEntityID,
 			MetadataFile: writeMetadata(t, dir, "partner", partnerEntityID, partnerSSO, loadSigner(t, "other"))})
@@ -191,8 +209,12 @@ func newHarness(t testing.TB, o options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.proxy, err = proxy.New(pcfg, proxy.Options{Logger: logger.Named("proxy"), Sessions: h.sessions, Store: h.store, Pages: pages,
-		Now: h.clock.Now, IdPs: policies})
+	popts := proxy.Options{Logger: logger.Named("proxy"), Sessions: h.sessions, Store: h.store, Pages: pages,
+		Now: h.clock.Now, IdPs: policies}
+	if sc != nil {
+		popts.SCIM = sc
+	}
+	h.proxy, err = proxy.New(pcfg, popts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,6 @@ type options struct {
 // scimToken is the SCIM bearer token of harnesses with options.scim.
 const scimToken = "harness-scim-token-0123456789abcdef0123"
 
-
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) {

@@ -334,6 +334,9 @@ func (l *layout) addRequest(u *provision.User, key provision.Key, groups []strin
 		req.Attribute(s.name, []string{v})
 	}
 	st := []string{keyValue(key), stateVersion + "1"}
+	if key == (provision.Key{}) {
+		st = []string{stateVersion + "1", stateOwner} // created over SCIM, with no login yet
+	}
 	for _, g := range groups {
 		st = append(st, groupValue(source, provision.NormalizeName(g)))
 	}

@@ -232,15 +232,33 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 		switch {
 		case cur == nil && dnTaken:
 			res, err = s.adopt(ctx, l, source)
-		case cur == nil && l.NoCreate:
-			return provision.Result{}, fmt.Errorf("ldapdir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
 		case cur == nil:
-			res, err = s.create(ctx, l, source)
-			if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
-				// A concurrent login created it, or the DN belongs to an
-				// entry without this identity: read again to tell.
-				dnTaken = true
-				continue
+			if buried, berr := s.buried(ctx, l); berr != nil || buried {
+				if berr == nil {
+					berr = fmt.Errorf("ldapdir: user for %s %q was deleted over SCIM: %w", l.Key.Kind, l.Key.Subject, provision.ErrDisabled)
+				}
+				return provision.Result{}, berr
+			}
+			link, lerr := s.linkable(ctx, l)
+			if lerr != nil {
+				return provision.Result{}, lerr
+			}
+			switch {
+			case link != nil:
+				res, err = s.update(ctx, link, l, source, keyValue(l.Key))
+				if err == nil {
+					res.Outcome = provision.Linked
+				}
+			case l.NoCreate:
+				return provision.Result{}, fmt.Errorf("ldapdir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
+			default:
+				res, err = s.create(ctx, l, source)
+				if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+					// A concurrent login created it, or the DN belongs to an
+					// entry without this identity: read again to tell.
+					dnTaken = true
+					continue
+				}
 			}
 		default:
 			res, err = s.update(ctx, cur, l, source)
@@ -372,10 +390,14 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 		}
 		before = s.l.user(cur.e, cur.st)
 	}
+	claims := l.Claims
+	if cur.st.scim && len(l.Reserved) > 0 {
+		claims = claims.Without(l.Reserved)
+	}
 	want := before
 	want.Extra = maps.Clone(before.Extra)
-	applied := want.Apply(l.Claims)
-	tf := touched(l.Claims)
+	applied := want.Apply(claims)
+	tf := touched(claims)
 
 	dn := cur.e.DN
 	renamed := false
@@ -396,7 +418,7 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 	if err != nil {
 		return provision.Result{}, err
 	}
-	plan := planGroups(l.Claims, member, cur.st.groups[source])
+	plan := planGroups(claims, member, cur.st.groups[source])
 
 	var stateAdd, stateDel []string
 	stateAdd = append(stateAdd, addKey...)

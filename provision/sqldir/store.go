@@ -224,7 +224,7 @@ type plan struct {
 func diff(rec record, l provision.Login) plan {
 	c := l.Claims
 	if rec.user.Owner == provision.OwnerSCIM && len(l.Reserved) > 0 {
-		c = reserve(c, l.Reserved)
+		c = c.Without(l.Reserved)
 	}
 	p := plan{user: rec.user}
 	p.user.Extra = maps.Clone(rec.user.Extra)
@@ -462,17 +462,6 @@ func mapWriteErr(op string, err error) error {
 		return fmt.Errorf("sqldir: %s: %w", op, provision.ErrConflict)
 	}
 	return fmt.Errorf("sqldir: %s: %w", op, err)
-}
-
-// reserve drops from c the fields SCIM owns.
-func reserve(c provision.Claims, reserved []string) provision.Claims {
-	out := c
-	out.Fields, out.Extra = maps.Clone(c.Fields), maps.Clone(c.Extra)
-	for _, f := range reserved {
-		delete(out.Fields, f)
-		delete(out.Extra, f)
-	}
-	return out
 }
 
 // checkTombstone refuses the first login of a key, user name or external

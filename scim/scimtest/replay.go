@@ -65,6 +65,9 @@ type Options struct {
 	// Strict checks the RFC expectation of quirks cases instead of the
 	// lenient one real clients need.
 	Strict bool
+	// NoGroups: the store keeps no groups over SCIM, so every /Groups case
+	// must answer 501 Not Implemented instead of its expectation.
+	NoGroups bool
 }
 
 var varRef = regexp.MustCompile(`\{\{([A-Za-z_]+)\}\}`)
@@ -87,6 +90,12 @@ func Replay(t *testing.T, o Options) {
 			exp := c.Expect
 			if c.Mode == "quirks" && !o.Strict {
 				exp = *c.ExpectQuirks
+			}
+			if o.NoGroups {
+				exp = withoutGroups(c, exp)
+				if strings.HasPrefix(c.Path, "/Groups") {
+					c.Save = nil
+				}
 			}
 			status, hdr, body := do(t, client, c, vars)
 			if !slices.Contains(exp.Status, status) {
@@ -313,4 +322,26 @@ func matchesElement(e, want any) bool {
 		}
 	}
 	return true
+}
+
+// withoutGroups rewrites an expectation for a server without groups: a
+// /Groups request answers 501, and discovery must not list the Group
+// resource type or schema (one schema fewer).
+func withoutGroups(c Case, exp Expect) Expect {
+	if strings.HasPrefix(c.Path, "/Groups") {
+		return Expect{Status: []int{http.StatusNotImplemented}, JSON: [][]any{{"/status", "eq", "501"}}}
+	}
+	out := Expect{Status: exp.Status, Headers: exp.Headers}
+	for _, a := range exp.JSON {
+		b, _ := json.Marshal(a)
+		switch {
+		case a[1] == "contains" && strings.Contains(string(b), "Group"):
+			out.JSON = append(out.JSON, []any{a[0], "not_contains", a[2]})
+		case a[0] == "/totalResults" && a[1] == "ge" && c.Path == "/Schemas":
+			out.JSON = append(out.JSON, []any{a[0], "ge", a[2].(float64) - 1})
+		default:
+			out.JSON = append(out.JSON, a)
+		}
+	}
+	return out
 }

@@ -1,0 +1,566 @@
+package ldapdir
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"gatehouse/provision"
+)
+
+// The ldap store serves SCIM users (provision.Directory). Groups over SCIM
+// are not offered on LDAP yet: logins still manage group memberships.
+
+var _ provision.Directory = (*Store)(nil)
+
+// Supports reports whether a field has an attribute in the mapping.
+func (s *Store) Supports(field string) bool {
+	_, ok := s.l.readFrom[field]
+	return ok
+}
+
+// tombstoneDN is the entry whose state values remember users deleted over
+// SCIM ("tomb key <idp> <kind> <subject>", "tomb name <user name>",
+// "tomb ext <external id>"), so that no login re-creates them.
+func (l *layout) tombstoneDN() string { return "cn=gatehouse-tombstones," + l.cfg.UserBase }
+
+const (
+	tombKey  = "tomb key "
+	tombName = "tomb name "
+	tombExt  = "tomb ext "
+	tombLink = "tomb link "
+)
+
+// ldapFilter turns a provision filter into an LDAP filter with escaped
+// values. Its matches are a superset of the filter's (the directory's
+// matching rules may ignore case where the filter must not); callers
+// refine them with provision.Match.
+func (s *Store) ldapFilter(f provision.Filter) (string, error) {
+	switch f := f.(type) {
+	case nil:
+		return "(objectClass=*)", nil
+	case provision.And, provision.Or:
+		var kids []provision.Filter
+		op := "&"
+		if a, ok := f.(provision.And); ok {
+			kids = a
+		} else {
+			kids, op = f.(provision.Or), "|"
+		}
+		var b strings.Builder
+		b.WriteString("(" + op)
+		for _, k := range kids {
+			sub, err := s.ldapFilter(k)
+			if err != nil {
+				return "", err
+			}
+			b.WriteString(sub)
+		}
+		b.WriteString(")")
+		return b.String(), nil
+	case provision.Not:
+		sub, err := s.ldapFilter(f.Filter)
+		if err != nil {
+			return "", err
+		}
+		return "(!" + sub + ")", nil
+	case provision.Compare:
+		return s.ldapCompare(f)
+	}
+	return "", fmt.Errorf("%w: filter node %T", provision.ErrUnsupported, f)
+}
+
+func (s *Store) ldapCompare(c provision.Compare) (string, error) {
+	switch c.Field {
+	case provision.FieldID:
+		if c.Op == provision.OpPresent {
+			return "(objectClass=*)", nil
+		}
+		if c.Op != provision.OpEq && c.Op != provision.OpNe {
+			return "", fmt.Errorf("%w: ids take only eq and ne", provision.ErrUnsupported)
+		}
+		f, ok := s.l.anchorFilter(c.Value)
+		if !ok {
+			f = "(|)" // not an id this directory can hold: nothing matches
+		}
+		if c.Op == provision.OpNe {
+			f = "(!" + f + ")"
+		}
+		return f, nil
+	case provision.FieldActive:
+		disabled := "(" + s.l.cfg.DisabledAttribute + "=" + ldap.EscapeFilter(s.l.cfg.DisabledValue) + ")"
+		if s.l.ad {
+			disabled = "(userAccountControl:1.2.840.113556.1.4.803:=2)"
+		}
+		switch {
+		case c.Op == provision.OpPresent:
+			return "(objectClass=*)", nil
+		case (c.Op == provision.OpEq) == strings.EqualFold(c.Value, "true"):
+			return "(!" + disabled + ")", nil
+		default:
+			return disabled, nil
+		}
+	case provision.FieldCreated, provision.FieldUpdated:
+		attr := s.l.createdAttr()
+		if c.Field == provision.FieldUpdated {
+			attr = s.l.modifiedAttr()
+		}
+		if c.Op == provision.OpPresent {
+			return "(" + attr + "=*)", nil
+		}
+		t, err := time.Parse(time.RFC3339Nano, c.Value)
+		if err != nil {
+			return "", fmt.Errorf("%w: %q is not a date-time", provision.ErrInvalid, c.Value)
+		}
+		// Whole seconds: the result is refined in memory.
+		lo := t.UTC().Truncate(time.Second).Format("20060102150405Z")
+		hi := t.UTC().Add(time.Second - 1).Truncate(time.Second).Format("20060102150405Z")
+		switch c.Op {
+		case provision.OpGt, provision.OpGe:
+			return "(" + attr + ">=" + lo + ")", nil
+		case provision.OpLt, provision.OpLe:
+			return "(" + attr + "<=" + hi + ")", nil
+		case provision.OpEq:
+			return "(&(" + attr + ">=" + lo + ")(" + attr + "<=" + hi + "))", nil
+		case provision.OpNe:
+			return "(objectClass=*)", nil
+		}
+		return "", fmt.Errorf("%w: %s on a date-time", provision.ErrUnsupported, c.Op)
+	}
+	attr, ok := s.l.readFrom[c.Field]
+	if !ok {
+		return "", fmt.Errorf("%w: the directory has no attribute for %q", provision.ErrUnsupported, c.Field)
+	}
+	v := ldap.EscapeFilter(c.Value)
+	switch c.Op {
+	case provision.OpPresent:
+		return "(" + attr + "=*)", nil
+	case provision.OpEq:
+		return "(" + attr + "=" + v + ")", nil
+	case provision.OpNe:
+		return "(!(" + attr + "=" + v + "))", nil
+	case provision.OpCo:
+		return "(" + attr + "=*" + v + "*)", nil
+	case provision.OpSw:
+		return "(" + attr + "=" + v + "*)", nil
+	case provision.OpEw:
+		return "(" + attr + "=*" + v + ")", nil
+	}
+	// Most directory string attributes have no ordering rule; an ordering
+	// filter would silently match nothing.
+	return "", fmt.Errorf("%w: %s on %q in a directory", provision.ErrUnsupported, c.Op, c.Field)
+}
+
+// userFilter restricts a filter to user entries: the most specific
+// (last) configured user class; never computers on Active Directory.
+func (s *Store) userFilter(f string) string {
+	oc := s.l.cfg.UserObjectClasses[len(s.l.cfg.UserObjectClasses)-1]
+	extra := ""
+	if s.l.ad {
+		extra = "(!(objectClass=computer))"
+	}
+	return "(&(objectClass=" + ldap.EscapeFilter(oc) + ")" + extra + f + ")"
+}
+
+// FindUsers searches the directory with the pushed-down filter (paged),
+// refines the result exactly, and sorts and pages it in memory.
+func (s *Store) FindUsers(ctx context.Context, q provision.Query) (provision.Page[provision.User], error) {
+	var page provision.Page[provision.User]
+	lf, err := s.ldapFilter(q.Filter)
+	if err != nil {
+		return page, fmt.Errorf("ldapdir: %w", err)
+	}
+	if q.SortBy != "" && q.SortBy != provision.FieldID && q.SortBy != provision.FieldCreated && q.SortBy != provision.FieldUpdated && !s.Supports(q.SortBy) {
+		return page, fmt.Errorf("ldapdir: %w: sorting by %q", provision.ErrUnsupported, q.SortBy)
+	}
+	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		s.userFilter(lf), s.l.userAttributes(), nil), true)
+	if err != nil {
+		return page, fmt.Errorf("ldapdir: find users: %w", err)
+	}
+	var all []provision.User
+	for _, e := range res.Entries {
+		u := s.l.user(e, parseState(e.GetEqualFoldAttributeValues(s.l.cfg.StateAttribute)))
+		if provision.Match(q.Filter, u) {
+			all = append(all, u)
+		}
+	}
+	sortUsers(all, q)
+	page.Total = len(all)
+	if q.Limit > 0 && q.Offset < len(all) {
+		page.Items = all[q.Offset:min(len(all), q.Offset+q.Limit)]
+	}
+	return page, nil
+}
+
+// sortUsers orders users like the SQL stores: empty values last when
+// ascending, first when descending, then by ID.
+func sortUsers(us []provision.User, q provision.Query) {
+	key := func(u provision.User) string {
+		switch q.SortBy {
+		case "", provision.FieldID:
+			return u.ID
+		case provision.FieldCreated:
+			return u.Created.Format(time.RFC3339Nano)
+		case provision.FieldUpdated:
+			return u.Updated.Format(time.RFC3339Nano)
+		}
+		v := u.Field(q.SortBy)
+		if q.SortFold {
+			v = provision.NormalizeName(v)
+		}
+		return v
+	}
+	slices.SortStableFunc(us, func(a, b provision.User) int {
+		ka, kb := key(a), key(b)
+		if (ka == "") != (kb == "") {
+			if ka == "" != q.Descending {
+				return 1
+			}
+			return -1
+		}
+		n := strings.Compare(ka, kb)
+		if q.Descending {
+			n = -n
+		}
+		return cmp.Or(n, strings.Compare(a.ID, b.ID))
+	})
+}
+
+// CreateUser adds a SCIM-owned entry without any login identity.
+func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.User, error) {
+	u := in
+	if err := checkUser(&u); err != nil {
+		return provision.User{}, err
+	}
+	if u.Field(s.l.rdnField) == "" {
+		return provision.User{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
+	}
+	req, err := s.l.addRequest(&u, provision.Key{}, nil, "")
+	if err != nil {
+		return provision.User{}, err
+	}
+	if !u.Active {
+		s.l.addDisabled(req)
+	}
+	if err := s.add(ctx, req); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+			return provision.User{}, fmt.Errorf("ldapdir: %s: %w", req.DN, provision.ErrConflict)
+		}
+		return provision.User{}, fmt.Errorf("ldapdir: add %s: %w", req.DN, refused(err))
+	}
+	if err := s.liftTombstones(ctx, &u); err != nil {
+		return provision.User{}, err
+	}
+	cur, err := s.readDN(ctx, req.DN)
+	if err != nil {
+		return provision.User{}, fmt.Errorf("ldapdir: read back %s: %w", req.DN, err)
+	}
+	if cur.st.pending {
+		if cur, err = s.enable(ctx, cur); err != nil {
+			return provision.User{}, err
+		}
+	}
+	return s.l.user(cur.e, cur.st), nil
+}
+
+func checkUser(u *provision.User) error {
+	if u.UserName == "" {
+		return fmt.Errorf("ldapdir: %w: empty user name", provision.ErrInvalid)
+	}
+	for _, f := range []string{provision.FieldUserName, provision.FieldExternalID, provision.FieldEmail, provision.FieldDisplayName,
+		provision.FieldGivenName, provision.FieldFamilyName} {
+		if err := checkValue(f, u.Field(f)); err != nil {
+			return err
+		}
+	}
+	for f, v := range u.Extra {
+		if err := checkValue(f, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addDisabled marks a new entry disabled.
+func (l *layout) addDisabled(req *ldap.AddRequest) {
+	for i, a := range req.Attributes {
+		if l.ad && strings.EqualFold(a.Type, "userAccountControl") {
+			uac, _ := strconv.Atoi(a.Vals[0])
+			req.Attributes[i].Vals = []string{strconv.Itoa(uac | uacDisabled)}
+			return
+		}
+	}
+	if !l.ad {
+		req.Attribute(l.cfg.DisabledAttribute, []string{l.cfg.DisabledValue})
+	}
+}
+
+// ReplaceUser writes every mapped field of in, the active state and the
+// SCIM owner mark, by compare-and-swap on the version.
+func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion int64) (provision.User, error) {
+	want := in
+	if err := checkUser(&want); err != nil {
+		return provision.User{}, err
+	}
+	cur, err := s.findByID(ctx, in.ID)
+	if err != nil {
+		return provision.User{}, err
+	}
+	if ifVersion != 0 && cur.st.version != ifVersion {
+		return provision.User{}, fmt.Errorf("ldapdir: user %s is at version %d, not %d: %w", in.ID, cur.st.version, ifVersion, provision.ErrVersion)
+	}
+	all := map[string]bool{}
+	for f := range s.l.readFrom {
+		all[f] = true
+	}
+	dn := cur.e.DN
+	before := s.l.user(cur.e, cur.st)
+	renamed := false
+	if want.Field(s.l.rdnField) != before.Field(s.l.rdnField) {
+		if want.Field(s.l.rdnField) == "" {
+			return provision.User{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
+		}
+		if dn, renamed, err = s.rename(ctx, cur, &want); err != nil {
+			return provision.User{}, err
+		}
+	}
+	changes, _, err := s.l.diffAttributes(cur.e, &want, all)
+	if err != nil {
+		return provision.User{}, err
+	}
+	req := ldap.NewModifyRequest(dn, nil)
+	req.Changes = changes
+	if before.Active != want.Active {
+		s.l.activeChange(req, cur.e, want.Active)
+	}
+	if len(req.Changes) == 0 && !renamed && cur.st.scim {
+		return before, nil
+	}
+	if s.l.cfg.StateObjectClass != "" && !hasValueFold(cur.e.GetEqualFoldAttributeValues("objectClass"), s.l.cfg.StateObjectClass) {
+		req.Add("objectClass", []string{s.l.cfg.StateObjectClass})
+	}
+	if old := cur.st.versionValues(); len(old) > 0 {
+		req.Delete(s.l.cfg.StateAttribute, old)
+	}
+	add := []string{stateVersion + strconv.FormatInt(cur.st.version+1, 10)}
+	if !cur.st.scim {
+		add = append(add, stateOwner)
+	}
+	req.Add(s.l.cfg.StateAttribute, add)
+	if err := s.modify(ctx, req); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
+			return provision.User{}, fmt.Errorf("ldapdir: user %s changed concurrently: %w", in.ID, provision.ErrVersion)
+		}
+		return provision.User{}, fmt.Errorf("ldapdir: modify %s: %w", dn, refused(err))
+	}
+	out, err := s.readDN(ctx, dn)
+	if err != nil {
+		return provision.User{}, fmt.Errorf("ldapdir: read back %s: %w", dn, err)
+	}
+	return s.l.user(out.e, out.st), nil
+}
+
+// activeChange adds the modification that enables or disables e.
+func (l *layout) activeChange(req *ldap.ModifyRequest, e *ldap.Entry, active bool) {
+	if l.ad {
+		old := e.GetEqualFoldAttributeValue("userAccountControl")
+		uac, _ := strconv.ParseInt(old, 10, 64)
+		if active {
+			uac &^= uacDisabled
+		} else {
+			uac |= uacDisabled
+		}
+		req.Delete("userAccountControl", []string{old})
+		req.Add("userAccountControl", []string{strconv.FormatInt(uac, 10)})
+		return
+	}
+	if active {
+		var drop []string
+		for _, v := range e.GetEqualFoldAttributeValues(l.cfg.DisabledAttribute) {
+			if strings.EqualFold(v, l.cfg.DisabledValue) {
+				drop = append(drop, v)
+			}
+		}
+		req.Delete(l.cfg.DisabledAttribute, drop)
+		return
+	}
+	req.Add(l.cfg.DisabledAttribute, []string{l.cfg.DisabledValue})
+}
+
+// DeleteUser records tombstones for the user's identities, user name and
+// external ID, takes it out of its groups and deletes the entry.
+func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64) error {
+	cur, err := s.findByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ifVersion != 0 && cur.st.version != ifVersion {
+		return fmt.Errorf("ldapdir: user %s is at version %d, not %d: %w", id, cur.st.version, ifVersion, provision.ErrVersion)
+	}
+	u := s.l.user(cur.e, cur.st)
+	tombs := []string{tombName + provision.NormalizeName(u.UserName)}
+	if u.ExternalID != "" {
+		tombs = append(tombs, tombExt+u.ExternalID)
+	}
+	for _, k := range cur.st.keys {
+		// The link value ties the key's tombstone to the user name and
+		// external ID, so that re-creating the user lifts it too. Names
+		// hold no control characters (checked), so \x1f separates.
+		tombs = append(tombs, "tomb "+k, tombLink+provision.NormalizeName(u.UserName)+"\x1f"+u.ExternalID+"\x1f"+k)
+	}
+	if err := s.addTombstones(ctx, tombs); err != nil {
+		return err
+	}
+	m, err := s.memberships(ctx, cur.e)
+	if err != nil {
+		return err
+	}
+	for _, g := range m.byNorm {
+		if err := s.leave(ctx, g.dn, cur.e.DN); err != nil {
+			return err
+		}
+	}
+	err = s.p.do(ctx, func(c *ldap.Conn) error {
+		s.stats.deletes.Add(1)
+		return c.Del(ldap.NewDelRequest(cur.e.DN, nil))
+	})
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return fmt.Errorf("ldapdir: delete %s: %w", cur.e.DN, err)
+	}
+	return nil
+}
+
+func (s *Store) addTombstones(ctx context.Context, vals []string) error {
+	dn := s.l.tombstoneDN()
+	var missing []string
+	for _, v := range vals {
+		ok, err := s.compare(ctx, dn, s.l.cfg.StateAttribute, v)
+		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
+			return fmt.Errorf("ldapdir: read tombstones: %w", err)
+		}
+		if !ok {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	req := ldap.NewModifyRequest(dn, nil)
+	req.Add(s.l.cfg.StateAttribute, missing)
+	err := s.modify(ctx, req)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		add := ldap.NewAddRequest(dn, nil)
+		classes := []string{"applicationProcess"}
+		if s.l.ad {
+			classes = []string{"container"}
+		}
+		if s.l.cfg.StateObjectClass != "" {
+			classes = append(classes, s.l.cfg.StateObjectClass)
+		}
+		add.Attribute("objectClass", classes)
+		add.Attribute("cn", []string{"gatehouse-tombstones"})
+		add.Attribute(s.l.cfg.StateAttribute, missing)
+		err = s.add(ctx, add)
+	}
+	if err != nil {
+		return fmt.Errorf("ldapdir: write tombstones: %w", err)
+	}
+	return nil
+}
+
+// liftTombstones forgets the tombstones of a user SCIM creates again.
+func (s *Store) liftTombstones(ctx context.Context, u *provision.User) error {
+	vals := []string{tombName + provision.NormalizeName(u.UserName)}
+	if u.ExternalID != "" {
+		vals = append(vals, tombExt+u.ExternalID)
+	}
+	dn := s.l.tombstoneDN()
+	tomb, err := s.readDN(ctx, dn)
+	if errors.Is(err, errNoEntry) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ldapdir: read tombstones: %w", err)
+	}
+	have := tomb.e.GetEqualFoldAttributeValues(s.l.cfg.StateAttribute)
+	norm := provision.NormalizeName(u.UserName)
+	for _, v := range have {
+		rest, ok := strings.CutPrefix(v, tombLink)
+		if !ok {
+			continue
+		}
+		parts := strings.SplitN(rest, "\x1f", 3)
+		if len(parts) == 3 && (parts[0] == norm || parts[1] != "" && parts[1] == u.ExternalID) {
+			vals = append(vals, v, "tomb "+parts[2])
+		}
+	}
+	for _, v := range vals {
+		if !slices.Contains(have, v) {
+			continue
+		}
+		req := ldap.NewModifyRequest(dn, nil)
+		req.Delete(s.l.cfg.StateAttribute, []string{v})
+		if err := s.modify(ctx, req); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
+			return fmt.Errorf("ldapdir: lift tombstone: %w", err)
+		}
+	}
+	return nil
+}
+
+// buried reports whether a login's key, user name or external ID belongs
+// to a user deleted over SCIM.
+func (s *Store) buried(ctx context.Context, l provision.Login) (bool, error) {
+	vals := []string{"tomb " + keyValue(l.Key)}
+	if n := l.Claims.Fields[provision.FieldUserName]; n != "" {
+		vals = append(vals, tombName+provision.NormalizeName(n))
+	}
+	if x := l.Claims.Fields[provision.FieldExternalID]; x != "" {
+		vals = append(vals, tombExt+x)
+	}
+	for _, v := range vals {
+		ok, err := s.compare(ctx, s.l.tombstoneDN(), s.l.cfg.StateAttribute, v)
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return false, nil
+		}
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
+			continue // every tombstone was lifted
+		}
+		if err != nil {
+			return false, fmt.Errorf("ldapdir: read tombstones: %w", err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// linkable finds the SCIM-owned entry, claimed by no login yet, that a
+// first login may link to (Login.LinkBy).
+func (s *Store) linkable(ctx context.Context, l provision.Login) (*entry, error) {
+	v := l.Claims.Fields[l.LinkBy]
+	attr, ok := s.l.readFrom[l.LinkBy]
+	if l.LinkBy == "" || v == "" || !ok {
+		return nil, nil
+	}
+	filter := "(&(" + s.l.cfg.StateAttribute + "=" + ldap.EscapeFilter(stateOwner) + ")(" + attr + "=" + ldap.EscapeFilter(v) + "))"
+	cur, err := s.findOne(ctx, filter, func(st state) bool { return st.scim && len(st.keys) == 0 })
+	if err != nil || cur == nil {
+		return nil, err
+	}
+	u := s.l.user(cur.e, cur.st)
+	have := u.Field(l.LinkBy)
+	if l.LinkBy == provision.FieldUserName && provision.NormalizeName(have) != provision.NormalizeName(v) ||
+		l.LinkBy != provision.FieldUserName && have != v {
+		return nil, nil // the directory's matching rule was looser than ours
+	}
+	return cur, nil
+}

@@ -199,3 +199,47 @@ func TestExampleStoreSectionsAreValid(t *testing.T) {
 		})
 	}
 }
+
+func TestSCIMSection(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	t.Setenv("TEST_SCIM_TOKEN", "scim-token-0123456789abcdefghijklmnopqrstuv")
+	for _, tc := range []struct {
+		name, section string
+		problems      []string
+	}{
+		{"EnvToken", "scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n", nil},
+		{"TokenInFile", "scim:\n  tokens: [\"scim-token-0123456789abcdefghijklmnopqrstuv\"]\n", []string{"scim.tokens[0]: must be an environment reference"}},
+		{"NoToken", "scim: {}\n", []string{"scim.tokens: at least one bearer token"}},
+		{"ShortDigest", "scim:\n  token_sha256: [\"abcd\"]\n", []string{"scim.token_sha256[0]: want 64 hex digits"}},
+		{"MissingTokenFile", "scim:\n  token_files: [\"$DIR/nope\"]\n", []string{"scim.token_files[0]:"}},
+		{"BadExtension", "scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n  extension:\n    urn: not-a-urn\n    attributes: {badge: Badge}\n",
+			[]string{"scim.extension.urn:", "scim.extension.attributes.badge: field"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := check(t, writeConfig(t, goodConfig+tc.section))
+			if (code == 0) != (tc.problems == nil) {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, p := range tc.problems {
+				if !strings.Contains(errOut, p) {
+					t.Errorf("no %q in:\n%s", p, errOut)
+				}
+			}
+			if strings.Contains(errOut, "scim-token-0123456789") {
+				t.Errorf("a token was echoed: %s", errOut)
+			}
+		})
+	}
+	// With two IdPs, each must say how a login links to a SCIM user.
+	two := strings.Replace(goodConfig, "store:", `  - name: partner
+    entity_id: https://partner.example.test
+    metadata_file: $DIR/idp.xml
+    mapping:
+      user_name: uid
+      link_by: none
+store:`, 1) + "scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n"
+	code, _, errOut := check(t, writeConfig(t, two))
+	if code == 0 || !strings.Contains(errOut, "idps[0].mapping.link_by: set it") || strings.Contains(errOut, "idps[1].mapping.link_by") {
+		t.Errorf("exit %d:\n%s", code, errOut)
+	}
+}

@@ -161,7 +161,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if w.scimType != "" {
 		fields = append(fields, zap.String("scim_type", w.scimType))
 	}
-	if w.status >= 500 {
+	if w.status >= 500 && w.status != http.StatusNotImplemented {
 		s.log.Error("scim request", append(fields, zap.Error(err))...)
 	} else {
 		s.log.Info("scim request", fields...)

@@ -13,6 +13,15 @@ import (
 // than the caller read (a SCIM If-Match mismatch, or a concurrent writer).
 var ErrVersion = errors.New("provision: version mismatch")
 
+// CheckVersion is the rule of conditional writes: want 0 accepts any
+// version; otherwise the stored version must equal it (ErrVersion).
+func CheckVersion(what string, have, want int64) error {
+	if want != 0 && have != want {
+		return fmt.Errorf("%s is at version %d, not %d: %w", what, have, want, ErrVersion)
+	}
+	return nil
+}
+
 // ErrUnsupported: the store cannot hold the field, or cannot evaluate the
 // filter or sort it was asked for. Callers answer it as a bad request,
 // never by filtering in memory.

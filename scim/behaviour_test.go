@@ -1,7 +1,6 @@
 package scim_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -538,5 +537,4 @@ func TestGroupsKeepJITMemberships(t *testing.T) {
 	if !slices.Contains(e.forgot, bob) || !slices.Contains(e.forgot, alice) {
 		t.Errorf("membership changes did not drop cached identities: %v", e.forgot)
 	}
-	_ = context.Background()
 }

@@ -8,9 +8,8 @@ const URNGatehouseSPConfig = "urn:gatehouse:params:scim:schemas:extension:2.0:Se
 
 func (s *Server) spConfig() map[string]any {
 	return map[string]any{
-		"schemas":          []string{URNSPConfig, URNGatehouseSPConfig},
-		"documentationUri": "https://github.com/gatehouse/gatehouse#scim",
-		"patch":            map[string]any{"supported": true},
+		"schemas": []string{URNSPConfig, URNGatehouseSPConfig},
+		"patch":   map[string]any{"supported": true},
 		// Keep maxOperations and maxPayloadSize even though bulk is off:
 		// some clients treat their absence as "no PATCH, no filter".
 		"bulk":           map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},

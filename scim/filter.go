@@ -84,13 +84,31 @@ var (
 )
 
 func toFilter(rt *resourceType, e filter.Expression) (provision.Filter, error) {
+	return mapExpr(e, func(leaf filter.Expression) (provision.Filter, error) {
+		switch leaf := leaf.(type) {
+		case *filter.AttributeExpression:
+			v, err := unescape(leaf.CompareValue)
+			if err != nil {
+				return nil, err
+			}
+			return attrFilter(rt, leaf.AttributePath, "", leaf.Operator, v)
+		case *filter.ValuePath:
+			return valuePathFilter(rt, leaf)
+		}
+		return nil, badFilter("unsupported filter expression")
+	})
+}
+
+// mapExpr maps the and/or/not structure of a parsed filter and hands every
+// other node to leaf.
+func mapExpr(e filter.Expression, leaf func(filter.Expression) (provision.Filter, error)) (provision.Filter, error) {
 	switch e := e.(type) {
 	case *filter.LogicalExpression:
-		l, err := toFilter(rt, e.Left)
+		l, err := mapExpr(e.Left, leaf)
 		if err != nil {
 			return nil, err
 		}
-		r, err := toFilter(rt, e.Right)
+		r, err := mapExpr(e.Right, leaf)
 		if err != nil {
 			return nil, err
 		}
@@ -99,21 +117,13 @@ func toFilter(rt *resourceType, e filter.Expression) (provision.Filter, error) {
 		}
 		return provision.Or{l, r}, nil
 	case *filter.NotExpression:
-		f, err := toFilter(rt, e.Expression)
+		f, err := mapExpr(e.Expression, leaf)
 		if err != nil {
 			return nil, err
 		}
 		return provision.Not{Filter: f}, nil
-	case *filter.AttributeExpression:
-		v, err := unescape(e.CompareValue)
-		if err != nil {
-			return nil, err
-		}
-		return attrFilter(rt, e.AttributePath, "", e.Operator, v)
-	case *filter.ValuePath:
-		return valuePathFilter(rt, e)
 	}
-	return nil, badFilter("unsupported filter expression")
+	return leaf(e)
 }
 
 // attrFilter maps one comparison. slot, when set, fixes the type of a
@@ -280,36 +290,19 @@ func valuePathFilter(rt *resourceType, vp *filter.ValuePath) (provision.Filter, 
 	return nil, badFilter("%s is not multi-valued", a.name)
 }
 
-// inner maps a value filter with leaf mapping fn.
+// inner maps a value filter (no nested value paths) with leaf mapping fn.
 func inner(e filter.Expression, fn func(filter.AttributePath, filter.CompareOperator, any) (provision.Filter, error)) (provision.Filter, error) {
-	switch e := e.(type) {
-	case *filter.LogicalExpression:
-		l, err := inner(e.Left, fn)
+	return mapExpr(e, func(leaf filter.Expression) (provision.Filter, error) {
+		ae, ok := leaf.(*filter.AttributeExpression)
+		if !ok {
+			return nil, badFilter("value paths do not nest")
+		}
+		v, err := unescape(ae.CompareValue)
 		if err != nil {
 			return nil, err
 		}
-		r, err := inner(e.Right, fn)
-		if err != nil {
-			return nil, err
-		}
-		if e.Operator == filter.AND {
-			return provision.And{l, r}, nil
-		}
-		return provision.Or{l, r}, nil
-	case *filter.NotExpression:
-		f, err := inner(e.Expression, fn)
-		if err != nil {
-			return nil, err
-		}
-		return provision.Not{Filter: f}, nil
-	case *filter.AttributeExpression:
-		v, err := unescape(e.CompareValue)
-		if err != nil {
-			return nil, err
-		}
-		return fn(e.AttributePath, e.Operator, v)
-	}
-	return nil, badFilter("value paths do not nest")
+		return fn(ae.AttributePath, ae.Operator, v)
+	})
 }
 
 // compare builds one comparison, checking the value's type against the
@@ -371,45 +364,11 @@ func compare(field string, op filter.CompareOperator, v any, caseExact bool, typ
 // simplify folds the constants (empty And = true, empty Or = false) and
 // flattens single-child nodes.
 func simplify(f provision.Filter) provision.Filter {
-	isAll := func(f provision.Filter) bool { a, ok := f.(provision.And); return ok && len(a) == 0 }
-	isNone := func(f provision.Filter) bool { o, ok := f.(provision.Or); return ok && len(o) == 0 }
 	switch f := f.(type) {
 	case provision.And:
-		var out provision.And
-		for _, c := range f {
-			c = simplify(c)
-			if isNone(c) {
-				return matchNone
-			}
-			if !isAll(c) {
-				out = append(out, c)
-			}
-		}
-		if len(out) == 1 {
-			return out[0]
-		}
-		if out == nil {
-			return matchAll
-		}
-		return out
+		return fold(f, isAll, isNone, func(k []provision.Filter) provision.Filter { return provision.And(k) })
 	case provision.Or:
-		var out provision.Or
-		for _, c := range f {
-			c = simplify(c)
-			if isAll(c) {
-				return matchAll
-			}
-			if !isNone(c) {
-				out = append(out, c)
-			}
-		}
-		if len(out) == 1 {
-			return out[0]
-		}
-		if out == nil {
-			return matchNone
-		}
-		return out
+		return fold(f, isNone, isAll, func(k []provision.Filter) provision.Filter { return provision.Or(k) })
 	case provision.Not:
 		c := simplify(f.Filter)
 		switch {
@@ -421,6 +380,28 @@ func simplify(f provision.Filter) provision.Filter {
 		return provision.Not{Filter: c}
 	}
 	return f
+}
+
+func isAll(f provision.Filter) bool  { a, ok := f.(provision.And); return ok && len(a) == 0 }
+func isNone(f provision.Filter) bool { o, ok := f.(provision.Or); return ok && len(o) == 0 }
+
+// fold simplifies an And or Or: identity children drop out, an absorbing
+// child decides the whole node, and a single remaining child stands alone.
+func fold(kids []provision.Filter, identity, absorbing func(provision.Filter) bool, build func([]provision.Filter) provision.Filter) provision.Filter {
+	out := []provision.Filter{}
+	for _, c := range kids {
+		c = simplify(c)
+		if absorbing(c) {
+			return c
+		}
+		if !identity(c) {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return build(out)
 }
 
 // unescape decodes a string compare value: the parser hands over the text

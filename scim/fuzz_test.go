@@ -100,11 +100,7 @@ func FuzzPatch(f *testing.F) {
 		body := map[string]any{"Operations": []any{map[string]any{"op": op, "path": path, "value": v}}}
 		ops, err := p.parseOps(body)
 		if err == nil {
-			for _, o := range ops {
-				if err = p.apply(doc, o); err != nil {
-					break
-				}
-			}
+			err = p.applyAll(doc, ops)
 		}
 		if err == nil {
 			_, err = decoder{quirks: true}.user(s.users, doc, u)

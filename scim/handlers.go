@@ -12,38 +12,53 @@ import (
 // race with another writer (no If-Match given).
 const maxRetries = 5
 
-func (s *Server) serveUsers(w *statusWriter, r *http.Request, id string) (string, error) {
+// handlers are one resource type's operations.
+type handlers struct {
+	name                         string // for the log: "users", "groups"
+	list                         func(w *statusWriter, r *http.Request, p listParams) error
+	create                       func(w *statusWriter, r *http.Request) error
+	get, replace, patch, discard func(w *statusWriter, r *http.Request, id string) error
+}
+
+// route dispatches a request under a resource endpoint; id is the path
+// segment after it ("" for the endpoint itself).
+func (s *Server) route(w *statusWriter, r *http.Request, id string, h handlers) (string, error) {
+	op := func(name string, err error) (string, error) { return h.name + "." + name, err }
 	switch {
 	case id == "" && r.Method == http.MethodGet:
 		p, err := queryParams(r)
 		if err != nil {
-			return "users.list", err
+			return op("list", err)
 		}
-		return "users.list", s.listUsers(w, r, p)
+		return op("list", h.list(w, r, p))
 	case id == ".search" && r.Method == http.MethodPost:
 		body, err := s.readBody(w, r)
 		if err != nil {
-			return "users.search", err
+			return op("search", err)
 		}
 		p, err := searchParams(body)
 		if err != nil {
-			return "users.search", err
+			return op("search", err)
 		}
-		return "users.search", s.listUsers(w, r, p)
+		return op("search", h.list(w, r, p))
 	case id == "" && r.Method == http.MethodPost:
-		return "users.create", s.createUser(w, r)
+		return op("create", h.create(w, r))
 	case id == "" || id == ".search":
-		return "users", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
 	case r.Method == http.MethodGet:
-		return "users.get", s.getUser(w, r, id)
+		return op("get", h.get(w, r, id))
 	case r.Method == http.MethodPut:
-		return "users.replace", s.replaceUser(w, r, id)
+		return op("replace", h.replace(w, r, id))
 	case r.Method == http.MethodPatch:
-		return "users.patch", s.patchUser(w, r, id)
+		return op("patch", h.patch(w, r, id))
 	case r.Method == http.MethodDelete:
-		return "users.delete", s.deleteUser(w, r, id)
+		return op("delete", h.discard(w, r, id))
 	}
-	return "users", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
+	return h.name, &Error{Status: 405, Detail: r.Method + " is not allowed here"}
+}
+
+func (s *Server) serveUsers(w *statusWriter, r *http.Request, id string) (string, error) {
+	return s.route(w, r, id, handlers{name: "users", list: s.listUsers, create: s.createUser, get: s.getUser,
+		replace: s.replaceUser, patch: s.patchUser, discard: s.deleteUser})
 }
 
 func (s *Server) listUsers(w *statusWriter, r *http.Request, p listParams) error {
@@ -144,33 +159,43 @@ func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	var u provision.User
+	err = readModifyWrite(want, func() error {
 		cur, err := s.store.User(r.Context(), id)
 		if err != nil {
 			return err
 		}
-		if want != 0 && cur.Version != want {
-			return provision.ErrVersion
+		if err := provision.CheckVersion(id, cur.Version, want); err != nil {
+			return err
 		}
 		doc := s.userDoc(cur)
-		for _, o := range ops {
-			if err := pt.apply(doc, o); err != nil {
-				return err
-			}
+		if err := pt.applyAll(doc, ops); err != nil {
+			return err
 		}
-		u, err := s.dec().user(s.users, doc, cur)
-		if err != nil {
+		if u, err = s.dec().user(s.users, doc, cur); err != nil {
 			return err
 		}
 		u, err = s.store.ReplaceUser(r.Context(), u, cur.Version)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.changed(id)
+	return s.writeUser(w, r, 200, u)
+}
+
+// readModifyWrite runs one read-modify-write step whose write is
+// conditional on the version it read. When the write loses a race and the
+// client named no version (If-Match), the step runs again on the newer
+// record, so a concurrent change is never lost.
+func readModifyWrite(want int64, step func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := step()
 		if errors.Is(err, provision.ErrVersion) && want == 0 && attempt < maxRetries {
-			continue // another writer won: apply the patch to its result
+			continue
 		}
-		if err != nil {
-			return err
-		}
-		s.changed(id)
-		return s.writeUser(w, r, 200, u)
+		return err
 	}
 }
 
@@ -188,45 +213,20 @@ func (s *Server) deleteUser(w *statusWriter, r *http.Request, id string) error {
 }
 
 func (s *Server) serveGroups(w *statusWriter, r *http.Request, id string) (string, error) {
-	switch {
-	case id == "" && r.Method == http.MethodGet:
-		p, err := queryParams(r)
-		if err != nil {
-			return "groups.list", err
-		}
-		return "groups.list", s.listGroups(w, r, p)
-	case id == ".search" && r.Method == http.MethodPost:
-		body, err := s.readBody(w, r)
-		if err != nil {
-			return "groups.search", err
-		}
-		p, err := searchParams(body)
-		if err != nil {
-			return "groups.search", err
-		}
-		return "groups.search", s.listGroups(w, r, p)
-	case id == "" && r.Method == http.MethodPost:
-		return "groups.create", s.createGroup(w, r)
-	case id == "" || id == ".search":
-		return "groups", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
-	case r.Method == http.MethodGet:
-		return "groups.get", s.getGroup(w, r, id)
-	case r.Method == http.MethodPut:
-		return "groups.replace", s.replaceGroup(w, r, id)
-	case r.Method == http.MethodPatch:
-		return "groups.patch", s.patchGroup(w, r, id)
-	case r.Method == http.MethodDelete:
-		want, err := ifMatch(r)
-		if err != nil {
-			return "groups.delete", err
-		}
-		if err := s.groupDir.DeleteGroup(r.Context(), id, want); err != nil {
-			return "groups.delete", err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return "groups.delete", nil
+	return s.route(w, r, id, handlers{name: "groups", list: s.listGroups, create: s.createGroup, get: s.getGroup,
+		replace: s.replaceGroup, patch: s.patchGroup, discard: s.deleteGroup})
+}
+
+func (s *Server) deleteGroup(w *statusWriter, r *http.Request, id string) error {
+	want, err := ifMatch(r)
+	if err != nil {
+		return err
 	}
-	return "groups", &Error{Status: 405, Detail: r.Method + " is not allowed here"}
+	if err := s.groupDir.DeleteGroup(r.Context(), id, want); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (s *Server) listGroups(w *statusWriter, r *http.Request, p listParams) error {
@@ -360,39 +360,37 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	var g provision.Group
+	var c provision.GroupChange
+	err = readModifyWrite(want, func() error {
 		cur, err := s.groupDir.Group(r.Context(), id, true)
 		if err != nil {
 			return err
 		}
-		if want != 0 && cur.Version != want {
-			return provision.ErrVersion
+		if err := provision.CheckVersion(id, cur.Version, want); err != nil {
+			return err
 		}
 		doc := s.groupDoc(cur)
-		for _, o := range ops {
-			if err := pt.apply(doc, o); err != nil {
-				return err
-			}
+		if err := pt.applyAll(doc, ops); err != nil {
+			return err
 		}
 		next, err := s.dec().group(doc)
 		if err != nil {
 			return err
 		}
-		c := groupChange(cur, next)
-		g, err := s.groupDir.UpdateGroup(r.Context(), id, c, cur.Version)
-		if errors.Is(err, provision.ErrVersion) && want == 0 && attempt < maxRetries {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		s.membersChanged(c)
-		if p, _ := queryParams(r); len(p.attributes) > 0 {
-			return s.writeGroup(w, r, 200, g)
-		}
-		// Entra ID prefers 204 for groups: a member list can be large.
-		w.Header().Set("ETag", etag(g.Version))
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		c = groupChange(cur, next)
+		g, err = s.groupDir.UpdateGroup(r.Context(), id, c, cur.Version)
+		return err
+	})
+	if err != nil {
+		return err
 	}
+	s.membersChanged(c)
+	if p, _ := queryParams(r); len(p.attributes) > 0 {
+		return s.writeGroup(w, r, 200, g)
+	}
+	// Entra ID prefers 204 for groups: a member list can be large.
+	w.Header().Set("ETag", etag(g.Version))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

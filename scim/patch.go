@@ -3,6 +3,7 @@ package scim
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	filter "github.com/scim2/filter-parser/v2"
@@ -76,6 +77,16 @@ func (p *patcher) parseOps(body map[string]any) ([]operation, error) {
 
 // MaxOperations bounds the operations of one PATCH.
 const MaxOperations = 1000
+
+// applyAll applies ops in order; the first failure stops it.
+func (p *patcher) applyAll(doc map[string]any, ops []operation) error {
+	for _, o := range ops {
+		if err := p.apply(doc, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (p *patcher) apply(doc map[string]any, o operation) error {
 	if o.path == "" {
@@ -355,7 +366,7 @@ func (p *patcher) filtered(t *target, op string, v any) error {
 	if op == "remove" {
 		var keep []any
 		for i, el := range list {
-			hit := containsIndex(hits, i)
+			hit := slices.Contains(hits, i)
 			switch {
 			case !hit:
 				keep = append(keep, el)
@@ -402,15 +413,6 @@ func (p *patcher) filtered(t *target, op string, v any) error {
 	}
 	set(t.container, key, list)
 	return nil
-}
-
-func containsIndex(xs []int, i int) bool {
-	for _, x := range xs {
-		if x == i {
-			return true
-		}
-	}
-	return false
 }
 
 // simpleTypeFilter recognises `type eq "x"`.

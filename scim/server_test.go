@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"gatehouse/provision"
 	"gatehouse/provision/sqldir"
 	"gatehouse/scim"
 	"gatehouse/scim/scimtest"
@@ -90,5 +89,3 @@ func TestCorpusStrict(t *testing.T) {
 	e := newEnv(t, scim.Config{Quirks: &off})
 	scimtest.Replay(t, scimtest.Options{Base: e.base, Token: token, Client: e.client, Strict: true})
 }
-
-var _ provision.Directory = (*sqldir.Store)(nil)

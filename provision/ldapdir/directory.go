@@ -314,8 +314,8 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 	if err != nil {
 		return provision.User{}, err
 	}
-	if ifVersion != 0 && cur.st.version != ifVersion {
-		return provision.User{}, fmt.Errorf("ldapdir: user %s is at version %d, not %d: %w", in.ID, cur.st.version, ifVersion, provision.ErrVersion)
+	if err := provision.CheckVersion("ldapdir: user "+in.ID, cur.st.version, ifVersion); err != nil {
+		return provision.User{}, err
 	}
 	all := map[string]bool{}
 	for f := range s.l.readFrom {
@@ -344,17 +344,11 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 	if len(req.Changes) == 0 && !renamed && cur.st.scim {
 		return before, nil
 	}
-	if s.l.cfg.StateObjectClass != "" && !hasValueFold(cur.e.GetEqualFoldAttributeValues("objectClass"), s.l.cfg.StateObjectClass) {
-		req.Add("objectClass", []string{s.l.cfg.StateObjectClass})
-	}
-	if old := cur.st.versionValues(); len(old) > 0 {
-		req.Delete(s.l.cfg.StateAttribute, old)
-	}
-	add := []string{stateVersion + strconv.FormatInt(cur.st.version+1, 10)}
+	var add []string
 	if !cur.st.scim {
-		add = append(add, stateOwner)
+		add = []string{stateOwner}
 	}
-	req.Add(s.l.cfg.StateAttribute, add)
+	s.l.bumpState(req, cur, add, nil)
 	if err := s.modify(ctx, req); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
 			return provision.User{}, fmt.Errorf("ldapdir: user %s changed concurrently: %w", in.ID, provision.ErrVersion)
@@ -402,8 +396,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64) erro
 	if err != nil {
 		return err
 	}
-	if ifVersion != 0 && cur.st.version != ifVersion {
-		return fmt.Errorf("ldapdir: user %s is at version %d, not %d: %w", id, cur.st.version, ifVersion, provision.ErrVersion)
+	if err := provision.CheckVersion("ldapdir: user "+id, cur.st.version, ifVersion); err != nil {
+		return err
 	}
 	u := s.l.user(cur.e, cur.st)
 	tombs := []string{tombName + provision.NormalizeName(u.UserName)}

@@ -93,6 +93,26 @@ func (st state) versionValues() []string {
 	return out
 }
 
+// bumpState adds to req the bookkeeping of one write to cur: the state
+// class when the entry lacks it, the version moved by compare-and-swap
+// (deleting the value read fails with noSuchAttribute if another writer
+// got there first), and the state values to add and delete. It returns
+// the new version.
+func (l *layout) bumpState(req *ldap.ModifyRequest, cur *entry, add, del []string) int64 {
+	if l.cfg.StateObjectClass != "" && !hasValueFold(cur.e.GetEqualFoldAttributeValues("objectClass"), l.cfg.StateObjectClass) {
+		req.Add("objectClass", []string{l.cfg.StateObjectClass})
+	}
+	if old := cur.st.versionValues(); len(old) > 0 {
+		req.Delete(l.cfg.StateAttribute, old)
+	}
+	if len(del) > 0 {
+		req.Delete(l.cfg.StateAttribute, del)
+	}
+	version := cur.st.version + 1
+	req.Add(l.cfg.StateAttribute, append(slices.Clone(add), stateVersion+strconv.FormatInt(version, 10)))
+	return version
+}
+
 // checkKey refuses keys that cannot be stored unambiguously.
 func checkKey(k provision.Key) error {
 	switch {

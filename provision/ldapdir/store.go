@@ -454,20 +454,7 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 	if len(changes) > 0 || len(stateAdd)+len(stateDel) > 0 || renamed {
 		req := ldap.NewModifyRequest(dn, nil)
 		req.Changes = changes
-		if s.l.cfg.StateObjectClass != "" && !hasValueFold(cur.e.GetEqualFoldAttributeValues("objectClass"), s.l.cfg.StateObjectClass) {
-			req.Add("objectClass", []string{s.l.cfg.StateObjectClass})
-		}
-		// The version moves by compare-and-swap: deleting the value read
-		// fails with noSuchAttribute if another writer got there first.
-		if old := cur.st.versionValues(); len(old) > 0 {
-			req.Delete(s.l.cfg.StateAttribute, old)
-		}
-		version++
-		stateAdd = append(stateAdd, stateVersion+strconv.FormatInt(version, 10))
-		if len(stateDel) > 0 {
-			req.Delete(s.l.cfg.StateAttribute, stateDel)
-		}
-		req.Add(s.l.cfg.StateAttribute, stateAdd)
+		version = s.l.bumpState(req, cur, stateAdd, stateDel)
 		if err := s.modify(ctx, req); err != nil {
 			if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
 				return provision.Result{}, errRace
@@ -582,34 +569,8 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 			return nil
 		}
 		req := ldap.NewModifyRequest(cur.e.DN, nil)
-		if s.l.ad {
-			old := cur.e.GetEqualFoldAttributeValue("userAccountControl")
-			uac, _ := strconv.ParseInt(old, 10, 64)
-			if active {
-				uac &^= uacDisabled
-			} else {
-				uac |= uacDisabled
-			}
-			req.Delete("userAccountControl", []string{old})
-			req.Add("userAccountControl", []string{strconv.FormatInt(uac, 10)})
-		} else if active {
-			var drop []string
-			for _, v := range cur.e.GetEqualFoldAttributeValues(s.l.cfg.DisabledAttribute) {
-				if strings.EqualFold(v, s.l.cfg.DisabledValue) {
-					drop = append(drop, v)
-				}
-			}
-			req.Delete(s.l.cfg.DisabledAttribute, drop)
-		} else {
-			req.Add(s.l.cfg.DisabledAttribute, []string{s.l.cfg.DisabledValue})
-		}
-		if s.l.cfg.StateObjectClass != "" && !hasValueFold(cur.e.GetEqualFoldAttributeValues("objectClass"), s.l.cfg.StateObjectClass) {
-			req.Add("objectClass", []string{s.l.cfg.StateObjectClass})
-		}
-		if old := cur.st.versionValues(); len(old) > 0 {
-			req.Delete(s.l.cfg.StateAttribute, old)
-		}
-		req.Add(s.l.cfg.StateAttribute, []string{stateVersion + strconv.FormatInt(cur.st.version+1, 10)})
+		s.l.activeChange(req, cur.e, active)
+		s.l.bumpState(req, cur, nil, nil)
 		err = s.modify(ctx, req)
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
 			continue

@@ -27,36 +27,43 @@ func (s *Store) Supports(field string) bool {
 
 // FindUsers runs q as one SQL query (and a count). Groups are not loaded.
 func (s *Store) FindUsers(ctx context.Context, q provision.Query) (provision.Page[provision.User], error) {
-	var page provision.Page[provision.User]
-	w := where{column: userColumn}
+	return find(ctx, s.r, q, "users u", userColumns, "u.id", userColumn, scanUser)
+}
+
+// find counts and pages the rows of one table that match q: the filter
+// and sort become SQL with bound parameters.
+func find[T any](ctx context.Context, db querier, q provision.Query, from, columns, id string,
+	column func(string) (column, error), scan func(interface{ Scan(...any) error }) (T, error)) (provision.Page[T], error) {
+	var page provision.Page[T]
+	w := where{column: column}
 	if err := w.filter(q.Filter); err != nil {
 		return page, fmt.Errorf("sqldir: %w", err)
 	}
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM users u WHERE `+w.sb.String(), w.args...).Scan(&page.Total); err != nil {
-		return page, fmt.Errorf("sqldir: count users: %w", err)
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+from+` WHERE `+w.sb.String(), w.args...).Scan(&page.Total); err != nil {
+		return page, fmt.Errorf("sqldir: count: %w", err)
 	}
 	if q.Limit <= 0 || q.Offset >= page.Total {
 		return page, nil
 	}
-	order, orderArgs, err := orderBy(q, userColumn, "u.id")
+	order, orderArgs, err := orderBy(q, column, id)
 	if err != nil {
 		return page, fmt.Errorf("sqldir: %w", err)
 	}
 	args := append(append(w.args, orderArgs...), q.Limit, q.Offset)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users u WHERE `+w.sb.String()+order+` LIMIT ? OFFSET ?`, args...)
+	rows, err := db.QueryContext(ctx, `SELECT `+columns+` FROM `+from+` WHERE `+w.sb.String()+order+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
-		return page, fmt.Errorf("sqldir: find users: %w", err)
+		return page, fmt.Errorf("sqldir: query: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		u, err := scanUser(rows)
+		item, err := scan(rows)
 		if err != nil {
-			return page, fmt.Errorf("sqldir: find users: %w", err)
+			return page, fmt.Errorf("sqldir: query: %w", err)
 		}
-		page.Items = append(page.Items, u)
+		page.Items = append(page.Items, item)
 	}
 	if err := rows.Err(); err != nil {
-		return page, fmt.Errorf("sqldir: find users: %w", err)
+		return page, fmt.Errorf("sqldir: query: %w", err)
 	}
 	return page, nil
 }
@@ -130,8 +137,8 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 		if err != nil {
 			return fmt.Errorf("sqldir: read user: %w", err)
 		}
-		if ifVersion != 0 && cur.Version != ifVersion {
-			return fmt.Errorf("sqldir: user %s is at version %d, not %d: %w", in.ID, cur.Version, ifVersion, provision.ErrVersion)
+		if err := provision.CheckVersion("sqldir: user "+in.ID, cur.Version, ifVersion); err != nil {
+			return err
 		}
 		u := in
 		u.Owner, u.Created, u.Groups = provision.OwnerSCIM, cur.Created, nil
@@ -175,8 +182,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64) erro
 		if err != nil {
 			return fmt.Errorf("sqldir: read user: %w", err)
 		}
-		if ifVersion != 0 && cur.Version != ifVersion {
-			return fmt.Errorf("sqldir: user %s is at version %d, not %d: %w", id, cur.Version, ifVersion, provision.ErrVersion)
+		if err := provision.CheckVersion("sqldir: user "+id, cur.Version, ifVersion); err != nil {
+			return err
 		}
 		norm := provision.NormalizeName(cur.UserName)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (user_name_norm, external_id, idp, key_kind, subject, deleted_at)
@@ -218,43 +225,13 @@ func scanGroup(row interface{ Scan(...any) error }) (provision.Group, error) {
 
 // FindGroups runs q as one SQL query (and a count).
 func (s *Store) FindGroups(ctx context.Context, q provision.Query) (provision.Page[provision.Group], error) {
-	var page provision.Page[provision.Group]
-	w := where{column: groupColumn}
-	if err := w.filter(q.Filter); err != nil {
-		return page, fmt.Errorf("sqldir: %w", err)
+	page, err := find(ctx, s.r, q, "groups g", groupColumns, "g.id", groupColumn, scanGroup)
+	if err != nil || !q.Members {
+		return page, err
 	}
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM groups g WHERE `+w.sb.String(), w.args...).Scan(&page.Total); err != nil {
-		return page, fmt.Errorf("sqldir: count groups: %w", err)
-	}
-	if q.Limit <= 0 || q.Offset >= page.Total {
-		return page, nil
-	}
-	order, orderArgs, err := orderBy(q, groupColumn, "g.id")
-	if err != nil {
-		return page, fmt.Errorf("sqldir: %w", err)
-	}
-	args := append(append(w.args, orderArgs...), q.Limit, q.Offset)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+groupColumns+` FROM groups g WHERE `+w.sb.String()+order+` LIMIT ? OFFSET ?`, args...)
-	if err != nil {
-		return page, fmt.Errorf("sqldir: find groups: %w", err)
-	}
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			rows.Close()
-			return page, fmt.Errorf("sqldir: find groups: %w", err)
-		}
-		page.Items = append(page.Items, g)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return page, fmt.Errorf("sqldir: find groups: %w", err)
-	}
-	if q.Members {
-		for i := range page.Items {
-			if page.Items[i].Members, err = members(ctx, s.r, page.Items[i].ID); err != nil {
-				return page, err
-			}
+	for i := range page.Items {
+		if page.Items[i].Members, err = members(ctx, s.r, page.Items[i].ID); err != nil {
+			return page, err
 		}
 	}
 	return page, nil
@@ -360,8 +337,8 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupCha
 		if err != nil {
 			return err
 		}
-		if ifVersion != 0 && cur.Version != ifVersion {
-			return fmt.Errorf("sqldir: group %s is at version %d, not %d: %w", id, cur.Version, ifVersion, provision.ErrVersion)
+		if err := provision.CheckVersion("sqldir: group "+id, cur.Version, ifVersion); err != nil {
+			return err
 		}
 		changed := false
 		if c.Name != nil && *c.Name != cur.Name {
@@ -411,8 +388,8 @@ func (s *Store) DeleteGroup(ctx context.Context, id string, ifVersion int64) err
 		if err != nil {
 			return err
 		}
-		if ifVersion != 0 && cur.Version != ifVersion {
-			return fmt.Errorf("sqldir: group %s is at version %d, not %d: %w", id, cur.Version, ifVersion, provision.ErrVersion)
+		if err := provision.CheckVersion("sqldir: group "+id, cur.Version, ifVersion); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM groups WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("sqldir: delete group: %w", err)

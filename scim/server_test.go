@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"gatehouse/provision/sqldir"
+	"gatehouse/test/pgtest"
 	"gatehouse/scim"
 	"gatehouse/scim/scimtest"
 )
@@ -21,7 +23,31 @@ const (
 	token = "test-token-0123456789abcdef0123456789abcdef"
 )
 
-// env is a SCIM server over a fresh SQLite store, on loopback.
+// onPostgres switches newEnv from SQLite to PostgreSQL (TestPostgres).
+var onPostgres bool
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+// TestPostgres runs the tests that reach the store again on PostgreSQL:
+// the same filters, paging, versions and corpus, pushed down as its SQL.
+func TestPostgres(t *testing.T) {
+	onPostgres = true
+	defer func() { onPostgres = false }()
+	for name, test := range map[string]func(*testing.T){
+		"FilterPushdown": TestFilterPushdown, "Pagination": TestPagination, "ETags": TestETags,
+		"Uniqueness": TestUniqueness, "Patch": TestPatch, "Projection": TestProjection,
+		"GroupsKeepJITMemberships": TestGroupsKeepJITMemberships, "CorpusQuirks": TestCorpusQuirks, "CorpusStrict": TestCorpusStrict,
+	} {
+		t.Run(name, test)
+	}
+}
+
+// env is a SCIM server over a fresh SQLite (or PostgreSQL) store, on
+// loopback.
 type env struct {
 	store  *sqldir.Store
 	srv    *scim.Server
@@ -32,7 +58,11 @@ type env struct {
 
 func newEnv(t *testing.T, cfg scim.Config) *env {
 	t.Helper()
-	st, err := sqldir.Open(context.Background(), sqldir.Config{Path: filepath.Join(t.TempDir(), "users.db")})
+	sc := sqldir.Config{Path: filepath.Join(t.TempDir(), "users.db")}
+	if onPostgres {
+		sc = sqldir.Config{Dialect: sqldir.Postgres, DSN: pgtest.Shared(t).Database(t)}
+	}
+	st, err := sqldir.Open(context.Background(), sc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,21 +21,23 @@ var (
 // Supports reports whether a field can be stored: every core field and any
 // extra field name.
 func (s *Store) Supports(field string) bool {
-	_, err := userColumn(field)
+	_, err := s.d.userColumn(field)
 	return err == nil && field != provision.FieldID
 }
 
 // FindUsers runs q as one SQL query (and a count). Groups are not loaded.
 func (s *Store) FindUsers(ctx context.Context, q provision.Query) (provision.Page[provision.User], error) {
-	return find(ctx, s.r, q, "users u", userColumns, "u.id", userColumn, scanUser)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return find(ctx, s.d, s.reader(), q, "gatehouse_users u", userColumns, "u.id", s.d.userColumn, scanUser)
 }
 
 // find counts and pages the rows of one table that match q: the filter
 // and sort become SQL with bound parameters.
-func find[T any](ctx context.Context, db querier, q provision.Query, from, columns, id string,
+func find[T any](ctx context.Context, d *dialect, db querier, q provision.Query, from, columns, id string,
 	column func(string) (column, error), scan func(interface{ Scan(...any) error }) (T, error)) (provision.Page[T], error) {
 	var page provision.Page[T]
-	w := where{column: column}
+	w := where{d: d, column: column}
 	if err := w.filter(q.Filter); err != nil {
 		return page, fmt.Errorf("sqldir: %w", err)
 	}
@@ -45,12 +47,13 @@ func find[T any](ctx context.Context, db querier, q provision.Query, from, colum
 	if q.Limit <= 0 || q.Offset >= page.Total {
 		return page, nil
 	}
-	order, orderArgs, err := orderBy(q, column, id)
+	order, orderArgs, err := d.orderBy(q, column, id)
 	if err != nil {
 		return page, fmt.Errorf("sqldir: %w", err)
 	}
-	args := append(append(w.args, orderArgs...), q.Limit, q.Offset)
-	rows, err := db.QueryContext(ctx, `SELECT `+columns+` FROM `+from+` WHERE `+w.sb.String()+order+` LIMIT ? OFFSET ?`, args...)
+	paging, pageArgs := d.page(q.Limit, q.Offset)
+	args := append(append(w.args, orderArgs...), pageArgs...)
+	rows, err := db.QueryContext(ctx, `SELECT `+columns+` FROM `+from+` WHERE `+w.sb.String()+order+paging, args...)
 	if err != nil {
 		return page, fmt.Errorf("sqldir: query: %w", err)
 	}
@@ -68,22 +71,6 @@ func find[T any](ctx context.Context, db querier, q provision.Query, from, colum
 	return page, nil
 }
 
-// write runs fn in one write transaction.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now time.Time) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqldir: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx, s.now().UTC()); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqldir: commit: %w", err)
-	}
-	return nil
-}
-
 // CreateUser stores a new SCIM-owned user.
 func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.User, error) {
 	if in.UserName == "" {
@@ -93,25 +80,29 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 	if err != nil {
 		return provision.User{}, fmt.Errorf("sqldir: new id: %w", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	u := in
 	u.ID, u.Owner, u.Version, u.Groups = id.String(), provision.OwnerSCIM, 1, nil
-	err = s.write(ctx, func(tx *sql.Tx, now time.Time) error {
+	err = s.write(ctx, func(q querier, now time.Time) error {
 		u.Created, u.Updated = now, now
 		extra, err := encodeExtra(u.Extra)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO users (id, user_name, user_name_norm, external_id, email, display_name, given_name,
+		_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, display_name, given_name,
 			family_name, extra, status, owner, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scim', 1, ?, ?)`,
 			u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-			extra, status(u.Active), stamp(now), stamp(now))
+			extra, status(u.Active), s.d.time(now), s.d.time(now))
 		if err != nil {
-			return mapWriteErr("create user", err)
+			return s.mapWriteErr("create user", err)
 		}
 		// Re-creating a deleted user lifts its tombstones.
-		_, err = tx.ExecContext(ctx, `DELETE FROM tombstones WHERE user_name_norm = ? OR (external_id = ? AND ? <> '')`,
-			provision.NormalizeName(u.UserName), u.ExternalID, u.ExternalID)
-		if err != nil {
+		where, args := "user_name_norm = ?", []any{provision.NormalizeName(u.UserName)}
+		if u.ExternalID != "" {
+			where, args = where+" OR external_id = ?", append(args, u.ExternalID)
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_tombstones WHERE `+where, args...); err != nil {
 			return fmt.Errorf("sqldir: lift tombstones: %w", err)
 		}
 		return nil
@@ -128,18 +119,18 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 	if in.UserName == "" {
 		return provision.User{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out provision.User
-	err := s.write(ctx, func(tx *sql.Tx, now time.Time) error {
-		cur, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, in.ID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqldir: user %s: %w", in.ID, provision.ErrNotFound)
-		}
+	err := s.write(ctx, func(q querier, now time.Time) error {
+		cur, err := s.user(ctx, q, in.ID, true)
 		if err != nil {
-			return fmt.Errorf("sqldir: read user: %w", err)
+			return err
 		}
 		if err := provision.CheckVersion("sqldir: user "+in.ID, cur.Version, ifVersion); err != nil {
 			return err
 		}
+		cur.Groups = nil
 		u := in
 		u.Owner, u.Created, u.Groups = provision.OwnerSCIM, cur.Created, nil
 		if sameUser(cur, u) {
@@ -151,12 +142,12 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
+		_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
 			given_name = ?, family_name = ?, extra = ?, status = ?, owner = 'scim', version = ?, updated_at = ? WHERE id = ?`,
 			u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-			extra, status(u.Active), u.Version, stamp(now), u.ID)
+			extra, status(u.Active), u.Version, s.d.time(now), u.ID)
 		if err != nil {
-			return mapWriteErr("update user", err)
+			return s.mapWriteErr("update user", err)
 		}
 		u.Updated = truncStamp(now)
 		out = u
@@ -174,29 +165,66 @@ func sameUser(a, b provision.User) bool {
 // DeleteUser removes the user, its identities and memberships, and leaves
 // a tombstone per identity (and one for the user name and external ID).
 func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64) error {
-	return s.write(ctx, func(tx *sql.Tx, now time.Time) error {
-		cur, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqldir: user %s: %w", id, provision.ErrNotFound)
-		}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.write(ctx, func(q querier, now time.Time) error {
+		cur, err := s.user(ctx, q, id, true)
 		if err != nil {
-			return fmt.Errorf("sqldir: read user: %w", err)
+			return err
 		}
 		if err := provision.CheckVersion("sqldir: user "+id, cur.Version, ifVersion); err != nil {
 			return err
 		}
-		norm := provision.NormalizeName(cur.UserName)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (user_name_norm, external_id, idp, key_kind, subject, deleted_at)
-			SELECT ?, ?, idp, key_kind, subject, ? FROM user_identities WHERE user_id = ?
-			UNION ALL SELECT ?, ?, NULL, NULL, NULL, ? WHERE NOT EXISTS (SELECT 1 FROM user_identities WHERE user_id = ?)`,
-			norm, cur.ExternalID, stamp(now), id, norm, cur.ExternalID, stamp(now), id); err != nil {
-			return fmt.Errorf("sqldir: write tombstone: %w", err)
+		keys, err := identitiesOf(ctx, q, "gatehouse_identities", "user_id", id)
+		if err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+		if err := writeTombstones(ctx, q, s.d, "gatehouse_tombstones", provision.NormalizeName(cur.UserName), cur.ExternalID, keys, now); err != nil {
+			return err
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_users WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("sqldir: delete user: %w", err)
 		}
 		return nil
 	})
+}
+
+// identitiesOf lists the login keys of one user.
+func identitiesOf(ctx context.Context, q querier, table, userCol, id string) ([]provision.Key, error) {
+	rows, err := q.QueryContext(ctx, `SELECT idp, key_kind, subject FROM `+table+` WHERE `+userCol+` = ?`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqldir: read identities: %w", err)
+	}
+	defer rows.Close()
+	var keys []provision.Key
+	for rows.Next() {
+		var k provision.Key
+		if err := rows.Scan(&k.IdP, &k.Kind, &k.Subject); err != nil {
+			return nil, fmt.Errorf("sqldir: read identities: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqldir: read identities: %w", err)
+	}
+	return keys, nil
+}
+
+// writeTombstones records a deleted user: one row per login key, or one
+// without a key when it had none, each with the user name and external ID.
+func writeTombstones(ctx context.Context, q querier, d *dialect, table, nameNorm, externalID string, keys []provision.Key, now time.Time) error {
+	stmt := `INSERT INTO ` + table + ` (user_name_norm, external_id, idp, key_kind, subject, deleted_at) VALUES (?, ?, ?, ?, ?, ?)`
+	if len(keys) == 0 {
+		if _, err := q.ExecContext(ctx, stmt, nameNorm, externalID, nil, nil, nil, d.time(now)); err != nil {
+			return fmt.Errorf("sqldir: write tombstone: %w", err)
+		}
+	}
+	for _, k := range keys {
+		if _, err := q.ExecContext(ctx, stmt, nameNorm, externalID, k.IdP, k.Kind, k.Subject, d.time(now)); err != nil {
+			return fmt.Errorf("sqldir: write tombstone: %w", err)
+		}
+	}
+	return nil
 }
 
 func status(active bool) string {
@@ -213,24 +241,20 @@ const groupColumns = `g.id, g.name, g.external_id, g.version, g.created_at, g.up
 
 func scanGroup(row interface{ Scan(...any) error }) (provision.Group, error) {
 	var g provision.Group
-	var created, updated string
-	if err := row.Scan(&g.ID, &g.Name, &g.ExternalID, &g.Version, &created, &updated); err != nil {
-		return g, err
-	}
-	g.Created, _ = time.Parse(time.RFC3339Nano, created)
-	g.Updated, _ = time.Parse(time.RFC3339Nano, updated)
-	g.Created, g.Updated = g.Created.UTC(), g.Updated.UTC()
-	return g, nil
+	err := row.Scan(&g.ID, &g.Name, &g.ExternalID, &g.Version, timeScan{&g.Created}, timeScan{&g.Updated})
+	return g, err
 }
 
 // FindGroups runs q as one SQL query (and a count).
 func (s *Store) FindGroups(ctx context.Context, q provision.Query) (provision.Page[provision.Group], error) {
-	page, err := find(ctx, s.r, q, "groups g", groupColumns, "g.id", groupColumn, scanGroup)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	page, err := find(ctx, s.d, s.reader(), q, "gatehouse_groups g", groupColumns, "g.id", s.d.groupColumn, scanGroup)
 	if err != nil || !q.Members {
 		return page, err
 	}
 	for i := range page.Items {
-		if page.Items[i].Members, err = members(ctx, s.r, page.Items[i].ID); err != nil {
+		if page.Items[i].Members, err = members(ctx, s.reader(), page.Items[i].ID); err != nil {
 			return page, err
 		}
 	}
@@ -238,7 +262,7 @@ func (s *Store) FindGroups(ctx context.Context, q provision.Query) (provision.Pa
 }
 
 func members(ctx context.Context, q querier, groupID string) ([]provision.Member, error) {
-	rows, err := q.QueryContext(ctx, `SELECT DISTINCT u.id, u.user_name FROM memberships m JOIN users u ON u.id = m.user_id
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT u.id, u.user_name FROM gatehouse_memberships m JOIN gatehouse_users u ON u.id = m.user_id
 		WHERE m.group_id = ? ORDER BY u.id`, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("sqldir: read members: %w", err)
@@ -260,11 +284,17 @@ func members(ctx context.Context, q querier, groupID string) ([]provision.Member
 
 // Group returns one group, with its members when asked.
 func (s *Store) Group(ctx context.Context, id string, withMembers bool) (provision.Group, error) {
-	return group(ctx, s.r, id, withMembers)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.group(ctx, s.reader(), id, withMembers, false)
 }
 
-func group(ctx context.Context, q querier, id string, withMembers bool) (provision.Group, error) {
-	g, err := scanGroup(q.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM groups g WHERE g.id = ?`, id))
+func (s *Store) group(ctx context.Context, q querier, id string, withMembers, lock bool) (provision.Group, error) {
+	th, qh := "", ""
+	if lock {
+		th, qh = s.d.lock()
+	}
+	g, err := scanGroup(q.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM gatehouse_groups g`+th+` WHERE g.id = ?`+qh, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return g, fmt.Errorf("sqldir: group %s: %w", id, provision.ErrNotFound)
 	}
@@ -286,54 +316,56 @@ func (s *Store) CreateGroup(ctx context.Context, in provision.Group) (provision.
 	if err != nil {
 		return provision.Group{}, fmt.Errorf("sqldir: new id: %w", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out provision.Group
-	err = s.write(ctx, func(tx *sql.Tx, now time.Time) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO groups (id, name, name_norm, external_id, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, 1, ?, ?)`, id.String(), in.Name, provision.NormalizeName(in.Name), in.ExternalID, stamp(now), stamp(now))
+	err = s.write(ctx, func(q querier, now time.Time) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO gatehouse_groups (id, name, name_norm, external_id, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 1, ?, ?)`, id.String(), in.Name, provision.NormalizeName(in.Name), in.ExternalID, s.d.time(now), s.d.time(now))
 		if err != nil {
-			return mapWriteErr("create group", err)
+			return s.mapWriteErr("create group", err)
 		}
 		var ids []string
 		for _, m := range in.Members {
 			ids = append(ids, m.UserID)
 		}
-		if _, err := addMembers(ctx, tx, id.String(), ids, now); err != nil {
+		if _, err := s.addMembers(ctx, q, id.String(), ids, now); err != nil {
 			return err
 		}
-		out, err = group(ctx, tx, id.String(), true)
+		out, err = s.group(ctx, q, id.String(), true, false)
 		return err
 	})
 	return out, err
 }
 
 // addMembers adds SCIM memberships; it reports whether any was new.
-func addMembers(ctx context.Context, tx *sql.Tx, groupID string, userIDs []string, now time.Time) (bool, error) {
+func (s *Store) addMembers(ctx context.Context, q querier, groupID string, userIDs []string, now time.Time) (bool, error) {
 	changed := false
 	for _, uid := range userIDs {
-		res, err := tx.ExecContext(ctx, `INSERT INTO memberships (user_id, group_id, source, created_at)
-			SELECT id, ?, ?, ? FROM users WHERE id = ? ON CONFLICT DO NOTHING`, groupID, provision.SCIMSource, stamp(now), uid)
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_users WHERE id = ?`, uid).Scan(&n); err != nil {
+			return false, fmt.Errorf("sqldir: add member: %w", err)
+		}
+		if n == 0 {
+			return false, fmt.Errorf("sqldir: %w: member %q is not a user", provision.ErrInvalid, uid)
+		}
+		added, err := s.insertAbsent(ctx, q, "gatehouse_memberships", []string{"user_id", "group_id", "source", "created_at"},
+			[]any{uid, groupID, provision.SCIMSource, s.d.time(now)}, []string{"user_id", "group_id", "source"})
 		if err != nil {
 			return false, fmt.Errorf("sqldir: add member: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			changed = true
-			continue
-		}
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE id = ?`, uid).Scan(&one); errors.Is(err, sql.ErrNoRows) {
-			return false, fmt.Errorf("sqldir: %w: member %q is not a user", provision.ErrInvalid, uid)
-		} else if err != nil {
-			return false, fmt.Errorf("sqldir: add member: %w", err)
-		}
+		changed = changed || added
 	}
 	return changed, nil
 }
 
 // UpdateGroup renames the group and adds or removes SCIM memberships.
 func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupChange, ifVersion int64) (provision.Group, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out provision.Group
-	err := s.write(ctx, func(tx *sql.Tx, now time.Time) error {
-		cur, err := group(ctx, tx, id, false)
+	err := s.write(ctx, func(q querier, now time.Time) error {
+		cur, err := s.group(ctx, q, id, false, true)
 		if err != nil {
 			return err
 		}
@@ -345,20 +377,20 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupCha
 			if err := provision.CheckValue("group name", *c.Name); err != nil || *c.Name == "" {
 				return fmt.Errorf("sqldir: %w: group name must be non-empty text", provision.ErrInvalid)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE groups SET name = ?, name_norm = ? WHERE id = ?`,
+			if _, err := q.ExecContext(ctx, `UPDATE gatehouse_groups SET name = ?, name_norm = ? WHERE id = ?`,
 				*c.Name, provision.NormalizeName(*c.Name), id); err != nil {
-				return mapWriteErr("rename group", err)
+				return s.mapWriteErr("rename group", err)
 			}
 			changed = true
 		}
 		if c.ExternalID != nil && *c.ExternalID != cur.ExternalID {
-			if _, err := tx.ExecContext(ctx, `UPDATE groups SET external_id = ? WHERE id = ?`, *c.ExternalID, id); err != nil {
-				return fmt.Errorf("sqldir: update group: %w", err)
+			if _, err := q.ExecContext(ctx, `UPDATE gatehouse_groups SET external_id = ? WHERE id = ?`, *c.ExternalID, id); err != nil {
+				return s.mapWriteErr("update group", err)
 			}
 			changed = true
 		}
 		for _, uid := range c.Remove {
-			res, err := tx.ExecContext(ctx, `DELETE FROM memberships WHERE group_id = ? AND user_id = ? AND source = ?`, id, uid, provision.SCIMSource)
+			res, err := q.ExecContext(ctx, `DELETE FROM gatehouse_memberships WHERE group_id = ? AND user_id = ? AND source = ?`, id, uid, provision.SCIMSource)
 			if err != nil {
 				return fmt.Errorf("sqldir: remove member: %w", err)
 			}
@@ -366,16 +398,16 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupCha
 				changed = true
 			}
 		}
-		added, err := addMembers(ctx, tx, id, c.Add, now)
+		added, err := s.addMembers(ctx, q, id, c.Add, now)
 		if err != nil {
 			return err
 		}
 		if changed || added {
-			if _, err := tx.ExecContext(ctx, `UPDATE groups SET version = version + 1, updated_at = ? WHERE id = ?`, stamp(now), id); err != nil {
+			if _, err := q.ExecContext(ctx, `UPDATE gatehouse_groups SET version = version + 1, updated_at = ? WHERE id = ?`, s.d.time(now), id); err != nil {
 				return fmt.Errorf("sqldir: update group: %w", err)
 			}
 		}
-		out, err = group(ctx, tx, id, true)
+		out, err = s.group(ctx, q, id, true, false)
 		return err
 	})
 	return out, err
@@ -383,15 +415,17 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupCha
 
 // DeleteGroup removes the group and every membership in it.
 func (s *Store) DeleteGroup(ctx context.Context, id string, ifVersion int64) error {
-	return s.write(ctx, func(tx *sql.Tx, _ time.Time) error {
-		cur, err := group(ctx, tx, id, false)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.write(ctx, func(q querier, _ time.Time) error {
+		cur, err := s.group(ctx, q, id, false, true)
 		if err != nil {
 			return err
 		}
 		if err := provision.CheckVersion("sqldir: group "+id, cur.Version, ifVersion); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM groups WHERE id = ?`, id); err != nil {
+		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_groups WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("sqldir: delete group: %w", err)
 		}
 		return nil

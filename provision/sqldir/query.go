@@ -50,7 +50,7 @@ type column struct {
 	kind   colKind
 }
 
-func userColumn(field string) (column, error) {
+func (d *dialect) userColumn(field string) (column, error) {
 	switch field {
 	case provision.FieldID:
 		return column{expr: "u.id"}, nil
@@ -79,10 +79,10 @@ func userColumn(field string) (column, error) {
 		return column{}, fmt.Errorf("%w: unknown field %q", provision.ErrUnsupported, field)
 	}
 	// The JSON path is a bound parameter, never spliced into the SQL.
-	return column{expr: "coalesce(json_extract(u.extra, ?), '')", args: []any{`$."` + field + `"`}}, nil
+	return column{expr: d.jsonField("u.extra"), args: []any{d.jsonKey(field)}}, nil
 }
 
-func groupColumn(field string) (column, error) {
+func (d *dialect) groupColumn(field string) (column, error) {
 	switch field {
 	case provision.FieldID:
 		return column{expr: "g.id"}, nil
@@ -119,6 +119,7 @@ func extraName(s string) bool {
 type where struct {
 	sb     strings.Builder
 	args   []any
+	d      *dialect
 	column func(string) (column, error)
 }
 
@@ -174,26 +175,30 @@ func (w *where) compare(c provision.Compare) error {
 		if c.Op != provision.OpEq {
 			return fmt.Errorf("%w: members take only eq", provision.ErrUnsupported)
 		}
-		w.sb.WriteString("EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = ?)")
+		w.sb.WriteString("EXISTS (SELECT 1 FROM gatehouse_memberships m WHERE m.group_id = g.id AND m.user_id = ?)")
 		w.args = append(w.args, c.Value)
 		return nil
 	}
-	expr, v := col.expr, c.Value
+	expr, v := col.expr, any(c.Value)
 	if col.kind == kindTime {
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := time.Parse(time.RFC3339Nano, c.Value)
 		if err != nil {
-			return fmt.Errorf("%w: %q is not a date-time", provision.ErrInvalid, v)
+			return fmt.Errorf("%w: %q is not a date-time", provision.ErrInvalid, c.Value)
 		}
-		if c.Op == provision.OpCo || c.Op == provision.OpSw || c.Op == provision.OpEw {
+		switch c.Op {
+		case provision.OpCo, provision.OpSw, provision.OpEw:
 			return fmt.Errorf("%w: %s on a date-time", provision.ErrUnsupported, c.Op)
+		case provision.OpPresent:
+			w.sb.WriteString("1=1") // timestamps are always set
+			return nil
 		}
-		v = stamp(t)
+		v = w.d.time(t)
 	} else if c.Fold {
-		v = provision.NormalizeName(v)
+		v = provision.NormalizeName(c.Value)
 		if col.folded != "" {
 			expr = col.folded
 		} else {
-			expr = foldFunc + "(" + expr + ")"
+			expr = w.d.fold(expr)
 		}
 	}
 	w.args = append(w.args, col.args...)
@@ -204,16 +209,10 @@ func (w *where) compare(c provision.Compare) error {
 	case provision.OpEq, provision.OpNe, provision.OpGt, provision.OpGe, provision.OpLt, provision.OpLe:
 		w.sb.WriteString(expr + " " + sqlOps[c.Op] + " ?")
 		w.args = append(w.args, v)
-	case provision.OpCo:
-		w.sb.WriteString("instr(" + expr + ", ?) > 0")
-		w.args = append(w.args, v)
-	case provision.OpSw:
-		w.sb.WriteString("substr(" + expr + ", 1, length(?)) = ?")
-		w.args = append(w.args, v, v)
-	case provision.OpEw:
-		// substr with a start of -0 would return the whole string.
-		w.sb.WriteString("(? = '' OR substr(" + expr + ", -length(?)) = ?)")
-		w.args = append(w.args, v, v, v)
+	case provision.OpCo, provision.OpSw, provision.OpEw:
+		sql, args := w.d.substring(string(c.Op), expr, v.(string))
+		w.sb.WriteString(sql)
+		w.args = append(w.args, args...)
 	default:
 		return fmt.Errorf("%w: operator %q", provision.ErrUnsupported, c.Op)
 	}
@@ -258,7 +257,7 @@ func (w *where) status(col column, c provision.Compare) error {
 // orderBy builds the ORDER BY clause: the sort field, empty values last
 // when ascending and first when descending (RFC 7644 §3.4.2.3), then the
 // ID so that pages are stable. It returns the arguments the clause binds.
-func orderBy(q provision.Query, column func(string) (column, error), id string) (string, []any, error) {
+func (d *dialect) orderBy(q provision.Query, column func(string) (column, error), id string) (string, []any, error) {
 	if q.SortBy == "" || q.SortBy == provision.FieldID {
 		if q.Descending {
 			return " ORDER BY " + id + " DESC", nil, nil
@@ -277,14 +276,17 @@ func orderBy(q provision.Query, column func(string) (column, error), id string) 
 		if col.folded != "" {
 			expr = col.folded
 		} else {
-			expr = foldFunc + "(" + expr + ")"
+			expr = d.fold(expr)
 		}
 	}
 	dir := ""
 	if q.Descending {
 		dir = " DESC"
 	}
+	if col.kind != kindText {
+		return " ORDER BY " + expr + dir + ", " + id, col.args, nil
+	}
 	// The expression appears twice; so do its arguments.
 	args := append(append([]any{}, col.args...), col.args...)
-	return " ORDER BY (" + expr + " = '')" + dir + ", " + expr + dir + ", " + id, args, nil
+	return " ORDER BY CASE WHEN " + expr + " = '' THEN 1 ELSE 0 END" + dir + ", " + expr + dir + ", " + id, args, nil
 }

@@ -1,8 +1,8 @@
 package sqldir
 
-// migrations are applied in order; PRAGMA user_version records how many
-// ran. Append, never edit.
-var migrations = []string{
+// sqliteMigrations are applied in order; PRAGMA user_version records how
+// many ran. Append, never edit.
+var sqliteMigrations = []string{
 	`CREATE TABLE users (
 		id             TEXT PRIMARY KEY,
 		user_name      TEXT NOT NULL,
@@ -63,4 +63,136 @@ var migrations = []string{
 	CREATE INDEX ix_tombstones_key ON tombstones(idp, key_kind, subject);
 	CREATE INDEX ix_tombstones_name ON tombstones(user_name_norm);
 	CREATE INDEX ix_tombstones_external_id ON tombstones(external_id) WHERE external_id <> '';`,
+	// 3: gatehouse's tables get a common prefix, so that they can share a
+	// database with an application's own (the servers' schema has it from
+	// the start). SQLite rewrites the foreign keys that name them.
+	`ALTER TABLE users RENAME TO gatehouse_users;
+	ALTER TABLE user_identities RENAME TO gatehouse_identities;
+	ALTER TABLE groups RENAME TO gatehouse_groups;
+	ALTER TABLE memberships RENAME TO gatehouse_memberships;
+	ALTER TABLE tombstones RENAME TO gatehouse_tombstones;`,
+}
+
+// postgresMigrations create the same schema on PostgreSQL, with timestamp
+// types. gatehouse_schema records how many ran.
+var postgresMigrations = []string{
+	`CREATE TABLE gatehouse_users (
+		id             text PRIMARY KEY,
+		user_name      text NOT NULL,
+		user_name_norm text NOT NULL UNIQUE,
+		external_id    text NOT NULL DEFAULT '',
+		email          text NOT NULL DEFAULT '',
+		display_name   text NOT NULL DEFAULT '',
+		given_name     text NOT NULL DEFAULT '',
+		family_name    text NOT NULL DEFAULT '',
+		extra          text NOT NULL DEFAULT '{}',
+		status         text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deactivated')),
+		owner          text NOT NULL DEFAULT 'jit' CHECK (owner IN ('jit', 'scim')),
+		version        bigint NOT NULL DEFAULT 1,
+		created_at     timestamptz NOT NULL,
+		updated_at     timestamptz NOT NULL
+	);
+	CREATE INDEX ix_gatehouse_users_external_id ON gatehouse_users(external_id) WHERE external_id <> '';
+	CREATE TABLE gatehouse_identities (
+		idp        text NOT NULL,
+		key_kind   text NOT NULL,
+		subject    text NOT NULL,
+		user_id    text NOT NULL REFERENCES gatehouse_users(id) ON DELETE CASCADE,
+		created_at timestamptz NOT NULL,
+		PRIMARY KEY (idp, key_kind, subject)
+	);
+	CREATE INDEX ix_gatehouse_identities_user ON gatehouse_identities(user_id);
+	CREATE TABLE gatehouse_groups (
+		id          text PRIMARY KEY,
+		name        text NOT NULL,
+		name_norm   text NOT NULL UNIQUE,
+		external_id text NOT NULL DEFAULT '',
+		version     bigint NOT NULL DEFAULT 1,
+		created_at  timestamptz NOT NULL,
+		updated_at  timestamptz NOT NULL
+	);
+	CREATE TABLE gatehouse_memberships (
+		user_id    text NOT NULL REFERENCES gatehouse_users(id) ON DELETE CASCADE,
+		group_id   text NOT NULL REFERENCES gatehouse_groups(id) ON DELETE CASCADE,
+		source     text NOT NULL,
+		created_at timestamptz NOT NULL,
+		PRIMARY KEY (user_id, group_id, source)
+	);
+	CREATE INDEX ix_gatehouse_memberships_group ON gatehouse_memberships(group_id);
+	CREATE INDEX ix_gatehouse_memberships_source ON gatehouse_memberships(source);
+	CREATE TABLE gatehouse_tombstones (
+		user_name_norm text NOT NULL,
+		external_id    text NOT NULL,
+		idp            text,
+		key_kind       text,
+		subject        text,
+		deleted_at     timestamptz NOT NULL
+	);
+	CREATE INDEX ix_gatehouse_tombstones_key ON gatehouse_tombstones(idp, key_kind, subject);
+	CREATE INDEX ix_gatehouse_tombstones_name ON gatehouse_tombstones(user_name_norm);
+	CREATE INDEX ix_gatehouse_tombstones_external_id ON gatehouse_tombstones(external_id) WHERE external_id <> '';`,
+}
+
+// sqlserverMigrations create the schema on SQL Server. Text columns are
+// binary-collated, so that comparisons are exact (case-insensitive
+// matching uses the folded *_norm columns, as on the other databases) and
+// the identity subject, an opaque case-sensitive NameID, never matches
+// another by case. Lengths keep every index key within SQL Server's 1,700
+// bytes for nonclustered keys: a SAML NameID is at most 256 characters.
+var sqlserverMigrations = []string{
+	`CREATE TABLE gatehouse_users (
+		id             nvarchar(36)  COLLATE Latin1_General_100_BIN2 NOT NULL PRIMARY KEY,
+		user_name      nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		user_name_norm nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL CONSTRAINT ux_gatehouse_users_name UNIQUE,
+		external_id    nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+		email          nvarchar(320) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+		display_name   nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+		given_name     nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+		family_name    nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+		extra          nvarchar(max) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '{}' CHECK (ISJSON(extra) = 1),
+		status         nvarchar(16)  COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deactivated')),
+		owner          nvarchar(8)   COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT 'jit' CHECK (owner IN ('jit', 'scim')),
+		version        bigint NOT NULL DEFAULT 1,
+		created_at     datetime2(3) NOT NULL,
+		updated_at     datetime2(3) NOT NULL
+	);
+	CREATE INDEX ix_gatehouse_users_external_id ON gatehouse_users(external_id) WHERE external_id <> '';
+	CREATE TABLE gatehouse_identities (
+		idp        nvarchar(450) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		key_kind   nvarchar(128) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		subject    nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		user_id    nvarchar(36)  COLLATE Latin1_General_100_BIN2 NOT NULL REFERENCES gatehouse_users(id) ON DELETE CASCADE,
+		created_at datetime2(3) NOT NULL,
+		CONSTRAINT pk_gatehouse_identities PRIMARY KEY NONCLUSTERED (idp, key_kind, subject)
+	);
+	CREATE INDEX ix_gatehouse_identities_user ON gatehouse_identities(user_id);
+	CREATE TABLE gatehouse_groups (
+		id          nvarchar(36)  COLLATE Latin1_General_100_BIN2 NOT NULL PRIMARY KEY,
+		name        nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		name_norm   nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL CONSTRAINT ux_gatehouse_groups_name UNIQUE,
+		external_id nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL DEFAULT '',
+		version     bigint NOT NULL DEFAULT 1,
+		created_at  datetime2(3) NOT NULL,
+		updated_at  datetime2(3) NOT NULL
+	);
+	CREATE TABLE gatehouse_memberships (
+		user_id    nvarchar(36)  COLLATE Latin1_General_100_BIN2 NOT NULL REFERENCES gatehouse_users(id) ON DELETE CASCADE,
+		group_id   nvarchar(36)  COLLATE Latin1_General_100_BIN2 NOT NULL REFERENCES gatehouse_groups(id) ON DELETE CASCADE,
+		source     nvarchar(480) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		created_at datetime2(3) NOT NULL,
+		CONSTRAINT pk_gatehouse_memberships PRIMARY KEY NONCLUSTERED (user_id, group_id, source)
+	);
+	CREATE INDEX ix_gatehouse_memberships_group ON gatehouse_memberships(group_id);
+	CREATE INDEX ix_gatehouse_memberships_source ON gatehouse_memberships(source);
+	CREATE TABLE gatehouse_tombstones (
+		user_name_norm nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		external_id    nvarchar(256) COLLATE Latin1_General_100_BIN2 NOT NULL,
+		idp            nvarchar(450) COLLATE Latin1_General_100_BIN2 NULL,
+		key_kind       nvarchar(128) COLLATE Latin1_General_100_BIN2 NULL,
+		subject        nvarchar(256) COLLATE Latin1_General_100_BIN2 NULL,
+		deleted_at     datetime2(3) NOT NULL
+	);
+	CREATE INDEX ix_gatehouse_tombstones_key ON gatehouse_tombstones(idp, key_kind, subject);
+	CREATE INDEX ix_gatehouse_tombstones_name ON gatehouse_tombstones(user_name_norm);
+	CREATE INDEX ix_gatehouse_tombstones_external_id ON gatehouse_tombstones(external_id) WHERE external_id <> '';`,
 }

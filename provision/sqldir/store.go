@@ -1,138 +1,410 @@
 package sqldir
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	mssql "github.com/microsoft/go-mssqldb"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"gatehouse/provision"
 )
 
-// Config selects and locates the database.
+// Config selects and locates the database. cmd fills Dialect from the
+// section name (store.sqlite, store.postgres, store.sqlserver).
 type Config struct {
+	Dialect string `yaml:"-"`
 	// Path is the SQLite database file; it is created when missing.
 	Path string `yaml:"path"`
+	// DSN locates a server database; cmd resolves it from a ${ENV}
+	// reference, and DSNFile names a file holding it instead.
+	DSN     string `yaml:"dsn"`
+	DSNFile string `yaml:"dsn_file"`
+	// Pool settings for a server database.
+	MaxOpenConns    int           `yaml:"max_open_conns"`
+	MaxIdleConns    int           `yaml:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime"`
+	// Timeout bounds each store operation, within the request's own
+	// deadline.
+	Timeout time.Duration `yaml:"timeout"`
+	// Mapped writes into an application's existing tables instead of
+	// gatehouse's own (OpenMapped).
+	Mapped *MappedConfig `yaml:"mapped"`
 }
 
-// Validate checks the configuration without touching the file system.
+// Defaults of a server database's pool and of Timeout.
+const (
+	DefaultMaxOpenConns    = 10
+	DefaultMaxIdleConns    = 5
+	DefaultConnMaxLifetime = 30 * time.Minute
+	DefaultTimeout         = 5 * time.Second
+)
+
+// WithDefaults fills the unset settings.
+func (c Config) WithDefaults() Config {
+	if c.Dialect == "" {
+		c.Dialect = SQLite
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if c.MaxIdleConns == 0 {
+		c.MaxIdleConns = min(DefaultMaxIdleConns, c.MaxOpenConns)
+	}
+	if c.ConnMaxLifetime == 0 {
+		c.ConnMaxLifetime = DefaultConnMaxLifetime
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	return c
+}
+
+// Validate checks the configuration without touching the file system or
+// the network.
 func (c Config) Validate() error {
-	if c.Path == "" {
-		return errors.New("path: required")
+	var errs []error
+	d, err := newDialect(cmp.Or(c.Dialect, SQLite))
+	if err != nil {
+		return err
 	}
-	if strings.ContainsAny(c.Path, "?#") {
-		return errors.New("path: must not contain '?' or '#'")
+	if d.name == SQLite {
+		if c.Path == "" {
+			errs = append(errs, errors.New("path: required"))
+		}
+		if strings.ContainsAny(c.Path, "?#") {
+			errs = append(errs, errors.New("path: must not contain '?' or '#'"))
+		}
+		if c.DSN != "" || c.DSNFile != "" {
+			errs = append(errs, errors.New("dsn: SQLite takes path, not a DSN"))
+		}
+	} else {
+		if (c.DSN == "") == (c.DSNFile == "") {
+			errs = append(errs, errors.New("dsn: set dsn (a ${ENV} reference) or dsn_file, not both"))
+		}
+		if c.Path != "" {
+			errs = append(errs, fmt.Errorf("path: only for SQLite; %s takes dsn or dsn_file", d.name))
+		}
 	}
-	return nil
+	if c.MaxOpenConns < 0 || c.MaxIdleConns < 0 || c.ConnMaxLifetime < 0 || c.Timeout < 0 {
+		errs = append(errs, errors.New("pool settings and timeout must not be negative"))
+	}
+	if c.MaxIdleConns > 0 && c.MaxOpenConns > 0 && c.MaxIdleConns > c.MaxOpenConns {
+		errs = append(errs, errors.New("max_idle_conns: at most max_open_conns"))
+	}
+	if c.Mapped != nil {
+		for _, e := range flatten(c.Mapped.validate(d)) {
+			errs = append(errs, fmt.Errorf("mapped.%w", e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// flatten undoes errors.Join.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Option adjusts a Store.
-type Option func(*Store)
+type Option func(*options)
+
+type options struct{ now func() time.Time }
 
 // WithClock sets the clock used for timestamps.
-func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// Store is a provision.Store on SQLite. Writes go through one connection
-// that starts every transaction with BEGIN IMMEDIATE, so concurrent logins
-// serialise on the write lock instead of failing with SQLITE_BUSY; reads
-// use a separate pool and never block on writers (WAL).
+// db is an open database: on SQLite one writer connection that starts
+// every transaction with BEGIN IMMEDIATE, so that concurrent logins
+// serialise on the write lock instead of failing with SQLITE_BUSY, and a
+// reading pool that never blocks on it (WAL); on a server one pool.
+type db struct {
+	d       *dialect
+	w, r    *sql.DB
+	now     func() time.Time
+	timeout time.Duration
+}
+
+func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sqldir: %w", err)
+	}
+	d, _ := newDialect(cfg.Dialect)
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	out := &db{d: d, now: o.now, timeout: cfg.Timeout}
+	if d.name == SQLite {
+		if err := registerFold(); err != nil {
+			return nil, fmt.Errorf("sqldir: register %s: %w", foldFunc, err)
+		}
+		dsn := func(txlock string) string {
+			q := url.Values{}
+			q.Add("_pragma", "busy_timeout(10000)")
+			q.Add("_pragma", "foreign_keys(1)")
+			q.Add("_pragma", "journal_mode(WAL)")
+			q.Add("_pragma", "synchronous(NORMAL)")
+			q.Set("_txlock", txlock)
+			return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
+		}
+		w, err := sql.Open("sqlite", dsn("immediate"))
+		if err != nil {
+			return nil, fmt.Errorf("sqldir: open: %w", err)
+		}
+		w.SetMaxOpenConns(1)
+		w.SetConnMaxIdleTime(0)
+		r, err := sql.Open("sqlite", dsn("deferred"))
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sqldir: open: %w", err)
+		}
+		r.SetMaxOpenConns(8)
+		r.SetMaxIdleConns(8)
+		out.w, out.r = w, r
+		return out, nil
+	}
+	dsn := cfg.DSN
+	if cfg.DSNFile != "" {
+		b, err := os.ReadFile(cfg.DSNFile)
+		if err != nil {
+			return nil, fmt.Errorf("sqldir: dsn_file: %w", err)
+		}
+		dsn = strings.TrimSpace(string(b))
+	}
+	pool, err := openServer(d.name, dsn)
+	if err != nil {
+		return nil, err
+	}
+	pool.SetMaxOpenConns(cfg.MaxOpenConns)
+	pool.SetMaxIdleConns(cfg.MaxIdleConns)
+	pool.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	pool.SetConnMaxIdleTime(cfg.ConnMaxLifetime / 4)
+	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := pool.PingContext(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("sqldir: connect to %s: %w", d.name, err)
+	}
+	out.w, out.r = pool, pool
+	return out, nil
+}
+
+// openServer opens a pool through the driver's connector. A DSN that does
+// not parse is reported without the driver's message, which may quote the
+// DSN and with it a password.
+func openServer(dialect, dsn string) (*sql.DB, error) {
+	switch dialect {
+	case Postgres:
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, errors.New("sqldir: postgres: the DSN cannot be parsed (want postgres://user@host:port/database?... or key=value pairs)")
+		}
+		return stdlib.OpenDB(*cfg), nil
+	case SQLServer:
+		c, err := mssql.NewConnector(dsn)
+		if err != nil {
+			return nil, errors.New("sqldir: sqlserver: the DSN cannot be parsed (want sqlserver://user@host:port?database=name&...)")
+		}
+		return sql.OpenDB(c), nil
+	}
+	return nil, fmt.Errorf("sqldir: %s is not a server database", dialect)
+}
+
+// Store is a provision.Store in gatehouse's own tables, which it creates
+// and migrates: on SQLite (the default), PostgreSQL or SQL Server.
 type Store struct {
-	w, r *sql.DB
-	now  func() time.Time
+	*db
 }
 
 var _ provision.Store = (*Store)(nil)
 
-// Open opens (creating and migrating when needed) the SQLite database.
+// Open opens the database, creating and migrating gatehouse's tables when
+// needed.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("sqldir: %w", err)
+	if cfg.Mapped != nil {
+		return nil, errors.New("sqldir: the configuration maps an application's table: use OpenMapped")
 	}
-	if err := registerFold(); err != nil {
-		return nil, fmt.Errorf("sqldir: register %s: %w", foldFunc, err)
-	}
-	s := &Store{now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
-	dsn := func(txlock string) string {
-		q := url.Values{}
-		q.Add("_pragma", "busy_timeout(10000)")
-		q.Add("_pragma", "foreign_keys(1)")
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
-		q.Set("_txlock", txlock)
-		return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
-	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	d, err := connect(ctx, cfg, opts)
 	if err != nil {
-		return nil, fmt.Errorf("sqldir: open: %w", err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, w); err != nil {
-		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", dsn("deferred"))
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqldir: open: %w", err)
+	if err := d.migrate(ctx, "managed", d.managedMigrations()); err != nil {
+		d.Close()
+		return nil, err
 	}
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
-	s.w, s.r = w, r
-	return s, nil
+	return &Store{d}, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+func (d *db) managedMigrations() []string {
+	switch d.d.name {
+	case Postgres:
+		return postgresMigrations
+	case SQLServer:
+		return sqlserverMigrations
+	}
+	return sqliteMigrations
+}
+
+// migrate applies the migrations of one component that have not run. On
+// SQLite the managed schema counts in PRAGMA user_version; everything
+// else in gatehouse_schema, under a lock that keeps replicas starting
+// together from migrating twice.
+func (d *db) migrate(ctx context.Context, component string, migrations []string) error {
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqldir: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	q := d.conn(tx)
+	pragma := d.d.name == SQLite && component == "managed"
 	var have int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
+	switch {
+	case pragma:
+		err = tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have)
+	default:
+		for _, stmt := range d.d.schemaTable() {
+			if _, err = tx.ExecContext(ctx, stmt); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = q.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM gatehouse_schema WHERE component = ?", component).Scan(&have)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("sqldir: read schema version: %w", err)
 	}
 	if have > len(migrations) {
 		return fmt.Errorf("sqldir: database schema version %d is newer than this gatehouse (%d)", have, len(migrations))
 	}
 	for v := have; v < len(migrations); v++ {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("sqldir: migrate: %w", err)
-		}
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqldir: migration %d: %w", v+1, err)
+			return fmt.Errorf("sqldir: migration %s %d: %w", component, v+1, err)
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqldir: migration %d: %w", v+1, err)
+	}
+	if have < len(migrations) {
+		if pragma {
+			_, err = tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)))
+		} else {
+			_, err = q.ExecContext(ctx, "INSERT INTO gatehouse_schema (component, version) VALUES (?, ?)", component, len(migrations))
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("sqldir: migration %d: %w", v+1, err)
+		if err != nil {
+			return fmt.Errorf("sqldir: record schema version: %w", err)
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqldir: migrate: %w", err)
 	}
 	return nil
 }
 
-// Close closes both pools.
-func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+// Close closes the pools.
+func (d *db) Close() error {
+	if d.w == d.r {
+		return d.w.Close()
+	}
+	return errors.Join(d.r.Close(), d.w.Close())
 }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
+func (d *db) Ping(ctx context.Context) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	var one int
-	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+	if err := d.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("sqldir: ping: %w", err)
+	}
+	return nil
+}
+
+// bound applies the configured timeout to one operation.
+func (d *db) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.timeout)
+}
+
+// reader is the pool for reads outside a transaction.
+func (d *db) reader() querier { return d.conn(d.r) }
+
+// conn rebinds the placeholders of every query for the dialect.
+func (d *db) conn(q querier) querier { return rebound{q, d.d} }
+
+type rebound struct {
+	q querier
+	d *dialect
+}
+
+func (r rebound) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, r.d.rebind(q), args...)
+}
+
+func (r rebound) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, r.d.rebind(q), args...)
+}
+
+func (r rebound) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, r.d.rebind(q), args...)
+}
+
+// maxAttempts bounds how often a write transaction runs: again after a
+// deadlock or serialisation failure, and once again after a uniqueness
+// violation, which on the servers is how a first login learns that a
+// concurrent one created the row (it then finds that row).
+const maxAttempts = 5
+
+// write runs fn in one transaction, committing when it returns nil.
+func (d *db) write(ctx context.Context, fn func(q querier, now time.Time) error) error {
+	for attempt := 1; ; attempt++ {
+		err := d.writeOnce(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		retry := d.d.classify(err) == errRetry || errors.Is(err, provision.ErrConflict) && attempt == 1
+		if !retry || attempt == maxAttempts || ctx.Err() != nil {
+			return err
+		}
+		// Back off with jitter, so that deadlock victims do not meet again.
+		t := time.NewTimer(time.Duration(attempt)*5*time.Millisecond + time.Duration(rand.Int64N(int64(10*time.Millisecond))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (d *db) writeOnce(ctx context.Context, fn func(q querier, now time.Time) error) error {
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqldir: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(d.conn(tx), d.now().UTC()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqldir: commit: %w", err)
 	}
 	return nil
 }
@@ -153,8 +425,9 @@ const userColumns = `u.id, u.user_name, u.external_id, u.email, u.display_name, 
 
 func scanUser(row interface{ Scan(...any) error }) (provision.User, error) {
 	var u provision.User
-	var extra, status, created, updated string
-	err := row.Scan(&u.ID, &u.UserName, &u.ExternalID, &u.Email, &u.DisplayName, &u.GivenName, &u.FamilyName, &extra, &status, &u.Owner, &u.Version, &created, &updated)
+	var extra, status string
+	err := row.Scan(&u.ID, &u.UserName, &u.ExternalID, &u.Email, &u.DisplayName, &u.GivenName, &u.FamilyName, &extra, &status, &u.Owner, &u.Version,
+		timeScan{&u.Created}, timeScan{&u.Updated})
 	if err != nil {
 		return u, err
 	}
@@ -164,17 +437,43 @@ func scanUser(row interface{ Scan(...any) error }) (provision.User, error) {
 		}
 	}
 	u.Active = status == "active"
-	u.Created, _ = time.Parse(time.RFC3339Nano, created)
-	u.Updated, _ = time.Parse(time.RFC3339Nano, updated)
-	u.Created, u.Updated = u.Created.UTC(), u.Updated.UTC()
 	return u, nil
 }
 
+// timeScan reads a timestamp stored as text (SQLite) or as a timestamp
+// type (the servers), in UTC.
+type timeScan struct{ t *time.Time }
+
+func (s timeScan) Scan(v any) error {
+	switch v := v.(type) {
+	case time.Time:
+		*s.t = v.UTC()
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return fmt.Errorf("timestamp %q: %w", v, err)
+		}
+		*s.t = t.UTC()
+	case []byte:
+		return s.Scan(string(v))
+	case nil:
+		*s.t = time.Time{}
+	default:
+		return fmt.Errorf("timestamp: unexpected %T", v)
+	}
+	return nil
+}
+
 // load reads a user and its groups; source selects which memberships are
-// reported in srcGroups. found is false when no identity matches.
-func load(ctx context.Context, q querier, key provision.Key, source string) (rec record, found bool, err error) {
-	row := q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM user_identities i JOIN users u ON u.id = i.user_id
-		WHERE i.idp = ? AND i.key_kind = ? AND i.subject = ?`, key.IdP, key.Kind, key.Subject)
+// reported in srcGroups. found is false when no identity matches. lock
+// takes the dialect's update locks, for a read that decides a write.
+func (s *Store) load(ctx context.Context, q querier, key provision.Key, source string, lock bool) (rec record, found bool, err error) {
+	th, qh := "", ""
+	if lock {
+		th, qh = s.d.lock()
+	}
+	row := q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM gatehouse_identities i`+th+` JOIN gatehouse_users u`+th+` ON u.id = i.user_id
+		WHERE i.idp = ? AND i.key_kind = ? AND i.subject = ?`+qh, key.IdP, key.Kind, key.Subject)
 	rec.user, err = scanUser(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rec, false, nil
@@ -187,7 +486,7 @@ func load(ctx context.Context, q querier, key provision.Key, source string) (rec
 }
 
 func groupsOf(ctx context.Context, q querier, userID, source string) (all []string, src map[string]string, err error) {
-	rows, err := q.QueryContext(ctx, `SELECT g.name, g.name_norm, m.source FROM memberships m JOIN groups g ON g.id = m.group_id
+	rows, err := q.QueryContext(ctx, `SELECT g.name, g.name_norm, m.source FROM gatehouse_memberships m JOIN gatehouse_groups g ON g.id = m.group_id
 		WHERE m.user_id = ? ORDER BY g.name`, userID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqldir: read groups: %w", err)
@@ -218,7 +517,6 @@ type plan struct {
 	changed     []string
 	addGroups   []string // names
 	dropGroups  []string // normalised names
-	fieldsDirty bool
 }
 
 func diff(rec record, l provision.Login) plan {
@@ -229,7 +527,6 @@ func diff(rec record, l provision.Login) plan {
 	p := plan{user: rec.user}
 	p.user.Extra = maps.Clone(rec.user.Extra)
 	p.changed = p.user.Apply(c)
-	p.fieldsDirty = len(p.changed) > 0
 	if c.HasGroups {
 		want := map[string]string{}
 		for _, g := range c.Groups {
@@ -251,11 +548,15 @@ func diff(rec record, l provision.Login) plan {
 }
 
 // Provision performs the JIT upsert. The common case, a repeat login with
-// nothing new, is answered from the read pool without taking the write
-// lock.
+// nothing new, is one read outside any transaction: no lock, no write.
+// Otherwise the login runs in a write transaction that reads again under
+// the dialect's locks; a concurrent first login of the same key shows up
+// as a uniqueness violation, and the retry finds the winner's row.
 func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	source := provision.GroupSource(l.Key.IdP)
-	rec, found, err := load(ctx, s.r, l.Key, source)
+	rec, found, err := s.load(ctx, s.reader(), l.Key, source, false)
 	if err != nil {
 		return provision.Result{}, err
 	}
@@ -267,34 +568,26 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 			return provision.Result{User: rec.user, Outcome: provision.Unchanged}, nil
 		}
 	}
-
-	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock now
-	if err != nil {
-		return provision.Result{}, fmt.Errorf("sqldir: begin: %w", err)
-	}
-	defer tx.Rollback()
-	res, err := s.provisionTx(ctx, tx, l, source)
-	if err != nil || res.Outcome == provision.Unchanged {
-		return res, err
-	}
-	if err := tx.Commit(); err != nil {
-		return provision.Result{}, fmt.Errorf("sqldir: commit: %w", err)
-	}
-	return res, nil
+	var res provision.Result
+	err = s.write(ctx, func(q querier, now time.Time) error {
+		var err error
+		res, err = s.provisionTx(ctx, q, l, source, now)
+		return err
+	})
+	return res, err
 }
 
-func (s *Store) provisionTx(ctx context.Context, tx *sql.Tx, l provision.Login, source string) (provision.Result, error) {
-	now := s.now().UTC()
-	rec, found, err := load(ctx, tx, l.Key, source) // again, under the write lock
+func (s *Store) provisionTx(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (provision.Result, error) {
+	rec, found, err := s.load(ctx, q, l.Key, source, true) // again, under the write lock
 	if err != nil {
 		return provision.Result{}, err
 	}
 	linked := false
 	if !found {
-		if err := checkTombstone(ctx, tx, l); err != nil {
+		if err := checkTombstone(ctx, q, l); err != nil {
 			return provision.Result{}, err
 		}
-		rec, linked, err = link(ctx, tx, l, source, now)
+		rec, linked, err = s.link(ctx, q, l, source, now)
 		if err != nil {
 			return provision.Result{}, err
 		}
@@ -304,7 +597,7 @@ func (s *Store) provisionTx(ctx context.Context, tx *sql.Tx, l provision.Login, 
 		if l.NoCreate {
 			return provision.Result{}, fmt.Errorf("sqldir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
 		}
-		return s.create(ctx, tx, l, source, now)
+		return s.create(ctx, q, l, source, now)
 	}
 	if !rec.user.Active {
 		return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
@@ -323,23 +616,23 @@ func (s *Store) provisionTx(ctx context.Context, tx *sql.Tx, l provision.Login, 
 	if err != nil {
 		return provision.Result{}, err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
+	_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
 		given_name = ?, family_name = ?, extra = ?, version = ?, updated_at = ? WHERE id = ?`,
 		u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-		extra, u.Version, stamp(now), u.ID)
+		extra, u.Version, s.d.time(now), u.ID)
 	if err != nil {
-		return provision.Result{}, mapWriteErr("update user", err)
+		return provision.Result{}, s.mapWriteErr("update user", err)
 	}
 	for _, n := range p.dropGroups {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM memberships WHERE user_id = ? AND source = ?
-			AND group_id = (SELECT id FROM groups WHERE name_norm = ?)`, u.ID, source, n); err != nil {
+		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_memberships WHERE user_id = ? AND source = ?
+			AND group_id = (SELECT id FROM gatehouse_groups WHERE name_norm = ?)`, u.ID, source, n); err != nil {
 			return provision.Result{}, fmt.Errorf("sqldir: remove membership: %w", err)
 		}
 	}
-	if err := addMemberships(ctx, tx, u.ID, source, p.addGroups, now); err != nil {
+	if err := s.addMemberships(ctx, q, u.ID, source, p.addGroups, now); err != nil {
 		return provision.Result{}, err
 	}
-	if u.Groups, _, err = groupsOf(ctx, tx, u.ID, source); err != nil {
+	if u.Groups, _, err = groupsOf(ctx, q, u.ID, source); err != nil {
 		return provision.Result{}, err
 	}
 	out := provision.Updated
@@ -349,7 +642,7 @@ func (s *Store) provisionTx(ctx context.Context, tx *sql.Tx, l provision.Login, 
 	return provision.Result{User: u, Outcome: out, Changed: p.changed}, nil
 }
 
-func (s *Store) create(ctx context.Context, tx *sql.Tx, l provision.Login, source string, now time.Time) (provision.Result, error) {
+func (s *Store) create(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (provision.Result, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return provision.Result{}, fmt.Errorf("sqldir: new id: %w", err)
@@ -363,71 +656,117 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, l provision.Login, sourc
 	if err != nil {
 		return provision.Result{}, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO users (id, user_name, user_name_norm, external_id, email, display_name, given_name, family_name,
+	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, display_name, given_name, family_name,
 		extra, status, owner, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'jit', 1, ?, ?)`,
 		u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-		extra, stamp(now), stamp(now))
+		extra, s.d.time(now), s.d.time(now))
 	if err != nil {
-		return provision.Result{}, mapWriteErr("create user", err)
+		return provision.Result{}, s.mapWriteErr("create user", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO user_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-		l.Key.IdP, l.Key.Kind, l.Key.Subject, u.ID, stamp(now))
+	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+		l.Key.IdP, l.Key.Kind, l.Key.Subject, u.ID, s.d.time(now))
 	if err != nil {
-		return provision.Result{}, mapWriteErr("create identity", err)
+		return provision.Result{}, s.mapWriteErr("create identity", err)
 	}
-	if err := addMemberships(ctx, tx, u.ID, source, l.Claims.Groups, now); err != nil {
+	if err := s.addMemberships(ctx, q, u.ID, source, l.Claims.Groups, now); err != nil {
 		return provision.Result{}, err
 	}
 	if len(l.Claims.Groups) > 0 {
 		changed = append(changed, provision.FieldGroups)
-		if u.Groups, _, err = groupsOf(ctx, tx, u.ID, source); err != nil {
+		if u.Groups, _, err = groupsOf(ctx, q, u.ID, source); err != nil {
 			return provision.Result{}, err
 		}
 	}
 	return provision.Result{User: u, Outcome: provision.Created, Changed: changed}, nil
 }
 
-func addMemberships(ctx context.Context, tx *sql.Tx, userID, source string, names []string, now time.Time) error {
+// addMemberships adds the memberships of one source, creating groups that
+// do not exist yet.
+func (s *Store) addMemberships(ctx context.Context, q querier, userID, source string, names []string, now time.Time) error {
 	for _, name := range names {
 		gid, err := uuid.NewV7()
 		if err != nil {
 			return fmt.Errorf("sqldir: new id: %w", err)
 		}
 		norm := provision.NormalizeName(name)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, name, name_norm, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (name_norm) DO NOTHING`, gid.String(), name, norm, stamp(now), stamp(now)); err != nil {
-			return fmt.Errorf("sqldir: create group: %w", err)
+		if _, err := s.insertAbsent(ctx, q, "gatehouse_groups", []string{"id", "name", "name_norm", "created_at", "updated_at"},
+			[]any{gid.String(), name, norm, s.d.time(now), s.d.time(now)}, []string{"name_norm"}); err != nil {
+			return s.mapWriteErr("create group", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO memberships (user_id, group_id, source, created_at)
-			SELECT ?, id, ?, ? FROM groups WHERE name_norm = ? ON CONFLICT DO NOTHING`, userID, source, stamp(now), norm); err != nil {
+		var groupID string
+		if err := q.QueryRowContext(ctx, `SELECT id FROM gatehouse_groups WHERE name_norm = ?`, norm).Scan(&groupID); err != nil {
+			return fmt.Errorf("sqldir: read group: %w", err)
+		}
+		if _, err := s.insertAbsent(ctx, q, "gatehouse_memberships", []string{"user_id", "group_id", "source", "created_at"},
+			[]any{userID, groupID, source, s.d.time(now)}, []string{"user_id", "group_id", "source"}); err != nil {
 			return fmt.Errorf("sqldir: add membership: %w", err)
 		}
 	}
 	return nil
 }
 
+// insertAbsent inserts one row unless a row with the same key columns
+// exists, and reports whether it inserted. SQLite and PostgreSQL use ON
+// CONFLICT DO NOTHING; SQL Server checks under UPDLOCK, SERIALIZABLE,
+// which holds the key range until the transaction ends, so that a
+// concurrent insert of the same key waits instead of failing. table and
+// columns are constants of this package.
+func (d *db) insertAbsent(ctx context.Context, q querier, table string, cols []string, vals []any, key []string) (bool, error) {
+	ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
+	var stmt string
+	args := vals
+	if d.d.name == SQLServer {
+		var cond []string
+		for _, k := range key {
+			cond = append(cond, k+" = ?")
+			args = append(args, vals[slices.Index(cols, k)])
+		}
+		stmt = `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) SELECT ` + ph + ` WHERE NOT EXISTS (SELECT 1 FROM ` +
+			table + ` WITH (UPDLOCK, SERIALIZABLE) WHERE ` + strings.Join(cond, " AND ") + `)`
+	} else {
+		stmt = `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (` + ph + `) ON CONFLICT (` + strings.Join(key, ", ") + `) DO NOTHING`
+	}
+	res, err := q.ExecContext(ctx, stmt, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // User returns the user with the given ID.
 func (s *Store) User(ctx context.Context, id string) (provision.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, id))
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.user(ctx, s.reader(), id, false)
+}
+
+// user reads one user with its groups; lock takes the dialect's update
+// locks, for a read that decides a write.
+func (s *Store) user(ctx context.Context, q querier, id string, lock bool) (provision.User, error) {
+	th, qh := "", ""
+	if lock {
+		th, qh = s.d.lock()
+	}
+	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM gatehouse_users u`+th+` WHERE u.id = ?`+qh, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, fmt.Errorf("sqldir: user %s: %w", id, provision.ErrNotFound)
 	}
 	if err != nil {
 		return u, fmt.Errorf("sqldir: read user: %w", err)
 	}
-	u.Groups, _, err = groupsOf(ctx, s.r, id, "")
+	u.Groups, _, err = groupsOf(ctx, q, id, "")
 	return u, err
 }
 
 // SetActive activates or deactivates a user; setting the state it already
 // has writes nothing.
 func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
-	status := "deactivated"
-	if active {
-		status = "active"
-	}
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET status = ?, version = version + 1, updated_at = ?
-		WHERE id = ? AND status <> ?`, status, stamp(s.now().UTC()), id, status)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	st := status(active)
+	res, err := s.conn(s.w).ExecContext(ctx, `UPDATE gatehouse_users SET status = ?, version = version + 1, updated_at = ?
+		WHERE id = ? AND status <> ?`, st, s.d.time(s.now()), id, st)
 	if err != nil {
 		return fmt.Errorf("sqldir: set status: %w", err)
 	}
@@ -455,36 +794,47 @@ func encodeExtra(m map[string]string) (string, error) {
 	return string(b), nil
 }
 
-// mapWriteErr turns a uniqueness violation into provision.ErrConflict.
-func mapWriteErr(op string, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
-		return fmt.Errorf("sqldir: %s: %w", op, provision.ErrConflict)
+// mapWriteErr turns a uniqueness violation into provision.ErrConflict and
+// a value the column cannot hold into provision.ErrInvalid, keeping the
+// database's error for the log and for the retry decision.
+func (d *db) mapWriteErr(op string, err error) error {
+	switch d.d.classify(err) {
+	case errUnique:
+		return fmt.Errorf("sqldir: %s: %w: %w", op, provision.ErrConflict, err)
+	case errTooLong:
+		return fmt.Errorf("sqldir: %s: %w: a value is longer than its column allows: %w", op, provision.ErrInvalid, err)
+	case errBadText:
+		return fmt.Errorf("sqldir: %s: %w: a value does not fit its column's type: %w", op, provision.ErrInvalid, err)
 	}
 	return fmt.Errorf("sqldir: %s: %w", op, err)
 }
 
 // checkTombstone refuses the first login of a key, user name or external
 // ID whose user was deleted over SCIM.
-func checkTombstone(ctx context.Context, tx *sql.Tx, l provision.Login) error {
-	name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
-	ext := l.Claims.Fields[provision.FieldExternalID]
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM tombstones WHERE (idp = ? AND key_kind = ? AND subject = ?)
-		OR (user_name_norm = ? AND ? <> '') OR (external_id = ? AND ? <> '') LIMIT 1`,
-		l.Key.IdP, l.Key.Kind, l.Key.Subject, name, name, ext, ext).Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil
-	case err != nil:
+func checkTombstone(ctx context.Context, q querier, l provision.Login) error {
+	where := "(idp = ? AND key_kind = ? AND subject = ?)"
+	args := []any{l.Key.IdP, l.Key.Kind, l.Key.Subject}
+	if name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName]); name != "" {
+		where += " OR user_name_norm = ?"
+		args = append(args, name)
+	}
+	if ext := l.Claims.Fields[provision.FieldExternalID]; ext != "" {
+		where += " OR external_id = ?"
+		args = append(args, ext)
+	}
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_tombstones WHERE `+where, args...).Scan(&n); err != nil {
 		return fmt.Errorf("sqldir: read tombstones: %w", err)
+	}
+	if n == 0 {
+		return nil
 	}
 	return fmt.Errorf("sqldir: user for %s %q was deleted over SCIM: %w", l.Key.Kind, l.Key.Subject, provision.ErrDisabled)
 }
 
 // link lets the first login of a key claim a SCIM-owned user that no login
-// has claimed, matched by l.LinkBy. The identity row is written in tx.
-func link(ctx context.Context, tx *sql.Tx, l provision.Login, source string, now time.Time) (record, bool, error) {
+// has claimed, matched by l.LinkBy. The identity row is written in q.
+func (s *Store) link(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (record, bool, error) {
 	var where, v string
 	switch l.LinkBy {
 	case provision.LinkByUserName:
@@ -495,13 +845,14 @@ func link(ctx context.Context, tx *sql.Tx, l provision.Login, source string, now
 	if where == "" || v == "" {
 		return record{}, false, nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+userColumns+` FROM users u WHERE `+where+` AND u.owner = 'scim'
-		AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id) LIMIT 2`, v)
+	th, qh := s.d.lock()
+	rows, err := q.QueryContext(ctx, `SELECT `+userColumns+` FROM gatehouse_users u`+th+` WHERE `+where+` AND u.owner = 'scim'
+		AND NOT EXISTS (SELECT 1 FROM gatehouse_identities i WHERE i.user_id = u.id)`+qh, v)
 	if err != nil {
 		return record{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
 	}
 	var found []provision.User
-	for rows.Next() {
+	for len(found) < 2 && rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
 			rows.Close()
@@ -518,13 +869,13 @@ func link(ctx context.Context, tx *sql.Tx, l provision.Login, source string, now
 		return record{}, false, nil
 	case 1:
 	default:
-		return record{}, false, fmt.Errorf("sqldir: %d SCIM users have %s %q: %w", len(found), l.LinkBy, v, provision.ErrConflict)
+		return record{}, false, fmt.Errorf("sqldir: several SCIM users have %s %q: %w", l.LinkBy, v, provision.ErrConflict)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO user_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-		l.Key.IdP, l.Key.Kind, l.Key.Subject, found[0].ID, stamp(now)); err != nil {
-		return record{}, false, mapWriteErr("link identity", err)
+	if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+		l.Key.IdP, l.Key.Kind, l.Key.Subject, found[0].ID, s.d.time(now)); err != nil {
+		return record{}, false, s.mapWriteErr("link identity", err)
 	}
 	rec := record{user: found[0]}
-	rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, tx, found[0].ID, source)
+	rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, q, found[0].ID, source)
 	return rec, err == nil, err
 }

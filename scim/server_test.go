@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	"gatehouse/provision/sqldir"
-	"gatehouse/test/pgtest"
 	"gatehouse/scim"
 	"gatehouse/scim/scimtest"
+	"gatehouse/test/pgtest"
 )
 
 const (

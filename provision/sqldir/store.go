@@ -513,10 +513,10 @@ func groupsOf(ctx context.Context, q querier, userID, source string) (all []stri
 
 // plan is the difference between a stored record and a login's claims.
 type plan struct {
-	user        provision.User // merged
-	changed     []string
-	addGroups   []string // names
-	dropGroups  []string // normalised names
+	user       provision.User // merged
+	changed    []string
+	addGroups  []string // names
+	dropGroups []string // normalised names
 }
 
 func diff(rec record, l provision.Login) plan {

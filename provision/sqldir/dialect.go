@@ -1,8 +1,14 @@
 package sqldir
 
 import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,10 +322,207 @@ func (d *dialect) schemaTable() []string {
 		}
 	case SQLServer:
 		return []string{
-			"EXEC sp_getapplock @Resource = 'gatehouse_schema', @LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = 60000",
+			appLock("'gatehouse_schema'", "60000"),
 			"IF OBJECT_ID(N'gatehouse_schema', N'U') IS NULL CREATE TABLE gatehouse_schema (component nvarchar(32) NOT NULL, version int NOT NULL)",
 		}
 	}
 	// SQLite: BEGIN IMMEDIATE already holds the write lock.
 	return []string{"CREATE TABLE IF NOT EXISTS gatehouse_schema (component TEXT NOT NULL, version INTEGER NOT NULL)"}
+}
+
+// expand puts the dialect's column types into a schema template.
+func (d *dialect) expand(migrations []string) []string {
+	var types map[string]string
+	switch d.name {
+	case Postgres:
+		types = map[string]string{"{int}": "bigint", "{time}": "timestamptz", "{nonclustered}": ""}
+		for _, k := range []string{"{key}", "{name}", "{short}", "{idp}", "{kind}", "{subject}", "{source}"} {
+			types[k] = "text"
+		}
+	case SQLServer:
+		const bin = " COLLATE Latin1_General_100_BIN2"
+		types = map[string]string{"{int}": "bigint", "{time}": "datetime2(3)", "{nonclustered}": "NONCLUSTERED",
+			"{key}": "nvarchar(128)" + bin, "{name}": "nvarchar(256)" + bin, "{short}": "nvarchar(16)" + bin,
+			"{idp}": "nvarchar(450)" + bin, "{kind}": "nvarchar(128)" + bin, "{subject}": "nvarchar(256)" + bin,
+			"{source}": "nvarchar(480)" + bin}
+	default:
+		types = map[string]string{"{int}": "INTEGER", "{time}": "TEXT", "{nonclustered}": ""}
+		for _, k := range []string{"{key}", "{name}", "{short}", "{idp}", "{kind}", "{subject}", "{source}"} {
+			types[k] = "TEXT"
+		}
+	}
+	out := make([]string, len(migrations))
+	for i, m := range migrations {
+		for k, v := range types {
+			m = strings.ReplaceAll(m, k, v)
+		}
+		out[i] = m
+	}
+	return out
+}
+
+// splitName splits a configured schema.table into its parts.
+func splitName(name string) (schema, table string) {
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		return name[:i], name[i+1:]
+	}
+	return "", name
+}
+
+// columns reads the columns of a table as the database describes them;
+// none when the table does not exist.
+func (d *db) columns(ctx context.Context, name string) (map[string]colInfo, error) {
+	schema, table := splitName(name)
+	var q string
+	args := []any{}
+	switch d.d.name {
+	case Postgres:
+		q = `SELECT column_name, data_type, CASE WHEN is_nullable = 'YES' THEN 1 ELSE 0 END, coalesce(character_maximum_length, 0),
+			CASE WHEN column_default IS NOT NULL OR is_identity = 'YES' THEN 1 ELSE 0 END
+			FROM information_schema.columns WHERE table_schema = ` + orCurrent(schema, "current_schema()", &args) + ` AND table_name = ?`
+	case SQLServer:
+		q = `SELECT COLUMN_NAME, DATA_TYPE, CASE WHEN IS_NULLABLE = 'YES' THEN 1 ELSE 0 END, coalesce(CHARACTER_MAXIMUM_LENGTH, 0),
+			CASE WHEN COLUMN_DEFAULT IS NOT NULL OR COLUMNPROPERTY(OBJECT_ID(QUOTENAME(TABLE_SCHEMA) + '.' + QUOTENAME(TABLE_NAME)), COLUMN_NAME, 'IsIdentity') = 1
+			THEN 1 ELSE 0 END FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ` + orCurrent(schema, "SCHEMA_NAME()", &args) + ` AND TABLE_NAME = ?`
+	default:
+		// An INTEGER PRIMARY KEY is the rowid, numbered by SQLite.
+		q = `SELECT name, type, CASE WHEN "notnull" = 0 THEN 1 ELSE 0 END, 0,
+			CASE WHEN dflt_value IS NOT NULL OR (pk = 1 AND upper(type) = 'INTEGER') THEN 1 ELSE 0 END FROM pragma_table_info(?, ?)`
+		args = append(args, table, cmp.Or(schema, "main"))
+		table = ""
+	}
+	if table != "" {
+		args = append(args, table)
+	}
+	rows, err := d.reader().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqldir: describe %s: %w", name, err)
+	}
+	defer rows.Close()
+	out := map[string]colInfo{}
+	for rows.Next() {
+		var col string
+		var c colInfo
+		var nullable, generated int
+		if err := rows.Scan(&col, &c.typ, &nullable, &c.maxLen, &generated); err != nil {
+			return nil, fmt.Errorf("sqldir: describe %s: %w", name, err)
+		}
+		c.nullable, c.generated = nullable == 1, generated == 1
+		c.typ = strings.ToLower(c.typ)
+		c.maxLen = max(c.maxLen, 0) // SQL Server says -1 for (max)
+		out[col] = c
+	}
+	return out, rows.Err()
+}
+
+func orCurrent(schema, current string, args *[]any) string {
+	if schema == "" {
+		return current
+	}
+	*args = append(*args, schema)
+	return "?"
+}
+
+// textType reports whether a column type holds text.
+func (d *dialect) textType(typ string) bool {
+	switch d.name {
+	case Postgres:
+		return slices.Contains([]string{"text", "character varying", "character", "citext"}, typ)
+	case SQLServer:
+		return slices.Contains([]string{"nvarchar", "varchar", "nchar", "char", "ntext", "text"}, typ)
+	}
+	return typ == "" || strings.Contains(typ, "char") || strings.Contains(typ, "clob") || strings.Contains(typ, "text")
+}
+
+// procedureExists reports whether a stored procedure (SQL Server) or
+// function (PostgreSQL) of that name exists.
+func (d *db) procedureExists(ctx context.Context, name string) (bool, error) {
+	var n int
+	var err error
+	switch d.d.name {
+	case Postgres:
+		schema, proc := splitName(name)
+		args := []any{}
+		where := "n.nspname = " + orCurrent(schema, "current_schema()", &args)
+		err = d.reader().QueryRowContext(ctx, `SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+			WHERE `+where+` AND p.proname = ?`, append(args, proc)...).Scan(&n)
+	case SQLServer:
+		quoted, _ := d.d.quoteIdent(name, true)
+		err = d.reader().QueryRowContext(ctx, `SELECT count(*) FROM sys.objects WHERE object_id = OBJECT_ID(?) AND type IN ('P', 'PC')`, quoted).Scan(&n)
+	default:
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqldir: look up procedure %s: %w", name, err)
+	}
+	return n > 0, nil
+}
+
+// callProcedure builds the call of a user procedure with named
+// parameters: EXEC on SQL Server, a function in FROM on PostgreSQL. The
+// arguments are computed by value, field by field, when args is called.
+func (d *dialect) callProcedure(p *Procedure, key string, value func(field string) (any, error)) (string, func() ([]any, error)) {
+	if d.name == SQLite {
+		return "", nil
+	}
+	name, _ := d.quoteIdent(p.Name, true)
+	fields := slices.Sorted(maps.Keys(p.Params))
+	var parts []string
+	param := func(n string) string {
+		if d.name == SQLServer {
+			return "@" + n + " = ?"
+		}
+		q, _ := d.quoteIdent(n, false)
+		return q + " => ?"
+	}
+	for _, f := range fields {
+		parts = append(parts, param(p.Params[f]))
+	}
+	if p.KeyParam != "" {
+		parts = append(parts, param(p.KeyParam))
+	}
+	stmt := "SELECT * FROM " + name + "(" + strings.Join(parts, ", ") + ")"
+	if d.name == SQLServer {
+		stmt = "EXEC " + name + " " + strings.Join(parts, ", ")
+	}
+	return stmt, func() ([]any, error) {
+		var args []any
+		for _, f := range fields {
+			v, err := value(f)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, v)
+		}
+		if p.KeyParam != "" {
+			if key == "" {
+				args = append(args, nil)
+			} else {
+				args = append(args, key)
+			}
+		}
+		return args, nil
+	}
+}
+
+// nameLock is a statement taking an exclusive lock on a name until the
+// transaction ends; none on SQLite, whose writes are serialised already.
+func (d *dialect) nameLock(name string) (string, any) {
+	sum := sha256.Sum256([]byte(name))
+	res := "gatehouse:" + hex.EncodeToString(sum[:16])
+	switch d.name {
+	case Postgres:
+		return "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", res
+	case SQLServer:
+		return appLock("?", "10000"), res
+	}
+	return "", nil
+}
+
+// appLock takes an application lock on SQL Server and fails when it
+// cannot: sp_getapplock reports a timeout in its return value, not as an
+// error.
+func appLock(resource, timeoutMS string) string {
+	return "DECLARE @r int; EXEC @r = sp_getapplock @Resource = " + resource + ", @LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = " +
+		timeoutMS + "; IF @r < 0 THROW 51000, 'gatehouse: could not take an application lock', 1;"
 }

@@ -1,0 +1,2 @@
+SELECT count(*) FROM gatehouse_users u WHERE (u.user_name_norm LIKE @p1 ESCAPE '\' AND coalesce(JSON_VALUE(u.extra, @p2), '') = @p3 AND u.status = @p4)
+SELECT u.id, u.user_name, u.external_id, u.email, u.display_name, u.given_name, u.family_name, u.extra, u.status, u.owner, u.version, u.created_at, u.updated_at FROM gatehouse_users u WHERE (u.user_name_norm LIKE @p1 ESCAPE '\' AND coalesce(JSON_VALUE(u.extra, @p2), '') = @p3 AND u.status = @p4) ORDER BY CASE WHEN u.email = '' THEN 1 ELSE 0 END, u.email, u.id OFFSET @p5 ROWS FETCH NEXT @p6 ROWS ONLY

@@ -114,7 +114,7 @@ type recorder struct {
 }
 
 func (r *recorder) Connect(context.Context) (driver.Conn, error) { return &recConn{r}, nil }
-func (r *recorder) Driver() driver.Driver                         { return nil }
+func (r *recorder) Driver() driver.Driver                        { return nil }
 
 func (r *recorder) record(s string) error {
 	r.mu.Lock()
@@ -137,9 +137,13 @@ func (r *recorder) statements() []string {
 
 type recConn struct{ r *recorder }
 
-func (c *recConn) Prepare(string) (driver.Stmt, error) { return nil, errors.New("recorder: no prepare") }
-func (c *recConn) Close() error                        { return nil }
-func (c *recConn) Begin() (driver.Tx, error)           { return c.BeginTx(context.Background(), driver.TxOptions{}) }
+func (c *recConn) Prepare(string) (driver.Stmt, error) {
+	return nil, errors.New("recorder: no prepare")
+}
+func (c *recConn) Close() error { return nil }
+func (c *recConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
 func (c *recConn) BeginTx(context.Context, driver.TxOptions) (driver.Tx, error) {
 	c.r.record("BEGIN")
 	return c, nil

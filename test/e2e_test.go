@@ -47,10 +47,10 @@ func TestFirstLoginCreatesUser(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("identity headers (-want +got):\n%s", diff)
 	}
-	if n := h.count(`SELECT count(*) FROM users WHERE user_name = 'alice' AND email = 'alice@example.com'`); n != 1 {
+	if n := h.count(`SELECT count(*) FROM gatehouse_users WHERE user_name = 'alice' AND email = 'alice@example.com'`); n != 1 {
 		t.Errorf("alice rows = %d", n)
 	}
-	if n := h.count(`SELECT count(*) FROM memberships WHERE source = 'jit:' || ?`, idpEntityID); n != 2 {
+	if n := h.count(`SELECT count(*) FROM gatehouse_memberships WHERE source = 'jit:' || ?`, idpEntityID); n != 2 {
 		t.Errorf("jit memberships = %d, want 2", n)
 	}
 	ev := h.auditEvents()
@@ -75,10 +75,10 @@ func TestChangedLoginUpdatesOnlyChangedFields(t *testing.T) {
 	if last["outcome"] != "updated" || !cmp.Equal(last["changed"], []any{"email", "groups"}) {
 		t.Errorf("second login audit = %v", last)
 	}
-	if h.count(`SELECT count(*) FROM users WHERE email = 'alice.archer@example.com' AND version = 2`) != 1 {
+	if h.count(`SELECT count(*) FROM gatehouse_users WHERE email = 'alice.archer@example.com' AND version = 2`) != 1 {
 		t.Error("email not updated")
 	}
-	if n := h.count(`SELECT count(*) FROM memberships`); n != 1 {
+	if n := h.count(`SELECT count(*) FROM gatehouse_memberships`); n != 1 {
 		t.Errorf("memberships = %d, want 1", n)
 	}
 
@@ -286,8 +286,8 @@ func TestLoginStateBoundToBrowser(t *testing.T) {
 	id, relay := h.startLogin(h.browser(), "/")
 	resp := h.post(h.browser(), h.signedResponse(h.spec(alice, id)), relay)
 	readAll(t, resp)
-	if resp.StatusCode != http.StatusForbidden || h.count(`SELECT count(*) FROM users`) != 0 {
-		t.Errorf("status %d, users %d", resp.StatusCode, h.count(`SELECT count(*) FROM users`))
+	if resp.StatusCode != http.StatusForbidden || h.count(`SELECT count(*) FROM gatehouse_users`) != 0 {
+		t.Errorf("status %d, users %d", resp.StatusCode, h.count(`SELECT count(*) FROM gatehouse_users`))
 	}
 }
 
@@ -325,10 +325,10 @@ func TestConcurrentFirstLoginsMakeOneAccount(t *testing.T) {
 			t.Errorf("login %d: status %d", i, code)
 		}
 	}
-	if got := h.count(`SELECT count(*) FROM users`); got != 1 {
+	if got := h.count(`SELECT count(*) FROM gatehouse_users`); got != 1 {
 		t.Errorf("users = %d, want 1", got)
 	}
-	if got := h.count(`SELECT count(*) FROM user_identities`); got != 1 {
+	if got := h.count(`SELECT count(*) FROM gatehouse_identities`); got != 1 {
 		t.Errorf("identities = %d, want 1", got)
 	}
 	created := 0
@@ -645,7 +645,7 @@ func TestChooserWithSeveralIdPs(t *testing.T) {
 	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/wiki" {
 		t.Fatalf("partner login: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
 	}
-	if n := h.count(`SELECT count(*) FROM user_identities WHERE idp = ?`, partnerEntityID); n != 1 {
+	if n := h.count(`SELECT count(*) FROM gatehouse_identities WHERE idp = ?`, partnerEntityID); n != 1 {
 		t.Errorf("partner identities = %d", n)
 	}
 }

@@ -348,10 +348,10 @@ type snapshot struct {
 func (h *harness) snapshot(t *testing.T) snapshot {
 	var s snapshot
 	db := h.db()
-	db.QueryRow(`SELECT count(*) FROM users`).Scan(&s.users)
-	db.QueryRow(`SELECT count(*) FROM user_identities`).Scan(&s.identities)
-	db.QueryRow(`SELECT count(*) FROM memberships`).Scan(&s.memberships)
-	db.QueryRow(`SELECT email, version FROM users WHERE user_name = 'alice'`).Scan(&s.email, &s.version)
+	db.QueryRow(`SELECT count(*) FROM gatehouse_users`).Scan(&s.users)
+	db.QueryRow(`SELECT count(*) FROM gatehouse_identities`).Scan(&s.identities)
+	db.QueryRow(`SELECT count(*) FROM gatehouse_memberships`).Scan(&s.memberships)
+	db.QueryRow(`SELECT email, version FROM gatehouse_users WHERE user_name = 'alice'`).Scan(&s.email, &s.version)
 	return s
 }
 

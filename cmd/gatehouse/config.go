@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -84,8 +85,21 @@ type IdPConfig struct {
 
 // StoreConfig chooses the user store. Exactly one backend is set.
 type StoreConfig struct {
-	SQLite *sqldir.Config  `yaml:"sqlite"`
-	LDAP   *ldapdir.Config `yaml:"ldap"`
+	SQLite    *sqldir.Config  `yaml:"sqlite"`
+	Postgres  *sqldir.Config  `yaml:"postgres"`
+	SQLServer *sqldir.Config  `yaml:"sqlserver"`
+	LDAP      *ldapdir.Config `yaml:"ldap"`
+}
+
+// sql lists the configured SQL backends by their section names.
+func (s StoreConfig) sql() map[string]*sqldir.Config {
+	out := map[string]*sqldir.Config{}
+	for name, c := range map[string]*sqldir.Config{sqldir.SQLite: s.SQLite, sqldir.Postgres: s.Postgres, sqldir.SQLServer: s.SQLServer} {
+		if c != nil {
+			out[name] = c
+		}
+	}
+	return out
 }
 
 // decodeConfig reads one YAML document strictly: unknown keys, a second
@@ -150,6 +164,10 @@ func (f *File) withDefaults() {
 	if f.Store.LDAP != nil {
 		*f.Store.LDAP = f.Store.LDAP.WithDefaults()
 	}
+	for name, c := range f.Store.sql() {
+		c.Dialect = name
+		*c = c.WithDefaults()
+	}
 	if f.SCIM != nil {
 		f.SCIM.Config = f.SCIM.Config.WithDefaults()
 	}
@@ -202,6 +220,17 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 		if m := envRef.FindStringSubmatch(l.BindPassword); m == nil {
 			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a password in the config file would be readable by anyone who can read the file (or use bind_password_file)", key))
 		} else if l.BindPassword = getenv(m[1]); l.BindPassword == "" {
+			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+		}
+	}
+	for name, c := range f.Store.sql() {
+		if c.DSN == "" {
+			continue
+		}
+		key := "store." + name + ".dsn"
+		if m := envRef.FindStringSubmatch(c.DSN); m == nil {
+			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a DSN can hold a password, which would be readable by anyone who can read the config file (or use dsn_file)", key))
+		} else if c.DSN = getenv(m[1]); c.DSN == "" {
 			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
 		}
 	}
@@ -266,16 +295,27 @@ func (f *File) validate() []error {
 	if f.SCIM != nil {
 		add("scim.", f.SCIM.Config.Validate())
 	}
+	backends := slices.Sorted(maps.Keys(f.Store.sql()))
+	if f.Store.LDAP != nil {
+		backends = append(backends, "ldap")
+	}
 	switch {
-	case f.Store.SQLite != nil && f.Store.LDAP != nil:
-		errs = append(errs, errors.New("store: choose one backend, not both sqlite and ldap"))
-	case f.Store.SQLite != nil:
-		add("store.sqlite.", f.Store.SQLite.Validate())
+	case len(backends) > 1:
+		errs = append(errs, fmt.Errorf("store: choose one backend, not %s", strings.Join(backends, " and ")))
 	case f.Store.LDAP != nil:
 		add("store.ldap.", f.Store.LDAP.Validate())
 		errs = append(errs, f.checkLDAPFields()...)
+	case len(backends) == 1:
+		c := f.Store.sql()[backends[0]]
+		add("store."+backends[0]+".", c.Validate())
+		if c.Mapped != nil {
+			errs = append(errs, f.checkMappedFields(backends[0], c.Mapped)...)
+			if f.SCIM != nil {
+				errs = append(errs, fmt.Errorf("scim: the store maps an application's tables (store.%s.mapped), which SCIM cannot serve yet; use gatehouse's own tables or turn SCIM off", backends[0]))
+			}
+		}
 	default:
-		errs = append(errs, errors.New("store: choose a backend, e.g. store.sqlite.path or store.ldap.url"))
+		errs = append(errs, errors.New("store: choose a backend, e.g. store.sqlite.path, store.postgres.dsn or store.ldap.url"))
 	}
 	for i, p := range f.IdPs {
 		if p.MetadataFile != "" {
@@ -288,6 +328,9 @@ func (f *File) validate() []error {
 		"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile}
 	if l := f.Store.LDAP; l != nil {
 		files["store.ldap.ca_file"], files["store.ldap.bind_password_file"] = l.CAFile, l.BindPasswordFile
+	}
+	for name, c := range f.Store.sql() {
+		files["store."+name+".dsn_file"] = c.DSNFile
 	}
 	for key, path := range files {
 		if path != "" {
@@ -307,6 +350,21 @@ func (f *File) checkLDAPFields() []error {
 		for name := range p.Mapping.Extra {
 			if _, ok := f.Store.LDAP.Attributes[name]; !ok {
 				errs = append(errs, fmt.Errorf("idps[%d].mapping.extra.%s: store.ldap.attributes maps no LDAP attribute for it", i, name))
+			}
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// checkMappedFields reports fields that an IdP mapping fills but the
+// application's table has no column for: their values would be dropped.
+func (f *File) checkMappedFields(backend string, m *sqldir.MappedConfig) []error {
+	var errs []error
+	for i, p := range f.IdPs {
+		for name := range p.Mapping.Extra {
+			if _, ok := m.Users.Columns[name]; !ok {
+				errs = append(errs, fmt.Errorf("idps[%d].mapping.extra.%s: store.%s.mapped.users.columns maps no column for it", i, name, backend))
 			}
 		}
 	}

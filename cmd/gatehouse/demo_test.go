@@ -102,7 +102,7 @@ func TestDemoLoginWithRealIdP(t *testing.T) {
 	defer db.Close()
 	var email, display string
 	var version int
-	if err := db.QueryRow(`SELECT email, display_name, version FROM users WHERE user_name = 'alice'`).Scan(&email, &display, &version); err != nil {
+	if err := db.QueryRow(`SELECT email, display_name, version FROM gatehouse_users WHERE user_name = 'alice'`).Scan(&email, &display, &version); err != nil {
 		t.Fatalf("alice not in the store: %v", err)
 	}
 	if email != "alice@example.com" || display != "Alice Archer" {
@@ -127,14 +127,14 @@ func TestDemoLoginWithRealIdP(t *testing.T) {
 		t.Errorf("upstream page after change:\n%s", page)
 	}
 	var version2 int
-	if err := db.QueryRow(`SELECT email, version FROM users WHERE user_name = 'alice'`).Scan(&email, &version2); err != nil {
+	if err := db.QueryRow(`SELECT email, version FROM gatehouse_users WHERE user_name = 'alice'`).Scan(&email, &version2); err != nil {
 		t.Fatal(err)
 	}
 	if email != "alice.archer@example.com" || version2 != version+1 {
 		t.Errorf("after change: email %q version %d (was %d)", email, version2, version)
 	}
 	var groups int
-	db.QueryRow(`SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.user_name = 'alice'`).Scan(&groups)
+	db.QueryRow(`SELECT count(*) FROM gatehouse_memberships m JOIN gatehouse_users u ON u.id = m.user_id WHERE u.user_name = 'alice'`).Scan(&groups)
 	if groups != 1 {
 		t.Errorf("alice has %d memberships, want 1 (staff)", groups)
 	}

@@ -61,11 +61,14 @@ func serveCommand(ctx context.Context, path string, stderr io.Writer) error {
 // openStore opens the configured backend. This is the only place a
 // backend is chosen.
 func openStore(ctx context.Context, f *File) (provision.Store, error) {
-	switch {
-	case f.Store.SQLite != nil:
-		return sqldir.Open(ctx, *f.Store.SQLite)
-	case f.Store.LDAP != nil:
+	if f.Store.LDAP != nil {
 		return ldapdir.New(*f.Store.LDAP)
+	}
+	for _, c := range f.Store.sql() {
+		if c.Mapped != nil {
+			return sqldir.OpenMapped(ctx, *c)
+		}
+		return sqldir.Open(ctx, *c)
 	}
 	return nil, errors.New("store: no backend configured")
 }
@@ -83,6 +86,21 @@ func liveChecks(ctx context.Context, f *File) []error {
 		} else if dir, err := os.Stat(filepath.Dir(s.Path)); err != nil || !dir.IsDir() {
 			errs = append(errs, fmt.Errorf("store.sqlite.path: directory %s does not exist", filepath.Dir(s.Path)))
 		}
+	}
+	for name, c := range f.Store.sql() {
+		if name == sqldir.SQLite {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		for _, e := range sqldir.Check(cctx, *c) {
+			if strings.HasPrefix(e.Error(), "users.") || strings.HasPrefix(e.Error(), "groups.") ||
+				strings.HasPrefix(e.Error(), "memberships.") || strings.HasPrefix(e.Error(), "procedure.") {
+				errs = append(errs, fmt.Errorf("store.%s.mapped.%w", name, e)) // a key path
+			} else {
+				errs = append(errs, fmt.Errorf("store.%s: %w", name, e))
+			}
+		}
+		cancel()
 	}
 	if l := f.Store.LDAP; l != nil {
 		st, err := ldapdir.New(*l)

@@ -18,13 +18,16 @@ test: vet test-deps ## run every test, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Debian packages the tests use: chromium for the real-browser test,
-# slapd and ldap-utils for the directory tests. Installing slapd must not
-# start Debian's own directory server, so service starts are denied while
-# it installs (policy-rc.d), unless the machine already denies them.
+# slapd and ldap-utils for the directory tests, postgresql for the SQL
+# tests (the harness runs its own throwaway clusters with initdb).
+# Installing them must not start Debian's own servers, so service starts
+# are denied while they install (policy-rc.d), unless the machine already
+# denies them.
 test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	{ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing="$$missing slapd ldap-utils"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			rcd=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rcd=1; fi; \

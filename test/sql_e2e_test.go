@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -126,4 +127,68 @@ func TestMappedPostgresEndToEnd(t *testing.T) {
 	if resp := h.login(h.browser(), "/", alice); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("login of a row the application disabled: %d, want 403", resp.StatusCode)
 	}
+}
+
+// BenchmarkSQLLogins compares logins with the user store in PostgreSQL
+// (gatehouse's own tables, and an application's table) to the same logins
+// on SQLite, in one run: the repeat login of an unchanged user and the
+// first login of new users.
+func BenchmarkSQLLogins(b *testing.B) {
+	const repeat, first = 2000, 300
+	per := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) * 4 } // 4 workers
+	run := func(name string, store provision.Store) (time.Duration, time.Duration) {
+		h := newHarness(b, options{base: goldenBase, store: store})
+		h.upstream.discard = true
+		firstLogin(b, h, alice)
+		r := timeLogins(b, h, prepareLogins(b, h, repeat, func(int) person { return alice }))
+		f := timeLogins(b, h, prepareLogins(b, h, first, func(i int) person {
+			p := alice
+			p.nameID, p.uid, p.mail = fmt.Sprintf("%s-%05d", name, i), fmt.Sprintf("user%05d", i), fmt.Sprintf("user%05d@example.com", i)
+			return p
+		}))
+		return r, f
+	}
+	sqRepeat, sqFirst := run("sqlite", nil)
+
+	c := pgtest.Shared(b)
+	pg, err := sqldir.Open(context.Background(), sqldir.Config{Dialect: sqldir.Postgres, DSN: c.Database(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pg.Close() })
+	pgRepeat, pgFirst := run("pg", pg)
+
+	dsn := c.Database(b)
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TABLE tbl_user (user_id serial PRIMARY KEY, logon varchar(64) NOT NULL, email varchar(120),
+		full_name varchar(120), given varchar(64), surname varchar(64));
+		CREATE TABLE tbl_role (role_id serial PRIMARY KEY, role_name varchar(64) NOT NULL);
+		CREATE TABLE tbl_user_role (user_id integer NOT NULL, role_id integer NOT NULL, PRIMARY KEY (user_id, role_id))`); err != nil {
+		b.Fatal(err)
+	}
+	mapped, err := sqldir.OpenMapped(context.Background(), sqldir.Config{Dialect: sqldir.Postgres, DSN: dsn, Mapped: &sqldir.MappedConfig{
+		Users: sqldir.UserTable{Table: "tbl_user", Key: "user_id", Columns: map[string]string{provision.FieldUserName: "logon",
+			provision.FieldEmail: "email", provision.FieldDisplayName: "full_name", provision.FieldGivenName: "given", provision.FieldFamilyName: "surname"}},
+		Groups:      &sqldir.GroupTable{Table: "tbl_role", Key: "role_id", Name: "role_name"},
+		Memberships: &sqldir.MembershipTable{Table: "tbl_user_role", User: "user_id", Group: "role_id"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { mapped.Close() })
+	mRepeat, mFirst := run("mapped", mapped)
+
+	b.ReportMetric(per(sqRepeat, repeat), "sqlite-repeat-µs/login")
+	b.ReportMetric(per(pgRepeat, repeat), "pg-repeat-µs/login")
+	b.ReportMetric(per(mRepeat, repeat), "pg-mapped-repeat-µs/login")
+	b.ReportMetric(float64(pgRepeat)/float64(sqRepeat), "pg/sqlite-repeat-ratio")
+	b.ReportMetric(float64(mRepeat)/float64(sqRepeat), "pg-mapped/sqlite-repeat-ratio")
+	b.ReportMetric(per(sqFirst, first), "sqlite-first-µs/login")
+	b.ReportMetric(per(pgFirst, first), "pg-first-µs/login")
+	b.ReportMetric(per(mFirst, first), "pg-mapped-first-µs/login")
+	b.ReportMetric(float64(pgFirst)/float64(sqFirst), "pg/sqlite-first-ratio")
+	b.ReportMetric(float64(mFirst)/float64(sqFirst), "pg-mapped/sqlite-first-ratio")
 }

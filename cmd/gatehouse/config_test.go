@@ -179,22 +179,29 @@ func TestExampleStoreSectionsAreValid(t *testing.T) {
 	if !ok || !ok2 {
 		t.Fatal("gatehouse.example.yaml: no store section followed by log")
 	}
-	for _, name := range []string{"store-openldap.example.yaml", "store-active-directory.example.yaml"} {
+	dsnFile := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(dsnFile, []byte("postgres://gatehouse@db.example.test/app\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"store-openldap.example.yaml", "store-active-directory.example.yaml",
+		"store-sqlserver-mapped.example.yaml", "store-postgres.example.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			store, err := os.ReadFile(filepath.Join("..", "..", "deploy", name))
 			if err != nil {
 				t.Fatal(err)
 			}
+			store = []byte(strings.ReplaceAll(string(store), "/run/secrets/gatehouse-db-dsn", dsnFile))
 			f, err := decodeConfig(strings.NewReader(head + "\n" + string(store) + "\nlog:\n" + tail))
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := map[string]string{"GATEHOUSE_COOKIE_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "GATEHOUSE_LDAP_PASSWORD": "x"}
+			env := map[string]string{"GATEHOUSE_COOKIE_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "GATEHOUSE_LDAP_PASSWORD": "x",
+				"GATEHOUSE_DB_DSN": "sqlserver://gatehouse@db.example.test?database=app"}
 			if err := f.prepare(func(k string) string { return env[k] }); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
-			if f.Store.LDAP == nil {
-				t.Error("no ldap store decoded")
+			if f.Store.LDAP == nil && len(f.Store.sql()) == 0 || f.Store.SQLite != nil {
+				t.Error("the example's store section was not decoded in place of sqlite")
 			}
 		})
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,11 +25,7 @@ const (
 // onPostgres switches newEnv from SQLite to PostgreSQL (TestPostgres).
 var onPostgres bool
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestPostgres runs the tests that reach the store again on PostgreSQL:
 // the same filters, paging, versions and corpus, pushed down as its SQL.

@@ -3,18 +3,13 @@ package main
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 
 	"gatehouse/test/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const legacyTable = `CREATE TABLE app_users (
 	usr_id    serial PRIMARY KEY,

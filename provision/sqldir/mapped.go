@@ -851,21 +851,25 @@ func (m *Mapped) insertRow(ctx context.Context, q querier, u provision.User) (st
 	if m.disabled != nil && m.disabled.EnabledValue != "" {
 		cols, args = append(cols, m.disCol.name), append(args, m.disabled.EnabledValue)
 	}
+	return m.insertReturningKey(ctx, q, m.users, m.key, cols, args, "create user in "+m.cfg.Users.Table)
+}
+
+// insertReturningKey inserts one row and reads back its key as text. On
+// SQL Server the key comes through OUTPUT ... INTO a table variable: a
+// bare OUTPUT clause fails on tables with triggers, which legacy tables
+// often have.
+func (m *Mapped) insertReturningKey(ctx context.Context, q querier, table, key string, cols []string, args []any, what string) (string, error) {
 	ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
-	var stmt string
+	stmt := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (` + ph + `) RETURNING ` + m.d.text(key)
 	if m.d.name == SQLServer {
-		// OUTPUT ... INTO a table variable: a bare OUTPUT clause fails on
-		// tables with triggers, which legacy tables often have.
-		stmt = `DECLARE @k TABLE (k nvarchar(4000)); INSERT INTO ` + m.users + ` (` + strings.Join(cols, ", ") + `) OUTPUT ` +
-			`CAST(INSERTED.` + m.key + ` AS nvarchar(4000)) INTO @k VALUES (` + ph + `); SELECT k FROM @k;`
-	} else {
-		stmt = `INSERT INTO ` + m.users + ` (` + strings.Join(cols, ", ") + `) VALUES (` + ph + `) RETURNING ` + m.d.text(m.key)
+		stmt = `DECLARE @k TABLE (k nvarchar(4000)); INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) OUTPUT ` +
+			`CAST(INSERTED.` + key + ` AS nvarchar(4000)) INTO @k VALUES (` + ph + `); SELECT k FROM @k;`
 	}
-	var key string
-	if err := q.QueryRowContext(ctx, stmt, args...).Scan(&key); err != nil {
-		return "", m.mapWriteErr("create user in "+m.cfg.Users.Table, err)
+	var k string
+	if err := q.QueryRowContext(ctx, stmt, args...).Scan(&k); err != nil {
+		return "", m.mapWriteErr(what, err)
 	}
-	return key, nil
+	return k, nil
 }
 
 // updateRow writes the changed fields (or calls the procedure).
@@ -1044,19 +1048,7 @@ func (m *Mapped) ensureGroup(ctx context.Context, q querier, name string) (strin
 		}
 		cols, args = append(cols, g.key), append(args, id.String())
 	}
-	ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
-	var stmt string
-	if m.d.name == SQLServer {
-		stmt = `DECLARE @k TABLE (k nvarchar(4000)); INSERT INTO ` + g.table + ` (` + strings.Join(cols, ", ") + `) OUTPUT CAST(INSERTED.` +
-			g.key + ` AS nvarchar(4000)) INTO @k VALUES (` + ph + `); SELECT k FROM @k;`
-	} else {
-		stmt = `INSERT INTO ` + g.table + ` (` + strings.Join(cols, ", ") + `) VALUES (` + ph + `) RETURNING ` + m.d.text(g.key)
-	}
-	var k string
-	if err := q.QueryRowContext(ctx, stmt, args...).Scan(&k); err != nil {
-		return "", m.mapWriteErr("create group in "+m.cfg.Groups.Table, err)
-	}
-	return k, nil
+	return m.insertReturningKey(ctx, q, g.table, g.key, cols, args, "create group in "+m.cfg.Groups.Table)
 }
 
 // User returns the user whose row has the given key.

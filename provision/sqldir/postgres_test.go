@@ -2,7 +2,6 @@ package sqldir_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"gatehouse/provision"
@@ -11,11 +10,7 @@ import (
 	"gatehouse/test/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // openPostgres opens a managed store in a new database of the shared
 // cluster.

@@ -264,3 +264,11 @@ func StopShared() {
 		shared.Remove()
 	}
 }
+
+// Main runs a package's tests and then removes its shared cluster: call
+// it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}

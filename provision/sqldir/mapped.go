@@ -892,6 +892,16 @@ func (m *Mapped) updateRow(ctx context.Context, q querier, old, u provision.User
 	if len(sets) == 0 {
 		return nil // only memberships changed
 	}
+	if provision.NormalizeName(old.UserName) != provision.NormalizeName(u.UserName) {
+		// gatehouse's unique index covers only the rows it tracks.
+		keys, err := m.findByName(ctx, q, u.UserName)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(keys, func(k string) bool { return k != u.ID }) {
+			return fmt.Errorf("sqldir: user name %q is taken in %s: %w", u.UserName, m.cfg.Users.Table, provision.ErrConflict)
+		}
+	}
 	if m.proc != nil {
 		_, err := m.call(ctx, q, u.ID, u)
 		return err

@@ -293,3 +293,21 @@ func TestMappedConcurrentFirstLoginsOneRow(t *testing.T) {
 		})
 	}
 }
+
+// TestMappedRenameToTakenName: a login that renames its user to the name
+// of another row of the application is refused, and nothing changes.
+func TestMappedRenameToTakenName(t *testing.T) {
+	s, raw, _ := openMappedPostgres(t)
+	defer s.Close()
+	ctx := context.Background()
+	mustExec(t, raw, `INSERT INTO legacy.app_users (login_nm) VALUES ('Frank')`)
+	if _, err := s.Provision(ctx, mappedLogin("gina-subject", "gina")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Provision(ctx, mappedLogin("gina-subject", "frank")); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("rename onto an application row's name: err = %v, want ErrConflict", err)
+	}
+	if names := queryStrings(t, raw, `SELECT login_nm FROM legacy.app_users ORDER BY usr_id`); !equal(names, []string{"Frank", "gina"}) {
+		t.Errorf("names = %v, want [Frank gina]", names)
+	}
+}

@@ -30,6 +30,9 @@ type Config struct {
 	UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
 	// JITTimeout bounds the store work of one login; default 5s.
 	JITTimeout time.Duration `yaml:"jit_timeout"`
+	// Authorization is the ordered list of rules applied before a request
+	// is proxied (after PublicPaths).
+	Authorization []Rule `yaml:"authorization"`
 }
 
 // HeaderConfig names the identity headers sent upstream.
@@ -120,6 +123,14 @@ func (c Config) Validate() error {
 			add("public_paths[%d]: must be an absolute path outside the reserved prefix, got %q", i, p)
 		}
 	}
+	for i, r := range c.Authorization {
+		for _, e := range flatten(r.validate()) {
+			add("authorization[%d].%w", i, e)
+		}
+		if r.Path != "" && reserved(r.Path, c.Prefix) {
+			add("authorization[%d].path: %q is under the reserved prefix, which is never proxied", i, r.Path)
+		}
+	}
 	if c.UserCacheTTL < time.Second || c.UserCacheTTL > time.Hour {
 		add("user_cache_ttl: must be between 1s and 1h")
 	}
@@ -127,4 +138,15 @@ func (c Config) Validate() error {
 		add("jit_timeout: must be between 100ms and 1m")
 	}
 	return errors.Join(errs...)
+}
+
+// flatten undoes errors.Join.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

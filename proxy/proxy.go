@@ -53,6 +53,7 @@ type Proxy struct {
 	headers  headerSet
 	users    *userCache
 	public   []string
+	rules    []rule
 }
 
 // loginCookiePrefix names the short-lived cookies that bind a login's
@@ -72,7 +73,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p := &Proxy{
 		cfg: cfg, log: opts.Logger, audit: opts.Logger.Named("audit"), sessions: opts.Sessions, store: opts.Store,
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
-		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths,
+		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
 		cookies: []string{opts.Sessions.CookieName()},
 	}
 	if p.now == nil {
@@ -137,8 +138,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveReserved(w, r)
 		return
 	}
-	if p.isPublic(r.URL.Path) {
+	rl := p.decide(r)
+	if p.isPublic(r.URL.Path) || rl != nil && rl.effect == AllowPublic {
 		p.rp.ServeHTTP(w, r)
+		return
+	}
+	if rl != nil && rl.effect == AllowDeny {
+		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
+			Err: fmt.Errorf("authorization[%d] denies %s %s", rl.index, r.Method, r.URL.Path)})
 		return
 	}
 	s, ok := p.sessions.Load(r)
@@ -159,6 +166,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !id.active:
 		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "inactive",
 			Err: fmt.Errorf("user %s is deactivated", id.userID)})
+		return
+	case rl != nil && rl.effect == effectRequire && !rl.permits(&id.user):
+		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
+			Err: fmt.Errorf("authorization[%d] refuses user %s for %s %s", rl.index, id.userID, r.Method, r.URL.Path)})
 		return
 	}
 	p.sessions.Touch(w, s)
@@ -201,7 +212,7 @@ func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) 
 }
 
 func (p *Proxy) identityOf(u provision.User, now time.Time) *identity {
-	return &identity{userID: u.ID, active: u.Active, headers: p.headers.build(u), fetched: now}
+	return &identity{userID: u.ID, active: u.Active, user: u, headers: p.headers.build(u), fetched: now}
 }
 
 func (p *Proxy) unauthenticated(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@ import (
 type identity struct {
 	userID  string
 	active  bool
+	user    provision.User // for authorization rules
 	headers []header
 	fetched time.Time
 	// ephemeral entries come from a login that continued without the

@@ -50,6 +50,7 @@ type options struct {
 	partner              bool            // a second IdP, "partner", signing with the other key
 	store                provision.Store // default: SQLite in a temp dir
 	scim                 bool            // serve SCIM with scimToken
+	authorization        []proxy.Rule
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -174,7 +175,10 @@ func newHarness(t testing.TB, o options) *harness {
 	if o.mapping != nil {
 		mapping = *o.mapping
 	}
-	pcfg := proxy.Config{Upstream: h.upstream.server.URL, PublicPaths: o.publicPaths}.WithDefaults()
+	pcfg := proxy.Config{Upstream: h.upstream.server.URL, PublicPaths: o.publicPaths, Authorization: o.authorization}.WithDefaults()
+	if err := pcfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	scfg := session.Config{
 		BaseURL: h.base,
 		Cookie:  session.CookieConfig{Insecure: strings.HasPrefix(h.base, "http:")},

@@ -250,3 +250,29 @@ store:`, 1) + "scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n"
 		t.Errorf("exit %d:\n%s", code, errOut)
 	}
 }
+
+// TestAuthorizationSection: the rules decode from the file and their
+// problems carry key paths.
+func TestAuthorizationSection(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	good := goodConfig + `authorization:
+  - {path: /static/, allow: public}
+  - path: /admin/
+    methods: [GET, POST]
+    require: {any_of: {groups: [admins]}}
+  - {pattern: "^/internal(/|$)", allow: deny}
+`
+	if code, _, errOut := check(t, writeConfig(t, good)); code != 0 {
+		t.Fatalf("good rules: exit %d: %s", code, errOut)
+	}
+	bad := goodConfig + `authorization:
+  - {path: /admin/, allow: admins}
+  - {path: /x/, require: {all_of: {}}}
+`
+	code, _, errOut := check(t, writeConfig(t, bad))
+	for _, want := range []string{`authorization[0].allow: "admins" is not public`, "authorization[1].require.all_of: names no group"} {
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, no %q in:\n%s", code, want, errOut)
+		}
+	}
+}

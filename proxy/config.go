@@ -33,6 +33,9 @@ type Config struct {
 	// Authorization is the ordered list of rules applied before a request
 	// is proxied (after PublicPaths).
 	Authorization []Rule `yaml:"authorization"`
+	// SignedIdentity, when set, adds a signed JWT describing the user to
+	// every proxied request.
+	SignedIdentity *SignedIdentityConfig `yaml:"signed_identity"`
 }
 
 // HeaderConfig names the identity headers sent upstream.
@@ -84,6 +87,11 @@ func (c Config) WithDefaults() Config {
 	if c.JITTimeout == 0 {
 		c.JITTimeout = 5 * time.Second
 	}
+	if c.SignedIdentity != nil {
+		si := *c.SignedIdentity
+		si.withDefaults(c.Upstream)
+		c.SignedIdentity = &si
+	}
 	return c
 }
 
@@ -129,6 +137,11 @@ func (c Config) Validate() error {
 		}
 		if r.Path != "" && reserved(r.Path, c.Prefix) {
 			add("authorization[%d].path: %q is under the reserved prefix, which is never proxied", i, r.Path)
+		}
+	}
+	if c.SignedIdentity != nil {
+		for _, e := range flatten(c.SignedIdentity.validate()) {
+			add("signed_identity.%w", e)
 		}
 	}
 	if c.UserCacheTTL < time.Second || c.UserCacheTTL > time.Hour {

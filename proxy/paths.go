@@ -15,6 +15,7 @@ const (
 	PathLogout   = "logout"
 	PathHealthz  = "healthz"
 	PathReadyz   = "readyz"
+	PathJWKS     = "jwks.json"
 	PathSCIM     = "scim/v2/"
 )
 

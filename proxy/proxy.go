@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,6 +34,9 @@ type Options struct {
 	// SCIM, when set, serves everything under the reserved SCIM path
 	// (PathSCIM); otherwise those paths answer 404.
 	SCIM http.Handler
+	// IdentityKeys sign the identity JWT when Config.SignedIdentity is
+	// set (see ParseIdentityKey); the first signs, all are published.
+	IdentityKeys []*ecdsa.PrivateKey
 }
 
 // Proxy is gatehouse's http.Handler.
@@ -54,6 +58,7 @@ type Proxy struct {
 	users    *userCache
 	public   []string
 	rules    []rule
+	signer   *signer // nil unless signed_identity is on
 }
 
 // loginCookiePrefix names the short-lived cookies that bind a login's
@@ -79,7 +84,15 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	p.strip = newStripper(p.headers.names(), cfg.Headers.StripPrefix)
+	stripped := p.headers.names()
+	if si := cfg.SignedIdentity; si != nil {
+		var err error
+		if p.signer, err = newSigner(*si, opts.IdentityKeys); err != nil {
+			return nil, err
+		}
+		stripped = append(stripped, p.signer.header)
+	}
+	p.strip = newStripper(stripped, cfg.Headers.StripPrefix)
 
 	transport := opts.Transport
 	if transport == nil {
@@ -111,6 +124,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.routes[pre+PathLogout] = http.HandlerFunc(opts.Sessions.ServeLogout)
 	p.routes[pre+PathHealthz] = http.HandlerFunc(p.healthz)
 	p.routes[pre+PathReadyz] = http.HandlerFunc(p.readyz)
+	if p.signer != nil {
+		p.routes[pre+PathJWKS] = http.HandlerFunc(p.signer.serveJWKS)
+	}
 	p.scim = opts.SCIM
 	return p, nil
 }
@@ -123,6 +139,14 @@ func (p *Proxy) prepare(h http.Header, id *identity) {
 	stripCookies(h, p.cookies, []string{loginCookiePrefix})
 	if id != nil {
 		id.set(h)
+		if p.signer != nil {
+			tok, err := p.signer.tokenFor(id, p.now())
+			if err != nil {
+				p.log.Error("sign identity token", zap.String("user_id", id.userID), zap.Error(err))
+				return
+			}
+			h[p.signer.header] = []string{tok}
+		}
 	}
 }
 
@@ -202,10 +226,10 @@ func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) 
 		return nil, err
 	case e != nil:
 		p.log.Warn("user store unavailable; serving cached identity", zap.String("user_id", userID), zap.Error(err))
-		retry := *e
-		retry.fetched = now.Add(-p.cfg.UserCacheTTL + 5*time.Second)
-		p.users.put(&retry)
-		return &retry, nil
+		retry := &identity{userID: e.userID, active: e.active, user: e.user, headers: e.headers, ephemeral: e.ephemeral,
+			fetched: now.Add(-p.cfg.UserCacheTTL + 5*time.Second)}
+		p.users.put(retry)
+		return retry, nil
 	default:
 		return nil, fmt.Errorf("read user: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -17,7 +18,8 @@ import (
 type identity struct {
 	userID  string
 	active  bool
-	user    provision.User // for authorization rules
+	user    provision.User // for authorization rules and the identity token
+	token   atomic.Pointer[signedToken]
 	headers []header
 	fetched time.Time
 	// ephemeral entries come from a login that continued without the

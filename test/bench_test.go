@@ -1,6 +1,9 @@
 package test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log"
@@ -82,23 +85,8 @@ func BenchmarkAuthenticatedProxy(b *testing.B) {
 		b.Fatal("wrk is required: apt-get install wrk (make bench does this)")
 	}
 	h := newHarness(b, options{})
-	// The fake clock stays at t0, so the session cannot expire mid-run.
-	body := []byte(strings.Repeat("x", 1024))
-	h.upstream.handler = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write(body)
-	}
-	h.upstream.discard = true
-
-	c := h.browser()
-	resp := h.login(c, "/", alice)
-	resp.Body.Close()
-	u, _ := url.Parse(h.base)
-	var cookies []string
-	for _, ck := range c.Jar.Cookies(u) {
-		cookies = append(cookies, ck.Name+"="+ck.Value)
-	}
-	cookie := strings.Join(cookies, "; ")
+	cookie := benchSession(b, h)
+	body := benchBody
 
 	target, _ := url.Parse(h.upstream.server.URL)
 	bare := httptest.NewServer(&httputil.ReverseProxy{
@@ -153,6 +141,60 @@ func BenchmarkAuthenticatedProxy(b *testing.B) {
 		b.Logf("round %d: gatehouse %.0f req/s p50 %v p99 %v | bare %.0f req/s p50 %v p99 %v", i+1,
 			g[i].rps, g[i].p50, g[i].p99, base[i].rps, base[i].p50, base[i].p99)
 	}
+}
+
+var benchBody = []byte(strings.Repeat("x", 1024))
+
+// benchSession makes the upstream answer a 1 KiB page, logs alice in and
+// returns her Cookie header. The fake clock stays at t0, so the session
+// cannot expire mid-run.
+func benchSession(b *testing.B, h *harness) string {
+	b.Helper()
+	h.upstream.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(benchBody)
+	}
+	h.upstream.discard = true
+	c := h.browser()
+	resp := h.login(c, "/", alice)
+	resp.Body.Close()
+	u, _ := url.Parse(h.base)
+	var cookies []string
+	for _, ck := range c.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	return strings.Join(cookies, "; ")
+}
+
+// BenchmarkSignedIdentity: authenticated throughput with the signed
+// identity JWT against the same gatehouse without it, in alternating wrk
+// rounds of one run; it reports both, their ratio and the added time per
+// request.
+func BenchmarkSignedIdentity(b *testing.B) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Fatal("wrk is required: apt-get install wrk (make bench does this)")
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	plain := newHarness(b, options{})
+	signed := newHarness(b, options{identityKeys: []*ecdsa.PrivateKey{key}})
+	plainCookie, signedCookie := benchSession(b, plain), benchSession(b, signed)
+	runWrk(b, plain.base+"/warmup", plainCookie, time.Second)
+	runWrk(b, signed.base+"/warmup", signedCookie, time.Second)
+	const rounds = 3
+	d := 5 * time.Second
+	var without, with []float64
+	b.ResetTimer()
+	for range rounds {
+		without = append(without, runWrk(b, plain.base+"/page", plainCookie, d).rps)
+		with = append(with, runWrk(b, signed.base+"/page", signedCookie, d).rps)
+	}
+	b.StopTimer()
+	w, wo := median(with), median(without)
+	b.ReportMetric(wo, "without-jwt-req/s")
+	b.ReportMetric(w, "with-jwt-req/s")
+	b.ReportMetric(w/wo, "throughput-ratio")
+	// Two cores serve the requests: per-request CPU added, roughly.
+	b.ReportMetric((1/w-1/wo)*2e6, "added-µs/request")
 }
 
 // benchPool gives the baseline the same buffer reuse gatehouse has, so the

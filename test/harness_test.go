@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
@@ -51,6 +52,7 @@ type options struct {
 	store                provision.Store // default: SQLite in a temp dir
 	scim                 bool            // serve SCIM with scimToken
 	authorization        []proxy.Rule
+	identityKeys         []*ecdsa.PrivateKey // turn on signed_identity
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -175,7 +177,11 @@ func newHarness(t testing.TB, o options) *harness {
 	if o.mapping != nil {
 		mapping = *o.mapping
 	}
-	pcfg := proxy.Config{Upstream: h.upstream.server.URL, PublicPaths: o.publicPaths, Authorization: o.authorization}.WithDefaults()
+	pcfg := proxy.Config{Upstream: h.upstream.server.URL, PublicPaths: o.publicPaths, Authorization: o.authorization}
+	if o.identityKeys != nil {
+		pcfg.SignedIdentity = &proxy.SignedIdentityConfig{Issuer: h.base, KeyFiles: []string{"(given to the harness)"}}
+	}
+	pcfg = pcfg.WithDefaults()
 	if err := pcfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +219,7 @@ func newHarness(t testing.TB, o options) *harness {
 		t.Fatal(err)
 	}
 	popts := proxy.Options{Logger: logger.Named("proxy"), Sessions: h.sessions, Store: h.store, Pages: pages,
-		Now: h.clock.Now, IdPs: policies}
+		Now: h.clock.Now, IdPs: policies, IdentityKeys: o.identityKeys}
 	if sc != nil {
 		popts.SCIM = sc
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -48,6 +49,9 @@ type File struct {
 	Store           StoreConfig   `yaml:"store"`
 	// SCIM enables the SCIM 2.0 endpoint under the reserved prefix.
 	SCIM *SCIMConfig `yaml:"scim"`
+
+	// identityKeys are signed_identity.key_files, read by resolveSecrets.
+	identityKeys []*ecdsa.PrivateKey
 }
 
 // SCIMConfig is the scim section: the package's settings plus where the
@@ -154,6 +158,9 @@ func (f *File) withDefaults() {
 	if f.MetadataRefresh == 0 {
 		f.MetadataRefresh = 24 * time.Hour
 	}
+	if si := f.Proxy.SignedIdentity; si != nil && si.Issuer == "" {
+		si.Issuer = f.Session.BaseURL
+	}
 	f.Proxy = f.Proxy.WithDefaults()
 	f.Session.Endpoints = proxy.Endpoints(f.Proxy.Prefix)
 	f.Session.IdPs = f.Session.IdPs[:0]
@@ -232,6 +239,23 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a DSN can hold a password, which would be readable by anyone who can read the config file (or use dsn_file)", key))
 		} else if c.DSN = getenv(m[1]); c.DSN == "" {
 			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+		}
+	}
+	if si := f.Proxy.SignedIdentity; si != nil {
+		f.identityKeys = nil
+		for i, path := range si.KeyFiles {
+			key := fmt.Sprintf("signed_identity.key_files[%d]", i)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				continue
+			}
+			k, err := proxy.ParseIdentityKey(b)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", key, path, err))
+				continue
+			}
+			f.identityKeys = append(f.identityKeys, k)
 		}
 	}
 	if c := f.SCIM; c != nil {

@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,6 +276,44 @@ func TestAuthorizationSection(t *testing.T) {
 `
 	code, _, errOut := check(t, writeConfig(t, bad))
 	for _, want := range []string{`authorization[0].allow: "admins" is not public`, "authorization[1].require.all_of: names no group"} {
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, no %q in:\n%s", code, want, errOut)
+		}
+	}
+}
+
+// TestSignedIdentitySection: keys are read from files and must be P-256;
+// the issuer defaults to the base URL.
+func TestSignedIdentitySection(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	dir := t.TempDir()
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	write := func(name string, k *ecdsa.PrivateKey) string {
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good, wrong := write("p256.pem", p256), write("p384.pem", p384)
+	f, err := decodeConfig(strings.NewReader(strings.ReplaceAll(goodConfig, "$DIR", dir) + "signed_identity:\n  key_files: [" + good + "]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "idp.xml"), []byte("<x/>"), 0o600)
+	if err := f.prepare(os.Getenv); err != nil {
+		t.Fatalf("good key: %v", err)
+	}
+	if f.Proxy.SignedIdentity.Issuer != "https://app.example.test" || len(f.identityKeys) != 1 {
+		t.Errorf("issuer %q, %d keys", f.Proxy.SignedIdentity.Issuer, len(f.identityKeys))
+	}
+	code, _, errOut := check(t, writeConfig(t, goodConfig+"signed_identity:\n  key_files: ["+wrong+", "+filepath.Join(dir, "nope.pem")+"]\n"))
+	for _, want := range []string{"signed_identity.key_files[0]: " + wrong + ": not a P-256", "signed_identity.key_files[1]:"} {
 		if code == 0 || !strings.Contains(errOut, want) {
 			t.Errorf("exit %d, no %q in:\n%s", code, want, errOut)
 		}

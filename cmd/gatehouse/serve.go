@@ -144,7 +144,8 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 		}
 		reserved = sc.OwnedFields()
 	}
-	opts := proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies(reserved)}
+	opts := proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies(reserved),
+		IdentityKeys: f.identityKeys}
 	if sc != nil {
 		opts.SCIM = sc
 	}

@@ -109,6 +109,13 @@ type Result struct {
 	Changed []string
 }
 
+// Planner is an optional capability of a Store: what Provision would do
+// for a login (the outcome, the fields it would write, the user as it
+// would be, or the error it would return), reading only.
+type Planner interface {
+	Plan(ctx context.Context, l Login) (Result, error)
+}
+
 // GroupSource is the membership source a JIT login from idp records. Each
 // source removes only memberships it created.
 func GroupSource(idp string) string { return "jit:" + idp }

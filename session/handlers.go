@@ -253,26 +253,38 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 		}
 		returnTo = m.safeReturn(relay)
 	}
+	id, until, f := m.validate(in, doc, requestIDs, unsolicited)
+	if f != nil {
+		return Identity{}, "", f
+	}
+	fresh, err := m.replay.Claim(r.Context(), id.AssertionID, until)
+	if err != nil {
+		return Identity{}, "", &Failure{Page: Unavailable, Reason: "replay_cache", Err: err}
+	}
+	if !fresh {
+		return fail("replay", fmt.Errorf("assertion %s was already used", id.AssertionID))
+	}
+	m.log.Debug("saml response accepted", zap.String("idp", in.cfg.Name), zap.String("assertion_id", id.AssertionID), zap.Bool("unsolicited", unsolicited))
+	return id, returnTo, nil
+}
+
+// validate checks a response from in (crewjam/saml's checks, then
+// checkAssertion) and returns the identity it asserts and until when its
+// assertion ID must be remembered.
+func (m *Manager) validate(in *idp, doc []byte, requestIDs []string, unsolicited bool) (Identity, time.Time, *Failure) {
 	base := in.sp.Load()
 	if base == nil {
-		return Identity{}, "", &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
+		return Identity{}, time.Time{}, &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
 	}
 	sp := *base
 	sp.AllowIDPInitiated = unsolicited
 	a, err := parse(&sp, doc, requestIDs)
 	if err != nil {
-		return fail("validation", err)
+		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "validation", Err: err}
 	}
 	until, err := m.checkAssertion(a, unsolicited)
 	if err != nil {
-		return fail("assertion", err)
-	}
-	fresh, err := m.replay.Claim(r.Context(), a.ID, until)
-	if err != nil {
-		return Identity{}, "", &Failure{Page: Unavailable, Reason: "replay_cache", Err: err}
-	}
-	if !fresh {
-		return fail("replay", fmt.Errorf("assertion %s was already used", a.ID))
+		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "assertion", Err: err}
 	}
 	id := Identity{IdP: in.cfg.Name, EntityID: in.cfg.EntityID, NameID: a.Subject.NameID.Value,
 		NameIDFormat: a.Subject.NameID.Format, AssertionID: a.ID, Unsolicited: unsolicited, Attributes: map[string][]string{}}
@@ -286,8 +298,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 			}
 		}
 	}
-	m.log.Debug("saml response accepted", zap.String("idp", in.cfg.Name), zap.String("assertion_id", a.ID), zap.Bool("unsolicited", unsolicited))
-	return id, returnTo, nil
+	return id, until, nil
 }
 
 // parse runs crewjam/saml's validation (signature, destination, issuer,

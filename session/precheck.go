@@ -20,6 +20,7 @@ type shape struct {
 	issuer       string // assertion Issuer, else response Issuer
 	inResponseTo string // Response/@InResponseTo
 	responseID   string
+	issueInstant string // Response/@IssueInstant
 }
 
 var errDoctype = errors.New("document type declarations are not accepted")
@@ -57,6 +58,7 @@ func precheck(doc []byte) (shape, error) {
 	}
 	sh.inResponseTo = root.SelectAttrValue("InResponseTo", "")
 	sh.responseID = root.SelectAttrValue("ID", "")
+	sh.issueInstant = root.SelectAttrValue("IssueInstant", "")
 
 	var assertions []*etree.Element
 	var walk func(e *etree.Element) error

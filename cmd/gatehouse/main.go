@@ -33,6 +33,9 @@ const usage = `gatehouse: SAML single sign-on and JIT provisioning in front of a
 Usage:
   gatehouse serve --config FILE   run the proxy
   gatehouse check --config FILE   validate a config; print every problem; exit 1 if any
+  gatehouse explain --config FILE --idp NAME --response FILE [--at issued|now|TIME]
+                                  validate a saved SAML response offline and show the user it
+                                  maps to and what a login would write (writes nothing)
   gatehouse demo [--port N]       run a demo IdP, a demo application and gatehouse on this machine
   gatehouse version               print the version
 `
@@ -60,6 +63,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return checkCommand(ctx, *path, stdout, stderr)
+	case "explain":
+		path := fs.String("config", "gatehouse.yaml", "config file")
+		idp := fs.String("idp", "", "the IdP's name in the config")
+		resp := fs.String("response", "", "file holding the response: XML, base64, or a SAMLResponse= form body")
+		at := fs.String("at", "issued", "check times as at: issued (the response's IssueInstant), now, or an RFC 3339 time")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		if *idp == "" || *resp == "" {
+			fmt.Fprintln(stderr, "gatehouse explain: --idp and --response are required")
+			return 2
+		}
+		return explainCommand(ctx, *path, *idp, *resp, *at, stdout, stderr)
 	case "demo":
 		port := fs.Int("port", 8080, "port of gatehouse; the demo IdP and application use the next two")
 		dir := fs.String("dir", "demo-data", "directory for the demo's keys, config and SQLite file")

@@ -714,31 +714,11 @@ func (m *Mapped) colOf(field string) mcol {
 // one the application had before gatehouse, or one SCIM created, matched
 // by l.LinkBy.
 func (m *Mapped) link(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (mrecord, bool, error) {
-	var keys []string
-	var err error
-	v := l.Claims.Fields[l.LinkBy]
-	switch {
-	case v == "":
-		return mrecord{}, false, nil
-	case l.LinkBy == provision.LinkByUserName:
-		keys, err = m.findByName(ctx, q, v)
-	case l.LinkBy == provision.LinkByExternalID && m.colOf(provision.FieldExternalID).name != "":
-		keys, err = m.keysWhere(ctx, q, m.d.exact("a."+m.colOf(provision.FieldExternalID).name)+" = ?", v)
-	}
-	if err != nil || len(keys) == 0 {
+	key, ok, err := m.linkCandidate(ctx, q, l)
+	if err != nil || !ok {
 		return mrecord{}, false, err
 	}
-	if len(keys) > 1 {
-		return mrecord{}, false, fmt.Errorf("sqldir: several rows of %s have %s %q: %w", m.cfg.Users.Table, l.LinkBy, v, provision.ErrConflict)
-	}
-	var claimed int
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_mapped_identities WHERE user_key = ?`, keys[0]).Scan(&claimed); err != nil {
-		return mrecord{}, false, fmt.Errorf("sqldir: read identities: %w", err)
-	}
-	if claimed > 0 {
-		return mrecord{}, false, nil // another login's user: create reports the clash
-	}
-	rec, ok, err := m.read(ctx, q, keys[0], source, true)
+	rec, ok, err := m.read(ctx, q, key, source, true)
 	if err != nil || !ok {
 		return mrecord{}, false, err
 	}
@@ -753,6 +733,71 @@ func (m *Mapped) link(ctx context.Context, q querier, l provision.Login, source 
 		return mrecord{}, false, m.mapWriteErr("link identity", err)
 	}
 	return rec, true, nil
+}
+
+// linkCandidate finds the key of the one unclaimed row a login would
+// link to.
+func (m *Mapped) linkCandidate(ctx context.Context, q querier, l provision.Login) (string, bool, error) {
+	var keys []string
+	var err error
+	v := l.Claims.Fields[l.LinkBy]
+	switch {
+	case v == "":
+		return "", false, nil
+	case l.LinkBy == provision.LinkByUserName:
+		keys, err = m.findByName(ctx, q, v)
+	case l.LinkBy == provision.LinkByExternalID && m.colOf(provision.FieldExternalID).name != "":
+		keys, err = m.keysWhere(ctx, q, m.d.exact("a."+m.colOf(provision.FieldExternalID).name)+" = ?", v)
+	}
+	if err != nil || len(keys) == 0 {
+		return "", false, err
+	}
+	if len(keys) > 1 {
+		return "", false, fmt.Errorf("sqldir: several rows of %s have %s %q: %w", m.cfg.Users.Table, l.LinkBy, v, provision.ErrConflict)
+	}
+	var claimed int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_mapped_identities WHERE user_key = ?`, keys[0]).Scan(&claimed); err != nil {
+		return "", false, fmt.Errorf("sqldir: read identities: %w", err)
+	}
+	if claimed > 0 {
+		return "", false, nil // another login's user: create reports the clash
+	}
+	return keys[0], true, nil
+}
+
+// Plan says what Provision would do for l, reading only.
+func (m *Mapped) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
+	l.Claims = m.restrict(l.Claims)
+	source := provision.GroupSource(l.Key.IdP)
+	q := m.reader()
+	key, found, err := m.identity(ctx, q, l.Key, false)
+	if err != nil {
+		return provision.Result{}, err
+	}
+	out := provision.Updated
+	if !found {
+		if key, found, err = m.linkCandidate(ctx, q, l); err != nil {
+			return provision.Result{}, err
+		}
+		out = provision.Linked
+	}
+	if found {
+		rec, ok, err := m.read(ctx, q, key, source, false)
+		if err != nil {
+			return provision.Result{}, err
+		}
+		if ok {
+			return planUpdate(record{user: rec.user, srcGroups: rec.srcGroups}, l, out)
+		}
+	}
+	if taken, err := m.findByName(ctx, q, l.Claims.Fields[provision.FieldUserName]); err != nil {
+		return provision.Result{}, err
+	} else if len(taken) > 0 && !l.NoCreate {
+		return provision.Result{}, fmt.Errorf("sqldir: user name %q is taken in %s: %w", l.Claims.Fields[provision.FieldUserName], m.cfg.Users.Table, provision.ErrConflict)
+	}
+	return planCreate(l)
 }
 
 // track records a row in gatehouse's bookkeeping. The unique folded user

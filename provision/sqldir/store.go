@@ -128,20 +128,29 @@ func flatten(err error) []error {
 // Option adjusts a Store.
 type Option func(*options)
 
-type options struct{ now func() time.Time }
+type options struct {
+	now       func() time.Time
+	noMigrate bool
+}
 
 // WithClock sets the clock used for timestamps.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithoutMigration opens a database whose schema is current without
+// creating or migrating anything; otherwise Open fails. For commands that
+// must not write.
+func WithoutMigration() Option { return func(o *options) { o.noMigrate = true } }
 
 // db is an open database: on SQLite one writer connection that starts
 // every transaction with BEGIN IMMEDIATE, so that concurrent logins
 // serialise on the write lock instead of failing with SQLITE_BUSY, and a
 // reading pool that never blocks on it (WAL); on a server one pool.
 type db struct {
-	d       *dialect
-	w, r    *sql.DB
-	now     func() time.Time
-	timeout time.Duration
+	d         *dialect
+	w, r      *sql.DB
+	now       func() time.Time
+	timeout   time.Duration
+	noMigrate bool
 }
 
 func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
@@ -154,7 +163,7 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	out := &db{d: d, now: o.now, timeout: cfg.Timeout}
+	out := &db{d: d, now: o.now, timeout: cfg.Timeout, noMigrate: o.noMigrate}
 	if d.name == SQLite {
 		if err := registerFold(); err != nil {
 			return nil, fmt.Errorf("sqldir: register %s: %w", foldFunc, err)
@@ -163,8 +172,12 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 			q := url.Values{}
 			q.Add("_pragma", "busy_timeout(10000)")
 			q.Add("_pragma", "foreign_keys(1)")
-			q.Add("_pragma", "journal_mode(WAL)")
-			q.Add("_pragma", "synchronous(NORMAL)")
+			if o.noMigrate {
+				q.Set("mode", "ro") // never create the file or change its journal mode
+			} else {
+				q.Add("_pragma", "journal_mode(WAL)")
+				q.Add("_pragma", "synchronous(NORMAL)")
+			}
 			q.Set("_txlock", txlock)
 			return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
 		}
@@ -271,6 +284,9 @@ func (d *db) managedMigrations() []string {
 // else in gatehouse_schema, under a lock that keeps replicas starting
 // together from migrating twice.
 func (d *db) migrate(ctx context.Context, component string, migrations []string) error {
+	if d.noMigrate {
+		return d.schemaCurrent(ctx, component, len(migrations))
+	}
 	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldir: migrate: %w", err)
@@ -315,6 +331,22 @@ func (d *db) migrate(ctx context.Context, component string, migrations []string)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqldir: migrate: %w", err)
+	}
+	return nil
+}
+
+// schemaCurrent checks, reading only, that a component's schema is at
+// version want.
+func (d *db) schemaCurrent(ctx context.Context, component string, want int) error {
+	var have int
+	var err error
+	if d.d.name == SQLite && component == "managed" {
+		err = d.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have)
+	} else {
+		err = d.reader().QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM gatehouse_schema WHERE component = ?", component).Scan(&have)
+	}
+	if err != nil || have != want {
+		return fmt.Errorf("sqldir: gatehouse's %s tables are not in this database at the current version (%d, want %d; %v): start gatehouse once to create them", component, have, want, err)
 	}
 	return nil
 }
@@ -835,6 +867,21 @@ func checkTombstone(ctx context.Context, q querier, l provision.Login) error {
 // link lets the first login of a key claim a SCIM-owned user that no login
 // has claimed, matched by l.LinkBy. The identity row is written in q.
 func (s *Store) link(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (record, bool, error) {
+	u, ok, err := s.linkCandidate(ctx, q, l, true)
+	if err != nil || !ok {
+		return record{}, false, err
+	}
+	if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+		l.Key.IdP, l.Key.Kind, l.Key.Subject, u.ID, s.d.time(now)); err != nil {
+		return record{}, false, s.mapWriteErr("link identity", err)
+	}
+	rec := record{user: u}
+	rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, q, u.ID, source)
+	return rec, err == nil, err
+}
+
+// linkCandidate finds the one unclaimed SCIM user a login would link to.
+func (s *Store) linkCandidate(ctx context.Context, q querier, l provision.Login, lock bool) (provision.User, bool, error) {
 	var where, v string
 	switch l.LinkBy {
 	case provision.LinkByUserName:
@@ -843,39 +890,115 @@ func (s *Store) link(ctx context.Context, q querier, l provision.Login, source s
 		where, v = "u.external_id = ?", l.Claims.Fields[provision.FieldExternalID]
 	}
 	if where == "" || v == "" {
-		return record{}, false, nil
+		return provision.User{}, false, nil
 	}
-	th, qh := s.d.lock()
+	th, qh := "", ""
+	if lock {
+		th, qh = s.d.lock()
+	}
 	rows, err := q.QueryContext(ctx, `SELECT `+userColumns+` FROM gatehouse_users u`+th+` WHERE `+where+` AND u.owner = 'scim'
 		AND NOT EXISTS (SELECT 1 FROM gatehouse_identities i WHERE i.user_id = u.id)`+qh, v)
 	if err != nil {
-		return record{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
+		return provision.User{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
 	}
 	var found []provision.User
 	for len(found) < 2 && rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
 			rows.Close()
-			return record{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
+			return provision.User{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
 		}
 		found = append(found, u)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return record{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
+		return provision.User{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
 	}
 	switch len(found) {
 	case 0:
-		return record{}, false, nil
+		return provision.User{}, false, nil
 	case 1:
-	default:
-		return record{}, false, fmt.Errorf("sqldir: several SCIM users have %s %q: %w", l.LinkBy, v, provision.ErrConflict)
+		return found[0], true, nil
 	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-		l.Key.IdP, l.Key.Kind, l.Key.Subject, found[0].ID, s.d.time(now)); err != nil {
-		return record{}, false, s.mapWriteErr("link identity", err)
+	return provision.User{}, false, fmt.Errorf("sqldir: several SCIM users have %s %q: %w", l.LinkBy, v, provision.ErrConflict)
+}
+
+// Plan says what Provision would do for l, reading only.
+func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	source := provision.GroupSource(l.Key.IdP)
+	q := s.reader()
+	rec, found, err := s.load(ctx, q, l.Key, source, false)
+	if err != nil {
+		return provision.Result{}, err
 	}
-	rec := record{user: found[0]}
-	rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, q, found[0].ID, source)
-	return rec, err == nil, err
+	out := provision.Updated
+	if !found {
+		if err := checkTombstone(ctx, q, l); err != nil {
+			return provision.Result{}, err
+		}
+		u, ok, err := s.linkCandidate(ctx, q, l, false)
+		if err != nil {
+			return provision.Result{}, err
+		}
+		if !ok {
+			var n int
+			name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
+			if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_users WHERE user_name_norm = ?`, name).Scan(&n); err != nil {
+				return provision.Result{}, fmt.Errorf("sqldir: read user: %w", err)
+			}
+			if n > 0 && !l.NoCreate {
+				return provision.Result{}, fmt.Errorf("sqldir: user name %q is taken: %w", l.Claims.Fields[provision.FieldUserName], provision.ErrConflict)
+			}
+			return planCreate(l)
+		}
+		rec.user, out = u, provision.Linked
+		if rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, q, u.ID, source); err != nil {
+			return provision.Result{}, err
+		}
+	}
+	return planUpdate(rec, l, out)
+}
+
+// planCreate is the plan of a login that creates its user.
+func planCreate(l provision.Login) (provision.Result, error) {
+	if l.NoCreate {
+		return provision.Result{}, fmt.Errorf("sqldir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
+	}
+	u := provision.User{Active: true, Owner: provision.OwnerJIT, Version: 1, Groups: l.Claims.Groups}
+	changed := u.Apply(l.Claims)
+	if u.UserName == "" {
+		return provision.Result{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
+	}
+	if len(l.Claims.Groups) > 0 {
+		changed = append(changed, provision.FieldGroups)
+	}
+	return provision.Result{User: u, Outcome: provision.Created, Changed: changed}, nil
+}
+
+// planUpdate is the plan of a login of a stored (or linked) user.
+func planUpdate(rec record, l provision.Login, out provision.Outcome) (provision.Result, error) {
+	if !rec.user.Active {
+		return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
+	}
+	p := diff(rec, l)
+	if len(p.changed) == 0 && out != provision.Linked {
+		out = provision.Unchanged
+	}
+	u := p.user
+	if len(p.addGroups)+len(p.dropGroups) > 0 {
+		drop := map[string]bool{}
+		for _, n := range p.dropGroups {
+			drop[n] = true
+		}
+		var groups []string
+		for _, g := range rec.user.Groups {
+			if !drop[provision.NormalizeName(g)] {
+				groups = append(groups, g)
+			}
+		}
+		u.Groups = provision.SortedUnique(append(groups, p.addGroups...))
+	}
+	return provision.Result{User: u, Outcome: out, Changed: p.changed}, nil
 }

@@ -1,0 +1,59 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+)
+
+// Explain validates a saved response from the IdP called idpName as the
+// ACS would have at the instant at (zero: the response's IssueInstant),
+// with the same checks except those that need the browser: no login state
+// (its InResponseTo is taken as the request it answers) and no replay
+// cache. It returns the identity and the instant used.
+//
+// It is for the offline `gatehouse explain` command: crewjam/saml reads
+// the time from a package variable, which Explain sets for the call, so it
+// must not run while the Manager serves requests.
+func (m *Manager) Explain(doc []byte, idpName string, at time.Time) (Identity, time.Time, error) {
+	sh, err := precheck(doc)
+	if err != nil {
+		return Identity{}, at, fmt.Errorf("structure: %w", err)
+	}
+	in := m.byName[idpName]
+	if in == nil {
+		names := make([]string, 0, len(m.byName))
+		for n := range m.byName {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return Identity{}, at, fmt.Errorf("no IdP called %q (configured: %s)", idpName, strings.Join(names, ", "))
+	}
+	if sh.issuer != in.cfg.EntityID {
+		return Identity{}, at, fmt.Errorf("issuer: the response comes from %q, not %s's %q", sh.issuer, idpName, in.cfg.EntityID)
+	}
+	if at.IsZero() {
+		if at, err = time.Parse(time.RFC3339Nano, sh.issueInstant); err != nil {
+			return Identity{}, at, errors.New("structure: the response has no valid IssueInstant; give the instant to check at")
+		}
+	}
+	clock, now := saml.TimeNow, m.now
+	saml.TimeNow = func() time.Time { return at }
+	m.now = func() time.Time { return at }
+	defer func() { saml.TimeNow, m.now = clock, now }()
+
+	var requestIDs []string
+	unsolicited := sh.inResponseTo == ""
+	if !unsolicited {
+		requestIDs = []string{sh.inResponseTo}
+	}
+	id, _, f := m.validate(in, doc, requestIDs, unsolicited)
+	if f != nil {
+		return Identity{}, at, fmt.Errorf("%s: %w", f.Reason, f.Err)
+	}
+	return id, at, nil
+}

@@ -28,8 +28,8 @@ type pageData struct {
 	Title   string
 	Message string
 	ErrorID string
-	Choices []session.Choice
 	Action  *session.Choice
+	Chooser *session.ChooserPage
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -53,11 +53,20 @@ a.button { display: block; padding: .7rem 1rem; border: 1px solid var(--line); b
 a.button:hover, a.button:focus { border-color: var(--accent); color: var(--accent); outline: none; }
 .id { margin-top: 1.25rem; padding-top: .75rem; border-top: 1px solid var(--line); font-size: .85rem; }
 code { font: .85rem ui-monospace, SFMono-Regular, Menlo, monospace; }
+form { display: flex; gap: .5rem; margin: 1rem 0 0; }
+input[type=search] { flex: 1; padding: .55rem .75rem; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); color: var(--fg); font: inherit; }
+button { padding: .55rem 1rem; border: 1px solid var(--line); border-radius: 8px; background: var(--card); color: var(--fg); font: inherit; }
+.note { float: right; font-size: .8rem; font-weight: 400; color: var(--muted); }
 </style></head>
 <body><main>
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
-{{if .Choices}}<ul>{{range .Choices}}<li><a class="button" href="{{.URL}}">{{.DisplayName}}</a></li>{{end}}</ul>{{end}}
+{{with .Chooser}}{{if .Searchable}}<form method="get" action="{{.Action}}" role="search">
+<input type="hidden" name="return" value="{{.ReturnTo}}">
+<input type="search" name="q" value="{{.Query}}" placeholder="Search organisations" aria-label="Search organisations" autofocus>
+<button type="submit">Search</button></form>{{end}}
+{{if .Choices}}<ul>{{range .Choices}}<li><a class="button" href="{{.URL}}">{{.DisplayName}}{{if .LastUsed}} <span class="note">last used</span>{{end}}</a></li>{{end}}</ul>
+{{else}}<p>No organisation matches “{{.Query}}”.</p>{{end}}{{end}}
 {{if .Action}}<ul><li><a class="button" href="{{.Action.URL}}">{{.Action.DisplayName}}</a></li></ul>{{end}}
 {{if .ErrorID}}<p class="id">If you contact support, quote error ID <code>{{.ErrorID}}</code>.</p>{{end}}
 </main></body></html>
@@ -119,8 +128,8 @@ func (p *Pages) Problem(w http.ResponseWriter, r *http.Request, f session.Failur
 }
 
 // Chooser lists the identity providers.
-func (p *Pages) Chooser(w http.ResponseWriter, r *http.Request, choices []session.Choice) {
-	p.render(w, r, pageData{Status: http.StatusOK, Title: "Sign in", Message: "Choose your organisation to continue.", Choices: choices})
+func (p *Pages) Chooser(w http.ResponseWriter, r *http.Request, page session.ChooserPage) {
+	p.render(w, r, pageData{Status: http.StatusOK, Title: "Sign in", Message: "Choose your organisation to continue.", Chooser: &page})
 }
 
 // SignedOut confirms a logout.

@@ -54,24 +54,62 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	returnTo := m.safeReturn(q.Get("return"))
-	if name := q.Get("idp"); name != "" {
-		if _, ok := m.byName[name]; !ok {
-			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %q", name)})
+	if hint := q.Get("idp"); hint != "" {
+		// A partner portal links with the IdP's name or its entity ID.
+		in := m.byName[hint]
+		if in == nil {
+			in = m.byEntity[hint]
+		}
+		if in == nil {
+			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %q", hint)})
 			return
 		}
-		m.StartLogin(w, r, name, returnTo)
+		http.SetCookie(w, &http.Cookie{Name: lastIdPCookie, Value: in.cfg.Name, Path: m.cfg.Endpoints.Prefix,
+			MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
+		m.StartLogin(w, r, in.cfg.Name, returnTo)
 		return
 	}
 	if len(m.idps) == 1 {
 		m.StartLogin(w, r, m.idps[0].cfg.Name, returnTo)
 		return
 	}
-	choices := make([]Choice, 0, len(m.idps))
-	for _, in := range m.idps {
-		v := url.Values{"idp": {in.cfg.Name}, "return": {returnTo}}
-		choices = append(choices, Choice{Name: in.cfg.Name, DisplayName: in.cfg.DisplayName, URL: m.cfg.Endpoints.Login + "?" + v.Encode()})
+	last := ""
+	if c, err := r.Cookie(lastIdPCookie); err == nil && m.byName[c.Value] != nil {
+		last = c.Value
 	}
-	m.pages.Chooser(w, r, choices)
+	page := ChooserPage{Searchable: len(m.idps) > searchableIdPs, Action: m.cfg.Endpoints.Login, ReturnTo: returnTo}
+	if page.Searchable {
+		page.Query = strings.TrimSpace(q.Get("q"))
+		if len(page.Query) > 100 {
+			page.Query = page.Query[:100]
+		}
+	}
+	for _, in := range m.idps {
+		if page.Query != "" && !containsFold(in.cfg.DisplayName, page.Query) && !containsFold(in.cfg.Name, page.Query) &&
+			!containsFold(in.cfg.EntityID, page.Query) {
+			continue
+		}
+		v := url.Values{"idp": {in.cfg.Name}, "return": {returnTo}}
+		c := Choice{Name: in.cfg.Name, DisplayName: in.cfg.DisplayName, URL: m.cfg.Endpoints.Login + "?" + v.Encode(), LastUsed: in.cfg.Name == last}
+		if c.LastUsed {
+			page.Choices = append([]Choice{c}, page.Choices...)
+		} else {
+			page.Choices = append(page.Choices, c)
+		}
+	}
+	m.pages.Chooser(w, r, page)
+}
+
+// lastIdPCookie remembers the IdP a browser chose, to list it first.
+const lastIdPCookie = "gatehouse_idp"
+
+// searchableIdPs is how many IdPs the chooser lists before it offers a
+// search.
+const searchableIdPs = 6
+
+// containsFold reports whether s contains sub, ignoring case.
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
 // StartLogin sends the browser to an IdP with an AuthnRequest

@@ -43,13 +43,25 @@ type Failure struct {
 // Choice is an IdP offered on the chooser page.
 type Choice struct {
 	Name, DisplayName, URL string
+	// LastUsed marks the IdP this browser chose last time.
+	LastUsed bool
+}
+
+// ChooserPage is the IdP chooser: the choices (the last used first), and,
+// when there are many IdPs, a search form that posts back to Action.
+type ChooserPage struct {
+	Choices    []Choice
+	Searchable bool
+	Query      string // the search, when one was made
+	Action     string // the login endpoint
+	ReturnTo   string // carried through the search
 }
 
 // Pages renders the browser-facing pages of the login flow. The proxy
 // package implements it so that every page of gatehouse looks the same.
 type Pages interface {
 	Problem(w http.ResponseWriter, r *http.Request, f Failure)
-	Chooser(w http.ResponseWriter, r *http.Request, choices []Choice)
+	Chooser(w http.ResponseWriter, r *http.Request, page ChooserPage)
 	SignedOut(w http.ResponseWriter, r *http.Request)
 }
 

@@ -19,7 +19,9 @@ test: vet test-deps ## run every test, with the race detector
 
 # Debian packages the tests use: chromium for the real-browser test,
 # slapd and ldap-utils for the directory tests, postgresql for the SQL
-# tests (the harness runs its own throwaway clusters with initdb).
+# tests (the harness runs its own throwaway clusters with initdb), xmlsec1
+# for SAML interoperability (encryption and signatures by an independent
+# implementation).
 # Installing them must not start Debian's own servers, so service starts
 # are denied while they install (policy-rc.d), unless the machine already
 # denies them.
@@ -28,6 +30,7 @@ test-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	{ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing="$$missing slapd ldap-utils"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			rcd=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rcd=1; fi; \

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -22,6 +23,13 @@ type Config struct {
 	// signed (RSA-SHA256).
 	KeyFile  string `yaml:"sp_key_file"`
 	CertFile string `yaml:"sp_cert_file"`
+	// Keys are further SP key pairs, for rollover: the metadata publishes
+	// every certificate; the first signing key (sp_key_file, else the
+	// first here) signs, and every encryption key is tried on an
+	// encrypted assertion.
+	Keys []SPKey `yaml:"sp_keys"`
+	// SignMetadata signs the SP metadata with the signing key.
+	SignMetadata bool `yaml:"sign_metadata"`
 	// ClockSkew tolerated against the IdP's clock; at most 3m.
 	ClockSkew time.Duration `yaml:"clock_skew"`
 	// LoginTimeout bounds the time from the redirect to the IdP to the
@@ -42,6 +50,21 @@ type Endpoints struct {
 	Prefix                       string
 	Metadata, ACS, Login, Logout string
 }
+
+// SPKey is one SP key pair (PEM files; RSA).
+type SPKey struct {
+	KeyFile  string `yaml:"key_file"`
+	CertFile string `yaml:"cert_file"`
+	// Use is signing, encryption, or both (the default).
+	Use string `yaml:"use"`
+}
+
+// Key uses.
+const (
+	UseSigning    = "signing"
+	UseEncryption = "encryption"
+	UseBoth       = "both"
+)
 
 // CookieConfig configures the session cookie.
 type CookieConfig struct {
@@ -81,6 +104,11 @@ type IdP struct {
 	MetadataURL  string `yaml:"metadata_url"`
 	// AllowIdPInitiated accepts unsolicited responses from this IdP.
 	AllowIdPInitiated bool `yaml:"allow_idp_initiated"`
+	// RequireEncryption refuses assertions that are not encrypted.
+	RequireEncryption bool `yaml:"require_encrypted_assertions"`
+	// AllowRSA15 accepts assertion keys transported with RSA PKCS #1 v1.5,
+	// which is open to padding-oracle attacks; refused by default.
+	AllowRSA15 bool `yaml:"allow_rsa1_5"`
 }
 
 var idpName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -125,6 +153,22 @@ func (c Config) Validate() error {
 	}
 	if (c.KeyFile == "") != (c.CertFile == "") {
 		add("sp_key_file: sp_key_file and sp_cert_file go together")
+	}
+	for i, k := range c.Keys {
+		if k.KeyFile == "" || k.CertFile == "" {
+			add("sp_keys[%d]: key_file and cert_file are both required", i)
+		}
+		if k.Use != "" && k.Use != UseSigning && k.Use != UseEncryption && k.Use != UseBoth {
+			add("sp_keys[%d].use: %q is not signing, encryption or both", i, k.Use)
+		}
+	}
+	if c.SignMetadata && c.KeyFile == "" && !slices.ContainsFunc(c.Keys, func(k SPKey) bool { return k.Use != UseEncryption }) {
+		add("sign_metadata: needs a signing key (sp_key_file or sp_keys)")
+	}
+	for i, p := range c.IdPs {
+		if p.RequireEncryption && c.KeyFile == "" && !slices.ContainsFunc(c.Keys, func(k SPKey) bool { return k.Use != UseSigning }) {
+			add("idps[%d].require_encrypted_assertions: needs an SP encryption key (sp_key_file or sp_keys)", i)
+		}
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > maxClockSkew {
 		add("clock_skew: must be between 0 and %s", maxClockSkew)

@@ -3,7 +3,6 @@ package session
 import (
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,18 +21,7 @@ const (
 
 // ServeMetadata serves the SP's SAML metadata.
 func (m *Manager) ServeMetadata(w http.ResponseWriter, r *http.Request) {
-	var sp *saml.ServiceProvider
-	for _, in := range m.idps {
-		if sp = in.sp.Load(); sp != nil {
-			break
-		}
-	}
-	if sp == nil { // metadata of the SP does not depend on the IdP's
-		sp = &saml.ServiceProvider{EntityID: m.cfg.EntityID, Key: m.spKey, Certificate: m.spCert, MetadataURL: m.metaURL, AcsURL: m.acsURL}
-	}
-	md := sp.Metadata()
-	md.SPSSODescriptors[0].SingleLogoutServices = nil // no SLO endpoint yet
-	buf, err := xml.MarshalIndent(md, "", "  ")
+	buf, err := m.metadata()
 	if err != nil {
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "metadata", Err: err})
 		return
@@ -291,7 +279,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 		}
 		returnTo = m.safeReturn(relay)
 	}
-	id, until, f := m.validate(in, doc, requestIDs, unsolicited)
+	id, until, f := m.validate(in, doc, sh, requestIDs, unsolicited)
 	if f != nil {
 		return Identity{}, "", f
 	}
@@ -309,13 +297,30 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 // validate checks a response from in (crewjam/saml's checks, then
 // checkAssertion) and returns the identity it asserts and until when its
 // assertion ID must be remembered.
-func (m *Manager) validate(in *idp, doc []byte, requestIDs []string, unsolicited bool) (Identity, time.Time, *Failure) {
+func (m *Manager) validate(in *idp, doc []byte, sh shape, requestIDs []string, unsolicited bool) (Identity, time.Time, *Failure) {
 	base := in.sp.Load()
 	if base == nil {
 		return Identity{}, time.Time{}, &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
 	}
 	sp := *base
 	sp.AllowIDPInitiated = unsolicited
+	switch {
+	case sh.encrypted != nil:
+		// Decrypt first, to check the plaintext's shape before crewjam/saml
+		// reads it (it decrypts again, with the key that worked, and checks
+		// the signatures).
+		key, plain, err := m.decrypt(sh.encrypted, in.cfg.AllowRSA15)
+		if err == nil {
+			err = checkAssertionShape(plain, sh.issuer)
+		}
+		if err != nil {
+			return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "encryption", Err: err}
+		}
+		sp.Key = key
+	case in.cfg.RequireEncryption:
+		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "encryption",
+			Err: fmt.Errorf("idp %s must encrypt its assertions (require_encrypted_assertions)", in.cfg.Name)}
+	}
 	a, err := parse(&sp, doc, requestIDs)
 	if err != nil {
 		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "validation", Err: err}

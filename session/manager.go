@@ -1,9 +1,11 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -111,8 +113,10 @@ type Manager struct {
 	base     *url.URL
 	acsURL   url.URL
 	metaURL  url.URL
-	spKey    crypto.Signer
-	spCert   *x509.Certificate
+	spKey    crypto.Signer     // signs AuthnRequests and the metadata
+	spCert   *x509.Certificate // its certificate
+	keys     []spKeyPair       // every SP key, in configured order
+	spMeta   spMetadata
 	idps     []*idp
 	byName   map[string]*idp
 	byEntity map[string]*idp
@@ -151,16 +155,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	m.base, _ = url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
 	m.acsURL, m.metaURL = *m.base, *m.base
 	m.acsURL.Path, m.metaURL.Path = cfg.Endpoints.ACS, cfg.Endpoints.Metadata
-	if cfg.KeyFile != "" {
-		pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("sp key pair: %w", err)
+	if m.keys, err = loadSPKeys(cfg); err != nil {
+		return nil, err
+	}
+	for _, k := range m.keys {
+		if k.signing {
+			m.spKey, m.spCert = k.key, k.cert
+			break
 		}
-		signer, ok := pair.PrivateKey.(crypto.Signer)
-		if !ok {
-			return nil, errors.New("sp key pair: key cannot sign")
-		}
-		m.spKey, m.spCert = signer, pair.Leaf
 	}
 	for _, p := range cfg.IdPs {
 		if p.DisplayName == "" {
@@ -177,6 +179,46 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// spKeyPair is one loaded SP key.
+type spKeyPair struct {
+	key                 *rsa.PrivateKey
+	cert                *x509.Certificate
+	signing, encryption bool
+}
+
+// loadSPKeys reads sp_key_file/sp_cert_file (both uses) and sp_keys.
+func loadSPKeys(cfg Config) ([]spKeyPair, error) {
+	all := cfg.Keys
+	if cfg.KeyFile != "" {
+		all = append([]SPKey{{KeyFile: cfg.KeyFile, CertFile: cfg.CertFile, Use: UseBoth}}, all...)
+	}
+	var out []spKeyPair
+	for _, k := range all {
+		pair, err := tls.LoadX509KeyPair(k.CertFile, k.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("sp key pair %s: %w", k.KeyFile, err)
+		}
+		rk, ok := pair.PrivateKey.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("sp key pair %s: an RSA key is needed (SAML signing with RSA-SHA256, assertion keys with RSA-OAEP)", k.KeyFile)
+		}
+		use := cmp.Or(k.Use, UseBoth)
+		out = append(out, spKeyPair{key: rk, cert: pair.Leaf, signing: use != UseEncryption, encryption: use != UseSigning})
+	}
+	return out, nil
+}
+
+// decryptionKeys are the SP keys tried on an encrypted assertion.
+func (m *Manager) decryptionKeys() []*rsa.PrivateKey {
+	var out []*rsa.PrivateKey
+	for _, k := range m.keys {
+		if k.encryption {
+			out = append(out, k.key)
+		}
+	}
+	return out
 }
 
 func (m *Manager) load(ctx context.Context, in *idp) error {

@@ -21,6 +21,7 @@ type shape struct {
 	inResponseTo string // Response/@InResponseTo
 	responseID   string
 	issueInstant string // Response/@IssueInstant
+	encrypted    *encryption
 }
 
 var errDoctype = errors.New("document type declarations are not accepted")
@@ -98,31 +99,47 @@ func precheck(doc []byte) (shape, error) {
 		return sh, errors.New("response must have exactly one Issuer")
 	}
 	if a.Tag == "EncryptedAssertion" {
-		return sh, errors.New("encrypted assertions are not supported yet")
+		// The assertion's own shape is checked once it is decrypted.
+		enc, err := inspectEncrypted(a)
+		if err != nil {
+			return sh, err
+		}
+		sh.encrypted, sh.issuer = enc, ri[0].Text()
+		return sh, nil
 	}
+	err := checkAssertionShape(a, ri[0].Text())
+	sh.issuer = ri[0].Text()
+	return sh, err
+}
+
+// checkAssertionShape applies the structural rules to one assertion
+// element, plain or decrypted: its Issuer equals the response's, and it
+// has exactly one Subject with one NameID in the SAML namespace and one
+// Conditions.
+func checkAssertionShape(a *etree.Element, responseIssuer string) error {
 	issuers := childrenNS(a, nsAssertion, "Issuer")
 	if len(issuers) != 1 || issuers[0].Text() == "" {
-		return sh, errors.New("assertion must have exactly one Issuer")
+		return errors.New("assertion must have exactly one Issuer")
 	}
-	if sh.issuer = issuers[0].Text(); sh.issuer != ri[0].Text() {
-		return sh, errors.New("response and assertion issuers differ")
+	if issuers[0].Text() != responseIssuer {
+		return errors.New("response and assertion issuers differ")
 	}
 	subjects := childrenNS(a, nsAssertion, "Subject")
 	if len(subjects) != 1 {
-		return sh, errors.New("assertion must have exactly one Subject")
+		return errors.New("assertion must have exactly one Subject")
 	}
 	for _, c := range subjects[0].ChildElements() {
 		if c.Tag == "NameID" && c.NamespaceURI() != nsAssertion {
-			return sh, errors.New("NameID outside the SAML assertion namespace")
+			return errors.New("NameID outside the SAML assertion namespace")
 		}
 	}
 	if n := len(childrenNS(subjects[0], nsAssertion, "NameID")); n != 1 {
-		return sh, fmt.Errorf("subject has %d NameID elements, want exactly 1", n)
+		return fmt.Errorf("subject has %d NameID elements, want exactly 1", n)
 	}
 	if len(childrenNS(a, nsAssertion, "Conditions")) != 1 {
-		return sh, errors.New("assertion must have exactly one Conditions")
+		return errors.New("assertion must have exactly one Conditions")
 	}
-	return sh, nil
+	return nil
 }
 
 func childrenNS(e *etree.Element, ns, tag string) []*etree.Element {

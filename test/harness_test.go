@@ -53,6 +53,9 @@ type options struct {
 	scim                 bool            // serve SCIM with scimToken
 	authorization        []proxy.Rule
 	identityKeys         []*ecdsa.PrivateKey // turn on signed_identity
+	spKeys               []session.SPKey     // SP key pairs (encryption, rollover)
+	signMetadata         bool
+	corp                 func(*session.IdP) // adjusts the corp IdP's settings
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -191,6 +194,10 @@ func newHarness(t testing.TB, o options) *harness {
 		IdPs: []session.IdP{{Name: "corp", EntityID: idpEntityID, MetadataFile: writeMetadata(t, dir, "corp", idpEntityID, idpSSO, h.idp),
 			AllowIdPInitiated: o.allowIdPInitiated}},
 		Endpoints: proxy.Endpoints(pcfg.Prefix),
+		Keys:      o.spKeys, SignMetadata: o.signMetadata,
+	}
+	if o.corp != nil {
+		o.corp(&scfg.IdPs[0])
 	}
 	var sc *scim.Server
 	var reserved []string

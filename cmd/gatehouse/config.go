@@ -356,6 +356,9 @@ func (f *File) validate() []error {
 	for name, c := range f.Store.sql() {
 		files["store."+name+".dsn_file"] = c.DSNFile
 	}
+	for i, k := range f.Session.Keys {
+		files[fmt.Sprintf("sp_keys[%d].key_file", i)], files[fmt.Sprintf("sp_keys[%d].cert_file", i)] = k.KeyFile, k.CertFile
+	}
 	for key, path := range files {
 		if path != "" {
 			if _, err := os.Stat(path); err != nil {

@@ -26,6 +26,11 @@ type Rule struct {
 	// deny (nobody); or Require names who may pass.
 	Allow   string       `yaml:"allow"`
 	Require *Requirement `yaml:"require"`
+	// AuthnContext, on an authenticated or require rule, needs a session
+	// whose login was made with one of these authentication context
+	// classes; a browser with a weaker one is sent back to its IdP with
+	// ForceAuthn and the first class requested (a step-up).
+	AuthnContext []string `yaml:"authn_context"`
 }
 
 // Requirement is a predicate over the user's groups and fields. With both
@@ -70,6 +75,14 @@ func (r Rule) validate() error {
 			errs = append(errs, fmt.Errorf("methods: %q is not an upper-case method name", m))
 		}
 	}
+	if len(r.AuthnContext) > 0 && (r.Allow == AllowPublic || r.Allow == AllowDeny) {
+		errs = append(errs, errors.New("authn_context: only on authenticated or require rules"))
+	}
+	for _, ref := range r.AuthnContext {
+		if ref == "" || strings.ContainsAny(ref, " \t\r\n<>&\"") {
+			errs = append(errs, fmt.Errorf("authn_context: %q is not a class reference URI", ref))
+		}
+	}
 	switch {
 	case r.Allow != "" && r.Require != nil:
 		errs = append(errs, errors.New("set allow or require, not both"))
@@ -109,12 +122,14 @@ type rule struct {
 	req     *Requirement
 	groups  map[string]bool // any_of groups, folded
 	all     []string        // all_of groups, folded
+	authn   []string        // accepted authentication context classes
 }
 
 func compileRules(rs []Rule) []rule {
 	out := make([]rule, 0, len(rs))
 	for i, r := range rs {
-		c := rule{index: i, methods: r.Methods, path: r.Path, lower: strings.ToLower(r.Path), effect: r.Allow, req: r.Require}
+		c := rule{index: i, methods: r.Methods, path: r.Path, lower: strings.ToLower(r.Path), effect: r.Allow, req: r.Require,
+			authn: r.AuthnContext}
 		if r.Pattern != "" {
 			c.re = regexp.MustCompile(r.Pattern) // validated
 		}

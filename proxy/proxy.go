@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -194,6 +195,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rl != nil && rl.effect == effectRequire && !rl.permits(&id.user):
 		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
 			Err: fmt.Errorf("authorization[%d] refuses user %s for %s %s", rl.index, id.userID, r.Method, r.URL.Path)})
+		return
+	case rl != nil && len(rl.authn) > 0 && !slices.Contains(rl.authn, s.AuthnContext):
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsHTML(r) {
+			p.sessions.StartLoginWith(w, r, s.IdP, r.URL.RequestURI(), session.LoginOptions{AuthnContext: rl.authn, ForceAuthn: true})
+			return
+		}
+		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "authn_context",
+			Err: fmt.Errorf("authorization[%d] needs a login made with %v; the session's was %q", rl.index, rl.authn, s.AuthnContext)})
 		return
 	}
 	p.sessions.Touch(w, s)

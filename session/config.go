@@ -109,6 +109,25 @@ type IdP struct {
 	// AllowRSA15 accepts assertion keys transported with RSA PKCS #1 v1.5,
 	// which is open to padding-oracle attacks; refused by default.
 	AllowRSA15 bool `yaml:"allow_rsa1_5"`
+	// AuthnContext lists the authentication context classes accepted from
+	// this IdP: the first is requested in every AuthnRequest (with
+	// AuthnContextComparison), and an assertion whose
+	// AuthnContextClassRef is not listed is refused.
+	AuthnContext           []string `yaml:"authn_context"`
+	AuthnContextComparison string   `yaml:"authn_context_comparison"`
+	// ForceAuthn asks the IdP to authenticate the user afresh; IsPassive
+	// asks it not to interact with the user (a login it cannot complete
+	// silently fails).
+	ForceAuthn bool `yaml:"force_authn"`
+	IsPassive  bool `yaml:"is_passive"`
+}
+
+// LoginOptions strengthen one login beyond its IdP's settings, for a path
+// that needs more (a step-up).
+type LoginOptions struct {
+	// AuthnContext replaces the IdP's accepted classes for this login.
+	AuthnContext []string
+	ForceAuthn   bool
 }
 
 var idpName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -214,6 +233,19 @@ func (c Config) Validate() error {
 			add("idps[%d].entity_id: %q is used twice", i, p.EntityID)
 		}
 		entities[p.EntityID] = true
+		switch p.AuthnContextComparison {
+		case "", "exact", "minimum", "maximum", "better":
+		default:
+			add("idps[%d].authn_context_comparison: %q is not exact, minimum, maximum or better", i, p.AuthnContextComparison)
+		}
+		for j, ref := range p.AuthnContext {
+			if ref == "" || strings.ContainsAny(ref, " \t\r\n<>&\"") {
+				add("idps[%d].authn_context[%d]: %q is not a class reference URI", i, j, ref)
+			}
+		}
+		if p.IsPassive && p.ForceAuthn {
+			add("idps[%d]: force_authn and is_passive contradict each other", i)
+		}
 		switch {
 		case (p.MetadataFile == "") == (p.MetadataURL == ""):
 			add("idps[%d]: exactly one of metadata_file and metadata_url is required", i)

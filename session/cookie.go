@@ -91,6 +91,9 @@ type Session struct {
 	IdP          string // configured IdP name
 	NameID       string // for single logout; empty when too long to carry
 	SessionIndex string // for single logout; empty when too long to carry
+	// AuthnContext is the AuthnContextClassRef the login was accepted
+	// with; empty when too long to carry.
+	AuthnContext string
 	Issued       time.Time
 	LastSeen     time.Time
 }
@@ -100,24 +103,37 @@ const (
 	maxSessionIndexInCookie = 128
 )
 
-const sessionFormat = 1
+// Session cookie formats: 2 added AuthnContext; 1 is still read.
+const (
+	sessionFormat   = 2
+	sessionFormatV1 = 1
+)
 
 // encode writes the session in the packed form (see pack). An oversized
-// NameID or session index is left out rather than growing the cookie.
+// NameID, session index or class reference is left out rather than
+// growing the cookie.
 func (s Session) encode() []byte {
-	nameID, index := s.NameID, s.SessionIndex
+	nameID, index, ctx := s.NameID, s.SessionIndex, s.AuthnContext
 	if len(nameID) > maxNameIDInCookie {
 		nameID = ""
 	}
 	if len(index) > maxSessionIndexInCookie {
 		index = ""
 	}
-	return pack(sessionFormat, []time.Time{s.Issued, s.LastSeen}, s.UserID, s.IdP, nameID, index)
+	if len(ctx) > maxSessionIndexInCookie {
+		ctx = ""
+	}
+	return pack(sessionFormat, []time.Time{s.Issued, s.LastSeen}, s.UserID, s.IdP, nameID, index, ctx)
 }
 
 func decodeSession(b []byte) (Session, error) {
 	var s Session
-	if err := unpack(b, sessionFormat, []*time.Time{&s.Issued, &s.LastSeen}, &s.UserID, &s.IdP, &s.NameID, &s.SessionIndex); err != nil || s.UserID == "" {
+	times := []*time.Time{&s.Issued, &s.LastSeen}
+	err := unpack(b, sessionFormat, times, &s.UserID, &s.IdP, &s.NameID, &s.SessionIndex, &s.AuthnContext)
+	if err != nil && len(b) > 0 && b[0] == sessionFormatV1 {
+		err = unpack(b, sessionFormatV1, times, &s.UserID, &s.IdP, &s.NameID, &s.SessionIndex)
+	}
+	if err != nil || s.UserID == "" {
 		return Session{}, errBadCookie
 	}
 	return s, nil

@@ -55,5 +55,8 @@ func (m *Manager) Explain(doc []byte, idpName string, at time.Time) (Identity, t
 	if f != nil {
 		return Identity{}, at, fmt.Errorf("%s: %w", f.Reason, f.Err)
 	}
+	if err := acceptedContext(in, nil, id.AuthnContext); err != nil {
+		return Identity{}, at, fmt.Errorf("authn_context: %w", err)
+	}
 	return id, at, nil
 }

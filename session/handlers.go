@@ -1,12 +1,14 @@
 package session
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +107,13 @@ func containsFold(s, sub string) bool {
 // the chooser. The RelayState is an opaque token; the request ID and the
 // return path travel sealed in a short-lived cookie named after it.
 func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, returnTo string) {
+	m.StartLoginWith(w, r, name, returnTo, LoginOptions{})
+}
+
+// StartLoginWith is StartLogin with a stronger authentication than the
+// IdP's settings ask for: the response must then be made with one of
+// opts.AuthnContext.
+func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, returnTo string, opts LoginOptions) {
 	returnTo = m.safeReturn(returnTo)
 	if name == "" {
 		if len(m.idps) != 1 {
@@ -124,6 +133,22 @@ func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, retur
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
 		return
 	}
+	refs := in.cfg.AuthnContext
+	if len(opts.AuthnContext) > 0 {
+		refs = opts.AuthnContext
+	}
+	if len(refs) > 0 {
+		// crewjam/saml's request carries one class: the first; the
+		// response may use any listed one (see acceptedContext).
+		req.RequestedAuthnContext = &saml.RequestedAuthnContext{Comparison: cmp.Or(in.cfg.AuthnContextComparison, "exact"),
+			AuthnContextClassRef: refs[0]}
+	}
+	yes := true
+	if in.cfg.ForceAuthn || opts.ForceAuthn {
+		req.ForceAuthn = &yes
+	} else if in.cfg.IsPassive {
+		req.IsPassive = &yes
+	}
 	token, err := randomToken()
 	if err != nil {
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
@@ -132,7 +157,8 @@ func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, retur
 	if len(returnTo) > maxReturnInState {
 		returnTo = "/"
 	}
-	st := loginState{Token: token, RequestID: req.ID, IdP: name, ReturnTo: returnTo, Expires: m.now().Add(m.cfg.LoginTimeout)}
+	st := loginState{Token: token, RequestID: req.ID, IdP: name, ReturnTo: returnTo, Expires: m.now().Add(m.cfg.LoginTimeout),
+		AuthnContext: strings.Join(opts.AuthnContext, " ")}
 	sealed, err := m.sealer.seal(m.bindingCookieName(token), st.encode())
 	if err != nil {
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "seal", Err: err})
@@ -215,7 +241,8 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 			return
 		}
 		now := m.now()
-		m.setSession(w, Session{UserID: userID, IdP: id.IdP, NameID: id.NameID, SessionIndex: id.SessionIndex, Issued: now, LastSeen: now})
+		m.setSession(w, Session{UserID: userID, IdP: id.IdP, NameID: id.NameID, SessionIndex: id.SessionIndex, AuthnContext: id.AuthnContext,
+			Issued: now, LastSeen: now})
 		http.Redirect(w, r, returnTo, http.StatusSeeOther)
 	})
 }
@@ -257,9 +284,10 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 		requestIDs  []string
 		returnTo    = "/"
 		unsolicited bool
+		stepUp      []string
 	)
 	if st, found := m.pendingLogin(w, r, relay); found {
-		in, requestIDs, returnTo = m.byName[st.IdP], []string{st.RequestID}, st.ReturnTo
+		in, requestIDs, returnTo, stepUp = m.byName[st.IdP], []string{st.RequestID}, st.ReturnTo, strings.Fields(st.AuthnContext)
 		if in == nil {
 			return fail("unknown_idp", fmt.Errorf("login state names unknown idp %q", st.IdP))
 		}
@@ -282,6 +310,9 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	id, until, f := m.validate(in, doc, sh, requestIDs, unsolicited)
 	if f != nil {
 		return Identity{}, "", f
+	}
+	if err := acceptedContext(in, stepUp, id.AuthnContext); err != nil {
+		return fail("authn_context", err)
 	}
 	fresh, err := m.replay.Claim(r.Context(), id.AssertionID, until)
 	if err != nil {
@@ -332,7 +363,11 @@ func (m *Manager) validate(in *idp, doc []byte, sh shape, requestIDs []string, u
 	id := Identity{IdP: in.cfg.Name, EntityID: in.cfg.EntityID, NameID: a.Subject.NameID.Value,
 		NameIDFormat: a.Subject.NameID.Format, AssertionID: a.ID, Unsolicited: unsolicited, Attributes: map[string][]string{}}
 	if len(a.AuthnStatements) > 0 {
-		id.SessionIndex, id.AuthnInstant = a.AuthnStatements[0].SessionIndex, a.AuthnStatements[0].AuthnInstant
+		st := a.AuthnStatements[0]
+		id.SessionIndex, id.AuthnInstant = st.SessionIndex, st.AuthnInstant
+		if st.AuthnContext.AuthnContextClassRef != nil {
+			id.AuthnContext = strings.TrimSpace(st.AuthnContext.AuthnContextClassRef.Value)
+		}
 	}
 	for _, stmt := range a.AttributeStatements {
 		for _, attr := range stmt.Attributes {
@@ -342,6 +377,20 @@ func (m *Manager) validate(in *idp, doc []byte, sh shape, requestIDs []string, u
 		}
 	}
 	return id, until, nil
+}
+
+// acceptedContext enforces the authentication context: the assertion's
+// class must be one of the step-up's, or else one of the IdP's
+// authn_context, when either is set.
+func acceptedContext(in *idp, stepUp []string, got string) error {
+	accepted := in.cfg.AuthnContext
+	if len(stepUp) > 0 {
+		accepted = stepUp
+	}
+	if len(accepted) == 0 || slices.Contains(accepted, got) {
+		return nil
+	}
+	return fmt.Errorf("the assertion's authentication context %q is not one of %s", got, strings.Join(accepted, ", "))
 }
 
 // parse runs crewjam/saml's validation (signature, destination, issuer,

@@ -74,6 +74,7 @@ type Identity struct {
 	NameID       string
 	NameIDFormat string
 	SessionIndex string
+	AuthnContext string // the AuthnContextClassRef
 	AssertionID  string
 	AuthnInstant time.Time
 	Unsolicited  bool

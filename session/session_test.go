@@ -39,10 +39,19 @@ func TestSealerRoundTripAndRotation(t *testing.T) {
 
 func TestSessionEncoding(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	s := Session{UserID: "u1", IdP: "corp", NameID: "alice", SessionIndex: "_i", Issued: now, LastSeen: now.Add(time.Minute)}
+	s := Session{UserID: "u1", IdP: "corp", NameID: "alice", SessionIndex: "_i", AuthnContext: "https://refeds.org/profile/mfa",
+		Issued: now, LastSeen: now.Add(time.Minute)}
 	got, err := decodeSession(s.encode())
 	if err != nil || got != s {
 		t.Errorf("round trip: %+v %v", got, err)
+	}
+	// A cookie of the previous format (before AuthnContext) still opens,
+	// so upgrading gatehouse signs nobody out.
+	v1 := pack(sessionFormatV1, []time.Time{s.Issued, s.LastSeen}, s.UserID, s.IdP, s.NameID, s.SessionIndex)
+	want := s
+	want.AuthnContext = ""
+	if got, err := decodeSession(v1); err != nil || got != want {
+		t.Errorf("format 1 cookie: %+v %v", got, err)
 	}
 	long := s
 	long.NameID = strings.Repeat("n", 10_000)

@@ -17,21 +17,26 @@ type loginState struct {
 	IdP       string // configured IdP name
 	ReturnTo  string // same-origin relative path
 	Expires   time.Time
+	// AuthnContext, when set, are the classes this login must be made
+	// with (a step-up), space-separated.
+	AuthnContext string
 }
 
 // maxReturnInState bounds the return path kept in the cookie; a longer
 // one falls back to "/" so that the cookie stays well under 4 KiB.
 const maxReturnInState = 1536
 
-const stateFormat = 1
+// stateFormat 2 added AuthnContext. Login states live minutes, so an
+// older one is simply refused (the user starts again).
+const stateFormat = 2
 
 func (st loginState) encode() []byte {
-	return pack(stateFormat, []time.Time{st.Expires}, st.Token, st.RequestID, st.IdP, st.ReturnTo)
+	return pack(stateFormat, []time.Time{st.Expires}, st.Token, st.RequestID, st.IdP, st.ReturnTo, st.AuthnContext)
 }
 
 func decodeState(b []byte) (loginState, error) {
 	var st loginState
-	if err := unpack(b, stateFormat, []*time.Time{&st.Expires}, &st.Token, &st.RequestID, &st.IdP, &st.ReturnTo); err != nil {
+	if err := unpack(b, stateFormat, []*time.Time{&st.Expires}, &st.Token, &st.RequestID, &st.IdP, &st.ReturnTo, &st.AuthnContext); err != nil {
 		return loginState{}, err
 	}
 	return st, nil

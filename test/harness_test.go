@@ -300,6 +300,14 @@ func (h *harness) browser() *http.Client {
 // and the RelayState from the redirect to the IdP.
 func (h *harness) startLogin(c *http.Client, path string) (requestID, relay string) {
 	h.t.Helper()
+	req, relay := h.authnRequest(c, path)
+	return req.SelectAttrValue("ID", ""), relay
+}
+
+// authnRequest requests path as a browser and returns the AuthnRequest
+// element and the RelayState of the redirect to the IdP.
+func (h *harness) authnRequest(c *http.Client, path string) (*etree.Element, string) {
+	h.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, h.base+path, nil)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml")
 	resp, err := c.Do(req)
@@ -323,7 +331,7 @@ func (h *harness) startLogin(c *http.Client, path string) (requestID, relay stri
 	if err := doc.ReadFromBytes(xmlReq); err != nil {
 		h.t.Fatal(err)
 	}
-	return doc.Root().SelectAttrValue("ID", ""), loc.Query().Get("RelayState")
+	return doc.Root(), loc.Query().Get("RelayState")
 }
 
 // post sends a SAML response to the ACS and returns the final response

@@ -99,6 +99,7 @@ type spec struct {
 	responseID   string
 	assertionID  string
 	sessionIndex string
+	classRef     string // AuthnContextClassRef; default PasswordProtectedTransport
 }
 
 // respond builds an unsigned Response with an unsigned Assertion, both as
@@ -151,8 +152,11 @@ func respond(s spec) (response, assertion *etree.Element) {
 	as := a.CreateElement("saml:AuthnStatement")
 	as.CreateAttr("AuthnInstant", ts(s.now))
 	as.CreateAttr("SessionIndex", s.sessionIndex)
-	as.CreateElement("saml:AuthnContext").CreateElement("saml:AuthnContextClassRef").
-		SetText("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport")
+	classRef := s.classRef
+	if classRef == "" {
+		classRef = classPassword
+	}
+	as.CreateElement("saml:AuthnContext").CreateElement("saml:AuthnContextClassRef").SetText(classRef)
 	if len(s.attrs) > 0 {
 		st := a.CreateElement("saml:AttributeStatement")
 		for _, at := range s.attrs {

@@ -36,6 +36,9 @@ type Config struct {
 	// response coming back.
 	LoginTimeout time.Duration `yaml:"login_timeout"`
 	Cookie       CookieConfig  `yaml:"cookie"`
+	// MetadataCacheDir keeps the last good copy of each metadata URL, used
+	// when the URL fails at start.
+	MetadataCacheDir string `yaml:"metadata_cache_dir"`
 	IdPs         []IdP         `yaml:"-"` // composed by the caller with per-IdP settings of other packages
 
 	// Endpoints are the absolute paths the handlers are mounted at; the
@@ -102,6 +105,12 @@ type IdP struct {
 	// MetadataFile or MetadataURL (https) locate the IdP's metadata.
 	MetadataFile string `yaml:"metadata_file"`
 	MetadataURL  string `yaml:"metadata_url"`
+	// MetadataSigningCerts are PEM files of the certificates one of which
+	// must have signed the metadata (several during a rollover). Required
+	// with metadata_url unless MetadataUnsigned.
+	MetadataSigningCerts []string `yaml:"metadata_signing_certs"`
+	// MetadataUnsigned trusts a metadata URL on its TLS certificate alone.
+	MetadataUnsigned bool `yaml:"metadata_unsigned"`
 	// AllowIdPInitiated accepts unsolicited responses from this IdP.
 	AllowIdPInitiated bool `yaml:"allow_idp_initiated"`
 	// RequireEncryption refuses assertions that are not encrypted.
@@ -252,6 +261,9 @@ func (c Config) Validate() error {
 		case p.MetadataURL != "":
 			if u, err := url.Parse(p.MetadataURL); err != nil || u.Scheme != "https" || u.Host == "" {
 				add("idps[%d].metadata_url: must be an https URL", i)
+			}
+			if len(p.MetadataSigningCerts) == 0 && !p.MetadataUnsigned {
+				add("idps[%d].metadata_signing_certs: required with metadata_url (the certificate the metadata is signed with), or set metadata_unsigned: true to trust the URL's TLS certificate alone", i)
 			}
 		}
 	}

@@ -75,12 +75,12 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, in := range m.idps {
-		if page.Query != "" && !containsFold(in.cfg.DisplayName, page.Query) && !containsFold(in.cfg.Name, page.Query) &&
+		if page.Query != "" && !containsFold(in.displayName(), page.Query) && !containsFold(in.cfg.Name, page.Query) &&
 			!containsFold(in.cfg.EntityID, page.Query) {
 			continue
 		}
 		v := url.Values{"idp": {in.cfg.Name}, "return": {returnTo}}
-		c := Choice{Name: in.cfg.Name, DisplayName: in.cfg.DisplayName, URL: m.cfg.Endpoints.Login + "?" + v.Encode(), LastUsed: in.cfg.Name == last}
+		c := Choice{Name: in.cfg.Name, DisplayName: in.displayName(), URL: m.cfg.Endpoints.Login + "?" + v.Encode(), LastUsed: in.cfg.Name == last}
 		if c.LastUsed {
 			page.Choices = append([]Choice{c}, page.Choices...)
 		} else {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -118,14 +119,33 @@ type Manager struct {
 	spCert   *x509.Certificate // its certificate
 	keys     []spKeyPair       // every SP key, in configured order
 	spMeta   spMetadata
+	refresh  time.Duration // metadata refresh interval (Run's)
 	idps     []*idp
 	byName   map[string]*idp
 	byEntity map[string]*idp
 }
 
 type idp struct {
-	cfg IdP
-	sp  atomic.Pointer[saml.ServiceProvider] // nil until metadata loads
+	cfg   IdP
+	certs []*x509.Certificate                  // metadata_signing_certs
+	sp    atomic.Pointer[saml.ServiceProvider] // nil until metadata loads
+	org   atomic.Pointer[string]               // the display name the metadata gives
+
+	// Refresh schedule, used by Run's goroutine only.
+	next       time.Time // when to read the metadata again
+	validUntil time.Time // zero: none declared
+}
+
+// displayName is the configured display name, else the organisation's
+// from the metadata, else the name.
+func (in *idp) displayName() string {
+	if in.cfg.DisplayName != "" {
+		return in.cfg.DisplayName
+	}
+	if o := in.org.Load(); o != nil && *o != "" {
+		return *o
+	}
+	return in.cfg.Name
 }
 
 // New builds the Manager and loads IdP metadata: files must load; URLs
@@ -138,7 +158,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	if opts.Logger == nil || opts.Pages == nil {
 		panic("session.New: Logger and Pages are required")
 	}
-	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient,
+	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient, refresh: 24 * time.Hour,
 		replay: opts.Replay, pages: opts.Pages, byName: map[string]*idp{}, byEntity: map[string]*idp{}}
 	if m.now == nil {
 		m.now = time.Now
@@ -165,14 +185,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 			break
 		}
 	}
+	memo := map[string][]byte{} // one fetch per URL: an aggregate serves several IdPs
 	for _, p := range cfg.IdPs {
-		if p.DisplayName == "" {
-			p.DisplayName = p.Name
-		}
 		in := &idp{cfg: p}
+		if in.certs, err = loadCerts(p.MetadataSigningCerts); err != nil {
+			return nil, fmt.Errorf("idp %s: metadata_signing_certs: %w", p.Name, err)
+		}
 		m.idps = append(m.idps, in)
 		m.byName[p.Name], m.byEntity[p.EntityID] = in, in
-		if err := m.load(ctx, in); err != nil {
+		if err := m.load(ctx, in, memo); err != nil {
 			if p.MetadataFile != "" {
 				return nil, fmt.Errorf("idp %s: %w", p.Name, err)
 			}
@@ -222,10 +243,36 @@ func (m *Manager) decryptionKeys() []*rsa.PrivateKey {
 	return out
 }
 
-func (m *Manager) load(ctx context.Context, in *idp) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+// load reads, verifies and installs an IdP's metadata. A metadata URL
+// that cannot be read at start falls back to the last good copy in
+// metadata_cache_dir; every good copy read from the URL is kept there.
+// memo shares one fetch of a URL between the IdPs of one aggregate.
+func (m *Manager) load(ctx context.Context, in *idp, memo map[string][]byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	ed, err := loadMetadata(ctx, m.client, in.cfg)
+	var data []byte
+	var err error
+	fromCache := false
+	if b, ok := memo[in.cfg.MetadataURL]; ok && in.cfg.MetadataURL != "" {
+		data = b
+	} else if data, err = fetchMetadata(ctx, m.client, in.cfg); err == nil && in.cfg.MetadataURL != "" {
+		memo[in.cfg.MetadataURL] = data
+	}
+	if err != nil && in.cfg.MetadataURL != "" && m.cfg.MetadataCacheDir != "" && in.sp.Load() == nil {
+		if b, cerr := os.ReadFile(cachePath(m.cfg.MetadataCacheDir, in.cfg.MetadataURL)); cerr == nil {
+			m.log.Warn("idp metadata URL failed; using the last good copy", zap.String("idp", in.cfg.Name), zap.Error(err))
+			data, err, fromCache = b, nil, true
+		}
+	}
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	md, err := checkDocument(data, in.certs, now)
+	if err != nil {
+		return err
+	}
+	ed, err := parseMetadata(md.data, in.cfg.EntityID)
 	if err != nil {
 		return err
 	}
@@ -243,34 +290,62 @@ func (m *Manager) load(ctx context.Context, in *idp) error {
 		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
 	}
 	sp.ValidateAudienceRestriction = m.checkAudience
+	org := organizationName(ed)
+	in.org.Store(&org)
 	in.sp.Store(sp)
-	m.log.Info("idp metadata loaded", zap.String("idp", in.cfg.Name), zap.String("entity_id", ed.EntityID))
+	in.validUntil, in.next = md.validUntil, now.Add(m.refresh)
+	if !md.refresh.IsZero() && md.refresh.Before(in.next) {
+		in.next = md.refresh
+	}
+	if in.cfg.MetadataURL != "" && m.cfg.MetadataCacheDir != "" && !fromCache {
+		if err := writeCache(cachePath(m.cfg.MetadataCacheDir, in.cfg.MetadataURL), data); err != nil {
+			m.log.Warn("keep a copy of idp metadata", zap.String("idp", in.cfg.Name), zap.Error(err))
+		}
+	}
+	m.log.Info("idp metadata loaded", zap.String("idp", in.cfg.Name), zap.String("entity_id", ed.EntityID), zap.Bool("from_cache", fromCache))
 	return nil
 }
 
-// Run retries metadata URLs that have not loaded and refreshes loaded ones
-// every refresh interval, until ctx ends. A failed refresh keeps the last
-// good metadata.
+// Run keeps metadata URLs current until ctx ends: every 30 seconds it
+// reads again those that are due (after refresh, or earlier when the
+// metadata's validUntil or cacheDuration say so) or not loaded yet. A
+// failed refresh keeps the last good metadata, and tries again in five
+// minutes, until that metadata's validUntil passes: then the IdP is
+// unloaded, and its logins get the 503 page.
 func (m *Manager) Run(ctx context.Context, refresh time.Duration) {
-	retry := time.NewTicker(30 * time.Second)
-	defer retry.Stop()
-	last := time.Now()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-retry.C:
+		case <-tick.C:
 		}
-		due := time.Since(last) >= refresh
-		if due {
-			last = time.Now()
+		m.refreshDue(ctx, refresh)
+	}
+}
+
+// refreshDue is one pass of Run.
+func (m *Manager) refreshDue(ctx context.Context, refresh time.Duration) {
+	m.refresh = refresh
+	now := m.now()
+	memo := map[string][]byte{}
+	for _, in := range m.idps {
+		if in.cfg.MetadataURL == "" {
+			continue
 		}
-		for _, in := range m.idps {
-			if in.cfg.MetadataURL == "" || (in.sp.Load() != nil && !due) {
-				continue
-			}
-			if err := m.load(ctx, in); err != nil {
-				m.log.Warn("idp metadata refresh failed", zap.String("idp", in.cfg.Name), zap.Error(err))
+		if in.sp.Load() != nil && !in.validUntil.IsZero() && !now.Before(in.validUntil) {
+			in.sp.Store(nil)
+			m.log.Error("idp metadata expired (validUntil) and could not be refreshed; logins from this IdP are refused",
+				zap.String("idp", in.cfg.Name), zap.Time("valid_until", in.validUntil))
+		}
+		if in.sp.Load() != nil && now.Before(in.next) {
+			continue
+		}
+		if err := m.load(ctx, in, memo); err != nil {
+			m.log.Warn("idp metadata refresh failed", zap.String("idp", in.cfg.Name), zap.Error(err))
+			if in.sp.Load() != nil {
+				in.next = now.Add(min(5*time.Minute, refresh))
 			}
 		}
 	}

@@ -3,6 +3,10 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -10,45 +14,121 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
+	dsig "github.com/russellhaering/goxmldsig"
 )
 
-const maxMetadataBytes = 8 << 20
+// maxMetadataBytes bounds a metadata document; federation aggregates run
+// to tens of megabytes.
+const maxMetadataBytes = 64 << 20
 
-// loadMetadata reads an IdP's metadata from its file or URL.
-func loadMetadata(ctx context.Context, client *http.Client, p IdP) (*saml.EntityDescriptor, error) {
-	var data []byte
+// metadataDoc is a metadata document as read: its bytes (only the signed
+// element when a signature was verified) and when to read it again.
+type metadataDoc struct {
+	data       []byte
+	refresh    time.Time // zero: on the regular schedule
+	validUntil time.Time // zero: none declared
+}
+
+// fetchMetadata reads an IdP's metadata document from its file or URL.
+func fetchMetadata(ctx context.Context, client *http.Client, p IdP) ([]byte, error) {
 	if p.MetadataFile != "" {
 		b, err := os.ReadFile(p.MetadataFile)
 		if err != nil {
 			return nil, fmt.Errorf("read metadata: %w", err)
 		}
-		data = b
-	} else {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.MetadataURL, nil)
+		return b, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.MetadataURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch metadata: HTTP %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	if len(data) > maxMetadataBytes {
+		return nil, fmt.Errorf("fetch metadata: larger than %d bytes", maxMetadataBytes)
+	}
+	return data, nil
+}
+
+// checkDocument applies what holds for any metadata document: no DTD,
+// well-formed and round-trip safe XML, a signature by one of certs when
+// certs are given (the returned bytes are then the signed element only,
+// so nothing outside the signature is ever read), and a validUntil that
+// has not passed. refresh is the earlier of three quarters of the way to
+// validUntil and now plus cacheDuration, when either is set.
+func checkDocument(data []byte, certs []*x509.Certificate, now time.Time) (metadataDoc, error) {
+	if hasFold(data, "<!DOCTYPE") || hasFold(data, "<!ENTITY") {
+		return metadataDoc{}, fmt.Errorf("metadata: %w", errDoctype)
+	}
+	if err := xrv.Validate(bytes.NewReader(data)); err != nil {
+		return metadataDoc{}, fmt.Errorf("metadata: invalid XML: %w", err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(data); err != nil || doc.Root() == nil {
+		return metadataDoc{}, fmt.Errorf("metadata: malformed XML: %v", err)
+	}
+	root := doc.Root()
+	if len(certs) > 0 {
+		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: certs})
+		vc.Clock = dsig.NewFakeClockAt(now)
+		signed, err := vc.Validate(root)
 		if err != nil {
-			return nil, fmt.Errorf("fetch metadata: %w", err)
+			return metadataDoc{}, fmt.Errorf("metadata: signature not valid with the configured metadata_signing_certs: %w", err)
 		}
-		resp, err := client.Do(req)
+		out := etree.NewDocument()
+		out.SetRoot(signed)
+		if data, err = out.WriteToBytes(); err != nil {
+			return metadataDoc{}, fmt.Errorf("metadata: %w", err)
+		}
+		root = signed
+	}
+	md := metadataDoc{data: data}
+	if v := root.SelectAttrValue("validUntil", ""); v != "" {
+		until, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return nil, fmt.Errorf("fetch metadata: %w", err)
+			return metadataDoc{}, fmt.Errorf("metadata: validUntil %q is not a time", v)
 		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("fetch metadata: HTTP %d", resp.StatusCode)
+		if !now.Before(until) {
+			return metadataDoc{}, fmt.Errorf("metadata: expired at its validUntil, %s", until.UTC().Format(time.RFC3339))
 		}
-		data, err = io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("fetch metadata: %w", err)
-		}
-		if len(data) > maxMetadataBytes {
-			return nil, fmt.Errorf("fetch metadata: larger than %d bytes", maxMetadataBytes)
+		// Read it again well before it expires: three quarters of the way.
+		md.refresh, md.validUntil = now.Add(until.Sub(now)*3/4), until
+	}
+	if v := root.SelectAttrValue("cacheDuration", ""); v != "" {
+		if d, err := parseXSDuration(v); err == nil && d > 0 {
+			if next := now.Add(d); md.refresh.IsZero() || next.Before(md.refresh) {
+				md.refresh = next
+			}
 		}
 	}
-	return parseMetadata(data, p.EntityID)
+	return md, nil
+}
+
+// parseXSDuration reads the xs:duration forms metadata uses (PnDTnHnMnS,
+// with weeks and fractional seconds); years and months count as 365 and 30
+// days.
+func parseXSDuration(s string) (time.Duration, error) {
+	var d saml.Duration
+	if err := d.UnmarshalText([]byte(s)); err != nil {
+		return 0, err
+	}
+	return time.Duration(d), nil
 }
 
 // parseMetadata finds the entity with the expected ID in an
@@ -125,10 +205,77 @@ func ssoLocation(ed *saml.EntityDescriptor) string {
 	return ""
 }
 
+// organizationName is the display name an entity gives itself, if any.
+func organizationName(ed *saml.EntityDescriptor) string {
+	if ed.Organization != nil {
+		for _, n := range ed.Organization.OrganizationDisplayNames {
+			if n.Value != "" {
+				return n.Value
+			}
+		}
+	}
+	return ""
+}
+
 var errNoMetadata = errors.New("identity provider metadata is not loaded yet")
 
+// loadCerts reads PEM certificates from files.
+func loadCerts(files []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			out, found = append(out, c), true
+		}
+		if !found {
+			return nil, fmt.Errorf("%s: no PEM certificate", f)
+		}
+	}
+	return out, nil
+}
+
+// cachePath is where the last good copy of a metadata URL is kept.
+func cachePath(dir, metadataURL string) string {
+	sum := sha256.Sum256([]byte(metadataURL))
+	return filepath.Join(dir, "metadata-"+hex.EncodeToString(sum[:8])+".xml")
+}
+
+// writeCache keeps a verified document, atomically.
+func writeCache(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".metadata-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
 // CheckMetadata loads every IdP's metadata once, for a config check, and
-// returns each failure with its key path.
+// returns each failure with its key path. It writes nothing.
 func CheckMetadata(ctx context.Context, client *http.Client, idps []IdP) []error {
 	if client == nil {
 		client = &http.Client{Timeout: 15 * time.Second}
@@ -139,7 +286,19 @@ func CheckMetadata(ctx context.Context, client *http.Client, idps []IdP) []error
 		if p.MetadataURL != "" {
 			key = "metadata_url"
 		}
-		if _, err := loadMetadata(ctx, client, p); err != nil {
+		certs, err := loadCerts(p.MetadataSigningCerts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("idps[%d].metadata_signing_certs: %w", i, err))
+			continue
+		}
+		data, err := fetchMetadata(ctx, client, p)
+		if err == nil {
+			var md metadataDoc
+			if md, err = checkDocument(data, certs, time.Now()); err == nil {
+				_, err = parseMetadata(md.data, p.EntityID)
+			}
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("idps[%d].%s: %w", i, key, err))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -44,6 +45,9 @@ type File struct {
 	Proxy   proxy.Config   `yaml:",inline"`
 
 	IdPs []IdPConfig `yaml:"idps"`
+	// Federations admit allowlisted IdPs from a federation's aggregate
+	// metadata; each entity becomes an IdP with the federation's settings.
+	Federations []FederationConfig `yaml:"federations"`
 	// MetadataRefresh is how often metadata URLs are re-read; default 24h.
 	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
 	Store           StoreConfig   `yaml:"store"`
@@ -85,6 +89,62 @@ type IdPConfig struct {
 	// ContinueOnStoreError lets logins through unprovisioned, with
 	// identity headers from the assertion, while the store is down.
 	ContinueOnStoreError bool `yaml:"continue_on_store_error"`
+
+	federation bool // expanded from a federation (validated there)
+}
+
+// FederationConfig is a federation's aggregate metadata and the entity
+// IDs of the IdPs admitted from it. The IdPs are named <name>-1, <name>-2
+// ... in the order listed and shown with the organisation name their
+// metadata gives.
+type FederationConfig struct {
+	Name                 string            `yaml:"name"`
+	MetadataURL          string            `yaml:"metadata_url"`
+	MetadataSigningCerts []string          `yaml:"metadata_signing_certs"`
+	MetadataUnsigned     bool              `yaml:"metadata_unsigned"`
+	EntityIDs            []string          `yaml:"entity_ids"`
+	AllowIdPInitiated    bool              `yaml:"allow_idp_initiated"`
+	Mapping              provision.Mapping `yaml:"mapping"`
+}
+
+var federationName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,23}$`)
+
+// expandFederations appends an IdP per admitted entity.
+func (f *File) expandFederations() {
+	f.IdPs = slices.DeleteFunc(f.IdPs, func(p IdPConfig) bool { return p.federation })
+	for _, fed := range f.Federations {
+		for i, id := range fed.EntityIDs {
+			f.IdPs = append(f.IdPs, IdPConfig{IdP: session.IdP{Name: fmt.Sprintf("%s-%d", fed.Name, i+1), EntityID: id,
+				MetadataURL: fed.MetadataURL, MetadataSigningCerts: fed.MetadataSigningCerts, MetadataUnsigned: fed.MetadataUnsigned,
+				AllowIdPInitiated: fed.AllowIdPInitiated}, Mapping: fed.Mapping, federation: true})
+		}
+	}
+}
+
+func (f *File) validateFederations() []error {
+	var errs []error
+	for i, fed := range f.Federations {
+		key := fmt.Sprintf("federations[%d]", i)
+		if !federationName.MatchString(fed.Name) {
+			errs = append(errs, fmt.Errorf("%s.name: must match %s", key, federationName))
+		}
+		if u, err := url.Parse(fed.MetadataURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s.metadata_url: must be an https URL", key))
+		}
+		if len(fed.MetadataSigningCerts) == 0 && !fed.MetadataUnsigned {
+			errs = append(errs, fmt.Errorf("%s.metadata_signing_certs: required (the federation's metadata signing certificate), or set metadata_unsigned: true", key))
+		}
+		if len(fed.EntityIDs) == 0 {
+			errs = append(errs, fmt.Errorf("%s.entity_ids: list the IdPs admitted from the federation", key))
+		}
+		for _, e := range flatten(fed.Mapping.Validate()) {
+			errs = append(errs, fmt.Errorf("%s.mapping.%w", key, e))
+		}
+		if f.SCIM != nil && fed.Mapping.LinkBy == "" {
+			errs = append(errs, fmt.Errorf("%s.mapping.link_by: set it (user_name, external_id or none) when SCIM serves several IdPs", key))
+		}
+	}
+	return errs
 }
 
 // StoreConfig chooses the user store. Exactly one backend is set.
@@ -163,6 +223,7 @@ func (f *File) withDefaults() {
 	}
 	f.Proxy = f.Proxy.WithDefaults()
 	f.Session.Endpoints = proxy.Endpoints(f.Proxy.Prefix)
+	f.expandFederations()
 	f.Session.IdPs = f.Session.IdPs[:0]
 	for _, p := range f.IdPs {
 		f.Session.IdPs = append(f.Session.IdPs, p.IdP)
@@ -308,7 +369,11 @@ func (f *File) validate() []error {
 	if f.MetadataRefresh < time.Minute {
 		errs = append(errs, errors.New("metadata_refresh: at least 1m"))
 	}
+	errs = append(errs, f.validateFederations()...)
 	for i, p := range f.IdPs {
+		if p.federation {
+			continue
+		}
 		add(fmt.Sprintf("idps[%d].mapping.", i), p.Mapping.Validate())
 		// With several IdPs, a user SCIM created could be claimed by a
 		// login from any of them: each must say how it links.

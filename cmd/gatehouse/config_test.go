@@ -319,3 +319,40 @@ func TestSignedIdentitySection(t *testing.T) {
 		}
 	}
 }
+
+// TestFederationsSection: a federation's allowlisted entities become
+// IdPs sharing its metadata URL, signing certificates and mapping; its
+// problems carry federation key paths.
+func TestFederationsSection(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "idp.xml"), []byte(idpMeta), 0o600)
+	fed := `federations:
+  - name: incommon
+    metadata_url: https://mds.example.test/aggregate.xml
+    metadata_signing_certs: [` + filepath.Join(dir, "fed.pem") + `]
+    entity_ids: [https://idp.uni-a.example.test/idp, https://idp.uni-b.example.test/idp]
+    mapping: {user_name: "urn:oid:0.9.2342.19200300.100.1.1"}
+`
+	f, err := decodeConfig(strings.NewReader(strings.ReplaceAll(goodConfig, "$DIR", dir) + fed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.prepare(os.Getenv); err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if len(f.Session.IdPs) != 3 || f.Session.IdPs[2].Name != "incommon-2" || f.Session.IdPs[2].EntityID != "https://idp.uni-b.example.test/idp" ||
+		f.Session.IdPs[1].MetadataURL != "https://mds.example.test/aggregate.xml" || len(f.Session.IdPs[1].MetadataSigningCerts) != 1 {
+		t.Errorf("expanded IdPs = %+v", f.Session.IdPs)
+	}
+	if err := f.prepare(os.Getenv); err != nil || len(f.IdPs) != 3 {
+		t.Errorf("a second prepare expanded again: %d IdPs, %v", len(f.IdPs), err)
+	}
+	bad := strings.ReplaceAll(strings.Replace(fed, "    metadata_signing_certs: ["+filepath.Join(dir, "fed.pem")+"]\n", "", 1), "name: incommon", "name: In Common")
+	code, _, errOut := check(t, writeConfig(t, goodConfig+bad))
+	for _, want := range []string{"federations[0].name: must match", "federations[0].metadata_signing_certs: required"} {
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, no %q in:\n%s", code, want, errOut)
+		}
+	}
+}

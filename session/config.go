@@ -39,7 +39,7 @@ type Config struct {
 	// MetadataCacheDir keeps the last good copy of each metadata URL, used
 	// when the URL fails at start.
 	MetadataCacheDir string `yaml:"metadata_cache_dir"`
-	IdPs         []IdP         `yaml:"-"` // composed by the caller with per-IdP settings of other packages
+	IdPs             []IdP  `yaml:"-"` // composed by the caller with per-IdP settings of other packages
 
 	// Endpoints are the absolute paths the handlers are mounted at; the
 	// caller fills them from its one table of reserved paths.

@@ -27,7 +27,7 @@ import (
 
 type nopPages struct{}
 
-func (nopPages) Problem(http.ResponseWriter, *http.Request, Failure)      {}
+func (nopPages) Problem(http.ResponseWriter, *http.Request, Failure)     {}
 func (nopPages) Chooser(http.ResponseWriter, *http.Request, ChooserPage) {}
 func (nopPages) SignedOut(http.ResponseWriter, *http.Request)            {}
 
@@ -201,7 +201,7 @@ func TestFederationMetadata(t *testing.T) {
 		"Tampered": {bytes.Replace(aggregate(t, fed, idpKey, time.Time{}, ""), []byte("https://uni-a.example.test/sso"), []byte("https://evil.example.test/sso"), 1),
 			[]string{fed.file}, "signature not valid"},
 		"SignedByStranger": {aggregate(t, stranger, idpKey, time.Time{}, ""), []string{fed.file}, "signature not valid"},
-		"Unsigned": {unsigned(t, aggregate(t, fed, idpKey, time.Time{}, "")), []string{fed.file}, "signature"},
+		"Unsigned":         {unsigned(t, aggregate(t, fed, idpKey, time.Time{}, "")), []string{fed.file}, "signature"},
 		// Expired both on the test's clock and on CheckMetadata's real one.
 		"Expired": {aggregate(t, fed, idpKey, time.Now().Add(-time.Minute), ""), []string{fed.file}, "expired"},
 	} {

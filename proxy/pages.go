@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"go.uber.org/zap"
@@ -137,6 +138,39 @@ func (p *Pages) SignedOut(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, pageData{Status: http.StatusOK, Title: "Signed out", Message: "You have been signed out of this application.",
 		Action: &session.Choice{DisplayName: "Sign in again", URL: "/"}})
 }
+
+// AutoPost sends the browser on with a form that posts itself: a script
+// allowed by a per-response nonce submits it, and without scripts the
+// user presses the button.
+func (p *Pages) AutoPost(w http.ResponseWriter, r *http.Request, action string, fields map[string]string) {
+	nonce := newErrorID() + newErrorID()
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+nonce+"'; form-action "+formAction(action)+"; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	autoPostTemplate.Execute(w, struct {
+		Action, Nonce string
+		Fields        map[string]string
+	}{action, nonce, fields})
+}
+
+// formAction is the CSP source that lets the form post to action.
+func formAction(action string) string {
+	if u, err := url.Parse(action); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return "'self'"
+}
+
+var autoPostTemplate = template.Must(template.New("post").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex"><title>Signing out</title></head>
+<body><form method="post" action="{{.Action}}">{{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{$v}}">{{end}}
+<noscript><p>Press Continue to finish signing out.</p></noscript><button type="submit">Continue</button></form>
+<script nonce="{{.Nonce}}">document.forms[0].submit()</script></body></html>
+`))
 
 // notFound is the answer for unknown reserved paths.
 func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ const DefaultPrefix = "/.gatehouse/"
 const (
 	PathMetadata = "saml/metadata"
 	PathACS      = "saml/acs"
+	PathSLO      = "saml/slo"
 	PathLogin    = "login"
 	PathLogout   = "logout"
 	PathHealthz  = "healthz"
@@ -27,5 +28,6 @@ func Endpoints(prefix string) session.Endpoints {
 		ACS:      prefix + PathACS,
 		Login:    prefix + PathLogin,
 		Logout:   prefix + PathLogout,
+		SLO:      prefix + PathSLO,
 	}
 }

@@ -123,6 +123,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.routes[pre+PathACS] = opts.Sessions.ACS(p.login)
 	p.routes[pre+PathLogin] = http.HandlerFunc(opts.Sessions.ServeLogin)
 	p.routes[pre+PathLogout] = http.HandlerFunc(opts.Sessions.ServeLogout)
+	p.routes[pre+PathSLO] = http.HandlerFunc(opts.Sessions.ServeSLO)
 	p.routes[pre+PathHealthz] = http.HandlerFunc(p.healthz)
 	p.routes[pre+PathReadyz] = http.HandlerFunc(p.readyz)
 	if p.signer != nil {

@@ -50,8 +50,8 @@ type Config struct {
 type Endpoints struct {
 	// Prefix is the reserved prefix they share; a login never returns
 	// under it.
-	Prefix                       string
-	Metadata, ACS, Login, Logout string
+	Prefix                            string
+	Metadata, ACS, Login, Logout, SLO string
 }
 
 // SPKey is one SP key pair (PEM files; RSA).
@@ -124,6 +124,9 @@ type IdP struct {
 	// AuthnContextClassRef is not listed is refused.
 	AuthnContext           []string `yaml:"authn_context"`
 	AuthnContextComparison string   `yaml:"authn_context_comparison"`
+	// NoSingleLogout keeps gatehouse's logout local even when the IdP's
+	// metadata has a SingleLogoutService.
+	NoSingleLogout bool `yaml:"no_single_logout"`
 	// ForceAuthn asks the IdP to authenticate the user afresh; IsPassive
 	// asks it not to interact with the user (a login it cannot complete
 	// silently fails).

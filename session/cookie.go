@@ -87,9 +87,12 @@ func (s *sealer) open(name, value string) ([]byte, error) {
 // Session is what the session cookie carries: references, never
 // attributes.
 type Session struct {
+	// ID is random per login: a logout revokes exactly this session.
+	ID           string
 	UserID       string
 	IdP          string // configured IdP name
 	NameID       string // for single logout; empty when too long to carry
+	NameIDFormat string // for single logout
 	SessionIndex string // for single logout; empty when too long to carry
 	// AuthnContext is the AuthnContextClassRef the login was accepted
 	// with; empty when too long to carry.
@@ -103,7 +106,8 @@ const (
 	maxSessionIndexInCookie = 128
 )
 
-// Session cookie formats: 2 added AuthnContext; 1 is still read.
+// Session cookie formats: 2 added AuthnContext, NameIDFormat and ID; 1 is
+// still read.
 const (
 	sessionFormat   = 2
 	sessionFormatV1 = 1
@@ -113,9 +117,9 @@ const (
 // NameID, session index or class reference is left out rather than
 // growing the cookie.
 func (s Session) encode() []byte {
-	nameID, index, ctx := s.NameID, s.SessionIndex, s.AuthnContext
-	if len(nameID) > maxNameIDInCookie {
-		nameID = ""
+	nameID, format, index, ctx := s.NameID, s.NameIDFormat, s.SessionIndex, s.AuthnContext
+	if len(nameID) > maxNameIDInCookie || len(format) > maxSessionIndexInCookie {
+		nameID, format = "", ""
 	}
 	if len(index) > maxSessionIndexInCookie {
 		index = ""
@@ -123,13 +127,13 @@ func (s Session) encode() []byte {
 	if len(ctx) > maxSessionIndexInCookie {
 		ctx = ""
 	}
-	return pack(sessionFormat, []time.Time{s.Issued, s.LastSeen}, s.UserID, s.IdP, nameID, index, ctx)
+	return pack(sessionFormat, []time.Time{s.Issued, s.LastSeen}, s.UserID, s.IdP, nameID, index, ctx, format, s.ID)
 }
 
 func decodeSession(b []byte) (Session, error) {
 	var s Session
 	times := []*time.Time{&s.Issued, &s.LastSeen}
-	err := unpack(b, sessionFormat, times, &s.UserID, &s.IdP, &s.NameID, &s.SessionIndex, &s.AuthnContext)
+	err := unpack(b, sessionFormat, times, &s.UserID, &s.IdP, &s.NameID, &s.SessionIndex, &s.AuthnContext, &s.NameIDFormat, &s.ID)
 	if err != nil && len(b) > 0 && b[0] == sessionFormatV1 {
 		err = unpack(b, sessionFormatV1, times, &s.UserID, &s.IdP, &s.NameID, &s.SessionIndex)
 	}

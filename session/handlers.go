@@ -241,8 +241,14 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 			return
 		}
 		now := m.now()
-		m.setSession(w, Session{UserID: userID, IdP: id.IdP, NameID: id.NameID, SessionIndex: id.SessionIndex, AuthnContext: id.AuthnContext,
-			Issued: now, LastSeen: now})
+		sid, err := randomToken()
+		if err != nil {
+			m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
+			return
+		}
+		m.setSession(w, Session{ID: sid[:22], UserID: userID, IdP: id.IdP, NameID: id.NameID, NameIDFormat: id.NameIDFormat, SessionIndex: id.SessionIndex,
+			AuthnContext: id.AuthnContext,
+			Issued:       now, LastSeen: now})
 		http.Redirect(w, r, returnTo, http.StatusSeeOther)
 	})
 }
@@ -482,7 +488,7 @@ func (m *Manager) Load(r *http.Request) (Session, bool) {
 	if now.Sub(s.Issued) >= m.cfg.Cookie.MaxAge || now.Sub(s.LastSeen) >= m.cfg.Cookie.IdleTimeout {
 		return Session{}, false
 	}
-	if _, ok := m.byName[s.IdP]; !ok {
+	if _, ok := m.byName[s.IdP]; !ok || m.revoked(s) {
 		return Session{}, false
 	}
 	return s, true
@@ -508,17 +514,4 @@ func (m *Manager) setSession(w http.ResponseWriter, s Session) {
 	maxAge := int(s.Issued.Add(m.cfg.Cookie.MaxAge).Sub(m.now()) / time.Second)
 	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
-}
-
-// ServeLogout ends the local session.
-func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
-	w.Header().Set("Cache-Control", "no-store")
-	m.pages.SignedOut(w, r)
 }

@@ -66,6 +66,9 @@ type Pages interface {
 	Problem(w http.ResponseWriter, r *http.Request, f Failure)
 	Chooser(w http.ResponseWriter, r *http.Request, page ChooserPage)
 	SignedOut(w http.ResponseWriter, r *http.Request)
+	// AutoPost sends the browser on with an HTML form that posts fields to
+	// action (the HTTP-POST binding).
+	AutoPost(w http.ResponseWriter, r *http.Request, action string, fields map[string]string)
 }
 
 // Identity is a validated login, independent of crewjam/saml's types.
@@ -99,30 +102,34 @@ type Options struct {
 	Now        func() time.Time
 	HTTPClient *http.Client // for metadata URLs
 	Replay     ReplayCache
-	Pages      Pages
+	// Revocations record sessions ended by logout; default in memory.
+	Revocations Revocations
+	Pages       Pages
 }
 
 // Manager is the SAML service provider for every configured IdP and the
 // issuer of session cookies.
 type Manager struct {
-	cfg      Config
-	log      *zap.Logger
-	now      func() time.Time
-	client   *http.Client
-	replay   ReplayCache
-	pages    Pages
-	sealer   *sealer
-	base     *url.URL
-	acsURL   url.URL
-	metaURL  url.URL
-	spKey    crypto.Signer     // signs AuthnRequests and the metadata
-	spCert   *x509.Certificate // its certificate
-	keys     []spKeyPair       // every SP key, in configured order
-	spMeta   spMetadata
-	refresh  time.Duration // metadata refresh interval (Run's)
-	idps     []*idp
-	byName   map[string]*idp
-	byEntity map[string]*idp
+	cfg         Config
+	log         *zap.Logger
+	now         func() time.Time
+	client      *http.Client
+	replay      ReplayCache
+	pages       Pages
+	sealer      *sealer
+	base        *url.URL
+	acsURL      url.URL
+	metaURL     url.URL
+	sloURL      url.URL
+	revocations Revocations
+	spKey       crypto.Signer     // signs AuthnRequests and the metadata
+	spCert      *x509.Certificate // its certificate
+	keys        []spKeyPair       // every SP key, in configured order
+	spMeta      spMetadata
+	refresh     time.Duration // metadata refresh interval (Run's)
+	idps        []*idp
+	byName      map[string]*idp
+	byEntity    map[string]*idp
 }
 
 type idp struct {
@@ -169,6 +176,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	if m.replay == nil {
 		m.replay = NewMemoryReplay(m.now)
 	}
+	if m.revocations = opts.Revocations; m.revocations == nil {
+		m.revocations = NewMemoryRevocations(m.now)
+	}
 	var err error
 	if m.sealer, err = newSealer(cfg.Cookie.decoded); err != nil {
 		return nil, err
@@ -176,6 +186,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	m.base, _ = url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
 	m.acsURL, m.metaURL = *m.base, *m.base
 	m.acsURL.Path, m.metaURL.Path = cfg.Endpoints.ACS, cfg.Endpoints.Metadata
+	m.sloURL = *m.base
+	m.sloURL.Path = cfg.Endpoints.SLO
 	if m.keys, err = loadSPKeys(cfg); err != nil {
 		return nil, err
 	}

@@ -39,7 +39,10 @@ func (m *Manager) metadata() ([]byte, error) {
 	md := sp.Metadata()
 	md.ID = "gatehouse-sp-metadata"
 	d := &md.SPSSODescriptors[0]
-	d.SingleLogoutServices = nil // no SLO endpoint yet
+	d.SingleLogoutServices = []saml.Endpoint{
+		{Binding: saml.HTTPRedirectBinding, Location: m.sloURL.String()},
+		{Binding: saml.HTTPPostBinding, Location: m.sloURL.String()},
+	}
 	d.KeyDescriptors = nil
 	var methods []saml.EncryptionMethod
 	for _, a := range contentAlgorithms {

@@ -56,6 +56,7 @@ type options struct {
 	spKeys               []session.SPKey     // SP key pairs (encryption, rollover)
 	signMetadata         bool
 	corp                 func(*session.IdP) // adjusts the corp IdP's settings
+	idpSLO               []string           // SLO bindings the corp IdP's metadata offers
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -191,7 +192,7 @@ func newHarness(t testing.TB, o options) *harness {
 	scfg := session.Config{
 		BaseURL: h.base,
 		Cookie:  session.CookieConfig{Insecure: strings.HasPrefix(h.base, "http:")},
-		IdPs: []session.IdP{{Name: "corp", EntityID: idpEntityID, MetadataFile: writeMetadata(t, dir, "corp", idpEntityID, idpSSO, h.idp),
+		IdPs: []session.IdP{{Name: "corp", EntityID: idpEntityID, MetadataFile: writeMetadata(t, dir, "corp", idpEntityID, idpSSO, h.idp, o.idpSLO...),
 			AllowIdPInitiated: o.allowIdPInitiated}},
 		Endpoints: proxy.Endpoints(pcfg.Prefix),
 		Keys:      o.spKeys, SignMetadata: o.signMetadata,

@@ -58,22 +58,35 @@ func loadSigner(t testing.TB, name string) signer {
 	return signer{key: pair.PrivateKey.(*rsa.PrivateKey), cert: pair.Leaf}
 }
 
-// idpMetadata is the IdP's metadata as the SP reads it.
-func idpMetadata(entityID, sso string, s signer) []byte {
+// idpSLOURL and idpSLOResponseURL are where the test IdP takes logout
+// requests and responses, when its metadata offers single logout.
+const (
+	idpSLOURL         = "https://idp.example.test/slo"
+	idpSLOResponseURL = "https://idp.example.test/slo/response"
+)
+
+// idpMetadata is the IdP's metadata as the SP reads it, with a
+// SingleLogoutService for each binding given.
+func idpMetadata(entityID, sso string, s signer, slo ...string) []byte {
+	var endpoints string
+	for _, b := range slo {
+		endpoints += fmt.Sprintf(`    <md:SingleLogoutService Binding=%q Location=%q ResponseLocation=%q/>
+`, b, idpSLOURL, idpSLOResponseURL)
+	}
 	return []byte(fmt.Sprintf(`<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID=%q>
   <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">
     <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
-    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
+%s    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
     <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location=%q/>
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>
-`, entityID, base64.StdEncoding.EncodeToString(s.cert.Raw), sso))
+`, entityID, base64.StdEncoding.EncodeToString(s.cert.Raw), endpoints, sso))
 }
 
-func writeMetadata(t testing.TB, dir, name, entityID, sso string, s signer) string {
+func writeMetadata(t testing.TB, dir, name, entityID, sso string, s signer, slo ...string) string {
 	t.Helper()
 	p := filepath.Join(dir, name+"-metadata.xml")
-	if err := os.WriteFile(p, idpMetadata(entityID, sso, s), 0o600); err != nil {
+	if err := os.WriteFile(p, idpMetadata(entityID, sso, s, slo...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p

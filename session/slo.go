@@ -1,0 +1,644 @@
+package session
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	xrv "github.com/mattermost/xml-roundtrip-validator"
+	dsig "github.com/russellhaering/goxmldsig"
+	"go.uber.org/zap"
+)
+
+// Single logout (SAML 2.0 profiles §4.4, bindings §3.4 and §3.5).
+// crewjam/saml v0.5.1 cannot read an inbound LogoutRequest, signs
+// HTTP-Redirect messages inside the XML instead of over the query string,
+// and does not check InResponseTo, so gatehouse builds and checks these
+// messages itself.
+
+const (
+	maxSLOBytes  = 256 << 10 // an inflated or decoded SLO message
+	statusOK     = "urn:oasis:names:tc:SAML:2.0:status:Success"
+	sigRSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+	sigRSASHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+	sigECDSA256  = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+	// logoutCookie binds an SP-initiated logout to its response.
+	logoutCookie = "gatehouse_logout"
+)
+
+// Revocations remember ended sessions: by IdP and SessionIndex, and by
+// IdP and NameID for a logout that names no session. RevokedAt is on the
+// request path of every proxied request, so it must not do I/O; Revoke
+// may publish to other replicas.
+type Revocations interface {
+	Revoke(ctx context.Context, key string, at, until time.Time) error
+	RevokedAt(key string) (time.Time, bool)
+}
+
+// MemoryRevocations is the in-memory Revocations of one instance. Entries
+// are kept until the session they end would have expired anyway.
+type MemoryRevocations struct {
+	mu        sync.RWMutex
+	now       func() time.Time
+	m         map[string][2]time.Time // at, until
+	nextSweep time.Time
+}
+
+// NewMemoryRevocations returns an empty revocation list.
+func NewMemoryRevocations(now func() time.Time) *MemoryRevocations {
+	return &MemoryRevocations{now: now, m: map[string][2]time.Time{}}
+}
+
+// Revoke records key as revoked at at, until until.
+func (r *MemoryRevocations) Revoke(_ context.Context, key string, at, until time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if now.After(r.nextSweep) {
+		for k, v := range r.m {
+			if now.After(v[1]) {
+				delete(r.m, k)
+			}
+		}
+		r.nextSweep = now.Add(time.Minute)
+	}
+	r.m[key] = [2]time.Time{at, until}
+	return nil
+}
+
+// RevokedAt reports when key was revoked, if it is.
+func (r *MemoryRevocations) RevokedAt(key string) (time.Time, bool) {
+	r.mu.RLock()
+	v, ok := r.m[key]
+	r.mu.RUnlock()
+	return v[0], ok && r.now().Before(v[1])
+}
+
+func sessionKey(idp, index string) string  { return "idx\x00" + idp + "\x00" + index }
+func subjectKey(idp, nameID string) string { return "sub\x00" + idp + "\x00" + nameID }
+func sessionIDKey(id string) string        { return "sid\x00" + id }
+
+// revoked reports whether a logout ended the session: this session by
+// its ID (a logout here), or every session of an IdP session or subject
+// issued up to an IdP's single logout (an IdP session that outlives a
+// local logout hands the next login the same SessionIndex, and that new
+// session must live).
+func (m *Manager) revoked(s Session) bool {
+	if s.ID != "" {
+		if _, ok := m.revocations.RevokedAt(sessionIDKey(s.ID)); ok {
+			return true
+		}
+	}
+	if s.SessionIndex != "" {
+		if at, ok := m.revocations.RevokedAt(sessionKey(s.IdP, s.SessionIndex)); ok && !s.Issued.After(at) {
+			return true
+		}
+	}
+	if s.NameID != "" {
+		if at, ok := m.revocations.RevokedAt(subjectKey(s.IdP, s.NameID)); ok && !s.Issued.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// revoke ends sessions everywhere this Manager's revocations reach: the
+// one with s.ID, or else those of s's SessionIndex, or else of its NameID.
+func (m *Manager) revoke(ctx context.Context, s Session) error {
+	now := m.now()
+	until := now.Add(m.cfg.Cookie.MaxAge)
+	if s.ID != "" {
+		return m.revocations.Revoke(ctx, sessionIDKey(s.ID), now, until)
+	}
+	if s.SessionIndex != "" {
+		return m.revocations.Revoke(ctx, sessionKey(s.IdP, s.SessionIndex), now, until)
+	}
+	if s.NameID != "" {
+		return m.revocations.Revoke(ctx, subjectKey(s.IdP, s.NameID), now, until)
+	}
+	return nil
+}
+
+// sloEndpoint is an IdP's SingleLogoutService for a binding: where
+// requests go and where responses go.
+func sloEndpoint(ed *saml.EntityDescriptor, binding string) (request, response string) {
+	for _, d := range ed.IDPSSODescriptors {
+		for _, e := range d.SingleLogoutServices {
+			if e.Binding == binding {
+				resp := e.Location
+				if e.ResponseLocation != "" {
+					resp = e.ResponseLocation
+				}
+				return e.Location, resp
+			}
+		}
+	}
+	return "", ""
+}
+
+// idpSigningCerts are the certificates an IdP's metadata gives for
+// signing.
+func idpSigningCerts(ed *saml.EntityDescriptor) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, d := range ed.IDPSSODescriptors {
+		for _, k := range d.KeyDescriptors {
+			if k.Use != "" && k.Use != "signing" {
+				continue
+			}
+			for _, c := range k.KeyInfo.X509Data.X509Certificates {
+				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Data), ""))
+				if err != nil {
+					continue
+				}
+				if cert, err := x509.ParseCertificate(der); err == nil {
+					out = append(out, cert)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// message builds the common head of a LogoutRequest or LogoutResponse.
+func (m *Manager) message(tag, dest string) (*etree.Element, string, error) {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, "", err
+	}
+	id := fmt.Sprintf("_%x", b)
+	el := etree.NewElement("samlp:" + tag)
+	el.CreateAttr("xmlns:samlp", nsProtocol)
+	el.CreateAttr("xmlns:saml", nsAssertion)
+	el.CreateAttr("ID", id)
+	el.CreateAttr("Version", "2.0")
+	el.CreateAttr("IssueInstant", m.now().UTC().Format("2006-01-02T15:04:05.000Z"))
+	el.CreateAttr("Destination", dest)
+	el.CreateElement("saml:Issuer").SetText(m.cfg.EntityID)
+	return el, id, nil
+}
+
+// send delivers a message to dest with the binding: HTTP-Redirect (the
+// query signed, when the SP has a signing key) or HTTP-POST (the XML
+// signed, on a page that posts itself).
+func (m *Manager) send(w http.ResponseWriter, r *http.Request, binding, dest, param string, el *etree.Element, relay string) error {
+	w.Header().Set("Cache-Control", "no-store")
+	if binding == saml.HTTPPostBinding {
+		if m.spKey != nil {
+			signed, err := m.signXML(el)
+			if err != nil {
+				return err
+			}
+			el = signed
+		}
+		doc := etree.NewDocument()
+		doc.SetRoot(el)
+		b, err := doc.WriteToBytes()
+		if err != nil {
+			return err
+		}
+		fields := map[string]string{param: base64.StdEncoding.EncodeToString(b)}
+		if relay != "" {
+			fields["RelayState"] = relay
+		}
+		m.pages.AutoPost(w, r, dest, fields)
+		return nil
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	raw, err := doc.WriteToBytes()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
+	fw.Write(raw)
+	fw.Close()
+	q := param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	if relay != "" {
+		q += "&RelayState=" + url.QueryEscape(relay)
+	}
+	if m.spKey != nil {
+		q += "&SigAlg=" + url.QueryEscape(sigRSASHA256)
+		sum := crypto.SHA256.New()
+		sum.Write([]byte(q))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, m.spKey.(*rsa.PrivateKey), crypto.SHA256, sum.Sum(nil))
+		if err != nil {
+			return err
+		}
+		q += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+	}
+	sep := "?"
+	if strings.Contains(dest, "?") {
+		sep = "&"
+	}
+	http.Redirect(w, r, dest+sep+q, http.StatusFound)
+	return nil
+}
+
+// signXML signs a protocol message (enveloped, RSA-SHA256, exclusive
+// C14N), the signature after the Issuer as the schema wants.
+func (m *Manager) signXML(el *etree.Element) (*etree.Element, error) {
+	ctx, err := dsig.NewSigningContext(m.spKey, [][]byte{m.spCert.Raw})
+	if err != nil {
+		return nil, err
+	}
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+		return nil, err
+	}
+	signed, err := ctx.SignEnveloped(el)
+	if err != nil {
+		return nil, err
+	}
+	sig := signed.ChildElements()[len(signed.ChildElements())-1]
+	for i, tok := range signed.Child {
+		if tok == sig {
+			signed.RemoveChildAt(i)
+			break
+		}
+	}
+	pos := 0
+	if iss := signed.SelectElement("Issuer"); iss != nil {
+		pos = iss.Index() + 1
+	}
+	signed.InsertChildAt(pos, sig)
+	return signed, nil
+}
+
+// sloMessage is an inbound LogoutRequest or LogoutResponse whose
+// signature has been checked.
+type sloMessage struct {
+	root    *etree.Element
+	in      *idp
+	binding string
+	relay   string
+}
+
+// readSLO reads and verifies an inbound SLO message. HTTP-Redirect
+// messages must carry a query signature (SigAlg and Signature over the
+// parameters exactly as sent), HTTP-POST ones an enveloped XML signature;
+// either by a signing certificate of the issuing IdP's metadata.
+func (m *Manager) readSLO(w http.ResponseWriter, r *http.Request) (*sloMessage, error) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			return nil, fmt.Errorf("read form: %w", err)
+		}
+		value := r.PostForm.Get("SAMLRequest")
+		if value == "" {
+			value = r.PostForm.Get("SAMLResponse")
+		}
+		if value == "" {
+			return nil, errors.New("no SAMLRequest or SAMLResponse")
+		}
+		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(value), ""))
+		if err != nil || len(b) > maxSLOBytes {
+			return nil, errors.New("message is not base64 or too large")
+		}
+		root, in, err := m.parseSLO(b)
+		if err != nil {
+			return nil, err
+		}
+		sp := in.sp.Load()
+		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: idpSigningCerts(sp.IDPMetadata)})
+		vc.Clock = dsig.NewFakeClockAt(m.now())
+		signed, err := vc.Validate(root)
+		if err != nil {
+			return nil, fmt.Errorf("signature: %w", err)
+		}
+		return &sloMessage{root: signed, in: in, binding: saml.HTTPPostBinding, relay: r.PostForm.Get("RelayState")}, nil
+	}
+	raw := map[string]string{}
+	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := raw[k]; dup {
+			return nil, fmt.Errorf("parameter %s given twice", k)
+		}
+		raw[k] = v
+	}
+	param := "SAMLRequest"
+	if _, ok := raw[param]; !ok {
+		param = "SAMLResponse"
+	}
+	value, ok := raw[param]
+	if !ok {
+		return nil, errors.New("no SAMLRequest or SAMLResponse")
+	}
+	unesc := func(s string) string { v, _ := url.QueryUnescape(s); return v }
+	deflated, err := base64.StdEncoding.DecodeString(unesc(value))
+	if err != nil {
+		return nil, errors.New("message is not base64")
+	}
+	b, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(deflated)), maxSLOBytes+1))
+	if err != nil || len(b) > maxSLOBytes {
+		return nil, errors.New("message does not inflate, or is too large")
+	}
+	root, in, err := m.parseSLO(b)
+	if err != nil {
+		return nil, err
+	}
+	if root.FindElement("./Signature") != nil {
+		return nil, errors.New("an HTTP-Redirect message is signed over its query string, not inside the XML")
+	}
+	sigAlg, sig := unesc(raw["SigAlg"]), unesc(raw["Signature"])
+	if sigAlg == "" || sig == "" {
+		return nil, errors.New("the message is not signed (SigAlg and Signature)")
+	}
+	signedPart := param + "=" + value
+	if rs, ok := raw["RelayState"]; ok {
+		signedPart += "&RelayState=" + rs
+	}
+	signedPart += "&SigAlg=" + raw["SigAlg"]
+	sigBytes, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		return nil, errors.New("signature is not base64")
+	}
+	if err := verifyQuery(idpSigningCerts(in.sp.Load().IDPMetadata), sigAlg, []byte(signedPart), sigBytes); err != nil {
+		return nil, err
+	}
+	return &sloMessage{root: root, in: in, binding: saml.HTTPRedirectBinding, relay: unesc(raw["RelayState"])}, nil
+}
+
+// verifyQuery checks an HTTP-Redirect binding signature with any of certs.
+func verifyQuery(certs []*x509.Certificate, sigAlg string, signed, sig []byte) error {
+	var h crypto.Hash
+	switch sigAlg {
+	case sigRSASHA256, sigECDSA256:
+		h = crypto.SHA256
+	case sigRSASHA512:
+		h = crypto.SHA512
+	default:
+		return fmt.Errorf("signature algorithm %q is not accepted (RSA-SHA256, RSA-SHA512 or ECDSA-SHA256)", sigAlg)
+	}
+	d := h.New()
+	d.Write(signed)
+	sum := d.Sum(nil)
+	for _, c := range certs {
+		switch k := c.PublicKey.(type) {
+		case *rsa.PublicKey:
+			if sigAlg != sigECDSA256 && rsa.VerifyPKCS1v15(k, h, sum, sig) == nil {
+				return nil
+			}
+		case *ecdsa.PublicKey:
+			if sigAlg == sigECDSA256 && ecdsa.VerifyASN1(k, sum, sig) {
+				return nil
+			}
+		}
+	}
+	return errors.New("signature does not verify with the IdP's signing certificates")
+}
+
+// parseSLO reads a message's XML with the pre-check's rules and finds its
+// IdP by Issuer (still unverified).
+func (m *Manager) parseSLO(b []byte) (*etree.Element, *idp, error) {
+	if hasFold(b, "<!DOCTYPE") || hasFold(b, "<!ENTITY") {
+		return nil, nil, errDoctype
+	}
+	if err := xrv.Validate(bytes.NewReader(b)); err != nil {
+		return nil, nil, fmt.Errorf("invalid XML: %w", err)
+	}
+	d := etree.NewDocument()
+	if err := d.ReadFromBytes(b); err != nil || d.Root() == nil {
+		return nil, nil, fmt.Errorf("malformed XML: %v", err)
+	}
+	for _, tok := range d.Child {
+		switch tok.(type) {
+		case *etree.Comment, *etree.Directive:
+			return nil, nil, errors.New("comments and directives are not accepted")
+		}
+	}
+	root := d.Root()
+	if (root.Tag != "LogoutRequest" && root.Tag != "LogoutResponse") || root.NamespaceURI() != nsProtocol {
+		return nil, nil, errors.New("not a SAML LogoutRequest or LogoutResponse")
+	}
+	iss := childrenNS(root, nsAssertion, "Issuer")
+	if len(iss) != 1 {
+		return nil, nil, errors.New("message must have exactly one Issuer")
+	}
+	in := m.byEntity[strings.TrimSpace(iss[0].Text())]
+	if in == nil || in.sp.Load() == nil {
+		return nil, nil, fmt.Errorf("message from unknown issuer %q", iss[0].Text())
+	}
+	return root, in, nil
+}
+
+// checkSLOHead applies the checks common to both messages: sent to this
+// SP's SLO endpoint, issued within the clock skew.
+func (m *Manager) checkSLOHead(root *etree.Element) error {
+	if root.SelectAttrValue("Destination", "") != m.sloURL.String() {
+		return fmt.Errorf("destination %q is not this SP's SLO endpoint", root.SelectAttrValue("Destination", ""))
+	}
+	at, err := time.Parse(time.RFC3339Nano, root.SelectAttrValue("IssueInstant", ""))
+	if err != nil {
+		return errors.New("IssueInstant is missing or not a time")
+	}
+	now, skew := m.now(), m.cfg.ClockSkew
+	if at.After(now.Add(skew)) || at.Before(now.Add(-skew-saml.MaxIssueDelay)) {
+		return fmt.Errorf("issued at %s, outside the accepted window", at.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// ServeLogout ends the browser's session: locally always (the session is
+// revoked, so a copy of its cookie is dead too), and at the IdP when its
+// metadata has a SingleLogoutService (SP-initiated single logout).
+func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s, ok := m.Load(r)
+	m.clearSession(w)
+	w.Header().Set("Cache-Control", "no-store")
+	if !ok {
+		m.pages.SignedOut(w, r)
+		return
+	}
+	if err := m.revoke(r.Context(), s); err != nil {
+		m.log.Error("revoke session", zap.String("idp", s.IdP), zap.Error(err))
+	}
+	in := m.byName[s.IdP]
+	sp := in.sp.Load()
+	if in.cfg.NoSingleLogout || sp == nil || s.NameID == "" || r.Method == http.MethodHead {
+		m.pages.SignedOut(w, r)
+		return
+	}
+	binding := saml.HTTPRedirectBinding
+	dest, _ := sloEndpoint(sp.IDPMetadata, binding)
+	if dest == "" {
+		binding = saml.HTTPPostBinding
+		if dest, _ = sloEndpoint(sp.IDPMetadata, binding); dest == "" {
+			m.pages.SignedOut(w, r)
+			return
+		}
+	}
+	el, id, err := m.message("LogoutRequest", dest)
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
+		return
+	}
+	nid := el.CreateElement("saml:NameID")
+	if s.NameIDFormat != "" {
+		nid.CreateAttr("Format", s.NameIDFormat)
+	}
+	nid.SetText(s.NameID)
+	if s.SessionIndex != "" {
+		el.CreateElement("samlp:SessionIndex").SetText(s.SessionIndex)
+	}
+	sealed, err := m.sealer.seal(logoutCookie, pack(stateFormat, []time.Time{m.now().Add(m.cfg.LoginTimeout)}, id, in.cfg.Name))
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "seal", Err: err})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: logoutCookie, Value: sealed, Path: m.cfg.Endpoints.SLO, MaxAge: int(m.cfg.LoginTimeout / time.Second),
+		HttpOnly: true, Secure: m.secure(), SameSite: m.crossSite()})
+	if err := m.send(w, r, binding, dest, "SAMLRequest", el, ""); err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "logout_request", Err: err})
+	}
+}
+
+// ServeSLO is the SingleLogoutService: it takes an IdP's LogoutRequest
+// (IdP-initiated single logout, HTTP-Redirect or HTTP-POST) and the
+// LogoutResponse that answers gatehouse's own LogoutRequest.
+func (m *Manager) ServeSLO(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	msg, err := m.readSLO(w, r)
+	if err == nil {
+		err = m.checkSLOHead(msg.root)
+	}
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: err})
+		return
+	}
+	if msg.root.Tag == "LogoutResponse" {
+		m.logoutResponse(w, r, msg)
+		return
+	}
+	m.logoutRequest(w, r, msg)
+}
+
+// logoutRequest ends the sessions an IdP's LogoutRequest names, on every
+// replica the revocations reach, and answers it.
+func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *sloMessage) {
+	root := msg.root
+	if v := root.SelectAttrValue("NotOnOrAfter", ""); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err != nil || !m.now().Add(-m.cfg.ClockSkew).Before(t) {
+			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest expired (NotOnOrAfter)")})
+			return
+		}
+	}
+	nids := childrenNS(root, nsAssertion, "NameID")
+	if len(nids) != 1 || nids[0].Text() == "" {
+		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest must name exactly one NameID (encrypted IDs are not supported)")})
+		return
+	}
+	name := msg.in.cfg.Name
+	target := Session{IdP: name, NameID: nids[0].Text()}
+	var indexes []string
+	for _, e := range childrenNS(root, nsProtocol, "SessionIndex") {
+		indexes = append(indexes, strings.TrimSpace(e.Text()))
+	}
+	ctx := r.Context()
+	var rerr error
+	if len(indexes) == 0 {
+		rerr = m.revoke(ctx, target)
+	}
+	for _, idx := range indexes {
+		t := target
+		t.SessionIndex = idx
+		rerr = errors.Join(rerr, m.revoke(ctx, t))
+	}
+	status := statusOK
+	if rerr != nil {
+		m.log.Error("single logout: revoke sessions", zap.String("idp", name), zap.Error(rerr))
+		status = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+	}
+	m.clearSession(w) // the front channel runs through the user's own browser
+	m.log.Info("single logout from the IdP", zap.String("idp", name), zap.Int("session_indexes", len(indexes)))
+	_, dest := sloEndpoint(msg.in.sp.Load().IDPMetadata, msg.binding)
+	binding := msg.binding
+	if dest == "" {
+		binding = map[string]string{saml.HTTPPostBinding: saml.HTTPRedirectBinding, saml.HTTPRedirectBinding: saml.HTTPPostBinding}[binding]
+		_, dest = sloEndpoint(msg.in.sp.Load().IDPMetadata, binding)
+	}
+	if dest == "" {
+		m.pages.SignedOut(w, r)
+		return
+	}
+	el, _, err := m.message("LogoutResponse", dest)
+	if err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
+		return
+	}
+	el.CreateAttr("InResponseTo", root.SelectAttrValue("ID", ""))
+	el.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", status)
+	if err := m.send(w, r, binding, dest, "SAMLResponse", el, msg.relay); err != nil {
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "logout_response", Err: err})
+	}
+}
+
+// logoutResponse completes an SP-initiated logout: the response must
+// answer the LogoutRequest this browser sent, from the IdP it went to.
+func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sloMessage) {
+	c, err := r.Cookie(logoutCookie)
+	var expires time.Time
+	var id, idpName string
+	if err == nil {
+		var plain []byte
+		if plain, err = m.sealer.open(logoutCookie, c.Value); err == nil {
+			err = unpack(plain, stateFormat, []*time.Time{&expires}, &id, &idpName)
+		}
+	}
+	if err != nil || m.now().After(expires) {
+		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutResponse without a pending logout in this browser")})
+		return
+	}
+	if got := msg.root.SelectAttrValue("InResponseTo", ""); got != id || msg.in.cfg.Name != idpName {
+		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: fmt.Errorf("LogoutResponse answers %q from %s, not this browser's logout", got, msg.in.cfg.Name)})
+		return
+	}
+	// Used up: the same response cannot complete a logout twice.
+	http.SetCookie(w, &http.Cookie{Name: logoutCookie, Value: "", Path: m.cfg.Endpoints.SLO, MaxAge: -1, HttpOnly: true, Secure: m.secure()})
+	if sc := msg.root.FindElement("./Status/StatusCode"); sc == nil || sc.SelectAttrValue("Value", "") != statusOK {
+		// The session here is already gone; the IdP's may live on.
+		m.log.Warn("the IdP did not confirm single logout", zap.String("idp", idpName))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	m.pages.SignedOut(w, r)
+}
+
+// clearSession deletes the session cookie.
+func (m *Manager) clearSession(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
+}
+
+// crossSite is the SameSite mode of a cookie that must come back on a
+// cross-site POST from the IdP.
+func (m *Manager) crossSite() http.SameSite {
+	if m.secure() {
+		return http.SameSiteNoneMode
+	}
+	return http.SameSiteLaxMode
+}

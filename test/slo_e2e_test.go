@@ -1,0 +1,341 @@
+package test
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"gatehouse/session"
+)
+
+const (
+	bindingRedirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+	bindingPOST     = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+	rsaSHA256       = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+)
+
+func (h *harness) sloURL() string { return h.base + "/.gatehouse/saml/slo" }
+
+// idpLogoutMessage is a LogoutRequest or LogoutResponse from the test IdP.
+func (h *harness) idpLogoutMessage(tag string, change func(*etree.Element)) *etree.Element {
+	h.seq++
+	el := etree.NewElement("samlp:" + tag)
+	el.CreateAttr("xmlns:samlp", nsProtocol)
+	el.CreateAttr("xmlns:saml", nsAssertion)
+	el.CreateAttr("ID", fmt.Sprintf("_idp-logout-%d", h.seq))
+	el.CreateAttr("Version", "2.0")
+	el.CreateAttr("IssueInstant", h.clock.Now().UTC().Format(time.RFC3339))
+	el.CreateAttr("Destination", h.sloURL())
+	el.CreateElement("saml:Issuer").SetText(idpEntityID)
+	if change != nil {
+		change(el)
+	}
+	return el
+}
+
+func logoutRequestFor(nameID string, indexes ...string) func(*etree.Element) {
+	return func(el *etree.Element) {
+		el.CreateElement("saml:NameID").SetText(nameID)
+		for _, i := range indexes {
+			el.CreateElement("samlp:SessionIndex").SetText(i)
+		}
+	}
+}
+
+// redirectQuery encodes a message for the HTTP-Redirect binding and signs
+// the query with key (nil: unsigned).
+func redirectQuery(t *testing.T, param string, el *etree.Element, relay string, key *rsa.PrivateKey) string {
+	t.Helper()
+	var buf bytes.Buffer
+	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
+	fw.Write(serialize(el))
+	fw.Close()
+	q := param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	if relay != "" {
+		q += "&RelayState=" + url.QueryEscape(relay)
+	}
+	if key != nil {
+		q += "&SigAlg=" + url.QueryEscape(rsaSHA256)
+		sum := sha256.Sum256([]byte(q))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		q += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+	}
+	return q
+}
+
+// inflateQuery reads a message gatehouse sent with the HTTP-Redirect
+// binding and checks its query signature with cert (nil: must be unsigned).
+func inflateQuery(t *testing.T, loc string, param string, cert *x509.Certificate) *etree.Element {
+	t.Helper()
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(u.Query().Get(param))
+	b, err := io.ReadAll(flate.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatalf("%s does not inflate: %v", param, err)
+	}
+	if cert != nil {
+		signed, _, _ := strings.Cut(u.RawQuery, "&Signature=")
+		sig, _ := base64.StdEncoding.DecodeString(u.Query().Get("Signature"))
+		sum := sha256.Sum256([]byte(signed))
+		if u.Query().Get("SigAlg") != rsaSHA256 || rsa.VerifyPKCS1v15(cert.PublicKey.(*rsa.PublicKey), crypto.SHA256, sum[:], sig) != nil {
+			t.Fatalf("query signature does not verify with the SP certificate: %s", u.RawQuery)
+		}
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(b); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Root()
+}
+
+// sessionCookie returns a copy of the browser's session cookie, as a thief
+// would keep it.
+func sessionCookie(t *testing.T, h *harness, c *http.Client) *http.Cookie {
+	t.Helper()
+	u, _ := url.Parse(h.base)
+	for _, ck := range c.Jar.Cookies(u) {
+		if strings.Contains(ck.Name, "gatehouse") && !strings.HasPrefix(ck.Name, "gatehouse_") {
+			return &http.Cookie{Name: ck.Name, Value: ck.Value}
+		}
+	}
+	t.Fatal("no session cookie")
+	return nil
+}
+
+// withCookie requests path with only the given session cookie.
+func withCookie(t *testing.T, h *harness, ck *http.Cookie, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.base+path, nil)
+	req.Header.Set("Accept", "application/json")
+	req.AddCookie(ck)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSPInitiatedSingleLogout: logout ends the session here at once (a
+// copy of its cookie is dead too), sends the IdP a signed LogoutRequest
+// naming the NameID and SessionIndex, and accepts only the signed
+// LogoutResponse that answers it.
+func TestSPInitiatedSingleLogout(t *testing.T) {
+	spKey, spCert := spKeyPair(t, t.TempDir(), "sp")
+	h := newHarness(t, options{idpSLO: []string{bindingRedirect}, spKeys: []session.SPKey{spKey}})
+	c := h.browser()
+	id, relay := h.startLogin(c, "/")
+	s := h.spec(alice, id)
+	readResp(t, h.post(c, h.signedResponse(s), relay))
+	stolen := sessionCookie(t, h, c)
+
+	req, _ := http.NewRequest(http.MethodGet, h.base+"/.gatehouse/logout", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, idpSLOURL+"?") {
+		t.Fatalf("logout: %d to %q, want a redirect to the IdP's SLO", resp.StatusCode, loc)
+	}
+	lr := inflateQuery(t, loc, "SAMLRequest", spCert)
+	if lr.Tag != "LogoutRequest" || lr.SelectElement("NameID").Text() != alice.nameID || lr.SelectElement("NameID").SelectAttrValue("Format", "") != fmtPersist ||
+		lr.SelectElement("SessionIndex").Text() != s.sessionIndex || lr.SelectAttrValue("Destination", "") != idpSLOURL {
+		t.Errorf("LogoutRequest: %s", serialize(lr))
+	}
+	if code := withCookie(t, h, stolen, "/home"); code != http.StatusUnauthorized {
+		t.Errorf("a copy of the session cookie after logout: %d, want 401", code)
+	}
+
+	answer := func(change func(*etree.Element), key *rsa.PrivateKey) *http.Response {
+		el := h.idpLogoutMessage("LogoutResponse", func(el *etree.Element) {
+			el.CreateAttr("InResponseTo", lr.SelectAttrValue("ID", ""))
+			el.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", "urn:oasis:names:tc:SAML:2.0:status:Success")
+			if change != nil {
+				change(el)
+			}
+		})
+		req, _ := http.NewRequest(http.MethodGet, h.sloURL()+"?"+redirectQuery(t, "SAMLResponse", el, "", key), nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for name, tc := range map[string]struct {
+		change func(*etree.Element)
+		key    *rsa.PrivateKey
+	}{
+		"Unsigned":          {nil, nil},
+		"SignedByOther":     {nil, loadSigner(t, "other").key},
+		"WrongInResponseTo": {func(el *etree.Element) { el.RemoveAttr("InResponseTo"); el.CreateAttr("InResponseTo", "_other") }, h.idp.key},
+		"WrongDestination":  {func(el *etree.Element) { el.RemoveAttr("Destination"); el.CreateAttr("Destination", "https://evil.example.test/slo") }, h.idp.key},
+	} {
+		if resp := answer(tc.change, tc.key); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s LogoutResponse: %d, want 403", name, resp.StatusCode)
+		}
+	}
+	resp = answer(nil, h.idp.key)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Signed out") {
+		t.Fatalf("the IdP's answer: %d %s", resp.StatusCode, body)
+	}
+	if resp := answer(nil, h.idp.key); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the same LogoutResponse again: %d, want 403 (the pending logout is used up)", resp.StatusCode)
+	}
+}
+
+// TestIdPInitiatedSingleLogout: a signed LogoutRequest ends the sessions
+// it names, on this instance and for any copy of their cookies, and is
+// answered with a signed LogoutResponse; a session it does not name goes
+// on; without a SessionIndex every session of the NameID ends.
+func TestIdPInitiatedSingleLogout(t *testing.T) {
+	for _, binding := range []string{bindingRedirect, bindingPOST} {
+		t.Run(binding[strings.LastIndex(binding, "-")+1:], func(t *testing.T) {
+			spKey, spCert := spKeyPair(t, t.TempDir(), "sp")
+			h := newHarness(t, options{idpSLO: []string{binding}, spKeys: []session.SPKey{spKey}})
+			login := func() (*http.Client, string) {
+				c := h.browser()
+				id, relay := h.startLogin(c, "/")
+				s := h.spec(alice, id)
+				readResp(t, h.post(c, h.signedResponse(s), relay))
+				return c, s.sessionIndex
+			}
+			a, indexA := login()
+			b, _ := login()
+			copyA, copyB := sessionCookie(t, h, a), sessionCookie(t, h, b)
+
+			send := func(c *http.Client, el *etree.Element, key *signer) *http.Response {
+				var req *http.Request
+				if binding == bindingRedirect {
+					var k *rsa.PrivateKey
+					if key != nil {
+						k = key.key
+					}
+					req, _ = http.NewRequest(http.MethodGet, h.sloURL()+"?"+redirectQuery(t, "SAMLRequest", el, "relay-1", k), nil)
+				} else {
+					if key != nil {
+						el = sign(t, el, *key)
+					}
+					form := url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(serialize(el))}, "RelayState": {"relay-1"}}
+					req, _ = http.NewRequest(http.MethodPost, h.sloURL(), strings.NewReader(form.Encode()))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				req.Header.Set("Accept", "text/html")
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp
+			}
+			other := loadSigner(t, "other")
+			for name, tc := range map[string]struct {
+				el  *etree.Element
+				key *signer
+			}{
+				"Unsigned":      {h.idpLogoutMessage("LogoutRequest", logoutRequestFor(alice.nameID, indexA)), nil},
+				"SignedByOther": {h.idpLogoutMessage("LogoutRequest", logoutRequestFor(alice.nameID, indexA)), &other},
+				"Expired": {h.idpLogoutMessage("LogoutRequest", func(el *etree.Element) {
+					el.CreateAttr("NotOnOrAfter", h.clock.Now().Add(-10*time.Minute).UTC().Format(time.RFC3339))
+					logoutRequestFor(alice.nameID, indexA)(el)
+				}), &h.idp},
+				"WrongDestination": {h.idpLogoutMessage("LogoutRequest", func(el *etree.Element) {
+					el.RemoveAttr("Destination")
+					el.CreateAttr("Destination", "https://other-sp.example.test/slo")
+					logoutRequestFor(alice.nameID, indexA)(el)
+				}), &h.idp},
+			} {
+				if resp := send(h.browser(), tc.el, tc.key); resp.StatusCode != http.StatusForbidden {
+					t.Errorf("%s LogoutRequest: %d, want 403", name, resp.StatusCode)
+				}
+			}
+			if withCookie(t, h, copyA, "/home") != http.StatusOK {
+				t.Fatal("a refused LogoutRequest ended the session")
+			}
+
+			lr := h.idpLogoutMessage("LogoutRequest", logoutRequestFor(alice.nameID, indexA))
+			resp := send(a, lr, &h.idp)
+			body := readAll(t, resp)
+			var answer *etree.Element
+			if binding == bindingRedirect {
+				if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), idpSLOResponseURL+"?") {
+					t.Fatalf("LogoutRequest: %d %q, want a redirect to the IdP's ResponseLocation", resp.StatusCode, resp.Header.Get("Location"))
+				}
+				answer = inflateQuery(t, resp.Header.Get("Location"), "SAMLResponse", spCert)
+				if u, _ := url.Parse(resp.Header.Get("Location")); u.Query().Get("RelayState") != "relay-1" {
+					t.Errorf("RelayState not returned: %s", u.RawQuery)
+				}
+			} else {
+				answer = postedResponse(t, body, idpSLOResponseURL)
+			}
+			if answer.Tag != "LogoutResponse" || answer.SelectAttrValue("InResponseTo", "") != lr.SelectAttrValue("ID", "") ||
+				answer.FindElement("./Status/StatusCode").SelectAttrValue("Value", "") != "urn:oasis:names:tc:SAML:2.0:status:Success" {
+				t.Errorf("LogoutResponse: %s", serialize(answer))
+			}
+			if code := withCookie(t, h, copyA, "/home"); code != http.StatusUnauthorized {
+				t.Errorf("the logged-out session (a copy of its cookie): %d, want 401", code)
+			}
+			if code := withCookie(t, h, copyB, "/home"); code != http.StatusOK {
+				t.Errorf("a session the LogoutRequest did not name: %d, want 200", code)
+			}
+			// No SessionIndex: every session of the NameID so far ends.
+			send(h.browser(), h.idpLogoutMessage("LogoutRequest", logoutRequestFor(alice.nameID)), &h.idp).Body.Close()
+			if code := withCookie(t, h, copyB, "/home"); code != http.StatusUnauthorized {
+				t.Errorf("after a LogoutRequest for the NameID: %d, want 401", code)
+			}
+			h.clock.Advance(2 * time.Second)
+			fresh, _ := login()
+			if code, _ := h.get(fresh, "/home", nil); code != http.StatusOK {
+				t.Errorf("a login after the logout: %d, want 200", code)
+			}
+		})
+	}
+}
+
+// postedResponse reads the form page gatehouse answers with on the
+// HTTP-POST binding and verifies the XML signature's presence.
+func postedResponse(t *testing.T, page, action string) *etree.Element {
+	t.Helper()
+	if !strings.Contains(page, `action="`+action+`"`) || !strings.Contains(page, `<script nonce="`) {
+		t.Fatalf("auto-post page:\n%s", page)
+	}
+	i := strings.Index(page, `name="SAMLResponse" value="`)
+	if i < 0 {
+		t.Fatalf("no SAMLResponse field:\n%s", page)
+	}
+	v := page[i+len(`name="SAMLResponse" value="`):]
+	v = v[:strings.Index(v, `"`)]
+	b, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(v, "&#43;", "+"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(b); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Root().SelectElement("Signature") == nil {
+		t.Error("POSTed LogoutResponse is not signed")
+	}
+	return doc.Root()
+}

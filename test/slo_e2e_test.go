@@ -191,7 +191,10 @@ func TestSPInitiatedSingleLogout(t *testing.T) {
 		"Unsigned":          {nil, nil},
 		"SignedByOther":     {nil, loadSigner(t, "other").key},
 		"WrongInResponseTo": {func(el *etree.Element) { el.RemoveAttr("InResponseTo"); el.CreateAttr("InResponseTo", "_other") }, h.idp.key},
-		"WrongDestination":  {func(el *etree.Element) { el.RemoveAttr("Destination"); el.CreateAttr("Destination", "https://evil.example.test/slo") }, h.idp.key},
+		"WrongDestination": {func(el *etree.Element) {
+			el.RemoveAttr("Destination")
+			el.CreateAttr("Destination", "https://evil.example.test/slo")
+		}, h.idp.key},
 	} {
 		if resp := answer(tc.change, tc.key); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s LogoutResponse: %d, want 403", name, resp.StatusCode)

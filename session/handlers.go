@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"go.uber.org/zap"
 )
@@ -354,6 +355,18 @@ func (m *Manager) validate(in *idp, doc []byte, sh shape, requestIDs []string, u
 			return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "encryption", Err: err}
 		}
 		sp.Key = key
+		// An unsigned Response carries a signed assertion: give crewjam/saml
+		// the checked plaintext in place of the ciphertext, saving it a
+		// second RSA decryption. A signed Response must stay as signed.
+		if resp := sh.encrypted.el.Parent(); resp != nil && resp.SelectElement("Signature") == nil {
+			resp.InsertChildAt(sh.encrypted.el.Index(), plain.Copy())
+			resp.RemoveChild(sh.encrypted.el)
+			out := etree.NewDocument()
+			out.SetRoot(resp)
+			if b, err := out.WriteToBytes(); err == nil {
+				doc = b
+			}
+		}
 	case in.cfg.RequireEncryption:
 		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "encryption",
 			Err: fmt.Errorf("idp %s must encrypt its assertions (require_encrypted_assertions)", in.cfg.Name)}

@@ -42,14 +42,14 @@ func spKeyPair(t testing.TB, dir, name string) (session.SPKey, *x509.Certificate
 }
 
 // encrypter turns a signed assertion into an EncryptedAssertion.
-type encrypter func(t *testing.T, assertion *etree.Element, cert *x509.Certificate, certFile string) *etree.Element
+type encrypter func(t testing.TB, assertion *etree.Element, cert *x509.Certificate, certFile string) *etree.Element
 
 // withCrewjam encrypts in process with crewjam/saml's xmlenc: the key in
 // the EncryptedData's KeyInfo (or, keyBeside, as a sibling of it). Its
 // AES-GCM encrypter does not produce valid GCM (v0.5.1 seals a zeroed
 // buffer without the IV), so GCM comes from xmlsec1.
 func withCrewjam(keyTransport xmlenc.RSA, content xmlenc.BlockCipher, keyBeside bool) encrypter {
-	return func(t *testing.T, a *etree.Element, cert *x509.Certificate, _ string) *etree.Element {
+	return func(t testing.TB, a *etree.Element, cert *x509.Certificate, _ string) *etree.Element {
 		keyTransport.BlockCipher = content
 		data, err := keyTransport.Encrypt(cert, serialize(a), nil)
 		if err != nil {
@@ -72,7 +72,7 @@ func withCrewjam(keyTransport xmlenc.RSA, content xmlenc.BlockCipher, keyBeside 
 // withXMLSec1 encrypts with Debian's xmlsec1, an implementation of XML
 // Encryption independent of the one gatehouse decrypts with.
 func withXMLSec1(content, keyTransport, sessionKey string) encrypter {
-	return func(t *testing.T, a *etree.Element, _ *x509.Certificate, certFile string) *etree.Element {
+	return func(t testing.TB, a *etree.Element, _ *x509.Certificate, certFile string) *etree.Element {
 		dir := t.TempDir()
 		ea := etree.NewElement("saml:EncryptedAssertion")
 		ea.CreateAttr("xmlns:saml", nsAssertion)
@@ -206,6 +206,33 @@ func TestEncryptedAssertions(t *testing.T) {
 		r := h.post(c, serialize(assemble(resp, ea)), relay)
 		if body := readAll(t, r); r.StatusCode != http.StatusForbidden {
 			t.Fatalf("a second assertion inside the ciphertext: %d %s", r.StatusCode, body)
+		}
+	})
+	t.Run("SignedResponseAroundEncryptedAssertion", func(t *testing.T) {
+		// The Response's signature covers the ciphertext: gatehouse must
+		// leave it as it came, and the login still succeeds.
+		h := newH(t, nil)
+		c := h.browser()
+		id, relay := h.startLogin(c, "/")
+		resp, a := respond(h.spec(alice, id))
+		ea := withXMLSec1(xencAES256GCM, xencOAEP, "aes-256")(t, sign(t, a, h.idp), currentCert, current.CertFile)
+		signedResp := sign(t, assemble(resp, ea), h.idp)
+		if body := readAll(t, h.post(c, serialize(signedResp), relay)); !strings.Contains(body, "user=alice") {
+			t.Fatalf("signed response with an encrypted assertion: %s", body)
+		}
+		// The same, with the ciphertext swapped after signing: refused.
+		c = h.browser()
+		id, relay = h.startLogin(c, "/")
+		resp, a = respond(h.spec(alice, id))
+		ea = withXMLSec1(xencAES256GCM, xencOAEP, "aes-256")(t, sign(t, a, h.idp), currentCert, current.CertFile)
+		signedResp = sign(t, assemble(resp, ea), h.idp)
+		_, other := respond(h.spec(mallory, id))
+		swapped := withXMLSec1(xencAES256GCM, xencOAEP, "aes-256")(t, sign(t, other, h.idp), currentCert, current.CertFile)
+		old := signedResp.SelectElement("EncryptedAssertion")
+		signedResp.InsertChildAt(old.Index(), swapped)
+		signedResp.RemoveChild(old)
+		if r := h.post(c, serialize(signedResp), relay); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("ciphertext swapped under the Response signature: %d", r.StatusCode)
 		}
 	})
 	t.Run("PlainRefusedWhenEncryptionRequired", func(t *testing.T) {

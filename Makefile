@@ -20,8 +20,8 @@ test: vet test-deps ## run every test, with the race detector
 # Debian packages the tests use: chromium for the real-browser test,
 # slapd and ldap-utils for the directory tests, postgresql for the SQL
 # tests (the harness runs its own throwaway clusters with initdb), xmlsec1
-# for SAML interoperability (encryption and signatures by an independent
-# implementation).
+# and python3-pysaml2 for SAML interoperability (signatures, encryption and
+# whole responses from implementations independent of gatehouse's).
 # Installing them must not start Debian's own servers, so service starts
 # are denied while they install (policy-rc.d), unless the machine already
 # denies them.
@@ -31,6 +31,7 @@ test-deps:
 	{ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing="$$missing slapd ldap-utils"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
+	/usr/bin/python3 -c 'import saml2' 2>/dev/null || missing="$$missing python3-pysaml2"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			rcd=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rcd=1; fi; \

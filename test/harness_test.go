@@ -57,6 +57,7 @@ type options struct {
 	signMetadata         bool
 	corp                 func(*session.IdP) // adjusts the corp IdP's settings
 	idpSLO               []string           // SLO bindings the corp IdP's metadata offers
+	realTime             bool               // start the clock at the real time instead of t0
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -133,7 +134,11 @@ func defaultMapping() provision.Mapping {
 
 func newHarness(t testing.TB, o options) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: clockwork.NewFakeClockAt(t0), idp: loadSigner(t, "idp"), upstream: &recorder{}}
+	start := t0
+	if o.realTime {
+		start = time.Now()
+	}
+	h := &harness{t: t, clock: clockwork.NewFakeClockAt(start), idp: loadSigner(t, "idp"), upstream: &recorder{}}
 	saml.TimeNow = h.clock.Now
 	saml.Clock = dsig.NewFakeClock(h.clock)
 	t.Cleanup(func() { saml.TimeNow = func() time.Time { return time.Now().UTC() }; saml.Clock = nil })

@@ -59,8 +59,8 @@ func pysaml2Response(t *testing.T, h *harness, requestID string, job map[string]
 func TestPySAML2Interop(t *testing.T) {
 	key, _ := spKeyPair(t, t.TempDir(), "sp")
 	for name, job := range map[string]map[string]any{
-		"SignedAssertion":               {},
-		"EncryptedAssertion":            {"encrypt": true, "content_encryption": "aes256-cbc"},
+		"SignedAssertion":    {},
+		"EncryptedAssertion": {"encrypt": true, "content_encryption": "aes256-cbc"},
 		// pysaml2's own default, 3DES, is refused with a clear reason.
 		"Default3DESRefused": {"encrypt": true},
 		// A known incompatibility that fails closed: pysaml2 signs the

@@ -124,6 +124,12 @@ type IdP struct {
 	// AuthnContextClassRef is not listed is refused.
 	AuthnContext           []string `yaml:"authn_context"`
 	AuthnContextComparison string   `yaml:"authn_context_comparison"`
+	// AttributeQuery asks the IdP's attribute authority (its metadata's
+	// AttributeService, SOAP binding) for more of the subject's attributes
+	// after each login, before JIT; AttributeQueryNames limits the query to
+	// these attribute names. Attributes the assertion already carries win.
+	AttributeQuery      bool     `yaml:"attribute_query"`
+	AttributeQueryNames []string `yaml:"attribute_query_attributes"`
 	// NoSingleLogout keeps gatehouse's logout local even when the IdP's
 	// metadata has a SingleLogoutService.
 	NoSingleLogout bool `yaml:"no_single_logout"`
@@ -197,6 +203,9 @@ func (c Config) Validate() error {
 		add("sign_metadata: needs a signing key (sp_key_file or sp_keys)")
 	}
 	for i, p := range c.IdPs {
+		if p.AttributeQuery && c.KeyFile == "" && !slices.ContainsFunc(c.Keys, func(k SPKey) bool { return k.Use != UseEncryption }) {
+			add("idps[%d].attribute_query: needs an SP signing key (sp_key_file or sp_keys): attribute queries are signed", i)
+		}
 		if p.RequireEncryption && c.KeyFile == "" && !slices.ContainsFunc(c.Keys, func(k SPKey) bool { return k.Use != UseSigning }) {
 			add("idps[%d].require_encrypted_assertions: needs an SP encryption key (sp_key_file or sp_keys)", i)
 		}

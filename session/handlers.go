@@ -328,6 +328,12 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	if !fresh {
 		return fail("replay", fmt.Errorf("assertion %s was already used", id.AssertionID))
 	}
+	// Only an accepted, fresh login may make the IdP answer a query.
+	if in.cfg.AttributeQuery {
+		if err := m.queryAttributes(r.Context(), in, &id); err != nil {
+			return Identity{}, "", &Failure{Page: Unavailable, Reason: "attribute_query", Err: err}
+		}
+	}
 	m.log.Debug("saml response accepted", zap.String("idp", in.cfg.Name), zap.String("assertion_id", id.AssertionID), zap.Bool("unsolicited", unsolicited))
 	return id, returnTo, nil
 }

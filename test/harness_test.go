@@ -58,6 +58,8 @@ type options struct {
 	corp                 func(*session.IdP) // adjusts the corp IdP's settings
 	idpSLO               []string           // SLO bindings the corp IdP's metadata offers
 	realTime             bool               // start the clock at the real time instead of t0
+	attributeService     string             // the corp IdP's SOAP AttributeService
+	httpClient           *http.Client       // the SP's client for metadata and attribute queries
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -205,6 +207,9 @@ func newHarness(t testing.TB, o options) *harness {
 	if o.corp != nil {
 		o.corp(&scfg.IdPs[0])
 	}
+	if o.attributeService != "" {
+		addAttributeAuthority(t, scfg.IdPs[0].MetadataFile, o.attributeService, h.idp)
+	}
 	var sc *scim.Server
 	var reserved []string
 	if o.scim {
@@ -226,7 +231,7 @@ func newHarness(t testing.TB, o options) *harness {
 	scfg.Cookie.SetKeys([][]byte{bytes.Repeat([]byte{7}, session.KeyLen)})
 	pages := proxy.NewPages(logger.Named("pages"))
 	var err error
-	h.sessions, err = session.New(context.Background(), scfg, session.Options{Logger: logger.Named("saml"), Now: h.clock.Now,
+	h.sessions, err = session.New(context.Background(), scfg, session.Options{Logger: logger.Named("saml"), Now: h.clock.Now, HTTPClient: o.httpClient,
 		Pages: pages})
 	if err != nil {
 		t.Fatal(err)

@@ -114,7 +114,9 @@ func TestAttributeQuery(t *testing.T) {
 			srv := httptest.NewTLSServer(aa)
 			defer srv.Close()
 			h := newHarness(t, options{spKeys: []session.SPKey{spKey}, attributeService: srv.URL + "/aa", httpClient: srv.Client(),
-				corp: func(p *session.IdP) { p.AttributeQuery, p.AttributeQueryNames = true, []string{attrEmployeeID, attrGroups} }})
+				corp: func(p *session.IdP) {
+					p.AttributeQuery, p.AttributeQueryNames = true, []string{attrEmployeeID, attrGroups}
+				}})
 			aa.now = h.clock.Now
 			bob := person{nameID: "b0b-0002", uid: "bob", mail: "bob@example.com", groups: []string{"engineering"}} // no employee ID
 			resp := h.login(h.browser(), "/", bob)

@@ -5,7 +5,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -297,5 +299,26 @@ func TestSPMetadataKeysAndSignature(t *testing.T) {
 	os.WriteFile(path, []byte(strings.Replace(body, "/.gatehouse/saml/acs", "/evil/acs", 1)), 0o600)
 	if err := verify(current.CertFile); err == nil {
 		t.Error("xmlsec1 verified tampered metadata")
+	}
+}
+
+// TestIdPSigningKeyRollover: while an IdP's metadata lists two signing
+// certificates, responses signed with either key log in.
+func TestIdPSigningKeyRollover(t *testing.T) {
+	h := newHarness(t, options{})
+	other := loadSigner(t, "other")
+	md := filepath.Join(t.TempDir(), "rollover.xml")
+	b := idpMetadata(idpEntityID, idpSSO, h.idp)
+	second := fmt.Sprintf(`<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:NameIDFormat>`, base64.StdEncoding.EncodeToString(other.cert.Raw))
+	os.WriteFile(md, []byte(strings.Replace(string(b), "<md:NameIDFormat>", second, 1)), 0o600)
+	h2 := newHarness(t, options{corp: func(p *session.IdP) { p.MetadataFile = md }})
+	for name, key := range map[string]signer{"current": h.idp, "next": other} {
+		c := h2.browser()
+		id, relay := h2.startLogin(c, "/")
+		resp, a := respond(h2.spec(alice, id))
+		if body := readAll(t, h2.post(c, serialize(assemble(resp, sign(t, a, key))), relay)); !strings.Contains(body, "user=alice") {
+			t.Errorf("response signed with the %s key: %s", name, body)
+		}
 	}
 }

@@ -342,3 +342,36 @@ func postedResponse(t *testing.T, page, action string) *etree.Element {
 	}
 	return doc.Root()
 }
+
+// TestSPInitiatedSingleLogoutPOST: an IdP that takes logout only over
+// HTTP-POST gets a page that posts a LogoutRequest signed in its XML.
+func TestSPInitiatedSingleLogoutPOST(t *testing.T) {
+	spKey, _ := spKeyPair(t, t.TempDir(), "sp")
+	h := newHarness(t, options{idpSLO: []string{bindingPOST}, spKeys: []session.SPKey{spKey}})
+	c := h.browser()
+	readResp(t, h.login(c, "/", alice))
+	code, page := h.get(c, "/.gatehouse/logout", http.Header{"Accept": {"text/html"}})
+	if code != http.StatusOK || !strings.Contains(page, `action="`+idpSLOURL+`"`) {
+		t.Fatalf("logout: %d\n%s", code, page)
+	}
+	i := strings.Index(page, `name="SAMLRequest" value="`)
+	if i < 0 {
+		t.Fatalf("no SAMLRequest field:\n%s", page)
+	}
+	v := page[i+len(`name="SAMLRequest" value="`):]
+	b, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(v[:strings.Index(v, `"`)], "&#43;", "+"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(b); err != nil {
+		t.Fatal(err)
+	}
+	lr := doc.Root()
+	if lr.Tag != "LogoutRequest" || lr.SelectElement("Signature") == nil || lr.SelectElement("NameID").Text() != alice.nameID {
+		t.Errorf("posted LogoutRequest: %s", b)
+	}
+	if code, _ := h.get(c, "/home", nil); code == http.StatusOK {
+		t.Error("the session outlived the logout")
+	}
+}

@@ -131,24 +131,13 @@ func (m *Manager) decrypt(enc *encryption, allowRSA15 bool) (*rsa.PrivateKey, *e
 // pre-check: no DTD, comments or processing instructions, and one SAML
 // Assertion element as the root.
 func parsePlainAssertion(b []byte) (*etree.Element, error) {
-	if hasFold(b, "<!DOCTYPE") || hasFold(b, "<!ENTITY") {
-		return nil, errDoctype
-	}
-	d := etree.NewDocument()
-	d.ReadSettings.Permissive = false
-	if err := d.ReadFromBytes(b); err != nil {
-		return nil, fmt.Errorf("decrypted assertion: malformed XML: %w", err)
+	d, err := readXML(b)
+	if err != nil {
+		return nil, fmt.Errorf("decrypted assertion: %w", err)
 	}
 	root := d.Root()
-	if root == nil || root.Tag != "Assertion" || root.NamespaceURI() != nsAssertion {
+	if root.Tag != "Assertion" || root.NamespaceURI() != nsAssertion {
 		return nil, errors.New("decrypted content is not a SAML Assertion")
-	}
-	for _, tok := range d.Child {
-		if _, ok := tok.(*etree.Element); !ok {
-			if _, ws := tok.(*etree.CharData); !ws {
-				return nil, errors.New("decrypted assertion holds comments, directives or processing instructions")
-			}
-		}
 	}
 	var bad error
 	var walk func(e *etree.Element)

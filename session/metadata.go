@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
-	xrv "github.com/mattermost/xml-roundtrip-validator"
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
@@ -73,15 +71,9 @@ func fetchMetadata(ctx context.Context, client *http.Client, p IdP) ([]byte, err
 // has not passed. refresh is the earlier of three quarters of the way to
 // validUntil and now plus cacheDuration, when either is set.
 func checkDocument(data []byte, certs []*x509.Certificate, now time.Time) (metadataDoc, error) {
-	if hasFold(data, "<!DOCTYPE") || hasFold(data, "<!ENTITY") {
-		return metadataDoc{}, fmt.Errorf("metadata: %w", errDoctype)
-	}
-	if err := xrv.Validate(bytes.NewReader(data)); err != nil {
-		return metadataDoc{}, fmt.Errorf("metadata: invalid XML: %w", err)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(data); err != nil || doc.Root() == nil {
-		return metadataDoc{}, fmt.Errorf("metadata: malformed XML: %v", err)
+	doc, err := readXML(data)
+	if err != nil {
+		return metadataDoc{}, fmt.Errorf("metadata: %w", err)
 	}
 	root := doc.Root()
 	if len(certs) > 0 {
@@ -135,11 +127,8 @@ func parseXSDuration(s string) (time.Duration, error) {
 // EntityDescriptor or an EntitiesDescriptor and checks that it can serve
 // as an IdP for SP-initiated logins.
 func parseMetadata(data []byte, entityID string) (*saml.EntityDescriptor, error) {
-	if hasFold(data, "<!DOCTYPE") || hasFold(data, "<!ENTITY") {
-		return nil, fmt.Errorf("metadata: %w", errDoctype)
-	}
-	if err := xrv.Validate(bytes.NewReader(data)); err != nil {
-		return nil, fmt.Errorf("metadata: invalid XML: %w", err)
+	if _, err := readXML(data); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	var candidates []saml.EntityDescriptor
 	var one saml.EntityDescriptor

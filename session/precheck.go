@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/beevik/etree"
+	xrv "github.com/mattermost/xml-roundtrip-validator"
 )
 
 const (
@@ -26,6 +27,39 @@ type shape struct {
 
 var errDoctype = errors.New("document type declarations are not accepted")
 
+// readXML is the one reader of XML from outside: responses, logout
+// messages, attribute query answers, metadata, decrypted assertions. It
+// refuses DTDs and entities, XML that does not survive a round trip
+// (xml-roundtrip-validator), malformed XML, and anything at the top level
+// but the root element and the XML declaration.
+func readXML(b []byte) (*etree.Document, error) {
+	if hasFold(b, "<!DOCTYPE") || hasFold(b, "<!ENTITY") {
+		return nil, errDoctype
+	}
+	if err := xrv.Validate(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("invalid XML: %w", err)
+	}
+	d := etree.NewDocument()
+	d.ReadSettings.Permissive = false
+	if err := d.ReadFromBytes(b); err != nil {
+		return nil, fmt.Errorf("malformed XML: %w", err)
+	}
+	if d.Root() == nil {
+		return nil, errors.New("malformed XML: no root element")
+	}
+	for _, tok := range d.Child {
+		switch tok := tok.(type) {
+		case *etree.Comment, *etree.Directive:
+			return nil, errors.New("comments and directives are not accepted")
+		case *etree.ProcInst:
+			if tok.Target != "xml" {
+				return nil, errors.New("processing instructions are not accepted")
+			}
+		}
+	}
+	return d, nil
+}
+
 // precheck rejects responses whose structure the SP refuses whatever their
 // signature: DTDs and entities, comments and processing instructions
 // (comment injection into signed text), anything other than exactly one
@@ -35,27 +69,13 @@ var errDoctype = errors.New("document type declarations are not accepted")
 // outside the SAML assertion namespace (GO-2026-6909).
 func precheck(doc []byte) (shape, error) {
 	var sh shape
-	if hasFold(doc, "<!DOCTYPE") || hasFold(doc, "<!ENTITY") {
-		return sh, errDoctype
-	}
-	d := etree.NewDocument()
-	d.ReadSettings.Permissive = false
-	if err := d.ReadFromBytes(doc); err != nil {
-		return sh, fmt.Errorf("malformed XML: %w", err)
+	d, err := readXML(doc)
+	if err != nil {
+		return sh, err
 	}
 	root := d.Root()
-	if root == nil || root.Tag != "Response" || root.NamespaceURI() != nsProtocol {
+	if root.Tag != "Response" || root.NamespaceURI() != nsProtocol {
 		return sh, errors.New("root element is not a SAML protocol Response")
-	}
-	for _, tok := range d.Child {
-		switch tok := tok.(type) {
-		case *etree.Comment, *etree.Directive:
-			return sh, errors.New("comments and directives are not accepted")
-		case *etree.ProcInst:
-			if tok.Target != "xml" {
-				return sh, errors.New("processing instructions are not accepted")
-			}
-		}
 	}
 	sh.inResponseTo = root.SelectAttrValue("InResponseTo", "")
 	sh.responseID = root.SelectAttrValue("ID", "")
@@ -107,7 +127,7 @@ func precheck(doc []byte) (shape, error) {
 		sh.encrypted, sh.issuer = enc, ri[0].Text()
 		return sh, nil
 	}
-	err := checkAssertionShape(a, ri[0].Text())
+	err = checkAssertionShape(a, ri[0].Text())
 	sh.issuer = ri[0].Text()
 	return sh, err
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
-	xrv "github.com/mattermost/xml-roundtrip-validator"
 	dsig "github.com/russellhaering/goxmldsig"
 	"go.uber.org/zap"
 )
@@ -251,9 +250,14 @@ func (m *Manager) send(w http.ResponseWriter, r *http.Request, binding, dest, pa
 	return nil
 }
 
-// signXML signs a protocol message (enveloped, RSA-SHA256, exclusive
-// C14N), the signature after the Issuer as the schema wants.
-func (m *Manager) signXML(el *etree.Element) (*etree.Element, error) {
+// signXML signs a protocol message, the signature after its Issuer.
+func (m *Manager) signXML(el *etree.Element) (*etree.Element, error) { return m.signEnveloped(el, true) }
+
+// signEnveloped signs el with the SP's signing key (enveloped, RSA-SHA256,
+// exclusive C14N) and puts the signature where the schemas want it: after
+// the Issuer of a protocol message, or first in metadata. The
+// enveloped-signature transform ignores where it sits.
+func (m *Manager) signEnveloped(el *etree.Element, afterIssuer bool) (*etree.Element, error) {
 	ctx, err := dsig.NewSigningContext(m.spKey, [][]byte{m.spCert.Raw})
 	if err != nil {
 		return nil, err
@@ -267,6 +271,8 @@ func (m *Manager) signXML(el *etree.Element) (*etree.Element, error) {
 		return nil, err
 	}
 	sig := signed.ChildElements()[len(signed.ChildElements())-1]
+	// SignEnveloped's copy does not keep child indexes current, so the
+	// signature is found by identity, not with RemoveChild.
 	for i, tok := range signed.Child {
 		if tok == sig {
 			signed.RemoveChildAt(i)
@@ -274,7 +280,7 @@ func (m *Manager) signXML(el *etree.Element) (*etree.Element, error) {
 		}
 	}
 	pos := 0
-	if iss := signed.SelectElement("Issuer"); iss != nil {
+	if iss := signed.SelectElement("Issuer"); iss != nil && afterIssuer {
 		pos = iss.Index() + 1
 	}
 	signed.InsertChildAt(pos, sig)
@@ -407,21 +413,9 @@ func verifyQuery(certs []*x509.Certificate, sigAlg string, signed, sig []byte) e
 // parseSLO reads a message's XML with the pre-check's rules and finds its
 // IdP by Issuer (still unverified).
 func (m *Manager) parseSLO(b []byte) (*etree.Element, *idp, error) {
-	if hasFold(b, "<!DOCTYPE") || hasFold(b, "<!ENTITY") {
-		return nil, nil, errDoctype
-	}
-	if err := xrv.Validate(bytes.NewReader(b)); err != nil {
-		return nil, nil, fmt.Errorf("invalid XML: %w", err)
-	}
-	d := etree.NewDocument()
-	if err := d.ReadFromBytes(b); err != nil || d.Root() == nil {
-		return nil, nil, fmt.Errorf("malformed XML: %v", err)
-	}
-	for _, tok := range d.Child {
-		switch tok.(type) {
-		case *etree.Comment, *etree.Directive:
-			return nil, nil, errors.New("comments and directives are not accepted")
-		}
+	d, err := readXML(b)
+	if err != nil {
+		return nil, nil, err
 	}
 	root := d.Root()
 	if (root.Tag != "LogoutRequest" && root.Tag != "LogoutResponse") || root.NamespaceURI() != nsProtocol {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
-	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // spMetadata caches the SP metadata document: it changes only with its
@@ -79,28 +78,10 @@ func (m *Manager) signMetadata(buf []byte) ([]byte, error) {
 	if err := doc.ReadFromBytes(buf); err != nil {
 		return nil, fmt.Errorf("sign sp metadata: %w", err)
 	}
-	ctx, err := dsig.NewSigningContext(m.spKey, [][]byte{m.spCert.Raw})
+	signed, err := m.signEnveloped(doc.Root(), false)
 	if err != nil {
 		return nil, fmt.Errorf("sign sp metadata: %w", err)
 	}
-	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
-		return nil, fmt.Errorf("sign sp metadata: %w", err)
-	}
-	signed, err := ctx.SignEnveloped(doc.Root())
-	if err != nil {
-		return nil, fmt.Errorf("sign sp metadata: %w", err)
-	}
-	sig := signed.ChildElements()[len(signed.ChildElements())-1]
-	// SignEnveloped's copy does not keep child indexes current, so the
-	// signature is found by identity, not with RemoveChild.
-	for i, tok := range signed.Child {
-		if tok == sig {
-			signed.RemoveChildAt(i)
-			break
-		}
-	}
-	signed.InsertChildAt(0, sig)
 	doc.SetRoot(signed) // no re-indenting: whitespace is signed content
 	return doc.WriteToBytes()
 }

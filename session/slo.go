@@ -251,7 +251,9 @@ func (m *Manager) send(w http.ResponseWriter, r *http.Request, binding, dest, pa
 }
 
 // signXML signs a protocol message, the signature after its Issuer.
-func (m *Manager) signXML(el *etree.Element) (*etree.Element, error) { return m.signEnveloped(el, true) }
+func (m *Manager) signXML(el *etree.Element) (*etree.Element, error) {
+	return m.signEnveloped(el, true)
+}
 
 // signEnveloped signs el with the SP's signing key (enveloped, RSA-SHA256,
 // exclusive C14N) and puts the signature where the schemas want it: after

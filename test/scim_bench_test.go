@@ -103,7 +103,7 @@ func seed(b *testing.B, path string, from, total int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stmt, err := tx.Prepare(`INSERT INTO users (id, user_name, user_name_norm, external_id, email, given_name, family_name, owner, created_at, updated_at)
+	stmt, err := tx.Prepare(`INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, given_name, family_name, owner, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, 'G', 'F', 'scim', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')`)
 	if err != nil {
 		b.Fatal(err)

@@ -21,7 +21,8 @@ test: vet test-deps ## run every test, with the race detector
 # slapd and ldap-utils for the directory tests, postgresql for the SQL
 # tests (the harness runs its own throwaway clusters with initdb), xmlsec1
 # and python3-pysaml2 for SAML interoperability (signatures, encryption and
-# whole responses from implementations independent of gatehouse's).
+# whole responses from implementations independent of gatehouse's),
+# redis-server for the replica tests (the harness runs its own).
 # Installing them must not start Debian's own servers, so service starts
 # are denied while they install (policy-rc.d), unless the machine already
 # denies them.
@@ -31,6 +32,7 @@ test-deps:
 	{ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing="$$missing slapd ldap-utils"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	/usr/bin/python3 -c 'import saml2' 2>/dev/null || missing="$$missing python3-pysaml2"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

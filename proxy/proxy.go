@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -35,6 +36,8 @@ type Options struct {
 	// SCIM, when set, serves everything under the reserved SCIM path
 	// (PathSCIM); otherwise those paths answer 404.
 	SCIM http.Handler
+	// Checks are further readiness checks by name (shared state).
+	Checks map[string]func(context.Context) error
 	// IdentityKeys sign the identity JWT when Config.SignedIdentity is
 	// set (see ParseIdentityKey); the first signs, all are published.
 	IdentityKeys []*ecdsa.PrivateKey
@@ -60,6 +63,7 @@ type Proxy struct {
 	public   []string
 	rules    []rule
 	signer   *signer // nil unless signed_identity is on
+	checks   map[string]func(context.Context) error
 }
 
 // loginCookiePrefix names the short-lived cookies that bind a login's
@@ -80,7 +84,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		cfg: cfg, log: opts.Logger, audit: opts.Logger.Named("audit"), sessions: opts.Sessions, store: opts.Store,
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
 		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
-		cookies: []string{opts.Sessions.CookieName()},
+		cookies: []string{opts.Sessions.CookieName()}, checks: opts.Checks,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -366,6 +370,12 @@ func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := p.sessions.Ready(); err != nil {
 		problems = append(problems, "saml: "+err.Error())
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.checks)) {
+		if err := p.checks[name](ctx); err != nil {
+			problems = append(problems, name+": unreachable")
+			p.log.Warn("readiness: "+name+" unreachable", zap.Error(err))
+		}
 	}
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)

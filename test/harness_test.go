@@ -60,6 +60,7 @@ type options struct {
 	realTime             bool               // start the clock at the real time instead of t0
 	attributeService     string             // the corp IdP's SOAP AttributeService
 	httpClient           *http.Client       // the SP's client for metadata and attribute queries
+	state                *session.RedisState // shared replay cache and revocations
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -231,8 +232,11 @@ func newHarness(t testing.TB, o options) *harness {
 	scfg.Cookie.SetKeys([][]byte{bytes.Repeat([]byte{7}, session.KeyLen)})
 	pages := proxy.NewPages(logger.Named("pages"))
 	var err error
-	h.sessions, err = session.New(context.Background(), scfg, session.Options{Logger: logger.Named("saml"), Now: h.clock.Now, HTTPClient: o.httpClient,
-		Pages: pages})
+	sopts := session.Options{Logger: logger.Named("saml"), Now: h.clock.Now, HTTPClient: o.httpClient, Pages: pages}
+	if o.state != nil {
+		sopts.Replay, sopts.Revocations = o.state, o.state
+	}
+	h.sessions, err = session.New(context.Background(), scfg, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

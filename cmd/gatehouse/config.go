@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"maps"
 	"net/url"
@@ -53,6 +54,9 @@ type File struct {
 	Store           StoreConfig   `yaml:"store"`
 	// SCIM enables the SCIM 2.0 endpoint under the reserved prefix.
 	SCIM *SCIMConfig `yaml:"scim"`
+	// State chooses where replicas share state; default: this process's
+	// memory (one instance).
+	State StateConfig `yaml:"state"`
 
 	// identityKeys are signed_identity.key_files, read by resolveSecrets.
 	identityKeys []*ecdsa.PrivateKey
@@ -145,6 +149,22 @@ func (f *File) validateFederations() []error {
 		}
 	}
 	return errs
+}
+
+// StateConfig is the shared state of several replicas.
+type StateConfig struct {
+	Redis *RedisConfig `yaml:"redis"`
+}
+
+// RedisConfig locates Redis: url is a ${ENV} reference (the URL can hold a
+// password) or url_file names a file holding it: redis://[user:password@]
+// host:port/db, rediss:// for TLS.
+type RedisConfig struct {
+	URL       string `yaml:"url"`
+	URLFile   string `yaml:"url_file"`
+	KeyPrefix string `yaml:"key_prefix"`
+
+	options *redis.Options // parsed by resolveSecrets
 }
 
 // StoreConfig chooses the user store. Exactly one backend is set.
@@ -317,6 +337,39 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 				continue
 			}
 			f.identityKeys = append(f.identityKeys, k)
+		}
+	}
+	if r := f.State.Redis; r != nil {
+		const key = "state.redis"
+		url := r.URL
+		switch {
+		case (r.URL == "") == (r.URLFile == ""):
+			errs = append(errs, fmt.Errorf("%s: set url (a ${ENV} reference) or url_file", key))
+		case r.URLFile != "":
+			b, err := os.ReadFile(r.URLFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.url_file: %w", key, err))
+			}
+			url = strings.TrimSpace(string(b))
+		default:
+			if m := envRef.FindStringSubmatch(r.URL); m == nil {
+				errs = append(errs, fmt.Errorf("%s.url: must be an environment reference like ${NAME}; a Redis URL can hold a password (or use url_file)", key))
+			} else if url = getenv(m[1]); url == "" {
+				errs = append(errs, fmt.Errorf("%s.url: environment variable %s is not set", key, m[1]))
+			}
+		}
+		if url != "" {
+			opts, err := redis.ParseURL(url)
+			if err != nil {
+				// The parser's message may quote the URL, and with it a password.
+				errs = append(errs, fmt.Errorf("%s.url: not a redis:// or rediss:// URL", key))
+			} else {
+				opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = 2*time.Second, 2*time.Second, 2*time.Second, 1
+				r.options = opts
+			}
+		}
+		if r.KeyPrefix == "" {
+			r.KeyPrefix = "gatehouse:"
 		}
 	}
 	if c := f.SCIM; c != nil {

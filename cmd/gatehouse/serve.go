@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"net"
 	"net/http"
@@ -102,6 +103,15 @@ func liveChecks(ctx context.Context, f *File) []error {
 		}
 		cancel()
 	}
+	if r := f.State.Redis; r != nil && r.options != nil {
+		rdb := redis.NewClient(r.options)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := rdb.Ping(cctx).Err(); err != nil {
+			errs = append(errs, fmt.Errorf("state.redis: unreachable: %w", err))
+		}
+		cancel()
+		rdb.Close()
+	}
 	if l := f.Store.LDAP; l != nil {
 		st, err := ldapdir.New(*l)
 		if err != nil {
@@ -124,7 +134,15 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 		return nil, nil, nil, fmt.Errorf("open store: %w", err)
 	}
 	pages := proxy.NewPages(logger.Named("pages"))
-	sm, err := session.New(ctx, f.Session, session.Options{Logger: logger.Named("saml"), Pages: pages})
+	sopts := session.Options{Logger: logger.Named("saml"), Pages: pages}
+	checks := map[string]func(context.Context) error{}
+	if r := f.State.Redis; r != nil {
+		rdb := redis.NewClient(r.options)
+		rs := session.NewRedisState(rdb, r.KeyPrefix, f.Session.Cookie.MaxAge, logger.Named("redis"), nil)
+		go rs.Run(ctx)
+		sopts.Replay, sopts.Revocations, checks["redis"] = rs, rs, rs.Ping
+	}
+	sm, err := session.New(ctx, f.Session, sopts)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err
@@ -144,7 +162,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 		}
 		reserved = sc.OwnedFields()
 	}
-	opts := proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies(reserved),
+	opts := proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies(reserved), Checks: checks,
 		IdentityKeys: f.identityKeys}
 	if sc != nil {
 		opts.SCIM = sc

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gatehouse/test/pgtest"
+	"gatehouse/test/redistest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -85,4 +86,38 @@ func closedPort(t *testing.T) int {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	return port
+}
+
+// TestStateSection: the Redis URL comes from the environment or a file
+// and is never echoed; check pings the server.
+func TestStateSection(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	srv := redistest.Start(t)
+	t.Setenv("TEST_REDIS_URL", "redis://"+srv.Addr+"/0")
+	t.Setenv("TEST_REDIS_DOWN", fmt.Sprintf("redis://127.0.0.1:%d/0", closedPort(t)))
+	t.Setenv("TEST_REDIS_BAD", "http://user:hunter2@x")
+	for _, tc := range []struct {
+		name, section string
+		problems      []string
+	}{
+		{"Env", "state:\n  redis:\n    url: ${TEST_REDIS_URL}\n", nil},
+		{"InFile", "state:\n  redis:\n    url: redis://default:hunter2@cache:6379/0\n", []string{"state.redis.url: must be an environment reference"}},
+		{"NotRedis", "state:\n  redis:\n    url: ${TEST_REDIS_BAD}\n", []string{"state.redis.url: not a redis:// or rediss:// URL"}},
+		{"Down", "state:\n  redis:\n    url: ${TEST_REDIS_DOWN}\n", []string{"state.redis: unreachable"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := check(t, writeConfig(t, goodConfig+tc.section))
+			if (code == 0) != (tc.problems == nil) {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, p := range tc.problems {
+				if !strings.Contains(errOut, p) {
+					t.Errorf("no %q in:\n%s", p, errOut)
+				}
+			}
+			if strings.Contains(errOut, "hunter2") {
+				t.Errorf("a password was echoed: %s", errOut)
+			}
+		})
+	}
 }

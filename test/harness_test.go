@@ -55,11 +55,11 @@ type options struct {
 	identityKeys         []*ecdsa.PrivateKey // turn on signed_identity
 	spKeys               []session.SPKey     // SP key pairs (encryption, rollover)
 	signMetadata         bool
-	corp                 func(*session.IdP) // adjusts the corp IdP's settings
-	idpSLO               []string           // SLO bindings the corp IdP's metadata offers
-	realTime             bool               // start the clock at the real time instead of t0
-	attributeService     string             // the corp IdP's SOAP AttributeService
-	httpClient           *http.Client       // the SP's client for metadata and attribute queries
+	corp                 func(*session.IdP)  // adjusts the corp IdP's settings
+	idpSLO               []string            // SLO bindings the corp IdP's metadata offers
+	realTime             bool                // start the clock at the real time instead of t0
+	attributeService     string              // the corp IdP's SOAP AttributeService
+	httpClient           *http.Client        // the SP's client for metadata and attribute queries
 	state                *session.RedisState // shared replay cache and revocations
 }
 

@@ -104,4 +104,3 @@ func (s *Server) Restart(t testing.TB) {
 		t.Fatal(err)
 	}
 }
-

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -22,8 +23,14 @@ const ephemeralPrefix = "ephemeral:"
 // proxied request needs no store read. It writes one audit event.
 func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) {
 	ev := []zap.Field{zap.String("idp", in.IdP), zap.String("name_id", in.NameID)}
+	var storeTime time.Duration
 	refuse := func(reason string, err error) (string, error) {
 		p.audit.Info("login", append(ev, zap.String("outcome", "refused"), zap.String("reason", reason), zap.Error(err))...)
+		jit := "refused"
+		if reason == "store" {
+			jit = "failed"
+		}
+		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "refused", Reason: reason, JIT: jit, StoreTime: storeTime})
 		return "", err
 	}
 	pol, ok := p.idps[in.IdP]
@@ -37,7 +44,9 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	l.Reserved = pol.Reserved
 	jctx, cancel := context.WithTimeout(ctx, p.cfg.JITTimeout)
 	defer cancel()
+	start := time.Now()
 	res, err := p.store.Provision(jctx, l)
+	storeTime = time.Since(start)
 	switch {
 	case err == nil:
 	case errors.Is(err, provision.ErrDisabled):
@@ -47,6 +56,7 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	case errors.Is(err, provision.ErrInvalid), errors.Is(err, provision.ErrNoKey), errors.Is(err, provision.ErrConflict):
 		return refuse("rejected", fmt.Errorf("provision user: %w", err))
 	case pol.ContinueOnStoreError:
+		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "unprovisioned", Reason: "store", JIT: "failed", StoreTime: storeTime})
 		return p.admitUnprovisioned(l, ev, err)
 	default:
 		return refuse("store", fmt.Errorf("%w: provision user: %w", session.ErrUnavailable, err))
@@ -54,7 +64,30 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	p.users.put(p.identityOf(res.User, p.now()))
 	p.audit.Info("login", append(ev, zap.String("user_id", res.User.ID), zap.String("outcome", string(res.Outcome)),
 		zap.Strings("changed", res.Changed))...)
+	p.onLogin(LoginEvent{IdP: in.IdP, Outcome: string(res.Outcome), JIT: string(res.Outcome), StoreTime: storeTime})
 	return res.User.ID, nil
+}
+
+// LoginEvent is what one login did, for metrics.
+type LoginEvent struct {
+	IdP string
+	// Outcome is created, updated, unchanged, linked, refused or
+	// unprovisioned; Reason says why a login was refused.
+	Outcome, Reason string
+	// JIT is the store's part: created, updated, unchanged, linked,
+	// refused (by the store's rules) or failed (the store failed); empty
+	// when the login was refused before JIT.
+	JIT       string
+	StoreTime time.Duration // zero when the store was not asked
+}
+
+func (p *Proxy) onLogin(e LoginEvent) {
+	if e.StoreTime == 0 && e.JIT == "refused" {
+		e.JIT = "" // refused before the store was asked (mapping, policy)
+	}
+	if p.loginHook != nil {
+		p.loginHook(e)
+	}
 }
 
 // admitUnprovisioned lets a login through with headers built from the

@@ -17,6 +17,9 @@ import (
 // once, under an error ID the page shows. Details never reach the page.
 type Pages struct {
 	log *zap.Logger
+	// OnProblem, when set, is told the reason and status of every refusal
+	// (metrics); login is true for sign-in failures (SAML validation).
+	OnProblem func(reason string, status int, login bool)
 }
 
 // NewPages returns the page renderer.
@@ -120,6 +123,9 @@ func (p *Pages) Problem(w http.ResponseWriter, r *http.Request, f session.Failur
 		level = zap.ErrorLevel
 	default:
 		d.Status, d.Title, d.Message = http.StatusForbidden, "Sign-in failed", "Your identity provider's answer could not be accepted. Please start again from the application's address."
+	}
+	if p.OnProblem != nil {
+		p.OnProblem(f.Reason, d.Status, f.Page == session.LoginFailed)
 	}
 	if ce := p.log.Check(level, "request refused"); ce != nil {
 		ce.Write(zap.String("error_id", id), zap.Int("status", d.Status), zap.String("reason", f.Reason),

@@ -36,6 +36,8 @@ type Options struct {
 	// SCIM, when set, serves everything under the reserved SCIM path
 	// (PathSCIM); otherwise those paths answer 404.
 	SCIM http.Handler
+	// OnLogin, when set, is told what each login did (metrics).
+	OnLogin func(LoginEvent)
 	// Checks are further readiness checks by name (shared state).
 	Checks map[string]func(context.Context) error
 	// IdentityKeys sign the identity JWT when Config.SignedIdentity is
@@ -45,25 +47,36 @@ type Options struct {
 
 // Proxy is gatehouse's http.Handler.
 type Proxy struct {
-	cfg      Config
-	log      *zap.Logger
-	audit    *zap.Logger
-	sessions *session.Manager
-	store    provision.Store
-	pages    *Pages
-	idps     map[string]IdPPolicy
-	now      func() time.Time
-	rp       *httputil.ReverseProxy
-	routes   map[string]http.Handler // exact paths
-	scim     http.Handler            // the subtree under prefix+PathSCIM
-	strip    stripper
-	cookies  []string
-	headers  headerSet
-	users    *userCache
-	public   []string
-	rules    []rule
-	signer   *signer // nil unless signed_identity is on
-	checks   map[string]func(context.Context) error
+	cfg       Config
+	log       *zap.Logger
+	audit     *zap.Logger
+	sessions  *session.Manager
+	store     provision.Store
+	pages     *Pages
+	idps      map[string]IdPPolicy
+	now       func() time.Time
+	rp        *httputil.ReverseProxy
+	routes    map[string]http.Handler // exact paths
+	scim      http.Handler            // the subtree under prefix+PathSCIM
+	strip     stripper
+	cookies   []string
+	headers   headerSet
+	users     *userCache
+	public    []string
+	rules     []rule
+	signer    *signer // nil unless signed_identity is on
+	checks    map[string]func(context.Context) error
+	loginHook func(LoginEvent)
+}
+
+// NewTransport is the default transport to the upstream: pooled for one
+// host under load.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return t
 }
 
 // loginCookiePrefix names the short-lived cookies that bind a login's
@@ -84,7 +97,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		cfg: cfg, log: opts.Logger, audit: opts.Logger.Named("audit"), sessions: opts.Sessions, store: opts.Store,
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
 		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
-		cookies: []string{opts.Sessions.CookieName()}, checks: opts.Checks,
+		cookies: []string{opts.Sessions.CookieName()}, checks: opts.Checks, loginHook: opts.OnLogin,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -101,11 +114,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 
 	transport := opts.Transport
 	if transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 512
-		t.MaxIdleConnsPerHost = 256
-		t.IdleConnTimeout = 90 * time.Second
-		transport = t
+		transport = NewTransport()
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -361,7 +370,18 @@ func (p *Proxy) healthz(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	if problems := p.Readiness(r.Context()); len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(strings.Join(problems, "\n") + "\n"))
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// Readiness lists what keeps gatehouse from serving logins: the store,
+// IdP metadata, and the further checks (Redis); none when ready.
+func (p *Proxy) Readiness(ctx context.Context) []string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var problems []string
 	if err := p.store.Ping(ctx); err != nil {
@@ -377,12 +397,7 @@ func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) {
 			p.log.Warn("readiness: "+name+" unreachable", zap.Error(err))
 		}
 	}
-	if len(problems) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte(strings.Join(problems, "\n") + "\n"))
-		return
-	}
-	w.Write([]byte("ready\n"))
+	return problems
 }
 
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {

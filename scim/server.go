@@ -34,21 +34,25 @@ type Options struct {
 	// OnUserChange is told the ID of every user SCIM changed or deleted,
 	// so that cached identities are dropped at once.
 	OnUserChange func(id string)
+	// OnRequest, when set, is told each request's operation, status and
+	// duration (metrics).
+	OnRequest func(op string, status int, d time.Duration)
 }
 
 // Server serves SCIM 2.0 over a provision.Directory.
 type Server struct {
-	cfg      Config
-	store    provision.Directory
-	groupDir provision.GroupDirectory // nil when the store has no groups
-	users    *resourceType
-	groups   *resourceType
-	base     string
-	mount    string
-	log      *zap.Logger
-	hashes   [][sha256.Size]byte
-	changed  func(string)
-	owned    []string
+	cfg       Config
+	store     provision.Directory
+	groupDir  provision.GroupDirectory // nil when the store has no groups
+	users     *resourceType
+	groups    *resourceType
+	base      string
+	mount     string
+	log       *zap.Logger
+	hashes    [][sha256.Size]byte
+	changed   func(string)
+	onRequest func(op string, status int, d time.Duration)
+	owned     []string
 }
 
 // NewServer builds the SCIM server. The store must implement
@@ -64,7 +68,7 @@ func NewServer(cfg Config, store provision.Store, opts Options) (*Server, error)
 		return nil, errors.New("scim: the configured store does not support SCIM")
 	}
 	s := &Server{cfg: cfg, store: dir, base: strings.TrimSuffix(opts.BaseURL, "/"), mount: strings.TrimSuffix(opts.Mount, "/"),
-		log: opts.Logger, changed: opts.OnUserChange}
+		log: opts.Logger, changed: opts.OnUserChange, onRequest: opts.OnRequest}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -158,6 +162,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	fields := []zap.Field{zap.String("method", r.Method), zap.String("op", op), zap.Int("status", w.status),
 		zap.Duration("duration", time.Since(start))}
+	if s.onRequest != nil {
+		s.onRequest(op, w.status, time.Since(start))
+	}
 	if w.scimType != "" {
 		fields = append(fields, zap.String("scim_type", w.scimType))
 	}

@@ -127,6 +127,7 @@ type Manager struct {
 	keys        []spKeyPair       // every SP key, in configured order
 	spMeta      spMetadata
 	refresh     time.Duration // metadata refresh interval (Run's)
+	reload      chan struct{}
 	idps        []*idp
 	byName      map[string]*idp
 	byEntity    map[string]*idp
@@ -318,6 +319,15 @@ func (m *Manager) load(ctx context.Context, in *idp, memo map[string][]byte) err
 	return nil
 }
 
+// Reload asks Run to read every IdP's metadata again now, files too (after
+// an operator replaced one). A failed reload keeps the loaded metadata.
+func (m *Manager) Reload() {
+	select {
+	case m.reload <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
 // Run keeps metadata URLs current until ctx ends: every 30 seconds it
 // reads again those that are due (after refresh, or earlier when the
 // metadata's validUntil or cacheDuration say so) or not loaded yet. A
@@ -332,8 +342,15 @@ func (m *Manager) Run(ctx context.Context, refresh time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			m.refreshDue(ctx, refresh)
+		case <-m.reload:
+			memo := map[string][]byte{}
+			for _, in := range m.idps {
+				if err := m.load(ctx, in, memo); err != nil {
+					m.log.Warn("idp metadata reload failed; keeping what was loaded", zap.String("idp", in.cfg.Name), zap.Error(err))
+				}
+			}
 		}
-		m.refreshDue(ctx, refresh)
 	}
 }
 

@@ -49,6 +49,12 @@ type File struct {
 	// Federations admit allowlisted IdPs from a federation's aggregate
 	// metadata; each entity becomes an IdP with the federation's settings.
 	Federations []FederationConfig `yaml:"federations"`
+	// AdminListen serves /metrics, /healthz and /readyz on a separate
+	// address; off when empty.
+	AdminListen string `yaml:"admin_listen"`
+	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM;
+	// default 20s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MetadataRefresh is how often metadata URLs are re-read; default 24h.
 	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
 	Store           StoreConfig   `yaml:"store"`
@@ -238,6 +244,9 @@ func (f *File) withDefaults() {
 	if f.MetadataRefresh == 0 {
 		f.MetadataRefresh = 24 * time.Hour
 	}
+	if f.ShutdownTimeout == 0 {
+		f.ShutdownTimeout = 20 * time.Second
+	}
 	if si := f.Proxy.SignedIdentity; si != nil && si.Issuer == "" {
 		si.Issuer = f.Session.BaseURL
 	}
@@ -418,6 +427,12 @@ func (f *File) validate() []error {
 	}
 	if _, err := zapcore.ParseLevel(f.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if f.ShutdownTimeout < time.Second || f.ShutdownTimeout > 10*time.Minute {
+		errs = append(errs, errors.New("shutdown_timeout: between 1s and 10m"))
+	}
+	if f.AdminListen != "" && f.AdminListen == f.Listen {
+		errs = append(errs, errors.New("admin_listen: must differ from listen"))
 	}
 	if f.MetadataRefresh < time.Minute {
 		errs = append(errs, errors.New("metadata_refresh: at least 1m"))

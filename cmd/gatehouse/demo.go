@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"encoding/xml"
 	"errors"
@@ -46,6 +47,7 @@ const demoConfig = `# Written by "gatehouse demo" on every start. It is an ordin
 # "gatehouse serve --config {{.Dir}}/gatehouse.yaml" reads it the same way.
 version: 1
 listen: 127.0.0.1:{{.Port}}
+admin_listen: 127.0.0.1:{{.AdminPort}}   # /metrics, /healthz, /readyz
 base_url: http://localhost:{{.Port}}
 upstream: http://127.0.0.1:{{.AppPort}}
 log:
@@ -70,6 +72,8 @@ idps:
 store:
   sqlite:
     path: {{.Dir}}/gatehouse.db
+scim:
+  token_files: [{{.Dir}}/scim-token]
 `
 
 func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Writer) error {
@@ -83,6 +87,9 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	idpKey, idpCert, err := demoKeyPair(filepath.Join(dir, "idp.key"), filepath.Join(dir, "idp.crt"))
 	if err != nil {
 		return fmt.Errorf("demo idp key: %w", err)
+	}
+	if err := demoSecret(filepath.Join(dir, "scim-token"), hex.EncodeToString); err != nil {
+		return fmt.Errorf("demo scim token: %w", err)
 	}
 	if err := demoCookieKey(filepath.Join(dir, "cookie.key")); err != nil {
 		return fmt.Errorf("demo cookie key: %w", err)
@@ -125,7 +132,7 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	var cfg bytes.Buffer
 	template.Must(template.New("cfg").Parse(demoConfig)).Execute(&cfg, map[string]any{
-		"Dir": filepath.ToSlash(dir), "Port": port, "AppPort": port + 2, "IdPURL": idpURL})
+		"Dir": filepath.ToSlash(dir), "Port": port, "AppPort": port + 2, "AdminPort": port + 3, "IdPURL": idpURL})
 	if err := os.WriteFile(cfgPath, cfg.Bytes(), 0o600); err != nil {
 		return err
 	}
@@ -180,10 +187,13 @@ gatehouse demo is running
   Edit users     %s/demo/users   (then sign out and in again)
   User store     %s
   Config         %s
+  SCIM           http://localhost:%d/.gatehouse/scim/v2   (bearer token in %s)
+  Metrics        http://127.0.0.1:%d/metrics
 
 Press Ctrl-C to stop.
 
-`, port, passwords["alice"], passwords["bob"], idpURL, filepath.Join(dir, "gatehouse.db"), filepath.Join(dir, "gatehouse.yaml"))
+`, port, passwords["alice"], passwords["bob"], idpURL, filepath.Join(dir, "gatehouse.db"), filepath.Join(dir, "gatehouse.yaml"),
+		port, filepath.Join(dir, "scim-token"), port+3)
 }
 
 // registerSP gives the demo IdP gatehouse's SP metadata, fetched from the
@@ -403,11 +413,14 @@ func demoKeyPair(keyPath, certPath string) (*rsa.PrivateKey, *x509.Certificate, 
 
 // demoCookieKey creates the demo's session cookie key on first use, so
 // sessions survive a restart of the demo.
-func demoCookieKey(path string) error {
+func demoCookieKey(path string) error { return demoSecret(path, base64.StdEncoding.EncodeToString) }
+
+// demoSecret writes 32 random bytes, encoded, to path unless it exists.
+func demoSecret(path string, encode func([]byte) string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
 	var k [32]byte
 	rand.Read(k[:])
-	return os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(k[:])+"\n"), 0o600)
+	return os.WriteFile(path, []byte(encode(k[:])+"\n"), 0o600)
 }

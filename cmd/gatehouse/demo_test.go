@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -243,4 +245,78 @@ func parseForm(t *testing.T, body string, at *url.URL) (string, url.Values) {
 		t.Fatal(err)
 	}
 	return u.String(), fields
+}
+
+// TestDemoMetrics: after a scripted login, SCIM calls and a refused
+// request, the counters on the admin listener moved as they should.
+func TestDemoMetrics(t *testing.T) {
+	d := startDemo(t)
+	base := fmt.Sprintf("http://localhost:%d", d.port)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	demoLogin(t, client, base, "alice", d.password)
+	if resp, err := client.Get(base + "/.gatehouse/login?idp=nosuch"); err == nil {
+		resp.Body.Close()
+	}
+	token, err := os.ReadFile(filepath.Join(d.dir, "scim-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scimCall := func(method, path, body, tok string) int {
+		req, _ := http.NewRequest(method, base+"/.gatehouse/scim/v2"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok))
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := scimCall("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"carol"}`, string(token)); code != 201 {
+		t.Fatalf("SCIM create: %d", code)
+	}
+	if code := scimCall("GET", "/Users?filter=userName%20eq%20%22carol%22", "", string(token)); code != 200 {
+		t.Fatalf("SCIM list: %d", code)
+	}
+	if code := scimCall("GET", "/Users", "", "wrong-token"); code != 401 {
+		t.Fatalf("SCIM with a wrong token: %d", code)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", d.port+3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`gatehouse_logins_total{idp="demo",outcome="created"} 1`,
+		`gatehouse_jit_total{result="created"} 1`,
+		`gatehouse_jit_store_duration_seconds_count 1`,
+		`gatehouse_saml_failures_total{reason="unknown_idp"} 1`,
+		`gatehouse_refusals_total{code="403",reason="unknown_idp"} 1`,
+		`gatehouse_scim_requests_total{code="201",op="users.create"} 1`,
+		`gatehouse_scim_requests_total{code="200",op="users.list"} 1`,
+		`gatehouse_scim_requests_total{code="401",op="auth"} 1`,
+		`gatehouse_store_up 1`,
+		`gatehouse_requests_total{code="200"}`,
+		`gatehouse_upstream_duration_seconds_count`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", text)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", d.port+3, path))
+		if err != nil || resp.StatusCode != want {
+			t.Errorf("admin %s: %v %v", path, err, resp)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
 }

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -128,12 +130,14 @@ func liveChecks(ctx context.Context, f *File) []error {
 }
 
 // handler wires the store, the SAML service provider and the proxy.
-func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *session.Manager, provision.Store, error) {
+func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics) (*proxy.Proxy, *session.Manager, provision.Store, error) {
 	st, err := openStore(ctx, f)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open store: %w", err)
 	}
+	m.health("gatehouse_store_up", "1 while the user store answers.", st.Ping)
 	pages := proxy.NewPages(logger.Named("pages"))
+	pages.OnProblem = m.onProblem
 	sopts := session.Options{Logger: logger.Named("saml"), Pages: pages}
 	checks := map[string]func(context.Context) error{}
 	if r := f.State.Redis; r != nil {
@@ -141,6 +145,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 		rs := session.NewRedisState(rdb, r.KeyPrefix, f.Session.Cookie.MaxAge, logger.Named("redis"), nil)
 		go rs.Run(ctx)
 		sopts.Replay, sopts.Revocations, checks["redis"] = rs, rs, rs.Ping
+		m.health("gatehouse_redis_up", "1 while Redis answers.", rs.Ping)
 	}
 	sm, err := session.New(ctx, f.Session, sopts)
 	if err != nil {
@@ -154,7 +159,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 		mount := strings.TrimSuffix(f.Proxy.Prefix+proxy.PathSCIM, "/")
 		sc, err = scim.NewServer(f.SCIM.Config, st, scim.Options{
 			BaseURL: strings.TrimSuffix(f.Session.BaseURL, "/") + mount, Mount: mount, Logger: logger.Named("scim"),
-			OnUserChange: func(id string) { p.Forget(id) },
+			OnUserChange: func(id string) { p.Forget(id) }, OnRequest: m.onSCIM,
 		})
 		if err != nil {
 			st.Close()
@@ -163,7 +168,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 		reserved = sc.OwnedFields()
 	}
 	opts := proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies(reserved), Checks: checks,
-		IdentityKeys: f.identityKeys}
+		IdentityKeys: f.identityKeys, OnLogin: m.onLogin, Transport: m.transport(proxy.NewTransport())}
 	if sc != nil {
 		opts.SCIM = sc
 	}
@@ -178,7 +183,8 @@ func handler(ctx context.Context, f *File, logger *zap.Logger) (*proxy.Proxy, *s
 // serve runs gatehouse until ctx ends, then drains connections. If
 // listening is not nil it is called with the bound address.
 func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr string)) error {
-	p, sm, st, err := handler(ctx, f, logger)
+	m := newMetrics()
+	p, sm, st, err := handler(ctx, f, logger, m)
 	if err != nil {
 		return err
 	}
@@ -194,7 +200,7 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		return err
 	}
 	srv := &http.Server{
-		Handler:           p,
+		Handler:           m.handler(p),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -217,14 +223,39 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	var admin *http.Server
+	if f.AdminListen != "" {
+		aln, err := net.Listen("tcp", f.AdminListen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		admin = &http.Server{Handler: adminHandler(m, p), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpLog}
+		logger.Info("admin listener (metrics, probes)", zap.String("addr", aln.Addr().String()))
+		go func() { errc <- admin.Serve(aln) }()
 	}
-	logger.Info("shutting down")
-	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// SIGHUP reloads every IdP's metadata (files and URLs) at once; other
+	// configuration changes need a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			logger.Info("SIGHUP: reloading IdP metadata (other configuration changes need a restart)")
+			sm.Reload()
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	logger.Info("shutting down: draining in-flight requests", zap.Duration("limit", f.ShutdownTimeout))
+	sctx, scancel := context.WithTimeout(context.Background(), f.ShutdownTimeout)
 	defer scancel()
+	if admin != nil {
+		defer admin.Close()
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

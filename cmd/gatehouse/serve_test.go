@@ -28,7 +28,9 @@ func TestShutdownDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.prepare(func(k string) string { return map[string]string{"TEST_GATEHOUSE_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}[k] }); err != nil {
+	if err := f.prepare(func(k string) string {
+		return map[string]string{"TEST_GATEHOUSE_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}[k]
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())

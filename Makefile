@@ -2,8 +2,9 @@
 GO       ?= go
 BIN      := bin/gatehouse
 FUZZTIME ?= 10s
+SOAK_DURATION ?= 1m
 
-.PHONY: help build demo test test-deps bench fuzz vet lint vuln clean
+.PHONY: help build demo test test-deps bench soak fuzz vet lint vuln clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -45,6 +46,9 @@ test-deps:
 bench: ## measure gatehouse against a bare reverse proxy (installs wrk if missing)
 	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./test
+
+soak: ## mixed load for SOAK_DURATION (default 1m): throughput, errors, memory (not in CI)
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run '^TestSoak$$' -count=1 -v -timeout 0 ./test
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzMapping$$' -fuzztime $(FUZZTIME) ./provision

@@ -79,13 +79,6 @@ type SCIMConfig struct {
 	TokenFiles []string `yaml:"token_files"`
 }
 
-// TLSConfig serves HTTPS from a certificate file pair. Without it
-// gatehouse speaks plain HTTP (behind a TLS-terminating load balancer).
-type TLSConfig struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
 // LogConfig selects the log encoding and level.
 type LogConfig struct {
 	Format string `yaml:"format"` // json (default) or console
@@ -246,6 +239,9 @@ func (f *File) withDefaults() {
 	}
 	if f.ShutdownTimeout == 0 {
 		f.ShutdownTimeout = 20 * time.Second
+	}
+	if f.TLS.ACME != nil {
+		f.TLS.ACME.withDefaults(f.TLS.RedirectListen)
 	}
 	if si := f.Proxy.SignedIdentity; si != nil && si.Issuer == "" {
 		si.Issuer = f.Session.BaseURL
@@ -419,9 +415,7 @@ func (f *File) validate() []error {
 	}
 	add("", f.Session.Validate())
 	add("", f.Proxy.Validate())
-	if (f.TLS.CertFile == "") != (f.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
-	}
+	errs = append(errs, f.TLS.validate()...)
 	if f.Log.Format != "json" && f.Log.Format != "console" {
 		errs = append(errs, fmt.Errorf("log.format: must be json or console, got %q", f.Log.Format))
 	}

@@ -356,3 +356,40 @@ func TestFederationsSection(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSSection: the TLS choices that cannot work are refused with the
+// field at fault.
+func TestTLSSection(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	for _, tc := range []struct {
+		name, section string
+		problems      []string
+	}{
+		{"Plain", "", nil},
+		{"ACME", "tls:\n  redirect_listen: 127.0.0.1:0\n  acme:\n    domains: [sso.example.test]\n    email: ops@example.test\n", nil},
+		{"HalfPair", "tls:\n  cert_file: /x.crt\n", []string{"tls: cert_file and key_file go together"}},
+		{"Both", "tls:\n  cert_file: /x.crt\n  key_file: /x.key\n  acme:\n    domains: [sso.example.test]\n",
+			[]string{"tls.acme: choose ACME or cert_file/key_file"}},
+		{"NoDomain", "tls:\n  acme:\n    email: ops@example.test\n", []string{"tls.acme.domains: at least one domain"}},
+		{"BadDomain", "tls:\n  acme:\n    domains: [\"https://sso.example.test/\", \"*.example.test\"]\n",
+			[]string{"tls.acme.domains[0]", "tls.acme.domains[1]"}},
+		{"PlainCA", "tls:\n  acme:\n    domains: [sso.example.test]\n    ca: http://ca.example.test/dir\n",
+			[]string{"tls.acme.ca: must be an https directory URL"}},
+		{"Challenge", "tls:\n  acme:\n    domains: [sso.example.test]\n    challenges: [dns-01]\n",
+			[]string{`tls.acme.challenges: "dns-01"`}},
+		{"HTTP01NoRedirect", "tls:\n  acme:\n    domains: [sso.example.test]\n    challenges: [http-01]\n",
+			[]string{"http-01 needs tls.redirect_listen"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := check(t, writeConfig(t, goodConfig+tc.section))
+			if (code == 0) != (tc.problems == nil) {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, p := range tc.problems {
+				if !strings.Contains(errOut, p) {
+					t.Errorf("no %q in:\n%s", p, errOut)
+				}
+			}
+		})
+	}
+}

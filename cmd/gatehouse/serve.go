@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/redis/go-redis/v9"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -130,7 +132,8 @@ func liveChecks(ctx context.Context, f *File) []error {
 }
 
 // handler wires the store, the SAML service provider and the proxy.
-func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics) (*proxy.Proxy, *session.Manager, provision.Store, error) {
+func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *redis.Client,
+	checks map[string]func(context.Context) error) (*proxy.Proxy, *session.Manager, provision.Store, error) {
 	st, err := openStore(ctx, f)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open store: %w", err)
@@ -139,9 +142,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics) (*pro
 	pages := proxy.NewPages(logger.Named("pages"))
 	pages.OnProblem = m.onProblem
 	sopts := session.Options{Logger: logger.Named("saml"), Pages: pages}
-	checks := map[string]func(context.Context) error{}
 	if r := f.State.Redis; r != nil {
-		rdb := redis.NewClient(r.options)
 		rs := session.NewRedisState(rdb, r.KeyPrefix, f.Session.Cookie.MaxAge, logger.Named("redis"), nil)
 		go rs.Run(ctx)
 		sopts.Replay, sopts.Revocations, checks["redis"] = rs, rs, rs.Ping
@@ -183,8 +184,48 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics) (*pro
 // serve runs gatehouse until ctx ends, then drains connections. If
 // listening is not nil it is called with the bound address.
 func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr string)) error {
+	// Every listener is bound first: ACME starts solving challenges at
+	// once, on these addresses, and a bind error stops gatehouse before it
+	// opens anything.
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	var rln, aln net.Listener
+	if f.TLS.RedirectListen != "" {
+		if rln, err = net.Listen("tcp", f.TLS.RedirectListen); err != nil {
+			return fmt.Errorf("tls.redirect_listen: %w", err)
+		}
+		defer rln.Close()
+	}
+	if f.AdminListen != "" {
+		if aln, err = net.Listen("tcp", f.AdminListen); err != nil {
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		defer aln.Close()
+	}
+
 	m := newMetrics()
-	p, sm, st, err := handler(ctx, f, logger, m)
+	checks := map[string]func(context.Context) error{}
+	var rdb *redis.Client
+	if r := f.State.Redis; r != nil {
+		rdb = redis.NewClient(r.options)
+		defer rdb.Close()
+	}
+	var am *acme
+	if a := f.TLS.ACME; a != nil {
+		var storage certmagic.Storage = &certmagic.FileStorage{Path: a.StorageDir}
+		if rdb != nil {
+			storage = newRedisCertStorage(rdb, f.State.Redis.KeyPrefix)
+		}
+		if am, err = newACME(ctx, f, storage, logger.Named("acme")); err != nil {
+			return err
+		}
+		defer am.cache.Stop()
+		checks["tls"] = func(context.Context) error { return am.ready(a.Domains) }
+	}
+	p, sm, st, err := handler(ctx, f, logger, m, rdb, checks)
 	if err != nil {
 		return err
 	}
@@ -206,30 +247,35 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          httpLog,
 	}
-	ln, err := net.Listen("tcp", f.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	logger.Info("gatehouse serving", zap.String("addr", ln.Addr().String()), zap.String("base_url", f.Session.BaseURL),
-		zap.String("upstream", f.Proxy.Upstream), zap.Bool("tls", f.TLS.CertFile != ""), zap.String("version", version()))
-	errc := make(chan error, 1)
+		zap.String("upstream", f.Proxy.Upstream), zap.Bool("tls", f.TLS.CertFile != "" || am != nil), zap.Bool("acme", am != nil),
+		zap.String("version", version()))
+	errc := make(chan error, 3)
 	go func() {
-		if f.TLS.CertFile != "" {
+		switch {
+		case am != nil:
+			errc <- srv.Serve(tls.NewListener(ln, am.tls))
+		case f.TLS.CertFile != "":
+			srv.TLSConfig = modernTLS(&tls.Config{NextProtos: []string{"h2", "http/1.1"}})
 			errc <- srv.ServeTLS(ln, f.TLS.CertFile, f.TLS.KeyFile)
-		} else {
+		default:
 			errc <- srv.Serve(ln)
 		}
 	}()
+	if rln != nil {
+		h := redirectHandler(f.Session.BaseURL)
+		if am != nil {
+			h = am.issuer.HTTPChallengeHandler(h)
+		}
+		redirect := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpLog}
+		defer redirect.Close()
+		go func() { errc <- redirect.Serve(rln) }()
+	}
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
 	var admin *http.Server
-	if f.AdminListen != "" {
-		aln, err := net.Listen("tcp", f.AdminListen)
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("admin listen: %w", err)
-		}
+	if aln != nil {
 		admin = &http.Server{Handler: adminHandler(m, p), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpLog}
 		logger.Info("admin listener (metrics, probes)", zap.String("addr", aln.Addr().String()))
 		go func() { errc <- admin.Serve(aln) }()

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ type options struct {
 	corp                 func(*session.IdP)  // adjusts the corp IdP's settings
 	idpSLO               []string            // SLO bindings the corp IdP's metadata offers
 	realTime             bool                // start the clock at the real time instead of t0
+	warningsOnly         bool                // keep only warnings and errors from the logs (long runs)
 	attributeService     string              // the corp IdP's SOAP AttributeService
 	httpClient           *http.Client        // the SP's client for metadata and attribute queries
 	state                *session.RedisState // shared replay cache and revocations
@@ -88,7 +90,7 @@ type harness struct {
 	upstream *recorder
 	idp      signer
 	logs     *observer.ObservedLogs
-	seq      int
+	seq      atomic.Int64 // message IDs; logins run from several goroutines
 }
 
 // recorder is the upstream: it remembers every request it gets.
@@ -174,7 +176,11 @@ func newHarness(t testing.TB, o options) *harness {
 		t.Cleanup(h.server.Close)
 		h.base = h.server.URL
 	}
-	core, logs := observer.New(zap.DebugLevel)
+	level := zap.DebugLevel
+	if o.warningsOnly {
+		level = zap.WarnLevel
+	}
+	core, logs := observer.New(level)
 	h.logs = logs
 	logger := zap.New(core)
 	t.Cleanup(func() {
@@ -286,10 +292,10 @@ func (p person) attrs() []attr {
 
 // spec returns a valid response spec for p answering requestID.
 func (h *harness) spec(p person, requestID string) spec {
-	h.seq++
+	n := h.seq.Add(1)
 	return spec{now: h.clock.Now(), issuer: idpEntityID, inResponseTo: requestID, destination: h.acsURL(), recipient: h.acsURL(),
 		audience: h.metadataURL(), nameID: p.nameID, nameIDFormat: fmtPersist, attrs: p.attrs(),
-		responseID: fmt.Sprintf("_resp%04d", h.seq), assertionID: fmt.Sprintf("_assert%04d", h.seq), sessionIndex: fmt.Sprintf("_sess%04d", h.seq)}
+		responseID: fmt.Sprintf("_resp%04d", n), assertionID: fmt.Sprintf("_assert%04d", n), sessionIndex: fmt.Sprintf("_sess%04d", n)}
 }
 
 // signedResponse builds the usual shape: signed assertion in an unsigned

@@ -32,11 +32,11 @@ func (h *harness) sloURL() string { return h.base + "/.gatehouse/saml/slo" }
 
 // idpLogoutMessage is a LogoutRequest or LogoutResponse from the test IdP.
 func (h *harness) idpLogoutMessage(tag string, change func(*etree.Element)) *etree.Element {
-	h.seq++
+	n := h.seq.Add(1)
 	el := etree.NewElement("samlp:" + tag)
 	el.CreateAttr("xmlns:samlp", nsProtocol)
 	el.CreateAttr("xmlns:saml", nsAssertion)
-	el.CreateAttr("ID", fmt.Sprintf("_idp-logout-%d", h.seq))
+	el.CreateAttr("ID", fmt.Sprintf("_idp-logout-%d", n))
 	el.CreateAttr("Version", "2.0")
 	el.CreateAttr("IssueInstant", h.clock.Now().UTC().Format(time.RFC3339))
 	el.CreateAttr("Destination", h.sloURL())

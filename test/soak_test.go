@@ -27,8 +27,26 @@ func TestSoak(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := newHarness(t, options{scim: true})
+	h := newHarness(t, options{scim: true, realTime: true, warningsOnly: true})
 	h.upstream.discard = true
+	// The harness clock is fake; move it with the wall clock so that the
+	// replay cache and pending requests expire as they would in production.
+	ticking := make(chan struct{})
+	defer close(ticking)
+	go func() {
+		last := time.Now()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ticking:
+				return
+			case now := <-tick.C:
+				h.clock.Advance(now.Sub(last))
+				last = now
+			}
+		}
+	}()
 	mem := func() (heap, sys uint64, goroutines int) {
 		runtime.GC()
 		var m runtime.MemStats
@@ -94,6 +112,14 @@ func TestSoak(t *testing.T) {
 		scimWrites.Load(), float64(scimWrites.Load())/secs, errs.Load())
 	t.Logf("memory: heap %.1f MiB -> %.1f MiB, from the OS %.1f MiB -> %.1f MiB, goroutines %d -> %d",
 		float64(heap0)/(1<<20), float64(heap1)/(1<<20), float64(sys0)/(1<<20), float64(sys1)/(1<<20), g0, g1)
+	reasons := map[string]int{}
+	for _, e := range h.logs.All() {
+		reason, _ := e.ContextMap()["reason"].(string)
+		reasons[e.Message+" "+reason]++
+	}
+	if len(reasons) > 0 {
+		t.Logf("warnings and errors logged: %v", reasons)
+	}
 	if errs.Load() > 0 {
 		t.Errorf("%d requests failed", errs.Load())
 	}

@@ -340,19 +340,25 @@ func (h *harness) authnRequest(c *http.Client, path string) (*etree.Element, str
 	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), idpSSO) {
 		h.t.Fatalf("GET %s: want a redirect to the IdP, got %d %q", path, resp.StatusCode, loc)
 	}
+	return decodeRedirectRequest(h.t, loc), loc.Query().Get("RelayState")
+}
+
+// decodeRedirectRequest is the SAMLRequest of an HTTP-Redirect binding URL.
+func decodeRedirectRequest(t testing.TB, loc *url.URL) *etree.Element {
+	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(loc.Query().Get("SAMLRequest"))
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	xmlReq, err := io.ReadAll(flate.NewReader(bytes.NewReader(raw)))
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(xmlReq); err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return doc.Root(), loc.Query().Get("RelayState")
+	return doc.Root()
 }
 
 // post sends a SAML response to the ACS and returns the final response

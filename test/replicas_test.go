@@ -1,0 +1,349 @@
+package test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gatehouse/test/redistest"
+)
+
+// lockedBuffer collects a child process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// buildGatehouse builds the gatehouse binary into a temporary directory.
+func buildGatehouse(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gatehouse")
+	build := exec.Command("go", "build", "-o", bin, "gatehouse/cmd/gatehouse")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// replica is one gatehouse process.
+type replica struct {
+	name, base, admin string
+	out               *lockedBuffer
+}
+
+// startReplica runs `gatehouse serve` with the config ($PORT and $ADMIN
+// stand for its ports) and waits until it is ready; port 0 picks a free one.
+func startReplica(t *testing.T, bin, name, config string, env []string, port int) *replica {
+	t.Helper()
+	if port == 0 {
+		port = freePort(t)
+	}
+	adminPort := freePort(t)
+	config = strings.NewReplacer("$PORT", fmt.Sprint(port), "$ADMIN", fmt.Sprint(adminPort)).Replace(config)
+	path := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), out: &lockedBuffer{}}
+	cmd := exec.Command(bin, "serve", "--config", path)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = r.out, r.out
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, r.out)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(r.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited at start:\n%s", name, r.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready within 30s:\n%s", name, r.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// noRedirects is a client that shows every response as it is.
+var noRedirects = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// startLoginAt asks r for a page as a browser would and returns the
+// AuthnRequest ID, the RelayState and the login-state cookie.
+func startLoginAt(t *testing.T, r *replica) (id, relay string, pending *http.Cookie) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.base+"/home", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), idpSSO) {
+		t.Fatalf("%s: start login: %d %q", r.name, resp.StatusCode, loc)
+	}
+	for _, c := range resp.Cookies() {
+		if strings.HasPrefix(c.Name, "gatehouse_login_") {
+			pending = c
+		}
+	}
+	if pending == nil {
+		t.Fatalf("%s: no login-state cookie", r.name)
+	}
+	root := decodeRedirectRequest(t, loc)
+	return root.SelectAttrValue("ID", ""), loc.Query().Get("RelayState"), pending
+}
+
+// postResponse posts a SAML response to r's ACS with the login state.
+func postResponse(t *testing.T, r *replica, doc []byte, relay string, pending *http.Cookie) *http.Response {
+	t.Helper()
+	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}, "RelayState": {relay}}
+	req, _ := http.NewRequest(http.MethodPost, r.base+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	req.AddCookie(pending)
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// getWith requests path from r with a session cookie, as an API client.
+func getWith(t *testing.T, r *replica, path string, session *http.Cookie) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.base+path, nil)
+	req.Header.Set("Accept", "application/json")
+	req.AddCookie(session)
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func setSessionCookie(t *testing.T, resp *http.Response) *http.Cookie {
+	t.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name == "gatehouse" && c.Value != "" {
+			return c
+		}
+	}
+	t.Fatalf("no session cookie set (%d)", resp.StatusCode)
+	return nil
+}
+
+// TestReplicaProcesses: two gatehouse processes behind one public URL,
+// sharing a real Redis and one store. A login started on A completes on
+// B; a response A accepted is refused as a replay by B; a logout on A
+// ends the session on B within a second; with Redis stopped, established
+// sessions go on and logins get the 503 page, and both recover when Redis
+// is back, the revocation feed included.
+func TestReplicaProcesses(t *testing.T) {
+	bin := buildGatehouse(t)
+	srv := redistest.Start(t)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.Header.Get("X-Forwarded-User"))
+	}))
+	defer upstream.Close()
+	dir := t.TempDir()
+	idp := loadSigner(t, "idp")
+	metadata := writeMetadata(t, dir, "corp", idpEntityID, idpSSO, idp)
+	// Behind a load balancer both replicas answer for one public URL: A's.
+	public := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", public)
+	config := fmt.Sprintf(`version: 1
+listen: 127.0.0.1:$PORT
+admin_listen: 127.0.0.1:$ADMIN
+base_url: %s
+upstream: %s
+shutdown_timeout: 5s
+cookie:
+  insecure: true
+  keys: ["${GATEHOUSE_TEST_COOKIE_KEY}"]
+idps:
+  - name: corp
+    entity_id: %s
+    metadata_file: %s
+    mapping:
+      user_name: %s
+state:
+  redis:
+    url: ${GATEHOUSE_TEST_REDIS_URL}
+store:
+  sqlite:
+    path: %s
+`, base, upstream.URL, idpEntityID, metadata, attrUID, filepath.Join(dir, "gatehouse.db"))
+	env := []string{"GATEHOUSE_TEST_COOKIE_KEY=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
+		"GATEHOUSE_TEST_REDIS_URL=redis://" + srv.Addr + "/0"}
+	a := startReplica(t, bin, "A", config, env, public)
+	b := startReplica(t, bin, "B", config, env, 0)
+
+	acs := base + "/.gatehouse/saml/acs"
+	seq := 0
+	response := func(p person, requestID string) []byte {
+		seq++
+		return signedAssertion(t, spec{now: time.Now(), issuer: idpEntityID, inResponseTo: requestID, destination: acs, recipient: acs,
+			audience: base + "/.gatehouse/saml/metadata", nameID: p.nameID, nameIDFormat: fmtPersist, attrs: p.attrs(),
+			responseID: fmt.Sprintf("_replica-resp-%d", seq), assertionID: fmt.Sprintf("_replica-assert-%d", seq),
+			sessionIndex: fmt.Sprintf("_replica-sess-%d", seq)}, idp)
+	}
+
+	// A accepts a response; the same response replayed to B is refused.
+	id, relay, pending := startLoginAt(t, a)
+	doc := response(alice, id)
+	if resp := postResponse(t, a, doc, relay, pending); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login on A: %d", resp.StatusCode)
+	}
+	if resp := postResponse(t, b, doc, relay, pending); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("A's response replayed to B: %d, want 403", resp.StatusCode)
+	}
+
+	// A login started on A completes on B, and the session works on both.
+	id, relay, pending = startLoginAt(t, a)
+	resp := postResponse(t, b, response(alice, id), relay, pending)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login started on A, finished on B: %d", resp.StatusCode)
+	}
+	session := setSessionCookie(t, resp)
+	for _, r := range []*replica{a, b} {
+		if code := getWith(t, r, "/home", session); code != http.StatusOK {
+			t.Fatalf("the session on %s: %d", r.name, code)
+		}
+	}
+
+	// A logout on A ends the session on B within a second.
+	req, _ := http.NewRequest(http.MethodGet, a.base+"/.gatehouse/logout", nil)
+	req.AddCookie(session)
+	if resp, err := noRedirects.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	loggedOut := time.Now()
+	for getWith(t, b, "/home", session) != http.StatusUnauthorized {
+		if time.Since(loggedOut) > time.Second {
+			t.Fatal("a logout on A did not end the session on B within a second")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Another session; then Redis goes away.
+	id, relay, pending = startLoginAt(t, b)
+	resp = postResponse(t, b, response(alice, id), relay, pending)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("second login: %d", resp.StatusCode)
+	}
+	second := setSessionCookie(t, resp)
+	srv.Stop()
+	for _, r := range []*replica{a, b} {
+		if code := getWith(t, r, "/home", second); code != http.StatusOK {
+			t.Errorf("an established session on %s with Redis down: %d, want 200", r.name, code)
+		}
+	}
+	id, relay, pending = startLoginAt(t, a)
+	if resp := postResponse(t, a, response(alice, id), relay, pending); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a login with Redis down: %d, want 503", resp.StatusCode)
+	}
+	srv.Restart(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for _, r := range []*replica{a, b} {
+		for {
+			id, relay, pending = startLoginAt(t, r)
+			if resp := postResponse(t, r, response(alice, id), relay, pending); resp.StatusCode == http.StatusSeeOther {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("logins on %s did not recover after Redis came back: %d", r.name, resp.StatusCode)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// B's subscription is back too: a logout on A reaches it.
+	req, _ = http.NewRequest(http.MethodGet, a.base+"/.gatehouse/logout", nil)
+	req.AddCookie(second)
+	if resp, err := noRedirects.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for getWith(t, b, "/home", second) != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("after Redis came back, a logout on A did not reach B")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Readiness followed Redis: both are ready again.
+	for _, r := range []*replica{a, b} {
+		resp, err := http.Get(r.admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s not ready after Redis came back: %d", r.name, resp.StatusCode)
+		}
+	}
+}

@@ -13,31 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"gatehouse/test/redistest"
 )
-
-// lockedBuffer collects a child process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // buildGatehouse builds the gatehouse binary into a temporary directory.
 func buildGatehouse(t *testing.T) string {
@@ -63,7 +44,7 @@ func freePort(t *testing.T) int {
 // replica is one gatehouse process.
 type replica struct {
 	name, base, admin string
-	out               *lockedBuffer
+	log               string // the process's output
 }
 
 // startReplica runs `gatehouse serve` with the config ($PORT and $ADMIN
@@ -79,10 +60,15 @@ func startReplica(t *testing.T, bin, name, config string, env []string, port int
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), out: &lockedBuffer{}}
+	r := &replica{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), log: filepath.Join(t.TempDir(), name+".log")}
+	out, err := os.Create(r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, "serve", "--config", path)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = r.out, r.out
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -98,7 +84,7 @@ func startReplica(t *testing.T, bin, name, config string, env []string, port int
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("%s output:\n%s", name, r.out)
+			t.Logf("%s output:\n%s", name, r.output())
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -112,14 +98,19 @@ func startReplica(t *testing.T, bin, name, config string, env []string, port int
 		}
 		select {
 		case <-exited:
-			t.Fatalf("%s exited at start:\n%s", name, r.out)
+			t.Fatalf("%s exited at start:\n%s", name, r.output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready within 30s:\n%s", name, r.out)
+			t.Fatalf("%s not ready within 30s:\n%s", name, r.output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func (r *replica) output() string {
+	b, _ := os.ReadFile(r.log)
+	return string(b)
 }
 
 // noRedirects is a client that shows every response as it is.

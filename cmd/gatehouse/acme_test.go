@@ -136,6 +136,12 @@ tls:
     storage_dir: $DIR/acme
     renew_check_interval: 1s
 `, httpsPort, redirectPort, domain, p.acmePort, p.minica) + acmeExtra + extra
+	serveInBackground(t, conf)
+}
+
+// serveInBackground runs `serve` with the config until the test ends.
+func serveInBackground(t *testing.T, conf string) {
+	t.Helper()
 	f, err := loadConfig(writeConfig(t, conf))
 	if err != nil {
 		t.Fatal(err)
@@ -311,18 +317,8 @@ func TestStaticCertificateTLS(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	port := freePort(t)
-	f, err := loadConfig(writeConfig(t, goodConfig+fmt.Sprintf("listen: 127.0.0.1:%d\ntls:\n  cert_file: %s\n  key_file: %s\n",
-		port, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.prepare(os.Getenv); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, f, zap.NewNop(), nil) }()
-	t.Cleanup(func() { stop(); <-done })
+	serveInBackground(t, goodConfig+fmt.Sprintf("listen: 127.0.0.1:%d\ntls:\n  cert_file: %s\n  key_file: %s\n",
+		port, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")))
 	waitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
 
 	dial := func(c *tls.Config) (tls.ConnectionState, error) {

@@ -88,6 +88,25 @@ func find(objs []node, kind, name string) node {
 	return nil
 }
 
+// selector is the labels a Service or PodDisruptionBudget selects pods by.
+func (n node) selector() map[string]any {
+	if m, ok := n.get("spec", "selector", "matchLabels").(map[string]any); ok {
+		return m
+	}
+	m, _ := n.get("spec", "selector").(map[string]any)
+	return m
+}
+
+// selects tells whether selector sel picks a pod with these labels.
+func selects(sel, labels map[string]any) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(sel) > 0
+}
+
 var envRefs = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // TestKubernetesManifests: the manifests parse, and what refers to what
@@ -226,20 +245,7 @@ func TestKubernetesManifests(t *testing.T) {
 				}
 				// Services and disruption budgets select this pod by its labels.
 				for _, s := range objs {
-					if s.str("kind") != "Service" && s.str("kind") != "PodDisruptionBudget" {
-						continue
-					}
-					sel, _ := s.get("spec", "selector").(map[string]any)
-					if sk := s.get("spec", "selector", "matchLabels"); sk != nil {
-						sel = sk.(map[string]any)
-					}
-					match := len(sel) > 0
-					for k, v := range sel {
-						if labels[k] != v {
-							match = false
-						}
-					}
-					if !match || s.str("kind") != "Service" {
+					if s.str("kind") != "Service" || !selects(s.selector(), labels) {
 						continue
 					}
 					for _, p := range s.list("spec", "ports") {
@@ -263,18 +269,11 @@ func TestKubernetesManifests(t *testing.T) {
 				if s.str("kind") != "Service" && s.str("kind") != "PodDisruptionBudget" {
 					continue
 				}
-				sel, _ := s.get("spec", "selector").(map[string]any)
-				if sk := s.get("spec", "selector", "matchLabels"); sk != nil {
-					sel = sk.(map[string]any)
-				}
+				sel := s.selector()
 				matched := false
 				for _, d := range objs {
 					labels, _ := d.get("spec", "template", "metadata", "labels").(map[string]any)
-					ok := d.str("kind") == "Deployment" && len(sel) > 0
-					for k, v := range sel {
-						ok = ok && labels[k] == v
-					}
-					matched = matched || ok
+					matched = matched || (d.str("kind") == "Deployment" && selects(sel, labels))
 				}
 				if !matched {
 					t.Errorf("%s %s selects no pod", s.str("kind"), s.str("metadata", "name"))

@@ -59,6 +59,22 @@ func check(t *testing.T, path string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// checkProblems runs check on a config: it passes when problems is nil,
+// else fails naming each of them. It returns what check wrote to stderr.
+func checkProblems(t *testing.T, config string, problems []string) string {
+	t.Helper()
+	code, _, errOut := check(t, writeConfig(t, config))
+	if (code == 0) != (problems == nil) {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, p := range problems {
+		if !strings.Contains(errOut, p) {
+			t.Errorf("no %q in:\n%s", p, errOut)
+		}
+	}
+	return errOut
+}
+
 func TestCheckAcceptsGoodConfig(t *testing.T) {
 	t.Setenv("TEST_GATEHOUSE_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 	code, out, errOut := check(t, writeConfig(t, goodConfig))
@@ -228,15 +244,7 @@ func TestSCIMSection(t *testing.T) {
 			[]string{"scim.extension.urn:", "scim.extension.attributes.badge: field"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, errOut := check(t, writeConfig(t, goodConfig+tc.section))
-			if (code == 0) != (tc.problems == nil) {
-				t.Fatalf("exit %d: %s", code, errOut)
-			}
-			for _, p := range tc.problems {
-				if !strings.Contains(errOut, p) {
-					t.Errorf("no %q in:\n%s", p, errOut)
-				}
-			}
+			errOut := checkProblems(t, goodConfig+tc.section, tc.problems)
 			if strings.Contains(errOut, "scim-token-0123456789") {
 				t.Errorf("a token was echoed: %s", errOut)
 			}
@@ -381,15 +389,7 @@ func TestTLSSection(t *testing.T) {
 			[]string{"http-01 needs tls.redirect_listen"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, errOut := check(t, writeConfig(t, goodConfig+tc.section))
-			if (code == 0) != (tc.problems == nil) {
-				t.Fatalf("exit %d: %s", code, errOut)
-			}
-			for _, p := range tc.problems {
-				if !strings.Contains(errOut, p) {
-					t.Errorf("no %q in:\n%s", p, errOut)
-				}
-			}
+			checkProblems(t, goodConfig+tc.section, tc.problems)
 		})
 	}
 }

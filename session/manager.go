@@ -167,7 +167,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 		panic("session.New: Logger and Pages are required")
 	}
 	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient, refresh: 24 * time.Hour,
-		replay: opts.Replay, pages: opts.Pages, byName: map[string]*idp{}, byEntity: map[string]*idp{}}
+		replay: opts.Replay, pages: opts.Pages, byName: map[string]*idp{}, byEntity: map[string]*idp{},
+		reload: make(chan struct{}, 1)}
 	if m.now == nil {
 		m.now = time.Now
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"os/exec"
@@ -45,6 +46,7 @@ func freePort(t *testing.T) int {
 type replica struct {
 	name, base, admin string
 	log               string // the process's output
+	process           *os.Process
 }
 
 // startReplica runs `gatehouse serve` with the config ($PORT and $ADMIN
@@ -73,6 +75,7 @@ func startReplica(t *testing.T, bin, name, config string, env []string, port int
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	r.process = cmd.Process
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
@@ -336,5 +339,105 @@ store:
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s not ready after Redis came back: %d", r.name, resp.StatusCode)
 		}
+	}
+}
+
+// TestSIGHUPReloadsMetadata: the IdP rolls its signing key over and the
+// operator sends SIGHUP. The running process then accepts responses
+// signed with the new key and refuses the old one, while an open
+// keep-alive connection and an established session carry on.
+func TestSIGHUPReloadsMetadata(t *testing.T) {
+	bin := buildGatehouse(t)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer upstream.Close()
+	dir := t.TempDir()
+	oldKey, newKey := loadSigner(t, "idp"), loadSigner(t, "other")
+	metadata := writeMetadata(t, dir, "corp", idpEntityID, idpSSO, oldKey)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	config := fmt.Sprintf(`version: 1
+listen: 127.0.0.1:$PORT
+admin_listen: 127.0.0.1:$ADMIN
+base_url: %s
+upstream: %s
+cookie:
+  insecure: true
+  keys: ["${GATEHOUSE_TEST_COOKIE_KEY}"]
+idps:
+  - name: corp
+    entity_id: %s
+    metadata_file: %s
+    mapping:
+      user_name: %s
+store:
+  sqlite:
+    path: %s
+`, base, upstream.URL, idpEntityID, metadata, attrUID, filepath.Join(dir, "gatehouse.db"))
+	g := startReplica(t, bin, "gatehouse", config, []string{"GATEHOUSE_TEST_COOKIE_KEY=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 32))}, port)
+
+	acs := base + "/.gatehouse/saml/acs"
+	seq := 0
+	login := func(key signer) *http.Response {
+		seq++
+		id, relay, pending := startLoginAt(t, g)
+		doc := signedAssertion(t, spec{now: time.Now(), issuer: idpEntityID, inResponseTo: id, destination: acs, recipient: acs,
+			audience: base + "/.gatehouse/saml/metadata", nameID: alice.nameID, nameIDFormat: fmtPersist, attrs: alice.attrs(),
+			responseID: fmt.Sprintf("_hup-resp-%d", seq), assertionID: fmt.Sprintf("_hup-assert-%d", seq),
+			sessionIndex: fmt.Sprintf("_hup-sess-%d", seq)}, key)
+		return postResponse(t, g, doc, relay, pending)
+	}
+	resp := login(oldKey)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login with the IdP's key: %d", resp.StatusCode)
+	}
+	session := setSessionCookie(t, resp)
+	if resp := login(newKey); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("login with a key not in the metadata yet: %d, want 403", resp.StatusCode)
+	}
+
+	// One keep-alive connection, open across the reload.
+	var reused []bool
+	keepAlive := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	get := func() {
+		t.Helper()
+		var conn httptrace.GotConnInfo
+		req, _ := http.NewRequest(http.MethodGet, g.base+"/home", nil)
+		req.Header.Set("Accept", "application/json")
+		req.AddCookie(session)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conn = i }}))
+		resp, err := keepAlive.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("the established session: %d", resp.StatusCode)
+		}
+		reused = append(reused, conn.Reused)
+	}
+	get()
+
+	writeMetadata(t, dir, "corp", idpEntityID, idpSSO, newKey)
+	if err := g.process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := login(newKey)
+		if resp.StatusCode == http.StatusSeeOther {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP the new key is still refused: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp := login(oldKey); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("after the rollover the old key: %d, want 403", resp.StatusCode)
+	}
+	get()
+	if !reused[1] {
+		t.Error("the keep-alive connection did not survive the reload")
 	}
 }

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -13,10 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"gatehouse/test/redistest"
 )
@@ -114,6 +118,31 @@ func startReplica(t *testing.T, bin, name, config string, env []string, port int
 func (r *replica) output() string {
 	b, _ := os.ReadFile(r.log)
 	return string(b)
+}
+
+// commandCalls is how many times Redis has run each command.
+func commandCalls(t *testing.T, addr string) map[string]int {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		// cmdstat_get:calls=3,usec=...
+		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		calls[name] = n
+	}
+	if len(calls) == 0 {
+		t.Fatalf("no command stats in INFO:\n%s", info)
+	}
+	return calls
 }
 
 // noRedirects is a client that shows every response as it is.
@@ -262,9 +291,22 @@ store:
 		t.Fatalf("login started on A, finished on B: %d", resp.StatusCode)
 	}
 	session := setSessionCookie(t, resp)
-	for _, r := range []*replica{a, b} {
-		if code := getWith(t, r, "/home", session); code != http.StatusOK {
-			t.Fatalf("the session on %s: %d", r.name, code)
+	// Proxied requests never wait on Redis: they send it no command.
+	before := commandCalls(t, srv.Addr)
+	if before["set"] == 0 {
+		t.Fatalf("the logins so far left no SET in Redis's stats: %v", before)
+	}
+	for range 50 {
+		for _, r := range []*replica{a, b} {
+			if code := getWith(t, r, "/home", session); code != http.StatusOK {
+				t.Fatalf("the session on %s: %d", r.name, code)
+			}
+		}
+	}
+	for cmd, n := range commandCalls(t, srv.Addr) {
+		housekeeping := cmd == "info" || cmd == "ping" || cmd == "hello" || strings.HasPrefix(cmd, "client|") // connections, this check
+		if !housekeeping && n != before[cmd] {
+			t.Errorf("100 proxied requests sent Redis %d %s commands", n-before[cmd], cmd)
 		}
 	}
 

@@ -81,12 +81,17 @@ func startReplica(t *testing.T, bin, name, config string, env []string, port int
 	}
 	r.process = cmd.Process
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
+			if waitErr != nil {
+				t.Errorf("%s after SIGTERM: %v, want a clean exit", name, waitErr)
+			}
 		case <-time.After(15 * time.Second):
+			t.Errorf("%s did not stop within 15s of SIGTERM", name)
 			cmd.Process.Kill()
 			<-exited
 		}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -223,6 +224,43 @@ func setSessionCookie(t *testing.T, resp *http.Response) *http.Cookie {
 	return nil
 }
 
+// processConfig is a gatehouse config for the process tests: the corp
+// IdP from its metadata file, SQLite in dir, and extra sections last.
+func processConfig(base, upstream, metadata, dir, extra string) string {
+	return fmt.Sprintf(`version: 1
+listen: 127.0.0.1:$PORT
+admin_listen: 127.0.0.1:$ADMIN
+base_url: %s
+upstream: %s
+shutdown_timeout: 5s
+cookie:
+  insecure: true
+  keys: ["${GATEHOUSE_TEST_COOKIE_KEY}"]
+idps:
+  - name: corp
+    entity_id: %s
+    metadata_file: %s
+    mapping:
+      user_name: %s
+store:
+  sqlite:
+    path: %s
+`, base, upstream, idpEntityID, metadata, attrUID, filepath.Join(dir, "gatehouse.db")) + extra
+}
+
+var processSeq atomic.Int64
+
+// processResponse is p's signed response to requestID for the gatehouse
+// at base, issued now.
+func processResponse(t *testing.T, base string, key signer, p person, requestID string) []byte {
+	n := processSeq.Add(1)
+	acs := base + "/.gatehouse/saml/acs"
+	return signedAssertion(t, spec{now: time.Now(), issuer: idpEntityID, inResponseTo: requestID, destination: acs, recipient: acs,
+		audience: base + "/.gatehouse/saml/metadata", nameID: p.nameID, nameIDFormat: fmtPersist, attrs: p.attrs(),
+		responseID: fmt.Sprintf("_process-resp-%d", n), assertionID: fmt.Sprintf("_process-assert-%d", n),
+		sessionIndex: fmt.Sprintf("_process-sess-%d", n)}, key)
+}
+
 // TestReplicaProcesses: two gatehouse processes behind one public URL,
 // sharing a real Redis and one store. A login started on A completes on
 // B; a response A accepted is refused as a replay by B; a logout on A
@@ -242,42 +280,13 @@ func TestReplicaProcesses(t *testing.T) {
 	// Behind a load balancer both replicas answer for one public URL: A's.
 	public := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", public)
-	config := fmt.Sprintf(`version: 1
-listen: 127.0.0.1:$PORT
-admin_listen: 127.0.0.1:$ADMIN
-base_url: %s
-upstream: %s
-shutdown_timeout: 5s
-cookie:
-  insecure: true
-  keys: ["${GATEHOUSE_TEST_COOKIE_KEY}"]
-idps:
-  - name: corp
-    entity_id: %s
-    metadata_file: %s
-    mapping:
-      user_name: %s
-state:
-  redis:
-    url: ${GATEHOUSE_TEST_REDIS_URL}
-store:
-  sqlite:
-    path: %s
-`, base, upstream.URL, idpEntityID, metadata, attrUID, filepath.Join(dir, "gatehouse.db"))
+	config := processConfig(base, upstream.URL, metadata, dir, "state:\n  redis:\n    url: ${GATEHOUSE_TEST_REDIS_URL}\n")
 	env := []string{"GATEHOUSE_TEST_COOKIE_KEY=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
 		"GATEHOUSE_TEST_REDIS_URL=redis://" + srv.Addr + "/0"}
 	a := startReplica(t, bin, "A", config, env, public)
 	b := startReplica(t, bin, "B", config, env, 0)
 
-	acs := base + "/.gatehouse/saml/acs"
-	seq := 0
-	response := func(p person, requestID string) []byte {
-		seq++
-		return signedAssertion(t, spec{now: time.Now(), issuer: idpEntityID, inResponseTo: requestID, destination: acs, recipient: acs,
-			audience: base + "/.gatehouse/saml/metadata", nameID: p.nameID, nameIDFormat: fmtPersist, attrs: p.attrs(),
-			responseID: fmt.Sprintf("_replica-resp-%d", seq), assertionID: fmt.Sprintf("_replica-assert-%d", seq),
-			sessionIndex: fmt.Sprintf("_replica-sess-%d", seq)}, idp)
-	}
+	response := func(p person, requestID string) []byte { return processResponse(t, base, idp, p, requestID) }
 
 	// A accepts a response; the same response replayed to B is refused.
 	id, relay, pending := startLoginAt(t, a)
@@ -402,36 +411,12 @@ func TestSIGHUPReloadsMetadata(t *testing.T) {
 	metadata := writeMetadata(t, dir, "corp", idpEntityID, idpSSO, oldKey)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	config := fmt.Sprintf(`version: 1
-listen: 127.0.0.1:$PORT
-admin_listen: 127.0.0.1:$ADMIN
-base_url: %s
-upstream: %s
-cookie:
-  insecure: true
-  keys: ["${GATEHOUSE_TEST_COOKIE_KEY}"]
-idps:
-  - name: corp
-    entity_id: %s
-    metadata_file: %s
-    mapping:
-      user_name: %s
-store:
-  sqlite:
-    path: %s
-`, base, upstream.URL, idpEntityID, metadata, attrUID, filepath.Join(dir, "gatehouse.db"))
+	config := processConfig(base, upstream.URL, metadata, dir, "")
 	g := startReplica(t, bin, "gatehouse", config, []string{"GATEHOUSE_TEST_COOKIE_KEY=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 32))}, port)
 
-	acs := base + "/.gatehouse/saml/acs"
-	seq := 0
 	login := func(key signer) *http.Response {
-		seq++
 		id, relay, pending := startLoginAt(t, g)
-		doc := signedAssertion(t, spec{now: time.Now(), issuer: idpEntityID, inResponseTo: id, destination: acs, recipient: acs,
-			audience: base + "/.gatehouse/saml/metadata", nameID: alice.nameID, nameIDFormat: fmtPersist, attrs: alice.attrs(),
-			responseID: fmt.Sprintf("_hup-resp-%d", seq), assertionID: fmt.Sprintf("_hup-assert-%d", seq),
-			sessionIndex: fmt.Sprintf("_hup-sess-%d", seq)}, key)
-		return postResponse(t, g, doc, relay, pending)
+		return postResponse(t, g, processResponse(t, base, key, alice, id), relay, pending)
 	}
 	resp := login(oldKey)
 	if resp.StatusCode != http.StatusSeeOther {

@@ -44,18 +44,7 @@ func BenchmarkRedisState(b *testing.B) {
 	srv := redistest.Start(b)
 	memory := newHarness(b, options{})
 	shared := newHarness(b, options{state: redisState(b, srv.Addr)})
-	memoryCookie, sharedCookie := benchSession(b, memory), benchSession(b, shared)
-	runWrk(b, memory.base+"/warmup", memoryCookie, time.Second)
-	runWrk(b, shared.base+"/warmup", sharedCookie, time.Second)
-	const rounds = 3
-	d := 5 * time.Second
-	var inMemory, inRedis []float64
-	b.ResetTimer()
-	for range rounds {
-		inMemory = append(inMemory, runWrk(b, memory.base+"/page", memoryCookie, d).rps)
-		inRedis = append(inRedis, runWrk(b, shared.base+"/page", sharedCookie, d).rps)
-	}
-	b.StopTimer()
+	inMemory, inRedis := alternateWrk(b, memory, shared)
 	b.Logf("proxied rounds (req/s): memory %.0f, redis %.0f", inMemory, inRedis)
 
 	// Logins: the replay cache is one Redis SET NX per assertion.

@@ -100,16 +100,17 @@ func (s *RedisState) apply(member string) {
 }
 
 // catchUp applies the revocations made since the last one seen (all
-// retained ones the first time), at most maxCatchUp.
+// retained ones the first time): the newest maxCatchUp of them, as the
+// newest are the sessions most likely still in use.
 func (s *RedisState) catchUp(ctx context.Context) error {
 	s.mu.Lock()
 	since := s.lastSeen.Add(-time.Minute) // overlap: clocks of replicas differ
 	s.mu.Unlock()
-	if since.IsZero() || since.Before(s.now().Add(-s.retain)) {
-		since = s.now().Add(-s.retain)
+	if oldest := s.now().Add(-s.retain); since.Before(oldest) {
+		since = oldest
 	}
-	members, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.key("revocations"), ByScore: true,
-		Start: strconv.FormatInt(since.UnixMilli(), 10), Stop: "+inf", Count: maxCatchUp}).Result()
+	members, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.key("revocations"), ByScore: true, Rev: true,
+		Start: "+inf", Stop: strconv.FormatInt(since.UnixMilli(), 10), Count: maxCatchUp}).Result()
 	if err != nil {
 		return err
 	}

@@ -39,29 +39,40 @@ func newRedisCertStorage(rdb *redis.Client, prefix string) *redisCertStorage {
 	return &redisCertStorage{rdb: rdb, prefix: prefix + "certmagic:", locks: map[string]string{}}
 }
 
+// cleanKey is a storage key without dot segments or leading slash.
+func cleanKey(key string) string { return path.Clean("/" + key)[1:] }
+
+// parentDir is the directory a key is listed in, "" at the top.
+func parentDir(key string) string {
+	if p := path.Dir(key); p != "." {
+		return p
+	}
+	return ""
+}
+
+// The lock scripts act only on a lock that still holds our token.
+var (
+	extendLock  = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
+	releaseLock = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+)
+
 func (s *redisCertStorage) data(key string) string { return s.prefix + "data:" + key }
 func (s *redisCertStorage) dir(p string) string    { return s.prefix + "dir:" + p }
 
 // Store writes the value and records it in the index of every parent.
 func (s *redisCertStorage) Store(ctx context.Context, key string, value []byte) error {
-	key = path.Clean("/" + key)[1:]
+	key = cleanKey(key)
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, s.data(key), "v", value, "m", time.Now().UnixNano())
-	for child, parent := key, path.Dir(key); ; child, parent = parent, path.Dir(parent) {
-		if parent == "." {
-			parent = ""
-		}
-		pipe.SAdd(ctx, s.dir(parent), child)
-		if parent == "" {
-			break
-		}
+	for child := key; child != ""; child = parentDir(child) {
+		pipe.SAdd(ctx, s.dir(parentDir(child)), child)
 	}
 	_, err := pipe.Exec(ctx)
 	return err
 }
 
 func (s *redisCertStorage) Load(ctx context.Context, key string) ([]byte, error) {
-	v, err := s.rdb.HGet(ctx, s.data(path.Clean("/" + key)[1:]), "v").Bytes()
+	v, err := s.rdb.HGet(ctx, s.data(cleanKey(key)), "v").Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, fs.ErrNotExist
 	}
@@ -70,7 +81,7 @@ func (s *redisCertStorage) Load(ctx context.Context, key string) ([]byte, error)
 
 // Delete removes a key, or every key under it; a missing key is no error.
 func (s *redisCertStorage) Delete(ctx context.Context, key string) error {
-	key = path.Clean("/" + key)[1:]
+	key = cleanKey(key)
 	keys, err := s.List(ctx, key, true)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -79,23 +90,19 @@ func (s *redisCertStorage) Delete(ctx context.Context, key string) error {
 	for _, k := range append(keys, key) {
 		pipe.Del(ctx, s.data(k), s.dir(k))
 	}
-	parent := path.Dir(key)
-	if parent == "." {
-		parent = ""
-	}
-	pipe.SRem(ctx, s.dir(parent), key)
+	pipe.SRem(ctx, s.dir(parentDir(key)), key)
 	_, err = pipe.Exec(ctx)
 	return err
 }
 
 func (s *redisCertStorage) Exists(ctx context.Context, key string) bool {
-	key = path.Clean("/" + key)[1:]
+	key = cleanKey(key)
 	n, err := s.rdb.Exists(ctx, s.data(key), s.dir(key)).Result()
 	return err == nil && n > 0
 }
 
 func (s *redisCertStorage) List(ctx context.Context, p string, recursive bool) ([]string, error) {
-	p = path.Clean("/" + p)[1:]
+	p = cleanKey(p)
 	children, err := s.rdb.SMembers(ctx, s.dir(p)).Result()
 	if err != nil {
 		return nil, err
@@ -118,7 +125,7 @@ func (s *redisCertStorage) List(ctx context.Context, p string, recursive bool) (
 }
 
 func (s *redisCertStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
-	key = path.Clean("/" + key)[1:]
+	key = cleanKey(key)
 	vals, err := s.rdb.HMGet(ctx, s.data(key), "v", "m").Result()
 	if err != nil {
 		return certmagic.KeyInfo{}, err
@@ -174,8 +181,7 @@ func (s *redisCertStorage) keepAlive(key, name, token string) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.rdb.Eval(ctx, `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`,
-			[]string{key}, token, lockTTL.Milliseconds())
+		extendLock.Run(ctx, s.rdb, []string{key}, token, lockTTL.Milliseconds())
 		cancel()
 	}
 }
@@ -189,6 +195,5 @@ func (s *redisCertStorage) Unlock(ctx context.Context, name string) error {
 	if !ok {
 		return errors.New("certmagic storage: unlock of a lock not held: " + name)
 	}
-	return s.rdb.Eval(ctx, `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`,
-		[]string{s.prefix + "lock:" + name}, token).Err()
+	return releaseLock.Run(ctx, s.rdb, []string{s.prefix + "lock:" + name}, token).Err()
 }

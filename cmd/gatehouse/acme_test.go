@@ -309,13 +309,18 @@ func fetchPebbleRoot(t *testing.T, mgmtPort int, minica string) *x509.CertPool {
 func TestStaticCertificateTLS(t *testing.T) {
 	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	dir := t.TempDir()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "app.example.test"},
-		DNSNames: []string{"app.example.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	kder, _ := x509.MarshalECPrivateKey(key)
-	os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	writePair := func(serial int64) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "app.example.test"},
+			DNSNames: []string{"app.example.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		kder, _ := x509.MarshalECPrivateKey(key)
+		os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+		os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	}
+	writePair(7)
+	defer func(d time.Duration) { certCheckInterval = d }(certCheckInterval)
+	certCheckInterval = 50 * time.Millisecond
 	port := freePort(t)
 	serveInBackground(t, goodConfig+fmt.Sprintf("listen: 127.0.0.1:%d\ntls:\n  cert_file: %s\n  key_file: %s\n",
 		port, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")))
@@ -343,5 +348,28 @@ func TestStaticCertificateTLS(t *testing.T) {
 	}
 	if _, err := dial(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}); err == nil {
 		t.Error("a CBC suite was accepted")
+	}
+
+	// Replaced files (a renewal, a Secret update) are served without a
+	// restart; a broken pair keeps the one in use.
+	serial := func() int64 {
+		st, err := dial(&tls.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.PeerCertificates[0].SerialNumber.Int64()
+	}
+	writePair(8)
+	deadline := time.Now().Add(5 * time.Second)
+	for serial() != 8 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replaced certificate files were not picked up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	os.WriteFile(filepath.Join(dir, "tls.key"), []byte("not a key"), 0o600)
+	time.Sleep(200 * time.Millisecond) // several checks
+	if got := serial(); got != 8 {
+		t.Errorf("after a broken key file gatehouse serves serial %d, want 8 kept", got)
 	}
 }

@@ -225,6 +225,12 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		defer am.cache.Stop()
 		checks["tls"] = func(context.Context) error { return am.ready(a.Domains) }
 	}
+	var certs *certFiles
+	if f.TLS.CertFile != "" {
+		if certs, err = newCertFiles(f.TLS.CertFile, f.TLS.KeyFile, logger); err != nil {
+			return err
+		}
+	}
 	p, sm, st, err := handler(ctx, f, logger, m, rdb, checks)
 	if err != nil {
 		return err
@@ -233,6 +239,9 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sm.Run(ctx, f.MetadataRefresh)
+	if certs != nil {
+		go certs.watch(ctx)
+	}
 
 	// net/http's own complaints (TLS handshakes, bad requests) are noise
 	// under load: debug level.
@@ -248,16 +257,15 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		ErrorLog:          httpLog,
 	}
 	logger.Info("gatehouse serving", zap.String("addr", ln.Addr().String()), zap.String("base_url", f.Session.BaseURL),
-		zap.String("upstream", f.Proxy.Upstream), zap.Bool("tls", f.TLS.CertFile != "" || am != nil), zap.Bool("acme", am != nil),
+		zap.String("upstream", f.Proxy.Upstream), zap.Bool("tls", certs != nil || am != nil), zap.Bool("acme", am != nil),
 		zap.String("version", version()))
 	errc := make(chan error, 3)
 	go func() {
 		switch {
 		case am != nil:
 			errc <- srv.Serve(tls.NewListener(ln, am.tls))
-		case f.TLS.CertFile != "":
-			srv.TLSConfig = modernTLS(&tls.Config{NextProtos: []string{"h2", "http/1.1"}})
-			errc <- srv.ServeTLS(ln, f.TLS.CertFile, f.TLS.KeyFile)
+		case certs != nil:
+			errc <- srv.Serve(tls.NewListener(ln, modernTLS(&tls.Config{NextProtos: []string{"h2", "http/1.1"}, GetCertificate: certs.getCertificate})))
 		default:
 			errc <- srv.Serve(ln)
 		}
@@ -280,8 +288,8 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		logger.Info("admin listener (metrics, probes)", zap.String("addr", aln.Addr().String()))
 		go func() { errc <- admin.Serve(aln) }()
 	}
-	// SIGHUP reloads every IdP's metadata (files and URLs) at once; other
-	// configuration changes need a restart.
+	// SIGHUP reloads every IdP's metadata (files and URLs) and the TLS
+	// certificate files at once; other configuration changes need a restart.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -290,8 +298,11 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		case err := <-errc:
 			return err
 		case <-hup:
-			logger.Info("SIGHUP: reloading IdP metadata (other configuration changes need a restart)")
+			logger.Info("SIGHUP: reloading IdP metadata and TLS certificate files (other configuration changes need a restart)")
 			sm.Reload()
+			if certs != nil {
+				certs.reload()
+			}
 		case <-ctx.Done():
 			done = true
 		}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -42,7 +43,8 @@ type ACMEConfig struct {
 	// private CA); default the system's.
 	CARootFile string `yaml:"ca_root_file"`
 	// Challenges: http-01 (needs redirect_listen reachable on port 80)
-	// and tls-alpn-01 (on listen, reachable on port 443); default both.
+	// and tls-alpn-01 (on listen, reachable on port 443); default
+	// tls-alpn-01, and http-01 too when redirect_listen is set.
 	Challenges []string `yaml:"challenges"`
 	// StorageDir keeps certificates and ACME accounts; default
 	// /var/lib/gatehouse/acme. With state.redis, Redis keeps them instead,
@@ -117,6 +119,86 @@ func modernTLS(c *tls.Config) *tls.Config {
 		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
 	}
 	return c
+}
+
+// certFiles serves a certificate file pair and picks up replaced files
+// (a renewal, a Kubernetes Secret update) without a restart: it checks the
+// files' modification times every certCheckInterval, and on reload (SIGHUP).
+// A pair that fails to load keeps the one in use.
+type certFiles struct {
+	certFile, keyFile string
+	log               *zap.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	modTime time.Time // the newer of the two files' at the last load
+}
+
+var certCheckInterval = time.Minute
+
+func newCertFiles(certFile, keyFile string, log *zap.Logger) (*certFiles, error) {
+	c := &certFiles{certFile: certFile, keyFile: keyFile, log: log}
+	if err := c.load(); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return c, nil
+}
+
+// load reads the pair; it changes nothing when that fails.
+func (c *certFiles) load() error {
+	mod := c.filesModTime()
+	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.cert, c.modTime = &pair, mod
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *certFiles) filesModTime() time.Time {
+	var newest time.Time
+	for _, f := range []string{c.certFile, c.keyFile} {
+		if fi, err := os.Stat(f); err == nil && fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+	}
+	return newest
+}
+
+// reload loads the pair again, logging the outcome.
+func (c *certFiles) reload() {
+	if err := c.load(); err != nil {
+		c.log.Error("tls: reloading the certificate files failed; keeping the loaded certificate", zap.Error(err))
+		return
+	}
+	c.log.Info("tls: certificate files loaded", zap.String("cert_file", c.certFile))
+}
+
+// watch reloads the pair when its files change, until ctx ends.
+func (c *certFiles) watch(ctx context.Context) {
+	tick := time.NewTicker(certCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			c.mu.Lock()
+			last := c.modTime
+			c.mu.Unlock()
+			if !c.filesModTime().Equal(last) {
+				c.reload()
+			}
+		}
+	}
+}
+
+func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cert, nil
 }
 
 // acme sets up certmagic: its TLS config for the HTTPS listener, a handler

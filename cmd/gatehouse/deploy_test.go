@@ -88,8 +88,12 @@ func find(objs []node, kind, name string) node {
 	return nil
 }
 
-// selector is the labels a Service or PodDisruptionBudget selects pods by.
+// selector is the labels a Service, PodDisruptionBudget or NetworkPolicy
+// selects pods by.
 func (n node) selector() map[string]any {
+	if m, ok := n.get("spec", "podSelector", "matchLabels").(map[string]any); ok {
+		return m
+	}
 	if m, ok := n.get("spec", "selector", "matchLabels").(map[string]any); ok {
 		return m
 	}
@@ -243,6 +247,49 @@ func TestKubernetesManifests(t *testing.T) {
 						}
 					}
 				}
+				// A pod that holds the application beside gatehouse admits
+				// traffic from other pods on gatehouse's ports only: the
+				// application trusts identity headers.
+				var gatehousePorts, appContainers []string
+				inPod := false
+				for _, c := range spec.list("containers") {
+					if c.str("name") != "gatehouse" {
+						appContainers = append(appContainers, c.str("name"))
+						continue
+					}
+					inPod = true
+					for _, p := range c.list("ports") {
+						gatehousePorts = append(gatehousePorts, p.str("name"))
+					}
+				}
+				if inPod && len(appContainers) > 0 {
+					guarded := false
+					for _, np := range objs {
+						if np.str("kind") != "NetworkPolicy" || !selects(np.selector(), labels) {
+							continue
+						}
+						open := []string{}
+						for _, rule := range np.list("spec", "ingress") {
+							ports := rule.list("ports")
+							if len(ports) == 0 {
+								open = append(open, "every port")
+							}
+							for _, p := range ports {
+								open = append(open, fmt.Sprint(p.get("port")))
+							}
+						}
+						guarded = slices.Contains(np.get("spec", "policyTypes").([]any), any("Ingress"))
+						for _, o := range open {
+							if !slices.Contains(gatehousePorts, o) {
+								guarded = false
+								t.Errorf("NetworkPolicy %s opens %s, beside gatehouse's ports %v", np.str("metadata", "name"), o, gatehousePorts)
+							}
+						}
+					}
+					if !guarded {
+						t.Errorf("%s: the application containers %v share the pod with gatehouse, and no NetworkPolicy closes their ports", d.str("metadata", "name"), appContainers)
+					}
+				}
 				// Services and disruption budgets select this pod by its labels.
 				for _, s := range objs {
 					if s.str("kind") != "Service" || !selects(s.selector(), labels) {
@@ -266,7 +313,7 @@ func TestKubernetesManifests(t *testing.T) {
 				t.Fatal("no gatehouse container")
 			}
 			for _, s := range objs {
-				if s.str("kind") != "Service" && s.str("kind") != "PodDisruptionBudget" {
+				if kind := s.str("kind"); kind != "Service" && kind != "PodDisruptionBudget" && kind != "NetworkPolicy" {
 					continue
 				}
 				sel := s.selector()

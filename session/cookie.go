@@ -36,11 +36,7 @@ func newSealer(keys [][]byte) (*sealer, error) {
 		if len(k) != KeyLen {
 			return nil, fmt.Errorf("cookie key %d is %d bytes, want %d", i, len(k), KeyLen)
 		}
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := cipher.NewGCM(block)
+		aead, err := newGCM(k)
 		if err != nil {
 			return nil, err
 		}
@@ -186,4 +182,13 @@ func unpack(b []byte, format byte, times []*time.Time, strs ...*string) error {
 		return errBadCookie
 	}
 	return nil
+}
+
+// newGCM is AES-GCM with key k (16, 24 or 32 bytes).
+func newGCM(k []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

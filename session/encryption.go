@@ -1,8 +1,6 @@
 package session
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
@@ -193,11 +191,7 @@ func (g gcm) Decrypt(key any, el *etree.Element) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cipher value: %w", err)
 	}
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newGCM(k)
 	if err != nil {
 		return nil, err
 	}

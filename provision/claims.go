@@ -2,9 +2,6 @@ package provision
 
 import (
 	"slices"
-	"strings"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // Core user fields, by the names used in mappings, audit events and
@@ -30,13 +27,6 @@ type Claims struct {
 	Extra     map[string]string // additional attributes by configured name
 	Groups    []string          // group names, sorted and de-duplicated
 	HasGroups bool              // Groups is authoritative for this IdP's memberships
-}
-
-// NormalizeName folds a user or group name for uniqueness checks and
-// lookups: Unicode NFC, then lower case. Stores use it for every
-// case-insensitive comparison so that all backends agree.
-func NormalizeName(s string) string {
-	return strings.ToLower(norm.NFC.String(s))
 }
 
 // field returns a pointer to the core field called name.

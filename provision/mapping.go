@@ -15,7 +15,7 @@ import (
 const (
 	MaxValueLen  = 1024
 	MaxGroupLen  = 256
-	MaxGroups    = 1000
+	MaxGroups    = 10000 // a user of a large Active Directory forest has thousands
 	MaxExtraKeys = 32
 )
 
@@ -59,7 +59,18 @@ type Mapping struct {
 	// field of the login with the SCIM user's; "none" never links, so the
 	// login creates its own user (or fails with a conflict).
 	LinkBy string `yaml:"link_by"`
+	// TrimWhitespace trims leading and trailing white space from every
+	// asserted value instead of refusing the login (the default).
+	TrimWhitespace bool `yaml:"trim_whitespace"`
+	// GroupPrefix is prepended to every group name this IdP asserts (for
+	// example "corp:"), so that groups of different IdPs never share a
+	// name. Stored memberships and authorization rules see the prefixed
+	// name.
+	GroupPrefix string `yaml:"group_prefix"`
 }
+
+// MaxGroupPrefixLen bounds Mapping.GroupPrefix.
+const MaxGroupPrefixLen = 64
 
 // Link modes of Mapping.LinkBy.
 const (
@@ -98,6 +109,13 @@ func (m Mapping) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("link_by: %q is not user_name, external_id or none", m.LinkBy))
+	}
+	if m.GroupPrefix != "" {
+		// The prefix starts every group name, so it must be a canonical
+		// name's start: nothing invisible, no leading white space.
+		if _, err := checkText("group_prefix", m.GroupPrefix+"x", MaxGroupPrefixLen+1, true); err != nil {
+			errs = append(errs, fmt.Errorf("group_prefix: %q: %s", m.GroupPrefix, reason(err)))
+		}
 	}
 	for i, f := range m.ClearAbsent {
 		if f == FieldUserName {
@@ -150,7 +168,8 @@ func (m Mapping) Map(a Assertion) (Login, error) {
 			continue
 		}
 		if v, ok := first(a.Attributes[f.attr]); ok {
-			if err := checkValue(f.field, v, MaxValueLen); err != nil {
+			v, err := m.value(f.field, v)
+			if err != nil {
 				return Login{}, err
 			}
 			c.Fields[f.field] = v
@@ -162,9 +181,15 @@ func (m Mapping) Map(a Assertion) (Login, error) {
 		// No user-name attribute asserted: the key is the user name.
 		c.Fields[FieldUserName] = key.Subject
 	}
+	name, err := m.canonical(FieldUserName, c.Fields[FieldUserName], CanonicalName)
+	if err != nil {
+		return Login{}, err
+	}
+	c.Fields[FieldUserName] = name
 	for name, attr := range m.Extra {
 		if v, ok := first(a.Attributes[attr]); ok {
-			if err := checkValue(name, v, MaxValueLen); err != nil {
+			v, err := m.value(name, v)
+			if err != nil {
 				return Login{}, err
 			}
 			if c.Extra == nil {
@@ -184,12 +209,24 @@ func (m Mapping) Map(a Assertion) (Login, error) {
 			if len(vals) > MaxGroups {
 				return Login{}, fmt.Errorf("%w: %d groups asserted, at most %d", ErrInvalid, len(vals), MaxGroups)
 			}
+			groups := make([]string, 0, len(vals))
 			for _, g := range vals {
-				if err := checkValue(FieldGroups, g, MaxGroupLen); err != nil {
+				if g == "" {
+					continue
+				}
+				// The asserted name is canonical on its own, and so is
+				// the prefixed one: a padded name cannot hide behind the
+				// prefix.
+				g, err := m.canonical(FieldGroups, g, func(_, v string) (string, error) { return CanonicalGroup(v) })
+				if err != nil {
 					return Login{}, err
 				}
+				if g, err = CanonicalGroup(m.GroupPrefix + g); err != nil {
+					return Login{}, err
+				}
+				groups = append(groups, g)
 			}
-			c.Groups, c.HasGroups = SortedUnique(vals), true
+			c.Groups, c.HasGroups = SortedUnique(groups), true
 		}
 	}
 	l := Login{Key: key, Claims: c, NoCreate: m.NoCreate, LinkBy: m.LinkBy}
@@ -202,6 +239,30 @@ func (m Mapping) Map(a Assertion) (Login, error) {
 	return l, nil
 }
 
+// value is the canonical form of an asserted single value, "" included
+// (an empty value clears the field).
+func (m Mapping) value(field, v string) (string, error) {
+	return m.canonical(field, v, CanonicalValue)
+}
+
+// canonical applies check to v, trimmed first when the IdP's mapping opts
+// in. A value that trims to nothing is refused rather than cleared.
+func (m Mapping) canonical(field, v string, check func(field, v string) (string, error)) (string, error) {
+	if m.TrimWhitespace {
+		t := Trim(v)
+		if t == "" && v != "" {
+			return "", fmt.Errorf("%w: %s is only white space", ErrInvalid, field)
+		}
+		v = t
+	}
+	return check(field, v)
+}
+
+// reason is the message of a canonical-form error without the sentinel's.
+func reason(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")
+}
+
 // first returns the first non-empty value.
 func first(vals []string) (string, bool) {
 	for _, v := range vals {
@@ -212,10 +273,12 @@ func first(vals []string) (string, bool) {
 	return "", false
 }
 
-// CheckValue applies the rules of asserted values to a value from another
-// source (SCIM): ErrInvalid for invalid UTF-8, control characters or more
-// than MaxValueLen bytes.
-func CheckValue(field, v string) error { return checkValue(field, v, MaxValueLen) }
+// CheckValue applies the rules of CanonicalValue to a value from another
+// source and returns only the error.
+func CheckValue(field, v string) error {
+	_, err := CanonicalValue(field, v)
+	return err
+}
 
 // checkValue refuses values that cannot travel safely in a header or a
 // row: invalid UTF-8, control characters (CR, LF, NUL, ...), and oversized

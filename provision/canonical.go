@@ -1,0 +1,212 @@
+package provision
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// One canonical form for every identity value (design rule 6). Whatever
+// names a user or a group, or travels in an identity header, passes
+// CanonicalName or CanonicalValue here, whichever door it came through
+// (a login, SCIM, a store write), and names are compared only through
+// NormalizeName. What the upstream reads is then exactly what was checked:
+// a value is refused, never silently altered, unless the operator opted
+// in to trimming (Trim).
+
+// CanonicalName checks a user or group name and returns it unchanged, or
+// an error wrapping ErrInvalid that says what is wrong. field names the
+// value in that error. On top of CanonicalValue's rules a name must not
+// be empty and may hold no private-use or unassigned code point: either
+// could look like anything today and fold differently tomorrow.
+func CanonicalName(field, s string) (string, error) {
+	return checkText(field, s, MaxValueLen, true)
+}
+
+// CanonicalGroup is CanonicalName for a group name, whose limit is
+// MaxGroupLen bytes.
+func CanonicalGroup(s string) (string, error) {
+	return checkText(FieldGroups, s, MaxGroupLen, true)
+}
+
+// CanonicalValue checks any other value that may reach an identity header
+// (e-mail, display and given names, external ID, extra attributes) and
+// returns it unchanged, or an error wrapping ErrInvalid. "" is allowed (it
+// clears a field). Refused: invalid UTF-8, more than MaxValueLen bytes,
+// leading or trailing white space (any Unicode White_Space), and anywhere
+// in the value control characters, line and paragraph separators, format
+// characters (Cf, which holds the bidi controls, zero-width characters,
+// soft hyphen, word joiner, BOM and tag characters) and every other
+// Default_Ignorable_Code_Point (variation selectors, Hangul fillers,
+// combining grapheme joiner, ...).
+func CanonicalValue(field, s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	return checkText(field, s, MaxValueLen, false)
+}
+
+// Trim removes leading and trailing Unicode White_Space, for a door whose
+// operator opted in to trimming padded values (mapping.trim_whitespace,
+// scim.trim_whitespace). The result still has to pass the checks above.
+func Trim(s string) string { return strings.TrimFunc(s, isSpace) }
+
+func isSpace(r rune) bool { return unicode.Is(unicode.White_Space, r) }
+
+// invisible lists the code points refused anywhere in a value: they do
+// not render, or change how neighbours render, so two different values
+// would look the same.
+var invisible = []*unicode.RangeTable{
+	unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp,
+	unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector, unicode.Bidi_Control,
+}
+
+
+func checkText(field, s string, max int, name bool) (string, error) {
+	if _, err := checkRunes(field, s, max, name); err != nil || !name {
+		return s, err
+	}
+	// A name's fold must be a canonical name too, or uniqueness would
+	// compare forms that could never be names: "¨" folds to a space and a
+	// combining mark.
+	if f := NormalizeName(s); f != s {
+		if _, err := checkRunes(field, f, 4*max, true); err != nil {
+			return "", fmt.Errorf("%w: %s folds to a form that is not a canonical name: %s", ErrInvalid, field, reason(err))
+		}
+	}
+	return s, nil
+}
+
+func checkRunes(field, s string, max int, name bool) (string, error) {
+	bad := func(why string) (string, error) { return "", fmt.Errorf("%w: %s %s", ErrInvalid, field, why) }
+	switch {
+	case name && s == "":
+		return bad("is empty")
+	case len(s) > max:
+		return "", fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalid, field, len(s), max)
+	case !utf8.ValidString(s):
+		return bad("is not valid UTF-8")
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	if isSpace(first) || isSpace(last) {
+		return bad("has leading or trailing white space")
+	}
+	for i, r := range s {
+		switch {
+		case unicode.IsControl(r):
+			return bad("contains control characters")
+		case unicode.IsOneOf(invisible, r):
+			return bad(fmt.Sprintf("contains an invisible or format character (U+%04X at byte %d)", r, i))
+		case name && unicode.Is(unicode.Co, r):
+			return bad(fmt.Sprintf("contains a private-use character (U+%04X at byte %d)", r, i))
+		case name && unicode.Is(unicode.Cn, r): // noncharacters too
+			return bad(fmt.Sprintf("contains an unassigned code point (U+%04X at byte %d)", r, i))
+		}
+	}
+	return s, nil
+}
+
+// folders reuses case folders: a cases.Caser keeps state and must not be
+// shared between goroutines.
+var folders = sync.Pool{New: func() any { c := cases.Fold(); return &c }}
+
+// NormalizeName is the fold under which user and group names are unique,
+// and how every store compares them: NFKC, full case folding, NFKC again
+// (repeated until stable), then every run of white space made one space.
+// So compatibility variants (full-width "ａlice"), case variants ("ALICE",
+// "STRASSE" and "straße") and spacing variants ("a\u00a0b", "a  b") of a
+// name all fold to one value. Stores keep it in their *_norm columns; a
+// change here needs the refold migration of sqldir.
+func NormalizeName(s string) string {
+	c := folders.Get().(*cases.Caser)
+	defer folders.Put(c)
+	out := norm.NFKC.String(s)
+	for range 4 {
+		next := norm.NFKC.String(c.String(out))
+		if next == out {
+			break
+		}
+		out = next
+	}
+	return collapseSpace(out)
+}
+
+// collapseSpace makes every run of white space one U+0020.
+func collapseSpace(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r != ' ' && isSpace(r) }) < 0 && !strings.Contains(s, "  ") {
+		return s
+	}
+	var sb strings.Builder
+	sb.Grow(len(s))
+	space := false
+	for _, r := range s {
+		if isSpace(r) {
+			if !space {
+				sb.WriteByte(' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// CheckUser applies the canonical rules to every field of a user record
+// before a store writes it: CanonicalName to the user name, CanonicalValue
+// to every other field. Stores call it whatever door the record came
+// through.
+func CheckUser(u User) error {
+	if _, err := CanonicalName(FieldUserName, u.UserName); err != nil {
+		return err
+	}
+	for _, f := range coreFields {
+		if f == FieldUserName {
+			continue
+		}
+		if _, err := CanonicalValue(f, u.Field(f)); err != nil {
+			return err
+		}
+	}
+	for f, v := range u.Extra {
+		if _, err := CanonicalValue(f, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Check applies the canonical rules to the claims of a login, as stores do
+// before they write them: the user name (when asserted) and each group
+// must be canonical names, every other value a canonical value.
+func (c Claims) Check() error {
+	for f, v := range c.Fields {
+		var err error
+		if f == FieldUserName {
+			_, err = CanonicalName(f, v)
+		} else {
+			_, err = CanonicalValue(f, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for f, v := range c.Extra {
+		if _, err := CanonicalValue(f, v); err != nil {
+			return err
+		}
+	}
+	for _, g := range c.Groups {
+		if _, err := CanonicalGroup(g); err != nil {
+			return err
+		}
+	}
+	return nil
+}

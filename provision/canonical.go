@@ -66,7 +66,6 @@ var invisible = []*unicode.RangeTable{
 	unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector, unicode.Bidi_Control,
 }
 
-
 func checkText(field, s string, max int, name bool) (string, error) {
 	if _, err := checkRunes(field, s, max, name); err != nil || !name {
 		return s, err

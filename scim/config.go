@@ -35,6 +35,10 @@ type Config struct {
 	// OwnedFields lists the user fields SCIM owns: logins leave them alone
 	// on users SCIM created or wrote. Default: every field SCIM maps.
 	OwnedFields []string `yaml:"owned_fields"`
+	// TrimWhitespace trims leading and trailing white space from every
+	// string a client sends instead of refusing it with 400 invalidValue
+	// (the default).
+	TrimWhitespace bool `yaml:"trim_whitespace"`
 }
 
 // Extension is an operator-declared extension schema of string attributes.

@@ -87,7 +87,7 @@ func (s *Server) writeUser(w *statusWriter, r *http.Request, status int, u provi
 	return s.writeJSON(w, status, project(s.users, s.userDoc(u), p.attributes, p.exclude))
 }
 
-func (s *Server) dec() decoder { return decoder{quirks: s.cfg.quirks()} }
+func (s *Server) dec() decoder { return decoder{quirks: s.cfg.quirks(), trim: s.cfg.TrimWhitespace} }
 
 func (s *Server) getUser(w *statusWriter, r *http.Request, id string) error {
 	u, err := s.store.User(r.Context(), id)

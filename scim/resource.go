@@ -124,9 +124,14 @@ func fill(m map[string]any, sc *schema, u provision.User) {
 	}
 }
 
-// decoder turns a resource object into a record.
+// decoder turns a resource object into a record. Every string passes
+// provision's canonical checks here, for POST, PUT and PATCH alike (PATCH
+// edits the rendered object and decodes it again).
 type decoder struct {
 	quirks bool
+	// trim trims leading and trailing white space from every string
+	// instead of refusing it (scim.trim_whitespace).
+	trim bool
 }
 
 // user decodes doc over base: every field the schemas own is replaced
@@ -178,7 +183,16 @@ func (d decoder) user(rt *resourceType, doc map[string]any, base provision.User)
 	if u.UserName == "" {
 		return u, badValue("userName is required")
 	}
+	if _, err := provision.CanonicalName("userName", u.UserName); err != nil {
+		return u, invalid(err)
+	}
 	return u, nil
+}
+
+// invalid answers a canonical-form error as invalidValue, saying what is
+// wrong without the sentinel's words.
+func invalid(err error) error {
+	return badValue("%s", strings.TrimPrefix(err.Error(), provision.ErrInvalid.Error()+": "))
 }
 
 func (d decoder) fields(sc *schema, m map[string]any, u *provision.User) error {
@@ -308,8 +322,16 @@ func (d decoder) text(name string, v any) (string, error) {
 	if !ok {
 		return "", badValue("%s must be a string", name)
 	}
-	if err := provision.CheckValue(name, s); err != nil {
-		return "", badValue("%s: %v", name, strings.TrimPrefix(err.Error(), provision.ErrInvalid.Error()+": "))
+	if d.trim {
+		t := provision.Trim(s)
+		if t == "" && s != "" {
+			return "", badValue("%s is only white space", name)
+		}
+		s = t
+	}
+	s, err := provision.CanonicalValue(name, s)
+	if err != nil {
+		return "", invalid(err)
 	}
 	return s, nil
 }
@@ -354,11 +376,16 @@ func (s *Server) groupDoc(g provision.Group) map[string]any {
 func (d decoder) group(doc map[string]any) (provision.Group, error) {
 	var g provision.Group
 	v, _ := get(doc, "displayName")
-	name, err := d.text("displayName", v)
-	if err != nil || name == "" {
+	if _, ok := v.(string); !ok {
 		return g, badValue("displayName is required and must be a string")
 	}
-	g.Name = name
+	name, err := d.text("displayName", v)
+	if err != nil {
+		return g, err
+	}
+	if g.Name, err = provision.CanonicalGroup(name); err != nil {
+		return g, invalid(err)
+	}
 	if v, ok := get(doc, "externalId"); ok && v != nil {
 		if g.ExternalID, err = d.text("externalId", v); err != nil {
 			return g, err

@@ -243,6 +243,9 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 	if u.Field(s.l.rdnField) == "" {
 		return provision.User{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
 	}
+	if err := s.nameFree(ctx, u.UserName, "", ""); err != nil {
+		return provision.User{}, err
+	}
 	req, err := s.l.addRequest(&u, provision.Key{}, nil, "")
 	if err != nil {
 		return provision.User{}, err
@@ -272,8 +275,8 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 }
 
 func checkUser(u *provision.User) error {
-	if u.UserName == "" {
-		return fmt.Errorf("ldapdir: %w: empty user name", provision.ErrInvalid)
+	if err := provision.CheckUser(*u); err != nil {
+		return fmt.Errorf("ldapdir: %w", err)
 	}
 	for _, f := range []string{provision.FieldUserName, provision.FieldExternalID, provision.FieldEmail, provision.FieldDisplayName,
 		provision.FieldGivenName, provision.FieldFamilyName} {
@@ -323,6 +326,11 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 	}
 	dn := cur.e.DN
 	before := s.l.user(cur.e, cur.st)
+	if provision.NormalizeName(want.UserName) != provision.NormalizeName(before.UserName) {
+		if err := s.nameFree(ctx, want.UserName, dn, ""); err != nil {
+			return provision.User{}, err
+		}
+	}
 	renamed := false
 	if want.Field(s.l.rdnField) != before.Field(s.l.rdnField) {
 		if want.Field(s.l.rdnField) == "" {
@@ -341,14 +349,14 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 	if before.Active != want.Active {
 		s.l.activeChange(req, cur.e, want.Active)
 	}
-	if len(req.Changes) == 0 && !renamed && cur.st.scim {
+	add, del := cur.st.nameChange(want.UserName)
+	if len(req.Changes) == 0 && !renamed && cur.st.scim && len(add)+len(del) == 0 {
 		return before, nil
 	}
-	var add []string
 	if !cur.st.scim {
-		add = []string{stateOwner}
+		add = append(add, stateOwner)
 	}
-	s.l.bumpState(req, cur, add, nil)
+	s.l.bumpState(req, cur, add, del)
 	if err := s.modify(ctx, req); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
 			return provision.User{}, fmt.Errorf("ldapdir: user %s changed concurrently: %w", in.ID, provision.ErrVersion)
@@ -472,7 +480,10 @@ func (s *Store) addTombstones(ctx context.Context, vals []string) error {
 
 // liftTombstones forgets the tombstones of a user SCIM creates again.
 func (s *Store) liftTombstones(ctx context.Context, u *provision.User) error {
-	vals := []string{tombName + provision.NormalizeName(u.UserName)}
+	var vals []string
+	for _, f := range folds(u.UserName) {
+		vals = append(vals, tombName+f)
+	}
 	if u.ExternalID != "" {
 		vals = append(vals, tombExt+u.ExternalID)
 	}
@@ -485,14 +496,14 @@ func (s *Store) liftTombstones(ctx context.Context, u *provision.User) error {
 		return fmt.Errorf("ldapdir: read tombstones: %w", err)
 	}
 	have := tomb.e.GetEqualFoldAttributeValues(s.l.cfg.StateAttribute)
-	norm := provision.NormalizeName(u.UserName)
+	names := folds(u.UserName)
 	for _, v := range have {
 		rest, ok := strings.CutPrefix(v, tombLink)
 		if !ok {
 			continue
 		}
 		parts := strings.SplitN(rest, "\x1f", 3)
-		if len(parts) == 3 && (parts[0] == norm || parts[1] != "" && parts[1] == u.ExternalID) {
+		if len(parts) == 3 && (slices.Contains(names, parts[0]) || parts[1] != "" && parts[1] == u.ExternalID) {
 			vals = append(vals, v, "tomb "+parts[2])
 		}
 	}
@@ -514,7 +525,9 @@ func (s *Store) liftTombstones(ctx context.Context, u *provision.User) error {
 func (s *Store) buried(ctx context.Context, l provision.Login) (bool, error) {
 	vals := []string{"tomb " + keyValue(l.Key)}
 	if n := l.Claims.Fields[provision.FieldUserName]; n != "" {
-		vals = append(vals, tombName+provision.NormalizeName(n))
+		for _, f := range folds(n) {
+			vals = append(vals, tombName+f)
+		}
 	}
 	if x := l.Claims.Fields[provision.FieldExternalID]; x != "" {
 		vals = append(vals, tombExt+x)

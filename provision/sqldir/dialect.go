@@ -134,10 +134,11 @@ func (d *dialect) page(limit, offset int) (string, []any) {
 	return " LIMIT ? OFFSET ?", []any{limit, offset}
 }
 
-// fold is an expression folding case the way user-name uniqueness does.
-// SQLite runs provision.NormalizeName itself; the servers use lower(),
-// which folds the same letters but does not normalise to NFC (user names
-// and group names compare on their stored, Go-folded columns instead).
+// fold is an expression folding case. SQLite runs provision.NormalizeName
+// itself; the servers use lower(), simple lower case without NFKC or full
+// case folding, so a value compared with it is folded alike in Go
+// (lowerFold). User and group names never use it: they compare on their
+// stored, Go-folded *_norm columns.
 func (d *dialect) fold(expr string) string {
 	if d.name == SQLite {
 		return foldFunc + "(" + expr + ")"

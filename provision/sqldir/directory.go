@@ -73,8 +73,8 @@ func find[T any](ctx context.Context, d *dialect, db querier, q provision.Query,
 
 // CreateUser stores a new SCIM-owned user.
 func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.User, error) {
-	if in.UserName == "" {
-		return provision.User{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
+	if err := provision.CheckUser(in); err != nil {
+		return provision.User{}, fmt.Errorf("sqldir: %w", err)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -116,8 +116,8 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 
 // ReplaceUser writes every field of in; nothing when nothing differs.
 func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion int64) (provision.User, error) {
-	if in.UserName == "" {
-		return provision.User{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
+	if err := provision.CheckUser(in); err != nil {
+		return provision.User{}, fmt.Errorf("sqldir: %w", err)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -309,8 +309,8 @@ func (s *Store) group(ctx context.Context, q querier, id string, withMembers, lo
 
 // CreateGroup creates a group with SCIM memberships.
 func (s *Store) CreateGroup(ctx context.Context, in provision.Group) (provision.Group, error) {
-	if err := provision.CheckValue("group name", in.Name); err != nil || in.Name == "" {
-		return provision.Group{}, fmt.Errorf("sqldir: %w: group name must be non-empty text", provision.ErrInvalid)
+	if _, err := provision.CanonicalGroup(in.Name); err != nil {
+		return provision.Group{}, fmt.Errorf("sqldir: %w", err)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -374,8 +374,8 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupCha
 		}
 		changed := false
 		if c.Name != nil && *c.Name != cur.Name {
-			if err := provision.CheckValue("group name", *c.Name); err != nil || *c.Name == "" {
-				return fmt.Errorf("sqldir: %w: group name must be non-empty text", provision.ErrInvalid)
+			if _, err := provision.CanonicalGroup(*c.Name); err != nil {
+				return fmt.Errorf("sqldir: %w", err)
 			}
 			if _, err := q.ExecContext(ctx, `UPDATE gatehouse_groups SET name = ?, name_norm = ? WHERE id = ?`,
 				*c.Name, provision.NormalizeName(*c.Name), id); err != nil {

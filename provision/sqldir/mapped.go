@@ -402,6 +402,8 @@ var mappedMigrations = []string{
 		created_at {time} NOT NULL,
 		CONSTRAINT pk_gatehouse_mapped_memberships PRIMARY KEY {nonclustered} (user_key, group_key, source)
 	);`,
+	// 2: names fold with NFKC and full case folding.
+	refoldStep,
 }
 
 // sourceApp marks a membership the application had before gatehouse
@@ -578,6 +580,9 @@ func (m *Mapped) restrict(c provision.Claims) provision.Claims {
 // Provision performs the JIT upsert into the application's table. A
 // repeat login with nothing new reads and writes nothing else.
 func (m *Mapped) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := l.Claims.Check(); err != nil {
+		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
+	}
 	ctx, cancel := m.bound(ctx)
 	defer cancel()
 	l.Claims = m.restrict(l.Claims)
@@ -675,14 +680,59 @@ func (m *Mapped) provisionTx(ctx context.Context, q querier, l provision.Login, 
 }
 
 // findByName finds the keys of rows whose user name is name: exactly
-// (which an index on the column serves), or else folded.
+// (which an index on the column serves); else among the rows gatehouse
+// tracks, by the Go fold of provision (NFKC and case); else folded by the
+// database (on SQLite the same Go fold, on the servers lower case).
 func (m *Mapped) findByName(ctx context.Context, q querier, name string) ([]string, error) {
 	col := m.colOf(provision.FieldUserName)
 	keys, err := m.keysWhere(ctx, q, "a."+col.name+" = ?", name)
 	if err != nil || len(keys) > 0 {
 		return keys, err
 	}
-	return m.keysWhere(ctx, q, m.d.fold(m.d.text("a."+col.name))+" = ?", provision.NormalizeName(name))
+	if keys, err = m.trackedByName(ctx, q, name); err != nil || len(keys) > 0 {
+		return keys, err
+	}
+	return m.keysWhere(ctx, q, m.d.fold(m.d.text("a."+col.name))+" = ?", m.dbFold(name))
+}
+
+// dbFold folds a value the way the database's fold expression (d.fold)
+// folds a column.
+func (m *Mapped) dbFold(s string) string {
+	if m.d.name == SQLite {
+		return provision.NormalizeName(s)
+	}
+	return lowerFold(s)
+}
+
+// trackedByName finds the rows gatehouse tracks whose folded user name
+// equals name's, and which the application still has.
+func (m *Mapped) trackedByName(ctx context.Context, q querier, name string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT user_key FROM gatehouse_mapped_users WHERE user_name_norm = ?`, provision.NormalizeName(name))
+	if err != nil {
+		return nil, fmt.Errorf("sqldir: find user: %w", err)
+	}
+	var tracked []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqldir: find user: %w", err)
+		}
+		tracked = append(tracked, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqldir: find user: %w", err)
+	}
+	var keys []string
+	for _, k := range tracked {
+		found, err := m.keysWhere(ctx, q, "a."+m.key+" = ?", k)
+		if err != nil && m.d.classify(err) != errBadText {
+			return nil, err
+		}
+		keys = append(keys, found...)
+	}
+	return keys, nil
 }
 
 func (m *Mapped) keysWhere(ctx context.Context, q querier, where string, args ...any) ([]string, error) {
@@ -767,6 +817,9 @@ func (m *Mapped) linkCandidate(ctx context.Context, q querier, l provision.Login
 
 // Plan says what Provision would do for l, reading only.
 func (m *Mapped) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := l.Claims.Check(); err != nil {
+		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
+	}
 	ctx, cancel := m.bound(ctx)
 	defer cancel()
 	l.Claims = m.restrict(l.Claims)
@@ -1092,7 +1145,7 @@ func (m *Mapped) ensureGroup(ctx context.Context, q querier, name string) (strin
 	if k, ok, err := find(g.name+" = ?", name); err != nil || ok {
 		return k, err
 	}
-	if k, ok, err := find(m.d.fold(m.d.text(g.name))+" = ?", norm); err != nil || ok {
+	if k, ok, err := find(m.d.fold(m.d.text(g.name))+" = ?", m.dbFold(name)); err != nil || ok {
 		return k, err
 	}
 	cols, args := []string{g.name}, []any{name}

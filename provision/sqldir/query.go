@@ -7,13 +7,14 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
 	"modernc.org/sqlite"
 
 	"gatehouse/provision"
 )
 
-// foldFunc is the SQL name of provision.NormalizeName, so that filters fold
-// case exactly as user-name uniqueness does, beyond ASCII.
+// foldFunc is the SQL name of provision.NormalizeName, so that filters on
+// SQLite fold exactly as name uniqueness does, beyond ASCII.
 const foldFunc = "gatehouse_fold"
 
 var registerFold = sync.OnceValue(func() error {
@@ -29,6 +30,12 @@ var registerFold = sync.OnceValue(func() error {
 		return nil, fmt.Errorf("%s: want text, got %T", foldFunc, args[0])
 	})
 })
+
+// lowerFold is what a server's lower() makes of a value: simple lower
+// case. Filters on columns without a stored fold compare with it on
+// PostgreSQL and SQL Server, so that both sides of the comparison fold
+// alike; names never do (they have their Go-folded columns).
+func lowerFold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
 
 // colKind says how a column's values compare.
 type colKind int
@@ -194,11 +201,13 @@ func (w *where) compare(c provision.Compare) error {
 		}
 		v = w.d.time(t)
 	} else if c.Fold {
-		v = provision.NormalizeName(c.Value)
-		if col.folded != "" {
-			expr = col.folded
-		} else {
-			expr = w.d.fold(expr)
+		switch {
+		case col.folded != "": // names: the stored Go fold
+			expr, v = col.folded, provision.NormalizeName(c.Value)
+		case w.d.name == SQLite: // the Go fold as an SQL function
+			expr, v = w.d.fold(expr), provision.NormalizeName(c.Value)
+		default: // the server's lower(), met by the same on the value
+			expr, v = w.d.fold(expr), lowerFold(c.Value)
 		}
 	}
 	w.args = append(w.args, col.args...)

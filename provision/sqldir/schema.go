@@ -71,6 +71,9 @@ var sqliteMigrations = []string{
 	ALTER TABLE groups RENAME TO gatehouse_groups;
 	ALTER TABLE memberships RENAME TO gatehouse_memberships;
 	ALTER TABLE tombstones RENAME TO gatehouse_tombstones;`,
+	// 4: names fold with NFKC and full case folding (was NFC and lower
+	// case): the stored folds are recomputed.
+	refoldStep,
 }
 
 // postgresMigrations create the same schema on PostgreSQL, with timestamp
@@ -131,6 +134,8 @@ var postgresMigrations = []string{
 	CREATE INDEX ix_gatehouse_tombstones_key ON gatehouse_tombstones(idp, key_kind, subject);
 	CREATE INDEX ix_gatehouse_tombstones_name ON gatehouse_tombstones(user_name_norm);
 	CREATE INDEX ix_gatehouse_tombstones_external_id ON gatehouse_tombstones(external_id) WHERE external_id <> '';`,
+	// 2: names fold with NFKC and full case folding.
+	refoldStep,
 }
 
 // sqlserverMigrations create the schema on SQL Server. Text columns are
@@ -195,4 +200,6 @@ var sqlserverMigrations = []string{
 	CREATE INDEX ix_gatehouse_tombstones_key ON gatehouse_tombstones(idp, key_kind, subject);
 	CREATE INDEX ix_gatehouse_tombstones_name ON gatehouse_tombstones(user_name_norm);
 	CREATE INDEX ix_gatehouse_tombstones_external_id ON gatehouse_tombstones(external_id) WHERE external_id <> '';`,
+	// 2: names fold with NFKC and full case folding.
+	refoldStep,
 }

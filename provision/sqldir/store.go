@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	mssql "github.com/microsoft/go-mssqldb"
+	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"gatehouse/provision"
@@ -131,10 +132,15 @@ type Option func(*options)
 type options struct {
 	now       func() time.Time
 	noMigrate bool
+	log       *zap.Logger
 }
 
 // WithClock sets the clock used for timestamps.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger of what a migration finds (rows whose names
+// collide under a new fold); none by default.
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithoutMigration opens a database whose schema is current without
 // creating or migrating anything; otherwise Open fails. For commands that
@@ -151,6 +157,7 @@ type db struct {
 	now       func() time.Time
 	timeout   time.Duration
 	noMigrate bool
+	log       *zap.Logger
 }
 
 func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
@@ -159,11 +166,11 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 		return nil, fmt.Errorf("sqldir: %w", err)
 	}
 	d, _ := newDialect(cfg.Dialect)
-	o := options{now: time.Now}
+	o := options{now: time.Now, log: zap.NewNop()}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	out := &db{d: d, now: o.now, timeout: cfg.Timeout, noMigrate: o.noMigrate}
+	out := &db{d: d, now: o.now, timeout: cfg.Timeout, noMigrate: o.noMigrate, log: o.log}
 	if d.name == SQLite {
 		if err := registerFold(); err != nil {
 			return nil, fmt.Errorf("sqldir: register %s: %w", foldFunc, err)
@@ -315,7 +322,12 @@ func (d *db) migrate(ctx context.Context, component string, migrations []string)
 		return fmt.Errorf("sqldir: database schema version %d is newer than this gatehouse (%d)", have, len(migrations))
 	}
 	for v := have; v < len(migrations); v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		if migrations[v] == refoldStep {
+			err = d.refold(ctx, q, component)
+		} else {
+			_, err = tx.ExecContext(ctx, migrations[v])
+		}
+		if err != nil {
 			return fmt.Errorf("sqldir: migration %s %d: %w", component, v+1, err)
 		}
 	}
@@ -585,6 +597,9 @@ func diff(rec record, l provision.Login) plan {
 // the dialect's locks; a concurrent first login of the same key shows up
 // as a uniqueness violation, and the retry finds the winner's row.
 func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := l.Claims.Check(); err != nil {
+		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	source := provision.GroupSource(l.Key.IdP)
@@ -925,6 +940,9 @@ func (s *Store) linkCandidate(ctx context.Context, q querier, l provision.Login,
 
 // Plan says what Provision would do for l, reading only.
 func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := l.Claims.Check(); err != nil {
+		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	source := provision.GroupSource(l.Key.IdP)

@@ -216,7 +216,7 @@ var cases = []struct {
 		}
 	}},
 	{"HostileValuesRoundTrip", func(t *testing.T, s provision.Store) {
-		values := []string{`*`, `)(uid=*`, `\`, `a,b+c`, `#lead`, `trail `, `' OR '1'='1`, `100%_x[y]`, "Zoë 😀 名前", `"quoted"`}
+		values := []string{`*`, `)(uid=*`, `\`, `a,b+c`, `#lead`, `in ner`, `' OR '1'='1`, `100%_x[y]`, "Zoë 😀 名前", `"quoted"`}
 		for i, v := range values {
 			l := login(v, map[string]string{provision.FieldUserName: fmt.Sprintf("%s-%d", v, i), provision.FieldDisplayName: v}, v)
 			res := mustProvision(t, s, l)
@@ -227,6 +227,81 @@ var cases = []struct {
 			if again := mustProvision(t, s, l); again.Outcome != provision.Unchanged || again.User.ID != res.User.ID {
 				t.Errorf("value %q: repeat login Outcome = %q, user %s vs %s", v, again.Outcome, again.User.ID, res.User.ID)
 			}
+		}
+	}},
+	{"PaddedAndInvisibleValuesAreRefused", func(t *testing.T, s provision.Store) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			name   string
+			fields map[string]string
+			groups []string
+		}{
+			{"leading space", map[string]string{provision.FieldUserName: " alice"}, nil},
+			{"trailing space", map[string]string{provision.FieldUserName: "alice "}, nil},
+			{"NBSP", map[string]string{provision.FieldUserName: "\u00a0bob"}, nil},
+			{"ideographic space", map[string]string{provision.FieldUserName: "bob\u3000"}, nil},
+			{"zero width space", map[string]string{provision.FieldUserName: "alice\u200b"}, nil},
+			{"bidi override", map[string]string{provision.FieldUserName: "\u202eecila"}, nil},
+			{"padded group", map[string]string{provision.FieldUserName: "carol"}, []string{" admins"}},
+			{"invisible group", map[string]string{provision.FieldUserName: "carol"}, []string{"ad\u200dmins"}},
+			{"padded display name", map[string]string{provision.FieldUserName: "carol", provision.FieldDisplayName: "Carol "}, nil},
+			{"invisible email", map[string]string{provision.FieldUserName: "carol", provision.FieldEmail: "carol@exa\u00admple.test"}, nil},
+		} {
+			_, err := s.Provision(ctx, login("subject-"+tc.name, tc.fields, tc.groups...))
+			if !errors.Is(err, provision.ErrInvalid) {
+				t.Errorf("%s: Provision err = %v, want ErrInvalid", tc.name, err)
+			}
+		}
+		if d, ok := s.(provision.Directory); ok {
+			for _, name := range []string{"bob ", "\u00a0bob", "alice\u200b", " "} {
+				if _, err := d.CreateUser(ctx, provision.User{UserName: name, Active: true}); !errors.Is(err, provision.ErrInvalid) {
+					t.Errorf("CreateUser(%q) err = %v, want ErrInvalid", name, err)
+				}
+			}
+			if _, err := d.CreateUser(ctx, provision.User{UserName: "dave", DisplayName: "Dave\u200e", Active: true}); !errors.Is(err, provision.ErrInvalid) {
+				t.Errorf("CreateUser(display name with LRM) err = %v, want ErrInvalid", err)
+			}
+			page, err := d.FindUsers(ctx, provision.Query{Limit: 10})
+			if err != nil || page.Total != 0 {
+				t.Errorf("users after refused writes: %d (%v), want 0", page.Total, err)
+			}
+		}
+		if g, ok := s.(provision.GroupDirectory); ok {
+			for _, name := range []string{" admins", "admins\u00a0", "ad\u2060mins"} {
+				if _, err := g.CreateGroup(ctx, provision.Group{Name: name}); !errors.Is(err, provision.ErrInvalid) {
+					t.Errorf("CreateGroup(%q) err = %v, want ErrInvalid", name, err)
+				}
+			}
+		}
+	}},
+	{"LookAlikeUserNamesCollide", func(t *testing.T, s provision.Store) {
+		ctx := context.Background()
+		mustProvision(t, s, alice())
+		mustProvision(t, s, login("strasse-id", map[string]string{provision.FieldUserName: "straße"}))
+		for i, name := range []string{"ａlice", "ＡＬＩＣＥ", "Alice", "STRASSE", "strasse", "STRAẞE"} {
+			_, err := s.Provision(ctx, login(fmt.Sprintf("mallory-%d", i), map[string]string{provision.FieldUserName: name}))
+			if !errors.Is(err, provision.ErrConflict) {
+				t.Errorf("Provision(user name %q of another subject) err = %v, want ErrConflict", name, err)
+			}
+		}
+		if d, ok := s.(provision.Directory); ok {
+			for _, name := range []string{"ａlice", "ALICE", "STRASSE"} {
+				if _, err := d.CreateUser(ctx, provision.User{UserName: name, Active: true}); !errors.Is(err, provision.ErrConflict) {
+					t.Errorf("CreateUser(%q) err = %v, want ErrConflict", name, err)
+				}
+			}
+		}
+	}},
+	{"LookAlikeGroupNamesAreOneGroup", func(t *testing.T, s provision.Store) {
+		first := mustProvision(t, s, alice()) // readers, staff
+		l := alice()
+		l.Claims.Groups = []string{"ＲＥＡＤＥＲＳ", "Staff"}
+		if res := mustProvision(t, s, l); res.Outcome != provision.Unchanged {
+			t.Errorf("groups asserted full-width and in capitals: Outcome = %q, Changed = %v, want unchanged", res.Outcome, res.Changed)
+		}
+		got, _ := s.User(context.Background(), first.User.ID)
+		if d := cmp.Diff([]string{"readers", "staff"}, got.Groups); d != "" {
+			t.Errorf("Groups (-want +got):\n%s", d)
 		}
 	}},
 	{"ConcurrentFirstLoginsCreateOneUser", func(t *testing.T, s provision.Store) {

@@ -2,6 +2,7 @@ SELECT user_key FROM gatehouse_mapped_identities WHERE idp = @p1 AND key_kind = 
 BEGIN
 SELECT user_key FROM gatehouse_mapped_identities WITH (UPDLOCK, SERIALIZABLE) WHERE idp = @p1 AND key_kind = @p2 AND subject = @p3
 SELECT CAST(a.[UserID] AS nvarchar(4000)) FROM [dbo].[AppUsers] a WHERE a.[LoginName] = @p1
+SELECT user_key FROM gatehouse_mapped_users WHERE user_name_norm = @p1
 SELECT CAST(a.[UserID] AS nvarchar(4000)) FROM [dbo].[AppUsers] a WHERE lower(CAST(a.[LoginName] AS nvarchar(4000))) = @p1
 DECLARE @k TABLE (k nvarchar(4000)); INSERT INTO [dbo].[AppUsers] ([Mail], [LoginName], [IsLocked]) OUTPUT CAST(INSERTED.[UserID] AS nvarchar(4000)) INTO @k VALUES (@p1, @p2, @p3); SELECT k FROM @k;
 INSERT INTO gatehouse_mapped_users (user_key, user_name_norm, owner, status, version, created_at, updated_at) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7)

@@ -78,8 +78,8 @@ type state struct {
 	groupRaw map[string]map[string]string
 	names    []string // the "name <fold>" values
 	pending  bool
-	scim    bool // owned by SCIM
-	raw     []string
+	scim     bool // owned by SCIM
+	raw      []string
 }
 
 func parseState(vals []string) state {

@@ -1,0 +1,131 @@
+package sqldir
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"gatehouse/provision"
+	"gatehouse/test/pgtest"
+)
+
+// legacyRows are rows written under the old fold (NFC and lower case):
+// "Straße" and "STRASSE", and the groups "Ａdmins" and "admins", were two
+// names then and are one now.
+var legacyRows = []string{
+	`INSERT INTO gatehouse_users (id, user_name, user_name_norm, created_at, updated_at) VALUES ('u1', 'STRASSE', 'strasse', {t1}, {t1})`,
+	`INSERT INTO gatehouse_users (id, user_name, user_name_norm, created_at, updated_at) VALUES ('u2', 'Straße', 'straße', {t2}, {t2})`,
+	`INSERT INTO gatehouse_users (id, user_name, user_name_norm, created_at, updated_at) VALUES ('u3', 'ＢＯＢ', 'ｂｏｂ', {t2}, {t2})`,
+	`INSERT INTO gatehouse_groups (id, name, name_norm, created_at, updated_at) VALUES ('g1', 'Ａdmins', 'ａdmins', {t1}, {t1})`,
+	`INSERT INTO gatehouse_groups (id, name, name_norm, created_at, updated_at) VALUES ('g2', 'admins', 'admins', {t2}, {t2})`,
+	`INSERT INTO gatehouse_tombstones (user_name_norm, external_id, deleted_at) VALUES ('ｍａｌｌｏｒｙ', '', {t1})`,
+}
+
+// TestRefoldMigration: opening a database whose folds were computed the
+// old way recomputes them; names that now collide are all kept (the one
+// already holding the fold, else the oldest, keeps it; the others are
+// marked and logged); lookups then use the new fold.
+func TestRefoldMigration(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) (Config, *sql.DB)
+	}{
+		{"sqlite", func(t *testing.T) (Config, *sql.DB) {
+			path := filepath.Join(t.TempDir(), "old.db")
+			raw, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range sqliteMigrations[:3] {
+				mustExecRaw(t, raw, m)
+			}
+			mustExecRaw(t, raw, `PRAGMA user_version = 3`)
+			return Config{Path: path}, raw
+		}},
+		{"postgres", func(t *testing.T) (Config, *sql.DB) {
+			dsn := pgtest.Shared(t).Database(t)
+			raw, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustExecRaw(t, raw, postgresMigrations[0])
+			mustExecRaw(t, raw, `CREATE TABLE gatehouse_schema (component text NOT NULL, version integer NOT NULL)`)
+			mustExecRaw(t, raw, `INSERT INTO gatehouse_schema (component, version) VALUES ('managed', 1)`)
+			return Config{Dialect: Postgres, DSN: dsn}, raw
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, raw := tc.open(t)
+			defer raw.Close()
+			for _, q := range legacyRows {
+				q = strings.ReplaceAll(q, "{t1}", "'2025-01-01T00:00:00.000Z'")
+				q = strings.ReplaceAll(q, "{t2}", "'2025-02-01T00:00:00.000Z'")
+				mustExecRaw(t, raw, q)
+			}
+			core, logs := observer.New(zap.WarnLevel)
+			s, err := Open(context.Background(), cfg, WithLogger(zap.New(core)))
+			if err != nil {
+				t.Fatalf("Open(old folds) err = %v", err)
+			}
+			defer s.Close()
+			norms := func(table string) map[string]string {
+				out := map[string]string{}
+				rows, err := raw.Query(`SELECT id, ` + map[string]string{"gatehouse_users": "user_name_norm", "gatehouse_groups": "name_norm"}[table] + ` FROM ` + table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var id, n string
+					if err := rows.Scan(&id, &n); err != nil {
+						t.Fatal(err)
+					}
+					out[id] = n
+				}
+				return out
+			}
+			users, groups := norms("gatehouse_users"), norms("gatehouse_groups")
+			if users["u1"] != "strasse" || users["u3"] != "bob" || !strings.HasPrefix(users["u2"], "strasse\x1fcollision ") {
+				t.Errorf("user folds after the migration = %q", users)
+			}
+			if groups["g2"] != "admins" || !strings.HasPrefix(groups["g1"], "admins\x1fcollision ") {
+				t.Errorf("group folds after the migration = %q", groups)
+			}
+			var tomb string
+			if err := raw.QueryRow(`SELECT user_name_norm FROM gatehouse_tombstones`).Scan(&tomb); err != nil || tomb != "mallory" {
+				t.Errorf("tombstone fold = %q (%v), want mallory", tomb, err)
+			}
+			if logs.FilterMessageSnippet("fold to one name").Len() != 2 {
+				t.Errorf("collision warnings = %v, want one for the users and one for the groups", logs.All())
+			}
+			// Both colliding users are still there; a new look-alike is
+			// refused; the full-width name is found by its plain spelling.
+			ctx := context.Background()
+			for _, id := range []string{"u1", "u2"} {
+				if _, err := s.User(ctx, id); err != nil {
+					t.Errorf("User(%s) after the migration: %v", id, err)
+				}
+			}
+			if _, err := s.CreateUser(ctx, provision.User{UserName: "strasse", Active: true}); !errors.Is(err, provision.ErrConflict) {
+				t.Errorf("CreateUser(strasse) err = %v, want ErrConflict", err)
+			}
+			page, err := s.FindUsers(ctx, provision.Query{Filter: provision.Compare{Field: provision.FieldUserName, Op: provision.OpEq, Value: "bob", Fold: true}, Limit: 5})
+			if err != nil || len(page.Items) != 1 || page.Items[0].ID != "u3" {
+				t.Errorf("find bob folded: %+v %v, want u3", page.Items, err)
+			}
+		})
+	}
+}
+
+func mustExecRaw(t *testing.T, db *sql.DB, q string) {
+	t.Helper()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}

@@ -60,13 +60,19 @@ func (hs headerSet) names() []string {
 	return n
 }
 
-// build returns the headers for u. A value that cannot travel in a header
-// is left out rather than altered, and so is a group whose name contains
-// the separator: joined, it would read as two groups.
+// build returns the headers for u. A value that the header writer would
+// change (Go trims leading and trailing spaces and tabs), that is not
+// provision's canonical form (padding by any Unicode white space,
+// invisible or format characters, control characters, invalid UTF-8), or
+// that cannot travel in a header is left out rather than altered: what
+// the upstream reads is exactly what was checked. So is a group whose name
+// is not canonical or contains the separator: joined, it would read as
+// two groups. Stores refuse such values; this guards rows written before
+// they did.
 func (hs headerSet) build(u provision.User) []header {
 	out := make([]header, 0, 4+len(hs.extra))
 	add := func(name, v string) {
-		if v != "" && httpguts.ValidHeaderFieldValue(v) {
+		if v != "" && headerSafe(v) {
 			out = append(out, header{name: name, value: v, values: []string{v}})
 		}
 	}
@@ -79,7 +85,7 @@ func (hs headerSet) build(u provision.User) []header {
 	add(hs.preferred, preferred)
 	groups := make([]string, 0, len(u.Groups))
 	for _, g := range u.Groups {
-		if !strings.Contains(g, hs.sep) {
+		if !strings.Contains(g, hs.sep) && headerSafe(g) {
 			groups = append(groups, g)
 		}
 	}
@@ -88,6 +94,13 @@ func (hs headerSet) build(u provision.User) []header {
 		add(e.name, fieldValue(u, e.value))
 	}
 	return out
+}
+
+// headerSafe reports whether v reaches the upstream byte for byte as
+// provision checked it.
+func headerSafe(v string) bool {
+	_, err := provision.CanonicalValue("header", v)
+	return err == nil && httpguts.ValidHeaderFieldValue(v) && textproto.TrimString(v) == v
 }
 
 func fieldValue(u provision.User, field string) string {

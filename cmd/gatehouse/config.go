@@ -437,6 +437,9 @@ func (f *File) validate() []error {
 			continue
 		}
 		add(fmt.Sprintf("idps[%d].mapping.", i), p.Mapping.Validate())
+		if sep := f.Proxy.Headers.GroupSeparator; sep != "" && strings.Contains(p.Mapping.GroupPrefix, sep) {
+			errs = append(errs, fmt.Errorf("idps[%d].mapping.group_prefix: contains the group separator %q: no group of this IdP could be sent upstream", i, sep))
+		}
 		// With several IdPs, a user SCIM created could be claimed by a
 		// login from any of them: each must say how it links.
 		if f.SCIM != nil && len(f.IdPs) > 1 && p.Mapping.LinkBy == "" {

@@ -65,15 +65,15 @@ func serveCommand(ctx context.Context, path string, stderr io.Writer) error {
 
 // openStore opens the configured backend. This is the only place a
 // backend is chosen.
-func openStore(ctx context.Context, f *File) (provision.Store, error) {
+func openStore(ctx context.Context, f *File, logger *zap.Logger) (provision.Store, error) {
 	if f.Store.LDAP != nil {
 		return ldapdir.New(*f.Store.LDAP)
 	}
 	for _, c := range f.Store.sql() {
 		if c.Mapped != nil {
-			return sqldir.OpenMapped(ctx, *c)
+			return sqldir.OpenMapped(ctx, *c, sqldir.WithLogger(logger))
 		}
-		return sqldir.Open(ctx, *c)
+		return sqldir.Open(ctx, *c, sqldir.WithLogger(logger))
 	}
 	return nil, errors.New("store: no backend configured")
 }
@@ -134,7 +134,7 @@ func liveChecks(ctx context.Context, f *File) []error {
 // handler wires the store, the SAML service provider and the proxy.
 func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *redis.Client,
 	checks map[string]func(context.Context) error) (*proxy.Proxy, *session.Manager, provision.Store, error) {
-	st, err := openStore(ctx, f)
+	st, err := openStore(ctx, f, logger.Named("store"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open store: %w", err)
 	}

@@ -18,10 +18,16 @@ type Config struct {
 	Upstream string `yaml:"upstream"`
 	// Prefix is the reserved path prefix; default "/.gatehouse/".
 	Prefix string `yaml:"prefix"`
-	// PreserveHost forwards the client's Host header instead of the
-	// upstream's.
+	// PreserveHost sends the canonical host of BaseURL upstream instead
+	// of the upstream's (a request for any other host is redirected to
+	// BaseURL before it gets here).
 	PreserveHost bool         `yaml:"preserve_host"`
 	Headers      HeaderConfig `yaml:"headers"`
+	// BaseURL is gatehouse's public origin: cmd fills it from the session
+	// section's base_url. Requests for another host are redirected to it,
+	// and X-Forwarded-Host and -Proto are taken from it.
+	BaseURL string `yaml:"-"`
+	Edges   `yaml:",inline"`
 	// PublicPaths are path prefixes served without a session. Identity
 	// headers are stripped there too.
 	PublicPaths []string `yaml:"public_paths"`
@@ -52,6 +58,13 @@ type HeaderConfig struct {
 	StripPrefix string `yaml:"strip_prefix"`
 	// GroupSeparator joins group names; default ",".
 	GroupSeparator string `yaml:"group_separator"`
+	// Strip names further client headers deleted before a request is
+	// proxied, on top of the built-in list of proxy-trust headers (see
+	// StrippedByDefault); a trailing "*" makes a name a prefix.
+	Strip []string `yaml:"strip"`
+	// Keep names headers of the built-in list that the application needs
+	// from the client and that are forwarded as sent.
+	Keep []string `yaml:"keep"`
 }
 
 // IdPPolicy is the per-IdP part of the JIT rules.
@@ -87,6 +100,7 @@ func (c Config) WithDefaults() Config {
 	if c.JITTimeout == 0 {
 		c.JITTimeout = 5 * time.Second
 	}
+	c.Edges = c.Edges.withDefaults()
 	if c.SignedIdentity != nil {
 		si := *c.SignedIdentity
 		si.withDefaults(c.Upstream)
@@ -144,6 +158,7 @@ func (c Config) Validate() error {
 			add("signed_identity.%w", e)
 		}
 	}
+	errs = append(errs, c.validateEdges()...)
 	if c.UserCacheTTL < time.Second || c.UserCacheTTL > time.Hour {
 		add("user_cache_ttl: must be between 1s and 1h")
 	}

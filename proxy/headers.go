@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -14,18 +15,131 @@ func NormalizeHeaderName(name string) string {
 	return string(b)
 }
 
-// stripper deletes identity headers in all their spellings.
-type stripper struct {
-	names  map[string]bool // normalised
-	prefix string          // normalised; may be empty
+// alwaysStripped are client headers gatehouse removes on every proxied
+// request and that no configuration keeps: it sets the forwarding headers
+// itself (from trusted_proxies and base_url), an h2c upgrade is refused,
+// and authorization is judged on the request's own method.
+var alwaysStripped = []string{
+	"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded",
+	"http2-settings",
+	"x-http-method-override", "x-http-method", "x-method-override", "x-original-method",
 }
 
-func newStripper(names []string, prefix string) stripper {
-	s := stripper{names: map[string]bool{}, prefix: NormalizeHeaderName(prefix)}
+// strippedNames are the headers that proxies in front of an application
+// set and applications believe: who the client is, where it connected,
+// which URL, host or scheme it asked for, and which user or certificate a
+// proxy authenticated. A client must never be able to send them. Names
+// are normalised (see NormalizeHeaderName); headers.keep may keep one.
+var strippedNames = []string{
+	// Client address.
+	"x-real-ip", "x-client-ip", "client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip",
+	"x-cluster-client-ip", "x-original-forwarded-for", "x-proxyuser-ip", "x-forwarded", "forwarded-for",
+	"x-originating-ip", "x-remote-ip", "x-remote-addr", "remote-addr", "x-envoy-external-address",
+	"x-azure-clientip", "x-azure-socketip", "x-appengine-user-ip", "fly-client-ip", "x-true-client-ip",
+	// Host, port, URL, prefix and scheme as the client asked for them.
+	"x-forwarded-server", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-path", "x-forwarded-uri",
+	"x-forwarded-url", "x-forwarded-scheme", "x-forwarded-ssl", "x-forwarded-protocol", "x-url-scheme",
+	"x-scheme", "front-end-https", "x-original-url", "x-original-uri", "x-rewrite-url", "x-original-host",
+	"x-host", "x-http-host-override", "x-forwarded-server-name", "x-arr-ssl", "x-real-proto",
+	// A user a proxy authenticated.
+	"remote-user", "x-remote-user", "auth-user", "x-auth-user", "x-user", "x-username", "x-forwarded-user",
+	"x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token",
+	"x-remote-group", "x-remote-groups", "remote-groups", "remote-email", "remote-name", "x-webauth-user",
+	"x-webauth-email", "x-webauth-name", "x-authenticated-user", "x-authenticated-userid", "x-authenticated-groups",
+	"x-consumer-username", "x-consumer-id", "x-consumer-custom-id", "x-credential-identifier", "x-credential-username",
+	"x-anonymous-consumer", "proxy-user", "x-proxy-user", "x-user-id", "x-user-email", "x-email", "x-groups",
+	"x-id-token", "x-access-token", "x-userinfo", "x-jwt-assertion", "x-iap-user",
+	// A client certificate a proxy verified.
+	"x-forwarded-client-cert", "x-client-cert", "x-client-certificate", "x-client-verify", "x-client-dn",
+	"x-arr-clientcert", "ssl-client-cert", "ssl-client-verify", "ssl-client-s-dn", "ssl-client-i-dn",
+}
+
+// strippedPrefixes are families of the same kind (the identity headers of
+// common authenticating proxies).
+var strippedPrefixes = []string{
+	"x-auth-request-", "x-ms-client-principal", "oidc-claim-", "oidc-access-token", "oidc-id-token",
+	"shib-", "x-amzn-oidc-", "cf-access-", "x-goog-authenticated-user-", "x-goog-iap-", "x-pomerium-",
+	"x-ssl-client-", "x-client-cert-", "x-forwarded-client-cert-", "x-vouch-", "x-authentik-", "remote-user-",
+}
+
+// StrippedByDefault lists the client headers removed from every proxied
+// request unless headers.keep names them (prefixes end in "*"), and
+// those removed always. It is what the README's security model lists.
+func StrippedByDefault() (keepable, always []string) {
+	keepable = slices.Clone(strippedNames)
+	for _, p := range strippedPrefixes {
+		keepable = append(keepable, p+"*")
+	}
+	return keepable, slices.Clone(alwaysStripped)
+}
+
+func strippedByDefault(norm string) bool {
+	if slices.Contains(strippedNames, norm) {
+		return true
+	}
+	for _, p := range strippedPrefixes {
+		if strings.HasPrefix(norm, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripper deletes identity headers and proxy-trust headers in all their
+// spellings.
+type stripper struct {
+	names    map[string]bool // normalised
+	prefixes []string        // normalised
+	keep     map[string]bool // normalised; overrides names and prefixes
+}
+
+// newStripper strips names and every header starting with one of
+// prefixes (empty prefixes are ignored), except those in keep.
+func newStripper(names []string, prefixes []string, keep []string) stripper {
+	s := stripper{names: map[string]bool{}, keep: map[string]bool{}}
 	for _, n := range names {
 		s.names[NormalizeHeaderName(n)] = true
 	}
+	for _, p := range prefixes {
+		if p != "" {
+			s.prefixes = append(s.prefixes, NormalizeHeaderName(p))
+		}
+	}
+	for _, n := range keep {
+		s.keep[NormalizeHeaderName(n)] = true
+	}
 	return s
+}
+
+// stripperFor builds the stripper of a configuration: the identity
+// headers, the configured prefix, the built-in proxy-trust headers and
+// headers.strip, less headers.keep (never the identity headers or the
+// always-stripped ones).
+func stripperFor(h HeaderConfig, identity []string) stripper {
+	names := append(slices.Clone(identity), alwaysStripped...)
+	prefixes := []string{h.StripPrefix}
+	for _, n := range strippedNames {
+		if !slices.ContainsFunc(h.Keep, func(k string) bool { return NormalizeHeaderName(k) == n }) {
+			names = append(names, n)
+		}
+	}
+	prefixes = append(prefixes, strippedPrefixes...)
+	for _, n := range h.Strip {
+		if p, ok := strings.CutSuffix(n, "*"); ok {
+			prefixes = append(prefixes, p)
+		} else {
+			names = append(names, n)
+		}
+	}
+	var keep []string
+	for _, k := range h.Keep {
+		n := NormalizeHeaderName(k)
+		if !slices.Contains(alwaysStripped, n) && !slices.ContainsFunc(identity, func(id string) bool { return NormalizeHeaderName(id) == n }) &&
+			!strings.HasPrefix(n, NormalizeHeaderName(h.StripPrefix)) {
+			keep = append(keep, n)
+		}
+	}
+	return newStripper(names, prefixes, keep)
 }
 
 func (s stripper) strip(h http.Header) {
@@ -38,10 +152,21 @@ func (s stripper) strip(h http.Header) {
 		} else {
 			n = []byte(NormalizeHeaderName(name))
 		}
-		if s.names[string(n)] || (s.prefix != "" && strings.HasPrefix(string(n), s.prefix)) {
-			delete(h, name)
+		if s.names[string(n)] || s.hasPrefix(string(n)) {
+			if len(s.keep) == 0 || !s.keep[string(n)] {
+				delete(h, name)
+			}
 		}
 	}
+}
+
+func (s stripper) hasPrefix(n string) bool {
+	for _, p := range s.prefixes {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // fold writes the normal form of name into dst, which has its length.

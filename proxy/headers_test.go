@@ -10,7 +10,7 @@ import (
 )
 
 func TestStripperRemovesEverySpelling(t *testing.T) {
-	s := newStripper([]string{"X-Forwarded-User", "X-Forwarded-Email"}, "X-Gatehouse-")
+	s := newStripper([]string{"X-Forwarded-User", "X-Forwarded-Email"}, []string{"X-Gatehouse-"}, nil)
 	h := http.Header{
 		"X-Forwarded-User":  {"a"},
 		"x-forwarded-user":  {"b"},
@@ -105,7 +105,7 @@ func FuzzNormalizeHeaderName(f *testing.F) {
 		if strings.ToValidUTF8(name, "") == name && NormalizeHeaderName(variant) != NormalizeHeaderName(strings.ToUpper(name)) {
 			t.Fatalf("%q and %q normalise differently", name, variant)
 		}
-		s := newStripper([]string{name}, "")
+		s := newStripper([]string{name}, nil, nil)
 		h := http.Header{variant: {"x"}}
 		if asciiOnly(name) {
 			s.strip(h)
@@ -121,12 +121,95 @@ func userWith(name string, groups []string) provision.User {
 }
 
 func BenchmarkStrip(b *testing.B) {
-	s := newStripper([]string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups"}, "X-Gatehouse-")
+	s := stripperFor(Config{}.WithDefaults().Headers, []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups"})
 	base := http.Header{"Accept": {"*/*"}, "User-Agent": {"x"}, "Accept-Encoding": {"gzip"}, "Cookie": {"a=1"},
 		"Accept-Language": {"en"}, "X-Forwarded-User": {"spoof"}, "Referer": {"/"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		h := base.Clone()
 		s.strip(h)
+	}
+}
+
+// TestProxyTrustHeadersStripped: headers that proxies set and
+// applications believe are removed in every spelling; headers.strip adds
+// names and prefixes; headers.keep keeps one the application needs, but
+// never an identity header or a forwarding header gatehouse sets.
+func TestProxyTrustHeadersStripped(t *testing.T) {
+	hc := Config{Headers: HeaderConfig{Strip: []string{"X-Corp-Auth-*", "X-Legacy-Login"}, Keep: []string{"X-Real-IP", "X-Forwarded-User"}}}.WithDefaults().Headers
+	s := stripperFor(hc, newHeaderSet(hc).names())
+	h := http.Header{}
+	spoofed := []string{
+		"X-Original-URL", "x_original_url", "X-REWRITE-URL", "Remote-User", "Remote_User", "X-Remote-User",
+		"Forwarded", "X-Forwarded-Server", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Client-IP", "True-Client-IP",
+		"CF-Connecting-IP", "X-Cluster-Client-IP", "X-Original-Host", "X-Host", "X-HTTP-Host-Override",
+		"X-Original-Forwarded-For", "Client-IP", "X-ProxyUser-Ip", "Auth-User", "Remote_Addr", "X-Forwarded-For",
+		"X_Forwarded_For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-HTTP-Method-Override", "X-HTTP-Method",
+		"X-Method-Override", "HTTP2-Settings", "X-Auth-Request-User", "X-Ms-Client-Principal-Name", "Oidc_Claim_Email",
+		"X-Forwarded-Client-Cert", "Cf-Access-Authenticated-User-Email", "X-Goog-Authenticated-User-Email",
+		"X-Webauth-User", "X-Corp-Auth-Role", "x_legacy_login", "X-Forwarded-User", "X-Gatehouse-Anything",
+	}
+	for _, n := range spoofed {
+		h[n] = []string{"spoofed"}
+	}
+	h["X-Real-Ip"] = []string{"kept"}
+	h["Accept"] = []string{"kept"}
+	s.strip(h)
+	want := http.Header{"X-Real-Ip": {"kept"}, "Accept": {"kept"}}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestHeaderListsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    HeaderConfig
+		want string
+	}{
+		{"KeepIdentityHeader", HeaderConfig{Keep: []string{"x-forwarded-user"}}, "identity header"},
+		{"KeepForwardedFor", HeaderConfig{Keep: []string{"X-Forwarded-For"}}, "always replaced"},
+		{"KeepMethodOverride", HeaderConfig{Keep: []string{"X-HTTP-Method-Override"}}, "always replaced"},
+		{"KeepUnknown", HeaderConfig{Keep: []string{"X-Nothing"}}, "not stripped by default"},
+		{"StripBadName", HeaderConfig{Strip: []string{"Bad Name"}}, "not a header name"},
+		{"StripLoneStar", HeaderConfig{Strip: []string{"*"}}, "not a header name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Config{Upstream: "http://127.0.0.1:1", Headers: tc.h}.WithDefaults().Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	ok := Config{Upstream: "http://127.0.0.1:1", Headers: HeaderConfig{Keep: []string{"X-Real-IP", "x-auth-request-user"}, Strip: []string{"X-A", "X-B-*"}}}
+	if err := ok.WithDefaults().Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestSharedCachesNeverStoreCookieResponses: a response that carries
+// gatehouse's cookie becomes private whatever the upstream said.
+func TestSharedCachesNeverStoreCookieResponses(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"Absent", "", "private"},
+		{"Public", "public, max-age=3600", "max-age=3600, private"},
+		{"SharedMaxAge", "max-age=60, s-maxage=3600", "max-age=60, private"},
+		{"FieldLimitedPrivate", `private="Set-Cookie", max-age=60`, "private, max-age=60"},
+		{"NoStoreKept", "no-store", "no-store, private"},
+		{"AlreadyPrivate", "private, no-cache", "private, no-cache"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{"Surrogate-Control": {"max-age=3600"}, "Cdn-Cache-Control": {"max-age=3600"}}
+			if tc.in != "" {
+				h.Set("Cache-Control", tc.in)
+			}
+			privateCache(h)
+			if got := h.Get("Cache-Control"); got != tc.want {
+				t.Errorf("Cache-Control %q, want %q", got, tc.want)
+			}
+			if h.Get("Surrogate-Control") != "" || h.Get("CDN-Cache-Control") != "" {
+				t.Errorf("CDN cache controls kept: %v", h)
+			}
+		})
 	}
 }

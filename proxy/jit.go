@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -13,10 +11,6 @@ import (
 	"gatehouse/provision"
 	"gatehouse/session"
 )
-
-// ephemeralPrefix marks the IDs of users admitted without the store (see
-// IdPPolicy.ContinueOnStoreError). Store IDs never start with it.
-const ephemeralPrefix = "ephemeral:"
 
 // login is the JIT step of the ACS: map the assertion, upsert the user,
 // refuse deactivated users, and warm the identity cache so the first
@@ -50,17 +44,25 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	switch {
 	case err == nil:
 	case errors.Is(err, provision.ErrDisabled):
+		p.known.forgetKey(l.Key)
 		return refuse("disabled", fmt.Errorf("%w: %w", session.ErrAccessDenied, err))
 	case errors.Is(err, provision.ErrNotFound):
+		p.known.forgetKey(l.Key)
 		return refuse("not_provisioned", fmt.Errorf("%w: user does not exist and this idp may not create users: %w", session.ErrAccessDenied, err))
 	case errors.Is(err, provision.ErrInvalid), errors.Is(err, provision.ErrNoKey), errors.Is(err, provision.ErrConflict):
 		return refuse("rejected", fmt.Errorf("provision user: %w", err))
 	case pol.ContinueOnStoreError:
+		u, ok := p.lastKnownGood(l.Key)
+		if !ok {
+			return refuse("store", fmt.Errorf("%w: provision user: %w (continue_on_store_error admits only a user this instance has seen active; this one it has not)",
+				session.ErrUnavailable, err))
+		}
 		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "unprovisioned", Reason: "store", JIT: "failed", StoreTime: storeTime})
-		return p.admitUnprovisioned(l, ev, err)
+		return p.admitKnown(u, ev, err)
 	default:
 		return refuse("store", fmt.Errorf("%w: provision user: %w", session.ErrUnavailable, err))
 	}
+	p.known.remember(l.Key, res.User)
 	p.users.put(p.identityOf(res.User, p.now()))
 	p.audit.Info("login", append(ev, zap.String("user_id", res.User.ID), zap.String("outcome", string(res.Outcome)),
 		zap.Strings("changed", res.Changed))...)
@@ -90,17 +92,31 @@ func (p *Proxy) onLogin(e LoginEvent) {
 	}
 }
 
-// admitUnprovisioned lets a login through with headers built from the
-// assertion alone, when the IdP's policy allows it and the store is down.
-// The identity lives only in this process's memory.
-func (p *Proxy) admitUnprovisioned(l provision.Login, ev []zap.Field, storeErr error) (string, error) {
-	var b [18]byte
-	rand.Read(b[:])
-	u := provision.User{ID: ephemeralPrefix + base64.RawURLEncoding.EncodeToString(b[:]), Active: true, Groups: l.Claims.Groups}
-	u.Apply(l.Claims)
-	e := p.identityOf(u, p.now())
-	e.ephemeral = true
+// lastKnownGood is the record the store last returned for key as an
+// active user, unless the identity cache has since seen it inactive.
+func (p *Proxy) lastKnownGood(key provision.Key) (provision.User, bool) {
+	u, ok := p.known.lookup(key)
+	if !ok {
+		return provision.User{}, false
+	}
+	if e := p.users.get(u.ID); e != nil && !e.active {
+		p.known.forgetUser(u.ID)
+		return provision.User{}, false
+	}
+	return u, true
+}
+
+// admitKnown lets a login through while the store is down, as the user
+// of their last known good record (its ID, user name, groups: nothing is
+// taken from the assertion, so no uniqueness or lifecycle rule is
+// skipped). The identity is cached as due for a re-read in a few
+// seconds, so that once the store is back it decides again.
+func (p *Proxy) admitKnown(u provision.User, ev []zap.Field, storeErr error) (string, error) {
+	now := p.now()
+	e := p.identityOf(u, now)
+	e.fetched = now.Add(-p.cfg.UserCacheTTL + 5*time.Second)
 	p.users.put(e)
-	p.audit.Warn("login", append(ev, zap.String("user_id", u.ID), zap.String("outcome", "unprovisioned"), zap.Error(storeErr))...)
+	p.audit.Warn("login", append(ev, zap.String("user_id", u.ID), zap.String("outcome", "unprovisioned"),
+		zap.String("reason", "store unavailable; admitted as the last known good record"), zap.Error(storeErr))...)
 	return u.ID, nil
 }

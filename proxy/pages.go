@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -34,6 +35,8 @@ type pageData struct {
 	ErrorID string
 	Action  *session.Choice
 	Chooser *session.ChooserPage
+	// Confirm is a form with one button that posts to its URL.
+	Confirm *session.Choice
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -72,6 +75,7 @@ button { padding: .55rem 1rem; border: 1px solid var(--line); border-radius: 8px
 {{if .Choices}}<ul>{{range .Choices}}<li><a class="button" href="{{.URL}}">{{.DisplayName}}{{if .LastUsed}} <span class="note">last used</span>{{end}}</a></li>{{end}}</ul>
 {{else}}<p>No organisation matches “{{.Query}}”.</p>{{end}}{{end}}
 {{if .Action}}<ul><li><a class="button" href="{{.Action.URL}}">{{.Action.DisplayName}}</a></li></ul>{{end}}
+{{with .Confirm}}<form method="post" action="{{.URL}}"><button type="submit" autofocus>{{.DisplayName}}</button></form>{{end}}
 {{if .ErrorID}}<p class="id">If you contact support, quote error ID <code>{{.ErrorID}}</code>.</p>{{end}}
 </main></body></html>
 `))
@@ -129,7 +133,7 @@ func (p *Pages) Problem(w http.ResponseWriter, r *http.Request, f session.Failur
 	}
 	if ce := p.log.Check(level, "request refused"); ce != nil {
 		ce.Write(zap.String("error_id", id), zap.Int("status", d.Status), zap.String("reason", f.Reason),
-			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(f.Err))
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), zap.Error(f.Err))
 	}
 	p.render(w, r, d)
 }
@@ -143,6 +147,13 @@ func (p *Pages) Chooser(w http.ResponseWriter, r *http.Request, page session.Cho
 func (p *Pages) SignedOut(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, pageData{Status: http.StatusOK, Title: "Signed out", Message: "You have been signed out of this application.",
 		Action: &session.Choice{DisplayName: "Sign in again", URL: "/"}})
+}
+
+// ConfirmLogout asks before signing out: only its form's same-origin
+// POST signs out, never a GET.
+func (p *Pages) ConfirmLogout(w http.ResponseWriter, r *http.Request, action string) {
+	p.render(w, r, pageData{Status: http.StatusOK, Title: "Sign out?", Message: "Sign out of this application on this browser.",
+		Confirm: &session.Choice{DisplayName: "Sign out", URL: action}})
 }
 
 // AutoPost sends the browser on with a form that posts itself: a script
@@ -187,6 +198,35 @@ func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) unauthorized(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, pageData{Status: http.StatusUnauthorized, Title: "Authentication required", Message: "Sign in through a browser first."})
 }
+
+// tooManyRequests answers a client over its rate limit; the caller sets
+// Retry-After.
+func (p *Pages) tooManyRequests(w http.ResponseWriter, r *http.Request) {
+	if p.OnProblem != nil {
+		p.OnProblem("rate_limit", http.StatusTooManyRequests, false)
+	}
+	p.render(w, r, pageData{Status: http.StatusTooManyRequests, Title: "Too many requests",
+		Message: "Too many sign-in requests came from your address. Please wait a minute and try again."})
+}
+
+// refuseRequest refuses a request gatehouse will not forward; the reason is
+// logged under the page's error ID.
+func (p *Pages) refuseRequest(w http.ResponseWriter, r *http.Request, status int, reason string, err error) {
+	id := newErrorID()
+	if p.OnProblem != nil {
+		p.OnProblem(reason, status, false)
+	}
+	p.log.Info("request refused", zap.String("error_id", id), zap.Int("status", status), zap.String("reason", reason),
+		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), zap.Error(err))
+	title, msg := "Bad request", "This request cannot be forwarded to the application."
+	if status == http.StatusRequestTimeout {
+		title, msg = "Request timeout", "The request body arrived too slowly."
+	}
+	p.render(w, r, pageData{Status: status, Title: title, Message: msg, ErrorID: id})
+}
+
+// clientIPField is the derived client address for logs.
+func clientIPField(r *http.Request) fmt.Stringer { return ClientIP(r.Context()) }
 
 // badGateway answers when the upstream cannot be reached.
 func (p *Pages) badGateway(w http.ResponseWriter, r *http.Request, err error) {

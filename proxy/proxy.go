@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -43,6 +44,10 @@ type Options struct {
 	// IdentityKeys sign the identity JWT when Config.SignedIdentity is
 	// set (see ParseIdentityKey); the first signs, all are published.
 	IdentityKeys []*ecdsa.PrivateKey
+	// TunnelCheck is how often open upgraded connections are checked
+	// against their session, user and lifetime; default 5s. A logout, a
+	// single logout and Forget check at once.
+	TunnelCheck time.Duration
 }
 
 // Proxy is gatehouse's http.Handler.
@@ -67,6 +72,13 @@ type Proxy struct {
 	signer    *signer // nil unless signed_identity is on
 	checks    map[string]func(context.Context) error
 	loginHook func(LoginEvent)
+
+	origin      origin         // base_url's scheme and host
+	trusted     []netip.Prefix // trusted_proxies
+	limit       *limiter       // nil when rate_limit is disabled
+	tunnels     *tunnels
+	tunnelCheck time.Duration
+	known       *knownUsers // last good record per login key (continue_on_store_error)
 }
 
 // NewTransport is the default transport to the upstream: pooled for one
@@ -92,12 +104,24 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if opts.Logger == nil || opts.Sessions == nil || opts.Store == nil || opts.Pages == nil {
 		return nil, errors.New("proxy: Logger, Sessions, Store and Pages are required")
 	}
+	if cfg.BaseURL == "" {
+		return nil, errors.New("proxy: Config.BaseURL is required (the session's base_url)")
+	}
 	target, _ := url.Parse(cfg.Upstream)
 	p := &Proxy{
 		cfg: cfg, log: opts.Logger, audit: opts.Logger.Named("audit"), sessions: opts.Sessions, store: opts.Store,
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
 		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
 		cookies: []string{opts.Sessions.CookieName()}, checks: opts.Checks, loginHook: opts.OnLogin,
+		limit: newLimiter(cfg.RateLimit), tunnels: newTunnels(), tunnelCheck: opts.TunnelCheck, known: newKnownUsers(100_000),
+	}
+	var err error
+	if p.origin, err = canonicalOrigin(cfg.BaseURL); err != nil {
+		return nil, fmt.Errorf("proxy: base_url: %w", err) // the session section validates it
+	}
+	p.trusted, _ = parseTrusted(cfg.TrustedProxies) // checked by Validate
+	if p.tunnelCheck <= 0 {
+		p.tunnelCheck = 5 * time.Second
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -110,7 +134,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		}
 		stripped = append(stripped, p.signer.header)
 	}
-	p.strip = newStripper(stripped, cfg.Headers.StripPrefix)
+	p.strip = stripperFor(cfg.Headers, stripped)
 
 	transport := opts.Transport
 	if transport == nil {
@@ -119,24 +143,22 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.SetXForwarded()
-			if cfg.PreserveHost {
-				pr.Out.Host = pr.In.Host
-			}
 			p.prepare(pr.Out.Header, identityFrom(pr.In.Context()))
+			p.setForwarded(pr)
 		},
-		Transport:    transport,
-		BufferPool:   bufferPool{},
-		ErrorHandler: p.upstreamError,
-		ErrorLog:     zap.NewStdLog(p.log.Named("reverseproxy")),
+		ModifyResponse: p.modifyResponse,
+		Transport:      transport,
+		BufferPool:     bufferPool{},
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       zap.NewStdLog(p.log.Named("reverseproxy")),
 	}
 
 	pre := cfg.Prefix
 	p.routes[pre+PathMetadata] = http.HandlerFunc(opts.Sessions.ServeMetadata)
 	p.routes[pre+PathACS] = opts.Sessions.ACS(p.login)
 	p.routes[pre+PathLogin] = http.HandlerFunc(opts.Sessions.ServeLogin)
-	p.routes[pre+PathLogout] = http.HandlerFunc(opts.Sessions.ServeLogout)
-	p.routes[pre+PathSLO] = http.HandlerFunc(opts.Sessions.ServeSLO)
+	p.routes[pre+PathLogout] = p.thenRecheckTunnels(opts.Sessions.ServeLogout)
+	p.routes[pre+PathSLO] = p.thenRecheckTunnels(opts.Sessions.ServeSLO)
 	p.routes[pre+PathHealthz] = http.HandlerFunc(p.healthz)
 	p.routes[pre+PathReadyz] = http.HandlerFunc(p.readyz)
 	if p.signer != nil {
@@ -173,13 +195,24 @@ func identityFrom(ctx context.Context) *identity {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = p.withClient(r)
+	if p.offHost(w, r) {
+		return
+	}
 	if reserved(r.URL.Path, p.cfg.Prefix) {
+		if p.limitedPath(r.URL.Path) && p.rateLimited(w, r) {
+			return
+		}
+		p.limitEndpointBody(w, r)
 		p.serveReserved(w, r)
+		return
+	}
+	if p.refuseTunnel(w, r) {
 		return
 	}
 	rl := p.decide(r)
 	if p.isPublic(r.URL.Path) || rl != nil && rl.effect == AllowPublic {
-		p.rp.ServeHTTP(w, r)
+		p.forward(w, r, nil, nil)
 		return
 	}
 	if rl != nil && rl.effect == AllowDeny {
@@ -220,7 +253,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.sessions.Touch(w, s)
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	p.forward(w, r, &s, id)
 }
 
 // identity returns the user's cached identity, reading the store when the
@@ -230,11 +263,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) {
 	now := p.now()
 	e := p.users.get(userID)
-	if e != nil && (e.ephemeral || now.Sub(e.fetched) < p.cfg.UserCacheTTL) {
+	if e != nil && now.Sub(e.fetched) < p.cfg.UserCacheTTL {
 		return e, nil
-	}
-	if e == nil && strings.HasPrefix(userID, ephemeralPrefix) {
-		return nil, provision.ErrNotFound
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.JITTimeout)
 	defer cancel()
@@ -243,13 +273,17 @@ func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) 
 	case err == nil:
 		fresh := p.identityOf(u, now)
 		p.users.put(fresh)
+		if !u.Active {
+			p.known.forgetUser(userID)
+		}
 		return fresh, nil
 	case errors.Is(err, provision.ErrNotFound):
 		p.users.drop(userID)
+		p.known.forgetUser(userID)
 		return nil, err
 	case e != nil:
 		p.log.Warn("user store unavailable; serving cached identity", zap.String("user_id", userID), zap.Error(err))
-		retry := &identity{userID: e.userID, active: e.active, user: e.user, headers: e.headers, ephemeral: e.ephemeral,
+		retry := &identity{userID: e.userID, active: e.active, user: e.user, headers: e.headers,
 			fetched: now.Add(-p.cfg.UserCacheTTL + 5*time.Second)}
 		p.users.put(retry)
 		return retry, nil
@@ -264,6 +298,9 @@ func (p *Proxy) identityOf(u provision.User, now time.Time) *identity {
 
 func (p *Proxy) unauthenticated(w http.ResponseWriter, r *http.Request) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsHTML(r) {
+		if p.rateLimited(w, r) {
+			return
+		}
 		p.sessions.StartLogin(w, r, "", r.URL.RequestURI())
 		return
 	}
@@ -406,6 +443,10 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		p.log.Debug("client cancelled request", zap.String("path", r.URL.Path))
 		return
 	}
+	if c := clientFrom(r.Context()); c != nil && c.body.slow() {
+		p.pages.refuseRequest(w, r, http.StatusRequestTimeout, "body_timeout", err)
+		return
+	}
 	p.pages.badGateway(w, r, err)
 }
 
@@ -420,4 +461,17 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 // Forget drops the cached identity of a user, so that the next request of
 // any session of theirs reads the store again (SCIM calls it after every
 // change to the user).
-func (p *Proxy) Forget(userID string) { p.users.drop(userID) }
+func (p *Proxy) Forget(userID string) {
+	p.users.drop(userID)
+	p.known.forgetUser(userID)
+	p.recheckTunnels()
+}
+
+// thenRecheckTunnels runs h (a logout) and then has the open tunnels
+// checked at once.
+func (p *Proxy) thenRecheckTunnels(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h(w, r)
+		p.recheckTunnels()
+	})
+}

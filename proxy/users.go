@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"container/list"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,9 +24,6 @@ type identity struct {
 	token   atomic.Pointer[signedToken]
 	headers []header
 	fetched time.Time
-	// ephemeral entries come from a login that continued without the
-	// store; they live as long as the session and are never re-read.
-	ephemeral bool
 }
 
 type header struct {
@@ -155,4 +154,88 @@ func (c *userCache) drop(id string) {
 	c.mu.Lock()
 	delete(c.m, id)
 	c.mu.Unlock()
+}
+
+// knownUsers remembers, for each login key (IdP and subject), the last
+// record the store returned for it as an active user. During a store
+// outage an IdP with continue_on_store_error admits only those users, as
+// that record says (never from the assertion): a user this instance has
+// not seen, or has seen deactivated, changed or deleted since, is
+// refused. It is bounded: when full, the oldest entry goes.
+type knownUsers struct {
+	mu     sync.Mutex
+	byKey  map[provision.Key]*list.Element // of *knownUser
+	byUser map[string][]provision.Key
+	order  *list.List // front: newest
+	max    int
+}
+
+type knownUser struct {
+	key  provision.Key
+	user provision.User
+}
+
+func newKnownUsers(max int) *knownUsers {
+	return &knownUsers{byKey: map[provision.Key]*list.Element{}, byUser: map[string][]provision.Key{}, order: list.New(), max: max}
+}
+
+// remember records u as key's user; an inactive u is forgotten instead.
+func (k *knownUsers) remember(key provision.Key, u provision.User) {
+	if !u.Active {
+		k.forgetUser(u.ID)
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.removeKey(key)
+	if k.order.Len() >= k.max {
+		k.removeKey(k.order.Back().Value.(*knownUser).key)
+	}
+	k.byKey[key] = k.order.PushFront(&knownUser{key: key, user: u})
+	k.byUser[u.ID] = append(k.byUser[u.ID], key)
+}
+
+// lookup returns key's last good record.
+func (k *knownUsers) lookup(key provision.Key) (provision.User, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.byKey[key]
+	if !ok {
+		return provision.User{}, false
+	}
+	return e.Value.(*knownUser).user, true
+}
+
+// forgetUser drops every record of the user (changed, deactivated or
+// deleted: the next good login records it again).
+func (k *knownUsers) forgetUser(userID string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, key := range k.byUser[userID] {
+		k.removeKey(key)
+	}
+	delete(k.byUser, userID)
+}
+
+// forgetKey drops key's record (the store refused its login).
+func (k *knownUsers) forgetKey(key provision.Key) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.removeKey(key)
+}
+
+func (k *knownUsers) removeKey(key provision.Key) {
+	e, ok := k.byKey[key]
+	if !ok {
+		return
+	}
+	k.order.Remove(e)
+	delete(k.byKey, key)
+	id := e.Value.(*knownUser).user.ID
+	keys := slices.DeleteFunc(k.byUser[id], func(x provision.Key) bool { return x == key })
+	if len(keys) == 0 {
+		delete(k.byUser, id)
+	} else {
+		k.byUser[id] = keys
+	}
 }

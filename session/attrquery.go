@@ -138,7 +138,7 @@ func (m *Manager) queryAttributes(ctx context.Context, in *idp, id *Identity) er
 // Response or its assertion signed by the IdP, the assertion about the
 // queried subject, for this SP, and current. It returns the attributes.
 func (m *Manager) checkAttributeResponse(in *idp, raw []byte, certs []*x509.Certificate, queryID string, id *Identity) (map[string][]string, error) {
-	d, err := readXML(raw)
+	d, err := readXML(raw, responseLimits)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func (m *Manager) checkAttributeResponse(in *idp, raw []byte, certs []*x509.Cert
 		if err != nil {
 			return nil, err
 		}
-		if _, a, err = m.decrypt(enc, in.cfg.AllowRSA15); err != nil {
+		if _, a, err = m.decrypt(enc, in.cfg); err != nil {
 			return nil, err
 		}
 	}

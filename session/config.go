@@ -39,7 +39,12 @@ type Config struct {
 	// MetadataCacheDir keeps the last good copy of each metadata URL, used
 	// when the URL fails at start.
 	MetadataCacheDir string `yaml:"metadata_cache_dir"`
-	IdPs             []IdP  `yaml:"-"` // composed by the caller with per-IdP settings of other packages
+	// StateDir keeps what a single instance must not forget across a
+	// restart: the revocations of logged-out sessions. Composed by the
+	// caller (state.dir); empty keeps them in memory only. Not used when
+	// Options.Revocations is given (Redis).
+	StateDir string `yaml:"-"`
+	IdPs     []IdP  `yaml:"-"` // composed by the caller with per-IdP settings of other packages
 
 	// Endpoints are the absolute paths the handlers are mounted at; the
 	// caller fills them from its one table of reserved paths.
@@ -118,6 +123,11 @@ type IdP struct {
 	// AllowRSA15 accepts assertion keys transported with RSA PKCS #1 v1.5,
 	// which is open to padding-oracle attacks; refused by default.
 	AllowRSA15 bool `yaml:"allow_rsa1_5"`
+	// AllowCBC accepts assertions encrypted with AES-CBC. An assertion in
+	// an unsigned Response is decrypted before its signature is checked,
+	// and CBC is open to padding-oracle attacks there; refused by default
+	// (AES-GCM is always accepted).
+	AllowCBC bool `yaml:"allow_cbc"`
 	// AuthnContext lists the authentication context classes accepted from
 	// this IdP: the first is requested in every AuthnRequest (with
 	// AuthnContextComparison), and an assertion whose

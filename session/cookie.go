@@ -18,20 +18,25 @@ const KeyLen = 32
 // attributes and groups: the cookie carries only references.
 const MaxCookieLen = 1024
 
-const sealVersion = 1
+// sealVersion 2 binds the SP's entity ID into every value; values of
+// version 1 did not, and are refused (their users sign in again).
+const sealVersion = 2
 
 // sealer encrypts and authenticates cookie values with AES-GCM. The first
 // key seals; every key opens, so keys can be rotated by prepending a new
-// one and dropping the oldest later.
+// one and dropping the oldest later. Every value is bound to the SP's
+// entity ID (audience), so that a cookie sealed by another deployment
+// that shares the cookie key does not open here.
 type sealer struct {
-	aeads []cipher.AEAD
+	aeads    []cipher.AEAD
+	audience string
 }
 
-func newSealer(keys [][]byte) (*sealer, error) {
+func newSealer(keys [][]byte, audience string) (*sealer, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no cookie keys")
 	}
-	s := &sealer{}
+	s := &sealer{audience: audience}
 	for i, k := range keys {
 		if len(k) != KeyLen {
 			return nil, fmt.Errorf("cookie key %d is %d bytes, want %d", i, len(k), KeyLen)
@@ -45,8 +50,13 @@ func newSealer(keys [][]byte) (*sealer, error) {
 	return s, nil
 }
 
-// seal returns base64url(version | nonce | ciphertext); name is bound as
-// additional data so a value cannot be moved between cookies.
+// additionalData binds a value to this SP and to the cookie's name, so a
+// value can be moved neither between deployments nor between cookies.
+func (s *sealer) additionalData(name string) []byte {
+	return []byte(s.audience + "\x00" + name)
+}
+
+// seal returns base64url(version | nonce | ciphertext).
 func (s *sealer) seal(name string, plain []byte) (string, error) {
 	aead := s.aeads[0]
 	buf := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
@@ -54,7 +64,7 @@ func (s *sealer) seal(name string, plain []byte) (string, error) {
 	if _, err := rand.Read(buf[1:]); err != nil {
 		return "", err
 	}
-	buf = aead.Seal(buf, buf[1:1+aead.NonceSize()], plain, []byte(name))
+	buf = aead.Seal(buf, buf[1:1+aead.NonceSize()], plain, s.additionalData(name))
 	return base64.RawURLEncoding.EncodeToString(buf), nil
 }
 
@@ -73,7 +83,7 @@ func (s *sealer) open(name, value string) ([]byte, error) {
 		if len(raw) < 1+ns+aead.Overhead() {
 			return nil, errBadCookie
 		}
-		if plain, err := aead.Open(nil, raw[1:1+ns], raw[1+ns:], []byte(name)); err == nil {
+		if plain, err := aead.Open(nil, raw[1:1+ns], raw[1+ns:], s.additionalData(name)); err == nil {
 			return plain, nil
 		}
 	}

@@ -13,8 +13,11 @@ import (
 )
 
 // XML Encryption algorithms gatehouse accepts for an assertion: AES-GCM
-// and AES-CBC for the content, RSA-OAEP for its key. RSA PKCS #1 v1.5 key
-// transport only when the IdP's allow_rsa1_5 says so; 3DES never.
+// for the content, RSA-OAEP for its key. AES-CBC content only when the
+// IdP's allow_cbc says so, and RSA PKCS #1 v1.5 key transport only when
+// its allow_rsa1_5 does: an assertion in an unsigned Response is decrypted
+// before its signature can be checked, so both are open to padding
+// oracles. 3DES never.
 const (
 	nsXMLEnc     = "http://www.w3.org/2001/04/xmlenc#"
 	algRSAOAEP   = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
@@ -30,6 +33,9 @@ const (
 
 // contentAlgorithms are advertised in the SP metadata, strongest first.
 var contentAlgorithms = []string{algAES256GCM, algAES128GCM, algAES256CBC, algAES128CBC}
+
+// cbcContent are the AES-CBC content algorithms, refused unless allow_cbc.
+var cbcContent = map[string]bool{algAES128CBC: true, algAES192CBC: true, algAES256CBC: true}
 
 var acceptedContent = map[string]bool{algAES128GCM: true, algAES192GCM: true, algAES256GCM: true,
 	algAES128CBC: true, algAES192CBC: true, algAES256CBC: true}
@@ -91,10 +97,14 @@ func algorithm(e *etree.Element) string {
 var errNoDecryptionKey = errors.New("no SP encryption key decrypts the assertion")
 
 // decrypt opens the assertion with the first SP key that can, and returns
-// that key and the plaintext assertion element.
-func (m *Manager) decrypt(enc *encryption, allowRSA15 bool) (*rsa.PrivateKey, *etree.Element, error) {
-	if enc.keyAlg == algRSA15 && !allowRSA15 {
+// that key and the plaintext assertion element. The algorithms the IdP p
+// has not opted in to are refused before any decryption.
+func (m *Manager) decrypt(enc *encryption, p IdP) (*rsa.PrivateKey, *etree.Element, error) {
+	if enc.keyAlg == algRSA15 && !p.AllowRSA15 {
 		return nil, nil, errors.New("assertion key transported with RSA PKCS #1 v1.5, which is refused (the IdP's allow_rsa1_5 turns it on)")
+	}
+	if cbcContent[enc.dataAlg] && !p.AllowCBC {
+		return nil, nil, errors.New("assertion encrypted with AES-CBC, which is refused (the IdP's allow_cbc turns it on; AES-GCM needs nothing)")
 	}
 	keys := m.decryptionKeys()
 	if len(keys) == 0 {
@@ -129,7 +139,7 @@ func (m *Manager) decrypt(enc *encryption, allowRSA15 bool) (*rsa.PrivateKey, *e
 // pre-check: no DTD, comments or processing instructions, and one SAML
 // Assertion element as the root.
 func parsePlainAssertion(b []byte) (*etree.Element, error) {
-	d, err := readXML(b)
+	d, err := readXML(b, responseLimits)
 	if err != nil {
 		return nil, fmt.Errorf("decrypted assertion: %w", err)
 	}

@@ -51,7 +51,7 @@ func (m *Manager) Explain(doc []byte, idpName string, at time.Time) (Identity, t
 	if !unsolicited {
 		requestIDs = []string{sh.inResponseTo}
 	}
-	id, _, f := m.validate(in, doc, sh, requestIDs, unsolicited)
+	id, _, f := m.validate(in, sh, requestIDs, unsolicited)
 	if f != nil {
 		return Identity{}, at, fmt.Errorf("%s: %w", f.Reason, f.Err)
 	}

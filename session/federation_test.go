@@ -30,6 +30,7 @@ type nopPages struct{}
 func (nopPages) Problem(http.ResponseWriter, *http.Request, Failure)                    {}
 func (nopPages) Chooser(http.ResponseWriter, *http.Request, ChooserPage)                {}
 func (nopPages) SignedOut(http.ResponseWriter, *http.Request)                           {}
+func (nopPages) ConfirmLogout(http.ResponseWriter, *http.Request, string)               {}
 func (nopPages) AutoPost(http.ResponseWriter, *http.Request, string, map[string]string) {}
 
 type keyPair struct {

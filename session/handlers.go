@@ -12,15 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"go.uber.org/zap"
 )
 
-const (
-	maxFormBytes     = 1 << 20   // the whole ACS POST body
-	maxResponseBytes = 512 << 10 // the decoded SAML response
-)
+// maxFormBytes bounds the ACS POST body: the largest response
+// responseLimits admits, base64-encoded (4/3), form-encoded ('+', '/' and
+// '=' take three bytes each) and wrapped in lines by some IdPs, with the
+// RelayState.
+const maxFormBytes = 2 << 20
 
 // ServeMetadata serves the SP's SAML metadata.
 func (m *Manager) ServeMetadata(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +150,7 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 	} else if in.cfg.IsPassive {
 		req.IsPassive = &yes
 	}
-	token, err := randomToken()
+	token, err := m.loginToken(r)
 	if err != nil {
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
 		return
@@ -173,19 +173,6 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 	http.SetCookie(w, m.bindingCookie(token, sealed, int(m.cfg.LoginTimeout/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
-}
-
-// bindingCookie carries a pending login's sealed state, and so ties it to
-// the browser that started it. The IdP posts the response cross-site, so
-// where the cookie is Secure it is SameSite=None (scoped to the ACS path
-// and lasting one login). maxAge < 0 deletes it.
-func (m *Manager) bindingCookie(token, sealed string, maxAge int) *http.Cookie {
-	c := &http.Cookie{Name: m.bindingCookieName(token), Value: sealed, Path: m.cfg.Endpoints.ACS, MaxAge: maxAge,
-		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode}
-	if m.secure() {
-		c.SameSite = http.SameSiteNoneMode
-	}
-	return c
 }
 
 // pendingLogin returns the login a RelayState token names, if this
@@ -256,13 +243,32 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 
 // consume validates the posted response. Failures carry the reason for
 // logs and metrics; the browser sees only the page.
+//
+// The work is ordered by cost, so that an unauthenticated request is
+// refused as cheaply as possible: without a login-state cookie (and no
+// IdP that may start logins) before the body is read; without the login
+// state its RelayState names (ditto) before the response is decoded; a
+// response beyond responseLimits by a scan that builds nothing; and only
+// then are trees built and signatures checked.
 func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, string, *Failure) {
 	fail := func(reason string, err error) (Identity, string, *Failure) {
 		return Identity{}, "", &Failure{Page: LoginFailed, Reason: reason, Err: err}
 	}
+	errNoState := errors.New("no pending login in this browser matches the response (expired, used, or started in another browser), and no idp may start logins")
+	if !m.anyUnsolicited && !m.hasLoginCookie(r) {
+		return fail("no_login_state", errNoState)
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			return fail("size", fmt.Errorf("response form larger than %d bytes", maxFormBytes))
+		}
 		return fail("form", fmt.Errorf("read form: %w", err))
+	}
+	relay := r.PostForm.Get("RelayState")
+	st, solicited := m.pendingLogin(w, r, relay)
+	if !solicited && !m.anyUnsolicited {
+		return fail("no_login_state", errNoState)
 	}
 	encoded := strings.Map(func(c rune) rune {
 		if c == '\r' || c == '\n' || c == ' ' || c == '\t' {
@@ -273,8 +279,8 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	if encoded == "" {
 		return fail("form", errors.New("no SAMLResponse"))
 	}
-	if base64.StdEncoding.DecodedLen(len(encoded)) > maxResponseBytes {
-		return fail("size", fmt.Errorf("response larger than %d bytes", maxResponseBytes))
+	if base64.StdEncoding.DecodedLen(len(encoded)) > responseLimits.maxBytes+2 {
+		return fail("size", fmt.Errorf("response larger than %d bytes", responseLimits.maxBytes))
 	}
 	doc, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {
@@ -282,10 +288,12 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	}
 	sh, err := precheck(doc)
 	if err != nil {
+		if errors.Is(err, errXMLLimit) {
+			return fail("size", err)
+		}
 		return fail("structure", err)
 	}
 
-	relay := r.PostForm.Get("RelayState")
 	var (
 		in          *idp
 		requestIDs  []string
@@ -293,7 +301,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 		unsolicited bool
 		stepUp      []string
 	)
-	if st, found := m.pendingLogin(w, r, relay); found {
+	if solicited {
 		in, requestIDs, returnTo, stepUp = m.byName[st.IdP], []string{st.RequestID}, st.ReturnTo, strings.Fields(st.AuthnContext)
 		if in == nil {
 			return fail("unknown_idp", fmt.Errorf("login state names unknown idp %q", st.IdP))
@@ -314,7 +322,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 		}
 		returnTo = m.safeReturn(relay)
 	}
-	id, until, f := m.validate(in, doc, sh, requestIDs, unsolicited)
+	id, until, f := m.validate(in, sh, requestIDs, unsolicited)
 	if f != nil {
 		return Identity{}, "", f
 	}
@@ -338,48 +346,17 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	return id, returnTo, nil
 }
 
-// validate checks a response from in (crewjam/saml's checks, then
+// validate checks a pre-checked response from in (verifyResponse, then
 // checkAssertion) and returns the identity it asserts and until when its
 // assertion ID must be remembered.
-func (m *Manager) validate(in *idp, doc []byte, sh shape, requestIDs []string, unsolicited bool) (Identity, time.Time, *Failure) {
-	base := in.sp.Load()
-	if base == nil {
+func (m *Manager) validate(in *idp, sh shape, requestIDs []string, unsolicited bool) (Identity, time.Time, *Failure) {
+	sp := in.sp.Load()
+	if sp == nil {
 		return Identity{}, time.Time{}, &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
 	}
-	sp := *base
-	sp.AllowIDPInitiated = unsolicited
-	switch {
-	case sh.encrypted != nil:
-		// Decrypt first, to check the plaintext's shape before crewjam/saml
-		// reads it (it decrypts again, with the key that worked, and checks
-		// the signatures).
-		key, plain, err := m.decrypt(sh.encrypted, in.cfg.AllowRSA15)
-		if err == nil {
-			err = checkAssertionShape(plain, sh.issuer)
-		}
-		if err != nil {
-			return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "encryption", Err: err}
-		}
-		sp.Key = key
-		// An unsigned Response carries a signed assertion: give crewjam/saml
-		// the checked plaintext in place of the ciphertext, saving it a
-		// second RSA decryption. A signed Response must stay as signed.
-		if resp := sh.encrypted.el.Parent(); resp != nil && resp.SelectElement("Signature") == nil {
-			resp.InsertChildAt(sh.encrypted.el.Index(), plain.Copy())
-			resp.RemoveChild(sh.encrypted.el)
-			out := etree.NewDocument()
-			out.SetRoot(resp)
-			if b, err := out.WriteToBytes(); err == nil {
-				doc = b
-			}
-		}
-	case in.cfg.RequireEncryption:
-		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "encryption",
-			Err: fmt.Errorf("idp %s must encrypt its assertions (require_encrypted_assertions)", in.cfg.Name)}
-	}
-	a, err := parse(&sp, doc, requestIDs)
+	a, reason, err := m.verifyResponse(in, sp, sh, requestIDs, unsolicited)
 	if err != nil {
-		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "validation", Err: err}
+		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: reason, Err: err}
 	}
 	until, err := m.checkAssertion(a, unsolicited)
 	if err != nil {
@@ -416,22 +393,6 @@ func acceptedContext(in *idp, stepUp []string, got string) error {
 		return nil
 	}
 	return fmt.Errorf("the assertion's authentication context %q is not one of %s", got, strings.Join(accepted, ", "))
-}
-
-// parse runs crewjam/saml's validation (signature, destination, issuer,
-// InResponseTo, status) and turns a panic inside it into an error.
-func parse(sp *saml.ServiceProvider, doc []byte, requestIDs []string) (a *saml.Assertion, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			a, err = nil, fmt.Errorf("saml library panicked: %v", p)
-		}
-	}()
-	a, err = sp.ParseXMLResponse(doc, requestIDs, sp.AcsURL)
-	var ire *saml.InvalidResponseError
-	if errors.As(err, &ire) {
-		err = ire.PrivateErr // never the response XML itself
-	}
-	return a, err
 }
 
 const bearer = "urn:oasis:names:tc:SAML:2.0:cm:bearer"

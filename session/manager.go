@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,6 +68,9 @@ type Pages interface {
 	Problem(w http.ResponseWriter, r *http.Request, f Failure)
 	Chooser(w http.ResponseWriter, r *http.Request, page ChooserPage)
 	SignedOut(w http.ResponseWriter, r *http.Request)
+	// ConfirmLogout asks the user to confirm signing out, with a form
+	// that posts to action (a GET never signs out).
+	ConfirmLogout(w http.ResponseWriter, r *http.Request, action string)
 	// AutoPost sends the browser on with an HTML form that posts fields to
 	// action (the HTTP-POST binding).
 	AutoPost(w http.ResponseWriter, r *http.Request, action string, fields map[string]string)
@@ -131,6 +136,9 @@ type Manager struct {
 	idps        []*idp
 	byName      map[string]*idp
 	byEntity    map[string]*idp
+	// anyUnsolicited: some IdP may start logins, so a response without
+	// login state must be read to learn its issuer.
+	anyUnsolicited bool
 }
 
 type idp struct {
@@ -178,11 +186,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	if m.replay == nil {
 		m.replay = NewMemoryReplay(m.now)
 	}
-	if m.revocations = opts.Revocations; m.revocations == nil {
-		m.revocations = NewMemoryRevocations(m.now)
-	}
 	var err error
-	if m.sealer, err = newSealer(cfg.Cookie.decoded); err != nil {
+	if m.revocations = opts.Revocations; m.revocations == nil {
+		if m.revocations, err = openRevocations(cfg.StateDir, m.now); err != nil {
+			return nil, err
+		}
+	}
+	if m.sealer, err = newSealer(cfg.Cookie.decoded, cfg.EntityID); err != nil {
 		return nil, err
 	}
 	m.base, _ = url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
@@ -207,6 +217,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 		}
 		m.idps = append(m.idps, in)
 		m.byName[p.Name], m.byEntity[p.EntityID] = in, in
+		m.anyUnsolicited = m.anyUnsolicited || p.AllowIdPInitiated
 		if err := m.load(ctx, in, memo); err != nil {
 			if p.MetadataFile != "" {
 				return nil, fmt.Errorf("idp %s: %w", p.Name, err)
@@ -215,6 +226,18 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// openRevocations keeps revocations in dir's RevocationFile, or in memory
+// only when dir is empty.
+func openRevocations(dir string, now func() time.Time) (Revocations, error) {
+	if dir == "" {
+		return NewMemoryRevocations(now), nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	return OpenRevocationFile(filepath.Join(dir, RevocationFile), now)
 }
 
 // spKeyPair is one loaded SP key.
@@ -419,33 +442,82 @@ func randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// SafeReturn reports whether target is a same-origin relative path that a
-// login may return to: it must start with a single "/", contain no
-// backslash or control character, carry no scheme or host, and not point
-// under prefix.
+// SafeReturn reports whether target is a path a login may return to (see
+// CanonicalReturn).
 func SafeReturn(target, prefix string) bool {
+	_, ok := CanonicalReturn(target, prefix)
+	return ok
+}
+
+// CanonicalReturn returns the canonical form of a return path, or false
+// when target may not be returned to. It must be a same-origin path
+// starting with a single "/" (not "//", which names another host), of
+// printable ASCII, without a backslash,
+// and without a percent-encoded slash, backslash, dot or percent sign
+// (the spellings that read differently to different parsers). Its dot
+// segments and repeated slashes are resolved, and it must not point under
+// the reserved prefix however spelled: compared without case and without
+// ";parameters" in its segments.
+func CanonicalReturn(target, prefix string) (string, bool) {
 	if target == "" || len(target) > 2048 || target[0] != '/' || strings.HasPrefix(target, "//") {
-		return false
+		return "", false
 	}
 	for i := 0; i < len(target); i++ {
-		if c := target[i]; c == '\\' || c < 0x20 || c == 0x7f {
-			return false
+		if c := target[i]; c == '\\' || c <= 0x20 || c >= 0x7f {
+			return "", false
 		}
 	}
-	u, err := url.Parse(target)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || u.User != nil {
+	p, rest := target, ""
+	if i := strings.IndexAny(target, "?#"); i >= 0 {
+		p, rest = target[:i], target[i:]
+	}
+	lower := strings.ToLower(p)
+	for _, enc := range []string{"%2f", "%5c", "%2e", "%25"} {
+		if strings.Contains(lower, enc) {
+			return "", false
+		}
+	}
+	if _, err := url.PathUnescape(p); err != nil {
+		return "", false
+	}
+	canon := cleanPath(p)
+	if underPrefix(canon, prefix) {
+		return "", false
+	}
+	return canon + rest, true
+}
+
+// cleanPath resolves dot segments and repeated slashes, keeping a
+// trailing slash.
+func cleanPath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// underPrefix reports whether the canonical path p is the reserved prefix
+// or under it, ignoring case and segment parameters.
+func underPrefix(p, prefix string) bool {
+	base := strings.ToLower(strings.TrimSuffix(prefix, "/"))
+	if base == "" {
 		return false
 	}
-	return prefix == "" || !strings.HasPrefix(u.Path, prefix)
+	segs := strings.Split(strings.ToLower(p), "/")
+	for i, s := range segs {
+		s, _, _ = strings.Cut(s, ";")
+		segs[i] = s
+	}
+	bare := cleanPath(strings.Join(segs, "/"))
+	return bare == base || strings.HasPrefix(bare, base+"/")
 }
 
 func (m *Manager) safeReturn(target string) string {
-	if SafeReturn(target, m.cfg.Endpoints.Prefix) {
-		return target
+	if canon, ok := CanonicalReturn(target, m.cfg.Endpoints.Prefix); ok {
+		return canon
 	}
 	return "/"
 }
 
 func (m *Manager) secure() bool { return !m.cfg.Cookie.Insecure }
-
-func (m *Manager) bindingCookieName(token string) string { return "gatehouse_login_" + token[:10] }

@@ -46,7 +46,7 @@ func fetchMetadata(ctx context.Context, client *http.Client, p IdP) ([]byte, err
 	if err != nil {
 		return nil, fmt.Errorf("fetch metadata: %w", err)
 	}
-	resp, err := client.Do(req)
+	resp, err := httpsOnly(client).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch metadata: %w", err)
 	}
@@ -64,6 +64,30 @@ func fetchMetadata(ctx context.Context, client *http.Client, p IdP) ([]byte, err
 	return data, nil
 }
 
+// maxMetadataRedirects bounds the redirects a metadata fetch follows.
+const maxMetadataRedirects = 5
+
+// httpsOnly is client with a redirect policy for metadata: at most
+// maxMetadataRedirects redirects, every one to an https URL (a redirect
+// that leaves https would hand the metadata, and with metadata_unsigned
+// the IdP's keys, to anyone on the path).
+func httpsOnly(client *http.Client) *http.Client {
+	c := *client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("refused a redirect from https to %s", req.URL.Scheme)
+		}
+		if len(via) > maxMetadataRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxMetadataRedirects)
+		}
+		if client.CheckRedirect != nil {
+			return client.CheckRedirect(req, via)
+		}
+		return nil
+	}
+	return &c
+}
+
 // checkDocument applies what holds for any metadata document: no DTD,
 // well-formed and round-trip safe XML, a signature by one of certs when
 // certs are given (the returned bytes are then the signed element only,
@@ -71,7 +95,7 @@ func fetchMetadata(ctx context.Context, client *http.Client, p IdP) ([]byte, err
 // has not passed. refresh is the earlier of three quarters of the way to
 // validUntil and now plus cacheDuration, when either is set.
 func checkDocument(data []byte, certs []*x509.Certificate, now time.Time) (metadataDoc, error) {
-	doc, err := readXML(data)
+	doc, err := readXML(data, metadataLimits)
 	if err != nil {
 		return metadataDoc{}, fmt.Errorf("metadata: %w", err)
 	}
@@ -127,7 +151,7 @@ func parseXSDuration(s string) (time.Duration, error) {
 // EntityDescriptor or an EntitiesDescriptor and checks that it can serve
 // as an IdP for SP-initiated logins.
 func parseMetadata(data []byte, entityID string) (*saml.EntityDescriptor, error) {
-	if _, err := readXML(data); err != nil {
+	if _, err := readXML(data, metadataLimits); err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	var candidates []saml.EntityDescriptor

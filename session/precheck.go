@@ -18,23 +18,24 @@ const (
 // any signature is checked. It is used to reject early and to pick the IdP
 // of an unsolicited response; nothing in it is trusted for identity.
 type shape struct {
-	issuer       string // assertion Issuer, else response Issuer
-	inResponseTo string // Response/@InResponseTo
+	root         *etree.Element // the Response, as read (not yet verified)
+	issuer       string         // assertion Issuer, else response Issuer
+	inResponseTo string         // Response/@InResponseTo
 	responseID   string
 	issueInstant string // Response/@IssueInstant
 	encrypted    *encryption
 }
 
-var errDoctype = errors.New("document type declarations are not accepted")
-
 // readXML is the one reader of XML from outside: responses, logout
 // messages, attribute query answers, metadata, decrypted assertions. It
-// refuses DTDs and entities, XML that does not survive a round trip
-// (xml-roundtrip-validator), malformed XML, and anything at the top level
-// but the root element and the XML declaration.
-func readXML(b []byte) (*etree.Document, error) {
-	if hasFold(b, "<!DOCTYPE") || hasFold(b, "<!ENTITY") {
-		return nil, errDoctype
+// first scans the bytes against lim (size, elements, depth, attributes per
+// element, no DTD, entity or other directive), building nothing; then it
+// refuses XML that does not survive a round trip (xml-roundtrip-validator),
+// malformed XML, and anything at the top level but the root element and
+// the XML declaration.
+func readXML(b []byte, lim xmlLimits) (*etree.Document, error) {
+	if err := scanXML(b, lim); err != nil {
+		return nil, err
 	}
 	if err := xrv.Validate(bytes.NewReader(b)); err != nil {
 		return nil, fmt.Errorf("invalid XML: %w", err)
@@ -69,7 +70,7 @@ func readXML(b []byte) (*etree.Document, error) {
 // outside the SAML assertion namespace (GO-2026-6909).
 func precheck(doc []byte) (shape, error) {
 	var sh shape
-	d, err := readXML(doc)
+	d, err := readXML(doc, responseLimits)
 	if err != nil {
 		return sh, err
 	}
@@ -77,6 +78,7 @@ func precheck(doc []byte) (shape, error) {
 	if root.Tag != "Response" || root.NamespaceURI() != nsProtocol {
 		return sh, errors.New("root element is not a SAML protocol Response")
 	}
+	sh.root = root
 	sh.inResponseTo = root.SelectAttrValue("InResponseTo", "")
 	sh.responseID = root.SelectAttrValue("ID", "")
 	sh.issueInstant = root.SelectAttrValue("IssueInstant", "")
@@ -170,8 +172,4 @@ func childrenNS(e *etree.Element, ns, tag string) []*etree.Element {
 		}
 	}
 	return out
-}
-
-func hasFold(b []byte, s string) bool {
-	return bytes.Contains(bytes.ToUpper(b), []byte(s))
 }

@@ -11,8 +11,8 @@ import (
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, KeyLen) }
 
 func TestSealerRoundTripAndRotation(t *testing.T) {
-	old, _ := newSealer([][]byte{key(1)})
-	rotated, _ := newSealer([][]byte{key(2), key(1)})
+	old, _ := newSealer([][]byte{key(1)}, "https://sp.example/metadata")
+	rotated, _ := newSealer([][]byte{key(2), key(1)}, "https://sp.example/metadata")
 	v, err := old.seal("gatehouse", []byte("payload"))
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +23,7 @@ func TestSealerRoundTripAndRotation(t *testing.T) {
 	if _, err := old.open("other-cookie", v); !errors.Is(err, errBadCookie) {
 		t.Error("a value moved to another cookie name must not open")
 	}
-	fresh, _ := newSealer([][]byte{key(3)})
+	fresh, _ := newSealer([][]byte{key(3)}, "https://sp.example/metadata")
 	if _, err := fresh.open("gatehouse", v); !errors.Is(err, errBadCookie) {
 		t.Error("a value sealed with a dropped key must not open")
 	}

@@ -32,13 +32,15 @@ import (
 // messages itself.
 
 const (
-	maxSLOBytes  = 256 << 10 // an inflated or decoded SLO message
-	statusOK     = "urn:oasis:names:tc:SAML:2.0:status:Success"
-	sigRSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-	sigRSASHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
-	sigECDSA256  = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
-	// logoutCookie binds an SP-initiated logout to its response.
-	logoutCookie = "gatehouse_logout"
+	// sloFormBytes bounds an HTTP-POST logout message's body, and
+	// sloQueryValueBytes an HTTP-Redirect one's SAMLRequest or SAMLResponse
+	// parameter: sloLimits.maxBytes base64-encoded, with room.
+	sloFormBytes       = 64 << 10
+	sloQueryValueBytes = 16 << 10
+	statusOK           = "urn:oasis:names:tc:SAML:2.0:status:Success"
+	sigRSASHA256       = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+	sigRSASHA512       = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+	sigECDSA256        = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 )
 
 // Revocations remember ended sessions: by IdP and SessionIndex, and by
@@ -51,12 +53,14 @@ type Revocations interface {
 }
 
 // MemoryRevocations is the in-memory Revocations of one instance. Entries
-// are kept until the session they end would have expired anyway.
+// are kept until the session they end would have expired anyway; with
+// OpenRevocationFile they are also kept in a file, across restarts.
 type MemoryRevocations struct {
 	mu        sync.RWMutex
 	now       func() time.Time
 	m         map[string][2]time.Time // at, until
 	nextSweep time.Time
+	log       *revocationLog // nil: memory only
 }
 
 // NewMemoryRevocations returns an empty revocation list.
@@ -64,21 +68,12 @@ func NewMemoryRevocations(now func() time.Time) *MemoryRevocations {
 	return &MemoryRevocations{now: now, m: map[string][2]time.Time{}}
 }
 
-// Revoke records key as revoked at at, until until.
-func (r *MemoryRevocations) Revoke(_ context.Context, key string, at, until time.Time) error {
+// Revoke records key as revoked at at, until until (in the file too,
+// synced, when there is one).
+func (r *MemoryRevocations) Revoke(ctx context.Context, key string, at, until time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
-	if now.After(r.nextSweep) {
-		for k, v := range r.m {
-			if now.After(v[1]) {
-				delete(r.m, k)
-			}
-		}
-		r.nextSweep = now.Add(time.Minute)
-	}
-	r.m[key] = [2]time.Time{at, until}
-	return nil
+	return r.revoke(ctx, key, at, until)
 }
 
 // RevokedAt reports when key was revoked, if it is.
@@ -304,34 +299,49 @@ type sloMessage struct {
 // either by a signing certificate of the issuing IdP's metadata.
 func (m *Manager) readSLO(w http.ResponseWriter, r *http.Request) (*sloMessage, error) {
 	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-		if err := r.ParseForm(); err != nil {
-			return nil, fmt.Errorf("read form: %w", err)
-		}
-		value := r.PostForm.Get("SAMLRequest")
-		if value == "" {
-			value = r.PostForm.Get("SAMLResponse")
-		}
-		if value == "" {
-			return nil, errors.New("no SAMLRequest or SAMLResponse")
-		}
-		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(value), ""))
-		if err != nil || len(b) > maxSLOBytes {
-			return nil, errors.New("message is not base64 or too large")
-		}
-		root, in, err := m.parseSLO(b)
-		if err != nil {
-			return nil, err
-		}
-		sp := in.sp.Load()
-		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: idpSigningCerts(sp.IDPMetadata)})
-		vc.Clock = dsig.NewFakeClockAt(m.now())
-		signed, err := vc.Validate(root)
-		if err != nil {
-			return nil, fmt.Errorf("signature: %w", err)
-		}
-		return &sloMessage{root: signed, in: in, binding: saml.HTTPPostBinding, relay: r.PostForm.Get("RelayState")}, nil
+		return m.readPostSLO(w, r)
 	}
+	return m.readRedirectSLO(r)
+}
+
+// readPostSLO reads an HTTP-POST message: bounded, scanned (sloLimits),
+// then its XML signature checked against its issuer's certificates.
+func (m *Manager) readPostSLO(w http.ResponseWriter, r *http.Request) (*sloMessage, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, sloFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, fmt.Errorf("read form: %w", err)
+	}
+	value := r.PostForm.Get("SAMLRequest")
+	if value == "" {
+		value = r.PostForm.Get("SAMLResponse")
+	}
+	if value == "" {
+		return nil, errors.New("no SAMLRequest or SAMLResponse")
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(value), ""))
+	if err != nil {
+		return nil, errors.New("message is not base64")
+	}
+	root, issuer, err := parseSLO(b)
+	if err != nil {
+		return nil, err
+	}
+	in := m.byEntity[issuer]
+	if in == nil || in.sp.Load() == nil {
+		return nil, fmt.Errorf("message from unknown issuer %q", issuer)
+	}
+	signed, err := m.verifySignature(root, idpSigningCerts(in.sp.Load().IDPMetadata))
+	if err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	return &sloMessage{root: signed, in: in, binding: saml.HTTPPostBinding, relay: r.PostForm.Get("RelayState")}, nil
+}
+
+// readRedirectSLO reads an HTTP-Redirect message. The query signature is
+// checked before anything is inflated or parsed: the issuer is inside the
+// deflated XML, so every IdP's signing certificates are tried, and the IdP
+// whose certificate verifies must then be the message's Issuer.
+func (m *Manager) readRedirectSLO(r *http.Request) (*sloMessage, error) {
 	raw := map[string]string{}
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")
@@ -348,39 +358,66 @@ func (m *Manager) readSLO(w http.ResponseWriter, r *http.Request) (*sloMessage, 
 	if !ok {
 		return nil, errors.New("no SAMLRequest or SAMLResponse")
 	}
+	if len(value) > sloQueryValueBytes {
+		return nil, fmt.Errorf("%s larger than %d bytes: %w", param, sloQueryValueBytes, errXMLLimit)
+	}
 	unesc := func(s string) string { v, _ := url.QueryUnescape(s); return v }
-	deflated, err := base64.StdEncoding.DecodeString(unesc(value))
-	if err != nil {
-		return nil, errors.New("message is not base64")
-	}
-	b, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(deflated)), maxSLOBytes+1))
-	if err != nil || len(b) > maxSLOBytes {
-		return nil, errors.New("message does not inflate, or is too large")
-	}
-	root, in, err := m.parseSLO(b)
-	if err != nil {
-		return nil, err
-	}
-	if root.FindElement("./Signature") != nil {
-		return nil, errors.New("an HTTP-Redirect message is signed over its query string, not inside the XML")
-	}
 	sigAlg, sig := unesc(raw["SigAlg"]), unesc(raw["Signature"])
 	if sigAlg == "" || sig == "" {
 		return nil, errors.New("the message is not signed (SigAlg and Signature)")
+	}
+	sigBytes, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		return nil, errors.New("signature is not base64")
 	}
 	signedPart := param + "=" + value
 	if rs, ok := raw["RelayState"]; ok {
 		signedPart += "&RelayState=" + rs
 	}
 	signedPart += "&SigAlg=" + raw["SigAlg"]
-	sigBytes, err := base64.StdEncoding.DecodeString(sig)
+	in, err := m.queryVerifier(sigAlg, []byte(signedPart), sigBytes)
 	if err != nil {
-		return nil, errors.New("signature is not base64")
-	}
-	if err := verifyQuery(idpSigningCerts(in.sp.Load().IDPMetadata), sigAlg, []byte(signedPart), sigBytes); err != nil {
 		return nil, err
 	}
+	deflated, err := base64.StdEncoding.DecodeString(unesc(value))
+	if err != nil {
+		return nil, errors.New("message is not base64")
+	}
+	b, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(deflated)), int64(sloLimits.maxBytes)+1))
+	if err != nil {
+		return nil, errors.New("message does not inflate")
+	}
+	root, issuer, err := parseSLO(b)
+	if err != nil {
+		return nil, err
+	}
+	if issuer != in.cfg.EntityID {
+		return nil, fmt.Errorf("message from %q, signed with the key of %s", issuer, in.cfg.Name)
+	}
+	if len(childrenNS(root, nsDSig, "Signature")) > 0 {
+		return nil, errors.New("an HTTP-Redirect message is signed over its query string, not inside the XML")
+	}
 	return &sloMessage{root: root, in: in, binding: saml.HTTPRedirectBinding, relay: unesc(raw["RelayState"])}, nil
+}
+
+// queryVerifier returns the IdP one of whose signing certificates made an
+// HTTP-Redirect signature: each loaded IdP's certificates are tried (one
+// RSA or ECDSA verification each, cheap next to parsing).
+func (m *Manager) queryVerifier(sigAlg string, signed, sig []byte) (*idp, error) {
+	var err error
+	for _, in := range m.idps {
+		sp := in.sp.Load()
+		if sp == nil {
+			continue
+		}
+		if err = verifyQuery(idpSigningCerts(sp.IDPMetadata), sigAlg, signed, sig); err == nil {
+			return in, nil
+		}
+	}
+	if err == nil {
+		err = errNoMetadata
+	}
+	return nil, err
 }
 
 // verifyQuery checks an HTTP-Redirect binding signature with any of certs.
@@ -412,26 +449,25 @@ func verifyQuery(certs []*x509.Certificate, sigAlg string, signed, sig []byte) e
 	return errors.New("signature does not verify with the IdP's signing certificates")
 }
 
-// parseSLO reads a message's XML with the pre-check's rules and finds its
-// IdP by Issuer (still unverified).
-func (m *Manager) parseSLO(b []byte) (*etree.Element, *idp, error) {
-	d, err := readXML(b)
+// parseSLO reads a logout message's XML (readXML with sloLimits) and
+// returns its root and its Issuer, still unverified.
+func parseSLO(b []byte) (*etree.Element, string, error) {
+	if len(b) > sloLimits.maxBytes {
+		return nil, "", fmt.Errorf("%s larger than %d bytes: %w", sloLimits.name, sloLimits.maxBytes, errXMLLimit)
+	}
+	d, err := readXML(b, sloLimits)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
 	root := d.Root()
 	if (root.Tag != "LogoutRequest" && root.Tag != "LogoutResponse") || root.NamespaceURI() != nsProtocol {
-		return nil, nil, errors.New("not a SAML LogoutRequest or LogoutResponse")
+		return nil, "", errors.New("not a SAML LogoutRequest or LogoutResponse")
 	}
 	iss := childrenNS(root, nsAssertion, "Issuer")
 	if len(iss) != 1 {
-		return nil, nil, errors.New("message must have exactly one Issuer")
+		return nil, "", errors.New("message must have exactly one Issuer")
 	}
-	in := m.byEntity[strings.TrimSpace(iss[0].Text())]
-	if in == nil || in.sp.Load() == nil {
-		return nil, nil, fmt.Errorf("message from unknown issuer %q", iss[0].Text())
-	}
-	return root, in, nil
+	return root, strings.TrimSpace(iss[0].Text()), nil
 }
 
 // checkSLOHead applies the checks common to both messages: sent to this
@@ -454,15 +490,29 @@ func (m *Manager) checkSLOHead(root *etree.Element) error {
 // ServeLogout ends the browser's session: locally always (the session is
 // revoked, so a copy of its cookie is dead too), and at the IdP when its
 // metadata has a SingleLogoutService (SP-initiated single logout).
+//
+// Only a same-origin POST logs out; a GET (a link, or a cross-site
+// top-level navigation) shows a page that asks, with a form that posts
+// back here. An IdP's logout reaches ServeSLO, as a signed message.
 func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
+	w.Header().Set("Cache-Control", "no-store")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		m.pages.ConfirmLogout(w, r, m.cfg.Endpoints.Logout)
+		return
+	case http.MethodPost:
+	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if err := m.sameOrigin(r); err != nil {
+		m.log.Warn("logout refused", zap.String("reason", "cross_origin"), zap.Error(err))
+		m.pages.ConfirmLogout(w, r, m.cfg.Endpoints.Logout)
+		return
+	}
 	s, ok := m.Load(r)
 	m.clearSession(w)
-	w.Header().Set("Cache-Control", "no-store")
 	if !ok {
 		m.pages.SignedOut(w, r)
 		return
@@ -472,7 +522,7 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	in := m.byName[s.IdP]
 	sp := in.sp.Load()
-	if in.cfg.NoSingleLogout || sp == nil || s.NameID == "" || r.Method == http.MethodHead {
+	if in.cfg.NoSingleLogout || sp == nil || s.NameID == "" {
 		m.pages.SignedOut(w, r)
 		return
 	}
@@ -498,16 +548,49 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	if s.SessionIndex != "" {
 		el.CreateElement("samlp:SessionIndex").SetText(s.SessionIndex)
 	}
-	sealed, err := m.sealer.seal(logoutCookie, pack(stateFormat, []time.Time{m.now().Add(m.cfg.LoginTimeout)}, id, in.cfg.Name))
+	name := m.logoutCookieName()
+	sealed, err := m.sealer.seal(name, pack(stateFormat, []time.Time{m.now().Add(m.cfg.LoginTimeout)}, id, in.cfg.Name))
 	if err != nil {
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "seal", Err: err})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: logoutCookie, Value: sealed, Path: m.cfg.Endpoints.SLO, MaxAge: int(m.cfg.LoginTimeout / time.Second),
-		HttpOnly: true, Secure: m.secure(), SameSite: m.crossSite()})
+	http.SetCookie(w, m.logoutCookie(sealed, int(m.cfg.LoginTimeout/time.Second)))
 	if err := m.send(w, r, binding, dest, "SAMLRequest", el, ""); err != nil {
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "logout_request", Err: err})
 	}
+}
+
+// logoutCookie binds an SP-initiated logout to its response; maxAge < 0
+// deletes it.
+func (m *Manager) logoutCookie(sealed string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: m.logoutCookieName(), Value: sealed, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: m.secure(), SameSite: m.crossSite()}
+}
+
+// sameOrigin accepts a request that says it comes from base_url's origin:
+// by its Origin header, else its Sec-Fetch-Site header, else its Referer.
+// A request that says none of these is refused.
+func (m *Manager) sameOrigin(r *http.Request) error {
+	origin := m.base.Scheme + "://" + m.base.Host
+	if o := r.Header.Values("Origin"); len(o) > 0 {
+		if len(o) == 1 && strings.EqualFold(o[0], origin) {
+			return nil
+		}
+		return fmt.Errorf("Origin %q is not %s", strings.Join(o, ", "), origin)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		if site == "same-origin" {
+			return nil
+		}
+		return fmt.Errorf("Sec-Fetch-Site is %q", site)
+	}
+	if ref := r.Header.Get("Referer"); ref != "" {
+		if u, err := url.Parse(ref); err == nil && strings.EqualFold(u.Scheme+"://"+u.Host, origin) && u.User == nil {
+			return nil
+		}
+		return errors.New("Referer is from another origin")
+	}
+	return errors.New("no Origin, Sec-Fetch-Site or Referer says where the request comes from")
 }
 
 // ServeSLO is the SingleLogoutService: it takes an IdP's LogoutRequest
@@ -524,7 +607,15 @@ func (m *Manager) ServeSLO(w http.ResponseWriter, r *http.Request) {
 		err = m.checkSLOHead(msg.root)
 	}
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: err})
+		reason := "slo"
+		if errors.Is(err, errXMLLimit) {
+			reason = "size"
+		}
+		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: reason, Err: err})
+		return
+	}
+	if f := m.claimSLO(r.Context(), msg); f != nil {
+		m.pages.Problem(w, r, *f)
 		return
 	}
 	if msg.root.Tag == "LogoutResponse" {
@@ -532,6 +623,24 @@ func (m *Manager) ServeSLO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.logoutRequest(w, r, msg)
+}
+
+// claimSLO records the message's ID in the replay cache until the end of
+// the window checkSLOHead accepts it in, so that it is acted on once.
+func (m *Manager) claimSLO(ctx context.Context, msg *sloMessage) *Failure {
+	id := msg.root.SelectAttrValue("ID", "")
+	if id == "" {
+		return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("logout message without an ID")}
+	}
+	at, _ := time.Parse(time.RFC3339Nano, msg.root.SelectAttrValue("IssueInstant", "")) // checked by checkSLOHead
+	fresh, err := m.replay.Claim(ctx, "slo\x00"+msg.in.cfg.EntityID+"\x00"+id, at.Add(m.cfg.ClockSkew+saml.MaxIssueDelay))
+	if err != nil {
+		return &Failure{Page: Unavailable, Reason: "replay_cache", Err: err}
+	}
+	if !fresh {
+		return &Failure{Page: LoginFailed, Reason: "replay", Err: fmt.Errorf("logout message %s was already used", id)}
+	}
+	return nil
 }
 
 // logoutRequest ends the sessions an IdP's LogoutRequest names, on every
@@ -597,12 +706,13 @@ func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *slo
 // logoutResponse completes an SP-initiated logout: the response must
 // answer the LogoutRequest this browser sent, from the IdP it went to.
 func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sloMessage) {
-	c, err := r.Cookie(logoutCookie)
+	name := m.logoutCookieName()
+	c, err := r.Cookie(name)
 	var expires time.Time
 	var id, idpName string
 	if err == nil {
 		var plain []byte
-		if plain, err = m.sealer.open(logoutCookie, c.Value); err == nil {
+		if plain, err = m.sealer.open(name, c.Value); err == nil {
 			err = unpack(plain, stateFormat, []*time.Time{&expires}, &id, &idpName)
 		}
 	}
@@ -615,7 +725,7 @@ func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sl
 		return
 	}
 	// Used up: the same response cannot complete a logout twice.
-	http.SetCookie(w, &http.Cookie{Name: logoutCookie, Value: "", Path: m.cfg.Endpoints.SLO, MaxAge: -1, HttpOnly: true, Secure: m.secure()})
+	http.SetCookie(w, m.logoutCookie("", -1))
 	if sc := msg.root.FindElement("./Status/StatusCode"); sc == nil || sc.SelectAttrValue("Value", "") != statusOK {
 		// The session here is already gone; the IdP's may live on.
 		m.log.Warn("the IdP did not confirm single logout", zap.String("idp", idpName))

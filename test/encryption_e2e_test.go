@@ -115,6 +115,9 @@ const (
 // needs the IdP's consent; 3DES, an unknown key, tampering, and a second
 // assertion hidden in the ciphertext are refused; with
 // require_encrypted_assertions a plain assertion is refused.
+// allowCBC opts the IdP in to AES-CBC content encryption.
+func allowCBC(p *session.IdP) { p.AllowCBC = true }
+
 func TestEncryptedAssertions(t *testing.T) {
 	dir := t.TempDir()
 	current, currentCert := spKeyPair(t, dir, "current")
@@ -145,15 +148,19 @@ func TestEncryptedAssertions(t *testing.T) {
 		want   int
 		reason string
 	}{
-		{"CrewjamOAEPAES256CBC", withCrewjam(xmlenc.OAEP(), xmlenc.AES256CBC, false), currentCert, current.CertFile, nil, nil, http.StatusOK, ""},
-		{"CrewjamKeyBesideData", withCrewjam(xmlenc.OAEP(), xmlenc.AES128CBC, true), currentCert, current.CertFile, nil, nil, http.StatusOK, ""},
+		{"CrewjamOAEPAES256CBC", withCrewjam(xmlenc.OAEP(), xmlenc.AES256CBC, false), currentCert, current.CertFile, allowCBC, nil, http.StatusOK, ""},
+		{"CrewjamKeyBesideData", withCrewjam(xmlenc.OAEP(), xmlenc.AES128CBC, true), currentCert, current.CertFile, allowCBC, nil, http.StatusOK, ""},
+		// AES-CBC is decrypted before the signature inside can be checked
+		// (a padding oracle): refused unless the IdP opts in.
+		{"CBCRefusedByDefault", withCrewjam(xmlenc.OAEP(), xmlenc.AES256CBC, false), currentCert, current.CertFile, nil, nil, http.StatusForbidden, "allow_cbc"},
+		{"XMLSec1CBCRefusedByDefault", withXMLSec1(xencAES128CBC, xencOAEP, "aes-128"), currentCert, current.CertFile, nil, nil, http.StatusForbidden, "allow_cbc"},
 		{"XMLSec1AES256GCM", withXMLSec1(xencAES256GCM, xencOAEP, "aes-256"), currentCert, current.CertFile, nil, nil, http.StatusOK, ""},
 		{"XMLSec1AES128GCM", withXMLSec1(xencAES128GCM, xencOAEP, "aes-128"), currentCert, current.CertFile, nil, nil, http.StatusOK, ""},
-		{"XMLSec1AES128CBC", withXMLSec1(xencAES128CBC, xencOAEP, "aes-128"), currentCert, current.CertFile, nil, nil, http.StatusOK, ""},
+		{"XMLSec1AES128CBC", withXMLSec1(xencAES128CBC, xencOAEP, "aes-128"), currentCert, current.CertFile, allowCBC, nil, http.StatusOK, ""},
 		{"RolloverPreviousKey", withXMLSec1(xencAES256GCM, xencOAEP, "aes-256"), previousCert, previous.CertFile, nil, nil, http.StatusOK, ""},
-		{"RSA15Refused", withXMLSec1(xencAES128CBC, xencRSA15, "aes-128"), currentCert, current.CertFile, nil, nil, http.StatusForbidden, "PKCS #1 v1.5"},
+		{"RSA15Refused", withXMLSec1(xencAES128CBC, xencRSA15, "aes-128"), currentCert, current.CertFile, allowCBC, nil, http.StatusForbidden, "PKCS #1 v1.5"},
 		{"RSA15Allowed", withXMLSec1(xencAES128CBC, xencRSA15, "aes-128"), currentCert, current.CertFile,
-			func(p *session.IdP) { p.AllowRSA15 = true }, nil, http.StatusOK, ""},
+			func(p *session.IdP) { p.AllowRSA15, p.AllowCBC = true, true }, nil, http.StatusOK, ""},
 		{"TripleDESRefused", withXMLSec1(xencTripleDES, xencOAEP, "des-192"), currentCert, current.CertFile, nil, nil, http.StatusForbidden, "not accepted"},
 		{"UnknownKey", withXMLSec1(xencAES256GCM, xencOAEP, "aes-256"), strangerCert, "", nil, nil, http.StatusForbidden, "no SP encryption key"},
 		{"TamperedCiphertext", withXMLSec1(xencAES256GCM, xencOAEP, "aes-256"), currentCert, current.CertFile, nil, func(ea *etree.Element) {
@@ -198,7 +205,7 @@ func TestEncryptedAssertions(t *testing.T) {
 	}
 
 	t.Run("HiddenSecondAssertion", func(t *testing.T) {
-		h := newH(t, nil)
+		h := newH(t, allowCBC)
 		c := h.browser()
 		id, relay := h.startLogin(c, "/")
 		resp, a := respond(h.spec(alice, id))

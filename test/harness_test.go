@@ -63,6 +63,7 @@ type options struct {
 	attributeService     string              // the corp IdP's SOAP AttributeService
 	httpClient           *http.Client        // the SP's client for metadata and attribute queries
 	state                *session.RedisState // shared replay cache and revocations
+	proxy                func(*proxy.Config) // adjusts the proxy's settings
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -195,7 +196,13 @@ func newHarness(t testing.TB, o options) *harness {
 	if o.mapping != nil {
 		mapping = *o.mapping
 	}
-	pcfg := proxy.Config{Upstream: h.upstream.server.URL, PublicPaths: o.publicPaths, Authorization: o.authorization}
+	pcfg := proxy.Config{Upstream: h.upstream.server.URL, BaseURL: h.base, PublicPaths: o.publicPaths, Authorization: o.authorization}
+	// Benchmarks and soak runs log in thousands of times from one address;
+	// the rate limit's own tests turn it back on.
+	pcfg.RateLimit.Disabled = true
+	if o.proxy != nil {
+		o.proxy(&pcfg)
+	}
 	if o.identityKeys != nil {
 		pcfg.SignedIdentity = &proxy.SignedIdentityConfig{Issuer: h.base, KeyFiles: []string{"(given to the harness)"}}
 	}
@@ -247,7 +254,7 @@ func newHarness(t testing.TB, o options) *harness {
 		t.Fatal(err)
 	}
 	popts := proxy.Options{Logger: logger.Named("proxy"), Sessions: h.sessions, Store: h.store, Pages: pages,
-		Now: h.clock.Now, IdPs: policies, IdentityKeys: o.identityKeys}
+		Now: h.clock.Now, IdPs: policies, IdentityKeys: o.identityKeys, TunnelCheck: 50 * time.Millisecond}
 	if sc != nil {
 		popts.SCIM = sc
 	}

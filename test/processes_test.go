@@ -170,7 +170,7 @@ func startLoginAt(t *testing.T, r *replica) (id, relay string, pending *http.Coo
 		t.Fatalf("%s: start login: %d %q", r.name, resp.StatusCode, loc)
 	}
 	for _, c := range resp.Cookies() {
-		if strings.HasPrefix(c.Name, "gatehouse_login_") {
+		if strings.Contains(c.Name, "gatehouse_login_") {
 			pending = c
 		}
 	}
@@ -325,7 +325,8 @@ func TestReplicaProcesses(t *testing.T) {
 	}
 
 	// A logout on A ends the session on B within a second.
-	req, _ := http.NewRequest(http.MethodGet, a.base+"/.gatehouse/logout", nil)
+	req, _ := http.NewRequest(http.MethodPost, a.base+"/.gatehouse/logout", nil)
+	req.Header.Set("Origin", a.base) // logout is a same-origin POST
 	req.AddCookie(session)
 	if resp, err := noRedirects.Do(req); err != nil {
 		t.Fatal(err)
@@ -371,7 +372,8 @@ func TestReplicaProcesses(t *testing.T) {
 		}
 	}
 	// B's subscription is back too: a logout on A reaches it.
-	req, _ = http.NewRequest(http.MethodGet, a.base+"/.gatehouse/logout", nil)
+	req, _ = http.NewRequest(http.MethodPost, a.base+"/.gatehouse/logout", nil)
+	req.Header.Set("Origin", a.base) // logout is a same-origin POST
 	req.AddCookie(second)
 	if resp, err := noRedirects.Do(req); err != nil {
 		t.Fatal(err)

@@ -302,7 +302,7 @@ func (h *harness) pendingLogin(t testing.TB) (string, *http.Cookie) {
 		t.Fatalf("start login: %d %v", rec.Code, err)
 	}
 	for _, c := range rec.Result().Cookies() {
-		if strings.HasPrefix(c.Name, "gatehouse_login_") {
+		if strings.Contains(c.Name, "gatehouse_login_") {
 			return loc.Query().Get("RelayState"), c
 		}
 	}

@@ -246,6 +246,7 @@ func (f *File) withDefaults() {
 	if si := f.Proxy.SignedIdentity; si != nil && si.Issuer == "" {
 		si.Issuer = f.Session.BaseURL
 	}
+	f.Proxy.BaseURL = f.Session.BaseURL // host pinning and X-Forwarded-Host/-Proto
 	f.Proxy = f.Proxy.WithDefaults()
 	f.Session.Endpoints = proxy.Endpoints(f.Proxy.Prefix)
 	f.expandFederations()

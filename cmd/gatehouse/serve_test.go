@@ -45,7 +45,9 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	inflight := make(chan result, 1)
 	go func() {
-		resp, err := http.Get(base + "/slow")
+		req, _ := http.NewRequest(http.MethodGet, base+"/slow", nil)
+		req.Host = "app.example.test" // base_url's host: any other is redirected there
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			inflight <- result{err: err}
 			return

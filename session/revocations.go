@@ -1,0 +1,171 @@
+package session
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// RevocationFile is the name of the revocation log in the state
+// directory.
+const RevocationFile = "revocations.log"
+
+// revocationLog keeps MemoryRevocations across restarts of a single
+// instance: one line per revocation, appended and synced before Revoke
+// returns ("<at ms> <until ms> <base64url key>"). At open, and whenever
+// the file holds many more lines than live revocations, it is rewritten
+// with the live ones only (write, sync, rename, sync the directory). A
+// line that does not parse, such as a last line torn by a crash, is
+// skipped.
+type revocationLog struct {
+	path     string
+	f        *os.File
+	appended int // lines written since the last compaction
+}
+
+// OpenRevocationFile returns revocations kept in memory and in the file
+// at path, loading those still in force.
+func OpenRevocationFile(path string, now func() time.Time) (*MemoryRevocations, error) {
+	if now == nil {
+		now = time.Now
+	}
+	r := NewMemoryRevocations(now)
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("revocations: %w", err)
+	}
+	t := now()
+	for len(data) > 0 {
+		line, rest, complete := bytes.Cut(data, []byte{'\n'})
+		data = rest
+		if !complete {
+			break // torn by a crash mid-write
+		}
+		key, at, until, ok := parseRevocation(line)
+		if ok && t.Before(until) {
+			r.m[key] = [2]time.Time{at, until}
+		}
+	}
+	r.log = &revocationLog{path: path}
+	if err := r.compact(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func formatRevocation(key string, at, until time.Time) []byte {
+	return fmt.Appendf(nil, "%d %d %s\n", at.UnixMilli(), until.UnixMilli(), base64.RawURLEncoding.EncodeToString([]byte(key)))
+}
+
+func parseRevocation(line []byte) (key string, at, until time.Time, ok bool) {
+	f := bytes.Fields(line)
+	if len(f) != 3 {
+		return "", at, until, false
+	}
+	a, err1 := strconv.ParseInt(string(f[0]), 10, 64)
+	u, err2 := strconv.ParseInt(string(f[1]), 10, 64)
+	k, err3 := base64.RawURLEncoding.DecodeString(string(f[2]))
+	if err1 != nil || err2 != nil || err3 != nil {
+		return "", at, until, false
+	}
+	return string(k), time.UnixMilli(a), time.UnixMilli(u), true
+}
+
+// persist appends one revocation and syncs it (r.mu held).
+func (r *MemoryRevocations) persist(key string, at, until time.Time) error {
+	l := r.log
+	if l.appended > 1024 && l.appended > 2*len(r.m) {
+		return r.compact()
+	}
+	if _, err := l.f.Write(formatRevocation(key, at, until)); err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	l.appended++
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	return nil
+}
+
+// compact rewrites the file with the live revocations only and reopens it
+// for appending (r.mu held, or r not yet shared).
+func (r *MemoryRevocations) compact() error {
+	l := r.log
+	tmp, err := os.CreateTemp(filepath.Dir(l.path), ".revocations-*")
+	if err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	w := bufio.NewWriter(tmp)
+	now := r.now()
+	for k, v := range r.m {
+		if now.Before(v[1]) {
+			w.Write(formatRevocation(k, v[0], v[1]))
+		}
+	}
+	err = w.Flush()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), l.path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("revocations: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	if l.f != nil {
+		l.f.Close()
+	}
+	l.f, l.appended = f, 0
+	return nil
+}
+
+// Close closes the revocation file, if any.
+func (r *MemoryRevocations) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.log == nil || r.log.f == nil {
+		return nil
+	}
+	err := r.log.f.Close()
+	r.log.f = nil
+	return err
+}
+
+var _ Revocations = (*MemoryRevocations)(nil)
+
+// revoke is Revoke's body (r.mu held).
+func (r *MemoryRevocations) revoke(_ context.Context, key string, at, until time.Time) error {
+	now := r.now()
+	if now.After(r.nextSweep) {
+		for k, v := range r.m {
+			if now.After(v[1]) {
+				delete(r.m, k)
+			}
+		}
+		r.nextSweep = now.Add(time.Minute)
+	}
+	r.m[key] = [2]time.Time{at, until}
+	if r.log != nil && r.log.f != nil {
+		return r.persist(key, at, until)
+	}
+	return nil
+}

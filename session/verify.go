@@ -1,0 +1,261 @@
+package session
+
+import (
+	"crypto/x509"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+)
+
+// gatehouse reads a SAML response itself rather than through
+// crewjam/saml's ParseXMLResponse: that function detaches each signed
+// element through goxmldsig's namespace helpers, whose budget of 1,000
+// elements a legitimate assertion of a user in many groups exceeds, and
+// then dereferences the nil element the failed detach returned (a panic).
+// goxmldsig's ValidationContext.Validate has no such budget on the signed
+// content, so gatehouse detaches the element itself and hands it to
+// Validate; crewjam/saml's types are still used to read the verified
+// assertion. The size of what reaches this point is bounded by
+// responseLimits.
+
+const nsDSig = "http://www.w3.org/2000/09/xmldsig#"
+
+// verifyResponse checks a pre-checked response from in: the Response's
+// signature when it has one, the assertion's (decrypted first when it is
+// encrypted) when it has one, at least one of them present; then the
+// Response's Destination, InResponseTo, IssueInstant, Issuer and Status.
+// It returns the assertion read from verified bytes only.
+func (m *Manager) verifyResponse(in *idp, sp *saml.ServiceProvider, sh shape, requestIDs []string, unsolicited bool) (*saml.Assertion, string, error) {
+	certs := idpSigningCerts(sp.IDPMetadata)
+	if len(certs) == 0 {
+		return nil, "validation", errors.New("the IdP's metadata has no signing certificate")
+	}
+	resp := sh.root
+	respSigned := hasSignature(resp)
+	if respSigned {
+		v, err := m.verifySignature(resp, certs)
+		if err != nil {
+			return nil, "validation", fmt.Errorf("response signature: %w", err)
+		}
+		resp = v // from here on, only what the signature covers is read
+	}
+	if err := m.checkResponseHead(resp, in, requestIDs, unsolicited, respSigned); err != nil {
+		return nil, "validation", err
+	}
+	var found []*etree.Element
+	for _, c := range resp.ChildElements() {
+		if (c.Tag == "Assertion" || c.Tag == "EncryptedAssertion") && c.NamespaceURI() == nsAssertion {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		return nil, "validation", fmt.Errorf("response holds %d assertions, want 1", len(found))
+	}
+	a := detach(found[0])
+	switch {
+	case a.Tag == "EncryptedAssertion":
+		enc, err := inspectEncrypted(a)
+		if err != nil {
+			return nil, "encryption", err
+		}
+		_, plain, err := m.decrypt(enc, in.cfg)
+		if err == nil {
+			err = checkAssertionShape(plain, sh.issuer)
+		}
+		if err != nil {
+			return nil, "encryption", err
+		}
+		a = plain
+	case in.cfg.RequireEncryption:
+		return nil, "encryption", fmt.Errorf("idp %s must encrypt its assertions (require_encrypted_assertions)", in.cfg.Name)
+	}
+	if hasSignature(a) {
+		v, err := m.verifySignature(a, certs)
+		if err != nil {
+			return nil, "validation", fmt.Errorf("assertion signature: %w", err)
+		}
+		a = v
+	} else if !respSigned {
+		return nil, "validation", errors.New("neither the response nor its assertion is signed")
+	}
+	assertion, err := unmarshalAssertion(a)
+	if err != nil {
+		return nil, "validation", err
+	}
+	if err := m.checkAssertionHead(assertion, in, requestIDs, unsolicited); err != nil {
+		return nil, "validation", err
+	}
+	return assertion, "", nil
+}
+
+// hasSignature reports whether el has an XML-DSig Signature child.
+func hasSignature(el *etree.Element) bool {
+	return len(childrenNS(el, nsDSig, "Signature")) > 0
+}
+
+// verifySignature checks el's enveloped signature against certs and
+// returns the signed content as the signature covers it. A signature
+// whose KeyInfo carries no certificate (only a key value) is tried
+// against each certificate in turn.
+func (m *Manager) verifySignature(el *etree.Element, certs []*x509.Certificate) (*etree.Element, error) {
+	if el.SelectAttrValue("ID", "") == "" {
+		return nil, fmt.Errorf("signed %s has no ID", el.Tag)
+	}
+	el = detach(el)
+	sigs := childrenNS(el, nsDSig, "Signature")
+	if len(sigs) != 1 {
+		return nil, fmt.Errorf("%s carries %d signatures, want 1", el.Tag, len(sigs))
+	}
+	validate := func(roots []*x509.Certificate) (*etree.Element, error) {
+		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: roots})
+		vc.IdAttribute = "ID"
+		vc.Clock = dsig.NewFakeClockAt(m.now())
+		return vc.Validate(el)
+	}
+	if sigs[0].FindElement("./KeyInfo/X509Data/X509Certificate") != nil {
+		return validate(certs)
+	}
+	if ki := sigs[0].SelectElement("KeyInfo"); ki != nil {
+		sigs[0].RemoveChild(ki)
+	}
+	var err error
+	for _, c := range certs {
+		var v *etree.Element
+		if v, err = validate([]*x509.Certificate{c}); err == nil {
+			return v, nil
+		}
+	}
+	return nil, err
+}
+
+// detach copies el out of its document with every namespace declaration
+// in scope, so that it reads and canonicalises the same on its own.
+func detach(el *etree.Element) *etree.Element {
+	c := el.Copy()
+	declared := map[string]bool{}
+	for _, a := range c.Attr {
+		if p, ok := nsDecl(a); ok {
+			declared[p] = true
+		}
+	}
+	for p := el.Parent(); p != nil; p = p.Parent() {
+		for _, a := range p.Attr {
+			prefix, ok := nsDecl(a)
+			if !ok || declared[prefix] {
+				continue
+			}
+			declared[prefix] = true
+			c.CreateAttr(a.FullKey(), a.Value)
+		}
+	}
+	return c
+}
+
+// nsDecl reports whether a declares a namespace, and its prefix ("" for
+// the default namespace).
+func nsDecl(a etree.Attr) (string, bool) {
+	switch {
+	case a.Space == "xmlns":
+		return a.Key, true
+	case a.Space == "" && a.Key == "xmlns":
+		return "", true
+	}
+	return "", false
+}
+
+// checkResponseHead applies the Response-level rules: Destination is this
+// ACS (required when the Response is signed), InResponseTo answers a
+// pending request, IssueInstant is recent, the Issuer is the IdP and the
+// status is Success.
+func (m *Manager) checkResponseHead(resp *etree.Element, in *idp, requestIDs []string, unsolicited, signed bool) error {
+	dest := resp.SelectAttrValue("Destination", "")
+	if (signed || dest != "") && dest != m.acsURL.String() {
+		return fmt.Errorf("response Destination %q is not this ACS", dest)
+	}
+	if irt := resp.SelectAttrValue("InResponseTo", ""); unsolicited {
+		if irt != "" {
+			return errors.New("unsolicited response carries InResponseTo")
+		}
+	} else if !slices.Contains(requestIDs, irt) {
+		return fmt.Errorf("response InResponseTo %q answers no pending request", irt)
+	}
+	at, err := time.Parse(time.RFC3339Nano, resp.SelectAttrValue("IssueInstant", ""))
+	if err != nil {
+		return errors.New("response IssueInstant is missing or not a time")
+	}
+	if now := m.now(); at.Add(saml.MaxIssueDelay).Before(now) || at.After(now.Add(m.cfg.ClockSkew)) {
+		return fmt.Errorf("response issued at %s, outside the accepted window", at.UTC().Format(time.RFC3339))
+	}
+	if iss := childrenNS(resp, nsAssertion, "Issuer"); len(iss) != 1 || iss[0].Text() != in.cfg.EntityID {
+		return errors.New("response Issuer is not the IdP")
+	}
+	st := childrenNS(resp, nsProtocol, "Status")
+	if len(st) != 1 {
+		return errors.New("response must have exactly one Status")
+	}
+	if sc := childrenNS(st[0], nsProtocol, "StatusCode"); len(sc) != 1 || sc[0].SelectAttrValue("Value", "") != saml.StatusSuccess {
+		return errors.New("response status is not Success")
+	}
+	return nil
+}
+
+// unmarshalAssertion reads a verified assertion element into
+// crewjam/saml's type.
+func unmarshalAssertion(el *etree.Element) (*saml.Assertion, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	var a saml.Assertion
+	if err := xml.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	return &a, nil
+}
+
+// checkAssertionHead applies crewjam/saml's assertion rules (recent
+// IssueInstant, the IdP as Issuer, each subject confirmation answering a
+// pending request, to this ACS and current, Conditions current); the
+// stricter rules of checkAssertion follow.
+func (m *Manager) checkAssertionHead(a *saml.Assertion, in *idp, requestIDs []string, unsolicited bool) error {
+	now := m.now()
+	if a.IssueInstant.Add(saml.MaxIssueDelay).Before(now) {
+		return errors.New("assertion IssueInstant expired")
+	}
+	if a.Issuer.Value != in.cfg.EntityID {
+		return errors.New("assertion Issuer is not the IdP")
+	}
+	if a.Subject == nil || a.Conditions == nil {
+		return errors.New("assertion lacks Subject or Conditions")
+	}
+	for _, sc := range a.Subject.SubjectConfirmations {
+		d := sc.SubjectConfirmationData
+		if d == nil {
+			return errors.New("subject confirmation without data")
+		}
+		if !unsolicited && !slices.Contains(requestIDs, d.InResponseTo) {
+			return errors.New("subject confirmation answers no pending request")
+		}
+		if d.Recipient != m.acsURL.String() {
+			return fmt.Errorf("subject confirmation Recipient %q is not this ACS", d.Recipient)
+		}
+		if d.NotOnOrAfter.Add(saml.MaxClockSkew).Before(now) {
+			return errors.New("subject confirmation expired")
+		}
+	}
+	if a.Conditions.NotBefore.Add(-saml.MaxClockSkew).After(now) {
+		return errors.New("assertion Conditions not yet valid")
+	}
+	if a.Conditions.NotOnOrAfter.Add(saml.MaxClockSkew).Before(now) {
+		return errors.New("assertion Conditions expired or without NotOnOrAfter")
+	}
+	return nil
+}

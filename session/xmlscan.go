@@ -1,0 +1,138 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// xmlLimits bound what one XML document from outside may contain. They
+// are enforced by scanXML, a single pass over the bytes that builds
+// nothing, before any validator or tree sees the document.
+type xmlLimits struct {
+	name        string // what the document is, for errors
+	maxBytes    int
+	maxElements int
+	maxDepth    int
+	maxAttrs    int // attributes (namespace declarations included) on one element
+}
+
+// The limits of each kind of document gatehouse reads. They are sized to
+// real messages, with room:
+//
+//   - a Response of a user in 10,000 groups is about 1 MB (an
+//     AttributeValue with its xsi:type is 70-100 bytes) and 10,100
+//     elements; a typical one is 5-15 KB and under 100 elements. SAML
+//     nests about 8 deep (Response, Assertion, AttributeStatement,
+//     Attribute, AttributeValue, with structured values a few more;
+//     EncryptedAssertion, EncryptedData, KeyInfo, EncryptedKey,
+//     CipherData, CipherValue), and an element carries a dozen
+//     attributes and namespace declarations at most.
+//   - a LogoutRequest or LogoutResponse is 1-6 KB (the larger ones signed
+//     in the XML, with the certificate) and about 20 elements.
+//   - metadata: a federation aggregate (eduGAIN, InCommon) runs to tens of
+//     megabytes and hundreds of thousands of elements.
+var (
+	responseLimits = xmlLimits{name: "SAML response", maxBytes: 1 << 20, maxElements: 12_000, maxDepth: 32, maxAttrs: 32}
+	sloLimits      = xmlLimits{name: "logout message", maxBytes: 32 << 10, maxElements: 200, maxDepth: 16, maxAttrs: 32}
+	metadataLimits = xmlLimits{name: "metadata", maxBytes: maxMetadataBytes, maxElements: 4_000_000, maxDepth: 64, maxAttrs: 64}
+)
+
+// errXMLLimit is wrapped by every refusal of scanXML for a limit, so the
+// caller can give it its own reason.
+var errXMLLimit = errors.New("beyond the limits for this message")
+
+var errDoctype = errors.New("document type declarations, entities and other directives are not accepted")
+
+// scanXML walks the bytes once and refuses a document that is larger,
+// holds more elements, nests deeper or carries more attributes on one
+// element than lim allows, or that holds a DTD, an entity declaration or
+// any other <! directive than a comment or CDATA section. It is a filter,
+// not a parser: it only needs to agree with encoding/xml on well-formed
+// input, because the strict parser that runs next stops at the first
+// malformed byte, before anything the scan could have missed.
+func scanXML(b []byte, lim xmlLimits) error {
+	if len(b) > lim.maxBytes {
+		return fmt.Errorf("%s larger than %d bytes: %w", lim.name, lim.maxBytes, errXMLLimit)
+	}
+	elements, depth := 0, 0
+	for i := 0; i < len(b); {
+		lt := bytes.IndexByte(b[i:], '<')
+		if lt < 0 {
+			break
+		}
+		i += lt + 1
+		if i >= len(b) {
+			return errors.New("malformed XML: document ends in a tag")
+		}
+		var err error
+		switch b[i] {
+		case '?':
+			i, err = skipPast(b, i, "?>")
+		case '!':
+			switch {
+			case bytes.HasPrefix(b[i:], []byte("!--")):
+				i, err = skipPast(b, i+3, "-->")
+			case bytes.HasPrefix(b[i:], []byte("![CDATA[")):
+				i, err = skipPast(b, i+8, "]]>")
+			default:
+				return errDoctype
+			}
+		case '/':
+			if depth--; depth < 0 {
+				return errors.New("malformed XML: end tag without a start tag")
+			}
+			i, err = skipPast(b, i, ">")
+		default:
+			if elements++; elements > lim.maxElements {
+				return fmt.Errorf("%s holds more than %d elements: %w", lim.name, lim.maxElements, errXMLLimit)
+			}
+			var selfClosing bool
+			i, selfClosing, err = scanStartTag(b, i, lim)
+			if !selfClosing {
+				if depth++; depth > lim.maxDepth {
+					return fmt.Errorf("%s nests deeper than %d elements: %w", lim.name, lim.maxDepth, errXMLLimit)
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipPast returns the index just after the first end at or after i.
+func skipPast(b []byte, i int, end string) (int, error) {
+	n := bytes.Index(b[i:], []byte(end))
+	if n < 0 {
+		return 0, errors.New("malformed XML: unterminated markup")
+	}
+	return i + n + len(end), nil
+}
+
+// scanStartTag reads a start tag from just after its '<' to just after
+// its '>', counting attributes (each '=' outside a quoted value) and
+// honouring quotes, in which '>' may appear.
+func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, err error) {
+	attrs := 0
+	var quote byte
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '=':
+			if attrs++; attrs > lim.maxAttrs {
+				return 0, false, fmt.Errorf("%s has an element with more than %d attributes: %w", lim.name, lim.maxAttrs, errXMLLimit)
+			}
+		case c == '>':
+			return i + 1, b[i-1] == '/', nil
+		}
+	}
+	return 0, false, errors.New("malformed XML: unterminated start tag")
+}

@@ -1,0 +1,54 @@
+package test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestPaddedAndLookAlikeNamesNeverImpersonate: a login asserting a padded,
+// invisible or look-alike spelling of an existing user's name, or a
+// padded group, is refused with its reason; it never creates a second
+// account and never reaches the upstream as that user or group (Go's
+// header writer would have trimmed " alice" to "alice").
+func TestPaddedAndLookAlikeNamesNeverImpersonate(t *testing.T) {
+	h := newHarness(t, options{})
+	readResp(t, h.login(h.browser(), "/", alice))
+	for i, tc := range []struct {
+		name   string
+		uid    string
+		groups []string
+	}{
+		{"leading space", " alice", nil},
+		{"trailing space", "alice ", nil},
+		{"NBSP", "\u00a0alice", nil},
+		{"zero width space", "alice\u200b", nil},
+		{"right-to-left override", "\u202eecila", nil},
+		{"full-width", "ａlice", nil},
+		{"capitals", "ALICE", nil},
+		{"padded group", "mallory", []string{" admins"}},
+		{"invisible group", "mallory", []string{"ad\u200bmins"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(h.upstream.all())
+			mallory := person{nameID: "mallory-" + string(rune('a'+i)), uid: tc.uid, mail: "m@example.com", groups: tc.groups}
+			resp := h.login(h.browser(), "/", mallory)
+			body := readAll(t, resp)
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("login as %q with groups %q: 200 %s", tc.uid, tc.groups, body)
+			}
+			for _, r := range h.upstream.all()[before:] {
+				t.Errorf("upstream got a request as %q, groups %q", r.Header.Get("X-Forwarded-User"), r.Header.Get("X-Forwarded-Groups"))
+			}
+			ev := h.auditEvents()
+			if last := ev[len(ev)-1]; last["outcome"] != "refused" {
+				t.Errorf("audit = %v, want refused", last)
+			}
+		})
+	}
+	if n := h.count(`SELECT count(*) FROM gatehouse_users`); n != 1 {
+		t.Errorf("users = %d, want only alice", n)
+	}
+	if n := h.count(`SELECT count(*) FROM gatehouse_groups WHERE name LIKE '%admins%' AND name <> 'admins'`); n != 0 {
+		t.Errorf("look-alike groups stored: %d", n)
+	}
+}

@@ -63,6 +63,9 @@ type options struct {
 	attributeService     string              // the corp IdP's SOAP AttributeService
 	httpClient           *http.Client        // the SP's client for metadata and attribute queries
 	state                *session.RedisState // shared replay cache and revocations
+	stateDir             string              // session state directory (revocations kept across restarts)
+	entityID             string              // the SP entity ID; default derives from base
+	dbPath               string              // an existing SQLite file to open (a restart)
 	proxy                func(*proxy.Config) // adjusts the proxy's settings
 }
 
@@ -156,6 +159,9 @@ func newHarness(t testing.TB, o options) *harness {
 	h.store = o.store
 	if h.store == nil {
 		h.dbPath = filepath.Join(dir, "gatehouse.db")
+		if o.dbPath != "" {
+			h.dbPath = o.dbPath
+		}
 		st, err := sqldir.Open(context.Background(), sqldir.Config{Path: h.dbPath}, sqldir.WithClock(h.clock.Now))
 		if err != nil {
 			t.Fatal(err)
@@ -217,6 +223,7 @@ func newHarness(t testing.TB, o options) *harness {
 			AllowIdPInitiated: o.allowIdPInitiated}},
 		Endpoints: proxy.Endpoints(pcfg.Prefix),
 		Keys:      o.spKeys, SignMetadata: o.signMetadata,
+		StateDir: o.stateDir, EntityID: o.entityID,
 	}
 	if o.corp != nil {
 		o.corp(&scfg.IdPs[0])

@@ -574,8 +574,8 @@ func TestLogoutEndsSession(t *testing.T) {
 	h := newHarness(t, options{})
 	c := h.browser()
 	readResp(t, h.login(c, "/", alice))
-	if code, body := h.get(c, "/.gatehouse/logout", http.Header{"Accept": {"text/html"}}); code != 200 || !strings.Contains(body, "Signed out") {
-		t.Fatalf("logout: %d %s", code, body)
+	if resp := h.logout(c, http.Header{"Origin": {h.base}}); resp.StatusCode != 200 || !strings.Contains(readAll(t, resp), "Signed out") {
+		t.Fatalf("logout: %d", resp.StatusCode)
 	}
 	if code, _ := h.get(c, "/x", http.Header{"Accept": {"application/json"}}); code != http.StatusUnauthorized {
 		t.Errorf("after logout: %d", code)

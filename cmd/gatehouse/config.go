@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -153,6 +154,26 @@ func (f *File) validateFederations() []error {
 // StateConfig is the shared state of several replicas.
 type StateConfig struct {
 	Redis *RedisConfig `yaml:"redis"`
+	// Dir keeps a single instance's state across restarts (the revocations
+	// of logged-out sessions) when Redis is not used. Default: the SQLite
+	// database's directory, else metadata_cache_dir; with neither, state
+	// is kept in memory only.
+	Dir string `yaml:"dir"`
+}
+
+// stateDir is where a single instance keeps its state: state.dir, else
+// next to the SQLite database, else in metadata_cache_dir; "" with Redis
+// (which holds it) or when none is set.
+func (f *File) stateDir() string {
+	switch {
+	case f.State.Redis != nil:
+		return ""
+	case f.State.Dir != "":
+		return f.State.Dir
+	case f.Store.SQLite != nil && f.Store.SQLite.Path != "" && !strings.HasPrefix(f.Store.SQLite.Path, ":") && !strings.HasPrefix(f.Store.SQLite.Path, "file:"):
+		return filepath.Dir(f.Store.SQLite.Path)
+	}
+	return f.Session.MetadataCacheDir
 }
 
 // RedisConfig locates Redis: url is a ${ENV} reference (the URL can hold a
@@ -254,6 +275,7 @@ func (f *File) withDefaults() {
 	for _, p := range f.IdPs {
 		f.Session.IdPs = append(f.Session.IdPs, p.IdP)
 	}
+	f.Session.StateDir = f.stateDir()
 	f.Session = f.Session.WithDefaults()
 	if f.Store.LDAP != nil {
 		*f.Store.LDAP = f.Store.LDAP.WithDefaults()
@@ -433,6 +455,7 @@ func (f *File) validate() []error {
 		errs = append(errs, errors.New("metadata_refresh: at least 1m"))
 	}
 	errs = append(errs, f.validateFederations()...)
+	errs = append(errs, f.checkGroupPrefixes()...)
 	for i, p := range f.IdPs {
 		if p.federation {
 			continue

@@ -123,6 +123,10 @@ var folders = sync.Pool{New: func() any { c := cases.Fold(); return &c }}
 // name all fold to one value. Stores keep it in their *_norm columns; a
 // change here needs the refold migration of sqldir.
 func NormalizeName(s string) string {
+	if isASCII(s) {
+		// NFKC leaves ASCII alone and case folding lower-cases it.
+		return collapseSpace(strings.ToLower(s))
+	}
 	c := folders.Get().(*cases.Caser)
 	defer folders.Put(c)
 	out := norm.NFKC.String(s)
@@ -134,6 +138,15 @@ func NormalizeName(s string) string {
 		out = next
 	}
 	return collapseSpace(out)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // collapseSpace makes every run of white space one U+0020.

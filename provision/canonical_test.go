@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // TestCanonicalNameRefusesPaddingAndInvisibles: every value that names a
@@ -219,4 +222,29 @@ func FuzzCanonicalName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFoldASCIIFastPath: the ASCII shortcut folds exactly as the full
+// path does.
+func TestFoldASCIIFastPath(t *testing.T) {
+	c := cases.Fold()
+	for r := rune(0); r < utf8.RuneSelf; r++ {
+		for _, s := range []string{string(r), "a" + string(r) + "b", "A  " + string(r) + "\tZ"} {
+			full := collapseSpace(norm.NFKC.String(c.String(norm.NFKC.String(s))))
+			if got := NormalizeName(s); got != full {
+				t.Errorf("NormalizeName(%q) = %q, the full fold gives %q", s, got, full)
+			}
+		}
+	}
+}
+
+func BenchmarkNormalizeName(b *testing.B) {
+	for _, s := range []string{"Domain Admins", "straße-Ｇruppe"} {
+		b.Run(s, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				NormalizeName(s)
+			}
+		})
+	}
 }

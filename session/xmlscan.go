@@ -87,12 +87,13 @@ func scanXML(b []byte, lim xmlLimits) error {
 			if elements++; elements > lim.maxElements {
 				return fmt.Errorf("%s holds more than %d elements: %w", lim.name, lim.maxElements, errXMLLimit)
 			}
+			if depth+1 > lim.maxDepth {
+				return fmt.Errorf("%s nests deeper than %d elements: %w", lim.name, lim.maxDepth, errXMLLimit)
+			}
 			var selfClosing bool
 			i, selfClosing, err = scanStartTag(b, i, lim)
 			if !selfClosing {
-				if depth++; depth > lim.maxDepth {
-					return fmt.Errorf("%s nests deeper than %d elements: %w", lim.name, lim.maxDepth, errXMLLimit)
-				}
+				depth++
 			}
 		}
 		if err != nil {

@@ -393,3 +393,40 @@ func TestTLSSection(t *testing.T) {
 		})
 	}
 }
+
+// TestEdgeKeys: the request-edge keys decode at the top level and refuse
+// what cannot be safe, naming the key.
+func TestEdgeKeys(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	for _, tc := range []struct {
+		name, section string
+		problems      []string
+	}{
+		{"All", "trusted_proxies: [10.0.0.0/8, 192.0.2.1]\nupgrades: [websocket]\nupgrade_max_lifetime: 8h\n" +
+			"endpoint_body_timeout: 15s\nproxied_body_idle_timeout: 2m\nrate_limit:\n  per_minute: 30\n  burst: 10\n  max_clients: 5000\n" +
+			"headers:\n  strip: [X-Corp-User, X-Corp-*]\n  keep: [X-Real-IP]\n", nil},
+		{"NoUpgrades", "upgrades: []\n", nil},
+		{"RateLimitOff", "rate_limit:\n  disabled: true\n", nil},
+		{"H2C", "upgrades: [websocket, h2c]\n", []string{"upgrades[1]: h2c is never allowed"}},
+		{"BadCIDR", "trusted_proxies: [10.0.0.0/33]\n", []string{"trusted_proxies[0]"}},
+		{"BadTimeouts", "endpoint_body_timeout: 10m\nproxied_body_idle_timeout: 100ms\n",
+			[]string{"endpoint_body_timeout:", "proxied_body_idle_timeout:"}},
+		{"BadRate", "rate_limit:\n  per_minute: -1\n", []string{"rate_limit.per_minute"}},
+		{"KeepIdentity", "headers:\n  keep: [X-Forwarded-User, X-Forwarded-For]\n", []string{"headers.keep[0]", "headers.keep[1]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkProblems(t, goodConfig+tc.section, tc.problems)
+		})
+	}
+	f, err := decodeConfig(strings.NewReader(goodConfig + "upgrades: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.withDefaults()
+	if f.Proxy.Upgrades == nil || len(f.Proxy.Upgrades) != 0 {
+		t.Errorf("upgrades: [] became %v, want none allowed", f.Proxy.Upgrades)
+	}
+	if f.Proxy.BaseURL != f.Session.BaseURL {
+		t.Errorf("the proxy's base URL %q is not base_url", f.Proxy.BaseURL)
+	}
+}

@@ -67,7 +67,9 @@ var invisible = []*unicode.RangeTable{
 }
 
 func checkText(field, s string, max int, name bool) (string, error) {
-	if _, err := checkRunes(field, s, max, name); err != nil || !name {
+	if _, err := checkRunes(field, s, max, name); err != nil || !name || isASCII(s) {
+		// An ASCII name that passed folds to lower case with single
+		// spaces: a name as well.
 		return s, err
 	}
 	// A name's fold must be a canonical name too, or uniqueness would
@@ -98,6 +100,8 @@ func checkRunes(field, s string, max int, name bool) (string, error) {
 	}
 	for i, r := range s {
 		switch {
+		case r < utf8.RuneSelf && r >= 0x20 && r != 0x7f:
+			// Printable ASCII: in none of the tables below.
 		case unicode.IsControl(r):
 			return bad("contains control characters")
 		case unicode.IsOneOf(invisible, r):

@@ -248,3 +248,22 @@ func BenchmarkNormalizeName(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkMapManyGroups(b *testing.B) {
+	vals := make([]string, 5000)
+	for i := range vals {
+		vals[i] = "CN=Group " + strconv.Itoa(i) + ",OU=Groups,DC=corp,DC=example"
+	}
+	m := Mapping{Groups: "g", UserName: "uid"}
+	a := Assertion{NameID: "n", Attributes: map[string][]string{"g": vals, "uid": {"alice"}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		l, err := m.Map(a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Claims.Check(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -438,13 +438,15 @@ func (p *Proxy) Readiness(ctx context.Context) []string {
 }
 
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if c := clientFrom(r.Context()); c != nil && c.body.slow() {
+		// A body read that timed out also cancels the request's context:
+		// tell the client before treating it as gone.
+		p.pages.refuseRequest(w, r, http.StatusRequestTimeout, "body_timeout", err)
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody is left to answer.
 		p.log.Debug("client cancelled request", zap.String("path", r.URL.Path))
-		return
-	}
-	if c := clientFrom(r.Context()); c != nil && c.body.slow() {
-		p.pages.refuseRequest(w, r, http.StatusRequestTimeout, "body_timeout", err)
 		return
 	}
 	p.pages.badGateway(w, r, err)

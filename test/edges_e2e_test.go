@@ -406,11 +406,12 @@ func TestSlowBodyBounded(t *testing.T) {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			t.Fatal("gatehouse still waits for the stalled body after 8s")
 		}
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusRequestTimeout {
-				t.Errorf("status %d", resp.StatusCode)
-			}
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("status %d after %v, want 408", resp.StatusCode, time.Since(start))
 		}
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("held %v", d)

@@ -141,15 +141,17 @@ func (c Config) Validate() error {
 		add("headers.group_separator: must be a printable separator")
 	}
 	for i, p := range c.PublicPaths {
-		if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, c.Prefix) || strings.Contains(p, "..") {
+		if !strings.HasPrefix(p, "/") || reserved(escapeRulePath(p), c.Prefix) {
 			add("public_paths[%d]: must be an absolute path outside the reserved prefix, got %q", i, p)
+		} else if err := checkRulePath(p); err != nil {
+			add("public_paths[%d]: %w", i, err)
 		}
 	}
 	for i, r := range c.Authorization {
 		for _, e := range flatten(r.validate()) {
 			add("authorization[%d].%w", i, e)
 		}
-		if r.Path != "" && reserved(r.Path, c.Prefix) {
+		if r.Path != "" && reserved(escapeRulePath(r.Path), c.Prefix) {
 			add("authorization[%d].path: %q is under the reserved prefix, which is never proxied", i, r.Path)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -199,7 +198,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.offHost(w, r) {
 		return
 	}
-	if reserved(r.URL.Path, p.cfg.Prefix) {
+	if reserved(r.URL.EscapedPath(), p.cfg.Prefix) {
 		if p.limitedPath(r.URL.Path) && p.rateLimited(w, r) {
 			return
 		}
@@ -210,14 +209,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.refuseTunnel(w, r) {
 		return
 	}
-	rl := p.decide(r)
-	if p.isPublic(r.URL.Path) || rl != nil && rl.effect == AllowPublic {
-		p.forward(w, r, nil, nil)
+	r, j, ok := p.authorize(w, r)
+	if !ok {
 		return
 	}
-	if rl != nil && rl.effect == AllowDeny {
+	if j.deny != nil {
 		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
-			Err: fmt.Errorf("authorization[%d] denies %s %s", rl.index, r.Method, r.URL.Path)})
+			Err: fmt.Errorf("authorization[%d] denies %s %s", j.deny.index, r.Method, r.URL.Path)})
+		return
+	}
+	if j.public {
+		p.forward(w, r, nil, nil)
 		return
 	}
 	s, ok := p.sessions.Load(r)
@@ -239,17 +241,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "inactive",
 			Err: fmt.Errorf("user %s is deactivated", id.userID)})
 		return
-	case rl != nil && rl.effect == effectRequire && !rl.permits(&id.user):
-		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
-			Err: fmt.Errorf("authorization[%d] refuses user %s for %s %s", rl.index, id.userID, r.Method, r.URL.Path)})
-		return
-	case rl != nil && len(rl.authn) > 0 && !slices.Contains(rl.authn, s.AuthnContext):
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsHTML(r) {
-			p.sessions.StartLoginWith(w, r, s.IdP, r.URL.RequestURI(), session.LoginOptions{AuthnContext: rl.authn, ForceAuthn: true})
-			return
-		}
-		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "authn_context",
-			Err: fmt.Errorf("authorization[%d] needs a login made with %v; the session's was %q", rl.index, rl.authn, s.AuthnContext)})
+	case !p.admit(w, r, j, s, id):
 		return
 	}
 	p.sessions.Touch(w, s)
@@ -319,57 +311,24 @@ func (p *Proxy) serveReserved(w http.ResponseWriter, r *http.Request) {
 	p.pages.notFound(w, r)
 }
 
-// reserved reports whether a request path falls under the reserved prefix
-// as any server behind gatehouse might read it: case-insensitively, with
-// "\" as "/", without ";" segment parameters, and after resolving dot
-// segments. Such paths are answered by gatehouse and never proxied.
+// reserved reports whether an escaped request path falls under the
+// reserved prefix as any server behind gatehouse might read it (see
+// loosePath: decoded repeatedly, case-insensitively, with "\" as "/",
+// without ";" segment parameters or trailing dots, dot segments
+// resolved). Such paths are answered by gatehouse and never proxied.
 func reserved(p, prefix string) bool {
 	if strings.HasPrefix(p, prefix) {
 		return true
 	}
-	// Normalising an ASCII path only removes and folds characters, so one
-	// that does not hold the prefix's name in any case cannot normalise
-	// into it: the common request skips the allocation. (Unicode lower
-	// casing can turn some other characters into ASCII letters, so
-	// anything else takes the full path.)
-	if asciiOnly(p) && !containsFold(p, strings.Trim(prefix, "/")) {
+	// The loose reading only removes and folds characters: a plain ASCII
+	// path that does not hold the prefix's name in any case cannot read
+	// as it, so the common request skips the allocation. (Escapes, and
+	// Unicode that folds to ASCII letters, take the full path.)
+	if asciiOnly(p) && !strings.Contains(p, "%") && !containsFold(p, strings.Trim(prefix, "/")) {
 		return false
 	}
-	n := normalizePath(p)
-	pre := strings.ToLower(prefix)
-	return strings.HasPrefix(n, pre) || n == strings.TrimSuffix(pre, "/")
-}
-
-// normalizePath is the loosest reading of a path that upstream servers
-// apply; see reserved.
-func normalizePath(p string) string {
-	p = strings.ToLower(strings.ReplaceAll(p, `\`, "/"))
-	if strings.Contains(p, ";") {
-		segs := strings.Split(p, "/")
-		for i, s := range segs {
-			if j := strings.IndexByte(s, ';'); j >= 0 {
-				segs[i] = s[:j]
-			}
-		}
-		p = strings.Join(segs, "/")
-	}
-	c := path.Clean("/" + p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
-}
-
-// isPublic reports whether the path is under a public path both as sent
-// and as normalised, so that dot segments cannot smuggle a private path
-// through a public prefix.
-func (p *Proxy) isPublic(raw string) bool {
-	for _, pub := range p.public {
-		if underPath(raw, pub) && underPath(normalizePath(raw), strings.ToLower(pub)) {
-			return true
-		}
-	}
-	return false
+	n, pre := loosePath(p), loosePath(prefix)+"/"
+	return strings.HasPrefix(n+"/", pre)
 }
 
 func asciiOnly(s string) bool {

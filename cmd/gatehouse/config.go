@@ -438,6 +438,11 @@ func (f *File) validate() []error {
 	}
 	add("", f.Session.Validate())
 	add("", f.Proxy.Validate())
+	idpNames := make([]string, 0, len(f.IdPs))
+	for _, p := range f.IdPs {
+		idpNames = append(idpNames, p.Name)
+	}
+	add("", f.Proxy.CheckIdPNames(idpNames))
 	errs = append(errs, f.TLS.validate()...)
 	if f.Log.Format != "json" && f.Log.Format != "console" {
 		errs = append(errs, fmt.Errorf("log.format: must be json or console, got %q", f.Log.Format))

@@ -274,6 +274,7 @@ func TestAuthorizationSection(t *testing.T) {
     methods: [GET, POST]
     require: {any_of: {groups: [admins]}}
   - {pattern: "^/internal(/|$)", allow: deny}
+  - {path: /ops/, idps: [corp], require: {any_of: {groups: [admins]}}}
 `
 	if code, _, errOut := check(t, writeConfig(t, good)); code != 0 {
 		t.Fatalf("good rules: exit %d: %s", code, errOut)
@@ -281,9 +282,13 @@ func TestAuthorizationSection(t *testing.T) {
 	bad := goodConfig + `authorization:
   - {path: /admin/, allow: admins}
   - {path: /x/, require: {all_of: {}}}
+  - {path: /ops/, idps: [partner], allow: authenticated}
+  - {pattern: "^/Reports//", allow: deny}
+  - {path: "/admin ", allow: deny}
 `
 	code, _, errOut := check(t, writeConfig(t, bad))
-	for _, want := range []string{`authorization[0].allow: "admins" is not public`, "authorization[1].require.all_of: names no group"} {
+	for _, want := range []string{`authorization[0].allow: "admins" is not public`, "authorization[1].require.all_of: names no group",
+		`authorization[2].idps: "partner" is not a configured IdP`, "authorization[3].pattern: ", "authorization[4].path: "} {
 		if code == 0 || !strings.Contains(errOut, want) {
 			t.Errorf("exit %d, no %q in:\n%s", code, want, errOut)
 		}

@@ -1,0 +1,363 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// This file is the one reading of request paths and methods that the
+// authorization rules, the public paths and the reserved prefix share.
+//
+// A path is read once into its canonical form: percent-encoding of
+// unreserved characters decoded, every other escape kept (in upper-case
+// hex), dot segments and repeated slashes resolved. That form is both
+// what the rules judge and what the upstream receives. Spellings that
+// servers behind a proxy are known to read differently (double encoding,
+// encoded slashes, backslashes, control characters, Windows' trailing
+// dots and spaces, look-alike Unicode...) have no canonical form: they
+// are refused when the path decides anything.
+
+// canonical is a request path as gatehouse judges and forwards it.
+type canonical struct {
+	path    string // decoded: what rules see, forwarded as URL.Path
+	escaped string // the same path escaped, forwarded as URL.RawPath
+}
+
+// errAmbiguous marks a path spelling that servers may read differently.
+var errAmbiguous = errors.New("ambiguous path")
+
+func ambiguous(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errAmbiguous}, a...)...)
+}
+
+// canonicalPath reads an escaped request path (URL.EscapedPath) into its
+// canonical form, or explains why it has none.
+func canonicalPath(escaped string) (canonical, error) {
+	if escaped == "" {
+		escaped = "/"
+	}
+	if escaped[0] != '/' {
+		return canonical{}, ambiguous("not an absolute path")
+	}
+	var segs []segment
+	rest := escaped[1:]
+	for {
+		raw, after, more := strings.Cut(rest, "/")
+		s, err := readSegment(raw)
+		if err != nil {
+			return canonical{}, err
+		}
+		switch s.dec {
+		case "", ".":
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+		default:
+			segs = append(segs, s)
+		}
+		if !more {
+			// A path ending in "/", "/." or "/.." names a directory.
+			if len(segs) > 0 && (s.dec == "" || s.dec == "." || s.dec == "..") {
+				segs = append(segs, segment{})
+			}
+			break
+		}
+		rest = after
+	}
+	var dec, esc strings.Builder
+	dec.Grow(len(escaped))
+	esc.Grow(len(escaped))
+	for _, s := range segs {
+		dec.WriteByte('/')
+		dec.WriteString(s.dec)
+		esc.WriteByte('/')
+		esc.WriteString(s.esc)
+	}
+	if len(segs) == 0 {
+		return canonical{path: "/", escaped: "/"}, nil
+	}
+	return canonical{path: dec.String(), escaped: esc.String()}, nil
+}
+
+// segment is one path segment, decoded and canonically escaped.
+type segment struct{ dec, esc string }
+
+// readSegment decodes one segment and refuses the spellings that servers
+// read differently.
+func readSegment(raw string) (segment, error) {
+	if fastSegment(raw) {
+		return segment{raw, raw}, nil // the common segment
+	}
+	var dec, esc strings.Builder
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		encoded := false
+		if c == '%' {
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return segment{}, ambiguous("malformed percent-encoding")
+			}
+			c, encoded = unhex(raw[i+1])<<4|unhex(raw[i+2]), true
+			i += 2
+		}
+		switch {
+		case c == '/' || c == '\\':
+			return segment{}, ambiguous("slash or backslash inside a segment")
+		case c < 0x20 || c == 0x7f:
+			return segment{}, ambiguous("control character")
+		case c == '%' && doubleEncoded(raw[i+1:]):
+			return segment{}, ambiguous("double percent-encoding")
+		}
+		dec.WriteByte(c)
+		if isUnreserved(c) || !encoded && isPathChar(c) {
+			esc.WriteByte(c)
+		} else {
+			fmt.Fprintf(&esc, "%%%02X", c)
+		}
+	}
+	s := segment{dec.String(), esc.String()}
+	if err := checkSegment(s.dec); err != nil {
+		return segment{}, err
+	}
+	return s, nil
+}
+
+// fastSegment reports whether a raw segment is plain: printable ASCII
+// path characters, no escapes or parameters, no trailing dot.
+func fastSegment(raw string) bool {
+	if raw == "" || raw == "." || raw == ".." {
+		return true
+	}
+	if raw[len(raw)-1] == '.' || strings.ContainsAny(raw, ";:~") {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		if !isPathChar(raw[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// doubleEncoded reports whether what follows a decoded "%" (still
+// escaped) decodes to two hex digits or a "u" (IIS's %uXXXX): a server
+// that decodes twice would read another character.
+func doubleEncoded(rest string) bool {
+	var next []byte
+	for i := 0; i < len(rest) && len(next) < 2; i++ {
+		c := rest[i]
+		if c == '%' && i+2 < len(rest) && isHex(rest[i+1]) && isHex(rest[i+2]) {
+			c = unhex(rest[i+1])<<4 | unhex(rest[i+2])
+			i += 2
+		}
+		next = append(next, c)
+	}
+	if len(next) > 0 && (next[0] == 'u' || next[0] == 'U') {
+		return true
+	}
+	return len(next) == 2 && isHex(next[0]) && isHex(next[1])
+}
+
+// checkSegment refuses a decoded segment that some server reads as
+// another one.
+func checkSegment(s string) error {
+	if s == "" || s == "." || s == ".." {
+		return nil
+	}
+	switch last := s[len(s)-1]; {
+	case last == '.' || last == ' ':
+		// Windows (IIS) drops trailing dots and spaces: "admin." is "admin".
+		return ambiguous("segment ends with a dot or a space")
+	}
+	if bare, _, _ := strings.Cut(s, ";"); bare == "." || bare == ".." {
+		// Tomcat and Jetty drop ";" parameters before resolving dots.
+		return ambiguous("dot segment with parameters")
+	}
+	if i := strings.Index(s, ":$"); i >= 0 {
+		// NTFS alternate data streams: "admin::$DATA" is "admin".
+		return ambiguous("NTFS stream name")
+	}
+	if i := strings.IndexByte(s, '~'); i > 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' {
+		// 8.3 short names: "ADMINI~1" may be "administration".
+		return ambiguous("Windows short name")
+	}
+	if asciiPrintable(s) {
+		return nil
+	}
+	if !utf8.ValidString(s) {
+		return ambiguous("invalid or overlong UTF-8")
+	}
+	for _, r := range s {
+		if r >= utf8.RuneSelf && confusable(r) {
+			return ambiguous("character %U reads as another", r)
+		}
+	}
+	if !norm.NFC.IsNormalString(s) {
+		return ambiguous("Unicode not in NFC")
+	}
+	return nil
+}
+
+// confusable reports whether a non-ASCII rune is invisible or white
+// space, or becomes ASCII under compatibility normalisation or case
+// mapping (dotless i, long s, Kelvin sign, full-width letters...): a
+// server that folds or normalises would read an ASCII path.
+func confusable(r rune) bool {
+	if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point,
+		unicode.Variation_Selector, unicode.Noncharacter_Code_Point, unicode.Co, unicode.Cs) || r == utf8.RuneError {
+		return true
+	}
+	if unicode.ToLower(r) < utf8.RuneSelf || unicode.ToUpper(r) < utf8.RuneSelf || unicode.ToTitle(r) < utf8.RuneSelf {
+		return true
+	}
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < utf8.RuneSelf {
+			return true
+		}
+	}
+	s := string(r)
+	return hasASCII(norm.NFKC.String(s)) || hasASCII(cases.Fold().String(s)) ||
+		hasASCII(strings.ToLower(s)) || hasASCII(strings.ToUpper(s))
+}
+
+func hasASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiPrintable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// needsEscape reports whether s holds a character that is not allowed
+// unescaped in a path segment.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isPathChar(s[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isUnreserved: RFC 3986 unreserved characters, whose escapes are
+// decoded in the canonical form.
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// isPathChar: RFC 3986 pchar without "%": unreserved, sub-delims, ":"
+// and "@". Sent as they came; their escapes are kept escaped.
+func isPathChar(c byte) bool {
+	return isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@", c) >= 0
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	default:
+		return c - 'a' + 10
+	}
+}
+
+// loosePath is the loosest reading of an escaped path that any server
+// behind gatehouse might make: percent-decoded repeatedly, NFKC-normalised
+// and case folded, "\" as "/", ";" parameters dropped, trailing dots and
+// spaces dropped from segments, dot segments and empty segments resolved.
+// The reserved prefix is judged on it, so that nothing under the prefix
+// is proxied however it is spelled.
+func loosePath(escaped string) string {
+	p := escaped
+	for range 4 {
+		d := looseUnescape(p)
+		if d == p {
+			break
+		}
+		p = d
+	}
+	p = strings.ReplaceAll(foldPath(p), `\`, "/")
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		s, _, _ = strings.Cut(s, ";")
+		if s != "." && s != ".." {
+			s = strings.TrimRight(s, ". ")
+		}
+		switch s {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	return "/" + strings.Join(out, "/")
+}
+
+// looseUnescape decodes every valid escape and keeps invalid ones.
+func looseUnescape(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+// foldPath is the case folding of the loose reading: NFKC, then full
+// case folding.
+func foldPath(p string) string {
+	if asciiPrintable(p) {
+		return strings.ToLower(p)
+	}
+	return cases.Fold().String(norm.NFKC.String(strings.ToValidUTF8(p, "\uFFFD")))
+}
+
+// canonicalMethod reports whether a method is an upper-case token, the
+// only spelling gatehouse forwards: upstreams that upper-case methods
+// themselves would otherwise read "get" as the GET a rule was written for.
+func canonicalMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; !('A' <= c && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// methodOverrideParam is the query (or form) parameter that Rails, Laravel,
+// Symfony and Express's method-override read as the method of a POST.
+const methodOverrideParam = "_method"

@@ -22,8 +22,10 @@ import (
 // CanonicalName checks a user or group name and returns it unchanged, or
 // an error wrapping ErrInvalid that says what is wrong. field names the
 // value in that error. On top of CanonicalValue's rules a name must not
-// be empty and may hold no private-use or unassigned code point: either
-// could look like anything today and fold differently tomorrow.
+// be empty, may hold no private-use or unassigned code point (either could
+// look like anything today and fold differently tomorrow), no word of it
+// may mix scripts as no writing system does ("аlice" with a Cyrillic а;
+// see script.go), and its fold must itself pass these rules.
 func CanonicalName(field, s string) (string, error) {
 	return checkText(field, s, MaxValueLen, true)
 }
@@ -102,6 +104,9 @@ func checkRunes(field, s string, max int, name bool) (string, error) {
 		switch {
 		case r < utf8.RuneSelf && r >= 0x20 && r != 0x7f:
 			// Printable ASCII: in none of the tables below.
+		case unicode.IsLetter(r) && !unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
+			// A letter (assigned, not private use) that is not one of the
+			// Hangul fillers.
 		case unicode.IsControl(r):
 			return bad("contains control characters")
 		case unicode.IsOneOf(invisible, r):
@@ -110,6 +115,11 @@ func checkRunes(field, s string, max int, name bool) (string, error) {
 			return bad(fmt.Sprintf("contains a private-use character (U+%04X at byte %d)", r, i))
 		case name && unicode.Is(unicode.Cn, r): // noncharacters too
 			return bad(fmt.Sprintf("contains an unassigned code point (U+%04X at byte %d)", r, i))
+		}
+	}
+	if name && !isASCII(s) {
+		if w, scripts, ok := mixedScripts(s); ok {
+			return bad(fmt.Sprintf("mixes scripts (%s) in the word %q: a look-alike of another name", strings.Join(scripts, ", "), w))
 		}
 	}
 	return s, nil

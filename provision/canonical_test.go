@@ -267,3 +267,30 @@ func BenchmarkMapManyGroups(b *testing.B) {
 		}
 	}
 }
+
+// TestMixedScriptLookAlikesRefused: a word mixing Latin with Cyrillic or
+// Greek look-alikes is refused as a name; real names in one script, and
+// the mixes one writing system uses, pass.
+func TestMixedScriptLookAlikesRefused(t *testing.T) {
+	for _, v := range []string{"аlice", "pаypal", "\u0430dmins", "admin\u0455", "αdmins", "corp:аdmins", "jоhn.smith", "Ａlicе"} {
+		if _, err := CanonicalName("user_name", v); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "mixes scripts") {
+			t.Errorf("CanonicalName(%q) err = %v, want a mixed-script refusal", v, err)
+		}
+	}
+	for _, v := range []string{"алиса", "Отдел IT", "Müller", "Ærøskøbing", "東京タワー", "Tシャツ", "김철수", "Ελένη", "ｂob", "zoë-2", "O'Brien"} {
+		if _, err := CanonicalName("user_name", v); err != nil {
+			t.Errorf("CanonicalName(%q) err = %v, want accepted", v, err)
+		}
+	}
+	if _, err := CanonicalValue("display_name", "Алексей (Аlex)"); err != nil {
+		t.Errorf("a display name is not a name: %v", err)
+	}
+}
+
+func BenchmarkCanonicalGroupNonASCII(b *testing.B) {
+	for b.Loop() {
+		if _, err := CanonicalGroup("Отдел информационных технологий Москва"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -30,6 +30,8 @@ func TestPaddedAndInvisibleNamesRefused(t *testing.T) {
 		{"right-to-left override", "POST", "/Users", user("\u202eecila")},
 		{"soft hyphen", "POST", "/Users", user("al\u00adice")},
 		{"private use", "POST", "/Users", user("alice\ue000")},
+		{"Cyrillic look-alike", "POST", "/Users", user("\u0430lice")},
+		{"group Cyrillic look-alike", "POST", "/Groups", group("\u0430dmins")},
 		{"padded display name", "POST", "/Users", user("dave", `"displayName":"Dave "`)},
 		{"invisible in email", "POST", "/Users", user("erin", `"emails":[{"value":"erin@exa\u200dmple.test","type":"work"}]`)},
 		{"PUT padded", "PUT", "/Users/" + id, user(" bob")},

@@ -24,6 +24,8 @@ func TestPaddedAndLookAlikeNamesNeverImpersonate(t *testing.T) {
 		{"zero width space", "alice\u200b", nil},
 		{"right-to-left override", "\u202eecila", nil},
 		{"full-width", "ａlice", nil},
+		{"Cyrillic a", "\u0430lice", nil},
+		{"Greek alpha group", "mallory", []string{"\u03b1dmins"}},
 		{"capitals", "ALICE", nil},
 		{"padded group", "mallory", []string{" admins"}},
 		{"invisible group", "mallory", []string{"ad\u200bmins"}},

@@ -242,6 +242,7 @@ var cases = []struct {
 			{"ideographic space", map[string]string{provision.FieldUserName: "bob\u3000"}, nil},
 			{"zero width space", map[string]string{provision.FieldUserName: "alice\u200b"}, nil},
 			{"bidi override", map[string]string{provision.FieldUserName: "\u202eecila"}, nil},
+			{"mixed-script look-alike", map[string]string{provision.FieldUserName: "\u0430lice"}, nil},
 			{"padded group", map[string]string{provision.FieldUserName: "carol"}, []string{" admins"}},
 			{"invisible group", map[string]string{provision.FieldUserName: "carol"}, []string{"ad\u200dmins"}},
 			{"padded display name", map[string]string{provision.FieldUserName: "carol", provision.FieldDisplayName: "Carol "}, nil},

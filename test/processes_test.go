@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -50,8 +51,11 @@ func freePort(t *testing.T) int {
 // replica is one gatehouse process.
 type replica struct {
 	name, base, admin string
-	log               string // the process's output
-	process           *os.Process
+	// host is base_url's host, which a load balancer in front of the
+	// replicas sends as Host (gatehouse redirects any other host there).
+	host    string
+	log     string // the process's output
+	process *os.Process
 }
 
 // startReplica runs `gatehouse serve` with the config ($PORT and $ADMIN
@@ -68,6 +72,9 @@ func startReplica(t *testing.T, bin, name, config string, env []string, port int
 		t.Fatal(err)
 	}
 	r := &replica{name: name, base: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), log: filepath.Join(t.TempDir(), name+".log")}
+	if m := regexp.MustCompile(`(?m)^base_url: https?://(\S+)$`).FindStringSubmatch(config); m != nil {
+		r.host = m[1]
+	}
 	out, err := os.Create(r.log)
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +166,7 @@ var noRedirects = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*h
 func startLoginAt(t *testing.T, r *replica) (id, relay string, pending *http.Cookie) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, r.base+"/home", nil)
+	req.Host = r.host
 	req.Header.Set("Accept", "text/html")
 	resp, err := noRedirects.Do(req)
 	if err != nil {
@@ -186,6 +194,7 @@ func postResponse(t *testing.T, r *replica, doc []byte, relay string, pending *h
 	t.Helper()
 	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}, "RelayState": {relay}}
 	req, _ := http.NewRequest(http.MethodPost, r.base+"/.gatehouse/saml/acs", strings.NewReader(form.Encode()))
+	req.Host = r.host
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "text/html")
 	req.AddCookie(pending)
@@ -202,6 +211,7 @@ func postResponse(t *testing.T, r *replica, doc []byte, relay string, pending *h
 func getWith(t *testing.T, r *replica, path string, session *http.Cookie) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, r.base+path, nil)
+	req.Host = r.host
 	req.Header.Set("Accept", "application/json")
 	req.AddCookie(session)
 	resp, err := noRedirects.Do(req)
@@ -326,6 +336,7 @@ func TestReplicaProcesses(t *testing.T) {
 
 	// A logout on A ends the session on B within a second.
 	req, _ := http.NewRequest(http.MethodPost, a.base+"/.gatehouse/logout", nil)
+	req.Host = a.host
 	req.Header.Set("Origin", a.base) // logout is a same-origin POST
 	req.AddCookie(session)
 	if resp, err := noRedirects.Do(req); err != nil {
@@ -373,6 +384,7 @@ func TestReplicaProcesses(t *testing.T) {
 	}
 	// B's subscription is back too: a logout on A reaches it.
 	req, _ = http.NewRequest(http.MethodPost, a.base+"/.gatehouse/logout", nil)
+	req.Host = a.host
 	req.Header.Set("Origin", a.base) // logout is a same-origin POST
 	req.AddCookie(second)
 	if resp, err := noRedirects.Do(req); err != nil {
@@ -436,6 +448,7 @@ func TestSIGHUPReloadsMetadata(t *testing.T) {
 		t.Helper()
 		var conn httptrace.GotConnInfo
 		req, _ := http.NewRequest(http.MethodGet, g.base+"/home", nil)
+		req.Host = g.host
 		req.Header.Set("Accept", "application/json")
 		req.AddCookie(session)
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conn = i }}))

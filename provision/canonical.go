@@ -100,6 +100,11 @@ func checkRunes(field, s string, max int, name bool) (string, error) {
 	if isSpace(first) || isSpace(last) {
 		return bad("has leading or trailing white space")
 	}
+	if name && unicode.Is(unicode.M, first) {
+		// It would combine with whatever is shown before the name (a
+		// group prefix, a separator).
+		return bad("starts with a combining mark")
+	}
 	for i, r := range s {
 		switch {
 		case r < utf8.RuneSelf && r >= 0x20 && r != 0x7f:

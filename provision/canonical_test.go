@@ -53,6 +53,7 @@ func TestCanonicalNameRefusesPaddingAndInvisibles(t *testing.T) {
 		{"unassigned", "alice\U000E0FFF"},
 		{"noncharacter", "alice\uffff"},
 		{"invalid UTF-8", "ali\xffce"},
+		{"leading combining mark", "\u0301alice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, err := CanonicalName("user_name", tc.v); !errors.Is(err, ErrInvalid) {

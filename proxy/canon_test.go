@@ -441,3 +441,66 @@ func FuzzCanonicalPath(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAuthorize is the per-request cost of reading and judging a
+// path under a typical rule set.
+func BenchmarkAuthorize(b *testing.B) {
+	rules := []Rule{
+		{Path: "/static/", Allow: AllowPublic},
+		{Path: "/admin/", Require: admins},
+		{Methods: []string{"POST", "PUT", "DELETE"}, Path: "/reports/", Require: staff},
+		{Pattern: `^/internal(/|$)`, Allow: AllowDeny},
+		{Path: "/", Allow: AllowAuthenticated},
+	}
+	cfg := Config{Upstream: "http://127.0.0.1:1", PublicPaths: []string{"/favicon.ico"}, Authorization: rules}.WithDefaults()
+	p := &Proxy{cfg: cfg, rules: compileRules(rules), public: cfg.PublicPaths, pages: NewPages(zap.NewNop())}
+	for _, target := range []string{"/app/orders/12345", "/static/js/app.min.js", "/Reports/2024/q3.pdf"} {
+		b.Run(strings.ReplaceAll(target, "/", "_"), func(b *testing.B) {
+			r := httptest.NewRequest("GET", "http://gatehouse.test"+target, nil)
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				p.authorize(w, r)
+			}
+		})
+	}
+}
+
+// TestReadmeRuleTable: the README's table of what a rule covers holds.
+func TestReadmeRuleTable(t *testing.T) {
+	p := testProxy(t, nil,
+		Rule{Path: "/static/", Allow: AllowPublic},
+		Rule{Pattern: "^/internal(/|$)", Allow: AllowDeny},
+		Rule{Path: "/admin/", IdPs: []string{"corp"}, Require: admins},
+		Rule{Path: "/payroll/", Methods: []string{"POST", "PUT", "DELETE"}, Require: staff},
+		Rule{Path: "/", Allow: AllowAuthenticated},
+	)
+	for _, tc := range []struct{ method, target, want string }{
+		{"GET", "/static/app.min.js", "public"},
+		{"GET", "/STATIC/app.js", "session 4"},
+		{"GET", "/static/../payroll/", "session 4"},
+		{"GET", "/admin/users", "session 2"},
+		{"GET", "/ADMIN/users", "session 2 4"},
+		{"GET", "/x/../admin/users", "session 2"},
+		{"GET", "//admin/users", "session 2"},
+		{"GET", "/admin", "session 2 4"},
+		{"GET", "/admin.json", "session 2 4"},
+		{"GET", "/admin;jsessionid=1", "session 2 4"},
+		{"GET", "/index.php/admin/x", "session 2 4"},
+		{"GET", "/administrator", "session 4"},
+		{"GET", "/internal", "deny"},
+		{"GET", "/internal/", "deny"},
+		{"GET", "/Internal.json", "deny"},
+		{"HEAD", "/payroll/x", "session 4"},
+		{"POST", "/payroll/x", "session 3"},
+		{"GET", "/admin%20", "400"},
+		{"GET", "/admin.", "400"},
+		{"GET", "/%2561dmin", "400"},
+		{"GET", "/adm%C4%B1n", "400"},
+		{"GET", "/admin%2fx", "400"},
+	} {
+		if got, _ := outcome(t, p, tc.method, tc.target); got != tc.want {
+			t.Errorf("%s %s: %s, want %s", tc.method, tc.target, got, tc.want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package session
 import (
 	"cmp"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -258,33 +257,23 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	if !m.anyUnsolicited && !m.hasLoginCookie(r) {
 		return fail("no_login_state", errNoState)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			return fail("size", fmt.Errorf("response form larger than %d bytes", maxFormBytes))
-		}
-		return fail("form", fmt.Errorf("read form: %w", err))
+	form, err := readACSForm(w, r)
+	if errors.Is(err, errFormTooLarge) {
+		return fail("size", fmt.Errorf("response form larger than %d bytes: %w", maxFormBytes, errXMLLimit))
+	} else if err != nil {
+		return fail("form", err)
 	}
-	relay := r.PostForm.Get("RelayState")
+	relay := form.relay
 	st, solicited := m.pendingLogin(w, r, relay)
 	if !solicited && !m.anyUnsolicited {
 		return fail("no_login_state", errNoState)
 	}
-	encoded := strings.Map(func(c rune) rune {
-		if c == '\r' || c == '\n' || c == ' ' || c == '\t' {
-			return -1
-		}
-		return c
-	}, r.PostForm.Get("SAMLResponse"))
-	if encoded == "" {
+	if len(form.response) == 0 {
 		return fail("form", errors.New("no SAMLResponse"))
 	}
-	if base64.StdEncoding.DecodedLen(len(encoded)) > responseLimits.maxBytes+2 {
-		return fail("size", fmt.Errorf("response larger than %d bytes", responseLimits.maxBytes))
-	}
-	doc, err := base64.StdEncoding.DecodeString(encoded)
+	doc, reason, err := decodeResponse(form.response)
 	if err != nil {
-		return fail("encoding", fmt.Errorf("SAMLResponse is not base64: %w", err))
+		return fail(reason, err)
 	}
 	sh, err := precheck(doc)
 	if err != nil {

@@ -52,8 +52,23 @@ var errDoctype = errors.New("document type declarations, entities and other dire
 // input, because the strict parser that runs next stops at the first
 // malformed byte, before anything the scan could have missed.
 func scanXML(b []byte, lim xmlLimits) error {
+	return scan(b, lim, false)
+}
+
+// scanXMLHead is scanXML on the first bytes of a document: running out of
+// input inside markup is not an error.
+func scanXMLHead(b []byte, lim xmlLimits) error {
+	return scan(b, lim, true)
+}
+
+var errNotXML = errors.New("not an XML document")
+
+func scan(b []byte, lim xmlLimits, head bool) error {
 	if len(b) > lim.maxBytes {
 		return fmt.Errorf("%s larger than %d bytes: %w", lim.name, lim.maxBytes, errXMLLimit)
+	}
+	if rest := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n"); len(rest) > 0 && rest[0] != '<' || len(rest) == 0 && !head {
+		return errNotXML
 	}
 	elements, depth := 0, 0
 	for i := 0; i < len(b); {
@@ -63,7 +78,10 @@ func scanXML(b []byte, lim xmlLimits) error {
 		}
 		i += lt + 1
 		if i >= len(b) {
-			return errors.New("malformed XML: document ends in a tag")
+			if head {
+				return nil
+			}
+			return errTruncated
 		}
 		var err error
 		switch b[i] {
@@ -71,6 +89,8 @@ func scanXML(b []byte, lim xmlLimits) error {
 			i, err = skipPast(b, i, "?>")
 		case '!':
 			switch {
+			case head && len(b)-i < 8 && (bytes.HasPrefix([]byte("![CDATA["), b[i:]) || bytes.HasPrefix([]byte("!--"), b[i:])):
+				return nil // cut off before it says what it is
 			case bytes.HasPrefix(b[i:], []byte("!--")):
 				i, err = skipPast(b, i+3, "-->")
 			case bytes.HasPrefix(b[i:], []byte("![CDATA[")):
@@ -97,17 +117,23 @@ func scanXML(b []byte, lim xmlLimits) error {
 			}
 		}
 		if err != nil {
+			if head && errors.Is(err, errTruncated) {
+				return nil
+			}
 			return err
 		}
 	}
 	return nil
 }
 
+// errTruncated is markup cut off by the end of the input.
+var errTruncated = errors.New("malformed XML: unterminated markup")
+
 // skipPast returns the index just after the first end at or after i.
 func skipPast(b []byte, i int, end string) (int, error) {
 	n := bytes.Index(b[i:], []byte(end))
 	if n < 0 {
-		return 0, errors.New("malformed XML: unterminated markup")
+		return 0, errTruncated
 	}
 	return i + n + len(end), nil
 }
@@ -135,5 +161,5 @@ func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, e
 			return i + 1, b[i-1] == '/', nil
 		}
 	}
-	return 0, false, errors.New("malformed XML: unterminated start tag")
+	return 0, false, errTruncated
 }

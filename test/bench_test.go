@@ -316,7 +316,7 @@ func BenchmarkEncryptedLogins(b *testing.B) {
 }
 
 // firstLogin provisions p once.
-func firstLogin(b *testing.B, h *harness, p person) {
+func firstLogin(b testing.TB, h *harness, p person) {
 	b.Helper()
 	if rec := postGolden(b, h, signedAssertion(b, goldenSpec(p, "bench-first-"+p.nameID), h.idp), false); rec.Code != http.StatusSeeOther {
 		b.Fatalf("first login: %d", rec.Code)

@@ -236,7 +236,7 @@ func TestSLOMessageIDsNotReplayed(t *testing.T) {
 
 // deflatedQuery is an HTTP-Redirect query for raw XML bytes, signed with
 // key when given.
-func deflatedQuery(t *testing.T, raw []byte, key *rsa.PrivateKey) string {
+func deflatedQuery(t testing.TB, raw []byte, key *rsa.PrivateKey) string {
 	var buf bytes.Buffer
 	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
 	fw.Write(raw)

@@ -86,7 +86,7 @@ func (d *db) refoldTable(ctx context.Context, q querier, t foldTable) error {
 		for i, r := range rs {
 			ids = append(ids, r.id)
 			if i != keep {
-				r.want = fold + "\x1fcollision " + r.id
+				r.want = collisionFold(r.id, fold)
 			}
 		}
 		d.log.Warn("stored names fold to one name under the new fold; all rows are kept, only the first is found by name",
@@ -109,6 +109,15 @@ func (d *db) refoldTable(ctx context.Context, q querier, t foldTable) error {
 		d.log.Info("recomputed stored name folds", zap.String("table", t.table), zap.Int("rows", len(changed)))
 	}
 	return nil
+}
+
+// collisionFold is the fold kept by a row whose name collides with
+// another's: unique by the row's ID, equal to no name's fold (names hold
+// no control characters), and within the narrowest fold column (SQL
+// Server's 256 characters).
+func collisionFold(id, fold string) string {
+	s := []rune("\x1fcollision " + id + " " + fold)
+	return string(s[:min(len(s), 200)])
 }
 
 // foldRows reads a table's rows, oldest first, with their new folds.

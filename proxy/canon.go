@@ -194,14 +194,32 @@ func checkSegment(s string) error {
 		return ambiguous("invalid or overlong UTF-8")
 	}
 	for _, r := range s {
-		if r >= utf8.RuneSelf && confusable(r) {
+		if r >= utf8.RuneSelf && confusableRune(r) {
 			return ambiguous("character %U reads as another", r)
 		}
 	}
 	if !norm.NFC.IsNormalString(s) {
 		return ambiguous("Unicode not in NFC")
 	}
+	// Compatibility normalisation and full case folding only ever turn
+	// ASCII into ASCII: more ASCII after either means some other
+	// character became ASCII ("ﬁ" is "fi", "ß" folds to "ss"). Counting
+	// on the whole segment keeps the cost linear.
+	n := countASCII(s)
+	if !norm.NFKC.IsNormalString(s) && countASCII(norm.NFKC.String(s)) > n || countASCII(cases.Fold().String(s)) > n {
+		return ambiguous("a character reads as ASCII under NFKC or case folding")
+	}
 	return nil
+}
+
+func countASCII(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < utf8.RuneSelf {
+			n++
+		}
+	}
+	return n
 }
 
 // confusable reports whether a non-ASCII rune is invisible or white
@@ -209,6 +227,16 @@ func checkSegment(s string) error {
 // mapping (dotless i, long s, Kelvin sign, full-width letters...): a
 // server that folds or normalises would read an ASCII path.
 func confusable(r rune) bool {
+	if confusableRune(r) {
+		return true
+	}
+	s := string(r)
+	return hasASCII(norm.NFKC.String(s)) || hasASCII(cases.Fold().String(s))
+}
+
+// confusableRune is the part of confusable that needs no allocation:
+// invisible characters, white space, and simple case mappings to ASCII.
+func confusableRune(r rune) bool {
 	if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point,
 		unicode.Variation_Selector, unicode.Noncharacter_Code_Point, unicode.Co, unicode.Cs) || r == utf8.RuneError {
 		return true
@@ -221,9 +249,7 @@ func confusable(r rune) bool {
 			return true
 		}
 	}
-	s := string(r)
-	return hasASCII(norm.NFKC.String(s)) || hasASCII(cases.Fold().String(s)) ||
-		hasASCII(strings.ToLower(s)) || hasASCII(strings.ToUpper(s))
+	return false
 }
 
 func hasASCII(s string) bool {

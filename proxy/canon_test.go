@@ -224,6 +224,8 @@ func TestRuleCoversBareAndSuffixedPath(t *testing.T) {
 		{"AdminSlash", "/admin/", "session 0"},
 		{"AdminFormatSuffix", "/admin.json", "session 0 5"},
 		{"AdminFormatSuffixSlash", "/admin.json/", "session 0 5"},
+		{"AdminFormatSegment", "/admin/.json", "session 0"},
+		{"RootDotFile", "/.env", "session 5"},
 		{"AdminUpper", "/ADMIN", "session 0 5"},
 		{"AdminCaseFormat", "/Admin.XML", "session 0 5"},
 		{"AdminParams", "/admin;jsessionid=1", "session 0 5"},
@@ -256,6 +258,8 @@ func TestRuleCoversBareAndSuffixedPath(t *testing.T) {
 		{"LoginScriptPublic", "/login.php", "public"},
 		{"LoginScriptPathInfoToAdmin", "/login.php/admin", "session 0"},
 		{"LoginScriptPathInfoHome", "/login.php/home", "session 5"},
+		{"ManyScriptSegments", "/a.php/b.php/c.php/d.php/admin", "400"},
+		{"ThreeScriptSegments", "/a.php/b.php/c.php/admin", "session 0 5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, _ := outcome(t, p, "GET", tc.target); got != tc.want {

@@ -114,6 +114,10 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) (*http.Request
 		p.pages.badRequest(w, r, "ambiguous_path", err)
 		return r, judgement{}, false
 	}
+	if n := scriptSegments(c.path); n > maxScriptSegments {
+		p.pages.badRequest(w, r, "ambiguous_path", fmt.Errorf("%d script segments, each a reading of its own", n))
+		return r, judgement{}, false
+	}
 	methods, err := p.methodReadings(r)
 	if err != nil {
 		p.pages.badRequest(w, r, "method", err)
@@ -295,7 +299,8 @@ func pathReadings(p string) []string {
 }
 
 // looseReadings lists the secondary readings of a path: trailing slash
-// toggled, and format suffix dropped (with the slash either way).
+// toggled, and format suffix dropped (with the slash either way), also
+// when the suffix is a segment of its own ("/admin/.json").
 func looseReadings(p string) []string {
 	if p == "/" {
 		return nil
@@ -303,8 +308,12 @@ func looseReadings(p string) []string {
 	base := strings.TrimSuffix(p, "/")
 	out := []string{base, base + "/"}
 	last := base[strings.LastIndexByte(base, '/')+1:]
-	if i := strings.IndexByte(last, '.'); i > 0 {
+	switch i := strings.IndexByte(last, '.'); {
+	case i > 0: // "/admin.json"
 		bare := base[:len(base)-len(last)+i]
+		out = append(out, bare, bare+"/")
+	case i == 0 && len(last) > 1 && len(base) > len(last)+1: // "/admin/.json"
+		bare := base[:len(base)-len(last)-1]
 		out = append(out, bare, bare+"/")
 	}
 	return slices.DeleteFunc(out, func(s string) bool { return s == p })
@@ -328,6 +337,24 @@ func dropParams(p string) string {
 // rest of the path as path info.
 var scriptSuffixes = []string{".php", ".php3", ".php4", ".php5", ".php7", ".phtml", ".phar", ".cgi", ".fcgi", ".pl",
 	".py", ".asp", ".aspx", ".ashx", ".asmx", ".axd", ".svc", ".jsp", ".jspx", ".dll", ".exe"}
+
+// maxScriptSegments bounds the readings of a path (and so the work of
+// judging it): no real path runs a script under a script more than this.
+const maxScriptSegments = 3
+
+// scriptSegments counts the segments of a path, last excepted, that name
+// a script (their own ";" parameters dropped).
+func scriptSegments(p string) int {
+	n := 0
+	segs := strings.Split(p, "/")
+	for _, s := range segs[:len(segs)-1] {
+		s, _, _ = strings.Cut(s, ";")
+		if isScript(s) {
+			n++
+		}
+	}
+	return n
+}
 
 func isScript(seg string) bool {
 	seg = strings.ToLower(seg)

@@ -17,18 +17,19 @@ func TestPaddedAndLookAlikeNamesNeverImpersonate(t *testing.T) {
 		name   string
 		uid    string
 		groups []string
+		reason string // in the audit event
 	}{
-		{"leading space", " alice", nil},
-		{"trailing space", "alice ", nil},
-		{"NBSP", "\u00a0alice", nil},
-		{"zero width space", "alice\u200b", nil},
-		{"right-to-left override", "\u202eecila", nil},
-		{"full-width", "ａlice", nil},
-		{"Cyrillic a", "\u0430lice", nil},
-		{"Greek alpha group", "mallory", []string{"\u03b1dmins"}},
-		{"capitals", "ALICE", nil},
-		{"padded group", "mallory", []string{" admins"}},
-		{"invisible group", "mallory", []string{"ad\u200bmins"}},
+		{"leading space", " alice", nil, "mapping"},
+		{"trailing space", "alice ", nil, "mapping"},
+		{"NBSP", "\u00a0alice", nil, "mapping"},
+		{"zero width space", "alice\u200b", nil, "mapping"},
+		{"right-to-left override", "\u202eecila", nil, "mapping"},
+		{"full-width", "ａlice", nil, "rejected"},
+		{"Cyrillic a", "\u0430lice", nil, "mapping"},
+		{"Greek alpha group", "mallory", []string{"\u03b1dmins"}, "mapping"},
+		{"capitals", "ALICE", nil, "rejected"},
+		{"padded group", "mallory", []string{" admins"}, "mapping"},
+		{"invisible group", "mallory", []string{"ad\u200bmins"}, "mapping"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(h.upstream.all())
@@ -42,8 +43,8 @@ func TestPaddedAndLookAlikeNamesNeverImpersonate(t *testing.T) {
 				t.Errorf("upstream got a request as %q, groups %q", r.Header.Get("X-Forwarded-User"), r.Header.Get("X-Forwarded-Groups"))
 			}
 			ev := h.auditEvents()
-			if last := ev[len(ev)-1]; last["outcome"] != "refused" {
-				t.Errorf("audit = %v, want refused", last)
+			if last := ev[len(ev)-1]; last["outcome"] != "refused" || last["reason"] != tc.reason {
+				t.Errorf("audit = %v, want refused for %s", last, tc.reason)
 			}
 		})
 	}

@@ -85,7 +85,11 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, d pageData) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
+	referrer := "no-referrer"
+	if d.Confirm != nil {
+		referrer = "same-origin" // the browser then says where its POST comes from (Origin)
+	}
+	h.Set("Referrer-Policy", referrer)
 	if !wantsHTML(r) {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(d.Status)

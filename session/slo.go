@@ -569,9 +569,17 @@ func (m *Manager) logoutCookie(sealed string, maxAge int) *http.Cookie {
 
 // sameOrigin accepts a request that says it comes from base_url's origin:
 // by its Origin header, else its Sec-Fetch-Site header, else its Referer.
-// A request that says none of these is refused.
+// A request that says none of these is refused. "Origin: null" (a page
+// with no-referrer, a sandboxed frame) only defers to Sec-Fetch-Site,
+// which the browser computes whatever the page's policy.
 func (m *Manager) sameOrigin(r *http.Request) error {
 	origin := m.base.Scheme + "://" + m.base.Host
+	if o := r.Header.Values("Origin"); len(o) == 1 && o[0] == "null" {
+		if r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+			return nil
+		}
+		return errors.New("Origin is null and Sec-Fetch-Site does not say same-origin")
+	}
 	if o := r.Header.Values("Origin"); len(o) > 0 {
 		if len(o) == 1 && strings.EqualFold(o[0], origin) {
 			return nil

@@ -43,6 +43,8 @@ func TestLogoutNeedsSameOriginPOST(t *testing.T) {
 		{"HEAD", http.MethodHead, nil, false},
 		{"POST from another origin", http.MethodPost, http.Header{"Origin": {"https://evil.example"}}, false},
 		{"POST with Origin null", http.MethodPost, http.Header{"Origin": {"null"}}, false},
+		{"POST with Origin null from a cross-site frame", http.MethodPost, http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"cross-site"}}, false},
+		{"POST with Origin null from a same-origin no-referrer page", http.MethodPost, http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"same-origin"}}, true},
 		{"POST cross-site by Sec-Fetch-Site", http.MethodPost, http.Header{"Sec-Fetch-Site": {"cross-site"}}, false},
 		{"POST same-site but another origin", http.MethodPost, http.Header{"Sec-Fetch-Site": {"same-site"}}, false},
 		{"POST with a foreign Referer", http.MethodPost, http.Header{"Referer": {"https://evil.example/page"}}, false},

@@ -49,9 +49,13 @@ func TestDemoInRealBrowser(t *testing.T) {
 	}
 	b.screenshot(filepath.Join(screenshotDir(t), "demo-app.png"))
 
-	// Signing out shows gatehouse's own page, and the next visit starts
+	// Signing out asks first (a link or a cross-site GET never signs
+	// out); the form posts from gatehouse's origin, which the browser
+	// says (Origin). Then gatehouse's own page, and the next visit starts
 	// a new login.
 	b.navigate(base + "/.gatehouse/logout")
+	b.waitFor(`document.body && document.body.innerText.includes("Sign out?")`)
+	b.eval(`document.querySelector('form[method=post] button').click()`)
 	b.waitFor(`document.body && document.body.innerText.includes("Signed out")`)
 	b.screenshot(filepath.Join(screenshotDir(t), "signed-out.png"))
 	// The IdP still has its own session, so the new login completes by

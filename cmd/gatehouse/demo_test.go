@@ -119,7 +119,9 @@ func TestDemoLoginWithRealIdP(t *testing.T) {
 		t.Fatalf("edit alice: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	resp, err = client.Get(base + "/.gatehouse/logout")
+	logout, _ := http.NewRequest(http.MethodPost, base+"/.gatehouse/logout", nil)
+	logout.Header.Set("Origin", base) // logout is a same-origin POST
+	resp, err = client.Do(logout)
 	if err != nil {
 		t.Fatal(err)
 	}

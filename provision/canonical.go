@@ -114,6 +114,9 @@ func checkRunes(field, s string, max int, name bool) (string, error) {
 			// Hangul fillers.
 		case unicode.IsControl(r):
 			return bad("contains control characters")
+		case !name && visibleJoiner(s, i, r):
+			// A joiner or variation selector that changes what its
+			// neighbours look like (see visibleJoiner).
 		case unicode.IsOneOf(invisible, r):
 			return bad(fmt.Sprintf("contains an invisible or format character (U+%04X at byte %d)", r, i))
 		case name && unicode.Is(unicode.Co, r):

@@ -71,7 +71,19 @@ func TestCanonicalValueRules(t *testing.T) {
 			t.Errorf("CanonicalValue(%q) = %q, %v; want it unchanged", v, got, err)
 		}
 	}
-	for _, v := range []string{" Alice", "Alice\u00a0", "Al\u200bice", "x\u202e"} {
+	// Joiners and variation selectors where they are visible: a Persian
+	// name with ZWNJ, an emoji sequence, an emoji presentation selector.
+	for _, v := range []string{"\u0645\u062d\u0645\u062f\u06cc\u200c\u0646\u0698\u0627\u062f", "Team \u2764\ufe0f",
+		"\U0001F468\u200d\U0001F469\u200d\U0001F467", "\u0915\u094d\u200d\u0937"} {
+		if got, err := CanonicalValue("display_name", v); err != nil || got != v {
+			t.Errorf("CanonicalValue(%q) = %q, %v; want it unchanged", v, got, err)
+		}
+		if _, err := CanonicalName("user_name", v); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CanonicalName(%q) err = %v, want ErrInvalid: names hold no joiners", v, err)
+		}
+	}
+	for _, v := range []string{" Alice", "Alice\u00a0", "Al\u200bice", "x\u202e", "Al\u200cice", "Al\u200dice", "Alice\ufe0f",
+		"\u200c\u0645", "\u0645\u200c", "\u0645\u200cx", "\u2764\u200dA"} {
 		if _, err := CanonicalValue("display_name", v); !errors.Is(err, ErrInvalid) {
 			t.Errorf("CanonicalValue(%q) err = %v, want ErrInvalid", v, err)
 		}

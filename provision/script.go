@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Mixed-script look-alikes. NFKC and case folding cannot make "аlice"
@@ -93,4 +94,42 @@ func mixedScripts(s string) (word string, names []string, ok bool) {
 		}
 	}
 	return "", nil, false
+}
+
+// joiningScripts are the scripts in which a zero-width (non-)joiner
+// between two letters changes how they are drawn: Persian names, for
+// one, are spelt with U+200C.
+var joiningScripts = []*unicode.RangeTable{
+	unicode.Arabic, unicode.Syriac, unicode.Nko, unicode.Mongolian, unicode.Devanagari, unicode.Bengali,
+	unicode.Gurmukhi, unicode.Gujarati, unicode.Oriya, unicode.Tamil, unicode.Telugu, unicode.Kannada,
+	unicode.Malayalam, unicode.Sinhala,
+}
+
+// visibleJoiner reports whether the format character r at byte i of s
+// has a visible effect there, so that a value other than a name may hold
+// it: ZWNJ or ZWJ between two letters or marks of one joining script, ZWJ
+// inside an emoji sequence, and an emoji variation selector after a
+// symbol. Names never hold them; anywhere else they are invisible and
+// refused.
+func visibleJoiner(s string, i int, r rune) bool {
+	if r != '\u200c' && r != '\u200d' && r != '\ufe0e' && r != '\ufe0f' {
+		return false
+	}
+	prev, _ := utf8.DecodeLastRuneInString(s[:i])
+	next, _ := utf8.DecodeRuneInString(s[i+utf8.RuneLen(r):])
+	symbol := func(x rune) bool { return unicode.In(x, unicode.So, unicode.Sk) }
+	switch r {
+	case '\ufe0e', '\ufe0f':
+		return symbol(prev)
+	case '\u200d':
+		if (symbol(prev) || prev == '\ufe0f') && symbol(next) {
+			return true
+		}
+	}
+	for _, sc := range joiningScripts {
+		if unicode.Is(sc, prev) && unicode.Is(sc, next) && unicode.In(next, unicode.L, unicode.M) {
+			return true
+		}
+	}
+	return false
 }

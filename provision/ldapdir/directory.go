@@ -143,6 +143,11 @@ func (s *Store) ldapCompare(c provision.Compare) (string, error) {
 	case provision.OpPresent:
 		return "(" + attr + "=*)", nil
 	case provision.OpEq:
+		if c.Field == provision.FieldUserName && c.Fold {
+			// The directory's matching rule does not fold "ß" as "ss":
+			// entries gatehouse wrote also match by their recorded fold.
+			return "(|(" + attr + "=" + v + ")(" + s.l.cfg.StateAttribute + "=" + ldap.EscapeFilter(nameValue(c.Value)) + "))", nil
+		}
 		return "(" + attr + "=" + v + ")", nil
 	case provision.OpNe:
 		return "(!(" + attr + "=" + v + "))", nil

@@ -286,6 +286,13 @@ var cases = []struct {
 			}
 		}
 		if d, ok := s.(provision.Directory); ok {
+			// A folded lookup finds the name under any of its spellings.
+			for _, spelling := range []string{"STRASSE", "strasse", "Straße"} {
+				page, err := d.FindUsers(ctx, provision.Query{Filter: provision.Compare{Field: provision.FieldUserName, Op: provision.OpEq, Value: spelling, Fold: true}, Limit: 5})
+				if err != nil || len(page.Items) != 1 || page.Items[0].UserName != "straße" {
+					t.Errorf("FindUsers(userName eq %q, folded) = %+v, %v; want straße", spelling, page.Items, err)
+				}
+			}
 			for _, name := range []string{"ａlice", "ALICE", "STRASSE"} {
 				if _, err := d.CreateUser(ctx, provision.User{UserName: name, Active: true}); !errors.Is(err, provision.ErrConflict) {
 					t.Errorf("CreateUser(%q) err = %v, want ErrConflict", name, err)

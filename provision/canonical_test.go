@@ -180,8 +180,10 @@ func TestGroupPrefixValidated(t *testing.T) {
 			t.Errorf("Validate(group_prefix %q) = %v, want a group_prefix error", p, err)
 		}
 	}
-	if err := (Mapping{GroupPrefix: "corp:"}).Validate(); err != nil {
-		t.Errorf("Validate(group_prefix corp:) = %v", err)
+	for _, p := range []string{"corp:", "отдел:", "東京/", "partner "} {
+		if err := (Mapping{GroupPrefix: p}).Validate(); err != nil {
+			t.Errorf("Validate(group_prefix %q) = %v", p, err)
+		}
 	}
 }
 

@@ -176,8 +176,9 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 
 // pendingLogin returns the login a RelayState token names, if this
 // browser holds its sealed state, the state belongs to that token, and it
-// has not expired. The cookie is deleted either way: a state serves one
-// response.
+// has not expired. The slot's cookie is then deleted (a state serves one
+// response), as it is when it holds nothing usable; a live state of
+// another login is left alone.
 func (m *Manager) pendingLogin(w http.ResponseWriter, r *http.Request, relay string) (loginState, bool) {
 	if len(relay) != tokenLen {
 		return loginState{}, false
@@ -187,13 +188,18 @@ func (m *Manager) pendingLogin(w http.ResponseWriter, r *http.Request, relay str
 	if err != nil {
 		return loginState{}, false
 	}
-	http.SetCookie(w, m.bindingCookie(relay, "", -1))
 	plain, err := m.sealer.open(name, c.Value)
-	if err != nil {
+	var st loginState
+	if err == nil {
+		st, err = decodeState(plain)
+	}
+	if err == nil && m.now().Before(st.Expires) && subtle.ConstantTimeCompare([]byte(st.Token), []byte(relay)) != 1 {
+		// The slot holds another login's state, which stays: a response
+		// (or a forged post) for one login must not end another.
 		return loginState{}, false
 	}
-	st, err := decodeState(plain)
-	if err != nil || subtle.ConstantTimeCompare([]byte(st.Token), []byte(relay)) != 1 || !m.now().Before(st.Expires) {
+	http.SetCookie(w, m.bindingCookie(relay, "", -1))
+	if err != nil || !m.now().Before(st.Expires) {
 		return loginState{}, false
 	}
 	return st, true

@@ -342,6 +342,10 @@ func (m *Manager) readPostSLO(w http.ResponseWriter, r *http.Request) (*sloMessa
 // deflated XML, so every IdP's signing certificates are tried, and the IdP
 // whose certificate verifies must then be the message's Issuer.
 func (m *Manager) readRedirectSLO(r *http.Request) (*sloMessage, error) {
+	if len(r.URL.RawQuery) > sloQueryValueBytes+4<<10 {
+		// The signed part is hashed once for each IdP tried.
+		return nil, fmt.Errorf("query larger than %d bytes: %w", sloQueryValueBytes+4<<10, errXMLLimit)
+	}
 	raw := map[string]string{}
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")

@@ -455,3 +455,22 @@ func TestCookieFromAnotherDeploymentRefused(t *testing.T) {
 		t.Errorf("a cookie of another deployment with the same key: %d, want 401", code)
 	}
 }
+
+// TestForgedACSPostKeepsPendingLogin: a cross-site post to the ACS with a
+// RelayState that picks the slot of the browser's pending login does not
+// end that login.
+func TestForgedACSPostKeepsPendingLogin(t *testing.T) {
+	h := newHarness(t, options{})
+	c := h.browser()
+	id, relay := h.startLogin(c, "/")
+	forged := relay[:1] + strings.Repeat("A", len(relay)-1)
+	if forged == relay {
+		forged = relay[:1] + strings.Repeat("B", len(relay)-1)
+	}
+	if resp := h.post(c, h.signedResponse(h.spec(mallory, "_forged")), forged); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("forged post: %d", resp.StatusCode)
+	}
+	if resp := h.post(c, h.signedResponse(h.spec(alice, id)), relay); !strings.Contains(readAll(t, resp), "user=alice") {
+		t.Errorf("the pending login after a forged post: %d %v", resp.StatusCode, h.refusals())
+	}
+}

@@ -79,17 +79,14 @@ func deriveClient(r *http.Request, trusted []netip.Prefix) *clientAddr {
 }
 
 // forwardedEntries are the comma-separated entries of every
-// X-Forwarded-For line, in order, in any spelling of the name.
+// X-Forwarded-For line, in order. Only that spelling is read: it is the
+// one proxies append to, and another (X_Forwarded_For) comes from the
+// client, whose lines would mix with the proxy's in no defined order.
 func forwardedEntries(h http.Header) []string {
 	var out []string
-	for name, vals := range h {
-		if NormalizeHeaderName(name) != "x-forwarded-for" {
-			continue
-		}
-		for _, v := range vals {
-			for e := range strings.SplitSeq(v, ",") {
-				out = append(out, strings.TrimSpace(e))
-			}
+	for _, v := range h.Values("X-Forwarded-For") {
+		for e := range strings.SplitSeq(v, ",") {
+			out = append(out, strings.TrimSpace(e))
 		}
 	}
 	return out

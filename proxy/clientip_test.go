@@ -27,6 +27,8 @@ func TestClientIPDerivation(t *testing.T) {
 			wantIP: "203.0.113.5", wantChain: "203.0.113.5"},
 		{name: "DirectClientSpoofsUnderscoreSpelling", remote: "203.0.113.5:4000", xff: []string{"1.2.3.4"}, header: "X_Forwarded_For",
 			wantIP: "203.0.113.5", wantChain: "203.0.113.5"},
+		{name: "UnderscoreSpellingBehindTrustedProxyIgnored", remote: "10.1.1.1:4000", xff: []string{"1.2.3.4"}, header: "X_Forwarded_For",
+			wantIP: "10.1.1.1", wantChain: "10.1.1.1"},
 		{name: "NoTrustedProxiesConfigured", remote: "10.1.1.1:4000", xff: []string{"1.2.3.4"}, noTrusted: true,
 			wantIP: "10.1.1.1", wantChain: "10.1.1.1"},
 		{name: "TrustedProxyNamesClient", remote: "10.1.1.1:4000", xff: []string{"198.51.100.9"},

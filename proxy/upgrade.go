@@ -98,7 +98,7 @@ func newTunnels() *tunnels {
 	return &tunnels{live: map[*tunnel]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
-// open registers a tunnel for r and returns the request to proxy it with;
+// openTunnel registers a tunnel for r and returns the request to proxy it with;
 // the returned func unregisters it.
 func (p *Proxy) openTunnel(r *http.Request, s *session.Session, id *identity) (*http.Request, func()) {
 	ctx, cancel := context.WithCancel(r.Context())
@@ -134,7 +134,7 @@ func (p *Proxy) recheckTunnels() {
 	}
 }
 
-// watchTunnels checks the open tunnels every TunnelCheck and when asked,
+// watchTunnels checks the open tunnels every Options.TunnelCheck and when asked,
 // until none is left.
 func (p *Proxy) watchTunnels() {
 	tick := time.NewTicker(p.tunnelCheck)

@@ -66,6 +66,7 @@ type options struct {
 	stateDir             string              // session state directory (revocations kept across restarts)
 	entityID             string              // the SP entity ID; default derives from base
 	dbPath               string              // an existing SQLite file to open (a restart)
+	storeTimeout         time.Duration       // the SQLite store's bound on one operation; default its own
 	proxy                func(*proxy.Config) // adjusts the proxy's settings
 }
 
@@ -162,7 +163,7 @@ func newHarness(t testing.TB, o options) *harness {
 		if o.dbPath != "" {
 			h.dbPath = o.dbPath
 		}
-		st, err := sqldir.Open(context.Background(), sqldir.Config{Path: h.dbPath}, sqldir.WithClock(h.clock.Now))
+		st, err := sqldir.Open(context.Background(), sqldir.Config{Path: h.dbPath, Timeout: o.storeTimeout}, sqldir.WithClock(h.clock.Now))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Regression tests for the SAML and session items of issue 15.
@@ -375,7 +376,7 @@ func buildAttrs(n int) string {
 // response beyond the element limit is refused as too large, never with a
 // library panic.
 func TestManyGroupValuesLogIn(t *testing.T) {
-	h := newHarness(t, options{base: goldenBase})
+	h := newHarness(t, options{base: goldenBase, proxy: slowStore, storeTimeout: time.Minute})
 	many := alice
 	many.groups = nil
 	for i := range 5000 {

@@ -19,7 +19,7 @@ import (
 // responseLimits admits, base64-encoded (4/3), form-encoded ('+', '/' and
 // '=' take three bytes each) and wrapped in lines by some IdPs, with the
 // RelayState.
-const maxFormBytes = 2 << 20
+const maxFormBytes = 4 << 20
 
 // ServeMetadata serves the SP's SAML metadata.
 func (m *Manager) ServeMetadata(w http.ResponseWriter, r *http.Request) {

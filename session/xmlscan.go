@@ -20,9 +20,10 @@ type xmlLimits struct {
 // The limits of each kind of document gatehouse reads. They are sized to
 // real messages, with room:
 //
-//   - a Response of a user in 10,000 groups is about 1 MB (an
-//     AttributeValue with its xsi:type is 70-100 bytes) and 10,100
-//     elements; a typical one is 5-15 KB and under 100 elements. SAML
+//   - a Response of a user in 10,000 groups (provision's bound) is 1 to
+//     1.5 MB (an AttributeValue is 70-150 bytes, more with long DN-style
+//     group names) and 10,100 elements; a typical one is 5-15 KB and
+//     under 100 elements. SAML
 //     nests about 8 deep (Response, Assertion, AttributeStatement,
 //     Attribute, AttributeValue, with structured values a few more;
 //     EncryptedAssertion, EncryptedData, KeyInfo, EncryptedKey,
@@ -33,7 +34,7 @@ type xmlLimits struct {
 //   - metadata: a federation aggregate (eduGAIN, InCommon) runs to tens of
 //     megabytes and hundreds of thousands of elements.
 var (
-	responseLimits = xmlLimits{name: "SAML response", maxBytes: 1 << 20, maxElements: 12_000, maxDepth: 32, maxAttrs: 32}
+	responseLimits = xmlLimits{name: "SAML response", maxBytes: 2 << 20, maxElements: 12_000, maxDepth: 32, maxAttrs: 32}
 	sloLimits      = xmlLimits{name: "logout message", maxBytes: 32 << 10, maxElements: 200, maxDepth: 16, maxAttrs: 32}
 	metadataLimits = xmlLimits{name: "metadata", maxBytes: maxMetadataBytes, maxElements: 4_000_000, maxDepth: 64, maxAttrs: 64}
 )

@@ -250,8 +250,9 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 // logs and metrics; the browser sees only the page.
 //
 // The work is ordered by cost, so that an unauthenticated request is
-// refused as cheaply as possible: without a login-state cookie (and no
-// IdP that may start logins) before the body is read; without the login
+// refused as cheaply as possible: without a live login-state cookie (one
+// sealed here, unexpired; and no IdP that may start logins) before the
+// body is read; without the login
 // state its RelayState names (ditto) before the response is decoded; a
 // response beyond responseLimits by a scan that builds nothing; and only
 // then are trees built and signatures checked.
@@ -260,7 +261,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 		return Identity{}, "", &Failure{Page: LoginFailed, Reason: reason, Err: err}
 	}
 	errNoState := errors.New("no pending login in this browser matches the response (expired, used, or started in another browser), and no idp may start logins")
-	if !m.anyUnsolicited && !m.hasLoginCookie(r) {
+	if !m.anyUnsolicited && !m.hasLiveLogin(r) {
 		return fail("no_login_state", errNoState)
 	}
 	form, err := readACSForm(w, r)

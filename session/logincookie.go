@@ -57,10 +57,12 @@ func (m *Manager) bindingCookieName(token string) string { return m.loginCookieN
 
 func (m *Manager) logoutCookieName() string { return m.cookieName(logoutCookieBase) }
 
-// hasLoginCookie reports whether the request carries any login slot.
-func (m *Manager) hasLoginCookie(r *http.Request) bool {
+// hasLiveLogin reports whether the request carries a login slot that
+// opens (it was sealed here) and has not expired: a cookie merely named
+// like one does not count.
+func (m *Manager) hasLiveLogin(r *http.Request) bool {
 	for i := range loginSlots {
-		if _, err := r.Cookie(m.loginCookieName(i)); err == nil {
+		if m.slotBusy(r, i) {
 			return true
 		}
 	}

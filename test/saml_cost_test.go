@@ -135,6 +135,9 @@ func costShapes(t testing.TB, h *harness) (valid, large costShape, hostile []cos
 		{name: "slo-get-deflated-element-bomb", make: slo(deflatedQuery(t, elementBomb(65000), nil)), want: http.StatusForbidden},
 		{name: "slo-get-element-bomb-signed-by-idp", make: slo(deflatedQuery(t, elementBomb(65000), h.idp.key)), want: http.StatusForbidden},
 		{name: "acs-huge-post-no-login-state", make: func(int) *http.Request { return acsRequest(hugeForm, nil) }, want: http.StatusForbidden},
+		{name: "acs-huge-post-forged-login-cookie", make: func(int) *http.Request {
+			return acsRequest(hugeForm, &http.Cookie{Name: "__Host-gatehouse_login_0", Value: strings.Repeat("A", 200)})
+		}, want: http.StatusForbidden},
 		{name: "acs-garbage-with-login-state", make: withState(garbage[:64<<10]), want: http.StatusForbidden},
 		{name: "acs-deep-nesting", make: withState([]byte(head + strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000) + "</samlp:Response>")), want: http.StatusForbidden},
 		{name: "acs-many-attributes", make: withState([]byte(head + "<a" + buildAttrs(10000) + "/></samlp:Response>")), want: http.StatusForbidden},

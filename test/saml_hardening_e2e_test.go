@@ -313,9 +313,10 @@ func (c countingBody) Read(p []byte) (int, error) {
 }
 func (countingBody) Close() error { return nil }
 
-// TestACSWithoutLoginStateRefusedUnread: without login state (and no IdP
-// that may start logins) the ACS refuses a response without reading the
-// body; with a cookie but no matching state, before decoding it.
+// TestACSWithoutLoginStateRefusedUnread: without a live login state (and
+// no IdP that may start logins) the ACS refuses a response without reading
+// the body, even when a cookie is named like a login state; with a live
+// state that the RelayState does not name, before decoding it.
 func TestACSWithoutLoginStateRefusedUnread(t *testing.T) {
 	h := newHarness(t, options{base: goldenBase})
 	huge := "SAMLResponse=" + strings.Repeat("PHNhbWxwOlJlc3BvbnNl", 60000)
@@ -327,6 +328,19 @@ func TestACSWithoutLoginStateRefusedUnread(t *testing.T) {
 	h.proxy.ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden || read != 0 || strings.Join(h.refusals(), " ") != "no_login_state" {
 		t.Errorf("no login state: %d, read %d bytes, refusals %v", rec.Code, read, h.refusals())
+	}
+	for _, forged := range []*http.Cookie{{Name: "__Host-gatehouse_login_0", Value: "x"}, {Name: "__Host-gatehouse_login_3", Value: strings.Repeat("A", 300)}} {
+		h.logs.TakeAll()
+		read = 0
+		req := httptest.NewRequest(http.MethodPost, goldenBase+"/.gatehouse/saml/acs", nil)
+		req.Body = countingBody{strings.NewReader(huge), &read}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(forged)
+		rec := httptest.NewRecorder()
+		h.proxy.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden || read != 0 || strings.Join(h.refusals(), " ") != "no_login_state" {
+			t.Errorf("a forged login cookie %s: %d, read %d bytes, refusals %v", forged.Name, rec.Code, read, h.refusals())
+		}
 	}
 	_, c := h.pendingLogin(t)
 	h.logs.TakeAll()

@@ -350,7 +350,7 @@ func (m *Manager) validate(in *idp, sh shape, requestIDs []string, unsolicited b
 	if sp == nil {
 		return Identity{}, time.Time{}, &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
 	}
-	a, reason, err := m.verifyResponse(in, sp, sh, requestIDs, unsolicited)
+	a, reason, err := m.verifyResponseSafely(in, sp, sh, requestIDs, unsolicited)
 	if err != nil {
 		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: reason, Err: err}
 	}

@@ -3,9 +3,11 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,4 +198,37 @@ func FuzzCanonicalReturn(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q %v", target, got, again, ok)
 		}
 	})
+}
+
+// TestACSFormDecoding: the ACS's own form reader agrees with the form
+// encoding (percent escapes, '+' for space) and drops the white space of
+// wrapped base64; bad escapes are errors.
+func TestACSFormDecoding(t *testing.T) {
+	doc := []byte(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"/>`)
+	b64 := base64.StdEncoding.EncodeToString(doc)
+	wrapped := b64[:20] + "\r\n" + b64[20:]
+	body := "RelayState=" + url.QueryEscape("tok en/1") + "&SAMLResponse=" + url.QueryEscape(wrapped) + "&SAMLResponse=second"
+	req := httptest.NewRequest(http.MethodPost, "/acs", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	f, err := readACSForm(httptest.NewRecorder(), req)
+	if err != nil || f.relay != "tok en/1" {
+		t.Fatalf("form: %+v %v", f, err)
+	}
+	got, reason, err := decodeResponse(f.response)
+	if err != nil || !bytes.Equal(got, doc) {
+		t.Errorf("decodeResponse = %q %s %v", got, reason, err)
+	}
+	for _, bad := range []string{"%", "%4", "%zz", "abc%g0"} {
+		if _, err := formUnescape([]byte(bad), -1, true); err == nil {
+			t.Errorf("formUnescape(%q) accepted", bad)
+		}
+	}
+	if out, _ := formUnescape([]byte("a+b%2Bc"), -1, false); string(out) != "a b+c" {
+		t.Errorf("formUnescape = %q", out)
+	}
+	req = httptest.NewRequest(http.MethodPost, "/acs", strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	if _, err := readACSForm(httptest.NewRecorder(), req); err == nil {
+		t.Error("a text/plain body was read as a form")
+	}
 }

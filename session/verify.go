@@ -202,8 +202,10 @@ func (m *Manager) checkResponseHead(resp *etree.Element, in *idp, requestIDs []s
 	if err != nil {
 		return errors.New("response IssueInstant is missing or not a time")
 	}
-	if now := m.now(); at.Add(saml.MaxIssueDelay).Before(now) || at.After(now.Add(m.cfg.ClockSkew)) {
-		return fmt.Errorf("response issued at %s, outside the accepted window", at.UTC().Format(time.RFC3339))
+	if now := m.now(); at.Add(saml.MaxIssueDelay).Before(now) {
+		return fmt.Errorf("response IssueInstant expired at %s", at.Add(saml.MaxIssueDelay).UTC().Format(time.RFC3339))
+	} else if at.After(now.Add(m.cfg.ClockSkew)) {
+		return fmt.Errorf("response issued in the future (%s)", at.UTC().Format(time.RFC3339))
 	}
 	if iss := childrenNS(resp, nsAssertion, "Issuer"); len(iss) != 1 || iss[0].Text() != in.cfg.EntityID {
 		return errors.New("response Issuer is not the IdP")
@@ -241,7 +243,7 @@ func unmarshalAssertion(el *etree.Element) (*saml.Assertion, error) {
 func (m *Manager) checkAssertionHead(a *saml.Assertion, in *idp, requestIDs []string, unsolicited bool) error {
 	now := m.now()
 	if a.IssueInstant.Add(saml.MaxIssueDelay).Before(now) {
-		return errors.New("assertion IssueInstant expired")
+		return fmt.Errorf("assertion IssueInstant expired at %s", a.IssueInstant.Add(saml.MaxIssueDelay).UTC().Format(time.RFC3339))
 	}
 	if a.Issuer.Value != in.cfg.EntityID {
 		return errors.New("assertion Issuer is not the IdP")
@@ -258,7 +260,7 @@ func (m *Manager) checkAssertionHead(a *saml.Assertion, in *idp, requestIDs []st
 			return errors.New("subject confirmation answers no pending request")
 		}
 		if d.Recipient != m.acsURL.String() {
-			return fmt.Errorf("subject confirmation Recipient %q is not this ACS", d.Recipient)
+			return fmt.Errorf("subject confirmation Recipient is not %s (it is %q)", m.acsURL.String(), d.Recipient)
 		}
 		if d.NotOnOrAfter.Add(saml.MaxClockSkew).Before(now) {
 			return errors.New("subject confirmation expired")

@@ -146,10 +146,22 @@ type idp struct {
 	certs []*x509.Certificate                  // metadata_signing_certs
 	sp    atomic.Pointer[saml.ServiceProvider] // nil until metadata loads
 	org   atomic.Pointer[string]               // the display name the metadata gives
+	// signing are the signing certificates of the loaded metadata, parsed
+	// once when it loads.
+	signing atomic.Pointer[[]*x509.Certificate]
 
 	// Refresh schedule, used by Run's goroutine only.
 	next       time.Time // when to read the metadata again
 	validUntil time.Time // zero: none declared
+}
+
+// signingCerts are the IdP's signing certificates from its loaded
+// metadata; none before it loads.
+func (in *idp) signingCerts() []*x509.Certificate {
+	if c := in.signing.Load(); c != nil && in.sp.Load() != nil {
+		return *c
+	}
+	return nil
 }
 
 // displayName is the configured display name, else the organisation's
@@ -329,6 +341,8 @@ func (m *Manager) load(ctx context.Context, in *idp, memo map[string][]byte) err
 	sp.ValidateAudienceRestriction = m.checkAudience
 	org := organizationName(ed)
 	in.org.Store(&org)
+	signing := idpSigningCerts(ed)
+	in.signing.Store(&signing)
 	in.sp.Store(sp)
 	in.validUntil, in.next = md.validUntil, now.Add(m.refresh)
 	if !md.refresh.IsZero() && md.refresh.Before(in.next) {

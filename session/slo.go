@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -330,7 +331,7 @@ func (m *Manager) readPostSLO(w http.ResponseWriter, r *http.Request) (*sloMessa
 	if in == nil || in.sp.Load() == nil {
 		return nil, fmt.Errorf("message from unknown issuer %q", issuer)
 	}
-	signed, err := m.verifySignature(root, idpSigningCerts(in.sp.Load().IDPMetadata))
+	signed, err := m.verifySignature(root, in.signingCerts())
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
@@ -379,7 +380,7 @@ func (m *Manager) readRedirectSLO(r *http.Request) (*sloMessage, error) {
 		signedPart += "&RelayState=" + rs
 	}
 	signedPart += "&SigAlg=" + raw["SigAlg"]
-	in, err := m.queryVerifier(sigAlg, []byte(signedPart), sigBytes)
+	signers, err := m.queryVerifiers(sigAlg, []byte(signedPart), sigBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -395,37 +396,23 @@ func (m *Manager) readRedirectSLO(r *http.Request) (*sloMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if issuer != in.cfg.EntityID {
-		return nil, fmt.Errorf("message from %q, signed with the key of %s", issuer, in.cfg.Name)
+	i := slices.IndexFunc(signers, func(in *idp) bool { return in.cfg.EntityID == issuer })
+	if i < 0 {
+		return nil, fmt.Errorf("message from %q, signed with the key of %s", issuer, signers[0].cfg.Name)
 	}
+	in := signers[i]
 	if len(childrenNS(root, nsDSig, "Signature")) > 0 {
 		return nil, errors.New("an HTTP-Redirect message is signed over its query string, not inside the XML")
 	}
 	return &sloMessage{root: root, in: in, binding: saml.HTTPRedirectBinding, relay: unesc(raw["RelayState"])}, nil
 }
 
-// queryVerifier returns the IdP one of whose signing certificates made an
-// HTTP-Redirect signature: each loaded IdP's certificates are tried (one
-// RSA or ECDSA verification each, cheap next to parsing).
-func (m *Manager) queryVerifier(sigAlg string, signed, sig []byte) (*idp, error) {
-	var err error
-	for _, in := range m.idps {
-		sp := in.sp.Load()
-		if sp == nil {
-			continue
-		}
-		if err = verifyQuery(idpSigningCerts(sp.IDPMetadata), sigAlg, signed, sig); err == nil {
-			return in, nil
-		}
-	}
-	if err == nil {
-		err = errNoMetadata
-	}
-	return nil, err
-}
-
-// verifyQuery checks an HTTP-Redirect binding signature with any of certs.
-func verifyQuery(certs []*x509.Certificate, sigAlg string, signed, sig []byte) error {
+// queryVerifiers returns the IdPs one of whose signing certificates made
+// an HTTP-Redirect signature. Every loaded IdP's certificates are tried,
+// the query hashed once and each distinct certificate verified once (one
+// RSA or ECDSA verification each: with a federation, one per admitted
+// IdP), all before anything is inflated.
+func (m *Manager) queryVerifiers(sigAlg string, signed, sig []byte) ([]*idp, error) {
 	var h crypto.Hash
 	switch sigAlg {
 	case sigRSASHA256, sigECDSA256:
@@ -433,24 +420,41 @@ func verifyQuery(certs []*x509.Certificate, sigAlg string, signed, sig []byte) e
 	case sigRSASHA512:
 		h = crypto.SHA512
 	default:
-		return fmt.Errorf("signature algorithm %q is not accepted (RSA-SHA256, RSA-SHA512 or ECDSA-SHA256)", sigAlg)
+		return nil, fmt.Errorf("signature algorithm %q is not accepted (RSA-SHA256, RSA-SHA512 or ECDSA-SHA256)", sigAlg)
 	}
 	d := h.New()
 	d.Write(signed)
 	sum := d.Sum(nil)
-	for _, c := range certs {
-		switch k := c.PublicKey.(type) {
-		case *rsa.PublicKey:
-			if sigAlg != sigECDSA256 && rsa.VerifyPKCS1v15(k, h, sum, sig) == nil {
-				return nil
+	verified := map[string]bool{} // by certificate
+	var out []*idp
+	for _, in := range m.idps {
+		for _, c := range in.signingCerts() {
+			ok, seen := verified[string(c.Raw)]
+			if !seen {
+				ok = verifyDigest(c, sigAlg, h, sum, sig)
+				verified[string(c.Raw)] = ok
 			}
-		case *ecdsa.PublicKey:
-			if sigAlg == sigECDSA256 && ecdsa.VerifyASN1(k, sum, sig) {
-				return nil
+			if ok {
+				out = append(out, in)
+				break
 			}
 		}
 	}
-	return errors.New("signature does not verify with the IdP's signing certificates")
+	if len(out) == 0 {
+		return nil, errors.New("signature does not verify with any IdP's signing certificates")
+	}
+	return out, nil
+}
+
+// verifyDigest checks a query signature over sum with c's key.
+func verifyDigest(c *x509.Certificate, sigAlg string, h crypto.Hash, sum, sig []byte) bool {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return sigAlg != sigECDSA256 && rsa.VerifyPKCS1v15(k, h, sum, sig) == nil
+	case *ecdsa.PublicKey:
+		return sigAlg == sigECDSA256 && ecdsa.VerifyASN1(k, sum, sig)
+	}
+	return false
 }
 
 // parseSLO reads a logout message's XML (readXML with sloLimits) and

@@ -32,7 +32,7 @@ const nsDSig = "http://www.w3.org/2000/09/xmldsig#"
 // Response's Destination, InResponseTo, IssueInstant, Issuer and Status.
 // It returns the assertion read from verified bytes only.
 func (m *Manager) verifyResponse(in *idp, sp *saml.ServiceProvider, sh shape, requestIDs []string, unsolicited bool) (*saml.Assertion, string, error) {
-	certs := idpSigningCerts(sp.IDPMetadata)
+	certs := in.signingCerts()
 	if len(certs) == 0 {
 		return nil, "validation", errors.New("the IdP's metadata has no signing certificate")
 	}

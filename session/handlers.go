@@ -346,11 +346,10 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 // checkAssertion) and returns the identity it asserts and until when its
 // assertion ID must be remembered.
 func (m *Manager) validate(in *idp, sh shape, requestIDs []string, unsolicited bool) (Identity, time.Time, *Failure) {
-	sp := in.sp.Load()
-	if sp == nil {
+	if in.sp.Load() == nil {
 		return Identity{}, time.Time{}, &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
 	}
-	a, reason, err := m.verifyResponseSafely(in, sp, sh, requestIDs, unsolicited)
+	a, reason, err := m.verifyResponseSafely(in, sh, requestIDs, unsolicited)
 	if err != nil {
 		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: reason, Err: err}
 	}

@@ -31,7 +31,7 @@ const nsDSig = "http://www.w3.org/2000/09/xmldsig#"
 // encrypted) when it has one, at least one of them present; then the
 // Response's Destination, InResponseTo, IssueInstant, Issuer and Status.
 // It returns the assertion read from verified bytes only.
-func (m *Manager) verifyResponse(in *idp, sp *saml.ServiceProvider, sh shape, requestIDs []string, unsolicited bool) (*saml.Assertion, string, error) {
+func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolicited bool) (*saml.Assertion, string, error) {
 	certs := in.signingCerts()
 	if len(certs) == 0 {
 		return nil, "validation", errors.New("the IdP's metadata has no signing certificate")
@@ -98,13 +98,13 @@ func (m *Manager) verifyResponse(in *idp, sp *saml.ServiceProvider, sh shape, re
 // it turned into a refusal. None is known to be reachable (the input is
 // bounded and pre-checked, and crewjam/saml's parser is not used); this is
 // defence in depth, so that bad input never ends a request with a panic.
-func (m *Manager) verifyResponseSafely(in *idp, sp *saml.ServiceProvider, sh shape, requestIDs []string, unsolicited bool) (a *saml.Assertion, reason string, err error) {
+func (m *Manager) verifyResponseSafely(in *idp, sh shape, requestIDs []string, unsolicited bool) (a *saml.Assertion, reason string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			a, reason, err = nil, "validation", fmt.Errorf("response verification panicked: %v", p)
 		}
 	}()
-	return m.verifyResponse(in, sp, sh, requestIDs, unsolicited)
+	return m.verifyResponse(in, sh, requestIDs, unsolicited)
 }
 
 // hasSignature reports whether el has an XML-DSig Signature child.

@@ -37,13 +37,16 @@ func TestStripCookies(t *testing.T) {
 		{"only ours", []string{"gatehouse=abc"}, nil},
 		{"mixed", []string{"a=1; gatehouse=abc; b=2"}, []string{"a=1; b=2"}},
 		{"login binding", []string{"gatehouse_login_AbCdEfGhIj=x; JSESSIONID=9"}, []string{"JSESSIONID=9"}},
+		{"login slot, secure", []string{"__Host-gatehouse_login_2=x; JSESSIONID=9"}, []string{"JSESSIONID=9"}},
+		{"logout state, secure", []string{"a=1; __Host-gatehouse_logout=x"}, []string{"a=1"}},
+		{"logout state", []string{"gatehouse_logout=x; a=1"}, []string{"a=1"}},
 		{"several lines", []string{"a=1", "gatehouse=x", "b=2"}, []string{"a=1; b=2"}},
 		{"untouched", []string{"a=1;b=2"}, []string{"a=1;b=2"}},
 		{"similar name kept", []string{"gatehouse2=x"}, []string{"gatehouse2=x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{"Cookie": tc.in}
-			stripCookies(h, []string{"gatehouse"}, []string{loginCookiePrefix})
+			stripCookies(h, []string{"gatehouse"}, stateCookiePrefixes)
 			if diff := cmp.Diff(tc.want, h.Values("Cookie")); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}

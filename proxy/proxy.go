@@ -90,9 +90,10 @@ func NewTransport() *http.Transport {
 	return t
 }
 
-// loginCookiePrefix names the short-lived cookies that bind a login's
-// state to the browser; like the session cookie, never sent upstream.
-const loginCookiePrefix = "gatehouse_login_"
+// stateCookiePrefixes name the short-lived cookies that bind a login's or
+// a logout's state to the browser (Path=/, so the browser sends them with
+// every request); like the session cookie, they never reach the upstream.
+var stateCookiePrefixes = session.StateCookiePrefixes()
 
 // New builds the proxy.
 func New(cfg Config, opts Options) (*Proxy, error) {
@@ -172,7 +173,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 // headers of the authenticated user, if any.
 func (p *Proxy) prepare(h http.Header, id *identity) {
 	p.strip.strip(h)
-	stripCookies(h, p.cookies, []string{loginCookiePrefix})
+	stripCookies(h, p.cookies, stateCookiePrefixes)
 	if id != nil {
 		id.set(h)
 		if p.signer != nil {

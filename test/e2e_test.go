@@ -204,7 +204,18 @@ func TestGatehouseCookiesNeverReachUpstream(t *testing.T) {
 	c := h.browser()
 	readResp(t, h.login(c, "/", alice))
 	u, _ := url.Parse(h.base)
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: "JSESSIONID", Value: "app-session"}, {Name: "gatehouse_login_AAAAAAAAAA", Value: "x"}})
+	// A login started and never finished leaves its state cookie (Path=/,
+	// so the browser sends it everywhere); a logout's state cookie too.
+	h.startLogin(c, "/.gatehouse/login?return=/later")
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: "JSESSIONID", Value: "app-session"}, {Name: "gatehouse_login_AAAAAAAAAA", Value: "x"},
+		{Name: "gatehouse_logout", Value: "y"}})
+	pending := false
+	for _, ck := range c.Jar.Cookies(u) {
+		pending = pending || strings.HasPrefix(ck.Name, "gatehouse_login_") && ck.Value != "x"
+	}
+	if !pending {
+		t.Fatal("the browser should hold a pending login's state cookie")
+	}
 	if code, _ := h.get(c, "/x", nil); code != http.StatusOK {
 		t.Fatal(code)
 	}

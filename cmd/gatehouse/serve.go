@@ -256,6 +256,9 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          httpLog,
 	}
+	if f.State.Redis == nil && f.Session.StateDir == "" {
+		logger.Warn("logouts are remembered in memory only: a logged-out cookie works again after a restart; set state.dir (or state.redis)")
+	}
 	logger.Info("gatehouse serving", zap.String("addr", ln.Addr().String()), zap.String("base_url", f.Session.BaseURL),
 		zap.String("upstream", f.Proxy.Upstream), zap.Bool("tls", certs != nil || am != nil), zap.Bool("acme", am != nil),
 		zap.String("version", version()))

@@ -19,24 +19,49 @@ import (
 // (or errDoctype), and lets real messages through.
 func TestScanXML(t *testing.T) {
 	lim := xmlLimits{name: "test", maxBytes: 4096, maxElements: 10, maxDepth: 3, maxAttrs: 2}
+	meta := lim
+	meta.comments = true
+	saml := xmlLimits{name: "response", maxBytes: 1 << 16, maxElements: 200, maxDepth: 8, maxAttrs: 4, maxOther: 10}
+	values := func(n int, parents ...string) string {
+		open, end := "", ""
+		for _, p := range parents {
+			open, end = open+"<saml:"+p+">", "</saml:"+p+">"+end
+		}
+		return "<samlp:Response>" + open + strings.Repeat("<saml:AttributeValue>g</saml:AttributeValue>", n) + end + "</samlp:Response>"
+	}
 	for _, tc := range []struct {
 		name, doc string
 		want      error // nil: accepted
+		lim       *xmlLimits
 	}{
-		{"small document", `<?xml version="1.0"?><a x="1" y="2"><b/><c>t&gt;</c><!-- <d/><d/><d/><d/><d/><d/><d/><d/><d/><d/><d/> --></a>`, nil},
-		{"too many elements", `<a>` + strings.Repeat("<b/>", 10) + `</a>`, errXMLLimit},
-		{"too deep", `<a><b><c><d/></c></b></a>`, errXMLLimit},
-		{"too many attributes", `<a x="1" y="2" z="3"/>`, errXMLLimit},
-		{"namespace declarations count", `<a xmlns="u" xmlns:p="v" xmlns:q="w"/>`, errXMLLimit},
-		{"too large", `<a>` + strings.Repeat(" ", 5000) + `</a>`, errXMLLimit},
-		{"elements hidden by a quoted '>'", `<a x=">"><b/><b/><b/><b/><b/><b/><b/><b/><b/><b/></a>`, errXMLLimit},
-		{"markup in CDATA is text", `<a><![CDATA[<b/><b/><b/><b/><b/><b/><b/><b/><b/><b/><b/>]]></a>`, nil},
-		{"doctype", `<!DOCTYPE a><a/>`, errDoctype},
-		{"entity", `<a><!ENTITY x "y"></a>`, errDoctype},
-		{"lower-case doctype", `<!doctype a><a/>`, errDoctype},
+		{"small document", `<?xml version="1.0"?><a x="1" y="2"><b/><c>t&gt;</c></a>`, nil, nil},
+		{"comments where admitted", `<?xml version="1.0"?><a><!-- <d/><d/><d/><d/><d/><d/><d/><d/><d/><d/><d/> --></a>`, nil, &meta},
+		{"comments count as elements", `<a>` + strings.Repeat("<!---->", 10) + `</a>`, errXMLLimit, &meta},
+		{"comment in a SAML message", `<a><!--x--></a>`, errMarkup, nil},
+		{"processing instruction in a SAML message", `<a><?php x?></a>`, errMarkup, nil},
+		{"XML declaration after the root", `<a/><?xml version="1.0"?>`, errMarkup, nil},
+		{"CDATA sections count as elements", `<a>` + strings.Repeat("<![CDATA[x]]>", 10) + `</a>`, errXMLLimit, nil},
+		{"many attribute values", values(150, "Assertion", "AttributeStatement", "Attribute"), nil, &saml},
+		{"many empty elements in Extensions", "<samlp:Response><samlp:Extensions>" + strings.Repeat("<e/>", 11) + "</samlp:Extensions></samlp:Response>", errXMLLimit, &saml},
+		{"attribute values outside a statement", values(11, "Extensions", "Attribute"), errXMLLimit, &saml},
+		{"attribute values outside an attribute", values(11, "AttributeStatement"), errXMLLimit, &saml},
+		{"too many elements", `<a>` + strings.Repeat("<b/>", 10) + `</a>`, errXMLLimit, nil},
+		{"too deep", `<a><b><c><d/></c></b></a>`, errXMLLimit, nil},
+		{"too many attributes", `<a x="1" y="2" z="3"/>`, errXMLLimit, nil},
+		{"namespace declarations count", `<a xmlns="u" xmlns:p="v" xmlns:q="w"/>`, errXMLLimit, nil},
+		{"too large", `<a>` + strings.Repeat(" ", 5000) + `</a>`, errXMLLimit, nil},
+		{"elements hidden by a quoted '>'", `<a x=">"><b/><b/><b/><b/><b/><b/><b/><b/><b/><b/></a>`, errXMLLimit, nil},
+		{"markup in CDATA is text", `<a><![CDATA[<b/><b/><b/><b/><b/><b/><b/><b/><b/><b/><b/>]]></a>`, nil, nil},
+		{"doctype", `<!DOCTYPE a><a/>`, errDoctype, nil},
+		{"entity", `<a><!ENTITY x "y"></a>`, errDoctype, nil},
+		{"lower-case doctype", `<!doctype a><a/>`, errDoctype, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := scanXML([]byte(tc.doc), lim)
+			l := lim
+			if tc.lim != nil {
+				l = *tc.lim
+			}
+			err := scanXML([]byte(tc.doc), l)
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("scanXML = %v, want %v", err, tc.want)
 			}

@@ -1,12 +1,10 @@
 package session
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
 	"github.com/beevik/etree"
-	xrv "github.com/mattermost/xml-roundtrip-validator"
 )
 
 const (
@@ -30,14 +28,14 @@ type shape struct {
 // messages, attribute query answers, metadata, decrypted assertions. It
 // first scans the bytes against lim (size, elements, depth, attributes per
 // element, no DTD, entity or other directive), building nothing; then it
-// refuses XML that does not survive a round trip (xml-roundtrip-validator),
+// refuses XML that does not survive a round trip (checkRoundTrip),
 // malformed XML, and anything at the top level but the root element and
 // the XML declaration.
 func readXML(b []byte, lim xmlLimits) (*etree.Document, error) {
 	if err := scanXML(b, lim); err != nil {
 		return nil, err
 	}
-	if err := xrv.Validate(bytes.NewReader(b)); err != nil {
+	if err := checkRoundTrip(b, lim.maxOdd); err != nil {
 		return nil, fmt.Errorf("invalid XML: %w", err)
 	}
 	d := etree.NewDocument()

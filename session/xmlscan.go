@@ -15,6 +15,16 @@ type xmlLimits struct {
 	maxElements int
 	maxDepth    int
 	maxAttrs    int // attributes (namespace declarations included) on one element
+	// maxOther, when set, bounds the elements that are not attribute
+	// values (AttributeValue in Attribute in AttributeStatement): the
+	// only element a real message holds by the thousand.
+	maxOther int
+	// maxOdd bounds the tokens with unusual names or characters, which
+	// the round-trip check judges one by one (see checkRoundTrip).
+	maxOdd int
+	// comments admits comments and processing instructions (metadata);
+	// SAML messages may hold neither.
+	comments bool
 }
 
 // The limits of each kind of document gatehouse reads. They are sized to
@@ -33,10 +43,21 @@ type xmlLimits struct {
 //     in the XML, with the certificate) and about 20 elements.
 //   - metadata: a federation aggregate (eduGAIN, InCommon) runs to tens of
 //     megabytes and hundreds of thousands of elements.
+//
+// Comments, processing instructions and CDATA sections count as elements
+// (each is a token every later reader pays for), and a SAML message may
+// hold no comment or processing instruction at all but the XML
+// declaration: the pre-check refuses them later anyway, and refusing them
+// here keeps a document of a million empty comments from ever reaching a
+// parser. A response may hold thousands of elements only as attribute
+// values (a user's groups); everything else is bounded by maxOther, so a
+// small body of many empty elements is refused by this scan.
 var (
-	responseLimits = xmlLimits{name: "SAML response", maxBytes: 2 << 20, maxElements: 12_000, maxDepth: 32, maxAttrs: 32}
-	sloLimits      = xmlLimits{name: "logout message", maxBytes: 32 << 10, maxElements: 200, maxDepth: 16, maxAttrs: 32}
-	metadataLimits = xmlLimits{name: "metadata", maxBytes: maxMetadataBytes, maxElements: 4_000_000, maxDepth: 64, maxAttrs: 64}
+	responseLimits = xmlLimits{name: "SAML response", maxBytes: 2 << 20, maxElements: 12_000, maxDepth: 32, maxAttrs: 32,
+		maxOther: 1_000, maxOdd: 64}
+	sloLimits      = xmlLimits{name: "logout message", maxBytes: 32 << 10, maxElements: 200, maxDepth: 16, maxAttrs: 32, maxOdd: 16}
+	metadataLimits = xmlLimits{name: "metadata", maxBytes: maxMetadataBytes, maxElements: 4_000_000, maxDepth: 64, maxAttrs: 64,
+		maxOdd: 100_000, comments: true}
 )
 
 // errXMLLimit is wrapped by every refusal of scanXML for a limit, so the
@@ -71,7 +92,14 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 	if rest := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n"); len(rest) > 0 && rest[0] != '<' || len(rest) == 0 && !head {
 		return errNotXML
 	}
-	elements, depth := 0, 0
+	elements, depth, other := 0, 0, 0
+	var stack [][]byte // local names of the open elements, when maxOther is set
+	node := func() error {
+		if elements++; elements > lim.maxElements {
+			return fmt.Errorf("%s holds more than %d elements: %w", lim.name, lim.maxElements, errXMLLimit)
+		}
+		return nil
+	}
 	for i := 0; i < len(b); {
 		lt := bytes.IndexByte(b[i:], '<')
 		if lt < 0 {
@@ -87,15 +115,27 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 		var err error
 		switch b[i] {
 		case '?':
-			i, err = skipPast(b, i, "?>")
+			if !lim.comments && !(elements == 0 && depth == 0 && bytes.HasPrefix(b[i:], []byte("?xml")) && len(b) > i+4 && isXMLSpace(b[i+4])) {
+				return errMarkup
+			}
+			if err = node(); err == nil {
+				i, err = skipPast(b, i, "?>")
+			}
 		case '!':
 			switch {
 			case head && len(b)-i < 8 && (bytes.HasPrefix([]byte("![CDATA["), b[i:]) || bytes.HasPrefix([]byte("!--"), b[i:])):
 				return nil // cut off before it says what it is
 			case bytes.HasPrefix(b[i:], []byte("!--")):
-				i, err = skipPast(b, i+3, "-->")
+				if !lim.comments {
+					return errMarkup
+				}
+				if err = node(); err == nil {
+					i, err = skipPast(b, i+3, "-->")
+				}
 			case bytes.HasPrefix(b[i:], []byte("![CDATA[")):
-				i, err = skipPast(b, i+8, "]]>")
+				if err = node(); err == nil {
+					i, err = skipPast(b, i+8, "]]>")
+				}
 			default:
 				return errDoctype
 			}
@@ -103,18 +143,32 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 			if depth--; depth < 0 {
 				return errors.New("malformed XML: end tag without a start tag")
 			}
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
 			i, err = skipPast(b, i, ">")
 		default:
-			if elements++; elements > lim.maxElements {
-				return fmt.Errorf("%s holds more than %d elements: %w", lim.name, lim.maxElements, errXMLLimit)
+			if err := node(); err != nil {
+				return err
 			}
 			if depth+1 > lim.maxDepth {
 				return fmt.Errorf("%s nests deeper than %d elements: %w", lim.name, lim.maxDepth, errXMLLimit)
+			}
+			if lim.maxOther > 0 {
+				local := localName(b[i:])
+				if !attributeValue(stack, local) {
+					if other++; other > lim.maxOther {
+						return fmt.Errorf("%s holds more than %d elements besides attribute values: %w", lim.name, lim.maxOther, errXMLLimit)
+					}
+				}
+				stack = append(stack, local)
 			}
 			var selfClosing bool
 			i, selfClosing, err = scanStartTag(b, i, lim)
 			if !selfClosing {
 				depth++
+			} else if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
 			}
 		}
 		if err != nil {
@@ -125,6 +179,33 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 		}
 	}
 	return nil
+}
+
+// errMarkup refuses a comment or processing instruction in a SAML
+// message.
+var errMarkup = errors.New("comments and processing instructions are not accepted")
+
+func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// localName is the local part of the element name that b starts with.
+func localName(b []byte) []byte {
+	end := bytes.IndexAny(b, " \t\r\n/>")
+	if end < 0 {
+		end = len(b)
+	}
+	name := b[:end]
+	if c := bytes.IndexByte(name, ':'); c >= 0 {
+		name = name[c+1:]
+	}
+	return name
+}
+
+// attributeValue reports whether an element named local, under the open
+// elements stack, is an attribute value: AttributeValue in Attribute in
+// AttributeStatement.
+func attributeValue(stack [][]byte, local []byte) bool {
+	n := len(stack)
+	return n >= 2 && string(local) == "AttributeValue" && string(stack[n-1]) == "Attribute" && string(stack[n-2]) == "AttributeStatement"
 }
 
 // errTruncated is markup cut off by the end of the input.

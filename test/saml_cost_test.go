@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
+
 	"gatehouse/provision"
 	"gatehouse/proxy"
 )
@@ -129,6 +131,36 @@ func costShapes(t testing.TB, h *harness) (valid, large costShape, hostile []cos
 	// built as a tree, and is refused for want of a signature.
 	largestDoc := serialize(assemble(respond(goldenSpec(big, "cost-largest"))))
 
+	// A real, signed response with thousands of small elements where
+	// none belong (the second red team's shape: 11,000 empty elements in
+	// Extensions, 60 KB), with a flood of comments, and with names the
+	// round-trip check must judge one by one.
+	padded := func(tag string, fill func(*etree.Element)) []byte {
+		resp, a := respond(goldenSpec(alice, "cost-"+tag))
+		ext := etree.NewElement("samlp:Extensions")
+		fill(ext)
+		resp.InsertChildAt(1, ext)
+		signed := sign(t, a, h.idp)
+		// Forged: the attacker has no IdP key, so the signature is broken.
+		signed.FindElement(".//NameID").SetText("mallory")
+		return serialize(assemble(resp, signed))
+	}
+	extensionsDoc := padded("extensions", func(e *etree.Element) {
+		for range 11000 {
+			e.CreateElement("e")
+		}
+	})
+	commentsDoc := padded("comments", func(e *etree.Element) {
+		for range 10_000 {
+			e.CreateComment("")
+		}
+	})
+	oddDoc := padded("odd-names", func(e *etree.Element) {
+		for i := range 900 {
+			e.CreateElement(fmt.Sprintf("e·%d", i))
+		}
+	})
+
 	valid = costShape{name: "valid-login", make: login(alice, "valid"), want: http.StatusSeeOther}
 	large = costShape{name: "valid-login-max-groups", make: login(big, "large"), want: http.StatusSeeOther}
 	hostile = []costShape{
@@ -142,6 +174,9 @@ func costShapes(t testing.TB, h *harness) (valid, large costShape, hostile []cos
 		{name: "acs-deep-nesting", make: withState([]byte(head + strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000) + "</samlp:Response>")), want: http.StatusForbidden},
 		{name: "acs-many-attributes", make: withState([]byte(head + "<a" + buildAttrs(10000) + "/></samlp:Response>")), want: http.StatusForbidden},
 		{name: "acs-element-bomb", make: withState([]byte(head + strings.Repeat("<a/>", 25000) + "</samlp:Response>")), want: http.StatusForbidden},
+		{name: "acs-empty-elements-in-extensions", make: withState(extensionsDoc), want: http.StatusForbidden},
+		{name: "acs-comment-flood", make: withState(commentsDoc), want: http.StatusForbidden},
+		{name: "acs-unusual-names", make: withState(oddDoc), want: http.StatusForbidden},
 		// The largest body the ACS reads (2 MiB): with a login state it is
 		// read whole (the RelayState may come last), so it costs what
 		// reading a legitimate response of that size costs.

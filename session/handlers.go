@@ -272,6 +272,19 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	}
 	relay := form.relay
 	st, solicited := m.pendingLogin(w, r, relay)
+	if solicited {
+		// A login state serves one response, whatever becomes of it: a
+		// browser that ignores the cookie's deletion cannot post again
+		// with it, so each response parsed costs a login start (which the
+		// rate limit counts).
+		fresh, err := m.replay.Claim(r.Context(), "login\x00"+st.Token, st.Expires)
+		if err != nil {
+			return Identity{}, "", &Failure{Page: Unavailable, Reason: "replay_cache", Err: err}
+		}
+		if !fresh {
+			return fail("no_login_state", errors.New("the browser's login state was already used for a response"))
+		}
+	}
 	if !solicited && !m.anyUnsolicited {
 		return fail("no_login_state", errNoState)
 	}

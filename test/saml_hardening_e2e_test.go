@@ -489,3 +489,27 @@ func TestForgedACSPostKeepsPendingLogin(t *testing.T) {
 		t.Errorf("the pending login after a forged post: %d %v", resp.StatusCode, h.refusals())
 	}
 }
+
+// TestLoginStateServesOneResponse: a login state cookie is good for one
+// response, whatever becomes of it. An attacker who keeps the cookie
+// after a refusal (the browser would have deleted it) cannot post again
+// with it, so every response gatehouse parses costs a login start.
+func TestLoginStateServesOneResponse(t *testing.T) {
+	h := newHarness(t, options{base: goldenBase})
+	relay, cookie := h.pendingLogin(t)
+	garbage := []byte(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r"><a/></samlp:Response>`)
+	if rec := h.postACS(garbage, relay, cookie); rec.Code != http.StatusForbidden {
+		t.Fatalf("garbage: %d", rec.Code)
+	}
+	h.logs.TakeAll()
+	valid := signedAssertion(t, goldenSpec(alice, "one-use"), h.idp)
+	rec := h.postACS(valid, relay, cookie)
+	if reasons := strings.Join(h.refusals(), " "); rec.Code != http.StatusForbidden || reasons != "no_login_state" {
+		t.Fatalf("second response on one login state: %d %v, want 403 no_login_state", rec.Code, reasons)
+	}
+	// A fresh login state takes the same response.
+	relay, cookie = h.pendingLogin(t)
+	if rec := h.postACS(valid, relay, cookie); rec.Code != http.StatusSeeOther {
+		t.Fatalf("valid response on a fresh login state: %d %v", rec.Code, h.refusals())
+	}
+}

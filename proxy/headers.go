@@ -7,8 +7,12 @@ import (
 )
 
 // NormalizeHeaderName folds a header name for comparison the way servers
-// behind a proxy may see it: lower case, with "_" treated as "-" (CGI and
-// some frameworks map both to the same variable).
+// behind a proxy may see it: ASCII letters lower case, digits kept, and
+// every other byte ("-", "_", ".", "~", "!", ... and any non-ASCII byte)
+// one separator, "-". CGI, FastCGI and SCGI gateways turn each character
+// that is not a letter or a digit into "_", so X.Forwarded.User and
+// X_Forwarded_User both reach the application as HTTP_X_FORWARDED_USER.
+// The result has the length of name.
 func NormalizeHeaderName(name string) string {
 	b := make([]byte, len(name))
 	fold(b, name)
@@ -86,11 +90,12 @@ func strippedByDefault(norm string) bool {
 }
 
 // stripper deletes identity headers and proxy-trust headers in all their
-// spellings.
+// spellings (names compared in their normal form, see
+// NormalizeHeaderName).
 type stripper struct {
 	names    map[string]bool // normalised
 	prefixes []string        // normalised
-	keep     map[string]bool // normalised; overrides names and prefixes
+	keep     map[string]bool // normalised; overrides names and prefixes for a plain spelling only
 }
 
 // newStripper strips names and every header starting with one of
@@ -117,13 +122,8 @@ func newStripper(names []string, prefixes []string, keep []string) stripper {
 // always-stripped ones).
 func stripperFor(h HeaderConfig, identity []string) stripper {
 	names := append(slices.Clone(identity), alwaysStripped...)
-	prefixes := []string{h.StripPrefix}
-	for _, n := range strippedNames {
-		if !slices.ContainsFunc(h.Keep, func(k string) bool { return NormalizeHeaderName(k) == n }) {
-			names = append(names, n)
-		}
-	}
-	prefixes = append(prefixes, strippedPrefixes...)
+	names = append(names, strippedNames...) // keep exempts the plain spelling only
+	prefixes := append([]string{h.StripPrefix}, strippedPrefixes...)
 	for _, n := range h.Strip {
 		if p, ok := strings.CutSuffix(n, "*"); ok {
 			prefixes = append(prefixes, p)
@@ -153,7 +153,7 @@ func (s stripper) strip(h http.Header) {
 			n = []byte(NormalizeHeaderName(name))
 		}
 		if s.names[string(n)] || s.hasPrefix(string(n)) {
-			if len(s.keep) == 0 || !s.keep[string(n)] {
+			if len(s.keep) == 0 || !s.keep[string(n)] || !plainName(name) {
 				delete(h, name)
 			}
 		}
@@ -175,12 +175,26 @@ func fold(dst []byte, name string) {
 		switch c := name[i]; {
 		case c >= 'A' && c <= 'Z':
 			dst[i] = c + ('a' - 'A')
-		case c == '_':
-			dst[i] = '-'
-		default:
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 			dst[i] = c
+		default:
+			dst[i] = '-'
 		}
 	}
+}
+
+// plainName reports whether a header name is spelled with letters,
+// digits and "-" only: the one spelling headers.keep forwards. Any other
+// spelling of a kept header (X_Real_IP, X.Real.IP) is a client's, which a
+// gateway would merge with the real one in no defined order.
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // stripCookies removes the named cookies (and any cookie whose name starts

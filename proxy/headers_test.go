@@ -93,24 +93,35 @@ func TestHeaderSetSkipsAmbiguousGroups(t *testing.T) {
 }
 
 // FuzzNormalizeHeaderName: the normal form is idempotent, keeps the
-// length, has no upper case and no underscore, and two names that differ
-// only in case or "_"/"-" normalise alike.
+// length, holds only lower-case letters, digits and "-", and two names
+// that differ only in case or in which non-alphanumeric characters
+// separate their words normalise alike (and are stripped alike).
 func FuzzNormalizeHeaderName(f *testing.F) {
-	for _, s := range []string{"X-Forwarded-User", "x_forwarded_user", "X_FORWARDED-USER", "", "_", "Ä-ü"} {
-		f.Add(s)
+	for _, s := range []string{"X-Forwarded-User", "x_forwarded_user", "X.FORWARDED~USER", "", "_", "Ä-ü", "a!#$%&'*+.^`|~b"} {
+		f.Add(s, byte('.'))
 	}
-	f.Fuzz(func(t *testing.T, name string) {
+	f.Fuzz(func(t *testing.T, name string, sep byte) {
 		n := NormalizeHeaderName(name)
-		if NormalizeHeaderName(n) != n || len(n) != len(name) || strings.ContainsAny(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") {
+		if NormalizeHeaderName(n) != n || len(n) != len(name) || strings.IndexFunc(n, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
+		}) >= 0 {
 			t.Fatalf("NormalizeHeaderName(%q) = %q", name, n)
 		}
-		variant := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if strings.ToValidUTF8(name, "") == name && NormalizeHeaderName(variant) != NormalizeHeaderName(strings.ToUpper(name)) {
+		if sep >= 'a' && sep <= 'z' || sep >= 'A' && sep <= 'Z' || sep >= '0' && sep <= '9' {
+			sep = '_'
+		}
+		variant := strings.ToUpper(strings.Map(func(r rune) rune {
+			if r == '-' || r == '_' || r == '.' {
+				return rune(sep)
+			}
+			return r
+		}, name))
+		if asciiOnly(name) && sep < 0x80 && NormalizeHeaderName(variant) != NormalizeHeaderName(strings.ToUpper(name)) {
 			t.Fatalf("%q and %q normalise differently", name, variant)
 		}
 		s := newStripper([]string{name}, nil, nil)
 		h := http.Header{variant: {"x"}}
-		if asciiOnly(name) {
+		if asciiOnly(name) && sep < 0x80 {
 			s.strip(h)
 			if len(h) != 0 {
 				t.Fatalf("variant %q of %q survived stripping", variant, name)
@@ -214,5 +225,47 @@ func TestSharedCachesNeverStoreCookieResponses(t *testing.T) {
 				t.Errorf("CDN cache controls kept: %v", h)
 			}
 		})
+	}
+}
+
+// TestStripperFoldsEverySeparator: CGI, FastCGI and SCGI gateways
+// (lighttpd, and others) turn every character of a header name that is
+// not a letter or a digit into "_", so X.Forwarded.User reaches the
+// application as HTTP_X_FORWARDED_USER. Every such spelling of an
+// identity header, of the strip prefix and of a proxy-trust header is
+// removed.
+func TestStripperFoldsEverySeparator(t *testing.T) {
+	s := stripperFor(Config{}.WithDefaults().Headers, []string{"X-Forwarded-User", "X-Forwarded-Groups"})
+	for _, sep := range strings.Split(".~+!*'|^`#$%&_-", "") {
+		for _, name := range []string{"X-Forwarded-User", "X-Forwarded-Groups", "X-Gatehouse-Role", "X-Real-IP", "X-Original-URL", "Remote-User", "Shib-Identity"} {
+			spelled := strings.ReplaceAll(name, "-", sep)
+			t.Run(spelled, func(t *testing.T) {
+				h := http.Header{spelled: {"alice"}, "Accept": {"kept"}}
+				s.strip(h)
+				if _, ok := h[spelled]; ok || len(h) != 1 {
+					t.Errorf("%s survived stripping: %v", spelled, h)
+				}
+			})
+		}
+	}
+	mixed := http.Header{"X.Forwarded_User": {"a"}, "x~forwarded-GROUPS": {"b"}, "X-Forwarded.Users": {"kept"}}
+	s.strip(mixed)
+	if diff := cmp.Diff(http.Header{"X-Forwarded.Users": {"kept"}}, mixed); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestKeptHeaderOnlyInPlainSpelling: headers.keep forwards the header a
+// front proxy sets, spelled with letters, digits and "-"; a client's
+// X.Real.IP or X_Real_IP, which a CGI gateway would read as the same
+// variable (and in no defined order), is still removed.
+func TestKeptHeaderOnlyInPlainSpelling(t *testing.T) {
+	hc := Config{}.WithDefaults().Headers
+	hc.Keep = []string{"X-Real-IP"}
+	s := stripperFor(hc, []string{"X-Forwarded-User"})
+	h := http.Header{"X-Real-Ip": {"10.0.0.1"}, "X.Real.Ip": {"6.6.6.6"}, "X_Real_Ip": {"6.6.6.6"}, "x~real~ip": {"6.6.6.6"}}
+	s.strip(h)
+	if diff := cmp.Diff(http.Header{"X-Real-Ip": {"10.0.0.1"}}, h); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

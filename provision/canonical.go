@@ -25,7 +25,8 @@ import (
 // be empty, may hold no private-use or unassigned code point (either could
 // look like anything today and fold differently tomorrow), no word of it
 // may mix scripts as no writing system does ("аlice" with a Cyrillic а;
-// see script.go), and its fold must itself pass these rules.
+// see script.go), it may hold none of the Latin look-alike letters of
+// script.go ("aǀice", "ɑlice"), and its fold must itself pass these rules.
 func CanonicalName(field, s string) (string, error) {
 	return checkText(field, s, MaxValueLen, true)
 }
@@ -109,6 +110,8 @@ func checkRunes(field, s string, max int, name bool) (string, error) {
 		switch {
 		case r < utf8.RuneSelf && r >= 0x20 && r != 0x7f:
 			// Printable ASCII: in none of the tables below.
+		case name && unicode.Is(lookalikeLetters, r):
+			return bad(fmt.Sprintf("contains %q (U+%04X at byte %d), a letter refused in names as a look-alike of another", r, r, i))
 		case unicode.IsLetter(r) && !unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
 			// A letter (assigned, not private use) that is not one of the
 			// Hangul fillers.
@@ -138,22 +141,34 @@ func checkRunes(field, s string, max int, name bool) (string, error) {
 var folders = sync.Pool{New: func() any { c := cases.Fold(); return &c }}
 
 // NormalizeName is the fold under which user and group names are unique,
-// and how every store compares them: NFKC, full case folding, NFKC again
-// (repeated until stable), then every run of white space made one space.
-// So compatibility variants (full-width "ａlice"), case variants ("ALICE",
-// "STRASSE" and "straße") and spacing variants ("a\u00a0b", "a  b") of a
-// name all fold to one value. Stores keep it in their *_norm columns; a
-// change here needs the refold migration of sqldir.
+// and how every store compares them. Two names share a fold when software
+// commonly found behind gatehouse, or in front of its store, would take
+// them for one name:
+//   - compatibility variants (NFKC: full-width "ａlice", "ﬀ", Kelvin sign),
+//   - case variants under any locale's or library's mapping (full case
+//     folding: "STRASSE" and "straße"; dotless ı and dotted İ are i, as
+//     Turkish casing, Java's equalsIgnoreCase and SQL's UPPER() make them),
+//   - accent variants ("àlice", "alicé", "ålice" and "alice"; "bjørn" and
+//     "bjorn"), as accent-insensitive collations compare them (MySQL's
+//     default utf8mb4_0900_ai_ci, SQL Server's *_CI_AI): see baseLetter,
+//   - spacing variants ("a\u00a0b", "a  b"): every run of white space is
+//     one space.
+//
+// The steps (NFKC, full case folding, accent removal) repeat until the
+// value no longer changes. Stores keep the fold in their *_norm columns
+// (ldapdir in "name <fold>" values); a change here needs a refold step in
+// sqldir's migrations and the previous fold in ldapdir's folds.
 func NormalizeName(s string) string {
 	if isASCII(s) {
-		// NFKC leaves ASCII alone and case folding lower-cases it.
+		// NFKC leaves ASCII alone, case folding lower-cases it and it has
+		// no accents.
 		return collapseSpace(strings.ToLower(s))
 	}
 	c := folders.Get().(*cases.Caser)
 	defer folders.Put(c)
 	out := norm.NFKC.String(s)
 	for range 4 {
-		next := norm.NFKC.String(c.String(out))
+		next := norm.NFKC.String(stripAccents(c.String(out)))
 		if next == out {
 			break
 		}

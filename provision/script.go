@@ -133,3 +133,32 @@ func visibleJoiner(s string, i int, r rune) bool {
 	}
 	return false
 }
+
+// Same-script look-alikes. Telling "ǀ" (U+01C0, a click letter) from "l",
+// or "ɑ" from "a", takes the confusables data of Unicode TS #39, which
+// gatehouse does not carry. Instead a name may not hold the Latin letters
+// below, which exist for phonetic transcription and a few orthographies
+// but mainly turn up in names as look-alikes: the click letters ǀ ǁ ǂ ǃ
+// (which look like l, ll, ‡ and !), the Latin alpha ɑ and script g ɡ, kra
+// ĸ, and the small capitals (ᴀ, ɪ, ʟ, ...), which read as capital
+// letters. Their upper-case forms (Ɑ, Ɡ, Ɪ) fold to them and are refused
+// with them. Other same-script look-alikes are not detected.
+var lookalikeLetters = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{Lo: 0x0138, Hi: 0x0138, Stride: 1}, // ĸ
+		{Lo: 0x01c0, Hi: 0x01c3, Stride: 1}, // ǀ ǁ ǂ ǃ
+		{Lo: 0x0251, Hi: 0x0251, Stride: 1}, // ɑ
+		{Lo: 0x0261, Hi: 0x0262, Stride: 1}, // ɡ ɢ
+		{Lo: 0x026a, Hi: 0x026a, Stride: 1}, // ɪ
+		{Lo: 0x0274, Hi: 0x0274, Stride: 1}, // ɴ
+		{Lo: 0x0276, Hi: 0x0276, Stride: 1}, // ɶ
+		{Lo: 0x0280, Hi: 0x0281, Stride: 1}, // ʀ ʁ
+		{Lo: 0x028f, Hi: 0x028f, Stride: 1}, // ʏ
+		{Lo: 0x0299, Hi: 0x0299, Stride: 1}, // ʙ
+		{Lo: 0x029b, Hi: 0x029c, Stride: 1}, // ʛ ʜ
+		{Lo: 0x029f, Hi: 0x029f, Stride: 1}, // ʟ
+		{Lo: 0x1d00, Hi: 0x1d2b, Stride: 1}, // small capitals (ᴀ ... ᴫ)
+		{Lo: 0xa730, Hi: 0xa731, Stride: 1}, // ꜰ ꜱ
+		{Lo: 0xa7ae, Hi: 0xa7ae, Stride: 1}, // Ɪ
+	},
+}

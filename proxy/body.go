@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -97,3 +98,68 @@ func (b *deadlineBody) slow() bool {
 	defer b.mu.Unlock()
 	return b.timedOut
 }
+
+// closeIfBodyUnread arranges for an answer written before the request's
+// body was read to its end to close the connection (HTTP/1): a refusal
+// (an ACS post without a login state, SCIM without a token, a request
+// without a session, an upstream's early answer) is sent at once,
+// instead of after the server drains a body nobody will read, at the
+// pace its sender chooses. HTTP/2 ends such a stream on its own.
+func closeIfBodyUnread(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+	if r.ProtoMajor != 1 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return w
+	}
+	b := &eofBody{ReadCloser: r.Body}
+	r.Body = b
+	return &closingWriter{ResponseWriter: w, body: b}
+}
+
+// eofBody records whether its reader reached the end of the body.
+type eofBody struct {
+	io.ReadCloser
+	eof atomic.Bool // read by the handler while the transport reads the body
+}
+
+func (b *eofBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+// closingWriter adds Connection: close to the final answer when the body
+// was not read to its end.
+type closingWriter struct {
+	http.ResponseWriter
+	body  *eofBody
+	wrote bool
+}
+
+func (w *closingWriter) WriteHeader(code int) {
+	if code >= 200 {
+		w.final()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closingWriter) Write(p []byte) (int, error) {
+	w.final()
+	return w.ResponseWriter.Write(p)
+}
+
+// final marks the connection for closing, once, before the final answer's
+// header is written.
+func (w *closingWriter) final() {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if !w.body.eof.Load() {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes, the hijack of an upgrade).
+func (w *closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -196,6 +196,7 @@ func identityFrom(ctx context.Context) *identity {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = p.withClient(r)
+	w = closeIfBodyUnread(w, r)
 	if p.offHost(w, r) {
 		return
 	}

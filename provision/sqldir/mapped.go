@@ -404,6 +404,8 @@ var mappedMigrations = []string{
 	);`,
 	// 2: names fold with NFKC and full case folding.
 	refoldStep,
+	// 3: the fold also removes accents and dots the dotless i.
+	refoldStep,
 }
 
 // sourceApp marks a membership the application had before gatehouse

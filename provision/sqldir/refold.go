@@ -14,7 +14,9 @@ import (
 // refoldStep is a migration that runs in Go rather than SQL: it recomputes
 // every stored name fold (the *_norm columns) with provision.NormalizeName,
 // whose definition changed from NFC and lower case to NFKC and full case
-// folding. A migration list names it where the fold changed.
+// folding, and then again to remove accents. A migration list names it
+// wherever the fold changed: a store runs it once per change, when it
+// opens at a schema version from before it.
 const refoldStep = "-- gatehouse: recompute the stored name folds in Go"
 
 // foldTable is one table holding a fold column.

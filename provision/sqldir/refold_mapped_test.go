@@ -49,3 +49,34 @@ func TestRefoldMigrationMapped(t *testing.T) {
 		})
 	}
 }
+
+// TestRefoldMigrationMappedAccents: the folds kept beside an application's
+// table lose their accents when a store from before opens.
+func TestRefoldMigrationMappedAccents(t *testing.T) {
+	ctx := context.Background()
+	s, raw, cfg := openMappedSQLite(t)
+	if _, err := s.Provision(ctx, mappedLogin("s-alice", "Àlice")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, q := range []string{
+		`UPDATE gatehouse_mapped_users SET user_name_norm = 'àlice'`,
+		`UPDATE gatehouse_schema SET version = 2 WHERE component = 'mapped'`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s, err := sqldir.OpenMapped(ctx, cfg)
+	if err != nil {
+		t.Fatalf("OpenMapped(folds with accents) err = %v", err)
+	}
+	defer s.Close()
+	var fold string
+	if err := raw.QueryRow(`SELECT user_name_norm FROM gatehouse_mapped_users`).Scan(&fold); err != nil || fold != "alice" {
+		t.Errorf("fold after the migration = %q (%v), want alice", fold, err)
+	}
+	if _, err := s.Provision(ctx, mappedLogin("s-mallory", "alice")); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("Provision(alice) err = %v, want ErrConflict", err)
+	}
+}

@@ -129,3 +129,94 @@ func mustExecRaw(t *testing.T, db *sql.DB, q string) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+// TestRefoldMigrationAccents: a store written while the fold kept accents
+// and the dotless i ("àlice", "alıce" and "alice" were three names) is
+// refolded when it opens: the oldest keeps the fold, the others are kept,
+// marked and logged, and a new look-alike is refused.
+func TestRefoldMigrationAccents(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		open    func(t *testing.T) (Config, *sql.DB)
+		version string // sets the schema back to before the accent refold
+	}{
+		{"sqlite", func(t *testing.T) (Config, *sql.DB) {
+			path := filepath.Join(t.TempDir(), "accents.db")
+			raw, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return Config{Path: path}, raw
+		}, `PRAGMA user_version = 4`},
+		{"postgres", func(t *testing.T) (Config, *sql.DB) {
+			dsn := pgtest.Shared(t).Database(t)
+			raw, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return Config{Dialect: Postgres, DSN: dsn}, raw
+		}, `UPDATE gatehouse_schema SET version = 2 WHERE component = 'managed'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg, raw := tc.open(t)
+			defer raw.Close()
+			s, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			for _, q := range []string{
+				`INSERT INTO gatehouse_users (id, user_name, user_name_norm, created_at, updated_at) VALUES ('u1', 'alice', 'alice', {t1}, {t1})`,
+				`INSERT INTO gatehouse_users (id, user_name, user_name_norm, created_at, updated_at) VALUES ('u2', 'àlice', 'àlice', {t2}, {t2})`,
+				`INSERT INTO gatehouse_users (id, user_name, user_name_norm, created_at, updated_at) VALUES ('u3', 'alıce', 'alıce', {t2}, {t2})`,
+				`INSERT INTO gatehouse_users (id, user_name, user_name_norm, created_at, updated_at) VALUES ('u4', 'Bjørn', 'bjørn', {t2}, {t2})`,
+				`INSERT INTO gatehouse_groups (id, name, name_norm, created_at, updated_at) VALUES ('g1', 'ädmins', 'ädmins', {t1}, {t1})`,
+				`INSERT INTO gatehouse_groups (id, name, name_norm, created_at, updated_at) VALUES ('g2', 'admins', 'admins', {t2}, {t2})`,
+				`INSERT INTO gatehouse_tombstones (user_name_norm, external_id, deleted_at) VALUES ('mállory', '', {t1})`,
+				tc.version,
+			} {
+				q = strings.ReplaceAll(q, "{t1}", "'2025-01-01T00:00:00.000Z'")
+				q = strings.ReplaceAll(q, "{t2}", "'2025-02-01T00:00:00.000Z'")
+				mustExecRaw(t, raw, q)
+			}
+			core, logs := observer.New(zap.WarnLevel)
+			s, err = Open(ctx, cfg, WithLogger(zap.New(core)))
+			if err != nil {
+				t.Fatalf("Open(folds with accents) err = %v", err)
+			}
+			defer s.Close()
+			want := map[string]string{
+				"u1": "alice", "u2": "\x1fcollision u2 alice", "u3": "\x1fcollision u3 alice", "u4": "bjorn",
+				"g1": "\x1fcollision g1 admins", "g2": "admins", "tomb": "mallory", // g2 held the fold already
+			}
+			for _, q := range []string{
+				`SELECT id, user_name_norm FROM gatehouse_users`, `SELECT id, name_norm FROM gatehouse_groups`,
+				`SELECT 'tomb', user_name_norm FROM gatehouse_tombstones`,
+			} {
+				rows, err := raw.Query(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var id, n string
+					if err := rows.Scan(&id, &n); err != nil {
+						t.Fatal(err)
+					}
+					if n != want[id] {
+						t.Errorf("%s fold after the migration = %q, want %q", id, n, want[id])
+					}
+				}
+				rows.Close()
+			}
+			if logs.FilterMessageSnippet("fold to one name").Len() != 2 {
+				t.Errorf("collision warnings = %v, want one for the users and one for the groups", logs.All())
+			}
+			for _, n := range []string{"ALİCE", "alicé", "bjorn"} {
+				if _, err := s.CreateUser(ctx, provision.User{UserName: n, Active: true}); !errors.Is(err, provision.ErrConflict) {
+					t.Errorf("CreateUser(%s) after the migration err = %v, want ErrConflict", n, err)
+				}
+			}
+		})
+	}
+}

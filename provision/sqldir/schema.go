@@ -74,6 +74,8 @@ var sqliteMigrations = []string{
 	// 4: names fold with NFKC and full case folding (was NFC and lower
 	// case): the stored folds are recomputed.
 	refoldStep,
+	// 5: the fold also removes accents and dots the dotless i: recomputed.
+	refoldStep,
 }
 
 // postgresMigrations create the same schema on PostgreSQL, with timestamp
@@ -135,6 +137,8 @@ var postgresMigrations = []string{
 	CREATE INDEX ix_gatehouse_tombstones_name ON gatehouse_tombstones(user_name_norm);
 	CREATE INDEX ix_gatehouse_tombstones_external_id ON gatehouse_tombstones(external_id) WHERE external_id <> '';`,
 	// 2: names fold with NFKC and full case folding.
+	refoldStep,
+	// 3: the fold also removes accents and dots the dotless i.
 	refoldStep,
 }
 
@@ -201,5 +205,7 @@ var sqlserverMigrations = []string{
 	CREATE INDEX ix_gatehouse_tombstones_name ON gatehouse_tombstones(user_name_norm);
 	CREATE INDEX ix_gatehouse_tombstones_external_id ON gatehouse_tombstones(external_id) WHERE external_id <> '';`,
 	// 2: names fold with NFKC and full case folding.
+	refoldStep,
+	// 3: the fold also removes accents and dots the dotless i.
 	refoldStep,
 }

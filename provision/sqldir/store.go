@@ -321,9 +321,14 @@ func (d *db) migrate(ctx context.Context, component string, migrations []string)
 	if have > len(migrations) {
 		return fmt.Errorf("sqldir: database schema version %d is newer than this gatehouse (%d)", have, len(migrations))
 	}
+	refolded := false
 	for v := have; v < len(migrations); v++ {
 		if migrations[v] == refoldStep {
-			err = d.refold(ctx, q, component)
+			// Each refold computes the current fold: one is enough.
+			if !refolded {
+				err = d.refold(ctx, q, component)
+			}
+			refolded = true
 		} else {
 			_, err = tx.ExecContext(ctx, migrations[v])
 		}

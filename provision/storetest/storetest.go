@@ -300,12 +300,73 @@ var cases = []struct {
 			}
 		}
 	}},
+	{"CaseMappingAndAccentLookAlikesCollide", func(t *testing.T, s provision.Store) {
+		// Names that other software's case-insensitive or accent-
+		// insensitive comparisons take for one (Python's upper(), Java's
+		// equalsIgnoreCase, MySQL's utf8mb4_0900_ai_ci) are one name.
+		ctx := context.Background()
+		mustProvision(t, s, alice())
+		mustProvision(t, s, login("bjorn-id", map[string]string{provision.FieldUserName: "Bjørn"}))
+		variants := []string{"al\u0131ce", "AL\u0131CE", "al\u0130ce", "ali\u0307ce", "àlice", "alicé", "ÀLICE", "a\u0300lice", "ålice", "bjorn", "BJÖRN"}
+		for i, name := range variants {
+			_, err := s.Provision(ctx, login(fmt.Sprintf("mallory-%d", i), map[string]string{provision.FieldUserName: name}))
+			if !errors.Is(err, provision.ErrConflict) {
+				t.Errorf("Provision(user name %q of another subject) err = %v, want ErrConflict", name, err)
+			}
+		}
+		if d, ok := s.(provision.Directory); ok {
+			for _, name := range variants {
+				if _, err := d.CreateUser(ctx, provision.User{UserName: name, Active: true}); !errors.Is(err, provision.ErrConflict) {
+					t.Errorf("CreateUser(%q) err = %v, want ErrConflict", name, err)
+				}
+			}
+			page, err := d.FindUsers(ctx, provision.Query{Filter: provision.Compare{Field: provision.FieldUserName, Op: provision.OpEq, Value: "BJORN", Fold: true}, Limit: 5})
+			if err != nil || len(page.Items) != 1 || page.Items[0].UserName != "Bjørn" {
+				t.Errorf("FindUsers(userName eq BJORN, folded) = %+v, %v; want Bjørn", page.Items, err)
+			}
+		}
+		if g, ok := s.(provision.GroupDirectory); ok {
+			if _, err := g.CreateGroup(ctx, provision.Group{Name: "admins"}); err != nil {
+				t.Fatalf("CreateGroup(admins) err = %v", err)
+			}
+			for _, name := range []string{"ädmins", "ADMİNS", "adm\u0131ns", "ådmins"} {
+				if _, err := g.CreateGroup(ctx, provision.Group{Name: name}); !errors.Is(err, provision.ErrConflict) {
+					t.Errorf("CreateGroup(%q) err = %v, want ErrConflict", name, err)
+				}
+			}
+		}
+	}},
+	{"LatinLookAlikeLettersRefusedInNames", func(t *testing.T, s provision.Store) {
+		ctx := context.Background()
+		for i, name := range []string{"a\u01c0ice", "\u0251lice", "ᴀlice", "ALⱭ"} {
+			if _, err := s.Provision(ctx, login(fmt.Sprintf("mallory-%d", i), map[string]string{provision.FieldUserName: name})); !errors.Is(err, provision.ErrInvalid) {
+				t.Errorf("Provision(user name %q) err = %v, want ErrInvalid", name, err)
+			}
+		}
+		if _, err := s.Provision(ctx, login("mallory-g", map[string]string{provision.FieldUserName: "mallory"}, "\u0251dmins")); !errors.Is(err, provision.ErrInvalid) {
+			t.Errorf("Provision(group ɑdmins) err = %v, want ErrInvalid", err)
+		}
+		if d, ok := s.(provision.Directory); ok {
+			if _, err := d.CreateUser(ctx, provision.User{UserName: "a\u01c0ice", Active: true}); !errors.Is(err, provision.ErrInvalid) {
+				t.Errorf("CreateUser(aǀice) err = %v, want ErrInvalid", err)
+			}
+		}
+		if g, ok := s.(provision.GroupDirectory); ok {
+			if _, err := g.CreateGroup(ctx, provision.Group{Name: "\u01c0nternal"}); !errors.Is(err, provision.ErrInvalid) {
+				t.Errorf("CreateGroup(ǀnternal) err = %v, want ErrInvalid", err)
+			}
+		}
+	}},
 	{"LookAlikeGroupNamesAreOneGroup", func(t *testing.T, s provision.Store) {
 		first := mustProvision(t, s, alice()) // readers, staff
 		l := alice()
 		l.Claims.Groups = []string{"ＲＥＡＤＥＲＳ", "Staff"}
 		if res := mustProvision(t, s, l); res.Outcome != provision.Unchanged {
 			t.Errorf("groups asserted full-width and in capitals: Outcome = %q, Changed = %v, want unchanged", res.Outcome, res.Changed)
+		}
+		l.Claims.Groups = []string{"Rèaders", "ſTAFF"}
+		if res := mustProvision(t, s, l); res.Outcome != provision.Unchanged {
+			t.Errorf("groups asserted with an accent and a long s: Outcome = %q, Changed = %v, want unchanged", res.Outcome, res.Changed)
 		}
 		got, _ := s.User(context.Background(), first.User.ID)
 		if d := cmp.Diff([]string{"readers", "staff"}, got.Groups); d != "" {

@@ -3,7 +3,10 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,10 +49,17 @@ type Config struct {
 
 // HeaderConfig names the identity headers sent upstream.
 type HeaderConfig struct {
-	User              string `yaml:"user"`               // user name; default X-Forwarded-User
-	Email             string `yaml:"email"`              // default X-Forwarded-Email
-	Groups            string `yaml:"groups"`             // default X-Forwarded-Groups
-	PreferredUsername string `yaml:"preferred_username"` // display name; default X-Forwarded-Preferred-Username
+	User   string `yaml:"user"`   // user name; default X-Forwarded-User
+	Email  string `yaml:"email"`  // default X-Forwarded-Email
+	Groups string `yaml:"groups"` // default X-Forwarded-Groups
+	// PreferredUsername carries the user name, as oauth2-proxy sends it
+	// (applications written for it log users in by this header); default
+	// X-Forwarded-Preferred-Username.
+	PreferredUsername string `yaml:"preferred_username"`
+	// DisplayName carries the display name, free text that an IdP or a
+	// SCIM client sets and that need not be unique; default
+	// X-Forwarded-Display-Name.
+	DisplayName string `yaml:"display_name"`
 	// Extra maps further header names to a user field: "id",
 	// "given_name", "family_name", "display_name" or a mapped extra name.
 	Extra map[string]string `yaml:"extra"`
@@ -88,7 +98,8 @@ func (c Config) WithDefaults() Config {
 		v string
 	}{
 		{&h.User, "X-Forwarded-User"}, {&h.Email, "X-Forwarded-Email"}, {&h.Groups, "X-Forwarded-Groups"},
-		{&h.PreferredUsername, "X-Forwarded-Preferred-Username"}, {&h.StripPrefix, "X-Gatehouse-"}, {&h.GroupSeparator, ","},
+		{&h.PreferredUsername, "X-Forwarded-Preferred-Username"}, {&h.DisplayName, "X-Forwarded-Display-Name"},
+		{&h.StripPrefix, "X-Gatehouse-"}, {&h.GroupSeparator, ","},
 	} {
 		if *d.p == "" {
 			*d.p = d.v
@@ -121,10 +132,19 @@ func (c Config) Validate() error {
 		add("prefix: must look like /.gatehouse/, got %q", c.Prefix)
 	}
 	h := c.Headers
-	for key, name := range map[string]string{"user": h.User, "email": h.Email, "groups": h.Groups, "preferred_username": h.PreferredUsername} {
+	builtin := map[string]string{"user": h.User, "email": h.Email, "groups": h.Groups, "preferred_username": h.PreferredUsername, "display_name": h.DisplayName}
+	for key, name := range builtin {
 		if !httpguts.ValidHeaderFieldName(name) {
 			add("headers.%s: %q is not a valid header name", key, name)
 		}
+	}
+	seen := map[string]string{}
+	for _, key := range slices.Sorted(maps.Keys(builtin)) {
+		name := textproto.CanonicalMIMEHeaderKey(builtin[key])
+		if other, ok := seen[name]; ok {
+			add("headers.%s: %q is also headers.%s: each identity header carries one field", key, name, other)
+		}
+		seen[name] = key
 	}
 	if h.StripPrefix != "" && !httpguts.ValidHeaderFieldName(h.StripPrefix) {
 		add("headers.strip_prefix: %q is not a valid header name prefix", h.StripPrefix)
@@ -132,6 +152,9 @@ func (c Config) Validate() error {
 	for name, field := range h.Extra {
 		if !httpguts.ValidHeaderFieldName(name) {
 			add("headers.extra.%s: not a valid header name", name)
+		}
+		if key, ok := seen[textproto.CanonicalMIMEHeaderKey(name)]; ok {
+			add("headers.extra.%s: is headers.%s, which carries its own field", name, key)
 		}
 		if field == "" {
 			add("headers.extra.%s: names no field", name)

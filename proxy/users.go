@@ -33,16 +33,16 @@ type header struct {
 
 // headerSet turns a user record into identity headers.
 type headerSet struct {
-	user, email, groups, preferred string
-	extra                          []header // name → field
-	sep                            string
+	user, email, groups, preferred, display string
+	extra                                   []header // name → field
+	sep                                     string
 }
 
 func newHeaderSet(h HeaderConfig) headerSet {
 	hs := headerSet{
 		user: textproto.CanonicalMIMEHeaderKey(h.User), email: textproto.CanonicalMIMEHeaderKey(h.Email),
 		groups: textproto.CanonicalMIMEHeaderKey(h.Groups), preferred: textproto.CanonicalMIMEHeaderKey(h.PreferredUsername),
-		sep: h.GroupSeparator,
+		display: textproto.CanonicalMIMEHeaderKey(h.DisplayName), sep: h.GroupSeparator,
 	}
 	for name, field := range h.Extra {
 		hs.extra = append(hs.extra, header{name: textproto.CanonicalMIMEHeaderKey(name), value: field})
@@ -52,7 +52,7 @@ func newHeaderSet(h HeaderConfig) headerSet {
 
 // names lists every configured identity header, for stripping.
 func (hs headerSet) names() []string {
-	n := []string{hs.user, hs.email, hs.groups, hs.preferred}
+	n := []string{hs.user, hs.email, hs.groups, hs.preferred, hs.display}
 	for _, e := range hs.extra {
 		n = append(n, e.name)
 	}
@@ -64,12 +64,15 @@ func (hs headerSet) names() []string {
 // provision's canonical form (padding by any Unicode white space,
 // invisible or format characters, control characters, invalid UTF-8), or
 // that cannot travel in a header is left out rather than altered: what
-// the upstream reads is exactly what was checked. So is a group whose name
-// is not canonical or contains the separator: joined, it would read as
-// two groups. Stores refuse such values; this guards rows written before
-// they did.
+// the upstream reads is exactly what was checked. Stores refuse such
+// values; this guards rows written before they did.
+//
+// The preferred-username header carries the user name, unique and
+// canonical, never the display name: that is free text any IdP or SCIM
+// client sets ("alice" on Bob's record), and it travels only in the
+// display-name header, whose name says what it is.
 func (hs headerSet) build(u provision.User) []header {
-	out := make([]header, 0, 4+len(hs.extra))
+	out := make([]header, 0, 5+len(hs.extra))
 	add := func(name, v string) {
 		if v != "" && headerSafe(v) {
 			out = append(out, header{name: name, value: v, values: []string{v}})
@@ -77,22 +80,34 @@ func (hs headerSet) build(u provision.User) []header {
 	}
 	add(hs.user, u.UserName)
 	add(hs.email, u.Email)
-	preferred := u.DisplayName
-	if preferred == "" {
-		preferred = u.UserName
-	}
-	add(hs.preferred, preferred)
-	groups := make([]string, 0, len(u.Groups))
-	for _, g := range u.Groups {
-		if !strings.Contains(g, hs.sep) && headerSafe(g) {
-			groups = append(groups, g)
-		}
-	}
-	add(hs.groups, strings.Join(groups, hs.sep))
+	add(hs.preferred, u.UserName)
+	add(hs.display, u.DisplayName)
+	add(hs.groups, hs.joinGroups(u.Groups))
 	for _, e := range hs.extra {
 		add(e.name, fieldValue(u, e.value))
 	}
 	return out
+}
+
+// GroupListSpecials are the characters that readers of a header list
+// treat as syntax rather than as part of an element: the comma that separates
+// elements, the double quote and backslash of a quoted string (Werkzeug's
+// parse_list_header reads "\"admins\"" as admins), the semicolon that
+// starts an element's parameters.
+const GroupListSpecials = `,";\`
+
+// joinGroups joins the groups for the groups header. A group whose name
+// holds the separator or a list special is left out of the header (it
+// still counts for authorization rules and the signed identity, where it
+// cannot be misread): joined, it could read as another group or as two.
+func (hs headerSet) joinGroups(groups []string) string {
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		if !strings.Contains(g, hs.sep) && !strings.ContainsAny(g, GroupListSpecials) && headerSafe(g) {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, hs.sep)
 }
 
 // headerSafe reports whether v reaches the upstream byte for byte as

@@ -32,6 +32,11 @@ func TestPaddedAndInvisibleNamesRefused(t *testing.T) {
 		{"private use", "POST", "/Users", user("alice\ue000")},
 		{"Cyrillic look-alike", "POST", "/Users", user("\u0430lice")},
 		{"group Cyrillic look-alike", "POST", "/Groups", group("\u0430dmins")},
+		{"Latin click letter", "POST", "/Users", user("a\u01c0ice")},
+		{"Latin alpha", "POST", "/Users", user("\u0251lice")},
+		{"small capitals", "POST", "/Users", user("\u1d00lice")},
+		{"group Latin click letter", "POST", "/Groups", group("\u01c0nternal")},
+		{"group Latin alpha", "POST", "/Groups", group("\u0251dmins")},
 		{"padded display name", "POST", "/Users", user("dave", `"displayName":"Dave "`)},
 		{"invisible in email", "POST", "/Users", user("erin", `"emails":[{"value":"erin@exa\u200dmple.test","type":"work"}]`)},
 		{"PUT padded", "PUT", "/Users/" + id, user(" bob")},
@@ -55,8 +60,9 @@ func TestPaddedAndInvisibleNamesRefused(t *testing.T) {
 	}
 }
 
-// TestLookAlikeNamesCollide: compatibility and case variants of an
-// existing userName or group displayName are 409 uniqueness.
+// TestLookAlikeNamesCollide: compatibility, case (in any locale) and
+// accent variants of an existing userName or group displayName are 409
+// uniqueness.
 func TestLookAlikeNamesCollide(t *testing.T) {
 	e := newEnv(t, scim.Config{})
 	e.createUser(t, user("alice"))
@@ -75,6 +81,16 @@ func TestLookAlikeNamesCollide(t *testing.T) {
 		{"PATCH full-width", "PATCH", "/Users/" + id, `{"Operations":[{"op":"replace","path":"userName","value":"ａlice"}]}`},
 		{"group full-width", "POST", "/Groups", group("ＡＤＭＩＮＳ")},
 		{"group case", "POST", "/Groups", group("Admins")},
+		// What other software's comparisons merge (Python's upper(), Java's
+		// equalsIgnoreCase, MySQL's utf8mb4_0900_ai_ci).
+		{"dotless i", "POST", "/Users", user("al\u0131ce")},
+		{"dotted capital I", "POST", "/Users", user("al\u0130ce")},
+		{"grave accent", "POST", "/Users", user("àlice")},
+		{"acute accent", "POST", "/Users", user("alicé")},
+		{"combining accent", "POST", "/Users", user("a\u0300lice")},
+		{"PATCH accent", "PATCH", "/Users/" + id, `{"Operations":[{"op":"replace","path":"userName","value":"àlice"}]}`},
+		{"group accent", "POST", "/Groups", group("àdmins")},
+		{"group dotless i", "POST", "/Groups", group("adm\u0131ns")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, _, body := e.do(t, tc.method, tc.path, tc.body)

@@ -40,11 +40,13 @@ func TestFirstLoginCreatesUser(t *testing.T) {
 	}
 	up := h.upstream.last(t)
 	got := map[string]string{}
-	for _, k := range []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username"} {
+	for _, k := range []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username", "X-Forwarded-Display-Name"} {
 		got[k] = up.Header.Get(k)
 	}
+	// The preferred username is the user name, never the free-text
+	// display name.
 	want := map[string]string{"X-Forwarded-User": "alice", "X-Forwarded-Email": "alice@example.com",
-		"X-Forwarded-Groups": "admins,staff", "X-Forwarded-Preferred-Username": "Alice Archer"}
+		"X-Forwarded-Groups": "admins,staff", "X-Forwarded-Preferred-Username": "alice", "X-Forwarded-Display-Name": "Alice Archer"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("identity headers (-want +got):\n%s", diff)
 	}
@@ -132,6 +134,7 @@ func TestSpoofedIdentityHeadersNeverReachUpstream(t *testing.T) {
 		"X-FORWARDED-EMAIL":              {"root@example.com"},
 		"X-Forwarded_Groups":             {"admins"},
 		"X-Forwarded-Preferred-Username": {"root"},
+		"X-Forwarded-Display-Name":       {"root"},
 		"X-Gatehouse-Anything":           {"1"},
 		"x_gatehouse_user_id":            {"1"},
 		// CGI gateways read every non-alphanumeric as "_" (HTTP_X_FORWARDED_USER).

@@ -24,6 +24,8 @@ func TestCanonicalFormKeys(t *testing.T) {
 		{"PaddedPrefix", mapping("      group_prefix: \" corp:\"\n"), []string{"idps[0].mapping.group_prefix:", "leading or trailing white space"}},
 		{"InvisiblePrefix", mapping("      group_prefix: \"corp\\u200b:\"\n"), []string{"idps[0].mapping.group_prefix:", "invisible"}},
 		{"PrefixWithSeparator", mapping("      group_prefix: \"corp,\"\n"), []string{"idps[0].mapping.group_prefix: contains the group separator"}},
+		{"PrefixWithListQuote", mapping("      group_prefix: \"\\\"corp:\"\n"), []string{"idps[0].mapping.group_prefix: contains one of"}},
+		{"PrefixWithListSemicolon", mapping("      group_prefix: \"corp;\"\n"), []string{"idps[0].mapping.group_prefix: contains one of"}},
 		{"OverlappingPrefixes", strings.Replace(mapping("      group_prefix: \"corp:\"\n"), "store:", `  - name: partner
     entity_id: https://partner.example.test
     metadata_file: $DIR/idp.xml

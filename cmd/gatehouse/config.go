@@ -468,6 +468,8 @@ func (f *File) validate() []error {
 		add(fmt.Sprintf("idps[%d].mapping.", i), p.Mapping.Validate())
 		if sep := f.Proxy.Headers.GroupSeparator; sep != "" && strings.Contains(p.Mapping.GroupPrefix, sep) {
 			errs = append(errs, fmt.Errorf("idps[%d].mapping.group_prefix: contains the group separator %q: no group of this IdP could be sent upstream", i, sep))
+		} else if strings.ContainsAny(p.Mapping.GroupPrefix, proxy.GroupListSpecials) {
+			errs = append(errs, fmt.Errorf("idps[%d].mapping.group_prefix: contains one of %s, which header list readers take for syntax: no group of this IdP could be sent upstream", i, proxy.GroupListSpecials))
 		}
 		// With several IdPs, a user SCIM created could be claimed by a
 		// login from any of them: each must say how it links.

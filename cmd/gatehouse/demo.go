@@ -360,7 +360,7 @@ func demoApp(idpURL, storePath string) http.Handler {
 		for name, vals := range r.Header {
 			rw := row{name, strings.Join(vals, " | ")}
 			switch name {
-			case "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username":
+			case "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username", "X-Forwarded-Display-Name":
 				identity = append(identity, rw)
 			default:
 				others = append(others, rw)

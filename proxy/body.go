@@ -14,8 +14,11 @@ import (
 // A client that sends its body slowly holds a connection and a goroutine
 // for as long as it likes. Gatehouse's own endpoints read small bodies,
 // so the whole body gets EndpointBodyTimeout; a proxied body (an upload)
-// may take as long as it keeps arriving, but no pause between two reads
-// may exceed ProxiedBodyIdleTimeout (as nginx's client_body_timeout).
+// of a signed-in user may take as long as it keeps arriving, but no pause
+// between two reads may exceed ProxiedBodyIdleTimeout (as nginx's
+// client_body_timeout). A proxied body without a session holds an
+// upstream connection for a client nobody knows: it also gets
+// PublicBodyTimeout for its whole arrival.
 // Either deadline is lifted once the body has been read, so that a slow
 // answer (a long poll, a stream) is not cut.
 
@@ -33,28 +36,34 @@ func (p *Proxy) limitEndpointBody(w http.ResponseWriter, r *http.Request) {
 }
 
 // limitProxiedBody wraps the body of a proxied request so that each read
-// must arrive within the idle timeout. The returned func must be called
-// when the handler returns: a read after that (the transport may still
-// be sending) no longer touches the connection's deadline.
-func (p *Proxy) limitProxiedBody(w http.ResponseWriter, r *http.Request) (*deadlineBody, func()) {
+// must arrive within the idle timeout and, with total set (a request
+// without a session), the whole body within total. The returned func
+// must be called when the handler returns: a read after that (the
+// transport may still be sending) no longer touches the connection's
+// deadline.
+func (p *Proxy) limitProxiedBody(w http.ResponseWriter, r *http.Request, total time.Duration) (*deadlineBody, func()) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, func() {}
 	}
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(p.cfg.ProxiedBodyIdleTimeout)) != nil {
+	b := &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: p.cfg.ProxiedBodyIdleTimeout}
+	if total > 0 {
+		b.end = time.Now().Add(total)
+	}
+	if b.rc.SetReadDeadline(b.next()) != nil {
 		return nil, func() {}
 	}
-	b := &deadlineBody{ReadCloser: r.Body, rc: rc, idle: p.cfg.ProxiedBodyIdleTimeout}
 	r.Body = b
 	return b, b.finish
 }
 
 // deadlineBody lifts the read deadline at the end of the body and, with
-// idle set, moves it forward before every read.
+// idle set, moves it forward before every read (never past end, when
+// set).
 type deadlineBody struct {
 	io.ReadCloser
 	rc   *http.ResponseController
 	idle time.Duration
+	end  time.Time // zero: none
 
 	mu       sync.Mutex
 	done     bool // the body ended or the handler returned
@@ -64,7 +73,7 @@ type deadlineBody struct {
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	if b.idle > 0 && !b.done {
-		b.rc.SetReadDeadline(time.Now().Add(b.idle))
+		b.rc.SetReadDeadline(b.next())
 	}
 	b.mu.Unlock()
 	n, err := b.ReadCloser.Read(p)
@@ -80,6 +89,16 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// next is the deadline of the next read: the idle timeout from now, but
+// no later than the end of the body's time.
+func (b *deadlineBody) next() time.Time {
+	d := time.Now().Add(b.idle)
+	if !b.end.IsZero() && b.end.Before(d) {
+		return b.end
+	}
+	return d
 }
 
 // finish stops the body from touching the connection's deadline.

@@ -13,7 +13,8 @@ import (
 
 // Edges configures the edges of a proxied request: which client
 // addresses are believed, which protocol upgrades pass, how fast a client
-// must send its body, and how often it may start SAML work. Its keys sit
+// must send its body, how much a client without a session may hold at
+// the upstream, and how often it may start SAML work. Its keys sit
 // at the top level of the config file.
 type Edges struct {
 	// TrustedProxies are the addresses (CIDRs or single IPs) of proxies in
@@ -33,8 +34,20 @@ type Edges struct {
 	// ProxiedBodyIdleTimeout bounds the pause between two reads of a
 	// proxied request's body (an upload may take as long as it keeps
 	// sending); default 60s.
-	ProxiedBodyIdleTimeout time.Duration   `yaml:"proxied_body_idle_timeout"`
-	RateLimit              RateLimitConfig `yaml:"rate_limit"`
+	ProxiedBodyIdleTimeout time.Duration `yaml:"proxied_body_idle_timeout"`
+	// PublicBodyTimeout bounds the time a request without a session (on a
+	// public path or under a public rule) may take to send its whole
+	// body to the upstream; default 60s.
+	PublicBodyTimeout time.Duration `yaml:"public_body_timeout"`
+	// PublicUpgradeMaxLifetime closes an upgraded connection opened
+	// without a session after this long; default 15m.
+	PublicUpgradeMaxLifetime time.Duration `yaml:"public_upgrade_max_lifetime"`
+	// PublicMaxConcurrent bounds the requests without a session that one
+	// client address (an IPv6 client by its /64) may have at the upstream
+	// at once, open upgraded connections included; default 64. One more
+	// waits up to 5s for a place, then gets 429.
+	PublicMaxConcurrent int             `yaml:"public_max_concurrent"`
+	RateLimit           RateLimitConfig `yaml:"rate_limit"`
 }
 
 // RateLimitConfig is the per-client limit on SAML endpoints and login
@@ -60,6 +73,15 @@ func (e Edges) withDefaults() Edges {
 	}
 	if e.ProxiedBodyIdleTimeout == 0 {
 		e.ProxiedBodyIdleTimeout = time.Minute
+	}
+	if e.PublicBodyTimeout == 0 {
+		e.PublicBodyTimeout = time.Minute
+	}
+	if e.PublicUpgradeMaxLifetime == 0 {
+		e.PublicUpgradeMaxLifetime = 15 * time.Minute
+	}
+	if e.PublicMaxConcurrent == 0 {
+		e.PublicMaxConcurrent = 64
 	}
 	r := &e.RateLimit
 	if r.PerMinute == 0 {
@@ -97,6 +119,15 @@ func (c Config) validateEdges() []error {
 	}
 	if d := c.ProxiedBodyIdleTimeout; d < time.Second || d > time.Hour {
 		add("proxied_body_idle_timeout: between 1s and 1h")
+	}
+	if d := c.PublicBodyTimeout; d < time.Second || d > time.Hour {
+		add("public_body_timeout: between 1s and 1h")
+	}
+	if d := c.PublicUpgradeMaxLifetime; d < time.Second || d > 7*24*time.Hour {
+		add("public_upgrade_max_lifetime: between 1s and 168h")
+	}
+	if n := c.PublicMaxConcurrent; n < 1 || n > 100_000 {
+		add("public_max_concurrent: between 1 and 100000")
 	}
 	if r := c.RateLimit; !r.Disabled {
 		if r.PerMinute < 1 || r.PerMinute > 1_000_000 {

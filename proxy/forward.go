@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"time"
 
 	"gatehouse/session"
 )
@@ -39,7 +40,19 @@ func (p *Proxy) offHost(w http.ResponseWriter, r *http.Request) bool {
 
 // forward proxies r as the user of s and id (both nil on a public path):
 // an upgrade is registered as a tunnel, and a body gets its idle timeout.
+// A request without a session takes one of its client's places at the
+// upstream (public_max_concurrent) and gets public_body_timeout for its
+// whole body.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, s *session.Session, id *identity) {
+	var total time.Duration
+	if s == nil {
+		release, ok := p.publicPlace(w, r)
+		if !ok {
+			return
+		}
+		defer release()
+		total = p.cfg.PublicBodyTimeout
+	}
 	if id != nil {
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
 	}
@@ -49,7 +62,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, c))
 	}
 	c.cookieSet = len(w.Header()["Set-Cookie"]) > 0
-	body, finish := p.limitProxiedBody(w, r)
+	body, finish := p.limitProxiedBody(w, r, total)
 	defer finish()
 	c.body = body
 	if isUpgrade(r) {
@@ -93,7 +106,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	if c.body.slow() {
 		// The upstream answered a body cut short: the client gets 408.
-		return errors.New("request body timed out (proxied_body_idle_timeout)")
+		return errors.New("request body timed out (proxied_body_idle_timeout, or public_body_timeout without a session)")
 	}
 	if c.cookieSet {
 		privateCache(res.Header)

@@ -213,6 +213,16 @@ func (p *Pages) tooManyRequests(w http.ResponseWriter, r *http.Request) {
 		Message: "Too many sign-in requests came from your address. Please wait a minute and try again."})
 }
 
+// tooManyAtOnce answers a client without a session that has too many
+// requests at the application at once; the caller sets Retry-After.
+func (p *Pages) tooManyAtOnce(w http.ResponseWriter, r *http.Request) {
+	if p.OnProblem != nil {
+		p.OnProblem("public_max_concurrent", http.StatusTooManyRequests, false)
+	}
+	p.render(w, r, pageData{Status: http.StatusTooManyRequests, Title: "Too many requests",
+		Message: "Too many requests from your address are in progress. Please try again in a moment."})
+}
+
 // refuseRequest refuses a request gatehouse will not forward; the reason is
 // logged under the page's error ID.
 func (p *Pages) refuseRequest(w http.ResponseWriter, r *http.Request, status int, reason string, err error) {

@@ -76,6 +76,7 @@ type Proxy struct {
 	trusted     []netip.Prefix // trusted_proxies
 	limit       *limiter       // nil when rate_limit is disabled
 	tunnels     *tunnels
+	publicSlots *publicSlots // public_max_concurrent
 	tunnelCheck time.Duration
 	known       *knownUsers // last good record per login key (continue_on_store_error)
 }
@@ -113,7 +114,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
 		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
 		cookies: []string{opts.Sessions.CookieName()}, checks: opts.Checks, loginHook: opts.OnLogin,
-		limit: newLimiter(cfg.RateLimit), tunnels: newTunnels(), tunnelCheck: opts.TunnelCheck, known: newKnownUsers(100_000),
+		limit: newLimiter(cfg.RateLimit), tunnels: newTunnels(), publicSlots: newPublicSlots(cfg.PublicMaxConcurrent), tunnelCheck: opts.TunnelCheck, known: newKnownUsers(100_000),
 	}
 	var err error
 	if p.origin, err = canonicalOrigin(cfg.BaseURL); err != nil {

@@ -22,9 +22,10 @@ import (
 // upgraded to (never h2c, whose tunnel carries further HTTP requests that
 // gatehouse would not strip), and a tunnel is closed when its session is
 // revoked or expires, its user is deactivated or deleted, or it reaches
-// upgrade_max_lifetime. ReverseProxy closes the upstream side of a tunnel
-// when the request's context ends; each tunnel gets a cancel func that a
-// watcher calls.
+// upgrade_max_lifetime (without a session, public_upgrade_max_lifetime,
+// if sooner). ReverseProxy closes the upstream side of a tunnel when the
+// request's context ends; each tunnel gets a cancel func that a watcher
+// calls.
 
 // refuseTunnel answers and reports true for a request that asks for a
 // tunnel gatehouse does not allow: CONNECT (405), or an Upgrade header
@@ -82,6 +83,7 @@ type tunnel struct {
 	session  *session.Session // nil on a public path
 	userID   string
 	deadline time.Time // zero: none
+	limit    string    // the key that set deadline
 	cancel   context.CancelFunc
 }
 
@@ -106,9 +108,7 @@ func (p *Proxy) openTunnel(r *http.Request, s *session.Session, id *identity) (*
 	if id != nil {
 		t.userID = id.userID
 	}
-	if d := p.cfg.UpgradeMaxLifetime; d > 0 {
-		t.deadline = p.now().Add(d)
-	}
+	t.deadline, t.limit = p.tunnelDeadline(s == nil)
 	ts := p.tunnels
 	ts.mu.Lock()
 	ts.live[t] = struct{}{}
@@ -123,6 +123,20 @@ func (p *Proxy) openTunnel(r *http.Request, s *session.Session, id *identity) (*
 		delete(ts.live, t)
 		ts.mu.Unlock()
 	}
+}
+
+// tunnelDeadline is when a tunnel opened now must close, and the key
+// that says so: upgrade_max_lifetime, and without a session
+// public_upgrade_max_lifetime, whichever comes first (zero: none).
+func (p *Proxy) tunnelDeadline(public bool) (time.Time, string) {
+	d, key := p.cfg.UpgradeMaxLifetime, "upgrade_max_lifetime"
+	if pd := p.cfg.PublicUpgradeMaxLifetime; public && pd > 0 && (d == 0 || pd < d) {
+		d, key = pd, "public_upgrade_max_lifetime"
+	}
+	if d == 0 {
+		return time.Time{}, ""
+	}
+	return p.now().Add(d), key
 }
 
 // recheckTunnels asks the watcher to check every tunnel now (after a
@@ -180,7 +194,7 @@ func (p *Proxy) checkTunnels() bool {
 // cached identity).
 func (p *Proxy) tunnelEnds(t *tunnel) string {
 	if !t.deadline.IsZero() && !p.now().Before(t.deadline) {
-		return "upgrade_max_lifetime"
+		return t.limit
 	}
 	if t.session == nil {
 		return ""

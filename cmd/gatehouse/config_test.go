@@ -409,6 +409,7 @@ func TestEdgeKeys(t *testing.T) {
 	}{
 		{"All", "trusted_proxies: [10.0.0.0/8, 192.0.2.1]\nupgrades: [websocket]\nupgrade_max_lifetime: 8h\n" +
 			"endpoint_body_timeout: 15s\nproxied_body_idle_timeout: 2m\nrate_limit:\n  per_minute: 30\n  burst: 10\n  max_clients: 5000\n" +
+			"public_body_timeout: 5m\npublic_upgrade_max_lifetime: 1h\npublic_max_concurrent: 16\n" +
 			"headers:\n  strip: [X-Corp-User, X-Corp-*]\n  keep: [X-Real-IP]\n", nil},
 		{"NoUpgrades", "upgrades: []\n", nil},
 		{"RateLimitOff", "rate_limit:\n  disabled: true\n", nil},
@@ -417,6 +418,8 @@ func TestEdgeKeys(t *testing.T) {
 		{"BadTimeouts", "endpoint_body_timeout: 10m\nproxied_body_idle_timeout: 100ms\n",
 			[]string{"endpoint_body_timeout:", "proxied_body_idle_timeout:"}},
 		{"BadRate", "rate_limit:\n  per_minute: -1\n", []string{"rate_limit.per_minute"}},
+		{"BadPublicLimits", "public_body_timeout: 2h\npublic_upgrade_max_lifetime: 500ms\npublic_max_concurrent: -3\n",
+			[]string{"public_body_timeout:", "public_upgrade_max_lifetime:", "public_max_concurrent:"}},
 		{"KeepIdentity", "headers:\n  keep: [X-Forwarded-User, X-Forwarded-For]\n", []string{"headers.keep[0]", "headers.keep[1]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

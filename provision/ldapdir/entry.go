@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 
 	"gatehouse/provision"
@@ -54,14 +55,31 @@ func nameValue(userName string) string { return stateName + provision.NormalizeN
 // tombstones and membership records written then hold it.
 func legacyFold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
 
-// folds lists the folds under which a name may be recorded: the current
-// one and, when it differs, the legacy one.
-func folds(s string) []string {
-	n, old := provision.NormalizeName(s), legacyFold(s)
-	if n == old {
-		return []string{n}
+// previousFold is the fold of names before accents were removed (NFKC
+// and full case folding until stable): tombstones written then hold it.
+func previousFold(s string) string {
+	c := cases.Fold()
+	out := norm.NFKC.String(s)
+	for range 4 {
+		next := norm.NFKC.String(c.String(out))
+		if next == out {
+			break
+		}
+		out = next
 	}
-	return []string{n, old}
+	return strings.Join(strings.Fields(out), " ")
+}
+
+// folds lists the folds under which a name may be recorded: the current
+// one and, where they differ, the previous and the legacy ones.
+func folds(s string) []string {
+	out := []string{provision.NormalizeName(s)}
+	for _, f := range []string{previousFold(s), legacyFold(s)} {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func keyValue(k provision.Key) string { return stateKey + k.IdP + " " + k.Kind + " " + k.Subject }

@@ -346,7 +346,7 @@ func FuzzNames(f *testing.F) {
 			t.Errorf("samAccountName(%q) = %q", s, sam)
 		}
 		st := parseState([]string{keyValue(provision.Key{IdP: "https://idp", Kind: "nameid", Subject: s}), groupValue("jit:https://idp", s)})
-		if len(st.keys) != 1 || st.keys[0] != "key https://idp nameid "+s || !st.groups["jit:https://idp"][s] {
+		if len(st.keys) != 1 || st.keys[0] != "key https://idp nameid "+s || !st.groups["jit:https://idp"][provision.NormalizeName(s)] {
 			t.Errorf("state of %q = %+v", s, st)
 		}
 	})

@@ -411,7 +411,11 @@ func impossible(run string) string {
 	for _, bad := range []struct{ s, why string }{
 		{"//", "repeated slashes are merged"}, {"/./", "dot segments are resolved"}, {"/../", "dot segments are resolved"},
 		{`\`, "backslashes are refused"}, {"./", "segments never end in a dot"}, {" /", "segments never end in a space"},
-		{":$", "NTFS stream names are refused"},
+		{":$", "NTFS stream names are refused"}, {".;", "segments never end in a dot or a space, nor before parameters"},
+		{" ;", "segments never end in a dot or a space, nor before parameters"},
+		{".:", "segments never end in a dot or a space, nor before a stream name"},
+		{" :", "segments never end in a dot or a space, nor before a stream name"},
+		{":/", "empty stream names are refused"}, {":;", "empty stream names are refused"},
 	} {
 		if strings.Contains(text, bad.s) {
 			return bad.why
@@ -419,6 +423,9 @@ func impossible(run string) string {
 	}
 	if atEnd && (strings.HasSuffix(text, ".") || strings.HasSuffix(text, " ")) {
 		return "segments never end in a dot or a space"
+	}
+	if atEnd && strings.HasSuffix(text, ":") {
+		return "empty stream names are refused"
 	}
 	for i := 0; i < len(text); i++ {
 		if text[i] < 0x20 || text[i] == 0x7f {

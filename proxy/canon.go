@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -170,14 +171,26 @@ func checkSegment(s string) error {
 	if s == "" || s == "." || s == ".." {
 		return nil
 	}
-	switch last := s[len(s)-1]; {
-	case last == '.' || last == ' ':
-		// Windows (IIS) drops trailing dots and spaces: "admin." is "admin".
-		return ambiguous("segment ends with a dot or a space")
+	// Tomcat and Jetty drop ";" parameters ("admin.;x" is "admin."), and
+	// NTFS reads "name:stream" as a stream of "name": each of those cores
+	// is a segment some server reads, and must pass on its own.
+	params, _, _ := strings.Cut(s, ";")
+	stream, _, hasStream := strings.Cut(params, ":")
+	for _, core := range [...]string{s, params, stream} {
+		if core == "." || core == ".." {
+			return ambiguous("dot segment with parameters or a stream name")
+		}
+		if core == "" {
+			continue
+		}
+		if last := core[len(core)-1]; last == '.' || last == ' ' {
+			// Windows (IIS) drops trailing dots and spaces: "admin." is "admin".
+			return ambiguous("segment ends with a dot or a space (before its parameters or stream name)")
+		}
 	}
-	if bare, _, _ := strings.Cut(s, ";"); bare == "." || bare == ".." {
-		// Tomcat and Jetty drop ";" parameters before resolving dots.
-		return ambiguous("dot segment with parameters")
+	if hasStream && strings.HasSuffix(params, ":") {
+		// NTFS reads an empty stream name as the file: "admin:" is "admin".
+		return ambiguous("empty NTFS stream name")
 	}
 	if i := strings.Index(s, ":$"); i >= 0 {
 		// NTFS alternate data streams: "admin::$DATA" is "admin".
@@ -308,27 +321,116 @@ func unhex(c byte) byte {
 	}
 }
 
-// loosePath is the loosest reading of an escaped path that any server
-// behind gatehouse might make: percent-decoded repeatedly, NFKC-normalised
-// and case folded, "\" as "/", ";" parameters dropped, trailing dots and
-// spaces dropped from segments, dot segments and empty segments resolved.
-// The reserved prefix is judged on it, so that nothing under the prefix
-// is proxied however it is spelled.
-func loosePath(escaped string) string {
-	p := escaped
-	for range 4 {
-		d := looseUnescape(p)
-		if d == p {
-			break
-		}
-		p = d
+// underPrefix reports whether any reading a server behind gatehouse may
+// make of an escaped path falls under prefix (a validated prefix such as
+// "/.gatehouse/"). The readings: the path as sent and decoded once, twice
+// and so on until nothing changes; NFKC-normalised and case folded, "\"
+// as "/"; with or without each of the sloppy steps of readMode; dot and
+// empty segments resolved. Under it means the prefix's segments start the
+// reading or follow a script segment ("/index.php/.gatehouse/x"), each
+// also spelled with a format suffix (".gatehouse.json") or as an 8.3
+// short name ("GATEHO~1").
+func underPrefix(escaped, prefix string) bool {
+	want := strings.Split(strings.ToLower(strings.Trim(prefix, "/")), "/")
+	if want[0] == "" {
+		return false
 	}
-	p = strings.ReplaceAll(foldPath(p), `\`, "/")
+	for _, d := range decodings(escaped) {
+		if !mayHold(d, want[0]) {
+			continue
+		}
+		modes := relevantModes(d)
+		for m := readMode(0); m <= readAll; m++ {
+			if m&^modes == 0 && startsUnder(looseSegments(d, m), want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readMode is a set of the sloppy steps some server takes when it reads
+// a path.
+type readMode uint8
+
+const (
+	// readCutParams drops ";" parameters from each segment (Tomcat, Jetty).
+	readCutParams readMode = 1 << iota
+	// readCutStream drops an NTFS stream name (":stream", "::$DATA").
+	readCutStream
+	// readLenient drops control characters (URL parsers drop tabs and
+	// newlines) and a segment's trailing dots and white space (Windows).
+	readLenient
+	// readTruncate ends the path at a NUL (C strings), "?" or "#" (a
+	// server that decodes before it splits off the query).
+	readTruncate
+	readAll = readCutParams | readCutStream | readLenient | readTruncate
+)
+
+// decodings lists the distinct decodings of an escaped path: as sent, then
+// decoded again and again (at most four times), each folded (foldPath)
+// with "\" read as "/".
+func decodings(escaped string) []string {
 	var out []string
-	for _, s := range strings.Split(p, "/") {
-		s, _, _ = strings.Cut(s, ";")
-		if s != "." && s != ".." {
-			s = strings.TrimRight(s, ". ")
+	p := escaped
+	for i := 0; i <= 4; i++ {
+		if i > 0 {
+			d := looseUnescape(p)
+			if d == p {
+				break
+			}
+			p = d
+		}
+		if f := strings.ReplaceAll(foldPath(p), `\`, "/"); !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// mayHold reports whether some reading of a decoded path could hold the
+// folded segment name: readings only drop characters, except that a
+// short name stands for a longer one.
+func mayHold(d, name string) bool {
+	return strings.Contains(d, name) || strings.Contains(strings.Map(dropControl, d), name) || strings.Contains(d, "~")
+}
+
+// relevantModes are the steps that can change a decoded path.
+func relevantModes(d string) readMode {
+	m := readLenient
+	if strings.Contains(d, ";") {
+		m |= readCutParams
+	}
+	if strings.Contains(d, ":") {
+		m |= readCutStream
+	}
+	if strings.ContainsAny(d, "\x00?#") {
+		m |= readTruncate
+	}
+	return m
+}
+
+// looseSegments reads a decoded, folded path under mode into its
+// segments, dot and empty segments resolved.
+func looseSegments(d string, mode readMode) []string {
+	if mode&readTruncate != 0 {
+		if i := strings.IndexAny(d, "\x00?#"); i >= 0 {
+			d = d[:i]
+		}
+	}
+	if mode&readLenient != 0 {
+		d = strings.Map(dropControl, d)
+	}
+	var out []string
+	for _, s := range strings.Split(d, "/") {
+		if mode&readCutParams != 0 {
+			s, _, _ = strings.Cut(s, ";")
+		}
+		if mode&readCutStream != 0 {
+			s, _, _ = strings.Cut(s, ":")
+		}
+		if mode&readLenient != 0 {
+			s = trimWindows(s)
 		}
 		switch s {
 		case "", ".":
@@ -340,7 +442,68 @@ func loosePath(escaped string) string {
 			out = append(out, s)
 		}
 	}
-	return "/" + strings.Join(out, "/")
+	return out
+}
+
+// trimWindows drops a segment's trailing dots and white space as Windows
+// does; a segment of nothing else is read as ".." when it holds two dots
+// or more ("..." or ".. "), else as ".".
+func trimWindows(s string) string {
+	if s == "." || s == ".." {
+		return s
+	}
+	t := strings.TrimRightFunc(s, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
+	if t == "" && strings.Count(s, ".") >= 2 {
+		return ".."
+	}
+	return t
+}
+
+func dropControl(r rune) rune {
+	if r < 0x20 && r != 0 || r == 0x7f {
+		return -1
+	}
+	return r
+}
+
+// startsUnder reports whether the segments of a reading begin with the
+// prefix's, or hold them right after a script segment (path info).
+func startsUnder(segs, want []string) bool {
+	for start := 0; start+len(want) <= len(segs); start++ {
+		if start > 0 && !isScript(segs[start-1]) {
+			continue
+		}
+		matched := true
+		for i, w := range want {
+			if !segmentReadsAs(segs[start+i], w) {
+				matched = false
+				break
+			}
+		}
+		if matched {
+			return true
+		}
+	}
+	return false
+}
+
+// segmentReadsAs reports whether a folded segment may be read as the
+// folded name: itself, with a format suffix (Rails and Spring route
+// ".gatehouse.json" to ".gatehouse"), or as a Windows 8.3 short name
+// whose stem starts the name ("GATEHO~1", "GATEHO~2.JSO").
+func segmentReadsAs(seg, name string) bool {
+	if seg == name || strings.HasPrefix(seg, name+".") {
+		return true
+	}
+	i := strings.IndexByte(seg, '~')
+	if i < 1 || i+1 >= len(seg) || seg[i+1] < '0' || seg[i+1] > '9' {
+		return false
+	}
+	// Short names leave out dots and spaces; their stem is a prefix of
+	// what remains.
+	squeeze := strings.NewReplacer(".", "", " ", "")
+	stem := squeeze.Replace(seg[:i])
+	return stem != "" && strings.HasPrefix(squeeze.Replace(name), stem)
 }
 
 // looseUnescape decodes every valid escape and keeps invalid ones.

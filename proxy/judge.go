@@ -21,18 +21,20 @@ import (
 // each one's rule must pass: the method as sent (and GET for HEAD; for a
 // POST, each method a rule names, which an override could turn it into;
 // the method in a "_method" query parameter), and the canonical path as
-// sent, with ";" parameters dropped (Tomcat, Jetty) and as the path info
-// after a script segment (PHP, CGI, ASP.NET: "/index.php/admin" runs
+// sent, with ";" parameters dropped (Tomcat, Jetty), and for a script
+// segment both the script that runs and the path info after it (PHP, CGI,
+// ASP.NET: "/admin.php/x" runs "/admin.php", "/index.php/admin" routes
 // "/admin"), each compared case-sensitively and case-insensitively (IIS,
 // Express).
 //
 // Secondary readings only ever restrict: the path with its trailing slash
 // added or removed (Express, Spring, Rails read "/api" and "/api/" alike)
 // and without a format suffix on its last segment (Rails and Spring route
-// "/admin.json" to "/admin"). A deny, require or authenticated rule that
-// a secondary reading reaches applies, unless it also matches a primary
-// reading: that is a wider rule (a catch-all "/") which the primary
-// reading weighed already, in order. So "/robots.txt" stays public under
+// "/admin.json" to "/admin"), of every primary reading: "/admin.php/x"
+// falls under a rule for "/admin" through the script "/admin.php". A
+// deny, require or authenticated rule that a secondary reading reaches
+// applies, unless it also matches a primary reading: that is a wider rule
+// (a catch-all "/") which the primary reading weighed already, in order. So "/robots.txt" stays public under
 // a public rule for it, while "/admin.json" falls under a rule for
 // "/admin".
 
@@ -246,50 +248,113 @@ func (p *Proxy) methodRules() bool {
 }
 
 // queryMethods returns the methods named by "_method" query parameters,
-// upper-cased as frameworks do. PHP reads "." and " " in a parameter
-// name as "_", so those spellings count too.
+// upper-cased as frameworks do. A key names the method when one decoding
+// reads as "_method" the way frameworks read keys: ASCII case aside, and
+// with PHP's spellings ("." " " "[" as "_", leading spaces dropped);
+// pairs are split on ";" as well as "&" (older Rack and Python). A key
+// that reads as "_method" only when decoded again, Unicode-folded or cut
+// at a NUL is refused: gatehouse does not guess which reading the
+// application makes.
 func queryMethods(rawQuery string) ([]string, error) {
-	if !containsFold(rawQuery, "method") {
+	if !mayNameMethod(rawQuery) {
 		return nil, nil
 	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, fmt.Errorf("unreadable query: %w", err)
-	}
 	var ms []string
-	for k, vals := range q {
-		name := strings.ToLower(strings.NewReplacer(".", "_", " ", "_", "[", "_").Replace(k))
-		if name != methodOverrideParam {
-			continue
-		}
-		for _, v := range vals {
+	for _, pair := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		rawKey, rawVal, _ := strings.Cut(pair, "=")
+		switch {
+		case isMethodParam(queryUnescape(rawKey)):
+			v := queryUnescape(rawVal)
 			m := strings.ToUpper(strings.TrimSpace(v))
 			if !canonicalMethod(m) {
 				return nil, fmt.Errorf("%s parameter %q is not a method", methodOverrideParam, v)
 			}
 			ms = append(ms, m)
+		case isMethodParam(looseQueryKey(rawKey)):
+			return nil, fmt.Errorf("query key %q reads as %s only when decoded again, folded or cut at a NUL", rawKey, methodOverrideParam)
 		}
 	}
 	return ms, nil
 }
 
+// mayNameMethod reports whether some reading of a query could hold a
+// "_method" key: only escapes and non-ASCII characters can spell one
+// without the letters.
+func mayNameMethod(rawQuery string) bool {
+	return containsFold(rawQuery, "method") || strings.Contains(rawQuery, "%") || !asciiOnly(rawQuery)
+}
+
+// isMethodParam reports whether a decoded query key reads as "_method".
+func isMethodParam(key string) bool {
+	key = strings.TrimLeft(key, " ") // PHP drops leading spaces
+	if len(key) != len(methodOverrideParam) {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '.' || c == ' ' || c == '[':
+			c = '_' // PHP
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != methodOverrideParam[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// queryUnescape decodes a query component once, "+" as a space; an
+// invalid escape is kept as written.
+func queryUnescape(s string) string {
+	return looseUnescape(strings.ReplaceAll(s, "+", " "))
+}
+
+// looseQueryKey is the loosest reading of a query key: decoded until
+// nothing changes, cut at a NUL (C strings), Unicode-folded, without
+// control characters or surrounding white space.
+func looseQueryKey(rawKey string) string {
+	k := queryUnescape(rawKey)
+	for range 4 {
+		d := looseUnescape(k)
+		if d == k {
+			break
+		}
+		k = d
+	}
+	k, _, _ = strings.Cut(k, "\x00")
+	k = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, foldPath(k))
+	return strings.TrimSpace(k)
+}
+
 // pathReadings lists the primary readings of a canonical path: itself,
-// without ";" segment parameters, and the path info after each script
-// segment.
+// without ";" segment parameters, and for each script segment the
+// script that runs (up to and including the segment) and the path info
+// after it ("/index.php/admin" runs "/index.php" with "/admin"), path
+// info being read again for the scripts it holds.
 func pathReadings(p string) []string {
 	out := []string{p}
 	if strings.Contains(p, ";") {
 		out = append(out, dropParams(p))
 	}
-	for _, q := range out {
+	for k := 0; k < len(out); k++ {
+		q := out[k]
 		for i := 1; i < len(q); i++ {
 			j := strings.IndexByte(q[i:], '/')
 			if j < 0 {
 				break
 			}
 			if isScript(q[i : i+j]) {
-				if info := q[i+j:]; !slices.Contains(out, info) {
-					out = append(out, info)
+				for _, r := range [2]string{q[:i+j], q[i+j:]} {
+					if !slices.Contains(out, r) {
+						out = append(out, r)
+					}
 				}
 			}
 			i += j
@@ -335,8 +400,9 @@ func dropParams(p string) string {
 
 // scriptSuffixes are the extensions of files that servers run with the
 // rest of the path as path info.
-var scriptSuffixes = []string{".php", ".php3", ".php4", ".php5", ".php7", ".phtml", ".phar", ".cgi", ".fcgi", ".pl",
-	".py", ".asp", ".aspx", ".ashx", ".asmx", ".axd", ".svc", ".jsp", ".jspx", ".dll", ".exe"}
+var scriptSuffixes = []string{".php", ".php3", ".php4", ".php5", ".php7", ".php8", ".phtml", ".phar", ".cgi", ".fcgi",
+	".pl", ".py", ".rb", ".asp", ".aspx", ".ashx", ".asmx", ".axd", ".svc", ".jsp", ".jspx", ".dll", ".exe", ".cfm",
+	".cfml", ".cfc", ".nsf", ".shtml"}
 
 // maxScriptSegments bounds the readings of a path (and so the work of
 // judging it): no real path runs a script under a script more than this.

@@ -316,22 +316,24 @@ func (p *Proxy) serveReserved(w http.ResponseWriter, r *http.Request) {
 
 // reserved reports whether an escaped request path falls under the
 // reserved prefix as any server behind gatehouse might read it (see
-// loosePath: decoded repeatedly, case-insensitively, with "\" as "/",
-// without ";" segment parameters or trailing dots, dot segments
-// resolved). Such paths are answered by gatehouse and never proxied.
+// underPrefix: decoded once or repeatedly, case-insensitively, with or
+// without ";" parameters, stream names, trailing dots, control
+// characters and what follows a NUL; after a script segment; with a
+// format suffix or as a short name). Such paths are answered by
+// gatehouse and never proxied, with or without authorization rules.
 func reserved(p, prefix string) bool {
 	if strings.HasPrefix(p, prefix) {
 		return true
 	}
-	// The loose reading only removes and folds characters: a plain ASCII
-	// path that does not hold the prefix's name in any case cannot read
-	// as it, so the common request skips the allocation. (Escapes, and
+	// Readings only drop and fold characters: a plain path that does not
+	// hold the prefix's first name in any case, nor a short name, cannot
+	// read as it, so the common request skips the work. (Escapes, and
 	// Unicode that folds to ASCII letters, take the full path.)
-	if asciiOnly(p) && !strings.Contains(p, "%") && !containsFold(p, strings.Trim(prefix, "/")) {
+	first, _, _ := strings.Cut(strings.Trim(prefix, "/"), "/")
+	if asciiPrintable(p) && !strings.ContainsAny(p, "%~") && !containsFold(p, first) {
 		return false
 	}
-	n, pre := loosePath(p), loosePath(prefix)+"/"
-	return strings.HasPrefix(n+"/", pre)
+	return underPrefix(p, prefix)
 }
 
 func asciiOnly(s string) bool {

@@ -112,6 +112,10 @@ func TestMethodAndPathSpellings(t *testing.T) {
 		{"PostMayBecomeDelete", "POST", "/docs/1", 403},
 		{"MethodParam", "GET", "/docs/1?_method=delete", 403},
 		{"MethodParamPHPSpelling", "GET", "/docs/1?.method=DELETE", 403},
+		{"MethodParamEncodedLetter", "GET", "/docs/1?_%6dethod=DELETE", 403},
+		{"MethodParamAllEncoded", "GET", "/docs/1?%5F%6D%65%74%68%6F%64=DELETE", 403},
+		{"MethodParamDoubleEncoded", "GET", "/docs/1?_%256dethod=DELETE", 400},
+		{"MethodParamFullWidth", "GET", "/docs/1?_%EF%BD%8Dethod=DELETE", 400},
 		{"GetDocs", "GET", "/docs/1", 200},
 		{"Admin", "GET", "/admin", 403},
 		{"AdminFormatSuffix", "GET", "/admin.json", 403},
@@ -124,6 +128,15 @@ func TestMethodAndPathSpellings(t *testing.T) {
 		{"AdminNUL", "GET", "/admin%00", 400},
 		{"AdminParams", "GET", "/admin;x=1", 403},
 		{"AdminDotDotParams", "GET", "/home/..;/admin", 400},
+		{"AdminTrailingDotBeforeParams", "GET", "/admin.;/x", 400},
+		{"AdminTrailingSpaceBeforeParams", "GET", "/admin%20;/x", 400},
+		{"AdminTrailingDotsBeforeParams", "GET", "/admin..;x/y", 400},
+		{"BillingTrailingSpaceBeforeParams", "GET", "/billing%20;", 400},
+		{"AdminEmptyStreamName", "GET", "/admin:/x", 400},
+		{"AdminDotDotStream", "GET", "/home/..:x/admin", 400},
+		{"AdminScriptPathInfo", "GET", "/admin.php/x", 403},
+		{"AdminScriptParamsPathInfo", "GET", "/admin.php;v=1/x", 403},
+		{"AdminScriptUnderScript", "GET", "/index.php/admin.php/x", 403},
 		{"AdminPathInfo", "GET", "/index.php/admin", 403},
 		{"AdminUpper", "GET", "/ADMIN", 403},
 		{"AdministratorNotAdmin", "GET", "/administrator", 200},
@@ -234,5 +247,38 @@ func loginWith(t *testing.T, h *harness, c *http.Client, idp string, p person) {
 	resp = h.post(c, serialize(assemble(r, sign(t, a, key))), loc.Query().Get("RelayState"))
 	if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s login: %d %s", idp, resp.StatusCode, body)
+	}
+}
+
+// TestReservedPrefixEverySpelling: a path that any reading puts under the
+// reserved prefix (path info after a script, a stream name, a format
+// suffix, a short name, a NUL) is answered by gatehouse, with
+// authorization rules and without.
+func TestReservedPrefixEverySpelling(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rules []proxy.Rule
+	}{
+		{"NoRules", nil},
+		{"Rules", []proxy.Rule{{Path: "/", Allow: proxy.AllowAuthenticated}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, options{authorization: tc.rules})
+			c := h.browser()
+			readResp(t, h.login(c, "/", alice))
+			for _, target := range []string{
+				"/index.php/.gatehouse/y", "/x.PHP;a/.gatehouse/saml/acs", "/.gatehouse:/y", "/.gatehouse::$INDEX_ALLOCATION/y",
+				"/.gatehouse.json", "/.gatehouse.php/y", "/.GATEHO~1/y", "/GATEHO~1/y", "/.gatehouse%00/y", "/.gatehouse%00",
+				"/.gate%09house/y", "/.gatehouse%3F/y", "/x/..:y/.gatehouse/z",
+			} {
+				code, got := spelled(t, h, c, "GET", target, nil)
+				if got != nil || code == http.StatusOK {
+					t.Errorf("GET %s: %d, reached upstream as %v", target, code, got != nil)
+				}
+			}
+			if code, got := spelled(t, h, c, "GET", "/app/.gatehouse/y", nil); code != http.StatusOK || got == nil {
+				t.Errorf("GET /app/.gatehouse/y: %d, want 200 from the upstream", code)
+			}
+		})
 	}
 }

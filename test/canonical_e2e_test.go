@@ -28,6 +28,13 @@ func TestPaddedAndLookAlikeNamesNeverImpersonate(t *testing.T) {
 		{"Cyrillic a", "\u0430lice", nil, "mapping"},
 		{"Greek alpha group", "mallory", []string{"\u03b1dmins"}, "mapping"},
 		{"capitals", "ALICE", nil, "rejected"},
+		{"dotless i", "al\u0131ce", nil, "rejected"},
+		{"dotted capital I", "al\u0130ce", nil, "rejected"},
+		{"grave accent", "àlice", nil, "rejected"},
+		{"acute accent", "alicé", nil, "rejected"},
+		{"Latin click letter", "a\u01c0ice", nil, "mapping"},
+		{"Latin alpha", "\u0251lice", nil, "mapping"},
+		{"Latin alpha group", "mallory", []string{"\u0251dmins"}, "mapping"},
 		{"padded group", "mallory", []string{" admins"}, "mapping"},
 		{"invisible group", "mallory", []string{"ad\u200bmins"}, "mapping"},
 	} {

@@ -331,7 +331,7 @@ func unhex(c byte) byte {
 // also spelled with a format suffix (".gatehouse.json") or as an 8.3
 // short name ("GATEHO~1").
 func underPrefix(escaped, prefix string) bool {
-	want := strings.Split(strings.ToLower(strings.Trim(prefix, "/")), "/")
+	want := strings.Split(strings.Trim(foldPath(prefix), "/"), "/")
 	if want[0] == "" {
 		return false
 	}

@@ -200,3 +200,25 @@ func TestPublicRequestsCappedPerClient(t *testing.T) {
 	}
 	readResp(t, rawExchange(t, h, nil, "GET /pub/quick HTTP/1.1\r\nHost: $HOST\r\n"))
 }
+
+// TestEndpointBodyDeadlineWithToken: a SCIM client with its token, whose
+// body is read, still has endpoint_body_timeout for the whole of it (the
+// answer-before-body path does not lift the deadline).
+func TestEndpointBodyDeadlineWithToken(t *testing.T) {
+	h := newHarness(t, options{scim: true, proxy: func(c *proxy.Config) { c.EndpointBodyTimeout = time.Second }})
+	conn, br := rawOpen(t, h, nil, "POST /.gatehouse/scim/v2/Users HTTP/1.1\r\nHost: $HOST\r\nAuthorization: Bearer "+scimToken+
+		"\r\nContent-Type: application/scim+json\r\nContent-Length: 1000\r\n")
+	defer conn.Close()
+	go func() {
+		for range 1000 {
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}()
+	resp := answerBeforeBody(t, conn, br)
+	if resp.StatusCode < 400 || !resp.Close {
+		t.Errorf("status %d close=%v, want a refusal that closes", resp.StatusCode, resp.Close)
+	}
+}

@@ -46,8 +46,12 @@ type Edges struct {
 	// client address (an IPv6 client by its /64) may have at the upstream
 	// at once, open upgraded connections included; default 64. One more
 	// waits up to 5s for a place, then gets 429.
-	PublicMaxConcurrent int             `yaml:"public_max_concurrent"`
-	RateLimit           RateLimitConfig `yaml:"rate_limit"`
+	PublicMaxConcurrent int `yaml:"public_max_concurrent"`
+	// MaxPathLength bounds the request path as sent (escaped), in bytes;
+	// a longer one gets 414. Default 2048 (the longest URL old browsers
+	// sent): every reading of a path is work that grows with its length.
+	MaxPathLength int             `yaml:"max_path_length"`
+	RateLimit     RateLimitConfig `yaml:"rate_limit"`
 }
 
 // RateLimitConfig is the per-client limit on SAML endpoints and login
@@ -82,6 +86,9 @@ func (e Edges) withDefaults() Edges {
 	}
 	if e.PublicMaxConcurrent == 0 {
 		e.PublicMaxConcurrent = 64
+	}
+	if e.MaxPathLength == 0 {
+		e.MaxPathLength = 2048
 	}
 	r := &e.RateLimit
 	if r.PerMinute == 0 {
@@ -128,6 +135,9 @@ func (c Config) validateEdges() []error {
 	}
 	if n := c.PublicMaxConcurrent; n < 1 || n > 100_000 {
 		add("public_max_concurrent: between 1 and 100000")
+	}
+	if n := c.MaxPathLength; n < 256 || n > 32<<10 {
+		add("max_path_length: between 256 and 32768 bytes")
 	}
 	if r := c.RateLimit; !r.Disabled {
 		if r.PerMinute < 1 || r.PerMinute > 1_000_000 {

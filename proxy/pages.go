@@ -233,8 +233,11 @@ func (p *Pages) refuseRequest(w http.ResponseWriter, r *http.Request, status int
 	p.log.Info("request refused", zap.String("error_id", id), zap.Int("status", status), zap.String("reason", reason),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), zap.Error(err))
 	title, msg := "Bad request", "This request cannot be forwarded to the application."
-	if status == http.StatusRequestTimeout {
+	switch status {
+	case http.StatusRequestTimeout:
 		title, msg = "Request timeout", "The request body arrived too slowly."
+	case http.StatusRequestURITooLong:
+		title, msg = "Address too long", "The address of this request is longer than this site accepts."
 	}
 	p.render(w, r, pageData{Status: status, Title: title, Message: msg, ErrorID: id})
 }

@@ -201,6 +201,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.offHost(w, r) {
 		return
 	}
+	if n := len(r.URL.EscapedPath()); n > p.cfg.MaxPathLength {
+		p.pages.refuseRequest(w, r, http.StatusRequestURITooLong, "path_length",
+			fmt.Errorf("path of %d bytes, at most %d (max_path_length)", n, p.cfg.MaxPathLength))
+		return
+	}
 	if reserved(r.URL.EscapedPath(), p.cfg.Prefix) {
 		if p.limitedPath(r.URL.Path) && p.rateLimited(w, r) {
 			return

@@ -65,7 +65,7 @@ func cpuPerRequest(t testing.TB, h *harness, s costShape, n int) time.Duration {
 	for _, req := range reqs {
 		rec := httptest.NewRecorder()
 		h.proxy.ServeHTTP(rec, req)
-		if rec.Code != s.want {
+		if s.want != 0 && rec.Code != s.want {
 			t.Fatalf("%s: status %d, want %d (%v)", s.name, rec.Code, s.want, h.refusals())
 		}
 	}
@@ -234,5 +234,69 @@ func BenchmarkHostileSAML(b *testing.B) {
 		if c > ref {
 			b.Errorf("%s costs %v CPU a request, more than the login it is held against (%v)", s.name, c, ref)
 		}
+	}
+}
+
+// hostilePaths are the longest paths gatehouse reads (max_path_length),
+// made of the spellings that give the reserved-prefix and rule readings
+// the most work, and one byte longer.
+func hostilePaths(h *harness, maxLen int) []costShape {
+	fill := func(unit string, n int) string { return strings.Repeat(unit, n/len(unit))[:n/len(unit)*len(unit)] }
+	get := func(path string) func(int) *http.Request {
+		return func(int) *http.Request {
+			req := httptest.NewRequest(http.MethodGet, goldenBase+"/", nil)
+			req.URL.RawPath, req.URL.Path = "", ""
+			u, _ := url.Parse(goldenBase + path)
+			req.URL = u
+			req.RequestURI = path
+			return req
+		}
+	}
+	var shapes []costShape
+	for _, unit := range []string{"/%252e%253bgatehouse~1;x:y", "/.gatehouse%2e;a/", "/g~1", "/a.php"} {
+		shapes = append(shapes, costShape{name: "path-" + unit, make: get(fill(unit, maxLen)), want: 0})
+	}
+	shapes = append(shapes, costShape{name: "path-one-byte-too-long", make: get("/" + strings.Repeat("a", maxLen)), want: http.StatusRequestURITooLong})
+	return shapes
+}
+
+// TestHostilePathsCostNoMoreThanALogin: every reading of the longest path
+// gatehouse admits costs less than a valid login, and a longer one is
+// refused (414) before any reading. A ratio in one run, not a time.
+func TestHostilePathsCostNoMoreThanALogin(t *testing.T) {
+	h := newHarness(t, options{base: goldenBase, proxy: func(c *proxy.Config) {
+		c.Authorization = []proxy.Rule{{Path: "/admin/", Allow: proxy.AllowDeny}, {Path: "/", Allow: proxy.AllowAuthenticated}}
+		c.PublicPaths = []string{"/static/"}
+	}})
+	h.upstream.discard = true
+	valid, _, _ := costShapes(t, h)
+	const n = 40
+	v := cpuPerRequest(t, h, valid, n)
+	for _, s := range hostilePaths(h, 2048) {
+		c := cpuPerRequest(t, h, s, n)
+		t.Logf("%-40s %8.0f µs CPU, %.3f of a valid login", s.name, float64(c.Microseconds()), float64(c)/float64(v))
+		if c > v {
+			t.Errorf("%s costs %v CPU a request, more than a valid login (%v)", s.name, c, v)
+		}
+	}
+}
+
+// BenchmarkHostilePaths reports the CPU of the longest hostile paths
+// beside that of a valid login; `make bench` runs it.
+func BenchmarkHostilePaths(b *testing.B) {
+	h := newHarness(b, options{base: goldenBase, proxy: func(c *proxy.Config) {
+		c.Authorization = []proxy.Rule{{Path: "/admin/", Allow: proxy.AllowDeny}, {Path: "/", Allow: proxy.AllowAuthenticated}}
+		c.PublicPaths = []string{"/static/"}
+	}})
+	h.upstream.discard = true
+	valid, _, _ := costShapes(b, h)
+	const n = 200
+	b.ResetTimer()
+	v := cpuPerRequest(b, h, valid, n)
+	b.ReportMetric(float64(v.Microseconds()), "valid-login-cpu-µs")
+	for _, s := range hostilePaths(h, 2048) {
+		c := cpuPerRequest(b, h, s, n)
+		b.ReportMetric(float64(c.Microseconds()), s.name+"-cpu-µs")
+		b.ReportMetric(float64(c)/float64(v), s.name+"/login")
 	}
 }

@@ -421,6 +421,7 @@ func TestEdgeKeys(t *testing.T) {
 		{"BadPublicLimits", "public_body_timeout: 2h\npublic_upgrade_max_lifetime: 500ms\npublic_max_concurrent: -3\n",
 			[]string{"public_body_timeout:", "public_upgrade_max_lifetime:", "public_max_concurrent:"}},
 		{"KeepIdentity", "headers:\n  keep: [X-Forwarded-User, X-Forwarded-For]\n", []string{"headers.keep[0]", "headers.keep[1]"}},
+		{"BadMaxPathLength", "max_path_length: 100\n", []string{"max_path_length:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkProblems(t, goodConfig+tc.section, tc.problems)

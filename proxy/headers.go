@@ -47,7 +47,7 @@ var strippedNames = []string{
 	"x-host", "x-http-host-override", "x-forwarded-server-name", "x-arr-ssl", "x-real-proto",
 	// A user a proxy authenticated.
 	"remote-user", "x-remote-user", "auth-user", "x-auth-user", "x-user", "x-username", "x-forwarded-user",
-	"x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token",
+	"x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-display-name", "x-forwarded-access-token",
 	"x-remote-group", "x-remote-groups", "remote-groups", "remote-email", "remote-name", "x-webauth-user",
 	"x-webauth-email", "x-webauth-name", "x-authenticated-user", "x-authenticated-userid", "x-authenticated-groups",
 	"x-consumer-username", "x-consumer-id", "x-consumer-custom-id", "x-credential-identifier", "x-credential-username",

@@ -150,7 +150,10 @@ func BenchmarkStrip(b *testing.B) {
 // names and prefixes; headers.keep keeps one the application needs, but
 // never an identity header or a forwarding header gatehouse sets.
 func TestProxyTrustHeadersStripped(t *testing.T) {
-	hc := Config{Headers: HeaderConfig{Strip: []string{"X-Corp-Auth-*", "X-Legacy-Login"}, Keep: []string{"X-Real-IP", "X-Forwarded-User"}}}.WithDefaults().Headers
+	// The display name travels under another name here, so the default
+	// one is stripped only by the built-in list.
+	hc := Config{Headers: HeaderConfig{Strip: []string{"X-Corp-Auth-*", "X-Legacy-Login"}, Keep: []string{"X-Real-IP", "X-Forwarded-User"},
+		DisplayName: "X-App-Display"}}.WithDefaults().Headers
 	s := stripperFor(hc, newHeaderSet(hc).names())
 	h := http.Header{}
 	spoofed := []string{
@@ -162,6 +165,7 @@ func TestProxyTrustHeadersStripped(t *testing.T) {
 		"X-Method-Override", "HTTP2-Settings", "X-Auth-Request-User", "X-Ms-Client-Principal-Name", "Oidc_Claim_Email",
 		"X-Forwarded-Client-Cert", "Cf-Access-Authenticated-User-Email", "X-Goog-Authenticated-User-Email",
 		"X-Webauth-User", "X-Corp-Auth-Role", "x_legacy_login", "X-Forwarded-User", "X-Gatehouse-Anything",
+		"X-Forwarded-Display-Name", "X.Forwarded.Display.Name",
 	}
 	for _, n := range spoofed {
 		h[n] = []string{"spoofed"}

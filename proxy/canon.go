@@ -112,6 +112,10 @@ func readSegment(raw string) (segment, error) {
 			return segment{}, ambiguous("slash or backslash inside a segment")
 		case c < 0x20 || c == 0x7f:
 			return segment{}, ambiguous("control character")
+		case encoded && (c == '?' || c == '#'):
+			// A layer that decodes the path and parses it again (nginx's
+			// $uri in proxy_pass, a rewrite back-reference) ends it here.
+			return segment{}, ambiguous("encoded query or fragment delimiter")
 		case c == '%' && doubleEncoded(raw[i+1:]):
 			return segment{}, ambiguous("double percent-encoding")
 		}

@@ -401,8 +401,9 @@ func dropParams(p string) string {
 // scriptSuffixes are the extensions of files that servers run with the
 // rest of the path as path info.
 var scriptSuffixes = []string{".php", ".php3", ".php4", ".php5", ".php7", ".php8", ".phtml", ".phar", ".cgi", ".fcgi",
-	".pl", ".py", ".rb", ".asp", ".aspx", ".ashx", ".asmx", ".axd", ".svc", ".jsp", ".jspx", ".dll", ".exe", ".cfm",
-	".cfml", ".cfc", ".nsf", ".shtml"}
+	".pl", ".plx", ".pm", ".py", ".wsgi", ".psgi", ".scgi", ".lua", ".rb", ".rhtml", ".hh", ".esp", ".asp", ".aspx",
+	".ashx", ".asmx", ".axd", ".svc", ".cshtml", ".vbhtml", ".jsp", ".jspx", ".dll", ".exe", ".cfm", ".cfml", ".cfc",
+	".nsf", ".shtml", ".shtm", ".stm", ".tcl", ".sh", ".fpl", ".fastcgi", ".erb", ".jsf", ".xhtml"}
 
 // maxScriptSegments bounds the readings of a path (and so the work of
 // judging it): no real path runs a script under a script more than this.

@@ -67,6 +67,16 @@ func isSpace(r rune) bool { return unicode.Is(unicode.White_Space, r) }
 var invisible = []*unicode.RangeTable{
 	unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp,
 	unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector, unicode.Bidi_Control,
+	blank,
+}
+
+// blank holds the symbols that render as nothing though Unicode does not
+// call them ignorable: the blank Braille pattern (U+2800, a favourite of
+// invisible user names), the musical null notehead and the object
+// replacement character.
+var blank = &unicode.RangeTable{
+	R16: []unicode.Range16{{Lo: 0x2800, Hi: 0x2800, Stride: 1}, {Lo: 0xfffc, Hi: 0xfffc, Stride: 1}},
+	R32: []unicode.Range32{{Lo: 0x1d159, Hi: 0x1d159, Stride: 1}},
 }
 
 func checkText(field, s string, max int, name bool) (string, error) {
@@ -168,13 +178,29 @@ func NormalizeName(s string) string {
 	defer folders.Put(c)
 	out := norm.NFKC.String(s)
 	for range 4 {
-		next := norm.NFKC.String(stripAccents(c.String(out)))
+		next := norm.NFKC.String(stripAccents(strings.Map(orbitLower, c.String(out))))
 		if next == out {
 			break
 		}
 		out = next
 	}
 	return collapseSpace(out)
+}
+
+// orbitLower maps a rune to the lower case of the least rune of its
+// simple case-folding orbit, so every case variant Unicode knows ends as
+// one rune even where x/text's folding leaves a pair apart (Cherokee,
+// whose lower-case letters fold to upper case, comes out as lower case
+// from one spelling and upper case from the other).
+func orbitLower(r rune) rune {
+	if r < utf8.RuneSelf {
+		return r
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
+	}
+	return unicode.ToLower(least)
 }
 
 func isASCII(s string) bool {

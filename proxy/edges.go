@@ -161,7 +161,7 @@ func (c Config) validateEdges() []error {
 		switch {
 		case slices.ContainsFunc(identity, func(id string) bool { return NormalizeHeaderName(id) == norm }):
 			add("headers.keep[%d]: %s is an identity header: gatehouse sets it", i, n)
-		case slices.Contains(alwaysStripped, norm):
+		case slices.Contains(normAlwaysStripped, norm):
 			add("headers.keep[%d]: %s is always replaced or removed by gatehouse", i, n)
 		case !strippedByDefault(norm):
 			add("headers.keep[%d]: %s is not stripped by default; nothing to keep", i, n)

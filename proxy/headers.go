@@ -7,16 +7,15 @@ import (
 )
 
 // NormalizeHeaderName folds a header name for comparison the way servers
-// behind a proxy may see it: ASCII letters lower case, digits kept, and
-// every other byte ("-", "_", ".", "~", "!", ... and any non-ASCII byte)
-// one separator, "-". CGI, FastCGI and SCGI gateways turn each character
-// that is not a letter or a digit into "_", so X.Forwarded.User and
-// X_Forwarded_User both reach the application as HTTP_X_FORWARDED_USER.
-// The result has the length of name.
+// behind a proxy may see it: its ASCII letters in lower case and its
+// digits, nothing else. CGI, FastCGI and SCGI gateways turn each
+// character that is not a letter or a digit into "_", so X.Forwarded.User
+// and X_Forwarded_User both reach the application as
+// HTTP_X_FORWARDED_USER; other readers collapse or drop separators, so
+// X--Forwarded--User and XForwardedUser are the same name here too.
 func NormalizeHeaderName(name string) string {
 	b := make([]byte, len(name))
-	fold(b, name)
-	return string(b)
+	return string(b[:fold(b, name)])
 }
 
 // alwaysStripped are client headers gatehouse removes on every proxied
@@ -78,10 +77,10 @@ func StrippedByDefault() (keepable, always []string) {
 }
 
 func strippedByDefault(norm string) bool {
-	if slices.Contains(strippedNames, norm) {
+	if slices.Contains(normStrippedNames, norm) {
 		return true
 	}
-	for _, p := range strippedPrefixes {
+	for _, p := range normStrippedPrefixes {
 		if strings.HasPrefix(norm, p) {
 			return true
 		}
@@ -89,19 +88,34 @@ func strippedByDefault(norm string) bool {
 	return false
 }
 
+// The lists above in their normal form.
+var (
+	normAlwaysStripped   = normalizeAll(alwaysStripped)
+	normStrippedNames    = normalizeAll(strippedNames)
+	normStrippedPrefixes = normalizeAll(strippedPrefixes)
+)
+
+func normalizeAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = NormalizeHeaderName(n)
+	}
+	return out
+}
+
 // stripper deletes identity headers and proxy-trust headers in all their
 // spellings (names compared in their normal form, see
 // NormalizeHeaderName).
 type stripper struct {
-	names    map[string]bool // normalised
-	prefixes []string        // normalised
-	keep     map[string]bool // normalised; overrides names and prefixes for a plain spelling only
+	names    map[string]bool   // normalised
+	prefixes []string          // normalised
+	keep     map[string]string // normalised → the one spelling forwarded (lower case)
 }
 
 // newStripper strips names and every header starting with one of
 // prefixes (empty prefixes are ignored), except those in keep.
 func newStripper(names []string, prefixes []string, keep []string) stripper {
-	s := stripper{names: map[string]bool{}, keep: map[string]bool{}}
+	s := stripper{names: map[string]bool{}, keep: map[string]string{}}
 	for _, n := range names {
 		s.names[NormalizeHeaderName(n)] = true
 	}
@@ -111,7 +125,7 @@ func newStripper(names []string, prefixes []string, keep []string) stripper {
 		}
 	}
 	for _, n := range keep {
-		s.keep[NormalizeHeaderName(n)] = true
+		s.keep[NormalizeHeaderName(n)] = strings.ToLower(n)
 	}
 	return s
 }
@@ -134,9 +148,9 @@ func stripperFor(h HeaderConfig, identity []string) stripper {
 	var keep []string
 	for _, k := range h.Keep {
 		n := NormalizeHeaderName(k)
-		if !slices.Contains(alwaysStripped, n) && !slices.ContainsFunc(identity, func(id string) bool { return NormalizeHeaderName(id) == n }) &&
+		if !slices.Contains(normAlwaysStripped, n) && !slices.ContainsFunc(identity, func(id string) bool { return NormalizeHeaderName(id) == n }) &&
 			!strings.HasPrefix(n, NormalizeHeaderName(h.StripPrefix)) {
-			keep = append(keep, n)
+			keep = append(keep, k)
 		}
 	}
 	return newStripper(names, prefixes, keep)
@@ -147,13 +161,12 @@ func (s stripper) strip(h http.Header) {
 	for name := range h {
 		var n []byte
 		if len(name) <= len(buf) {
-			n = buf[:len(name)]
-			fold(n, name)
+			n = buf[:fold(buf[:len(name)], name)]
 		} else {
 			n = []byte(NormalizeHeaderName(name))
 		}
 		if s.names[string(n)] || s.hasPrefix(string(n)) {
-			if len(s.keep) == 0 || !s.keep[string(n)] || !plainName(name) {
+			if kept, ok := s.keep[string(n)]; !ok || !strings.EqualFold(name, kept) {
 				delete(h, name)
 			}
 		}
@@ -169,32 +182,21 @@ func (s stripper) hasPrefix(n string) bool {
 	return false
 }
 
-// fold writes the normal form of name into dst, which has its length.
-func fold(dst []byte, name string) {
+// fold writes the normal form of name into dst, which has its length,
+// and returns the length of the normal form.
+func fold(dst []byte, name string) int {
+	n := 0
 	for i := 0; i < len(name); i++ {
 		switch c := name[i]; {
 		case c >= 'A' && c <= 'Z':
-			dst[i] = c + ('a' - 'A')
+			dst[n] = c + ('a' - 'A')
+			n++
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			dst[i] = c
-		default:
-			dst[i] = '-'
+			dst[n] = c
+			n++
 		}
 	}
-}
-
-// plainName reports whether a header name is spelled with letters,
-// digits and "-" only: the one spelling headers.keep forwards. Any other
-// spelling of a kept header (X_Real_IP, X.Real.IP) is a client's, which a
-// gateway would merge with the real one in no defined order.
-func plainName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return n
 }
 
 // stripCookies removes the named cookies (and any cookie whose name starts

@@ -260,14 +260,20 @@ func hostilePaths(h *harness, maxLen int) []costShape {
 	return shapes
 }
 
+// withPathRules gives the proxy rules and a public path, so every request
+// path is read under every reading; and JIT a minute, for the first login
+// of the user in thousands of groups that costShapes makes.
+func withPathRules(c *proxy.Config) {
+	slowStore(c)
+	c.Authorization = []proxy.Rule{{Path: "/admin/", Allow: proxy.AllowDeny}, {Path: "/", Allow: proxy.AllowAuthenticated}}
+	c.PublicPaths = []string{"/static/"}
+}
+
 // TestHostilePathsCostNoMoreThanALogin: every reading of the longest path
 // gatehouse admits costs less than a valid login, and a longer one is
 // refused (414) before any reading. A ratio in one run, not a time.
 func TestHostilePathsCostNoMoreThanALogin(t *testing.T) {
-	h := newHarness(t, options{base: goldenBase, proxy: func(c *proxy.Config) {
-		c.Authorization = []proxy.Rule{{Path: "/admin/", Allow: proxy.AllowDeny}, {Path: "/", Allow: proxy.AllowAuthenticated}}
-		c.PublicPaths = []string{"/static/"}
-	}})
+	h := newHarness(t, options{base: goldenBase, proxy: withPathRules, storeTimeout: time.Minute})
 	h.upstream.discard = true
 	valid, _, _ := costShapes(t, h)
 	const n = 40
@@ -284,10 +290,7 @@ func TestHostilePathsCostNoMoreThanALogin(t *testing.T) {
 // BenchmarkHostilePaths reports the CPU of the longest hostile paths
 // beside that of a valid login; `make bench` runs it.
 func BenchmarkHostilePaths(b *testing.B) {
-	h := newHarness(b, options{base: goldenBase, proxy: func(c *proxy.Config) {
-		c.Authorization = []proxy.Rule{{Path: "/admin/", Allow: proxy.AllowDeny}, {Path: "/", Allow: proxy.AllowAuthenticated}}
-		c.PublicPaths = []string{"/static/"}
-	}})
+	h := newHarness(b, options{base: goldenBase, proxy: withPathRules, storeTimeout: time.Minute})
 	h.upstream.discard = true
 	valid, _, _ := costShapes(b, h)
 	const n = 200

@@ -287,17 +287,6 @@ func asciiPrintable(s string) bool {
 	return true
 }
 
-// needsEscape reports whether s holds a character that is not allowed
-// unescaped in a path segment.
-func needsEscape(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isPathChar(s[i]) {
-			return true
-		}
-	}
-	return false
-}
-
 // isUnreserved: RFC 3986 unreserved characters, whose escapes are
 // decoded in the canonical form.
 func isUnreserved(c byte) bool {

@@ -169,7 +169,7 @@ func (m *Manager) checkAttributeResponse(in *idp, raw []byte, certs []*x509.Cert
 	if responseSigned {
 		v, err := vc.Validate(r)
 		if err != nil {
-			return nil, fmt.Errorf("Response signature: %w", err)
+			return nil, fmt.Errorf("response signature: %w", err)
 		}
 		r = v
 	}

@@ -138,11 +138,10 @@ func (s *mdServer) set(doc []byte, status int) {
 }
 
 type fedEnv struct {
-	dir    string
-	srv    *mdServer
-	now    time.Time
-	certs  []string
-	logged *bytes.Buffer
+	dir   string
+	srv   *mdServer
+	now   time.Time
+	certs []string
 }
 
 func (e *fedEnv) manager(t *testing.T) (*Manager, error) {

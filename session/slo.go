@@ -586,25 +586,25 @@ func (m *Manager) sameOrigin(r *http.Request) error {
 		if r.Header.Get("Sec-Fetch-Site") == "same-origin" {
 			return nil
 		}
-		return errors.New("Origin is null and Sec-Fetch-Site does not say same-origin")
+		return errors.New("the Origin header is null and Sec-Fetch-Site does not say same-origin")
 	}
 	if o := r.Header.Values("Origin"); len(o) > 0 {
 		if len(o) == 1 && strings.EqualFold(o[0], origin) {
 			return nil
 		}
-		return fmt.Errorf("Origin %q is not %s", strings.Join(o, ", "), origin)
+		return fmt.Errorf("the Origin header %q is not %s", strings.Join(o, ", "), origin)
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
 		if site == "same-origin" {
 			return nil
 		}
-		return fmt.Errorf("Sec-Fetch-Site is %q", site)
+		return fmt.Errorf("the Sec-Fetch-Site header is %q", site)
 	}
 	if ref := r.Header.Get("Referer"); ref != "" {
 		if u, err := url.Parse(ref); err == nil && strings.EqualFold(u.Scheme+"://"+u.Host, origin) && u.User == nil {
 			return nil
 		}
-		return errors.New("Referer is from another origin")
+		return errors.New("the Referer header is from another origin")
 	}
 	return errors.New("no Origin, Sec-Fetch-Site or Referer says where the request comes from")
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -32,7 +31,14 @@ func jwksKeys(t *testing.T, body string) map[string]*ecdsa.PublicKey {
 		}
 		x, _ := base64.RawURLEncoding.DecodeString(k.X)
 		y, _ := base64.RawURLEncoding.DecodeString(k.Y)
-		out[k.Kid] = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		if len(x) != 32 || len(y) != 32 {
+			t.Fatalf("jwks key %s: coordinates of %d and %d bytes, want 32", k.Kid, len(x), len(y))
+		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			t.Fatalf("jwks key %s: %v", k.Kid, err)
+		}
+		out[k.Kid] = pub
 	}
 	return out
 }

@@ -178,9 +178,6 @@ func (s *Store) userFilter(f string) string {
 // refines the result exactly, and sorts and pages it in memory.
 func (s *Store) FindUsers(ctx context.Context, q provision.Query) (provision.Page[provision.User], error) {
 	var page provision.Page[provision.User]
-	if err := s.refoldNames(ctx); err != nil {
-		return page, err
-	}
 	lf, err := s.ldapFilter(q.Filter)
 	if err != nil {
 		return page, fmt.Errorf("ldapdir: %w", err)

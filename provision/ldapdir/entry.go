@@ -17,7 +17,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
-	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 
 	"gatehouse/provision"
@@ -55,29 +54,12 @@ func nameValue(userName string) string { return stateName + provision.NormalizeN
 // tombstones and membership records written then hold it.
 func legacyFold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
 
-// previousFold is the fold of names before accents were removed (NFKC
-// and full case folding until stable): tombstones written then hold it.
-func previousFold(s string) string {
-	c := cases.Fold()
-	out := norm.NFKC.String(s)
-	for range 4 {
-		next := norm.NFKC.String(c.String(out))
-		if next == out {
-			break
-		}
-		out = next
-	}
-	return strings.Join(strings.Fields(out), " ")
-}
-
 // folds lists the folds under which a name may be recorded: the current
-// one and, where they differ, the previous and the legacy ones.
+// one and, where it differs, the legacy one.
 func folds(s string) []string {
 	out := []string{provision.NormalizeName(s)}
-	for _, f := range []string{previousFold(s), legacyFold(s)} {
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
+	if f := legacyFold(s); !slices.Contains(out, f) {
+		out = append(out, f)
 	}
 	return out
 }

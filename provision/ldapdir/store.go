@@ -27,12 +27,11 @@ import (
 // the state attribute; their ID is the directory's immutable anchor
 // (entryUUID, or objectGUID on AD), so renames and moves keep sessions.
 type Store struct {
-	l      *layout
-	p      *pool
-	stats  counters
-	now    func() time.Time
-	rand   io.Reader
-	refold refolder
+	l     *layout
+	p     *pool
+	stats counters
+	now   func() time.Time
+	rand  io.Reader
 }
 
 var _ provision.Store = (*Store)(nil)
@@ -180,9 +179,6 @@ func (s *Store) findByKey(ctx context.Context, k provision.Key) (*entry, error) 
 // first login of the same identity: errRace, so that the caller reads
 // again.
 func (s *Store) nameFree(ctx context.Context, name, self, key string) error {
-	if err := s.refoldNames(ctx); err != nil {
-		return err
-	}
 	want := nameValue(name)
 	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
 		"("+s.l.cfg.StateAttribute+"="+ldap.EscapeFilter(want)+")", []string{s.l.cfg.StateAttribute}, nil), false)

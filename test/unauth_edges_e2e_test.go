@@ -145,12 +145,7 @@ func TestPublicTunnelLifetime(t *testing.T) {
 	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	echo(t, conn, br)
-	h.clock.Advance(59 * time.Minute)
-	time.Sleep(200 * time.Millisecond) // several checks
-	echo(t, conn, br)
-	h.clock.Advance(2 * time.Minute)
-	closedSoon(t, conn, br)
+	livesAnHour(t, h, conn, br)
 }
 
 // TestPublicRequestsCappedPerClient: one client address may have at

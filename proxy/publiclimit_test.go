@@ -34,7 +34,8 @@ func TestPublicSlotsPerClient(t *testing.T) {
 	if !ok {
 		t.Error("another client was refused")
 	}
-	go func() { time.Sleep(10 * time.Millisecond); r1() }()
+	freed := make(chan struct{})
+	go func() { time.Sleep(10 * time.Millisecond); r1(); close(freed) }()
 	r4, ok := s.acquire(ctx, a, 10*time.Second)
 	if !ok {
 		t.Fatal("a freed place was not taken by the waiting request")
@@ -42,10 +43,14 @@ func TestPublicSlotsPerClient(t *testing.T) {
 	if n := s.inFlight(a); n != 2 {
 		t.Errorf("in flight %d, want 2", n)
 	}
+	<-freed // r1 has given its place back and left
 	r2()
 	r3()
 	r4()
-	if n := len(s.clients); n != 0 {
+	s.mu.Lock()
+	n := len(s.clients)
+	s.mu.Unlock()
+	if n != 0 {
 		t.Errorf("%d idle clients still tracked", n)
 	}
 }

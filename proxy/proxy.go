@@ -47,6 +47,9 @@ type Options struct {
 	// against their session, user and lifetime; default 5s. A logout, a
 	// single logout and Forget check at once.
 	TunnelCheck time.Duration
+	// Audit receives the audit events (logins); default Logger.Named("audit").
+	// cmd gives it a core of its own that log.level cannot silence.
+	Audit *zap.Logger
 }
 
 // Proxy is gatehouse's http.Handler.
@@ -109,8 +112,11 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		return nil, errors.New("proxy: Config.BaseURL is required (the session's base_url)")
 	}
 	target, _ := url.Parse(cfg.Upstream)
+	if opts.Audit == nil {
+		opts.Audit = opts.Logger.Named("audit")
+	}
 	p := &Proxy{
-		cfg: cfg, log: opts.Logger, audit: opts.Logger.Named("audit"), sessions: opts.Sessions, store: opts.Store,
+		cfg: cfg, log: opts.Logger, audit: opts.Audit, sessions: opts.Sessions, store: opts.Store,
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
 		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
 		cookies: []string{opts.Sessions.CookieName()}, checks: opts.Checks, loginHook: opts.OnLogin,

@@ -37,6 +37,9 @@ type Options struct {
 	// OnRequest, when set, is told each request's operation, status and
 	// duration (metrics).
 	OnRequest func(op string, status int, d time.Duration)
+	// Audit receives one event per write (create, replace, patch,
+	// deactivation, delete); default Logger.Named("audit").
+	Audit *zap.Logger
 }
 
 // Server serves SCIM 2.0 over a provision.Directory.
@@ -49,6 +52,7 @@ type Server struct {
 	base      string
 	mount     string
 	log       *zap.Logger
+	audit     *zap.Logger
 	hashes    [][sha256.Size]byte
 	changed   func(string)
 	onRequest func(op string, status int, d time.Duration)
@@ -68,9 +72,12 @@ func NewServer(cfg Config, store provision.Store, opts Options) (*Server, error)
 		return nil, errors.New("scim: the configured store does not support SCIM")
 	}
 	s := &Server{cfg: cfg, store: dir, base: strings.TrimSuffix(opts.BaseURL, "/"), mount: strings.TrimSuffix(opts.Mount, "/"),
-		log: opts.Logger, changed: opts.OnUserChange, onRequest: opts.OnRequest}
+		log: opts.Logger, audit: opts.Audit, changed: opts.OnUserChange, onRequest: opts.OnRequest}
 	if s.log == nil {
 		s.log = zap.NewNop()
+	}
+	if s.audit == nil {
+		s.audit = s.log.Named("audit")
 	}
 	if s.changed == nil {
 		s.changed = func(string) {}

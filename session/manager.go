@@ -110,6 +110,9 @@ type Options struct {
 	// Revocations record sessions ended by logout; default in memory.
 	Revocations Revocations
 	Pages       Pages
+	// Audit receives the audit events (logouts, single logouts); default
+	// Logger.Named("audit").
+	Audit *zap.Logger
 }
 
 // Manager is the SAML service provider for every configured IdP and the
@@ -117,6 +120,7 @@ type Options struct {
 type Manager struct {
 	cfg         Config
 	log         *zap.Logger
+	audit       *zap.Logger
 	now         func() time.Time
 	client      *http.Client
 	replay      ReplayCache
@@ -188,7 +192,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient, refresh: 24 * time.Hour,
 		replay: opts.Replay, pages: opts.Pages, byName: map[string]*idp{}, byEntity: map[string]*idp{},
-		reload: make(chan struct{}, 1)}
+		reload: make(chan struct{}, 1), audit: opts.Audit}
+	if m.audit == nil {
+		m.audit = opts.Logger.Named("audit")
+	}
 	if m.now == nil {
 		m.now = time.Now
 	}

@@ -23,7 +23,9 @@ test: vet test-deps ## run every test, with the race detector
 # tests (the harness runs its own throwaway clusters with initdb), xmlsec1
 # and python3-pysaml2 for SAML interoperability (signatures, encryption and
 # whole responses from implementations independent of gatehouse's),
-# redis-server for the replica tests (the harness runs its own).
+# redis-server for the replica tests (the harness runs its own), podman
+# to run the container image that `make image` builds, and prometheus for
+# promtool, which checks the shipped alert rules.
 # Installing them must not start Debian's own servers, so service starts
 # are denied while they install (policy-rc.d), unless the machine already
 # denies them.
@@ -35,6 +37,8 @@ test-deps:
 	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	/usr/bin/python3 -c 'import saml2' 2>/dev/null || missing="$$missing python3-pysaml2"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			rcd=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rcd=1; fi; \

@@ -1,6 +1,6 @@
 // Package slapd starts a real OpenLDAP server for tests: Debian's slapd on
-// free loopback ports, with its own temporary cn=config, the memberof and
-// ppolicy overlays, StartTLS and LDAPS from a throwaway CA, a provisioning
+// free loopback ports, with its own temporary cn=config (or a slapd.conf,
+// with SlapdConf), the memberof and ppolicy overlays (ppolicy optional), StartTLS and LDAPS from a throwaway CA, a provisioning
 // service account with write access below the suffix, and slapd's stats
 // log captured so that tests can count the operations it served.
 //
@@ -56,6 +56,7 @@ type Server struct {
 	dir     string
 	bin     string
 	urls    string
+	conf    bool // configured by slapd.conf, not cn=config
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -66,9 +67,30 @@ type Server struct {
 type Option func(*settings)
 
 type settings struct {
-	schemas []string // extra cn=config schema LDIF documents
-	indexes []string
+	schemas   []string // extra cn=config schema LDIF documents
+	includes  []string // extra slapd.conf schema files (SlapdConf)
+	indexes   []string
+	conf      bool
+	noPPolicy bool
 }
+
+// SlapdConf configures slapd from a slapd.conf file, as installations
+// that predate cn=config do, instead of a cn=config directory. Schemas
+// then come from WithSchemaInclude.
+func SlapdConf() Option { return func(s *settings) { s.conf = true } }
+
+// WithSchemaInclude adds a schema file in slapd.conf syntax, included from
+// slapd.conf (SlapdConf), and equality indexes on the given attributes.
+func WithSchemaInclude(schema string, index ...string) Option {
+	return func(s *settings) {
+		s.includes = append(s.includes, schema)
+		s.indexes = append(s.indexes, index...)
+	}
+}
+
+// WithoutPPolicy leaves the ppolicy module out: the directory's schema
+// then has no pwdAccountLockedTime.
+func WithoutPPolicy() Option { return func(s *settings) { s.noPPolicy = true } }
 
 // WithSchema adds a cn=config schema LDIF (olcSchemaConfig entries) and
 // equality indexes on the given attributes.
@@ -111,7 +133,10 @@ func New(dir string, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("slapd installation incomplete: %v", err)
 		}
 	}
-	s := &Server{dir: dir, bin: bin}
+	if len(set.schemas) > 0 && set.conf || len(set.includes) > 0 && !set.conf {
+		return nil, fmt.Errorf("slapd: WithSchema is for cn=config, WithSchemaInclude for SlapdConf")
+	}
+	s := &Server{dir: dir, bin: bin, conf: set.conf}
 	if err := s.writeCerts(); err != nil {
 		return nil, fmt.Errorf("slapd certificates: %v", err)
 	}
@@ -122,11 +147,21 @@ func New(dir string, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := slapAdd(slapadd, "-n0", confDir, s.configLDIF(dataDir, set)); err != nil {
-		return nil, fmt.Errorf("slapd config: %v", err)
-	}
-	if err := slapAdd(slapadd, "-n1", confDir, baseLDIF); err != nil {
-		return nil, fmt.Errorf("slapd base entries: %v", err)
+	if set.conf {
+		conf, err := s.slapdConf(dataDir, set)
+		if err != nil {
+			return nil, fmt.Errorf("slapd.conf: %v", err)
+		}
+		if err := slapAddConf(slapadd, conf, baseLDIF); err != nil {
+			return nil, fmt.Errorf("slapd base entries: %v", err)
+		}
+	} else {
+		if err := slapAdd(slapadd, "-n0", confDir, s.configLDIF(dataDir, set)); err != nil {
+			return nil, fmt.Errorf("slapd config: %v", err)
+		}
+		if err := slapAdd(slapadd, "-n1", confDir, baseLDIF); err != nil {
+			return nil, fmt.Errorf("slapd base entries: %v", err)
+		}
 	}
 	var lastErr error
 	for range 5 { // a free port can be taken between probing and binding
@@ -157,6 +192,15 @@ func slapAdd(bin, db, confDir, ldif string) error {
 	return nil
 }
 
+func slapAddConf(bin, conf, ldif string) error {
+	cmd := exec.Command(bin, "-f", conf, "-b", Suffix, "-q")
+	cmd.Stdin = strings.NewReader(ldif)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("slapadd -f %s: %v: %s", conf, err, out)
+	}
+	return nil
+}
+
 func freePorts() (int, int, error) {
 	var ports [2]int
 	for i := range ports {
@@ -183,7 +227,11 @@ func (s *Server) start() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(s.bin, "-F", filepath.Join(s.dir, "slapd.d"), "-h", s.urls, "-d", "stats")
+	cfg := []string{"-F", filepath.Join(s.dir, "slapd.d")}
+	if s.conf {
+		cfg = []string{"-f", filepath.Join(s.dir, "slapd.conf")}
+	}
+	cmd := exec.Command(s.bin, append(cfg, "-h", s.urls, "-d", "stats")...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
@@ -297,7 +345,28 @@ func (s *Server) Mark() LogMark {
 	return LogMark(fi.Size())
 }
 
-var opLine = regexp.MustCompile(`(?m) (conn=\d+ op=\d+) (ADD|MOD|DEL|MODRDN|SRCH|BIND|CMP) `)
+var (
+	opLine   = regexp.MustCompile(`(?m) (conn=\d+ op=\d+) (ADD|MOD|DEL|MODRDN|SRCH|BIND|CMP) `)
+	opDNLine = regexp.MustCompile(`(?m) (conn=\d+ op=\d+) (ADD|MOD|DEL|MODRDN|SRCH|CMP) (?:base|dn)="([^"]*)"`)
+)
+
+// OpsOn counts the operations slapd logged since m on the entry dn (as
+// the request named it, compared case-insensitively), by kind.
+func (s *Server) OpsOn(m LogMark, dn string) map[string]int {
+	text := s.Log()
+	if int(m) <= len(text) {
+		text = text[m:]
+	}
+	seen := map[string]bool{}
+	out := map[string]int{}
+	for _, sm := range opDNLine.FindAllStringSubmatch(text, -1) {
+		if !seen[sm[1]] && strings.EqualFold(sm[3], dn) {
+			seen[sm[1]] = true
+			out[sm[2]]++
+		}
+	}
+	return out
+}
 
 // Ops counts the operations slapd logged since m, by kind (ADD, MOD, DEL,
 // MODRDN, SRCH, BIND, CMP). slapd logs each request as it arrives, so a
@@ -385,8 +454,7 @@ cn: module{0}
 olcModulePath: %[2]s
 olcModuleLoad: back_mdb
 olcModuleLoad: memberof
-olcModuleLoad: ppolicy
-
+%[4]s
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
 cn: schema
@@ -397,7 +465,7 @@ include: file://%[3]s/cosine.ldif
 
 include: file://%[3]s/inetorgperson.ldif
 
-`, s.dir, moduleDir, debianSchemaDir)
+`, s.dir, moduleDir, debianSchemaDir, ppolicyModule(set))
 	for _, sc := range schemas {
 		b.WriteString(strings.TrimSpace(sc))
 		b.WriteString("\n\n")
@@ -435,13 +503,80 @@ objectClass: olcOverlayConfig
 objectClass: olcMemberOf
 olcOverlay: {0}memberof
 olcMemberOfRefInt: TRUE
-
+`, Suffix, AdminDN, AdminPassword, dataDir, BindDN, indexes)
+	if !set.noPPolicy {
+		b.WriteString(`
 dn: olcOverlay={1}ppolicy,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcPPolicyConfig
 olcOverlay: {1}ppolicy
-`, Suffix, AdminDN, AdminPassword, dataDir, BindDN, indexes)
+`)
+	}
 	return b.String()
+}
+
+func ppolicyModule(set settings) string {
+	if set.noPPolicy {
+		return ""
+	}
+	return "olcModuleLoad: ppolicy\n"
+}
+
+// slapdConf writes slapd.conf: the same server as configLDIF, in the
+// older file syntax, with schema files included.
+func (s *Server) slapdConf(dataDir string, set settings) (string, error) {
+	var b strings.Builder
+	for _, f := range []string{"core", "cosine", "inetorgperson"} {
+		fmt.Fprintf(&b, "include %s/%s.schema\n", debianSchemaDir, f)
+	}
+	for i, sc := range set.includes {
+		name := filepath.Join(s.dir, fmt.Sprintf("extra%d.schema", i))
+		if err := os.WriteFile(name, []byte(sc), 0o600); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "include %s\n", name)
+	}
+	fmt.Fprintf(&b, `pidfile %[1]s/slapd.pid
+TLSCACertificateFile %[1]s/ca.pem
+TLSCertificateFile %[1]s/server.pem
+TLSCertificateKeyFile %[1]s/server.key
+modulepath %[2]s
+moduleload back_mdb
+moduleload memberof
+`, s.dir, moduleDir)
+	if !set.noPPolicy {
+		b.WriteString("moduleload ppolicy\n")
+	}
+	fmt.Fprintf(&b, `sizelimit 5000
+
+database config
+access to * by * none
+
+database mdb
+suffix "%[1]s"
+rootdn "%[2]s"
+rootpw %[3]s
+directory %[4]s
+maxsize 268435456
+index objectClass eq
+index entryUUID eq
+index uid,cn,mail eq
+index member eq
+`, Suffix, AdminDN, AdminPassword, dataDir)
+	for _, a := range set.indexes {
+		fmt.Fprintf(&b, "index %s eq\n", a)
+	}
+	fmt.Fprintf(&b, `access to attrs=userPassword by self write by anonymous auth by * none
+access to dn.subtree="ou=services,%[1]s" by users read
+access to * by dn.exact="%[2]s" write by users read
+overlay memberof
+memberof-refint TRUE
+`, Suffix, BindDN)
+	if !set.noPPolicy {
+		b.WriteString("overlay ppolicy\n")
+	}
+	name := filepath.Join(s.dir, "slapd.conf")
+	return name, os.WriteFile(name, []byte(b.String()), 0o600)
 }
 
 var baseLDIF = `dn: ` + Suffix + `

@@ -43,10 +43,33 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 func (s *Store) schemaHint(name string) string {
-	if strings.EqualFold(name, "gatehouseState") || strings.EqualFold(name, "gatehouseAccount") {
-		return " (load gatehouse-schema.ldif, or name attributes your schema has in state_attribute and state_object_class)"
+	switch {
+	case strings.EqualFold(name, "gatehouseState") || strings.EqualFold(name, "gatehouseAccount"):
+		return " (load gatehouse-schema.ldif on cn=config, the include file gatehouse.schema on slapd.conf, " +
+			"gatehouse-schema-389ds.ldif on 389 Directory Server; or name attributes your schema has in state_attribute and state_object_class)"
+	case strings.EqualFold(name, "pwdAccountLockedTime") && strings.EqualFold(name, s.l.cfg.DisabledAttribute):
+		return ppolicyHint
+	case strings.EqualFold(name, "nsAccountLock") && strings.EqualFold(name, s.l.cfg.DisabledAttribute):
+		return " (389 Directory Server defines it; on OpenLDAP use the openldap profile)"
+	case strings.EqualFold(name, "nsMemberOf"):
+		return " (389 Directory Server 1.4 and later define it; on OpenLDAP use the openldap profile)"
 	}
 	return ""
+}
+
+// ppolicyHint explains where the default disabled mark comes from.
+const ppolicyHint = ": disabled_attribute defaults to pwdAccountLockedTime, which OpenLDAP defines only when the ppolicy " +
+	"module is loaded (slapd.conf: moduleload ppolicy and overlay ppolicy; cn=config: olcModuleLoad: ppolicy and an " +
+	"olcPPolicyConfig overlay). Load it, or keep the mark in gatehouse's own attribute: " +
+	"disabled_attribute: gatehouseState and disabled_value: disabled"
+
+// unknownAttr names the module behind an attribute the directory does
+// not know, when that is the disabled mark's.
+func (s *Store) unknownAttr(err error) error {
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultUndefinedAttributeType) || s.l.ad {
+		return err
+	}
+	return fmt.Errorf("the directory's schema has no %s%s: %w", s.l.cfg.DisabledAttribute, s.schemaHint(s.l.cfg.DisabledAttribute), err)
 }
 
 var schemaName = regexp.MustCompile(`NAME\s+(?:'([^']+)'|\(\s*((?:'[^']+'\s*)+)\))`)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -22,10 +23,33 @@ import (
 //go:embed gatehouse-schema.ldif
 var SchemaLDIF string
 
+// SchemaInclude is the same schema in OpenLDAP's slapd.conf syntax, for an
+// include line.
+//
+//go:embed gatehouse.schema
+var SchemaInclude string
+
+// Schema389DS is the same schema for 389 Directory Server: an LDIF that
+// modifies cn=schema.
+//
+//go:embed gatehouse-schema-389ds.ldif
+var Schema389DS string
+
+// Index389DS adds the equality index on gatehouseState to 389 Directory
+// Server's userRoot backend.
+//
+//go:embed gatehouse-index-389ds.ldif
+var Index389DS string
+
 // Profiles.
 const (
 	ProfileOpenLDAP        = "openldap"
 	ProfileActiveDirectory = "active_directory"
+	// Profile389DS is 389 Directory Server: OpenLDAP's defaults, with
+	// nsMemberOf among the user classes (the memberOf plugin writes
+	// memberOf only to entries whose classes allow it) and nsAccountLock
+	// as the disabled mark.
+	Profile389DS = "389ds"
 )
 
 // Config describes the directory and how users and groups live in it.
@@ -50,8 +74,8 @@ type Config struct {
 	BindPasswordFile string `yaml:"bind_password_file"`
 	BindPassword     string `yaml:"bind_password"`
 
-	// Profile is "openldap" (default) or "active_directory"; it sets the
-	// defaults of every field below.
+	// Profile is "openldap" (default), "389ds" or "active_directory"; it
+	// sets the defaults of every field below.
 	Profile string `yaml:"profile"`
 	// UserBase is where users are created and looked up; GroupBase where
 	// groups are.
@@ -145,12 +169,21 @@ func (c Config) WithDefaults() Config {
 		if c.StateAttribute == "gatehouseState" {
 			set(&c.StateObjectClass, "gatehouseAccount")
 		}
+		if c.Profile == Profile389DS {
+			set(&c.DisabledAttribute, "nsAccountLock")
+			if strings.EqualFold(c.DisabledAttribute, "nsAccountLock") {
+				set(&c.DisabledValue, "true")
+			}
+		}
 		set(&c.DisabledAttribute, "pwdAccountLockedTime")
 		if c.DisabledAttribute == "pwdAccountLockedTime" {
 			set(&c.DisabledValue, "000001010000Z")
 		}
 		if c.UserObjectClasses == nil {
 			c.UserObjectClasses = []string{"top", "person", "organizationalPerson", "inetOrgPerson"}
+			if c.Profile == Profile389DS {
+				c.UserObjectClasses = append(c.UserObjectClasses, "nsMemberOf")
+			}
 		}
 		attrs = map[string]string{provision.FieldUserName: "uid", provision.FieldEmail: "mail",
 			provision.FieldDisplayName: "displayName", provision.FieldGivenName: "givenName", provision.FieldFamilyName: "sn"}
@@ -202,9 +235,9 @@ func (c Config) Validate() error {
 		bad("insecure_plaintext: contradicts an ldaps:// url")
 	}
 	switch c.Profile {
-	case ProfileOpenLDAP, ProfileActiveDirectory:
+	case ProfileOpenLDAP, Profile389DS, ProfileActiveDirectory:
 	default:
-		bad("profile: must be %s or %s, got %q", ProfileOpenLDAP, ProfileActiveDirectory, c.Profile)
+		bad("profile: must be %s, %s or %s, got %q", ProfileOpenLDAP, Profile389DS, ProfileActiveDirectory, c.Profile)
 	}
 	if c.BindDN == "" {
 		bad("bind_dn: required: gatehouse writes, so it binds as a service account")
@@ -281,6 +314,10 @@ func (c Config) Validate() error {
 	} else {
 		if c.DisabledAttribute == "" || !attrName.MatchString(c.DisabledAttribute) || c.DisabledValue == "" {
 			bad("disabled_attribute, disabled_value: required (e.g. pwdAccountLockedTime and 000001010000Z)")
+		}
+		if strings.EqualFold(c.DisabledAttribute, c.StateAttribute) &&
+			(strings.ContainsFunc(c.DisabledValue, unicode.IsSpace) || c.DisabledValue == statePending) {
+			bad("disabled_value: in the state attribute the mark must be one word, like disabled, got %q", c.DisabledValue)
 		}
 		if c.UPNSuffix != "" || c.SetRandomPassword {
 			bad("upn_suffix, set_random_password: only for the active_directory profile")

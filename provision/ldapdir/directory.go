@@ -262,7 +262,7 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
 			return provision.User{}, fmt.Errorf("ldapdir: %s: %w", req.DN, provision.ErrConflict)
 		}
-		return provision.User{}, fmt.Errorf("ldapdir: add %s: %w", req.DN, refused(err))
+		return provision.User{}, fmt.Errorf("ldapdir: add %s: %w", req.DN, refused(s.unknownAttr(err)))
 	}
 	if err := s.liftTombstones(ctx, &u); err != nil {
 		return provision.User{}, err
@@ -306,9 +306,16 @@ func (l *layout) addDisabled(req *ldap.AddRequest) {
 			return
 		}
 	}
-	if !l.ad {
-		req.Attribute(l.cfg.DisabledAttribute, []string{l.cfg.DisabledValue})
+	if l.ad {
+		return
 	}
+	for i, a := range req.Attributes {
+		if strings.EqualFold(a.Type, l.cfg.DisabledAttribute) { // the state attribute: one attribute, one more value
+			req.Attributes[i].Vals = append(a.Vals, l.cfg.DisabledValue)
+			return
+		}
+	}
+	req.Attribute(l.cfg.DisabledAttribute, []string{l.cfg.DisabledValue})
 }
 
 // ReplaceUser writes every mapped field of in, the active state and the
@@ -366,7 +373,7 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) || ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
 			return provision.User{}, fmt.Errorf("ldapdir: user %s changed concurrently: %w", in.ID, provision.ErrVersion)
 		}
-		return provision.User{}, fmt.Errorf("ldapdir: modify %s: %w", dn, refused(err))
+		return provision.User{}, fmt.Errorf("ldapdir: modify %s: %w", dn, refused(s.unknownAttr(err)))
 	}
 	out, err := s.readDN(ctx, dn)
 	if err != nil {
@@ -399,7 +406,19 @@ func (l *layout) activeChange(req *ldap.ModifyRequest, e *ldap.Entry, active boo
 		req.Delete(l.cfg.DisabledAttribute, drop)
 		return
 	}
+	if have := e.GetEqualFoldAttributeValues(l.cfg.DisabledAttribute); len(have) > 0 && !l.disabledInState() {
+		// Another value (nsAccountLock: false): the attribute may be
+		// single-valued.
+		req.Replace(l.cfg.DisabledAttribute, []string{l.cfg.DisabledValue})
+		return
+	}
 	req.Add(l.cfg.DisabledAttribute, []string{l.cfg.DisabledValue})
+}
+
+// disabledInState reports the disabled mark kept in the state attribute
+// (disabled_attribute: gatehouseState), for directories without ppolicy.
+func (l *layout) disabledInState() bool {
+	return !l.ad && strings.EqualFold(l.cfg.DisabledAttribute, l.cfg.StateAttribute)
 }
 
 // DeleteUser records tombstones for the user's identities, user name and

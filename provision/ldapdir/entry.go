@@ -210,6 +210,9 @@ type layout struct {
 	userBase  *ldap.DN
 	groupBase *ldap.DN
 	ad        bool
+	// mustMember: groups of this class may not be empty (OpenLDAP's
+	// groupOfNames has MUST member; 389 DS made it MAY).
+	mustMember bool
 }
 
 func newLayout(c Config) (*layout, error) {
@@ -218,6 +221,7 @@ func newLayout(c Config) (*layout, error) {
 		return nil, fmt.Errorf("rdn: invalid %q", c.RDN)
 	}
 	l := &layout{cfg: c, rdnAttr: m[1], rdnField: m[2], readFrom: map[string]string{}, ad: c.Profile == ProfileActiveDirectory}
+	l.mustMember = c.Profile == ProfileOpenLDAP && strings.EqualFold(c.GroupObjectClass, "groupOfNames")
 	var err error
 	if l.userBase, err = ldap.ParseDN(c.UserBase); err != nil {
 		return nil, fmt.Errorf("user_base: %w", err)

@@ -146,12 +146,30 @@ func (s *Store) applyGroups(ctx context.Context, userDN string, p groupPlan, m *
 }
 
 // leave removes a member. A member already gone is fine; a groupOfNames
-// that would become empty gets the placeholder member instead.
+// that would become empty gets the placeholder member instead. Where
+// groups may not be empty (OpenLDAP's groupOfNames, or a directory that
+// has refused an empty group once), the group's members are read first so
+// that the last member's removal asks for the placeholder in the same
+// modify, instead of sending one that fails.
 func (s *Store) leave(ctx context.Context, groupDN, userDN string) error {
 	req := ldap.NewModifyRequest(groupDN, nil)
 	req.Delete("member", []string{userDN})
+	placed := false
+	if s.l.mustMember || s.emptyRefused.Load() {
+		last, err := s.lastMember(ctx, groupDN, userDN)
+		if err != nil {
+			return err
+		}
+		if last {
+			req.Add("member", []string{s.l.cfg.EmptyGroupMember})
+			placed = true
+		}
+	}
 	err := s.modify(ctx, req)
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultObjectClassViolation) {
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultObjectClassViolation) && !placed {
+		// The group emptied under us, or this directory's groups may not
+		// be empty: remember it, and retry with the placeholder.
+		s.emptyRefused.Store(true)
 		req.Add("member", []string{s.l.cfg.EmptyGroupMember})
 		err = s.modify(ctx, req)
 	}
@@ -160,6 +178,35 @@ func (s *Store) leave(ctx context.Context, groupDN, userDN string) error {
 		return nil
 	}
 	return fmt.Errorf("ldapdir: remove member from %s: %w", groupDN, err)
+}
+
+// lastMember reports whether userDN is the group's only member that is not
+// the placeholder, with no placeholder in the group yet. A group that is
+// gone is not an error: the modify that follows finds it gone too.
+func (s *Store) lastMember(ctx context.Context, groupDN, userDN string) (bool, error) {
+	res, err := s.search(ctx, ldap.NewSearchRequest(groupDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"member"}, nil), false)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ldapdir: read members of %s: %w", groupDN, err)
+	}
+	if len(res.Entries) != 1 {
+		return false, nil
+	}
+	self := false
+	for _, m := range res.Entries[0].GetEqualFoldAttributeValues("member") {
+		switch {
+		case sameDN(m, s.l.cfg.EmptyGroupMember):
+			return false, nil // the placeholder is there already
+		case sameDN(m, userDN):
+			self = true
+		default:
+			return false, nil // another member stays
+		}
+	}
+	return self, nil
 }
 
 // join adds the user to the group with g's name, creating the group when

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -30,8 +31,11 @@ type Store struct {
 	l     *layout
 	p     *pool
 	stats counters
-	now   func() time.Time
-	rand  io.Reader
+	// emptyRefused: the directory refused a group without members once,
+	// so the last member's removal asks for the placeholder up front.
+	emptyRefused atomic.Bool
+	now          func() time.Time
+	rand         io.Reader
 }
 
 var _ provision.Store = (*Store)(nil)
@@ -622,7 +626,7 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("ldapdir: set active on %s: %w", cur.e.DN, err)
+			return fmt.Errorf("ldapdir: set active on %s: %w", cur.e.DN, s.unknownAttr(err))
 		}
 		return nil
 	}
@@ -637,6 +641,9 @@ func hasValueFold(vals []string, v string) bool {
 // as invalid attributes: the login is rejected with a reason rather than
 // treated as an outage.
 func refused(err error) error {
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultUndefinedAttributeType) {
+		return err
+	}
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidAttributeSyntax) || ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation) {
 		return fmt.Errorf("%w: %w", provision.ErrInvalid, err)
 	}

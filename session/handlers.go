@@ -133,6 +133,9 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
 		return
 	}
+	if f := nameIDFormatURN(in.cfg.NameIDFormat); f != "" {
+		req.NameIDPolicy.Format = &f // AllowCreate="true" is crewjam/saml's
+	}
 	refs := in.cfg.AuthnContext
 	if len(opts.AuthnContext) > 0 {
 		refs = opts.AuthnContext

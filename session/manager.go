@@ -113,6 +113,13 @@ type Options struct {
 	// Audit receives the audit events (logouts, single logouts); default
 	// Logger.Named("audit").
 	Audit *zap.Logger
+	// ClientAddr is the client address written in audit events (the
+	// caller's, through its trusted proxies); default the host of
+	// r.RemoteAddr.
+	ClientAddr func(*http.Request) string
+	// RequestID is the request's ID written in audit events; default the
+	// response's X-Request-Id header, if set by then.
+	RequestID func(*http.Request) string
 }
 
 // Manager is the SAML service provider for every configured IdP and the
@@ -121,6 +128,8 @@ type Manager struct {
 	cfg         Config
 	log         *zap.Logger
 	audit       *zap.Logger
+	clientAddr  func(*http.Request) string // nil: RemoteAddr's host
+	requestID   func(*http.Request) string // nil: the X-Request-Id response header
 	now         func() time.Time
 	client      *http.Client
 	replay      ReplayCache
@@ -192,7 +201,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient, refresh: 24 * time.Hour,
 		replay: opts.Replay, pages: opts.Pages, byName: map[string]*idp{}, byEntity: map[string]*idp{},
-		reload: make(chan struct{}, 1), audit: opts.Audit}
+		reload: make(chan struct{}, 1), audit: opts.Audit, clientAddr: opts.ClientAddr, requestID: opts.RequestID}
 	if m.audit == nil {
 		m.audit = opts.Logger.Named("audit")
 	}

@@ -16,7 +16,8 @@ import (
 // refuse deactivated users, and warm the identity cache so the first
 // proxied request needs no store read. It writes one audit event.
 func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) {
-	ev := []zap.Field{zap.String("idp", in.IdP), zap.String("name_id", in.NameID)}
+	ev := []zap.Field{zap.String("idp", in.IdP), zap.String("name_id", in.NameID),
+		zap.Stringer("client_ip", ClientIP(ctx)), zap.String("request_id", RequestID(ctx))}
 	var storeTime time.Duration
 	refuse := func(reason string, err error) (string, error) {
 		p.audit.Info("login", append(ev, zap.String("outcome", "refused"), zap.String("reason", reason), zap.Error(err))...)
@@ -25,7 +26,7 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 			jit = "failed"
 		}
 		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "refused", Reason: reason, JIT: jit, StoreTime: storeTime})
-		return "", err
+		return "", &session.Refusal{Reason: reason, Err: err}
 	}
 	pol, ok := p.idps[in.IdP]
 	if !ok {
@@ -58,12 +59,14 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 				session.ErrUnavailable, err))
 		}
 		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "unprovisioned", Reason: "store", JIT: "failed", StoreTime: storeTime})
+		setUser(ctx, u.ID, u.UserName)
 		return p.admitKnown(u, ev, err)
 	default:
 		return refuse("store", fmt.Errorf("%w: provision user: %w", session.ErrUnavailable, err))
 	}
 	p.known.remember(l.Key, res.User)
 	p.users.put(p.identityOf(res.User, p.now()))
+	setUser(ctx, res.User.ID, res.User.UserName)
 	p.audit.Info("login", append(ev, zap.String("user_id", res.User.ID), zap.String("outcome", string(res.Outcome)),
 		zap.Strings("changed", res.Changed))...)
 	p.onLogin(LoginEvent{IdP: in.IdP, Outcome: string(res.Outcome), JIT: string(res.Outcome), StoreTime: storeTime})

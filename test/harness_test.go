@@ -97,6 +97,7 @@ type harness struct {
 	upstream *recorder
 	idp      signer
 	logs     *observer.ObservedLogs
+	pages    *proxy.Pages // OnProblem counts refusals, as cmd's metrics do
 	seq      atomic.Int64 // message IDs; logins run from several goroutines
 
 	// samlAudit holds the session package's audit events, from a core of
@@ -262,6 +263,7 @@ func newHarness(t testing.TB, o options) *harness {
 	}
 	scfg.Cookie.SetKeys([][]byte{bytes.Repeat([]byte{7}, session.KeyLen)})
 	pages := proxy.NewPages(logger.Named("pages"))
+	h.pages = pages
 	var err error
 	auditCore, auditLogs := observer.New(zap.InfoLevel)
 	h.samlAudit = auditLogs

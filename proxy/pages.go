@@ -136,7 +136,7 @@ func (p *Pages) Problem(w http.ResponseWriter, r *http.Request, f session.Failur
 		p.OnProblem(f.Reason, d.Status, f.Page == session.LoginFailed)
 	}
 	if ce := p.log.Check(level, "request refused"); ce != nil {
-		ce.Write(zap.String("error_id", id), zap.Int("status", d.Status), zap.String("reason", f.Reason),
+		ce.Write(zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.Int("status", d.Status), zap.String("reason", f.Reason),
 			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), zap.Error(f.Err))
 	}
 	p.render(w, r, d)
@@ -230,7 +230,7 @@ func (p *Pages) refuseRequest(w http.ResponseWriter, r *http.Request, status int
 	if p.OnProblem != nil {
 		p.OnProblem(reason, status, false)
 	}
-	p.log.Info("request refused", zap.String("error_id", id), zap.Int("status", status), zap.String("reason", reason),
+	p.log.Info("request refused", zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.Int("status", status), zap.String("reason", reason),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), zap.Error(err))
 	title, msg := "Bad request", "This request cannot be forwarded to the application."
 	switch status {
@@ -248,7 +248,7 @@ func clientIPField(r *http.Request) fmt.Stringer { return ClientIP(r.Context()) 
 // badGateway answers when the upstream cannot be reached.
 func (p *Pages) badGateway(w http.ResponseWriter, r *http.Request, err error) {
 	id := newErrorID()
-	p.log.Error("upstream request failed", zap.String("error_id", id), zap.String("method", r.Method),
+	p.log.Error("upstream request failed", zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.String("method", r.Method),
 		zap.String("path", r.URL.Path), zap.Error(err))
 	p.render(w, r, pageData{Status: http.StatusBadGateway, Title: "Application unavailable",
 		Message: "The application behind this sign-in did not answer. Please try again in a minute.", ErrorID: id})

@@ -50,6 +50,10 @@ type Options struct {
 	// Audit receives the audit events (logins); default Logger.Named("audit").
 	// cmd gives it a core of its own that log.level cannot silence.
 	Audit *zap.Logger
+	// Access receives the access log, one line per request at info level;
+	// default Logger.Named("access"). A logger that does not write info
+	// (zap.NewNop()) turns it off.
+	Access *zap.Logger
 }
 
 // Proxy is gatehouse's http.Handler.
@@ -57,6 +61,7 @@ type Proxy struct {
 	cfg       Config
 	log       *zap.Logger
 	audit     *zap.Logger
+	access    *zap.Logger // nil: no access log
 	sessions  *session.Manager
 	store     provision.Store
 	pages     *Pages
@@ -115,6 +120,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if opts.Audit == nil {
 		opts.Audit = opts.Logger.Named("audit")
 	}
+	if opts.Access == nil {
+		opts.Access = opts.Logger.Named("access")
+	}
 	p := &Proxy{
 		cfg: cfg, log: opts.Logger, audit: opts.Audit, sessions: opts.Sessions, store: opts.Store,
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
@@ -127,6 +135,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy: base_url: %w", err) // the session section validates it
 	}
 	p.trusted, _ = parseTrusted(cfg.TrustedProxies) // checked by Validate
+	if opts.Access.Core().Enabled(zap.InfoLevel) {
+		p.access = opts.Access
+	}
 	if p.tunnelCheck <= 0 {
 		p.tunnelCheck = 5 * time.Second
 	}
@@ -141,23 +152,34 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		}
 		stripped = append(stripped, p.signer.header)
 	}
+	// The request ID is gatehouse's to set, like the identity headers.
+	stripped = append(stripped, RequestIDHeader)
 	p.strip = stripperFor(cfg.Headers, stripped)
 
 	transport := opts.Transport
 	if transport == nil {
 		transport = NewTransport()
 	}
+	transport = timedTransport{transport}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			p.prepare(pr.Out.Header, identityFrom(pr.In.Context()))
 			p.setForwarded(pr)
+			if id := RequestID(pr.In.Context()); id != "" {
+				pr.Out.Header[RequestIDHeader] = []string{id}
+			}
 		},
-		ModifyResponse: p.modifyResponse,
-		Transport:      transport,
-		BufferPool:     bufferPool{},
-		ErrorHandler:   p.upstreamError,
-		ErrorLog:       zap.NewStdLog(p.log.Named("reverseproxy")),
+		ModifyResponse: func(res *http.Response) error {
+			// The response carries gatehouse's request ID (set when the
+			// request arrived); an upstream's echo would repeat it.
+			res.Header.Del(RequestIDHeader)
+			return p.modifyResponse(res)
+		},
+		Transport:    transport,
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     zap.NewStdLog(p.log.Named("reverseproxy")),
 	}
 
 	pre := cfg.Prefix
@@ -203,6 +225,14 @@ func identityFrom(ctx context.Context) *identity {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = p.withClient(r)
+	info := &requestInfo{id: p.requestIDOf(r), start: time.Now()}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, info))
+	w.Header()[RequestIDHeader] = []string{info.id}
+	if p.access != nil {
+		aw := &accessWriter{ResponseWriter: w}
+		defer p.logAccess(aw, r, info, r.Method, r.URL.EscapedPath())
+		w = aw
+	}
 	w = closeIfBodyUnread(w, r)
 	if p.offHost(w, r) {
 		return
@@ -258,6 +288,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !p.admit(w, r, j, s, id):
 		return
 	}
+	info.userID, info.userName = id.userID, id.user.UserName
 	p.sessions.Touch(w, s)
 	p.forward(w, r, &s, id)
 }

@@ -4,13 +4,19 @@ BIN      := bin/gatehouse
 FUZZTIME ?= 10s
 SOAK_DURATION ?= 1m
 
-.PHONY: help build demo test test-deps bench soak fuzz vet lint vuln clean
+.PHONY: help build demo test test-deps bench soak fuzz vet lint vuln clean image
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
 
 build: ## build bin/gatehouse
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/gatehouse
+
+image: build ## build the container image bin/gatehouse-image.tar, no registry needed
+	$(GO) run ./deploy/mkimage -binary $(BIN) -o bin/gatehouse-image.tar \
+		-version "$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" \
+		-revision "$$(git rev-parse HEAD 2>/dev/null)" \
+		-created "$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 
 demo: ## run the demo: IdP, application and gatehouse on localhost:8080
 	$(GO) run ./cmd/gatehouse demo

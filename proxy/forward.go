@@ -26,7 +26,7 @@ func (p *Proxy) offHost(w http.ResponseWriter, r *http.Request) bool {
 	if normalizeHost(r.Host, p.origin.scheme) == p.origin.host {
 		return false
 	}
-	if r.URL.Path == p.cfg.Prefix+PathHealthz || r.URL.Path == p.cfg.Prefix+PathReadyz {
+	if r.URL.Path == p.cfg.Prefix+PathHealthz || r.URL.Path == p.cfg.Prefix+PathLivez || r.URL.Path == p.cfg.Prefix+PathReadyz {
 		return false
 	}
 	uri := r.URL.RequestURI()

@@ -15,6 +15,7 @@ const (
 	PathLogin    = "login"
 	PathLogout   = "logout"
 	PathHealthz  = "healthz"
+	PathLivez    = "livez" // an alias of healthz
 	PathReadyz   = "readyz"
 	PathJWKS     = "jwks.json"
 	PathSCIM     = "scim/v2/"

@@ -5,12 +5,10 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +36,10 @@ type Options struct {
 	SCIM http.Handler
 	// OnLogin, when set, is told what each login did (metrics).
 	OnLogin func(LoginEvent)
-	// Checks are further readiness checks by name (shared state).
-	Checks map[string]func(context.Context) error
+	// Checks are further readiness checks (Redis, the ACME certificate);
+	// the store's and the IdPs' metadata are always checked (see
+	// Readiness).
+	Checks []Check
 	// IdentityKeys sign the identity JWT when Config.SignedIdentity is
 	// set (see ParseIdentityKey); the first signs, all are published.
 	IdentityKeys []*ecdsa.PrivateKey
@@ -77,7 +77,8 @@ type Proxy struct {
 	public    []string
 	rules     []rule
 	signer    *signer // nil unless signed_identity is on
-	checks    map[string]func(context.Context) error
+	checks    []Check
+	ready     readiness
 	loginHook func(LoginEvent)
 
 	origin      origin         // base_url's scheme and host
@@ -188,8 +189,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.routes[pre+PathLogin] = http.HandlerFunc(opts.Sessions.ServeLogin)
 	p.routes[pre+PathLogout] = p.thenRecheckTunnels(opts.Sessions.ServeLogout)
 	p.routes[pre+PathSLO] = p.thenRecheckTunnels(opts.Sessions.ServeSLO)
-	p.routes[pre+PathHealthz] = http.HandlerFunc(p.healthz)
-	p.routes[pre+PathReadyz] = http.HandlerFunc(p.readyz)
+	p.routes[pre+PathHealthz] = http.HandlerFunc(p.ServeHealthz)
+	p.routes[pre+PathLivez] = http.HandlerFunc(p.ServeHealthz)
+	p.routes[pre+PathReadyz] = http.HandlerFunc(p.ServeReadyz)
 	if p.signer != nil {
 		p.routes[pre+PathJWKS] = http.HandlerFunc(p.signer.serveJWKS)
 	}
@@ -402,45 +404,6 @@ func underPath(p, pub string) bool {
 		return strings.HasPrefix(p, pub)
 	}
 	return p == pub || strings.HasPrefix(p, pub+"/")
-}
-
-func (p *Proxy) healthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte("ok\n"))
-}
-
-func (p *Proxy) readyz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if problems := p.Readiness(r.Context()); len(problems) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte(strings.Join(problems, "\n") + "\n"))
-		return
-	}
-	w.Write([]byte("ready\n"))
-}
-
-// Readiness lists what keeps gatehouse from serving logins: the store,
-// IdP metadata, and the further checks (Redis); none when ready.
-func (p *Proxy) Readiness(ctx context.Context) []string {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var problems []string
-	if err := p.store.Ping(ctx); err != nil {
-		problems = append(problems, "store: unreachable")
-		p.log.Warn("readiness: store unreachable", zap.Error(err))
-	}
-	if err := p.sessions.Ready(); err != nil {
-		problems = append(problems, "saml: "+err.Error())
-	}
-	for _, name := range slices.Sorted(maps.Keys(p.checks)) {
-		if err := p.checks[name](ctx); err != nil {
-			problems = append(problems, name+": unreachable")
-			p.log.Warn("readiness: "+name+" unreachable", zap.Error(err))
-		}
-	}
-	return problems
 }
 
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {

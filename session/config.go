@@ -28,8 +28,14 @@ type Config struct {
 	// first here) signs, and every encryption key is tried on an
 	// encrypted assertion.
 	Keys []SPKey `yaml:"sp_keys"`
-	// SignMetadata signs the SP metadata with the signing key.
-	SignMetadata bool `yaml:"sign_metadata"`
+	// SignMetadata signs the SP metadata with the signing key (enveloped
+	// XML signature). Default: signed when there is a signing key; false
+	// publishes it unsigned; true without a signing key is an error.
+	SignMetadata *bool `yaml:"sign_metadata"`
+	// MetadataValidFor, when set, gives the SP metadata a validUntil this
+	// long after it is served (and a cacheDuration of a quarter of it, at
+	// most a day). Default none: a copy an IdP saved never expires.
+	MetadataValidFor time.Duration `yaml:"sp_metadata_valid_for"`
 	// ClockSkew tolerated against the IdP's clock; at most 3m.
 	ClockSkew time.Duration `yaml:"clock_skew"`
 	// LoginTimeout bounds the time from the redirect to the IdP to the
@@ -143,6 +149,11 @@ type IdP struct {
 	// NoSingleLogout keeps gatehouse's logout local even when the IdP's
 	// metadata has a SingleLogoutService.
 	NoSingleLogout bool `yaml:"no_single_logout"`
+	// NameIDFormat is requested in every AuthnRequest to this IdP
+	// (NameIDPolicy Format, AllowCreate="true"): a URN, or one of the
+	// aliases persistent, transient, emailAddress, unspecified. Default:
+	// none requested (the IdP chooses).
+	NameIDFormat string `yaml:"name_id_format"`
 	// ForceAuthn asks the IdP to authenticate the user afresh; IsPassive
 	// asks it not to interact with the user (a login it cannot complete
 	// silently fails).
@@ -209,8 +220,11 @@ func (c Config) Validate() error {
 			add("sp_keys[%d].use: %q is not signing, encryption or both", i, k.Use)
 		}
 	}
-	if c.SignMetadata && c.KeyFile == "" && !slices.ContainsFunc(c.Keys, func(k SPKey) bool { return k.Use != UseEncryption }) {
+	if c.SignMetadata != nil && *c.SignMetadata && !c.hasSigningKey() {
 		add("sign_metadata: needs a signing key (sp_key_file or sp_keys)")
+	}
+	if v := c.MetadataValidFor; v != 0 && (v < time.Hour || v > maxMetadataValidFor) {
+		add("sp_metadata_valid_for: must be between 1h and %s, or unset for no validUntil", maxMetadataValidFor)
 	}
 	for i, p := range c.IdPs {
 		if p.AttributeQuery && c.KeyFile == "" && !slices.ContainsFunc(c.Keys, func(k SPKey) bool { return k.Use != UseEncryption }) {
@@ -274,6 +288,9 @@ func (c Config) Validate() error {
 				add("idps[%d].authn_context[%d]: %q is not a class reference URI", i, j, ref)
 			}
 		}
+		if p.NameIDFormat != "" && nameIDFormatURN(p.NameIDFormat) == "" {
+			add("idps[%d].name_id_format: %q is not a URN (urn:...) or one of persistent, transient, emailAddress, unspecified", i, p.NameIDFormat)
+		}
 		if p.IsPassive && p.ForceAuthn {
 			add("idps[%d]: force_authn and is_passive contradict each other", i)
 		}
@@ -302,4 +319,37 @@ func validCookieName(n string) bool {
 		}
 	}
 	return true
+}
+
+// maxMetadataValidFor bounds sp_metadata_valid_for: ten years.
+const maxMetadataValidFor = 10 * 365 * 24 * time.Hour
+
+// hasSigningKey reports whether some SP key may sign.
+func (c Config) hasSigningKey() bool {
+	return c.KeyFile != "" || slices.ContainsFunc(c.Keys, func(k SPKey) bool { return k.Use != UseEncryption })
+}
+
+// nameIDFormats are the short names name_id_format accepts.
+var nameIDFormats = map[string]string{
+	"persistent":   "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+	"transient":    "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+	"emailaddress": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+	"unspecified":  "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+}
+
+// nameIDFormatURN is the URN a name_id_format names (an alias, in any
+// case, or a URN as written), or "" when it names none.
+func nameIDFormatURN(f string) string {
+	if u, ok := nameIDFormats[strings.ToLower(f)]; ok {
+		return u
+	}
+	if len(f) < 5 || len(f) > 256 || !strings.EqualFold(f[:4], "urn:") {
+		return ""
+	}
+	for _, r := range f {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`<>&"'`, r) {
+			return ""
+		}
+	}
+	return f
 }

@@ -133,6 +133,9 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
 		return
 	}
+	if f := nameIDFormatURN(in.cfg.NameIDFormat); f != "" {
+		req.NameIDPolicy.Format = &f // AllowCreate="true" is crewjam/saml's
+	}
 	refs := in.cfg.AuthnContext
 	if len(opts.AuthnContext) > 0 {
 		refs = opts.AuthnContext
@@ -230,12 +233,7 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 			case errors.Is(err, ErrUnavailable):
 				page = Unavailable
 			}
-			reason := "login"
-			var refusal *Refusal
-			if errors.As(err, &refusal) && refusal.Reason != "" {
-				reason = refusal.Reason
-			}
-			m.pages.Problem(w, r, Failure{Page: page, Reason: reason, Err: err})
+			m.pages.Problem(w, r, Failure{Page: page, Reason: "login", Err: err})
 			return
 		}
 		now := m.now()
@@ -250,18 +248,6 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 		http.Redirect(w, r, returnTo, http.StatusSeeOther)
 	})
 }
-
-// Refusal is an error of a LoginFunc that says why the login was refused
-// (mapping, disabled, not_provisioned, rejected, store...): the reason the
-// ACS logs in "request refused" and counts. Wrap ErrAccessDenied or
-// ErrUnavailable in Err to choose the page.
-type Refusal struct {
-	Reason string
-	Err    error
-}
-
-func (e *Refusal) Error() string { return e.Err.Error() }
-func (e *Refusal) Unwrap() error { return e.Err }
 
 // consume validates the posted response. Failures carry the reason for
 // logs and metrics; the browser sees only the page.

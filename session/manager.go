@@ -113,6 +113,13 @@ type Options struct {
 	// Audit receives the audit events (logouts, single logouts); default
 	// Logger.Named("audit").
 	Audit *zap.Logger
+	// ClientAddr is the client address written in audit events (the
+	// caller's, through its trusted proxies); default the host of
+	// r.RemoteAddr.
+	ClientAddr func(*http.Request) string
+	// RequestID is the request's ID written in audit events; default the
+	// response's X-Request-Id header, if set by then.
+	RequestID func(*http.Request) string
 }
 
 // Manager is the SAML service provider for every configured IdP and the
@@ -121,6 +128,10 @@ type Manager struct {
 	cfg         Config
 	log         *zap.Logger
 	audit       *zap.Logger
+	clientAddr  func(*http.Request) string // nil: RemoteAddr's host
+	requestID   func(*http.Request) string // nil: the X-Request-Id response header
+	clientAddr  func(*http.Request) string // nil: RemoteAddr's host
+	requestID   func(*http.Request) string // nil: the X-Request-Id response header
 	now         func() time.Time
 	client      *http.Client
 	replay      ReplayCache
@@ -157,6 +168,10 @@ type idp struct {
 	// Refresh schedule, used by Run's goroutine only.
 	next       time.Time // when to read the metadata again
 	validUntil time.Time // zero: none declared
+
+	// status is the outcome of the last load attempts, for readiness and
+	// metrics (MetadataStates); nil before the first attempt.
+	status atomic.Pointer[metadataStatus]
 }
 
 // signingCerts are the IdP's signing certificates from its loaded
@@ -192,7 +207,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: opts.Logger, now: opts.Now, client: opts.HTTPClient, refresh: 24 * time.Hour,
 		replay: opts.Replay, pages: opts.Pages, byName: map[string]*idp{}, byEntity: map[string]*idp{},
-		reload: make(chan struct{}, 1), audit: opts.Audit}
+		reload: make(chan struct{}, 1), audit: opts.Audit, clientAddr: opts.ClientAddr, requestID: opts.RequestID}
 	if m.audit == nil {
 		m.audit = opts.Logger.Named("audit")
 	}
@@ -303,12 +318,12 @@ func (m *Manager) decryptionKeys() []*rsa.PrivateKey {
 // that cannot be read at start falls back to the last good copy in
 // metadata_cache_dir; every good copy read from the URL is kept there.
 // memo shares one fetch of a URL between the IdPs of one aggregate.
-func (m *Manager) load(ctx context.Context, in *idp, memo map[string][]byte) error {
+func (m *Manager) load(ctx context.Context, in *idp, memo map[string][]byte) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var data []byte
-	var err error
 	fromCache := false
+	defer func() { m.recordLoad(in, err, fromCache) }()
 	if b, ok := memo[in.cfg.MetadataURL]; ok && in.cfg.MetadataURL != "" {
 		data = b
 	} else if data, err = fetchMetadata(ctx, m.client, in.cfg); err == nil && in.cfg.MetadataURL != "" {
@@ -391,6 +406,7 @@ func (m *Manager) Run(ctx context.Context, refresh time.Duration) {
 		case <-m.reload:
 			memo := map[string][]byte{}
 			for _, in := range m.idps {
+				m.expire(in, m.now())
 				if err := m.load(ctx, in, memo); err != nil {
 					m.log.Warn("idp metadata reload failed; keeping what was loaded", zap.String("idp", in.cfg.Name), zap.Error(err))
 				}
@@ -408,11 +424,7 @@ func (m *Manager) refreshDue(ctx context.Context, refresh time.Duration) {
 		if in.cfg.MetadataURL == "" {
 			continue
 		}
-		if in.sp.Load() != nil && !in.validUntil.IsZero() && !now.Before(in.validUntil) {
-			in.sp.Store(nil)
-			m.log.Error("idp metadata expired (validUntil) and could not be refreshed; logins from this IdP are refused",
-				zap.String("idp", in.cfg.Name), zap.Time("valid_until", in.validUntil))
-		}
+		m.expire(in, now)
 		if in.sp.Load() != nil && now.Before(in.next) {
 			continue
 		}
@@ -422,6 +434,16 @@ func (m *Manager) refreshDue(ctx context.Context, refresh time.Duration) {
 				in.next = now.Add(min(5*time.Minute, refresh))
 			}
 		}
+	}
+}
+
+// expire unloads in's metadata once its validUntil has passed (Run's
+// goroutine only).
+func (m *Manager) expire(in *idp, now time.Time) {
+	if in.sp.Load() != nil && !in.validUntil.IsZero() && !now.Before(in.validUntil) {
+		in.sp.Store(nil)
+		m.log.Error("idp metadata expired (validUntil) and could not be refreshed; logins from this IdP are refused",
+			zap.String("idp", in.cfg.Name), zap.Time("valid_until", in.validUntil))
 	}
 }
 

@@ -317,3 +317,119 @@ func CheckMetadata(ctx context.Context, client *http.Client, idps []IdP) []error
 	}
 	return errs
 }
+
+// metadataStatus is the outcome of an IdP's metadata loads so far.
+type metadataStatus struct {
+	lastAttempt, lastSuccess time.Time
+	lastErr                  error // of the last attempt; nil when it succeeded
+	validUntil               time.Time
+	fromCache                bool
+}
+
+// recordLoad keeps the outcome of one load of in's metadata.
+func (m *Manager) recordLoad(in *idp, err error, fromCache bool) {
+	st := metadataStatus{lastAttempt: m.now(), lastErr: err}
+	if prev := in.status.Load(); prev != nil {
+		st.lastSuccess, st.validUntil, st.fromCache = prev.lastSuccess, prev.validUntil, prev.fromCache
+	}
+	if err == nil {
+		st.lastSuccess, st.validUntil, st.fromCache = st.lastAttempt, in.validUntil, fromCache
+	}
+	in.status.Store(&st)
+}
+
+// MetadataState is the state of one IdP's metadata, for readiness and
+// metrics.
+type MetadataState struct {
+	IdP string // configured name
+	// Usable: metadata is loaded and its validUntil has not passed, so
+	// logins from this IdP can work.
+	Usable bool
+	// Err says why the metadata is not usable; nil when it is.
+	Err error
+	// ValidUntil is the loaded metadata's validUntil; zero when it
+	// declares none or none is loaded.
+	ValidUntil time.Time
+	// LastSuccess is when metadata last loaded (from its file, its URL or
+	// the cached copy); zero when it never has in this process.
+	LastSuccess time.Time
+	// LastError is the failure of the latest load attempt; nil when that
+	// attempt succeeded. With Usable set, it means the last good metadata
+	// is being kept (stale).
+	LastError error
+	// FromCache: the metadata in use was read from metadata_cache_dir.
+	FromCache bool
+	// SigningCertExpiry is the soonest NotAfter of the signing
+	// certificates in the loaded metadata; zero when none is loaded.
+	SigningCertExpiry time.Time
+}
+
+// MetadataStates returns the state of every IdP's metadata, in configured
+// order. It is cheap (no I/O) and safe to call from any goroutine.
+func (m *Manager) MetadataStates() []MetadataState {
+	now := m.now()
+	out := make([]MetadataState, 0, len(m.idps))
+	for _, in := range m.idps {
+		s := MetadataState{IdP: in.cfg.Name}
+		var st metadataStatus
+		if p := in.status.Load(); p != nil {
+			st = *p
+		}
+		s.LastSuccess, s.LastError, s.FromCache = st.lastSuccess, st.lastErr, st.fromCache
+		loaded := in.sp.Load() != nil
+		if loaded {
+			s.ValidUntil = st.validUntil
+			for _, c := range in.signingCerts() {
+				if s.SigningCertExpiry.IsZero() || c.NotAfter.Before(s.SigningCertExpiry) {
+					s.SigningCertExpiry = c.NotAfter
+				}
+			}
+		}
+		switch {
+		case loaded && (st.validUntil.IsZero() || now.Before(st.validUntil)):
+			s.Usable = true
+		case st.lastSuccess.IsZero():
+			s.Err = errNoMetadata
+			if st.lastErr != nil {
+				s.Err = fmt.Errorf("%w: %w", errNoMetadata, st.lastErr)
+			}
+		default:
+			s.Err = fmt.Errorf("metadata expired at its validUntil, %s", st.validUntil.UTC().Format(time.RFC3339))
+			if st.lastErr != nil {
+				s.Err = fmt.Errorf("%w; last refresh failed: %w", s.Err, st.lastErr)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// CertificateExpiry names a certificate and when it expires.
+type CertificateExpiry struct {
+	Name     string
+	NotAfter time.Time
+}
+
+// SPCertificates are the SP's own certificates, in configured order: "sp"
+// for a signing (or signing and encryption) certificate and
+// "sp_encryption" for an encryption-only one; a second certificate of the
+// same kind (a rollover) is "sp_2", "sp_encryption_2" and so on.
+func (m *Manager) SPCertificates() []CertificateExpiry {
+	var out []CertificateExpiry
+	seen := map[string]int{}
+	for _, k := range m.keys {
+		if k.cert == nil {
+			continue
+		}
+		name := "sp"
+		if !k.signing {
+			name = "sp_encryption"
+		}
+		seen[name]++
+		if n := seen[name]; n > 1 {
+			name = fmt.Sprintf("%s_%d", name, n)
+		}
+		out = append(out, CertificateExpiry{Name: name, NotAfter: k.cert.NotAfter})
+	}
+	return out
+}

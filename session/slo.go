@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Single logout (SAML 2.0 profiles §4.4, bindings §3.4 and §3.5).
@@ -525,23 +527,24 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 		m.pages.SignedOut(w, r)
 		return
 	}
+	outcome := "ended"
 	if err := m.revoke(r.Context(), s); err != nil {
 		m.log.Error("revoke session", zap.String("idp", s.IdP), zap.Error(err))
+		outcome = "revoke_failed" // the cookie is deleted; a copy of it lives on
 	}
 	in := m.byName[s.IdP]
 	sp := in.sp.Load()
-	if in.cfg.NoSingleLogout || sp == nil || s.NameID == "" {
+	binding, dest := saml.HTTPRedirectBinding, ""
+	if !in.cfg.NoSingleLogout && sp != nil && s.NameID != "" {
+		if dest, _ = sloEndpoint(sp.IDPMetadata, binding); dest == "" {
+			binding = saml.HTTPPostBinding
+			dest, _ = sloEndpoint(sp.IDPMetadata, binding)
+		}
+	}
+	m.auditEvent(w, r, zap.InfoLevel, "logout", outcome, append(subjectFields(s), zap.Bool("single_logout", dest != ""))...)
+	if dest == "" {
 		m.pages.SignedOut(w, r)
 		return
-	}
-	binding := saml.HTTPRedirectBinding
-	dest, _ := sloEndpoint(sp.IDPMetadata, binding)
-	if dest == "" {
-		binding = saml.HTTPPostBinding
-		if dest, _ = sloEndpoint(sp.IDPMetadata, binding); dest == "" {
-			m.pages.SignedOut(w, r)
-			return
-		}
 	}
 	el, id, err := m.message("LogoutRequest", dest)
 	if err != nil {
@@ -563,9 +566,55 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, m.logoutCookie(sealed, int(m.cfg.LoginTimeout/time.Second)))
+	ev := append(subjectFields(s), zap.String("initiator", "sp"), zap.String("logout_request_id", id), zap.String("binding", binding))
 	if err := m.send(w, r, binding, dest, "SAMLRequest", el, ""); err != nil {
+		m.auditEvent(w, r, zap.WarnLevel, "single_logout", "request_failed", append(ev, zap.Error(err))...)
 		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "logout_request", Err: err})
+		return
 	}
+	m.auditEvent(w, r, zap.InfoLevel, "single_logout", "request_sent", ev...)
+}
+
+// subjectFields name a session's subject in an audit event.
+func subjectFields(s Session) []zap.Field {
+	f := []zap.Field{zap.String("idp", s.IdP), zap.String("name_id", s.NameID)}
+	if s.UserID != "" {
+		f = append(f, zap.String("user_id", s.UserID))
+	}
+	if s.SessionIndex != "" {
+		f = append(f, zap.String("session_index", s.SessionIndex))
+	}
+	return f
+}
+
+// auditEvent writes one audit event (logout, single_logout): what
+// happened, with the request's client address and ID.
+func (m *Manager) auditEvent(w http.ResponseWriter, r *http.Request, level zapcore.Level, event, outcome string, fields ...zap.Field) {
+	ce := m.audit.Check(level, event)
+	if ce == nil {
+		return
+	}
+	var client, reqID string
+	if m.clientAddr != nil {
+		client = m.clientAddr(r)
+	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		client = host
+	} else {
+		client = r.RemoteAddr
+	}
+	if m.requestID != nil {
+		reqID = m.requestID(r)
+	} else {
+		reqID = w.Header().Get("X-Request-Id")
+	}
+	all := make([]zap.Field, 0, len(fields)+4)
+	all = append(all, zap.String("event", event), zap.String("outcome", outcome))
+	all = append(all, fields...)
+	all = append(all, zap.String("client_ip", client))
+	if reqID != "" {
+		all = append(all, zap.String("request_id", reqID))
+	}
+	ce.Write(all...)
 }
 
 // logoutCookie binds an SP-initiated logout to its response; maxAge < 0
@@ -627,10 +676,16 @@ func (m *Manager) ServeSLO(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errXMLLimit) {
 			reason = "size"
 		}
+		if isLogoutResponse(r) && m.unverifiedLogoutResponse(w, r, reason, err) {
+			return
+		}
 		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: reason, Err: err})
 		return
 	}
 	if f := m.claimSLO(r.Context(), msg); f != nil {
+		if msg.root.Tag == "LogoutResponse" && m.unverifiedLogoutResponse(w, r, f.Reason, f.Err) {
+			return
+		}
 		m.pages.Problem(w, r, *f)
 		return
 	}
@@ -681,6 +736,9 @@ func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *slo
 		indexes = append(indexes, strings.TrimSpace(e.Text()))
 	}
 	ctx := r.Context()
+	// The browser's own session, read before the revocation ends it: the
+	// audit event names its user when the logout is about it.
+	own, hasOwn := m.Load(r)
 	var rerr error
 	if len(indexes) == 0 {
 		rerr = m.revoke(ctx, target)
@@ -697,6 +755,22 @@ func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *slo
 	}
 	m.clearSession(w) // the front channel runs through the user's own browser
 	m.log.Info("single logout from the IdP", zap.String("idp", name), zap.Int("session_indexes", len(indexes)))
+	ev := []zap.Field{zap.String("initiator", "idp"), zap.String("idp", name), zap.String("name_id", target.NameID)}
+	if hasOwn && own.IdP == name && own.NameID == target.NameID && own.UserID != "" {
+		ev = append(ev, zap.String("user_id", own.UserID))
+	}
+	if len(indexes) > 0 {
+		ev = append(ev, zap.String("ended", "sessions_by_index"), zap.Strings("session_indexes", indexes))
+	} else {
+		ev = append(ev, zap.String("ended", "all_sessions_of_name_id"))
+	}
+	ev = append(ev, zap.String("logout_request_id", root.SelectAttrValue("ID", "")))
+	outcome := "ended"
+	if rerr != nil {
+		outcome = "revoke_failed"
+		ev = append(ev, zap.Error(rerr))
+	}
+	m.auditEvent(w, r, zap.InfoLevel, "single_logout", outcome, ev...)
 	_, dest := sloEndpoint(msg.in.sp.Load().IDPMetadata, msg.binding)
 	binding := msg.binding
 	if dest == "" {
@@ -722,32 +796,85 @@ func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *slo
 // logoutResponse completes an SP-initiated logout: the response must
 // answer the LogoutRequest this browser sent, from the IdP it went to.
 func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sloMessage) {
-	name := m.logoutCookieName()
-	c, err := r.Cookie(name)
-	var expires time.Time
-	var id, idpName string
-	if err == nil {
-		var plain []byte
-		if plain, err = m.sealer.open(name, c.Value); err == nil {
-			err = unpack(plain, stateFormat, []*time.Time{&expires}, &id, &idpName)
-		}
-	}
-	if err != nil || m.now().After(expires) {
+	id, idpName, ok := m.pendingLogout(r)
+	if !ok {
 		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutResponse without a pending logout in this browser")})
 		return
 	}
 	if got := msg.root.SelectAttrValue("InResponseTo", ""); got != id || msg.in.cfg.Name != idpName {
-		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: fmt.Errorf("LogoutResponse answers %q from %s, not this browser's logout", got, msg.in.cfg.Name)})
+		m.unverifiedLogoutResponse(w, r, "in_response_to", fmt.Errorf("LogoutResponse answers %q from %s, not this browser's logout", got, msg.in.cfg.Name))
 		return
 	}
 	// Used up: the same response cannot complete a logout twice.
 	http.SetCookie(w, m.logoutCookie("", -1))
+	ev := []zap.Field{zap.String("initiator", "sp"), zap.String("idp", idpName), zap.String("logout_request_id", id)}
 	if sc := msg.root.FindElement("./Status/StatusCode"); sc == nil || sc.SelectAttrValue("Value", "") != statusOK {
 		// The session here is already gone; the IdP's may live on.
-		m.log.Warn("the IdP did not confirm single logout", zap.String("idp", idpName))
+		status := ""
+		if sc != nil {
+			status = sc.SelectAttrValue("Value", "")
+		}
+		m.log.Warn("the IdP did not confirm single logout", zap.String("idp", idpName), zap.String("status", status))
+		m.auditEvent(w, r, zap.WarnLevel, "single_logout", "not_confirmed", append(ev, zap.String("status", status))...)
+	} else {
+		m.auditEvent(w, r, zap.InfoLevel, "single_logout", "confirmed", ev...)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	m.pages.SignedOut(w, r)
+}
+
+// pendingLogout returns the LogoutRequest ID and IdP of this browser's
+// own logout, from the cookie ServeLogout set after it had ended the
+// session here, if the browser holds one that is live.
+func (m *Manager) pendingLogout(r *http.Request) (id, idpName string, ok bool) {
+	name := m.logoutCookieName()
+	c, err := r.Cookie(name)
+	if err != nil {
+		return "", "", false
+	}
+	plain, err := m.sealer.open(name, c.Value)
+	var expires time.Time
+	if err == nil {
+		err = unpack(plain, stateFormat, []*time.Time{&expires}, &id, &idpName)
+	}
+	if err != nil || m.now().After(expires) {
+		return "", "", false
+	}
+	return id, idpName, true
+}
+
+// isLogoutResponse reports whether r carries a SAMLResponse (and no
+// SAMLRequest): an answer to a logout, whatever it turns out to hold.
+func isLogoutResponse(r *http.Request) bool {
+	v := r.PostForm
+	if r.Method != http.MethodPost {
+		v, _ = url.ParseQuery(r.URL.RawQuery)
+	}
+	return v.Has("SAMLResponse") && !v.Has("SAMLRequest")
+}
+
+// unverifiedLogoutResponse handles a LogoutResponse that failed its checks
+// (unsigned, badly signed, from another IdP, answering another request,
+// replayed...) in a browser whose session this SP had already ended with
+// its own LogoutRequest: many IdPs (SimpleSAMLphp by default) do not sign
+// their LogoutResponse. The browser gets the signed-out page, which it
+// would have got anyway; the response is logged and does nothing else: no
+// session is touched, its RelayState is not followed, and the pending
+// logout stays for the genuine answer. It reports false, doing nothing,
+// when the browser has no pending logout: then the caller refuses the
+// message as before.
+func (m *Manager) unverifiedLogoutResponse(w http.ResponseWriter, r *http.Request, reason string, err error) bool {
+	id, idpName, ok := m.pendingLogout(r)
+	if !ok {
+		return false
+	}
+	m.log.Warn("unverified LogoutResponse after this browser's logout: signed-out page shown, nothing else done",
+		zap.String("idp", idpName), zap.String("reason", reason), zap.Error(err))
+	m.auditEvent(w, r, zap.WarnLevel, "single_logout", "unverified", zap.String("initiator", "sp"), zap.String("idp", idpName),
+		zap.String("logout_request_id", id), zap.String("reason", reason), zap.Error(err))
+	w.Header().Set("Cache-Control", "no-store")
+	m.pages.SignedOut(w, r)
+	return true
 }
 
 // clearSession deletes the session cookie.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,14 +20,16 @@ type spMetadata struct {
 	built time.Time
 }
 
-// metadataLifetime is how long a built metadata document is served;
-// crewjam/saml declares it valid for 48 hours from when it is built.
+// metadataLifetime is how long a built metadata document is served
+// before it is built (and signed) again.
 const metadataLifetime = time.Hour
 
 // metadata returns the SP metadata: every SP certificate with its use
 // (several during a key rollover), the content and key encryption
-// algorithms gatehouse accepts, and, with sign_metadata, an enveloped
-// signature by the signing key.
+// algorithms gatehouse accepts, the one ACS binding it implements
+// (HTTP-POST), the NameID formats its IdPs are asked for, a validUntil
+// only with sp_metadata_valid_for, and, when there is a signing key
+// (unless sign_metadata is false), an enveloped signature by it.
 func (m *Manager) metadata() ([]byte, error) {
 	m.spMeta.mu.Lock()
 	defer m.spMeta.mu.Unlock()
@@ -38,6 +41,17 @@ func (m *Manager) metadata() ([]byte, error) {
 	md := sp.Metadata()
 	md.ID = "gatehouse-sp-metadata"
 	d := &md.SPSSODescriptors[0]
+	d.ValidUntil, d.CacheDuration = nil, 0 // the root's alone, below
+	signsRequests := m.spKey != nil
+	d.AuthnRequestsSigned = &signsRequests
+	// No HTTP-Artifact ACS: gatehouse does not resolve artifacts.
+	d.AssertionConsumerServices = []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: m.acsURL.String(), Index: 1}}
+	d.NameIDFormats = nil
+	for _, in := range m.idps {
+		if f := saml.NameIDFormat(nameIDFormatURN(in.cfg.NameIDFormat)); f != "" && !slices.Contains(d.NameIDFormats, f) {
+			d.NameIDFormats = append(d.NameIDFormats, f)
+		}
+	}
 	d.SingleLogoutServices = []saml.Endpoint{
 		{Binding: saml.HTTPRedirectBinding, Location: m.sloURL.String()},
 		{Binding: saml.HTTPPostBinding, Location: m.sloURL.String()},
@@ -61,27 +75,37 @@ func (m *Manager) metadata() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sp metadata: %w", err)
 	}
-	if m.cfg.SignMetadata {
-		if buf, err = m.signMetadata(buf); err != nil {
-			return nil, err
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(buf); err != nil {
+		return nil, fmt.Errorf("sp metadata: %w", err)
+	}
+	root := doc.Root()
+	// crewjam/saml always writes a validUntil (48 hours on) and a
+	// cacheDuration; an IdP that enforces validUntil (Shibboleth does)
+	// would drop a saved copy after two days.
+	root.RemoveAttr("validUntil")
+	root.RemoveAttr("cacheDuration")
+	if v := m.cfg.MetadataValidFor; v > 0 {
+		root.CreateAttr("validUntil", now.Add(v).UTC().Format(time.RFC3339))
+		cd, _ := saml.Duration(min(v/4, 24*time.Hour)).MarshalText()
+		root.CreateAttr("cacheDuration", string(cd))
+	}
+	if m.signsMetadata() {
+		signed, err := m.signEnveloped(root, false)
+		if err != nil {
+			return nil, fmt.Errorf("sign sp metadata: %w", err)
 		}
+		doc.SetRoot(signed) // no re-indenting: whitespace is signed content
+	}
+	if buf, err = doc.WriteToBytes(); err != nil {
+		return nil, fmt.Errorf("sp metadata: %w", err)
 	}
 	m.spMeta.doc, m.spMeta.built = buf, now
 	return buf, nil
 }
 
-// signMetadata adds an enveloped RSA-SHA256 signature as the root's first
-// child, where the metadata schema wants it (the enveloped-signature
-// transform ignores where it sits).
-func (m *Manager) signMetadata(buf []byte) ([]byte, error) {
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(buf); err != nil {
-		return nil, fmt.Errorf("sign sp metadata: %w", err)
-	}
-	signed, err := m.signEnveloped(doc.Root(), false)
-	if err != nil {
-		return nil, fmt.Errorf("sign sp metadata: %w", err)
-	}
-	doc.SetRoot(signed) // no re-indenting: whitespace is signed content
-	return doc.WriteToBytes()
+// signsMetadata: the metadata is signed when there is a signing key,
+// unless sign_metadata is false.
+func (m *Manager) signsMetadata() bool {
+	return m.spKey != nil && (m.cfg.SignMetadata == nil || *m.cfg.SignMetadata)
 }

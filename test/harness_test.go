@@ -68,6 +68,8 @@ type options struct {
 	dbPath               string              // an existing SQLite file to open (a restart)
 	storeTimeout         time.Duration       // the SQLite store's bound on one operation; default its own
 	proxy                func(*proxy.Config) // adjusts the proxy's settings
+
+	sp func(*session.Config) // adjusts the SP's settings
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -97,6 +99,11 @@ type harness struct {
 	logs     *observer.ObservedLogs
 	pages    *proxy.Pages // OnProblem counts refusals, as cmd's metrics do
 	seq      atomic.Int64 // message IDs; logins run from several goroutines
+
+	// samlAudit holds the session package's audit events, from a core of
+	// its own at info level, as serve wires it: warningsOnly (log.level:
+	// warn) does not silence them.
+	samlAudit *observer.ObservedLogs
 }
 
 // recorder is the upstream: it remembers every request it gets.
@@ -224,8 +231,11 @@ func newHarness(t testing.TB, o options) *harness {
 		IdPs: []session.IdP{{Name: "corp", EntityID: idpEntityID, MetadataFile: writeMetadata(t, dir, "corp", idpEntityID, idpSSO, h.idp, o.idpSLO...),
 			AllowIdPInitiated: o.allowIdPInitiated}},
 		Endpoints: proxy.Endpoints(pcfg.Prefix),
-		Keys:      o.spKeys, SignMetadata: o.signMetadata,
-		StateDir: o.stateDir, EntityID: o.entityID,
+		Keys:      o.spKeys,
+		StateDir:  o.stateDir, EntityID: o.entityID,
+	}
+	if o.signMetadata {
+		scfg.SignMetadata = &o.signMetadata
 	}
 	if o.corp != nil {
 		o.corp(&scfg.IdPs[0])
@@ -255,7 +265,15 @@ func newHarness(t testing.TB, o options) *harness {
 	pages := proxy.NewPages(logger.Named("pages"))
 	h.pages = pages
 	var err error
-	sopts := session.Options{Logger: logger.Named("saml"), Now: h.clock.Now, HTTPClient: o.httpClient, Pages: pages}
+	auditCore, auditLogs := observer.New(zap.InfoLevel)
+	h.samlAudit = auditLogs
+	sopts := session.Options{Logger: logger.Named("saml"), Now: h.clock.Now, HTTPClient: o.httpClient, Pages: pages,
+		Audit:      zap.New(auditCore).Named("audit"),
+		ClientAddr: func(r *http.Request) string { return proxy.ClientIP(r.Context()).String() },
+		RequestID:  func(r *http.Request) string { return proxy.RequestID(r.Context()) }}
+	if o.sp != nil {
+		o.sp(&scfg)
+	}
 	if o.state != nil {
 		sopts.Replay, sopts.Revocations = o.state, o.state
 	}

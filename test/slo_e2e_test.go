@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"go.uber.org/zap"
 
 	"gatehouse/session"
 )
@@ -154,8 +155,11 @@ func withCookie(t *testing.T, h *harness, ck *http.Cookie, path string) int {
 
 // TestSPInitiatedSingleLogout: logout ends the session here at once (a
 // copy of its cookie is dead too), sends the IdP a signed LogoutRequest
-// naming the NameID and SessionIndex, and accepts only the signed
-// LogoutResponse that answers it.
+// naming the NameID and SessionIndex, and completes the logout only with
+// the signed LogoutResponse that answers it. A response that fails its
+// checks gets the signed-out page in this browser (whose session had
+// already ended) and changes nothing: the genuine answer still completes
+// the logout afterwards.
 func TestSPInitiatedSingleLogout(t *testing.T) {
 	spKey, spCert := spKeyPair(t, t.TempDir(), "sp")
 	h := newHarness(t, options{idpSLO: []string{bindingRedirect}, spKeys: []session.SPKey{spKey}})
@@ -208,9 +212,15 @@ func TestSPInitiatedSingleLogout(t *testing.T) {
 			el.CreateAttr("Destination", "https://evil.example.test/slo")
 		}, h.idp.key},
 	} {
-		if resp := answer(tc.change, tc.key); resp.StatusCode != http.StatusForbidden {
-			t.Errorf("%s LogoutResponse: %d, want 403", name, resp.StatusCode)
+		if resp := answer(tc.change, tc.key); resp.StatusCode != http.StatusOK || !strings.Contains(readAll(t, resp), "Signed out") {
+			t.Errorf("%s LogoutResponse after this browser's logout: %d, want 200 and the signed-out page", name, resp.StatusCode)
 		}
+	}
+	if n := h.logs.FilterMessageSnippet("unverified LogoutResponse").Len(); n != 4 {
+		t.Errorf("unverified LogoutResponses logged: %d, want 4", n)
+	}
+	if code := withCookie(t, h, stolen, "/home"); code != http.StatusUnauthorized {
+		t.Errorf("a copy of the session cookie after unverified responses: %d, want 401", code)
 	}
 	resp = answer(nil, h.idp.key)
 	if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Signed out") {
@@ -386,5 +396,98 @@ func TestSPInitiatedSingleLogoutPOST(t *testing.T) {
 	}
 	if code, _ := h.get(c, "/home", nil); code == http.StatusOK {
 		t.Error("the session outlived the logout")
+	}
+}
+
+// TestUnverifiedLogoutResponse: after gatehouse's own logout, an IdP that
+// answers with an unsigned LogoutResponse (SimpleSAMLphp's default), or
+// with a badly signed one, leaves the browser on the signed-out page, not
+// on "Sign-in failed". The response is logged (warn, with the reason) and
+// does nothing else: no cookie is set or deleted, its RelayState is not
+// followed, a session begun since lives on. Without a logout of this
+// browser pending, such a response is refused as before.
+func TestUnverifiedLogoutResponse(t *testing.T) {
+	spKey, spCert := spKeyPair(t, t.TempDir(), "sp")
+	h := newHarness(t, options{idpSLO: []string{bindingRedirect}, spKeys: []session.SPKey{spKey}})
+	c := h.browser()
+	readResp(t, h.login(c, "/", alice))
+	resp := h.logout(c, http.Header{"Origin": {h.base}})
+	resp.Body.Close()
+	lr := inflateQuery(t, resp.Header.Get("Location"), "SAMLRequest", spCert)
+	const evil = "https://evil.example.test/after-logout"
+
+	response := func() *etree.Element {
+		return h.idpLogoutMessage("LogoutResponse", func(el *etree.Element) {
+			el.CreateAttr("InResponseTo", lr.SelectAttrValue("ID", ""))
+			el.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", "urn:oasis:names:tc:SAML:2.0:status:Success")
+		})
+	}
+	redirect := func(c *http.Client, el *etree.Element) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, h.sloURL()+"?"+redirectQuery(t, "SAMLResponse", el, evil, nil), nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	post := func(c *http.Client, doc []byte) *http.Response {
+		form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}, "RelayState": {evil}}
+		req, _ := http.NewRequest(http.MethodPost, h.sloURL(), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "text/html")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	tampered := serialize(sign(t, response(), h.idp))
+	tampered = bytes.Replace(tampered, []byte(":Success"), []byte(":Requester"), 1)
+	cases := []struct {
+		name, reason string
+		send         func(*http.Client) *http.Response
+	}{
+		{"UnsignedRedirect", "slo", func(c *http.Client) *http.Response { return redirect(c, response()) }},
+		{"UnsignedPOST", "slo", func(c *http.Client) *http.Response { return post(c, serialize(response())) }},
+		{"SignedByOtherPOST", "slo", func(c *http.Client) *http.Response {
+			return post(c, serialize(sign(t, response(), loadSigner(t, "other"))))
+		}},
+		{"TamperedPOST", "slo", func(c *http.Client) *http.Response { return post(c, tampered) }},
+	}
+	for _, tc := range cases {
+		h.logs.TakeAll()
+		h.samlAudit.TakeAll()
+		resp := tc.send(c)
+		body := readAll(t, resp)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Signed out") || strings.Contains(body, "evil.example") {
+			t.Errorf("%s: %d, want 200 and the signed-out page without the RelayState:\n%s", tc.name, resp.StatusCode, body)
+		}
+		if loc, ck := resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"); loc != "" || len(ck) > 0 {
+			t.Errorf("%s: the unverified response had an effect: Location %q, Set-Cookie %q", tc.name, loc, ck)
+		}
+		warned := h.logs.FilterMessageSnippet("unverified LogoutResponse").FilterField(zap.String("reason", tc.reason)).All()
+		if len(warned) != 1 || warned[0].Level != zap.WarnLevel || warned[0].ContextMap()["error"] == "" {
+			t.Errorf("%s: logged %v, want one warning with reason %q and the error", tc.name, warned, tc.reason)
+		}
+		if ev := h.samlAudit.FilterField(zap.String("outcome", "unverified")).All(); len(ev) != 1 || ev[0].Message != "single_logout" {
+			t.Errorf("%s: audit events %v, want one single_logout, unverified", tc.name, h.samlAudit.All())
+		}
+	}
+
+	// A browser with no logout pending gets the refusal, as before.
+	for _, tc := range cases[:2] {
+		if resp := tc.send(h.browser()); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s without a pending logout: %d, want 403", tc.name, resp.StatusCode)
+		}
+	}
+
+	// A session begun after the logout is not touched by one.
+	readResp(t, h.login(c, "/", alice))
+	if resp := cases[0].send(c); resp.StatusCode != http.StatusOK {
+		t.Errorf("unsigned response beside a new session: %d", resp.StatusCode)
+	}
+	if code, _ := h.get(c, "/home", nil); code != http.StatusOK {
+		t.Errorf("the new session after an unverified LogoutResponse: %d, want 200", code)
 	}
 }

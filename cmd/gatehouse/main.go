@@ -6,7 +6,7 @@
 //	gatehouse serve --config gatehouse.yaml
 //	gatehouse check --config gatehouse.yaml
 //	gatehouse demo
-//	gatehouse version
+//	gatehouse version   (or --version)
 package main
 
 import (
@@ -17,7 +17,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -37,7 +39,7 @@ Usage:
                                   validate a saved SAML response offline and show the user it
                                   maps to and what a login would write (writes nothing)
   gatehouse demo [--port N]       run a demo IdP, a demo application and gatehouse on this machine
-  gatehouse version               print the version
+  gatehouse version               print the version and commit (also --version)
 `
 
 // run is main without the process: it returns the exit code.
@@ -83,8 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = demoCommand(ctx, *dir, *port, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "gatehouse", version())
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, readBuildInfo())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -100,11 +102,66 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+// buildVersion is set by `make build` from `git describe --tags --always
+// --dirty`: -ldflags "-X main.buildVersion=...".
+var buildVersion string
+
+// buildInfo is what the binary knows of its build.
+type buildInfo struct {
+	Version   string // buildVersion, else the module version, else "(devel)"
+	Revision  string // the commit (vcs.revision); "" when built outside a checkout
+	Modified  bool   // built with uncommitted changes (vcs.modified)
+	Time      string // the commit's time (vcs.time)
+	GoVersion string
+}
+
+// readBuildInfo reads the linker-set version and the Go toolchain's build
+// information (stamped by `go build` in a git checkout).
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: buildVersion, GoVersion: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if b.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			b.Version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				b.Revision = s.Value
+			case "vcs.modified":
+				b.Modified = s.Value == "true"
+			case "vcs.time":
+				b.Time = s.Value
+			}
+		}
 	}
-	return "(devel)"
+	if b.Version == "" {
+		b.Version = "(devel)"
+	}
+	return b
+}
+
+// revision is the commit, marked "-dirty" when built with changes.
+func (b buildInfo) revision() string {
+	if b.Revision != "" && b.Modified {
+		return b.Revision + "-dirty"
+	}
+	return b.Revision
+}
+
+// String is the version line: "gatehouse VERSION (commit REV, TIME) GO OS/ARCH".
+func (b buildInfo) String() string {
+	var extra []string
+	if r := b.revision(); r != "" {
+		extra = append(extra, "commit "+r)
+	}
+	if b.Time != "" {
+		extra = append(extra, b.Time)
+	}
+	s := "gatehouse " + b.Version
+	if len(extra) > 0 {
+		s += " (" + strings.Join(extra, ", ") + ")"
+	}
+	return s + " " + b.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 func checkCommand(ctx context.Context, path string, stdout, stderr io.Writer) int {

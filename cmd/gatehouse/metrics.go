@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gatehouse/proxy"
+	"gatehouse/session"
 )
 
 // metrics are gatehouse's Prometheus metrics, in a registry of their own,
@@ -50,7 +51,12 @@ func newMetrics() *metrics {
 		Help: "SCIM requests, by operation and status."}, []string{"op", "code"})
 	m.scimTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gatehouse_scim_request_duration_seconds",
 		Help: "Time to answer a SCIM request.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)})
-	m.reg.MustRegister(m.requests, m.upstream, m.logins, m.samlFail, m.refusals, m.jit, m.storeTime, m.scim, m.scimTime,
+	bi := readBuildInfo()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_build_info",
+		Help: "1, labelled with the version, the commit (\"-dirty\" when built with changes) and the Go version."},
+		[]string{"version", "revision", "goversion"})
+	build.WithLabelValues(bi.Version, bi.revision(), bi.GoVersion).Set(1)
+	m.reg.MustRegister(m.requests, m.upstream, m.logins, m.samlFail, m.refusals, m.jit, m.storeTime, m.scim, m.scimTime, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for i := range m.statusText {
 		m.statusText[i] = strconv.Itoa(i)
@@ -65,16 +71,85 @@ func (m *metrics) code(status int) string {
 	return strconv.Itoa(status)
 }
 
-// health registers a gauge that is 1 while check passes, asked at scrape.
-func (m *metrics) health(name, help string, check func(context.Context) error) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if check(ctx) != nil {
+// stateCollector reports, at scrape, the health of the dependencies and
+// readiness (from proxy.Readiness, whose store and Redis round trips are
+// shared for a second and bounded by its timeout), each IdP's metadata
+// state and the certificates' expiry. It makes no round trip of its own.
+type stateCollector struct {
+	p  *proxy.Proxy
+	sm *session.Manager
+	// tls is when the serving certificate expires (zero: none yet); nil
+	// without TLS.
+	tls func() time.Time
+}
+
+var (
+	descStoreUp = prometheus.NewDesc("gatehouse_store_up", "1 while the user store answers.", nil, nil)
+	descRedisUp = prometheus.NewDesc("gatehouse_redis_up", "1 while Redis answers (with state.redis).", nil, nil)
+	descReady   = prometheus.NewDesc("gatehouse_ready", "1 while /readyz passes.", nil, nil)
+	descIdPUp   = prometheus.NewDesc("gatehouse_idp_metadata_up",
+		"1 while the IdP's metadata is loaded and usable (its validUntil not passed).", []string{"idp"}, nil)
+	descValidUntil = prometheus.NewDesc("gatehouse_idp_metadata_valid_until_timestamp_seconds",
+		"The validUntil of the IdP's loaded metadata (absent when it declares none).", []string{"idp"}, nil)
+	descLastRefresh = prometheus.NewDesc("gatehouse_idp_metadata_last_refresh_success_timestamp_seconds",
+		"When the IdP's metadata last loaded successfully (absent until it has).", []string{"idp"}, nil)
+	descCertExpiry = prometheus.NewDesc("gatehouse_certificate_expiry_timestamp_seconds",
+		"When a certificate expires: tls (the serving certificate), sp and sp_encryption (the SAML SP's), idp/<name> (the IdP's soonest-expiring signing certificate).",
+		[]string{"certificate"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStoreUp, descRedisUp, descReady, descIdPUp, descValidUntil, descLastRefresh, descCertExpiry} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rd := c.p.Readiness(ctx)
+	up := func(err error) float64 {
+		if err != nil {
 			return 0
 		}
 		return 1
-	}))
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if r, ok := rd.Check("store"); ok {
+		gauge(descStoreUp, up(r.Err))
+	}
+	if r, ok := rd.Check("redis"); ok {
+		gauge(descRedisUp, up(r.Err))
+	}
+	ready := 0.0
+	if rd.Ready {
+		ready = 1
+	}
+	gauge(descReady, ready)
+	timestamp := func(d *prometheus.Desc, t time.Time, label string) {
+		if !t.IsZero() {
+			gauge(d, float64(t.UnixNano())/1e9, label)
+		}
+	}
+	if c.tls != nil {
+		timestamp(descCertExpiry, c.tls(), "tls")
+	}
+	for _, sp := range c.sm.SPCertificates() {
+		timestamp(descCertExpiry, sp.NotAfter, sp.Name)
+	}
+	for _, s := range c.sm.MetadataStates() {
+		gauge(descIdPUp, up(s.Err), s.IdP)
+		timestamp(descValidUntil, s.ValidUntil, s.IdP)
+		timestamp(descLastRefresh, s.LastSuccess, s.IdP)
+		timestamp(descCertExpiry, s.SigningCertExpiry, "idp/"+s.IdP)
+	}
+}
+
+// observe registers the state gauges of p and sm (see stateCollector).
+func (m *metrics) observe(p *proxy.Proxy, sm *session.Manager, tls func() time.Time) {
+	m.reg.MustRegister(&stateCollector{p: p, sm: sm, tls: tls})
 }
 
 func (m *metrics) onLogin(e proxy.LoginEvent) {
@@ -144,20 +219,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// adminHandler serves the admin listener: metrics and probes.
+// adminHandler serves the admin listener: metrics and probes. Its
+// /readyz?verbose gives each failure's cause; the public listener's names
+// the checks only.
 func adminHandler(m *metrics, p *proxy.Proxy) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if problems := p.Readiness(r.Context()); len(problems) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			for _, pr := range problems {
-				w.Write([]byte(pr + "\n"))
-			}
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("GET /healthz", p.ServeHealthz)
+	mux.HandleFunc("GET /livez", p.ServeHealthz)
+	mux.HandleFunc("GET /readyz", p.ServeReadyzDetailed)
 	return mux
 }

@@ -28,7 +28,9 @@ import (
 	"gatehouse/session"
 )
 
-// newLogger builds the process's one logger.
+// newLogger builds the process's one logger. Its children named "audit"
+// and "access" (and theirs) are streams of their own: written at info
+// whatever log.level says, with the same encoding and output.
 func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
@@ -44,16 +46,48 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 		ec.EncodeTime = zapcore.ISO8601TimeEncoder
 		enc = zapcore.NewJSONEncoder(ec)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
+	out := zapcore.Lock(zapcore.AddSync(w))
+	core := zapcore.NewCore(enc, out, level)
+	if level <= zapcore.InfoLevel {
+		return zap.New(core), nil
+	}
+	return zap.New(streamCore{Core: core, streams: zapcore.NewCore(enc, out, zapcore.InfoLevel)}), nil
+}
+
+// streamNames are the loggers log.level does not silence.
+var streamNames = []string{auditLogger, accessLogger}
+
+const (
+	auditLogger  = "audit"
+	accessLogger = "access"
+)
+
+// streamCore sends the entries of the stream loggers (streamNames) to a
+// core at info level and every other entry to the configured one.
+type streamCore struct {
+	zapcore.Core              // at log.level
+	streams      zapcore.Core // at info
+}
+
+func (c streamCore) Enabled(l zapcore.Level) bool { return c.streams.Enabled(l) }
+
+func (c streamCore) With(fields []zapcore.Field) zapcore.Core {
+	return streamCore{Core: c.Core.With(fields), streams: c.streams.With(fields)}
+}
+
+func (c streamCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	for _, n := range streamNames {
+		if e.LoggerName == n || strings.HasPrefix(e.LoggerName, n+".") {
+			return c.streams.Check(e, ce)
+		}
+	}
+	return c.Core.Check(e, ce)
 }
 
 func serveCommand(ctx context.Context, path string, stderr io.Writer) error {
-	f, err := loadConfig(path)
-	if err != nil {
+	f, report := readConfig(path, os.LookupEnv)
+	if err := report.Err(); err != nil {
 		return err
-	}
-	if err := f.prepare(os.Getenv); err != nil {
-		return fmt.Errorf("%s:\n%w", path, err)
 	}
 	logger, err := newLogger(f.Log, stderr)
 	if err != nil {
@@ -133,20 +167,26 @@ func liveChecks(ctx context.Context, f *File) []error {
 
 // handler wires the store, the SAML service provider and the proxy.
 func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *redis.Client,
-	checks map[string]func(context.Context) error) (*proxy.Proxy, *session.Manager, provision.Store, error) {
+	checks []proxy.Check) (*proxy.Proxy, *session.Manager, provision.Store, error) {
 	st, err := openStore(ctx, f, logger.Named("store"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open store: %w", err)
 	}
-	m.health("gatehouse_store_up", "1 while the user store answers.", st.Ping)
 	pages := proxy.NewPages(logger.Named("pages"))
 	pages.OnProblem = m.onProblem
-	sopts := session.Options{Logger: logger.Named("saml"), Pages: pages}
+	// The audit events (logins, logouts, SCIM writes) go to one logger,
+	// written whatever log.level says (see newLogger).
+	audit := logger.Named(auditLogger)
+	access := zap.NewNop()
+	if f.Log.accessLog() {
+		access = logger.Named(accessLogger)
+	}
+	sopts := session.Options{Logger: logger.Named("saml"), Pages: pages, Audit: audit}
 	if r := f.State.Redis; r != nil {
 		rs := session.NewRedisState(rdb, r.KeyPrefix, f.Session.Cookie.MaxAge, logger.Named("redis"), nil)
 		go rs.Run(ctx)
-		sopts.Replay, sopts.Revocations, checks["redis"] = rs, rs, rs.Ping
-		m.health("gatehouse_redis_up", "1 while Redis answers.", rs.Ping)
+		sopts.Replay, sopts.Revocations = rs, rs
+		checks = append(checks, proxy.Check{Name: "redis", Check: rs.Ping}) // degraded: sessions go on without it
 	}
 	sm, err := session.New(ctx, f.Session, sopts)
 	if err != nil {
@@ -159,7 +199,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *
 	if f.SCIM != nil {
 		mount := strings.TrimSuffix(f.Proxy.Prefix+proxy.PathSCIM, "/")
 		sc, err = scim.NewServer(f.SCIM.Config, st, scim.Options{
-			BaseURL: strings.TrimSuffix(f.Session.BaseURL, "/") + mount, Mount: mount, Logger: logger.Named("scim"),
+			BaseURL: strings.TrimSuffix(f.Session.BaseURL, "/") + mount, Mount: mount, Logger: logger.Named("scim"), Audit: audit, RequestID: proxy.RequestID,
 			OnUserChange: func(id string) { p.Forget(id) }, OnRequest: m.onSCIM,
 		})
 		if err != nil {
@@ -169,7 +209,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *
 		reserved = sc.OwnedFields()
 	}
 	opts := proxy.Options{Logger: logger.Named("proxy"), Sessions: sm, Store: st, Pages: pages, IdPs: f.policies(reserved), Checks: checks,
-		IdentityKeys: f.identityKeys, OnLogin: m.onLogin, Transport: m.transport(proxy.NewTransport())}
+		IdentityKeys: f.identityKeys, OnLogin: m.onLogin, Transport: m.transport(proxy.NewTransport()), Audit: audit, Access: access}
 	if sc != nil {
 		opts.SCIM = sc
 	}
@@ -205,9 +245,27 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		}
 		defer aln.Close()
 	}
+	bi := readBuildInfo()
+	logger.Info("gatehouse starting", zap.String("version", bi.Version), zap.String("revision", bi.revision()),
+		zap.String("commit_time", bi.Time), zap.String("go", bi.GoVersion))
+	// SIGTERM ends stopping. What runs alongside the listeners (metadata
+	// refresh, the Redis subscription, ACME) stops only once serving has
+	// (a revocation published during shutdown_delay still arrives), or at
+	// once if the signal comes before serving starts.
+	stopping := ctx
+	ctx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	serving := make(chan struct{})
+	context.AfterFunc(stopping, func() {
+		select {
+		case <-serving:
+		default:
+			stopRun()
+		}
+	})
 
 	m := newMetrics()
-	checks := map[string]func(context.Context) error{}
+	var checks []proxy.Check
 	var rdb *redis.Client
 	if r := f.State.Redis; r != nil {
 		rdb = redis.NewClient(r.options)
@@ -223,7 +281,8 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 			return err
 		}
 		defer am.cache.Stop()
-		checks["tls"] = func(context.Context) error { return am.ready(a.Domains) }
+		// Without a certificate nothing can be served: not ready.
+		checks = append(checks, proxy.Check{Name: "tls", Required: true, Check: func(context.Context) error { return am.ready(a.Domains) }})
 	}
 	var certs *certFiles
 	if f.TLS.CertFile != "" {
@@ -236,6 +295,14 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		return err
 	}
 	defer st.Close()
+	var tlsExpiry func() time.Time
+	switch {
+	case am != nil:
+		tlsExpiry = func() time.Time { return am.notAfter(f.TLS.ACME.Domains) }
+	case certs != nil:
+		tlsExpiry = certs.notAfter
+	}
+	m.observe(p, sm, tlsExpiry)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sm.Run(ctx, f.MetadataRefresh)
@@ -261,7 +328,7 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	}
 	logger.Info("gatehouse serving", zap.String("addr", ln.Addr().String()), zap.String("base_url", f.Session.BaseURL),
 		zap.String("upstream", f.Proxy.Upstream), zap.Bool("tls", certs != nil || am != nil), zap.Bool("acme", am != nil),
-		zap.String("version", version()))
+		zap.String("version", bi.Version), zap.String("revision", bi.revision()), zap.String("go", bi.GoVersion))
 	errc := make(chan error, 3)
 	go func() {
 		switch {
@@ -296,6 +363,7 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	close(serving)
 	for done := false; !done; {
 		select {
 		case err := <-errc:
@@ -306,8 +374,21 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 			if certs != nil {
 				certs.reload()
 			}
-		case <-ctx.Done():
+		case <-stopping.Done():
 			done = true
+		case <-ctx.Done(): // the signal came during startup
+			done = true
+		}
+	}
+	// Not ready from now on; with shutdown_delay, go on serving while load
+	// balancers notice and stop sending new requests.
+	p.Drain()
+	if f.ShutdownDelay > 0 {
+		logger.Info("shutting down: readyz answers 503; serving on for shutdown_delay", zap.Duration("delay", f.ShutdownDelay))
+		select {
+		case <-time.After(f.ShutdownDelay):
+		case err := <-errc:
+			return err
 		}
 	}
 	logger.Info("shutting down: draining in-flight requests", zap.Duration("limit", f.ShutdownTimeout))
@@ -319,5 +400,5 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	return ctx.Err()
+	return stopping.Err()
 }

@@ -285,3 +285,44 @@ func redirectHandler(baseURL string) http.Handler {
 		http.Redirect(w, r, base+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	})
 }
+
+// notAfter is when the certificate in use expires (for the
+// gatehouse_certificate_expiry_timestamp_seconds metric).
+func (c *certFiles) notAfter() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return leafNotAfter(c.cert)
+}
+
+// notAfter is when the soonest-expiring certificate for domains expires;
+// zero while none has been obtained.
+func (a *acme) notAfter(domains []string) time.Time {
+	var soonest time.Time
+	for _, d := range domains {
+		for _, c := range a.cache.AllMatchingCertificates(d) {
+			if t := leafNotAfter(&c.Certificate); !t.IsZero() && (soonest.IsZero() || t.Before(soonest)) {
+				soonest = t
+			}
+		}
+	}
+	return soonest
+}
+
+// leafNotAfter is the expiry of a certificate chain's leaf; zero when
+// there is none.
+func leafNotAfter(c *tls.Certificate) time.Time {
+	if c == nil {
+		return time.Time{}
+	}
+	if c.Leaf != nil {
+		return c.Leaf.NotAfter
+	}
+	if len(c.Certificate) == 0 {
+		return time.Time{}
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return time.Time{}
+	}
+	return leaf.NotAfter
+}

@@ -443,7 +443,7 @@ func foldCase(s string) string {
 
 // badRequest refuses a request gatehouse will not read one way only.
 func (p *Pages) badRequest(w http.ResponseWriter, r *http.Request, reason string, err error) {
-	id := newErrorID()
+	id := errorID(r)
 	if p.OnProblem != nil {
 		p.OnProblem(reason, http.StatusBadRequest, false)
 	}
@@ -459,8 +459,8 @@ func (p *Pages) badRequest(w http.ResponseWriter, r *http.Request, reason string
 // when the request may not pass.
 func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, j judgement, s session.Session, id *identity) bool {
 	if rl := j.refusal(&id.user, s.IdP); rl != nil {
-		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
-			Err: fmt.Errorf("authorization[%d] refuses user %s (IdP %s) for %s %s", rl.index, id.userID, s.IdP, r.Method, r.URL.Path)})
+		p.pages.refused(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
+			Err: fmt.Errorf("authorization[%d] refuses user %s (IdP %s) for %s %s", rl.index, id.userID, s.IdP, r.Method, r.URL.Path)}, id.user.UserName)
 		return false
 	}
 	accepted, rl := j.authnContext()
@@ -471,7 +471,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, j judgement, s ses
 		p.sessions.StartLoginWith(w, r, s.IdP, r.URL.RequestURI(), session.LoginOptions{AuthnContext: accepted, ForceAuthn: true})
 		return false
 	}
-	p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "authn_context",
-		Err: fmt.Errorf("authorization[%d] needs a login made with %v; the session's was %q", rl.index, accepted, s.AuthnContext)})
+	p.pages.refused(w, r, session.Failure{Page: session.AccessDenied, Reason: "authn_context",
+		Err: fmt.Errorf("authorization[%d] needs a login made with %v; the session's was %q", rl.index, accepted, s.AuthnContext)}, id.user.UserName)
 	return false
 }

@@ -1,13 +1,20 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/mail"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -21,10 +28,121 @@ type Pages struct {
 	// OnProblem, when set, is told the reason and status of every refusal
 	// (metrics); login is true for sign-in failures (SAML validation).
 	OnProblem func(reason string, status int, login bool)
+	// Site names the application on every page (the pages section);
+	// set it before serving.
+	Site PagesConfig
+
+	// Set by New from the proxy's Config: the login and logout
+	// endpoints the pages' next steps lead to, and base_url's origin
+	// (whose host is the default application name).
+	login, logout string
+	origin        string
+	host          string
 }
 
 // NewPages returns the page renderer.
-func NewPages(log *zap.Logger) *Pages { return &Pages{log: log} }
+func NewPages(log *zap.Logger) *Pages {
+	return &Pages{log: log, login: DefaultPrefix + PathLogin, logout: DefaultPrefix + PathLogout}
+}
+
+// bind points the pages' next steps at the endpoints under prefix and
+// takes the default application name from baseURL.
+func (p *Pages) bind(prefix, baseURL string) {
+	p.login, p.logout = prefix+PathLogin, prefix+PathLogout
+	if u, err := url.Parse(baseURL); err == nil && u.Host != "" {
+		p.origin, p.host = u.Scheme+"://"+u.Host, u.Hostname()
+	}
+}
+
+// PagesConfig is the pages section: how gatehouse's own pages (the IdP
+// chooser, sign-out and error pages) name the application.
+type PagesConfig struct {
+	// AppName is shown in every page's title and heading; default the
+	// host of base_url.
+	AppName string `yaml:"app_name"`
+	// LogoURL is an image shown beside the name: an https URL, or a path
+	// on gatehouse's own origin (which the application must serve
+	// without a session: list it in public_paths). The pages' CSP allows
+	// images from exactly that origin.
+	LogoURL string `yaml:"logo_url"`
+	// SupportContact, an email address or an https URL, is offered on
+	// error pages beside the error ID.
+	SupportContact string `yaml:"support_contact"`
+}
+
+// Bounds of the pages section.
+const (
+	maxAppName = 80
+	maxLogoURL = 1024
+	maxSupport = 254
+)
+
+// logoHost is a host (and port) fit to be written in a CSP source.
+var logoHost = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`)
+
+// Validate checks the pages section; problems name their key.
+func (c PagesConfig) Validate() error {
+	var errs []error
+	if n := utf8.RuneCountInString(c.AppName); n > maxAppName {
+		errs = append(errs, fmt.Errorf("app_name: %d characters, at most %d", n, maxAppName))
+	}
+	if !utf8.ValidString(c.AppName) || strings.IndexFunc(c.AppName, func(r rune) bool { return unicode.IsControl(r) }) >= 0 {
+		errs = append(errs, errors.New("app_name: must be printable text"))
+	}
+	if c.LogoURL != "" {
+		if _, err := logoSource(c.LogoURL); err != nil {
+			errs = append(errs, fmt.Errorf("logo_url: %w", err))
+		}
+	}
+	if c.SupportContact != "" {
+		if _, err := supportLink(c.SupportContact); err != nil {
+			errs = append(errs, fmt.Errorf("support_contact: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// logoSource returns the CSP img-src source that lets the pages show
+// logo: 'self' for a path on gatehouse's origin, the origin of an https
+// URL.
+func logoSource(logo string) (string, error) {
+	if len(logo) > maxLogoURL {
+		return "", fmt.Errorf("%d bytes, at most %d", len(logo), maxLogoURL)
+	}
+	for i := 0; i < len(logo); i++ {
+		if c := logo[i]; c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '\'' || c == '<' || c == '>' {
+			return "", errors.New("must be printable ASCII without spaces, quotes, angle brackets or backslashes (percent-encode them)")
+		}
+	}
+	if strings.HasPrefix(logo, "/") && !strings.HasPrefix(logo, "//") {
+		return "'self'", nil
+	}
+	u, err := url.Parse(logo)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" || !logoHost.MatchString(u.Host) {
+		return "", errors.New("must be an https URL (https://host/path) or a path on this site (/path); javascript:, data: and http: are refused")
+	}
+	return "https://" + strings.ToLower(u.Host), nil
+}
+
+// supportLink returns the link for a support contact: mailto: for an
+// email address, the URL itself for an https URL.
+func supportLink(contact string) (string, error) {
+	if len(contact) > maxSupport {
+		return "", fmt.Errorf("%d bytes, at most %d", len(contact), maxSupport)
+	}
+	if strings.HasPrefix(contact, "https://") {
+		u, err := url.Parse(contact)
+		if err != nil || u.Host == "" || u.User != nil || strings.ContainsAny(contact, " \t\r\n\"'<>\\") {
+			return "", errors.New("not a usable https URL")
+		}
+		return u.String(), nil
+	}
+	a, err := mail.ParseAddress(contact)
+	if err != nil || a.Name != "" || a.Address != contact {
+		return "", errors.New("must be an email address (support@example.com) or an https URL")
+	}
+	return "mailto:" + contact, nil
+}
 
 var _ session.Pages = (*Pages)(nil)
 
@@ -33,17 +151,28 @@ type pageData struct {
 	Title   string
 	Message string
 	ErrorID string
-	Action  *session.Choice
 	Chooser *session.ChooserPage
-	// Confirm is a form with one button that posts to its URL.
-	Confirm *session.Choice
+	// Steps are the page's next steps, the main one first.
+	Steps []step
+	// SignedInAs names the signed-in user a refusal is about.
+	SignedInAs string
+
+	// From Site, filled in by render.
+	AppName, Logo, Support, SupportURL string
+}
+
+// step is a next step: a link, or a form with one button that posts to
+// URL (a same-origin POST, as logout needs).
+type step struct {
+	Label, URL string
+	Post       bool
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>{{.Title}}</title>
+<title>{{.Title}}{{if .AppName}} · {{.AppName}}{{end}}</title>
 <style>
 :root { color-scheme: light dark; --fg: #1d2430; --muted: #5b6576; --bg: #f4f6f9; --card: #fff; --line: #dde2ea; --accent: #2458c6; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --muted: #9aa4b5; --bg: #14171c; --card: #1d2129; --line: #2d333e; --accent: #7aa2ff; } }
@@ -55,38 +184,62 @@ main { width: min(30rem, calc(100% - 2rem)); background: var(--card); border: 1p
 h1 { margin: 0 0 .5rem; font-size: 1.35rem; }
 p { margin: .5rem 0; color: var(--muted); }
 ul { list-style: none; margin: 1.25rem 0 0; padding: 0; display: grid; gap: .6rem; }
-a.button { display: block; padding: .7rem 1rem; border: 1px solid var(--line); border-radius: 8px; color: var(--fg);
+a.button, span.button { display: block; padding: .7rem 1rem; border: 1px solid var(--line); border-radius: 8px; color: var(--fg);
   text-decoration: none; font-weight: 500; }
 a.button:hover, a.button:focus { border-color: var(--accent); color: var(--accent); outline: none; }
+span.button.off { color: var(--muted); border-style: dashed; cursor: not-allowed; }
+header { display: flex; align-items: center; gap: .6rem; margin: 0 0 1.25rem; padding-bottom: .75rem; border-bottom: 1px solid var(--line);
+  color: var(--muted); font-weight: 600; overflow-wrap: anywhere; }
+header img { height: 28px; width: auto; max-width: 8rem; }
+.actions { display: flex; flex-wrap: wrap; gap: .6rem; margin: 1.25rem 0 0; }
+.actions form { margin: 0; }
+.actions a.button { display: inline-block; padding: .55rem 1rem; }
+.actions .primary { background: var(--accent); border-color: var(--accent); color: #fff; }
+.actions a.primary:hover, .actions a.primary:focus { color: #fff; outline: 2px solid var(--accent); outline-offset: 2px; }
 .id { margin-top: 1.25rem; padding-top: .75rem; border-top: 1px solid var(--line); font-size: .85rem; }
 code { font: .85rem ui-monospace, SFMono-Regular, Menlo, monospace; }
 form { display: flex; gap: .5rem; margin: 1rem 0 0; }
 input[type=search] { flex: 1; padding: .55rem .75rem; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); color: var(--fg); font: inherit; }
-button { padding: .55rem 1rem; border: 1px solid var(--line); border-radius: 8px; background: var(--card); color: var(--fg); font: inherit; }
+button { padding: .55rem 1rem; border: 1px solid var(--line); border-radius: 8px; background: var(--card); color: var(--fg); font: inherit; font-weight: 500; cursor: pointer; }
+@media (prefers-color-scheme: dark) { .actions .primary { color: #14171c; } .actions a.primary:hover, .actions a.primary:focus { color: #14171c; } }
 .note { float: right; font-size: .8rem; font-weight: 400; color: var(--muted); }
 </style></head>
 <body><main>
+{{if .AppName}}<header>{{if .Logo}}<img src="{{.Logo}}" alt="">{{end}}<span>{{.AppName}}</span></header>{{end}}
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
+{{with .SignedInAs}}<p>You are signed in as <strong>{{.}}</strong>.</p>{{end}}
 {{with .Chooser}}{{if .Searchable}}<form method="get" action="{{.Action}}" role="search">
 <input type="hidden" name="return" value="{{.ReturnTo}}">
 <input type="search" name="q" value="{{.Query}}" placeholder="Search organisations" aria-label="Search organisations" autofocus>
 <button type="submit">Search</button></form>{{end}}
-{{if .Choices}}<ul>{{range .Choices}}<li><a class="button" href="{{.URL}}">{{.DisplayName}}{{if .LastUsed}} <span class="note">last used</span>{{end}}</a></li>{{end}}</ul>
+{{if .Choices}}<ul>{{range .Choices}}<li>{{if .Unavailable}}<span class="button off" aria-disabled="true" title="Sign-in through this organisation is unavailable right now">{{.DisplayName}} <span class="note">unavailable</span></span>{{else}}<a class="button" href="{{.URL}}">{{.DisplayName}}{{if .LastUsed}} <span class="note">last used</span>{{end}}</a>{{end}}</li>{{end}}</ul>
 {{else}}<p>No organisation matches “{{.Query}}”.</p>{{end}}{{end}}
-{{if .Action}}<ul><li><a class="button" href="{{.Action.URL}}">{{.Action.DisplayName}}</a></li></ul>{{end}}
-{{with .Confirm}}<form method="post" action="{{.URL}}"><button type="submit" autofocus>{{.DisplayName}}</button></form>{{end}}
-{{if .ErrorID}}<p class="id">If you contact support, quote error ID <code>{{.ErrorID}}</code>.</p>{{end}}
+{{if .Steps}}<div class="actions">{{range $i, $s := .Steps}}{{if $s.Post}}<form method="post" action="{{$s.URL}}"><button type="submit"{{if eq $i 0}} class="primary" autofocus{{end}}>{{$s.Label}}</button></form>{{else}}<a class="button{{if eq $i 0}} primary{{end}}" href="{{$s.URL}}">{{$s.Label}}</a>{{end}}{{end}}</div>{{end}}
+{{if .ErrorID}}<p class="id">If you contact support{{with .SupportURL}} (<a href="{{.}}">{{$.Support}}</a>){{end}}, quote error ID <code>{{.ErrorID}}</code>.</p>
+{{else if .SupportURL}}<p class="id">Need help? Contact <a href="{{.SupportURL}}">{{.Support}}</a>.</p>{{end}}
 </main></body></html>
 `))
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, d pageData) {
+	if d.ErrorID == "" && d.Status >= 400 {
+		d.ErrorID = RequestID(r.Context())
+	}
+	d.AppName = cmp.Or(p.Site.AppName, p.host)
+	csp := "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+	if src, err := logoSource(p.Site.LogoURL); err == nil && p.Site.LogoURL != "" {
+		d.Logo = p.Site.LogoURL
+		csp += "; img-src " + src
+	}
+	if link, err := supportLink(p.Site.SupportContact); err == nil && p.Site.SupportContact != "" && d.Status >= 400 {
+		d.Support, d.SupportURL = p.Site.SupportContact, link
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", csp)
 	referrer := "no-referrer"
-	if d.Confirm != nil {
+	if slices.ContainsFunc(d.Steps, func(s step) bool { return s.Post }) {
 		referrer = "same-origin" // the browser then says where its POST comes from (Origin)
 	}
 	h.Set("Referrer-Policy", referrer)
@@ -111,26 +264,48 @@ func wantsHTML(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
+// errorID is the ID a refusal is logged and shown under: the request's
+// ID (one ID the operator greps for, in the access log, the upstream's
+// X-Request-Id and "request refused" alike), or a new random one outside
+// a request that has one.
+func errorID(r *http.Request) string {
+	if id := RequestID(r.Context()); id != "" {
+		return id
+	}
+	return newErrorID()
+}
+
 func newErrorID() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-// Problem logs the failure under a new error ID and shows its page.
+// Problem logs the failure under the request's ID and shows its page,
+// with "Try again" as the next step.
 func (p *Pages) Problem(w http.ResponseWriter, r *http.Request, f session.Failure) {
-	id := newErrorID()
-	d := pageData{ErrorID: id}
+	p.problem(w, r, f, pageData{})
+}
+
+// problem logs the failure under the request's ID and shows d, or, when
+// d has no title, the page f.Page names.
+func (p *Pages) problem(w http.ResponseWriter, r *http.Request, f session.Failure, d pageData) {
+	id := errorID(r)
+	d.ErrorID = id
 	level := zap.WarnLevel
+	var title, msg string
 	switch f.Page {
 	case session.AccessDenied:
-		d.Status, d.Title, d.Message = http.StatusForbidden, "Access denied", "Your account may not use this application. Ask your administrator if you think this is wrong."
+		d.Status, title, msg = http.StatusForbidden, "Access denied", "Your account may not use this application. Ask your administrator if you think this is wrong."
 	case session.Unavailable:
-		d.Status, d.Title, d.Message = http.StatusServiceUnavailable, "Temporarily unavailable", "Sign-in cannot be completed right now. Please try again in a minute."
+		d.Status, title, msg = http.StatusServiceUnavailable, "Temporarily unavailable", "Sign-in cannot be completed right now. Please try again in a minute."
 		w.Header().Set("Retry-After", "30")
 		level = zap.ErrorLevel
 	default:
-		d.Status, d.Title, d.Message = http.StatusForbidden, "Sign-in failed", "Your identity provider's answer could not be accepted. Please start again from the application's address."
+		d.Status, title, msg = http.StatusForbidden, "Sign-in failed", "Your identity provider's answer could not be accepted. Please try again."
+	}
+	if d.Title == "" {
+		d.Title, d.Message, d.Steps = title, msg, []step{p.tryAgain(r, f)}
 	}
 	if p.OnProblem != nil {
 		p.OnProblem(f.Reason, d.Status, f.Page == session.LoginFailed)
@@ -142,6 +317,77 @@ func (p *Pages) Problem(w http.ResponseWriter, r *http.Request, f session.Failur
 	p.render(w, r, d)
 }
 
+// tryAgain starts a fresh login to where the failed one was going, when
+// known; otherwise it repeats a GET that could not be served, or goes to
+// the site root (which starts a login when one is needed).
+func (p *Pages) tryAgain(r *http.Request, f session.Failure) step {
+	if f.ReturnTo != "" {
+		if target, ok := session.CanonicalReturn(f.ReturnTo, p.prefix()); ok {
+			return step{Label: "Try again", URL: p.login + "?" + url.Values{"return": {target}}.Encode()}
+		}
+	}
+	if f.Page == session.Unavailable && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, p.prefix()) {
+		if target, ok := session.CanonicalReturn(r.URL.RequestURI(), p.prefix()); ok {
+			return step{Label: "Try again", URL: target}
+		}
+	}
+	return step{Label: "Try again", URL: "/"}
+}
+
+// prefix is the reserved prefix the endpoints are under.
+func (p *Pages) prefix() string { return strings.TrimSuffix(p.login, PathLogin) }
+
+// back leads away from a refused page: to the same-origin page the
+// browser came from (its Referer), else to the site root; none when the
+// refused page is the root and the browser says nothing.
+func (p *Pages) back(r *http.Request) []step {
+	if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && p.origin != "" && ref.Host != "" &&
+		strings.EqualFold(ref.Scheme+"://"+ref.Host, p.origin) {
+		if target, ok := session.CanonicalReturn(ref.RequestURI(), p.prefix()); ok && target != r.URL.RequestURI() {
+			return []step{{Label: "Back", URL: target}}
+		}
+	}
+	if r.URL.Path != "/" {
+		return []step{{Label: "Go to the start page", URL: "/"}}
+	}
+	return nil
+}
+
+// signIn starts a login that returns to the refused address when it can
+// be returned to (a GET), else to the site root.
+func (p *Pages) signIn(r *http.Request) step {
+	target := "/"
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if t, ok := session.CanonicalReturn(r.URL.RequestURI(), p.prefix()); ok {
+			target = t
+		}
+	}
+	return step{Label: "Sign in", URL: p.login + "?" + url.Values{"return": {target}}.Encode()}
+}
+
+// deactivated refuses a signed-in user whose account was deactivated:
+// the next step is signing out (a same-origin POST, as every logout).
+func (p *Pages) deactivated(w http.ResponseWriter, r *http.Request, f session.Failure, user string) {
+	p.problem(w, r, f, pageData{Title: "Account deactivated", SignedInAs: user,
+		Message: "Your account has been deactivated, so it can no longer use this application. Ask your administrator if you think this is wrong.",
+		Steps:   []step{{Label: "Sign out", URL: p.logout, Post: true}}})
+}
+
+// closed refuses a request a deny rule reaches: nobody may pass,
+// signed in or not, so neither signing in nor out would help.
+func (p *Pages) closed(w http.ResponseWriter, r *http.Request, f session.Failure) {
+	p.problem(w, r, f, pageData{Title: "Not available",
+		Message: "This address is closed: no account may open it, whoever is signed in.", Steps: p.back(r)})
+}
+
+// refused refuses a signed-in user a rule does not admit: back to where
+// they came from, or sign out to sign in with another account.
+func (p *Pages) refused(w http.ResponseWriter, r *http.Request, f session.Failure, user string) {
+	p.problem(w, r, f, pageData{Title: "Access denied", SignedInAs: user,
+		Message: "Your account may not open this page. Ask your administrator if you need it, or sign out and sign in with another account.",
+		Steps:   append(p.back(r), step{Label: "Sign out", URL: p.logout, Post: true})})
+}
+
 // Chooser lists the identity providers.
 func (p *Pages) Chooser(w http.ResponseWriter, r *http.Request, page session.ChooserPage) {
 	p.render(w, r, pageData{Status: http.StatusOK, Title: "Sign in", Message: "Choose your organisation to continue.", Chooser: &page})
@@ -150,14 +396,14 @@ func (p *Pages) Chooser(w http.ResponseWriter, r *http.Request, page session.Cho
 // SignedOut confirms a logout.
 func (p *Pages) SignedOut(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, pageData{Status: http.StatusOK, Title: "Signed out", Message: "You have been signed out of this application.",
-		Action: &session.Choice{DisplayName: "Sign in again", URL: "/"}})
+		Steps: []step{{Label: "Sign in again", URL: "/"}}})
 }
 
 // ConfirmLogout asks before signing out: only its form's same-origin
 // POST signs out, never a GET.
 func (p *Pages) ConfirmLogout(w http.ResponseWriter, r *http.Request, action string) {
 	p.render(w, r, pageData{Status: http.StatusOK, Title: "Sign out?", Message: "Sign out of this application on this browser.",
-		Confirm: &session.Choice{DisplayName: "Sign out", URL: action}})
+		Steps: []step{{Label: "Sign out", URL: action, Post: true}}})
 }
 
 // AutoPost sends the browser on with a form that posts itself: a script
@@ -195,12 +441,14 @@ var autoPostTemplate = template.Must(template.New("post").Parse(`<!doctype html>
 
 // notFound is the answer for unknown reserved paths.
 func (p *Pages) notFound(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, pageData{Status: http.StatusNotFound, Title: "Not found", Message: "There is nothing at this address."})
+	p.render(w, r, pageData{Status: http.StatusNotFound, Title: "Not found", Message: "There is nothing at this address.",
+		Steps: []step{{Label: "Go to the start page", URL: "/"}}})
 }
 
 // unauthorized answers requests that cannot be sent to a login page.
 func (p *Pages) unauthorized(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, pageData{Status: http.StatusUnauthorized, Title: "Authentication required", Message: "Sign in through a browser first."})
+	p.render(w, r, pageData{Status: http.StatusUnauthorized, Title: "Sign-in required",
+		Message: "This address needs you to sign in first.", Steps: []step{p.signIn(r)}})
 }
 
 // tooManyRequests answers a client over its rate limit; the caller sets
@@ -226,7 +474,7 @@ func (p *Pages) tooManyAtOnce(w http.ResponseWriter, r *http.Request) {
 // refuseRequest refuses a request gatehouse will not forward; the reason is
 // logged under the page's error ID.
 func (p *Pages) refuseRequest(w http.ResponseWriter, r *http.Request, status int, reason string, err error) {
-	id := newErrorID()
+	id := errorID(r)
 	if p.OnProblem != nil {
 		p.OnProblem(reason, status, false)
 	}
@@ -247,9 +495,10 @@ func clientIPField(r *http.Request) fmt.Stringer { return ClientIP(r.Context()) 
 
 // badGateway answers when the upstream cannot be reached.
 func (p *Pages) badGateway(w http.ResponseWriter, r *http.Request, err error) {
-	id := newErrorID()
+	id := errorID(r)
 	p.log.Error("upstream request failed", zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.String("method", r.Method),
 		zap.String("path", r.URL.Path), zap.Error(err))
 	p.render(w, r, pageData{Status: http.StatusBadGateway, Title: "Application unavailable",
-		Message: "The application behind this sign-in did not answer. Please try again in a minute.", ErrorID: id})
+		Message: "The application behind this sign-in did not answer. Please try again in a minute.", ErrorID: id,
+		Steps: []step{p.tryAgain(r, session.Failure{Page: session.Unavailable})}})
 }

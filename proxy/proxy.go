@@ -196,6 +196,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		p.routes[pre+PathJWKS] = http.HandlerFunc(p.signer.serveJWKS)
 	}
 	p.scim = opts.SCIM
+	p.pages.bind(cfg.Prefix, cfg.BaseURL)
 	return p, nil
 }
 
@@ -260,7 +261,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if j.deny != nil {
-		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
+		p.pages.closed(w, r, session.Failure{Page: session.AccessDenied, Reason: "forbidden",
 			Err: fmt.Errorf("authorization[%d] denies %s %s", j.deny.index, r.Method, r.URL.Path)})
 		return
 	}
@@ -284,8 +285,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.pages.Problem(w, r, session.Failure{Page: session.Unavailable, Reason: "store", Err: err})
 		return
 	case !id.active:
-		p.pages.Problem(w, r, session.Failure{Page: session.AccessDenied, Reason: "inactive",
-			Err: fmt.Errorf("user %s is deactivated", id.userID)})
+		p.pages.deactivated(w, r, session.Failure{Page: session.AccessDenied, Reason: "inactive",
+			Err: fmt.Errorf("user %s is deactivated", id.userID)}, id.user.UserName)
 		return
 	case !p.admit(w, r, j, s, id):
 		return

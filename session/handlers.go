@@ -80,7 +80,8 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		v := url.Values{"idp": {in.cfg.Name}, "return": {returnTo}}
-		c := Choice{Name: in.cfg.Name, DisplayName: in.displayName(), URL: m.cfg.Endpoints.Login + "?" + v.Encode(), LastUsed: in.cfg.Name == last}
+		c := Choice{Name: in.cfg.Name, DisplayName: in.displayName(), URL: m.cfg.Endpoints.Login + "?" + v.Encode(), LastUsed: in.cfg.Name == last,
+			Unavailable: in.sp.Load() == nil}
 		if c.LastUsed {
 			page.Choices = append([]Choice{c}, page.Choices...)
 		} else {
@@ -233,7 +234,12 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 			case errors.Is(err, ErrUnavailable):
 				page = Unavailable
 			}
-			m.pages.Problem(w, r, Failure{Page: page, Reason: "login", Err: err})
+			reason := "login"
+			var refusal *Refusal
+			if errors.As(err, &refusal) && refusal.Reason != "" {
+				reason = refusal.Reason
+			}
+			m.pages.Problem(w, r, Failure{Page: page, Reason: reason, Err: err})
 			return
 		}
 		now := m.now()
@@ -249,6 +255,18 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 	})
 }
 
+// Refusal is an error of a LoginFunc that says why the login was refused
+// (mapping, disabled, not_provisioned, rejected, store...): the reason the
+// ACS logs in "request refused" and counts. Wrap ErrAccessDenied or
+// ErrUnavailable in Err to choose the page.
+type Refusal struct {
+	Reason string
+	Err    error
+}
+
+func (e *Refusal) Error() string { return e.Err.Error() }
+func (e *Refusal) Unwrap() error { return e.Err }
+
 // consume validates the posted response. Failures carry the reason for
 // logs and metrics; the browser sees only the page.
 //
@@ -259,7 +277,13 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 // state its RelayState names (ditto) before the response is decoded; a
 // response beyond responseLimits by a scan that builds nothing; and only
 // then are trees built and signatures checked.
-func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, string, *Failure) {
+func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (_ Identity, _ string, failure *Failure) {
+	var known string // the login's return path, once its state is read
+	defer func() {
+		if failure != nil && failure.ReturnTo == "" {
+			failure.ReturnTo = known
+		}
+	}()
 	fail := func(reason string, err error) (Identity, string, *Failure) {
 		return Identity{}, "", &Failure{Page: LoginFailed, Reason: reason, Err: err}
 	}
@@ -276,6 +300,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (Identity, str
 	relay := form.relay
 	st, solicited := m.pendingLogin(w, r, relay)
 	if solicited {
+		known = st.ReturnTo
 		// A login state serves one response, whatever becomes of it: a
 		// browser that ignores the cookie's deletion cannot post again
 		// with it, so each response parsed costs a login start (which the

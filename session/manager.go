@@ -43,6 +43,9 @@ type Failure struct {
 	Page   Page
 	Reason string // short, for logs and metrics: "replay", "audience", ...
 	Err    error  // details for the log; never shown to the browser
+	// ReturnTo is where the failed login was going, when known: the
+	// page's "Try again" starts a fresh login to it.
+	ReturnTo string
 }
 
 // Choice is an IdP offered on the chooser page.
@@ -50,6 +53,9 @@ type Choice struct {
 	Name, DisplayName, URL string
 	// LastUsed marks the IdP this browser chose last time.
 	LastUsed bool
+	// Unavailable marks an IdP whose metadata is not loaded (or has
+	// expired): a login through it cannot start now.
+	Unavailable bool
 }
 
 // ChooserPage is the IdP chooser: the choices (the last used first), and,
@@ -128,8 +134,6 @@ type Manager struct {
 	cfg         Config
 	log         *zap.Logger
 	audit       *zap.Logger
-	clientAddr  func(*http.Request) string // nil: RemoteAddr's host
-	requestID   func(*http.Request) string // nil: the X-Request-Id response header
 	clientAddr  func(*http.Request) string // nil: RemoteAddr's host
 	requestID   func(*http.Request) string // nil: the X-Request-Id response header
 	now         func() time.Time

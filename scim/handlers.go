@@ -111,10 +111,12 @@ func (s *Server) createUser(w *statusWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	w.note.user("", nil, u)
 	u, err = s.store.CreateUser(r.Context(), u)
 	if err != nil {
 		return err
 	}
+	w.note.user(u.ID, nil, u)
 	s.changed(u.ID)
 	return s.writeUser(w, r, http.StatusCreated, u)
 }
@@ -137,6 +139,7 @@ func (s *Server) replaceUser(w *statusWriter, r *http.Request, id string) error 
 		return err
 	}
 	u.ID = id
+	w.note.user(id, &cur, u)
 	u, err = s.store.ReplaceUser(r.Context(), u, want)
 	if err != nil {
 		return err
@@ -175,6 +178,7 @@ func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
 		if u, err = s.dec().user(s.users, doc, cur); err != nil {
 			return err
 		}
+		w.note.user(id, &cur, u)
 		u, err = s.store.ReplaceUser(r.Context(), u, cur.Version)
 		return err
 	})
@@ -204,6 +208,9 @@ func (s *Server) deleteUser(w *statusWriter, r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
+	if cur, err := s.store.User(r.Context(), id); err == nil {
+		w.note.user(id, nil, cur) // the audit event names whom it deleted
+	}
 	if err := s.store.DeleteUser(r.Context(), id, want); err != nil {
 		return err
 	}
@@ -221,6 +228,9 @@ func (s *Server) deleteGroup(w *statusWriter, r *http.Request, id string) error 
 	want, err := ifMatch(r)
 	if err != nil {
 		return err
+	}
+	if cur, err := s.groupDir.Group(r.Context(), id, false); err == nil {
+		w.note.groupWrite(id, cur.Name, provision.GroupChange{})
 	}
 	if err := s.groupDir.DeleteGroup(r.Context(), id, want); err != nil {
 		return err
@@ -281,10 +291,12 @@ func (s *Server) createGroup(w *statusWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	w.note.groupWrite("", g.Name, provision.GroupChange{Add: make([]string, len(g.Members))})
 	g, err = s.groupDir.CreateGroup(r.Context(), g)
 	if err != nil {
 		return err
 	}
+	w.note.groupWrite(g.ID, g.Name, provision.GroupChange{Add: make([]string, len(g.Members))})
 	for _, m := range g.Members {
 		s.changed(m.UserID)
 	}
@@ -332,6 +344,7 @@ func (s *Server) replaceGroup(w *statusWriter, r *http.Request, id string) error
 		return err
 	}
 	c := groupChange(cur, next)
+	w.note.groupWrite(id, next.Name, c)
 	g, err := s.groupDir.UpdateGroup(r.Context(), id, c, want)
 	if err != nil {
 		return err
@@ -379,6 +392,7 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 			return err
 		}
 		c = groupChange(cur, next)
+		w.note.groupWrite(id, next.Name, c)
 		g, err = s.groupDir.UpdateGroup(r.Context(), id, c, cur.Version)
 		return err
 	})

@@ -37,6 +37,9 @@ type Options struct {
 	// OnRequest, when set, is told each request's operation, status and
 	// duration (metrics).
 	OnRequest func(op string, status int, d time.Duration)
+	// RequestID, when set, gives the ID of the request in ctx for the
+	// audit events (cmd passes proxy.RequestID).
+	RequestID func(ctx context.Context) string
 	// Audit receives one event per write (create, replace, patch,
 	// deactivation, delete); default Logger.Named("audit").
 	Audit *zap.Logger
@@ -53,6 +56,7 @@ type Server struct {
 	mount     string
 	log       *zap.Logger
 	audit     *zap.Logger
+	reqID     func(context.Context) string
 	hashes    [][sha256.Size]byte
 	changed   func(string)
 	onRequest func(op string, status int, d time.Duration)
@@ -72,7 +76,8 @@ func NewServer(cfg Config, store provision.Store, opts Options) (*Server, error)
 		return nil, errors.New("scim: the configured store does not support SCIM")
 	}
 	s := &Server{cfg: cfg, store: dir, base: strings.TrimSuffix(opts.BaseURL, "/"), mount: strings.TrimSuffix(opts.Mount, "/"),
-		log: opts.Logger, audit: opts.Audit, changed: opts.OnUserChange, onRequest: opts.OnRequest}
+		log: opts.Logger, audit: opts.Audit, changed: opts.OnUserChange, onRequest: opts.OnRequest,
+		reqID: opts.RequestID}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -133,19 +138,24 @@ func NewServer(cfg Config, store provision.Store, opts Options) (*Server, error)
 func (s *Server) OwnedFields() []string { return slices.Clone(s.owned) }
 
 // authorized checks the bearer token against every configured digest in
-// constant time.
-func (s *Server) authorized(r *http.Request) bool {
+// constant time, and names the token that matched (see clientName).
+func (s *Server) authorized(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return false
+		return "", false
 	}
 	d := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	match := 0
+	match, which := 0, 0
 	for i := range s.hashes {
-		match |= subtle.ConstantTimeCompare(d[:], s.hashes[i][:])
+		eq := subtle.ConstantTimeCompare(d[:], s.hashes[i][:])
+		match |= eq
+		which = subtle.ConstantTimeSelect(eq, i, which)
 	}
-	return match == 1
+	if match != 1 {
+		return "", false
+	}
+	return s.clientName(which), true
 }
 
 // statusWriter records the status for the access log.
@@ -153,6 +163,8 @@ type statusWriter struct {
 	http.ResponseWriter
 	status   int
 	scimType string
+	client   string    // the token that authenticated the request
+	note     auditNote // what a write did, for its audit event
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -166,6 +178,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	op, err := s.serve(w, r)
 	if err != nil {
 		s.writeError(w, err)
+	}
+	if w.client != "" && isWrite(op) {
+		s.auditWrite(r, w, op, w.client, pathID(r.URL.Path, s.mount), err)
 	}
 	fields := []zap.Field{zap.String("method", r.Method), zap.String("op", op), zap.Int("status", w.status),
 		zap.Duration("duration", time.Since(start))}
@@ -188,10 +203,12 @@ func (s *Server) serve(w *statusWriter, r *http.Request) (string, error) {
 	if !ok {
 		return "unknown", &Error{Status: 404, Detail: "not a SCIM endpoint"}
 	}
-	if !s.authorized(r) {
+	client, ok := s.authorized(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-scim"`)
 		return "auth", &Error{Status: 401, Detail: "a valid bearer token is required"}
 	}
+	w.client = client
 	seg := strings.Split(strings.Trim(rel, "/"), "/")
 	if len(seg) > 2 || seg[0] == "" {
 		return "unknown", &Error{Status: 404, Detail: "no such SCIM endpoint"}

@@ -84,7 +84,14 @@ type SCIMConfig struct {
 type LogConfig struct {
 	Format string `yaml:"format"` // json (default) or console
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	// Access turns the access log (logger "access", one line per request)
+	// on or off; default on. Like the audit events (logger "audit"), it is
+	// written at info whatever Level says.
+	Access *bool `yaml:"access"`
 }
+
+// accessLog reports whether the access log is on (the default).
+func (c LogConfig) accessLog() bool { return c.Access == nil || *c.Access }
 
 // IdPConfig is one IdP connection: its SAML side and its JIT rules.
 type IdPConfig struct {

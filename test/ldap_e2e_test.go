@@ -122,3 +122,165 @@ func TestLDAPKilledMidLogin(t *testing.T) {
 		t.Errorf("Ping after restart: %v", err)
 	}
 }
+
+// TestLDAPSlapdConfLogin: an OpenLDAP configured from slapd.conf (not
+// cn=config), with the gatehouse schema as an include file and the
+// recommended index on gatehouseState: check passes, a SAML login
+// provisions through the store, the login's search on gatehouseState is
+// indexed, and a repeat login writes nothing.
+func TestLDAPSlapdConfLogin(t *testing.T) {
+	srv := slapd.Start(t, slapd.SlapdConf(), slapd.WithSchemaInclude(ldapdir.SchemaInclude, "gatehouseState"), slapd.WithDebug("trace"))
+	tn := srv.NewTenant(t)
+	st := newLDAPStore(t, srv, tn)
+	if err := st.Check(context.Background()); err != nil {
+		t.Fatalf("check against slapd.conf OpenLDAP: %v", err)
+	}
+	h := newHarness(t, options{store: st})
+
+	readResp(t, h.login(h.browser(), "/reports", alice))
+	if up := h.upstream.last(t); up.Header.Get("X-Forwarded-User") != "alice" || up.Header.Get("X-Forwarded-Groups") != "admins,staff" {
+		t.Errorf("upstream headers = %v", up.Header)
+	}
+	res, err := srv.Admin(t).Search(ldap.NewSearchRequest("uid=alice,"+tn.People, ldap.ScopeBaseObject, 0, 0, 0, false,
+		"(objectClass=*)", []string{"objectClass", "gatehouseState", "memberOf"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("alice's entry: %v", err)
+	}
+	if e := res.Entries[0]; !hasFold(e.GetAttributeValues("objectClass"), "gatehouseAccount") || len(e.GetAttributeValues("gatehouseState")) == 0 ||
+		len(e.GetAttributeValues("memberOf")) != 2 {
+		t.Errorf("entry = %v", e.Attributes)
+	}
+	mark := srv.Mark()
+	readResp(t, h.login(h.browser(), "/", alice))
+	if ops := srv.Ops(mark); ops["ADD"]+ops["MOD"]+ops["DEL"]+ops["MODRDN"] != 0 {
+		t.Errorf("repeat login wrote to the directory: %v", ops)
+	}
+	if n, unindexed := stateSearches(srv.Log()); n == 0 || unindexed > 0 {
+		t.Errorf("slapd searched gatehouseState %d times, %d of them without an index", n, unindexed)
+	}
+}
+
+// stateSearches reads slapd's trace log: back-mdb logs "=>
+// mdb_equality_candidates (attr)" when it evaluates an equality filter,
+// followed in the same thread by "=> key_read" when it reads an index for
+// it, and by the candidates without a key read when there is none.
+func stateSearches(log string) (n, unindexed int) {
+	lines := strings.Split(log, "\n")
+	for i, l := range lines {
+		if !strings.HasSuffix(l, "=> mdb_equality_candidates (gatehouseState)") {
+			continue
+		}
+		n++
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		indexed := false
+		for _, next := range lines[i+1:] {
+			if g := strings.Fields(next); len(g) > 2 && g[1] == f[1] {
+				indexed = strings.HasSuffix(next, "=> key_read")
+				break
+			}
+		}
+		if !indexed {
+			unindexed++
+		}
+	}
+	return n, unindexed
+}
+
+func hasFold(vals []string, v string) bool {
+	for _, x := range vals {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLDAP389DS runs gatehouse against 389 Directory Server with the
+// shipped 389 schema and index LDIFs and the 389ds profile, out of the
+// box: check passes; a login creates the user with nsMemberOf among its
+// classes, so the memberOf plugin fills memberOf without complaint; a
+// deactivation (nsAccountLock) refuses the next login; the last member
+// leaves a group (389's groupOfNames may be empty) with one modify.
+func TestLDAP389DS(t *testing.T) {
+	ds := slapd.Start389(t)
+	ds.ApplyLDIF(t, ldapdir.Schema389DS)
+	ds.ApplyLDIF(t, ldapdir.Index389DS)
+	tn := ds.NewTenant(t)
+	st, err := ldapdir.New(ldapdir.Config{
+		Profile: ldapdir.Profile389DS, URL: ds.URL, InsecurePlaintext: true,
+		BindDN: slapd.BindDN, BindPassword: slapd.BindPassword, UserBase: tn.People, GroupBase: tn.Groups,
+		Attributes: map[string]string{
+			provision.FieldUserName: "uid", provision.FieldEmail: "mail", provision.FieldDisplayName: "displayName",
+			provision.FieldGivenName: "givenName", provision.FieldFamilyName: "sn", "employee_id": "employeeNumber",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.Check(ctx); err != nil {
+		t.Fatalf("check against 389 DS: %v", err)
+	}
+	h := newHarness(t, options{store: st})
+	readResp(t, h.login(h.browser(), "/", alice))
+	if up := h.upstream.last(t); up.Header.Get("X-Forwarded-User") != "alice" || up.Header.Get("X-Forwarded-Groups") != "admins,staff" {
+		t.Errorf("upstream headers = %v", up.Header)
+	}
+	admin := ds.Admin(t)
+	res, err := admin.Search(ldap.NewSearchRequest("uid=alice,"+tn.People, ldap.ScopeBaseObject, 0, 0, 0, false,
+		"(objectClass=*)", []string{"objectClass", "memberOf", "employeeNumber"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("alice's entry: %v", err)
+	}
+	e := res.Entries[0]
+	if !hasFold(e.GetAttributeValues("objectClass"), "nsMemberOf") || len(e.GetAttributeValues("memberOf")) != 2 || e.GetAttributeValue("employeeNumber") != "E1001" {
+		t.Errorf("entry = %v", e.Attributes)
+	}
+	res, err = admin.Search(ldap.NewSearchRequest("cn=gatehouseState,cn=index,cn=userRoot,cn=ldbm database,cn=plugins,cn=config",
+		ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=nsIndex)", []string{"nsIndexType"}, nil))
+	if err != nil || len(res.Entries) != 1 || res.Entries[0].GetAttributeValue("nsIndexType") != "eq" {
+		t.Errorf("the gatehouseState index: %v", err)
+	}
+	if log := ds.ErrorsLog(); strings.Contains(strings.ToLower(log), "memberof") && strings.Contains(strings.ToLower(log), "violation") {
+		t.Errorf("389 DS logged a memberOf schema violation: %s", log)
+	}
+
+	// The last member leaves: one modify, no placeholder.
+	only := person{nameID: "c0c-0003", uid: "carol", mail: "carol@example.com", display: "Carol", family: "Clark", groups: []string{"auditors"}}
+	readResp(t, h.login(h.browser(), "/", only))
+	before := st.Stats()
+	only.groups = []string{"staff"}
+	readResp(t, h.login(h.browser(), "/", only))
+	res, err = admin.Search(ldap.NewSearchRequest("cn=auditors,"+tn.Groups, ldap.ScopeBaseObject, 0, 0, 0, false,
+		"(objectClass=*)", []string{"member"}, nil))
+	if err != nil || len(res.Entries) != 1 || len(res.Entries[0].GetAttributeValues("member")) != 0 {
+		t.Errorf("the emptied group: %v %v", err, res)
+	}
+	// Leaving auditors, joining staff, and the entry's record: three.
+	if d := st.Stats().Modifies - before.Modifies; d != 3 {
+		t.Errorf("modifies for leaving the last group and joining another = %d, want 3", d)
+	}
+
+	var id string
+	for _, ev := range h.auditEvents() {
+		if ev["name_id"] == alice.nameID {
+			id, _ = ev["user_id"].(string)
+		}
+	}
+	if err := st.SetActive(ctx, id, false); err != nil {
+		t.Fatalf("deactivate on 389 DS: %v", err)
+	}
+	res, err = admin.Search(ldap.NewSearchRequest("uid=alice,"+tn.People, ldap.ScopeBaseObject, 0, 0, 0, false,
+		"(objectClass=*)", []string{"nsAccountLock"}, nil))
+	if err != nil || len(res.Entries) != 1 || !strings.EqualFold(res.Entries[0].GetAttributeValue("nsAccountLock"), "true") {
+		t.Errorf("nsAccountLock after deactivation: %v", err)
+	}
+	resp := h.login(h.browser(), "/", alice)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("login of a deactivated user on 389 DS: %d %s", resp.StatusCode, body)
+	}
+}

@@ -85,6 +85,13 @@ func New389(dir string) (*DS389, error) {
 	if lastErr != nil {
 		return nil, fmt.Errorf("389 Directory Server did not start: %v", lastErr)
 	}
+	// The first start completes dse.ldif as an upgrade would (the
+	// entryUUID plugin among others), and those plugins run from the next
+	// start on: restart, as dscreate does.
+	d.Stop()
+	if err := d.start(); err != nil {
+		return nil, fmt.Errorf("389 Directory Server did not restart: %v", err)
+	}
 	if err := d.setup(); err != nil {
 		d.Stop()
 		return nil, fmt.Errorf("389 Directory Server setup: %v", err)
@@ -247,6 +254,8 @@ func (d *DS389) setup() error {
 		{`cn="` + Suffix + `",cn=mapping tree,cn=config`, map[string][]string{
 			"objectClass": {"top", "extensibleObject", "nsMappingTree"}, "cn": {Suffix},
 			"nsslapd-state": {"backend"}, "nsslapd-backend": {"userRoot"}}},
+		{"cn=entryUUID,cn=index,cn=userRoot,cn=ldbm database,cn=plugins,cn=config", map[string][]string{
+			"objectClass": {"top", "nsIndex"}, "cn": {"entryUUID"}, "nsSystemIndex": {"false"}, "nsIndexType": {"eq", "pres"}}},
 		{Suffix, map[string][]string{"objectClass": {"top", "domain"}, "dc": {"example"},
 			"aci": {`(targetattr="*")(version 3.0; acl "gatehouse provisioner"; allow (all) userdn="ldap:///` + BindDN + `";)`,
 				`(targetattr!="userPassword")(version 3.0; acl "authenticated read"; allow (read, search, compare) userdn="ldap:///all";)`}}},

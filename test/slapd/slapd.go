@@ -56,7 +56,8 @@ type Server struct {
 	dir     string
 	bin     string
 	urls    string
-	conf    bool // configured by slapd.conf, not cn=config
+	conf    bool     // configured by slapd.conf, not cn=config
+	debug   []string // log levels beyond stats
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -72,7 +73,12 @@ type settings struct {
 	indexes   []string
 	conf      bool
 	noPPolicy bool
+	debug     []string
 }
+
+// WithDebug adds slapd log levels (slapd -d) to stats, such as "trace",
+// under which back-mdb names the attributes it searched without an index.
+func WithDebug(level string) Option { return func(s *settings) { s.debug = append(s.debug, level) } }
 
 // SlapdConf configures slapd from a slapd.conf file, as installations
 // that predate cn=config do, instead of a cn=config directory. Schemas
@@ -136,7 +142,7 @@ func New(dir string, opts ...Option) (*Server, error) {
 	if len(set.schemas) > 0 && set.conf || len(set.includes) > 0 && !set.conf {
 		return nil, fmt.Errorf("slapd: WithSchema is for cn=config, WithSchemaInclude for SlapdConf")
 	}
-	s := &Server{dir: dir, bin: bin, conf: set.conf}
+	s := &Server{dir: dir, bin: bin, conf: set.conf, debug: set.debug}
 	if err := s.writeCerts(); err != nil {
 		return nil, fmt.Errorf("slapd certificates: %v", err)
 	}
@@ -231,7 +237,11 @@ func (s *Server) start() error {
 	if s.conf {
 		cfg = []string{"-f", filepath.Join(s.dir, "slapd.conf")}
 	}
-	cmd := exec.Command(s.bin, append(cfg, "-h", s.urls, "-d", "stats")...)
+	args := append(cfg, "-h", s.urls, "-d", "stats")
+	for _, l := range s.debug {
+		args = append(args, "-d", l)
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {

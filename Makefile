@@ -25,7 +25,8 @@ test: vet test-deps ## run every test, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Debian packages the tests use: chromium for the real-browser test,
-# slapd and ldap-utils for the directory tests, postgresql for the SQL
+# slapd and ldap-utils for the directory tests, 389-ds-base for the 389
+# Directory Server store test, postgresql for the SQL
 # tests (the harness runs its own throwaway clusters with initdb), xmlsec1
 # and python3-pysaml2 for SAML interoperability (signatures, encryption and
 # whole responses from implementations independent of gatehouse's),
@@ -39,6 +40,7 @@ test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	{ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing="$$missing slapd ldap-utils"; \
+	[ -x /usr/sbin/ns-slapd ] || missing="$$missing 389-ds-base"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \

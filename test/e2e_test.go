@@ -414,7 +414,8 @@ func (failingStore) Ping(context.Context) error                    { return errD
 func (failingStore) Close() error                                  { return nil }
 
 // TestStoreFailure: by default a login with the store down ends on the
-// 503 page with an error ID, and readyz reports it; continue_on_store_error
+// 503 page with an error ID; readyz stays 200 and ?verbose and ?strict
+// report the store; continue_on_store_error
 // does not admit a user this instance has not seen.
 func TestStoreFailure(t *testing.T) {
 	t.Run("refuse", func(t *testing.T) {
@@ -431,8 +432,15 @@ func TestStoreFailure(t *testing.T) {
 		if len(logged) != 1 || !strings.Contains(fmt.Sprint(logged[0].ContextMap()["error"]), "database is down") {
 			t.Errorf("the log should carry the cause: %v", logged)
 		}
-		if code, _ := h.get(h.browser(), "/.gatehouse/readyz", nil); code != http.StatusServiceUnavailable {
-			t.Errorf("readyz = %d", code)
+		if code, _ := h.get(h.browser(), "/.gatehouse/readyz", nil); code != http.StatusOK {
+			t.Errorf("readyz = %d, want 200 (degraded)", code)
+		}
+		if code, body := h.get(h.browser(), "/.gatehouse/readyz?verbose", nil); code != http.StatusOK ||
+			!strings.Contains(body, "[-]store failed\n") || !strings.HasSuffix(body, "readyz check passed\n") || strings.Contains(body, "database is down") {
+			t.Errorf("readyz?verbose = %d %q", code, body)
+		}
+		if code, _ := h.get(h.browser(), "/.gatehouse/readyz?strict", nil); code != http.StatusServiceUnavailable {
+			t.Errorf("readyz?strict = %d, want 503", code)
 		}
 	})
 	t.Run("continue", func(t *testing.T) {

@@ -3,10 +3,14 @@ package ldapdir_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"gatehouse/provision"
 	"gatehouse/provision/ldapdir"
@@ -344,5 +348,34 @@ func TestWithoutPPolicy(t *testing.T) {
 	e := readEntry(t, srv, "uid=alice,"+tn.People, "gatehouseState")
 	if slices.Contains(e.GetAttributeValues("gatehouseState"), "disabled") {
 		t.Error("the disabled mark stayed after reactivation")
+	}
+}
+
+// TestDeployExamples: the OpenLDAP and 389 DS store examples in deploy/
+// decode into a valid configuration, and the 389 one gets the 389ds
+// profile's classes.
+func TestDeployExamples(t *testing.T) {
+	for _, name := range []string{"store-openldap.example.yaml", "store-389ds.example.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Store struct {
+				LDAP ldapdir.Config `yaml:"ldap"`
+			} `yaml:"store"`
+		}
+		dec := yaml.NewDecoder(strings.NewReader(strings.ReplaceAll(string(b), "${GATEHOUSE_LDAP_PASSWORD}", "x")))
+		dec.KnownFields(true)
+		if err := dec.Decode(&f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c := f.Store.LDAP.WithDefaults()
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if name == "store-389ds.example.yaml" && (c.Profile != ldapdir.Profile389DS || !slices.Contains(c.UserObjectClasses, "nsMemberOf")) {
+			t.Errorf("%s: profile %q, classes %v", name, c.Profile, c.UserObjectClasses)
+		}
 	}
 }

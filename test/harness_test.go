@@ -249,7 +249,8 @@ func newHarness(t testing.TB, o options) *harness {
 		var err error
 		mount := strings.TrimSuffix(pcfg.Prefix+proxy.PathSCIM, "/")
 		sc, err = scim.NewServer(scim.Config{Tokens: []string{scimToken}}, h.store, scim.Options{BaseURL: h.base + mount, Mount: mount,
-			Logger: logger.Named("scim"), OnUserChange: func(id string) { h.proxy.Forget(id) }})
+			Logger: logger.Named("scim"), OnUserChange: func(id string) { h.proxy.Forget(id) },
+			RequestID: proxy.RequestID})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -300,3 +300,89 @@ func TestLoginRefusalReasons(t *testing.T) {
 		})
 	}
 }
+
+// scimAudit are the SCIM audit events so far.
+func (h *harness) scimAudit() []map[string]any {
+	var out []map[string]any
+	for _, e := range h.logs.FilterLoggerName("scim.audit").All() {
+		out = append(out, e.ContextMap())
+	}
+	return out
+}
+
+// TestSCIMWritesAudited: every SCIM write, successful or refused, writes
+// one audit event naming the action (deactivation and reactivation by
+// name), the resource, the token that authenticated it (never the token)
+// and the request ID; reads write none.
+func TestSCIMWritesAudited(t *testing.T) {
+	h := newHarness(t, options{scim: true})
+	type want struct {
+		action, name, result string
+		status               int64
+	}
+	var wants []want
+	step := func(method, path, body string, w want) map[string]any {
+		t.Helper()
+		status, doc := h.scimDo(method, path, body)
+		if int64(status) != w.status {
+			t.Fatalf("%s %s: %d %v, want %d", method, path, status, doc, w.status)
+		}
+		wants = append(wants, w)
+		return doc
+	}
+	doc := step("POST", "/Users", aliceSCIM, want{"users.create", "ALICE", "ok", 201})
+	id := doc["id"].(string)
+	step("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`,
+		want{"users.deactivate", "ALICE", "ok", 200})
+	step("PUT", "/Users/"+id, strings.Replace(aliceSCIM, `"active":true`, `"active":true,"id":"`+id+`"`, 1), want{"users.reactivate", "ALICE", "ok", 200})
+	step("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Alice A."}]}`,
+		want{"users.patch", "ALICE", "ok", 200})
+	step("POST", "/Users", aliceSCIM, want{"users.create", "ALICE", "refused", 409})
+	if status, _ := h.scimDo("GET", "/Users/"+id, ""); status != 200 {
+		t.Fatalf("get: %d", status)
+	}
+	g := step("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Finance","members":[{"value":"`+id+`"}]}`,
+		want{"groups.create", "Finance", "ok", 201})
+	gid := g["id"].(string)
+	step("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members[value eq \"`+id+`\"]"}]}`,
+		want{"groups.patch", "Finance", "ok", 204})
+	step("DELETE", "/Groups/"+gid, "", want{"groups.delete", "Finance", "ok", 204})
+	step("DELETE", "/Users/"+id, "", want{"users.delete", "ALICE", "ok", 204})
+	step("DELETE", "/Users/"+id, "", want{"users.delete", "", "refused", 404})
+
+	ev := h.scimAudit()
+	if len(ev) != len(wants) {
+		t.Fatalf("%d audit events for %d writes: %v", len(ev), len(wants), ev)
+	}
+	ids := map[any]bool{}
+	for i, w := range wants {
+		e := ev[i]
+		name := e["user_name"]
+		if strings.HasPrefix(w.action, "groups.") {
+			name = e["display_name"]
+		}
+		if name == nil {
+			name = ""
+		}
+		if e["action"] != w.action || name != w.name || e["result"] != w.result || e["status"] != w.status || e["client"] != "tokens[0]" {
+			t.Errorf("event %d = %v, want %+v", i, e, w)
+		}
+		if rid, _ := e["request_id"].(string); rid == "" || ids[rid] {
+			t.Errorf("event %d request_id %q (empty or repeated)", i, rid)
+		} else {
+			ids[rid] = true
+		}
+		if strings.Contains(fmt.Sprint(e), scimToken) {
+			t.Errorf("event %d names the token: %v", i, e)
+		}
+	}
+	if ev[0]["id"] != id || ev[len(ev)-1]["id"] != id {
+		t.Errorf("resource ids: %v, %v, want %s", ev[0]["id"], ev[len(ev)-1]["id"], id)
+	}
+	if g := ev[5]; g["members_added"] != int64(1) {
+		t.Errorf("group create: %v", g)
+	}
+	if g := ev[6]; g["members_removed"] != int64(1) {
+		t.Errorf("group patch: %v", g)
+	}
+}

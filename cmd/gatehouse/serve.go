@@ -54,6 +54,18 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 	return zap.New(streamCore{Core: core, streams: zapcore.NewCore(enc, out, zapcore.InfoLevel)}), nil
 }
 
+// auditClient is the client address a logout's audit event names: the
+// one the proxy derived through trusted_proxies.
+func auditClient(r *http.Request) string {
+	if a := proxy.ClientIP(r.Context()); a.IsValid() {
+		return a.String()
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
 // streamNames are the loggers log.level does not silence.
 var streamNames = []string{auditLogger, accessLogger}
 
@@ -181,7 +193,8 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *
 	if f.Log.accessLog() {
 		access = logger.Named(accessLogger)
 	}
-	sopts := session.Options{Logger: logger.Named("saml"), Pages: pages, Audit: audit}
+	sopts := session.Options{Logger: logger.Named("saml"), Pages: pages, Audit: audit,
+		ClientAddr: auditClient, RequestID: func(r *http.Request) string { return proxy.RequestID(r.Context()) }}
 	if r := f.State.Redis; r != nil {
 		rs := session.NewRedisState(rdb, r.KeyPrefix, f.Session.Cookie.MaxAge, logger.Named("redis"), nil)
 		go rs.Run(ctx)

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a log sink read while the server writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines are the JSON log lines so far.
+func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, s := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		if s == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatalf("log line %q: %v", s, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestLogStreamsIgnoreLevel: log.level warn (or error) silences info
+// lines but never the audit events or the access log, which go to the
+// same output in the same encoding.
+func TestLogStreamsIgnoreLevel(t *testing.T) {
+	for _, level := range []string{"warn", "error"} {
+		t.Run(level, func(t *testing.T) {
+			var buf lockedBuffer
+			logger, err := newLogger(LogConfig{Format: "json", Level: level}, &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logger.Info("chatter")
+			logger.Named("proxy").Info("proxied")
+			logger.Named("audit").Info("login")
+			logger.Named("access").Info("request")
+			logger.Named("audit").Debug("debug audit")
+			logger.Named("auditor").Info("a logger merely named alike")
+			logger.Named("scim").Error("failed")
+			var got []string
+			for _, l := range buf.lines(t) {
+				got = append(got, l["logger"].(string)+":"+l["msg"].(string))
+			}
+			if want := "audit:login access:request scim:failed"; strings.Join(got, " ") != want {
+				t.Errorf("written %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestAccessLogSwitch: serve writes one access-log line per request by
+// default, even at log.level warn, and none with log.access: false.
+func TestAccessLogSwitch(t *testing.T) {
+	for _, tc := range []struct {
+		name, log string
+		want      int
+	}{
+		{"default", "log:\n  level: warn\n", 1},
+		{"off", "log:\n  level: warn\n  access: false\n", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+			cfg := strings.Replace(goodConfig, "upstream: http://127.0.0.1:9000", "upstream: http://127.0.0.1:9000\nlisten: 127.0.0.1:0\n"+tc.log, 1)
+			f, err := loadConfig(writeConfig(t, cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.prepare(func(k string) string { return map[string]string{"TEST_GATEHOUSE_KEY": key}[k] }); err != nil {
+				t.Fatal(err)
+			}
+			var buf lockedBuffer
+			logger, err := newLogger(f.Log, &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			addr := make(chan string, 1)
+			done := make(chan error, 1)
+			go func() { done <- serve(ctx, f, logger, func(a string) { addr <- a }) }()
+			req, _ := http.NewRequest(http.MethodGet, "http://"+<-addr+"/.gatehouse/healthz?token=secret", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			stop()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("serve did not stop")
+			}
+			var access []map[string]any
+			for _, l := range buf.lines(t) {
+				if l["logger"] == "access" {
+					access = append(access, l)
+				}
+			}
+			if len(access) != tc.want {
+				t.Fatalf("%d access lines, want %d: %v", len(access), tc.want, access)
+			}
+			if tc.want == 1 {
+				l := access[0]
+				if l["path"] != "/.gatehouse/healthz" || l["status"] != float64(200) || l["request_id"] != resp.Header.Get("X-Request-Id") ||
+					l["level"] != "info" {
+					t.Errorf("access line %v", l)
+				}
+			}
+		})
+	}
+}

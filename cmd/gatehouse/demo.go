@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"io/fs"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,18 +25,22 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/crewjam/saml/samlidp"
 	"go.uber.org/zap"
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// The demo runs three servers on loopback: gatehouse on port, crewjam's
-// samlidp as the identity provider on port+1, and an application that
-// echoes the headers it receives on port+2. Gatehouse reads a config file
-// the demo writes, through the same code path as `gatehouse serve`.
+// The demo runs three servers on loopback: gatehouse on port (and its
+// admin listener on port+3), crewjam's samlidp as the identity provider on
+// port+1, and an application that echoes the headers it receives on
+// port+2. Gatehouse reads a config file the demo writes when it is absent,
+// through the same code path as `gatehouse serve`; an edited file is kept
+// (only its ports follow --port).
 
 // demoUsers are the demo IdP's accounts.
 var demoUsers = []samlidp.User{
@@ -43,8 +48,10 @@ var demoUsers = []samlidp.User{
 	{Name: "bob", Email: "bob@example.com", CommonName: "Bob Baker", GivenName: "Bob", Surname: "Baker", Groups: []string{"staff"}},
 }
 
-const demoConfig = `# Written by "gatehouse demo" on every start. It is an ordinary config:
-# "gatehouse serve --config {{.Dir}}/gatehouse.yaml" reads it the same way.
+const demoConfig = `# Written by "gatehouse demo" because it was absent. Edit it and restart the
+# demo: it is kept (a different --port moves only its ports). Delete it to
+# start afresh. It is an ordinary config: "gatehouse serve --config
+# {{.Dir}}/gatehouse.yaml" reads it the same way.
 version: 1
 listen: 127.0.0.1:{{.Port}}
 admin_listen: 127.0.0.1:{{.AdminPort}}   # /metrics, /healthz, /readyz
@@ -77,8 +84,8 @@ scim:
 `
 
 func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Writer) error {
-	if port < 1 || port > 65533 {
-		return errors.New("demo: --port must leave room for two more ports")
+	if port < 1 || port > 65532 {
+		return errors.New("demo: --port must leave room for three more ports (the IdP, the application and the admin listener)")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -94,11 +101,26 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	if err := demoCookieKey(filepath.Join(dir, "cookie.key")); err != nil {
 		return fmt.Errorf("demo cookie key: %w", err)
 	}
-	logger, err := newLogger(LogConfig{Format: "console", Level: "info"}, stderr)
+
+	// The config: written when absent, else kept as edited (its ports
+	// follow --port), then read back like any other.
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	fresh, err := demoWriteConfig(cfgPath, dir, port, idpURL)
+	if err != nil {
+		return err
+	}
+	f, err := loadConfig(cfgPath)
+	if err != nil {
+		return fmt.Errorf("%w\n(fix %s, or delete it to start afresh)", err, cfgPath)
+	}
+	logger, err := newLogger(f.Log, stderr)
 	if err != nil {
 		return err
 	}
 	defer logger.Sync()
+	if !fresh {
+		logger.Info("demo: using the existing config (delete it to start afresh)", zap.String("config", cfgPath))
+	}
 
 	// The identity provider.
 	u, _ := url.Parse(idpURL)
@@ -127,28 +149,19 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	if err := os.WriteFile(filepath.Join(dir, "idp-metadata.xml"), meta, 0o600); err != nil {
 		return err
 	}
-
-	// The config, written and then read back like any other.
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	var cfg bytes.Buffer
-	template.Must(template.New("cfg").Parse(demoConfig)).Execute(&cfg, map[string]any{
-		"Dir": filepath.ToSlash(dir), "Port": port, "AppPort": port + 2, "AdminPort": port + 3, "IdPURL": idpURL})
-	if err := os.WriteFile(cfgPath, cfg.Bytes(), 0o600); err != nil {
-		return err
-	}
-	f, err := loadConfig(cfgPath)
-	if err != nil {
-		return err
-	}
 	if err := f.prepare(os.Getenv); err != nil {
-		return fmt.Errorf("%s:\n%w", cfgPath, err)
+		return fmt.Errorf("%s:\n%w\n(fix it, or delete it to start afresh)", cfgPath, err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
 	idpSrv := &http.Server{Handler: demoIdPHandler(idp, idpURL), ReadHeaderTimeout: 10 * time.Second}
-	appSrv := &http.Server{Handler: demoApp(idpURL, f.Store.SQLite.Path), ReadHeaderTimeout: 10 * time.Second}
+	storePath := "(not SQLite)"
+	if f.Store.SQLite != nil {
+		storePath = f.Store.SQLite.Path
+	}
+	appSrv := &http.Server{Handler: demoApp(idpURL, storePath), ReadHeaderTimeout: 10 * time.Second}
 	for _, s := range []struct {
 		srv  *http.Server
 		port int
@@ -174,8 +187,87 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 		cancel()
 		return err
 	case <-ctx.Done():
-		return <-errc // gatehouse drains and returns
+		// Ctrl-C or SIGTERM: gatehouse drains and returns; a stop asked
+		// for is a clean exit.
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
 	}
+}
+
+// demoWriteConfig writes the demo's config when it is absent and reports
+// that it did. An existing one is kept as edited; when it was written for
+// other ports (another --port), only its ports move: listen, admin_listen,
+// base_url, upstream and the demo IdP's entity_id.
+func demoWriteConfig(path, dir string, port int, idpURL string) (fresh bool, err error) {
+	old, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		var cfg bytes.Buffer
+		template.Must(template.New("cfg").Parse(demoConfig)).Execute(&cfg, map[string]any{
+			"Dir": filepath.ToSlash(dir), "Port": port, "AppPort": port + 2, "AdminPort": port + 3, "IdPURL": idpURL})
+		return true, os.WriteFile(path, cfg.Bytes(), 0o600)
+	}
+	if err != nil {
+		return false, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(old, &doc); err != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return false, fmt.Errorf("%s: not a YAML mapping (fix it, or delete it to start afresh): %v", path, err)
+	}
+	root := doc.Content[0]
+	listen := demoValue(root, "listen")
+	if listen == nil {
+		return false, nil
+	}
+	host, p, err := net.SplitHostPort(listen.Value)
+	if err != nil || p == strconv.Itoa(port) {
+		return false, nil // not the demo's shape, or the same ports
+	}
+	setPort := func(n *yaml.Node, port int) {
+		if n == nil {
+			return
+		}
+		if u, err := url.Parse(n.Value); err == nil && u.Host != "" {
+			u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
+			n.Value = u.String()
+		} else if h, _, err := net.SplitHostPort(n.Value); err == nil {
+			n.Value = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+	}
+	listen.Value = net.JoinHostPort(host, strconv.Itoa(port))
+	setPort(demoValue(root, "admin_listen"), port+3)
+	setPort(demoValue(root, "base_url"), port)
+	setPort(demoValue(root, "upstream"), port+2)
+	if idps := demoValue(root, "idps"); idps != nil && idps.Kind == yaml.SequenceNode {
+		for _, in := range idps.Content {
+			if name := demoValue(in, "name"); name != nil && name.Value == "demo" {
+				if e := demoValue(in, "entity_id"); e != nil {
+					e.Value = idpURL + "/metadata"
+				}
+			}
+		}
+	}
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return false, err
+	}
+	return false, os.WriteFile(path, out.Bytes(), 0o600)
+}
+
+// demoValue is the value node of key in a mapping node; nil when absent.
+func demoValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 func printBanner(w io.Writer, port int, idpURL, dir string, passwords map[string]string) {
@@ -186,7 +278,7 @@ gatehouse demo is running
   Sign in as     alice / %s   or   bob / %s
   Edit users     %s/demo/users   (then sign out and in again)
   User store     %s
-  Config         %s
+  Config         %s   (edit it and restart; delete it to start afresh)
   SCIM           http://localhost:%d/.gatehouse/scim/v2   (bearer token in %s)
   Metrics        http://127.0.0.1:%d/metrics
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,10 +12,12 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,12 +53,21 @@ type demo struct {
 	dir      string
 	port     int
 	password string // alice's
+	logs     *syncBuffer
 }
 
 // startDemo runs the demo in-process on free ports until the test ends.
 func startDemo(t *testing.T) demo {
 	t.Helper()
-	dir := t.TempDir()
+	d, stop := runDemo(t, t.TempDir())
+	t.Cleanup(func() { stop() })
+	return d
+}
+
+// runDemo runs the demo in-process in dir on free ports; stop ends it (as
+// Ctrl-C does) and returns what the demo returned.
+func runDemo(t *testing.T, dir string) (demo, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, logs syncBuffer
 	var port int
@@ -70,18 +82,24 @@ func startDemo(t *testing.T) demo {
 			t.Fatalf("demo did not start: %s", logs.String())
 		}
 	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("demo log:\n%s", logs.String())
-		}
-	})
+	var once sync.Once
+	var result error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			result = <-done
+			if t.Failed() {
+				t.Logf("demo log:\n%s", logs.String())
+			}
+		})
+		return result
+	}
 	pw := regexp.MustCompile(`alice / (\S+)`).FindStringSubmatch(out.String())
 	if pw == nil {
+		stop()
 		t.Fatalf("no password in banner:\n%s", out.String())
 	}
-	return demo{dir: dir, port: port, password: pw[1]}
+	return demo{dir: dir, port: port, password: pw[1], logs: &logs}, stop
 }
 
 func TestDemoLoginWithRealIdP(t *testing.T) {
@@ -320,5 +338,128 @@ func TestDemoMetrics(t *testing.T) {
 		if resp != nil {
 			resp.Body.Close()
 		}
+	}
+}
+
+// TestDemoKeepsEditedConfig: the demo writes its config only when it is
+// absent, so an edit survives a restart: an added authorization rule
+// takes effect, JSON logs are written, and a different --port moves only
+// the ports. A stop (Ctrl-C) is a clean exit.
+func TestDemoKeepsEditedConfig(t *testing.T) {
+	dir := t.TempDir()
+	d, stop := runDemo(t, dir)
+	if err := stop(); err != nil {
+		t.Fatalf("first demo stopped with %v, want a clean exit", err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(cfg), "  format: console", "  format: json", 1) + `authorization:
+  - path: /closed/
+    allow: deny
+pages:
+  app_name: Edited demo
+`
+	if !strings.Contains(edited, "format: json") {
+		t.Fatalf("config has no log format to edit:\n%s", cfg)
+	}
+	if err := os.WriteFile(cfgPath, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	d2, stop2 := runDemo(t, dir)
+	defer stop2()
+	if d2.port == d.port {
+		t.Log("both runs drew the same port; the port move is not exercised")
+	}
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://localhost:%d/closed/x", d2.port), nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "Not available") || !strings.Contains(string(body), "Edited demo") {
+		t.Errorf("the added deny rule: status %d\n%s", resp.StatusCode, body)
+	}
+	kept, _ := os.ReadFile(cfgPath)
+	for _, want := range []string{"path: /closed/", "app_name: Edited demo", "format: json",
+		fmt.Sprintf("listen: 127.0.0.1:%d", d2.port), fmt.Sprintf("upstream: http://127.0.0.1:%d", d2.port+2),
+		fmt.Sprintf("admin_listen: 127.0.0.1:%d", d2.port+3), fmt.Sprintf("base_url: http://localhost:%d", d2.port),
+		fmt.Sprintf("entity_id: http://localhost:%d/metadata", d2.port+1)} {
+		if !strings.Contains(string(kept), want) {
+			t.Errorf("config after the second start lacks %q:\n%s", want, kept)
+		}
+	}
+	jsonLine := false
+	for line := range strings.SplitSeq(d2.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "gatehouse serving" {
+			jsonLine = true
+		}
+	}
+	if !jsonLine {
+		t.Errorf("log.format: json was not used:\n%s", d2.logs.String())
+	}
+	if err := stop2(); err != nil {
+		t.Errorf("second demo stopped with %v", err)
+	}
+}
+
+// TestDemoExitsZeroOnSignal: the built binary, sent SIGINT (Ctrl-C) or
+// SIGTERM, drains and exits 0, so `make demo` does not end in "Error 1".
+func TestDemoExitsZeroOnSignal(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "gatehouse")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			var cmd *exec.Cmd
+			var out, logs syncBuffer
+			started := false
+			for attempt := 0; attempt < 5 && !started; attempt++ {
+				cmd = exec.Command(bin, "demo", "--port", fmt.Sprint(20000+rand.IntN(40000)), "--dir", dir)
+				out, logs = syncBuffer{}, syncBuffer{}
+				cmd.Stdout, cmd.Stderr = &out, &logs
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				exited := make(chan error, 1)
+				go func() { exited <- cmd.Wait() }()
+				deadline := time.Now().Add(30 * time.Second)
+				for !started && time.Now().Before(deadline) {
+					select {
+					case <-exited:
+						deadline = time.Time{} // a port was taken: try another
+					default:
+						started = strings.Contains(out.String(), "demo is running")
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				if !started {
+					cmd.Process.Kill()
+					continue
+				}
+				cmd.Process.Signal(sig)
+				select {
+				case err := <-exited:
+					if code := cmd.ProcessState.ExitCode(); err != nil || code != 0 {
+						t.Errorf("exit after %v: %v (code %d)\n%s", sig, err, code, logs.String())
+					}
+				case <-time.After(30 * time.Second):
+					cmd.Process.Kill()
+					t.Fatalf("demo still running 30s after %v", sig)
+				}
+			}
+			if !started {
+				t.Fatalf("demo did not start:\n%s", logs.String())
+			}
+		})
 	}
 }

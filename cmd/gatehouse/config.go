@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"encoding/base64"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
-	"go.yaml.in/yaml/v3"
 
 	"gatehouse/provision"
 	"gatehouse/provision/ldapdir"
@@ -213,42 +211,34 @@ func (s StoreConfig) sql() map[string]*sqldir.Config {
 	return out
 }
 
-// decodeConfig reads one YAML document strictly: unknown keys, a second
-// document and a wrong version are errors.
+// decodeConfig reads one YAML document strictly: unknown keys, values of
+// the wrong type, duplicate keys, a second document and a wrong version
+// are errors (the structural checks of parseConfig, without validation).
 func decodeConfig(r io.Reader) (*File, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxConfigBytes {
-		return nil, fmt.Errorf("config is larger than %d bytes", maxConfigBytes)
+	f, rep := parseConfig("config", data)
+	rep.sort()
+	if err := rep.Err(); err != nil {
+		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var f File
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("config is empty")
-		}
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("config: holds more than one YAML document")
-	}
-	if f.Version != configVersion {
-		return nil, fmt.Errorf("version: must be %d, got %d", configVersion, f.Version)
-	}
-	return &f, nil
+	return f, nil
 }
 
+// loadConfig is decodeConfig on a file.
 func loadConfig(path string) (*File, error) {
-	fh, err := os.Open(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
-	return decodeConfig(fh)
+	f, rep := parseConfig(path, data)
+	rep.sort()
+	if err := rep.Err(); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // withDefaults fills defaults and composes the per-package configs.
@@ -298,10 +288,30 @@ func (f *File) withDefaults() {
 
 var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
 
+// envValue reads the variable of a ${NAME} reference; the error names
+// the key and says whether the variable is unset or empty.
+func envValue(lookupEnv func(string) (string, bool), key, name string) (string, error) {
+	v, ok := lookupEnv(name)
+	switch {
+	case !ok:
+		return "", fmt.Errorf("%s: environment variable %s is not set", key, name)
+	case v == "":
+		return "", fmt.Errorf("%s: environment variable %s is set but empty", key, name)
+	}
+	return v, nil
+}
+
 // resolveSecrets decodes the cookie keys from the config, the environment
 // and key files. Problems name their key.
-func (f *File) resolveSecrets(getenv func(string) string) []error {
+func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 	var errs []error
+	env := func(key, name string) string {
+		v, err := envValue(lookupEnv, key, name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return v
+	}
 	var keys [][]byte
 	decode := func(key, v string) {
 		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
@@ -318,8 +328,7 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 	for i, v := range f.Session.Cookie.Keys {
 		key := fmt.Sprintf("cookie.keys[%d]", i)
 		if m := envRef.FindStringSubmatch(v); m != nil {
-			if v = getenv(m[1]); v == "" {
-				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+			if v = env(key, m[1]); v == "" {
 				continue
 			}
 		} else if strings.Contains(v, "${") {
@@ -342,8 +351,8 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 		const key = "store.ldap.bind_password"
 		if m := envRef.FindStringSubmatch(l.BindPassword); m == nil {
 			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a password in the config file would be readable by anyone who can read the file (or use bind_password_file)", key))
-		} else if l.BindPassword = getenv(m[1]); l.BindPassword == "" {
-			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+		} else {
+			l.BindPassword = env(key, m[1])
 		}
 	}
 	for name, c := range f.Store.sql() {
@@ -353,8 +362,8 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 		key := "store." + name + ".dsn"
 		if m := envRef.FindStringSubmatch(c.DSN); m == nil {
 			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a DSN can hold a password, which would be readable by anyone who can read the config file (or use dsn_file)", key))
-		} else if c.DSN = getenv(m[1]); c.DSN == "" {
-			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+		} else {
+			c.DSN = env(key, m[1])
 		}
 	}
 	if si := f.Proxy.SignedIdentity; si != nil {
@@ -389,8 +398,8 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 		default:
 			if m := envRef.FindStringSubmatch(r.URL); m == nil {
 				errs = append(errs, fmt.Errorf("%s.url: must be an environment reference like ${NAME}; a Redis URL can hold a password (or use url_file)", key))
-			} else if url = getenv(m[1]); url == "" {
-				errs = append(errs, fmt.Errorf("%s.url: environment variable %s is not set", key, m[1]))
+			} else {
+				url = env(key+".url", m[1])
 			}
 		}
 		if url != "" {
@@ -416,8 +425,7 @@ func (f *File) resolveSecrets(getenv func(string) string) []error {
 				errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME} (or use token_files or token_sha256)", key))
 				continue
 			}
-			if v = getenv(m[1]); v == "" {
-				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", key, m[1]))
+			if v = env(key, m[1]); v == "" {
 				continue
 			}
 			c.Config.Tokens = append(c.Config.Tokens, v)
@@ -593,10 +601,19 @@ func (f *File) policies(reserved []string) map[string]proxy.IdPPolicy {
 	return out
 }
 
-// prepare runs the whole check: defaults, secrets, validation.
+// prepare runs the whole check: defaults, secrets, validation. getenv
+// cannot tell an unset variable from an empty one: both are "not set".
 func (f *File) prepare(getenv func(string) string) error {
+	return errors.Join(f.prepareEnv(func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})...)
+}
+
+// prepareEnv is prepare with the environment read by os.LookupEnv's
+// rules, returning each problem.
+func (f *File) prepareEnv(lookupEnv func(string) (string, bool)) []error {
 	f.withDefaults()
-	errs := f.resolveSecrets(getenv)
-	errs = append(errs, f.validate()...)
-	return errors.Join(errs...)
+	errs := f.resolveSecrets(lookupEnv)
+	return append(errs, f.validate()...)
 }

@@ -167,7 +167,11 @@ func FuzzDecodeConfig(f *testing.F) {
 	f.Add([]byte(goodConfig))
 	f.Add([]byte("version: 1\nidps: [{name: a, mapping: {extra: {x: y}}}]\n"))
 	f.Add([]byte("version: 1\n&a [*a]\n"))
+	f.Add([]byte("version: 1\nbase: &b {name: x}\nidps: [{<<: *b, nme: y}, [z], q]\npublic_paths: &p [*p]\nlisten: ${X}\nlisten: 1\n"))
+	f.Add([]byte("version: 1\nrate_limit: {per_minute: \"3\", burst: 99999999999999999999}\nclock_skew: 30\nheaders: [a]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The full check: structure, then validation of what parsed.
+		checkConfig("fuzz.yaml", b, func(string) (string, bool) { return "", false })
 		cfg, err := decodeConfig(bytes.NewReader(b))
 		if err != nil {
 			return

@@ -27,13 +27,9 @@ import (
 // identity, the user record the mapping makes of it, and what a login
 // would write to the store. It writes nothing anywhere.
 func explainCommand(ctx context.Context, configPath, idpName, responsePath, at string, stdout, stderr io.Writer) int {
-	f, err := loadConfig(configPath)
-	if err != nil {
+	f, report := readConfig(configPath, os.LookupEnv)
+	if err := report.Err(); err != nil {
 		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if err := f.prepare(os.Getenv); err != nil {
-		fmt.Fprintf(stderr, "%s:\n%v\n", configPath, err)
 		return 1
 	}
 	var pol *IdPConfig

@@ -165,20 +165,15 @@ func (b buildInfo) String() string {
 }
 
 func checkCommand(ctx context.Context, path string, stdout, stderr io.Writer) int {
-	f, err := loadConfig(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	f, report := readConfig(path, os.LookupEnv)
+	if len(report.Problems) == 0 {
+		report.add(liveChecks(ctx, f)...)
 	}
-	problems := flatten(f.prepare(os.Getenv))
-	if len(problems) == 0 {
-		problems = append(problems, liveChecks(ctx, f)...)
+	for _, line := range report.Lines() {
+		fmt.Fprintln(stderr, line)
 	}
-	for _, p := range problems {
-		fmt.Fprintln(stderr, p)
-	}
-	if len(problems) > 0 {
-		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(problems))
+	if len(report.Problems) > 0 {
+		fmt.Fprintf(stderr, "%s: %s\n", path, report.Count())
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)

@@ -125,24 +125,36 @@ func planGroups(c provision.Claims, m *membership, owned map[string]bool) groupP
 // applyGroups carries out the plan for the user at userDN and returns the
 // names of the user's groups afterwards.
 func (s *Store) applyGroups(ctx context.Context, userDN string, p groupPlan, m *membership) ([]string, error) {
+	names, _, err := s.applyGroupsWrote(ctx, userDN, p, m)
+	return names, err
+}
+
+// applyGroupsWrote is applyGroups that also reports whether any of its
+// writes took effect: a member another writer had just added or removed
+// the same way is no write of this one.
+func (s *Store) applyGroupsWrote(ctx context.Context, userDN string, p groupPlan, m *membership) ([]string, bool, error) {
 	if m == nil {
 		m = &membership{byNorm: map[string]groupRef{}}
 	}
 	m = m.without(nil)
+	wrote := false
 	for _, g := range p.remove {
-		if err := s.leave(ctx, g.dn, userDN); err != nil {
-			return nil, err
+		w, err := s.leaveWrote(ctx, g.dn, userDN)
+		if err != nil {
+			return nil, wrote, err
 		}
+		wrote = wrote || w
 		delete(m.byNorm, g.norm)
 	}
 	for _, g := range p.add {
-		joined, err := s.join(ctx, g, userDN)
+		joined, w, err := s.joinWrote(ctx, g, userDN)
 		if err != nil {
-			return nil, err
+			return nil, wrote, err
 		}
+		wrote = wrote || w
 		m.byNorm[g.norm] = joined
 	}
-	return m.names(), nil
+	return m.names(), wrote, nil
 }
 
 // leave removes a member. A member already gone is fine; a groupOfNames
@@ -152,13 +164,20 @@ func (s *Store) applyGroups(ctx context.Context, userDN string, p groupPlan, m *
 // that the last member's removal asks for the placeholder in the same
 // modify, instead of sending one that fails.
 func (s *Store) leave(ctx context.Context, groupDN, userDN string) error {
+	_, err := s.leaveWrote(ctx, groupDN, userDN)
+	return err
+}
+
+// leaveWrote is leave that also reports whether it removed the member
+// (false: the member or the group was already gone).
+func (s *Store) leaveWrote(ctx context.Context, groupDN, userDN string) (bool, error) {
 	req := ldap.NewModifyRequest(groupDN, nil)
 	req.Delete("member", []string{userDN})
 	placed := false
 	if s.l.mustMember || s.emptyRefused.Load() {
 		last, err := s.lastMember(ctx, groupDN, userDN)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if last {
 			req.Add("member", []string{s.l.cfg.EmptyGroupMember})
@@ -174,10 +193,12 @@ func (s *Store) leave(ctx context.Context, groupDN, userDN string) error {
 		err = s.modify(ctx, req)
 	}
 	switch {
-	case err == nil, ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute), ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
-		return nil
+	case err == nil:
+		return true, nil
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute), ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		return false, nil
 	}
-	return fmt.Errorf("ldapdir: remove member from %s: %w", groupDN, err)
+	return false, fmt.Errorf("ldapdir: remove member from %s: %w", groupDN, err)
 }
 
 // lastMember reports whether userDN is the group's only member that is not
@@ -212,10 +233,17 @@ func (s *Store) lastMember(ctx context.Context, groupDN, userDN string) (bool, e
 // join adds the user to the group with g's name, creating the group when
 // there is none.
 func (s *Store) join(ctx context.Context, g groupRef, userDN string) (groupRef, error) {
+	joined, _, err := s.joinWrote(ctx, g, userDN)
+	return joined, err
+}
+
+// joinWrote is join that also reports whether it added the member
+// (false: the user was a member already).
+func (s *Store) joinWrote(ctx context.Context, g groupRef, userDN string) (groupRef, bool, error) {
 	for range maxAttempts {
 		found, err := s.findGroup(ctx, g)
 		if err != nil {
-			return g, err
+			return g, false, err
 		}
 		if found == nil {
 			err := s.add(ctx, s.l.groupAddRequest(g.name, userDN))
@@ -223,10 +251,10 @@ func (s *Store) join(ctx context.Context, g groupRef, userDN string) (groupRef, 
 				continue // created concurrently: join it
 			}
 			if err != nil {
-				return g, fmt.Errorf("ldapdir: create group %q: %w", g.name, err)
+				return g, false, fmt.Errorf("ldapdir: create group %q: %w", g.name, err)
 			}
 			g.dn = s.l.groupDN(g.name)
-			return g, nil
+			return g, true, nil
 		}
 		req := ldap.NewModifyRequest(found.dn, nil)
 		req.Add("member", []string{userDN})
@@ -239,14 +267,16 @@ func (s *Store) join(ctx context.Context, g groupRef, userDN string) (groupRef, 
 		}
 		err = s.modify(ctx, req)
 		switch {
-		case err == nil, ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists):
-			return *found, nil
+		case err == nil:
+			return *found, true, nil
+		case ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists):
+			return *found, false, nil
 		case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject), ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute):
 			continue // deleted or changed meanwhile
 		}
-		return g, fmt.Errorf("ldapdir: add member to %s: %w", found.dn, err)
+		return g, false, fmt.Errorf("ldapdir: add member to %s: %w", found.dn, err)
 	}
-	return g, fmt.Errorf("ldapdir: group %q kept changing under %d attempts", g.name, maxAttempts)
+	return g, false, fmt.Errorf("ldapdir: group %q kept changing under %d attempts", g.name, maxAttempts)
 }
 
 func (s *Store) compare(ctx context.Context, dn, attr, value string) (bool, error) {

@@ -300,7 +300,9 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 				}
 			}
 		default:
-			res, err = s.update(ctx, cur, l, source)
+			// After losing the race to create the entry, the memberships
+			// its state already records are the creator's to add.
+			res, err = s.updateAs(ctx, cur, l, source, dnTaken)
 		}
 		if errors.Is(err, errRace) {
 			continue
@@ -424,6 +426,15 @@ func (s *Store) adopt(ctx context.Context, l provision.Login, source string) (pr
 // update brings an existing entry in line with a login, writing only what
 // differs. addKey, when given, is an identity key to record (adoption).
 func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, source string, addKey ...string) (provision.Result, error) {
+	return s.updateAs(ctx, cur, l, source, false, addKey...)
+}
+
+// updateAs is update; lostCreate says that this login's add of the entry
+// found it created by a concurrent login of the same user. If all that is
+// left then is to add the memberships the new entry's state records, the
+// creator is adding them too: whichever add lands first, this login
+// changed nothing of its own (unchanged).
+func (s *Store) updateAs(ctx context.Context, cur *entry, l provision.Login, source string, lostCreate bool, addKey ...string) (provision.Result, error) {
 	before := s.l.user(cur.e, cur.st)
 	if !before.Active {
 		return provision.Result{User: before}, fmt.Errorf("ldapdir: user %s: %w", before.ID, provision.ErrDisabled)
@@ -497,9 +508,14 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 	// Memberships go first out of the groups, then the entry records what
 	// it owns, then memberships go into groups: whatever step fails, the
 	// next login finds the same plan or a smaller one.
-	if _, err := s.applyGroups(ctx, dn, groupPlan{remove: plan.remove}, member); err != nil {
+	// wrote: a write of this login took effect. A login whose writes all
+	// found the change made already (another login of the same user had
+	// just made it) changed nothing, and says so: unchanged.
+	_, wrote, err := s.applyGroupsWrote(ctx, dn, groupPlan{remove: plan.remove}, member)
+	if err != nil {
 		return provision.Result{}, err
 	}
+	wrote = wrote || renamed
 	version := cur.st.version
 	if len(changes) > 0 || len(stateAdd)+len(stateDel) > 0 || renamed {
 		req := ldap.NewModifyRequest(dn, nil)
@@ -511,13 +527,18 @@ func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, sourc
 			}
 			return provision.Result{}, fmt.Errorf("ldapdir: modify %s: %w", dn, refused(err))
 		}
+		wrote = true
 	}
-	names, err := s.applyGroups(ctx, dn, groupPlan{add: plan.add}, member.without(plan.remove))
+	names, joined, err := s.applyGroupsWrote(ctx, dn, groupPlan{add: plan.add}, member.without(plan.remove))
 	if err != nil {
 		return provision.Result{}, err
 	}
 	want.Version = version
 	want.Groups = names
+	completing := lostCreate && len(changes) == 0 && len(stateAdd)+len(stateDel) == 0 && !renamed && len(plan.remove) == 0
+	if !wrote && (!joined || completing) {
+		return provision.Result{User: want, Outcome: provision.Unchanged}, nil
+	}
 	if len(changed) == 0 {
 		changed = nil
 	}

@@ -400,6 +400,25 @@ var cases = []struct {
 			t.Errorf("after %d concurrent identical logins: version %d err %v, want 1 write", n, got.Version, err)
 		}
 	}},
+	// A login whose writes all lost to another login that had just made
+	// the same change did nothing: it reports unchanged, and exactly one
+	// of the concurrent logins reports the write.
+	{"ConcurrentFirstLoginsOneCreated", func(t *testing.T, s provision.Store) {
+		got := concurrentOutcomes(t, s, 20, alice())
+		if got[provision.Created] != 1 || got[provision.Unchanged] != 19 {
+			t.Errorf("outcomes of 20 concurrent identical first logins: %v, want 1 created, 19 unchanged", got)
+		}
+	}},
+	{"ConcurrentChangedLoginsOneUpdated", func(t *testing.T, s provision.Store) {
+		mustProvision(t, s, alice())
+		changed := alice()
+		changed.Claims.Fields[provision.FieldEmail] = "alice@new.example.test"
+		changed.Claims.Groups = []string{"auditors", "staff"} // one group in, one out
+		got := concurrentOutcomes(t, s, 20, changed)
+		if got[provision.Updated] != 1 || got[provision.Unchanged] != 19 {
+			t.Errorf("outcomes of 20 concurrent identical changed logins: %v, want 1 updated, 19 unchanged", got)
+		}
+	}},
 	{"Ping", func(t *testing.T, s provision.Store) {
 		if err := s.Ping(context.Background()); err != nil {
 			t.Errorf("Ping() = %v", err)
@@ -412,4 +431,32 @@ var cmpUser = cmp.Options{
 		n := p.Last().String()
 		return n == ".Created" || n == ".Updated"
 	}, cmp.Ignore()),
+}
+
+// concurrentOutcomes runs n copies of l at once and counts their outcomes.
+func concurrentOutcomes(t *testing.T, s provision.Store, n int, l provision.Login) map[provision.Outcome]int {
+	t.Helper()
+	var wg sync.WaitGroup
+	outs := make([]provision.Outcome, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res, err := s.Provision(context.Background(), l)
+			outs[i], errs[i] = res.Outcome, err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	got := map[provision.Outcome]int{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("login %d err = %v", i, errs[i])
+		}
+		got[outs[i]]++
+	}
+	return got
 }

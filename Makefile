@@ -9,13 +9,14 @@ SOAK_DURATION ?= 1m
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
 
-# VERSION is stamped into the binary (gatehouse version, the startup log,
-# gatehouse_build_info); the commit comes from the Go toolchain's own VCS
-# stamping.
+# VERSION and REVISION are stamped into the binary (gatehouse version, the
+# startup log, gatehouse_build_info); without them the Go toolchain's own
+# VCS stamping gives the commit, where it is on.
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 
-build: ## build bin/gatehouse, stamped with VERSION (git describe)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.buildVersion=$(VERSION)" -o $(BIN) ./cmd/gatehouse
+build: ## build bin/gatehouse, stamped with VERSION (git describe) and REVISION
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.buildVersion=$(VERSION) -X main.buildRevision=$(REVISION)" -o $(BIN) ./cmd/gatehouse
 
 image: build ## build the container image bin/gatehouse-image.tar, no registry needed
 	$(GO) run ./deploy/mkimage -binary $(BIN) -o bin/gatehouse-image.tar \

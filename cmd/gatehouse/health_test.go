@@ -47,12 +47,15 @@ func TestVersionOutput(t *testing.T) {
 			t.Errorf("%s: %q lacks the commit %s", arg, line, bi.Revision)
 		}
 	}
-	defer func(v string) { buildVersion = v }(buildVersion)
-	buildVersion = "v1.2.3-4-gabcdef0-dirty"
+	defer func(v, r string) { buildVersion, buildRevision = v, r }(buildVersion, buildRevision)
+	buildVersion, buildRevision = "v1.2.3-4-gabcdef0-dirty", "abcdef0123"
 	var out bytes.Buffer
 	run(context.Background(), []string{"--version"}, &out, io.Discard)
 	if !strings.HasPrefix(out.String(), "gatehouse v1.2.3-4-gabcdef0-dirty ") {
 		t.Errorf("with the linker's version: %q", out.String())
+	}
+	if bi.Revision == "" && !strings.Contains(out.String(), "(commit abcdef0123-dirty") {
+		t.Errorf("with the linker's revision: %q", out.String())
 	}
 	b := buildInfo{Version: "v1", Revision: "abc", Modified: true, Time: "2026-01-02T03:04:05Z", GoVersion: "go1.99"}
 	if got, want := b.String(), "gatehouse v1 (commit abc-dirty, 2026-01-02T03:04:05Z) go1.99 "+runtime.GOOS+"/"+runtime.GOARCH; got != want {

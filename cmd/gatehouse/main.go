@@ -102,9 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// buildVersion is set by `make build` from `git describe --tags --always
-// --dirty`: -ldflags "-X main.buildVersion=...".
-var buildVersion string
+// buildVersion and buildRevision are set by `make build`, from `git
+// describe --tags --always --dirty` and `git rev-parse HEAD`: -ldflags
+// "-X main.buildVersion=... -X main.buildRevision=...".
+var buildVersion, buildRevision string
 
 // buildInfo is what the binary knows of its build.
 type buildInfo struct {
@@ -133,6 +134,10 @@ func readBuildInfo() buildInfo {
 				b.Time = s.Value
 			}
 		}
+	}
+	if b.Revision == "" && buildRevision != "" {
+		b.Revision = buildRevision
+		b.Modified = strings.HasSuffix(buildVersion, "-dirty")
 	}
 	if b.Version == "" {
 		b.Version = "(devel)"

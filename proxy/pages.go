@@ -198,6 +198,7 @@ header img { height: 28px; width: auto; max-width: 8rem; }
 .actions a.primary:hover, .actions a.primary:focus { color: #fff; outline: 2px solid var(--accent); outline-offset: 2px; }
 .id { margin-top: 1.25rem; padding-top: .75rem; border-top: 1px solid var(--line); font-size: .85rem; }
 code { font: .85rem ui-monospace, SFMono-Regular, Menlo, monospace; }
+p a { color: var(--accent); }
 form { display: flex; gap: .5rem; margin: 1rem 0 0; }
 input[type=search] { flex: 1; padding: .55rem .75rem; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); color: var(--fg); font: inherit; }
 button { padding: .55rem 1rem; border: 1px solid var(--line); border-radius: 8px; background: var(--card); color: var(--fg); font: inherit; font-weight: 500; cursor: pointer; }
@@ -377,7 +378,7 @@ func (p *Pages) deactivated(w http.ResponseWriter, r *http.Request, f session.Fa
 // signed in or not, so neither signing in nor out would help.
 func (p *Pages) closed(w http.ResponseWriter, r *http.Request, f session.Failure) {
 	p.problem(w, r, f, pageData{Title: "Not available",
-		Message: "This address is closed: no account may open it, whoever is signed in.", Steps: p.back(r)})
+		Message: "This page is not open to anyone, signed in or not.", Steps: p.back(r)})
 }
 
 // refused refuses a signed-in user a rule does not admit: back to where

@@ -203,7 +203,7 @@ func TestDenyPages(t *testing.T) {
 	r := httptest.NewRequest("GET", "https://app.example.com/internal/x", nil)
 	r.Header.Set("Referer", "https://app.example.com/home?tab=2")
 	pg := render(t, func(w http.ResponseWriter, r *http.Request) { p.closed(w, r, deny) }, r)
-	if strings.Contains(pg.body, "Your account") || !strings.Contains(pg.body, "closed") {
+	if strings.Contains(pg.body, "Your account") || !strings.Contains(pg.body, "not open to anyone") {
 		t.Errorf("closed page speaks of an account:\n%s", pg.body)
 	}
 	if got := pg.links()["Back"]; got != "/home?tab=2" {

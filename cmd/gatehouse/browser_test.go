@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,17 +68,211 @@ func TestDemoInRealBrowser(t *testing.T) {
 	// A failure page: short, with an error ID, nothing internal.
 	b.navigate(base + "/.gatehouse/login?idp=nosuch")
 	b.waitFor(`document.body && document.body.innerText.includes("Sign-in failed")`)
-	if text := b.eval(`document.body.innerText`); !regexp.MustCompile(`error ID [0-9a-f]{12}`).MatchString(text) || strings.Contains(text, "nosuch") {
+	if text := b.eval(`document.body.innerText`); !regexp.MustCompile(`error ID [A-Z2-7]{16}`).MatchString(text) || strings.Contains(text, "nosuch") {
 		t.Errorf("failure page:\n%s", text)
 	}
 	b.screenshot(filepath.Join(screenshotDir(t), "login-failed.png"))
 }
 
+// screenshotDir is GATEHOUSE_SCREENSHOTS (or GATEHOUSE_SCREENSHOT_DIR)
+// when set, to look at the pages; else the test's temp dir.
 func screenshotDir(t *testing.T) string {
-	if d := os.Getenv("GATEHOUSE_SCREENSHOT_DIR"); d != "" {
-		return d
+	for _, env := range []string{"GATEHOUSE_SCREENSHOTS", "GATEHOUSE_SCREENSHOT_DIR"} {
+		if d := os.Getenv(env); d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
 	}
 	return t.TempDir()
+}
+
+// TestErrorPagesInRealBrowser renders gatehouse's refusal pages in
+// Chromium and follows their next steps: an anonymous visitor at a path a
+// deny rule closes, the chooser with an IdP whose metadata cannot load, a
+// signed-in user a rule refuses (Back, Sign out), a user deactivated over
+// SCIM while signed in (Sign out), and that user's next login, refused
+// (Try again). The pages are left as screenshots (see screenshotDir).
+func TestErrorPagesInRealBrowser(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := runDemo(t, dir)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second IdP whose metadata URL answers nothing, two rules and the
+	// application's name.
+	// (SCIM serves both, so each says how a first login finds a user.)
+	edited := strings.Replace(string(cfg), "\nstore:", `
+      link_by: user_name
+  - name: partner
+    display_name: Partner organisation
+    entity_id: https://partner.example/idp
+    metadata_url: https://127.0.0.1:1/metadata
+    metadata_unsigned: true
+    mapping: {link_by: user_name}
+authorization:
+  - path: /admin/
+    require: {any_of: {groups: [admins]}}
+  - path: /closed/
+    allow: deny
+public_paths: [/demo-logo.svg]
+pages:
+  app_name: Demo payroll
+  logo_url: /demo-logo.svg
+  support_contact: help@example.com
+store:`, 1)
+	if err := os.WriteFile(cfgPath, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, stop := runDemo(t, dir)
+	t.Cleanup(func() { stop() })
+	bobPassword := regexp.MustCompile(`bob / (\S+)`).FindStringSubmatch(d.banner)[1]
+	base := fmt.Sprintf("http://localhost:%d", d.port)
+	shots := screenshotDir(t)
+	b := launchChromium(t)
+	text := func() string { return b.eval(`document.body ? document.body.innerText : ""`) }
+	click := func(selector string) {
+		t.Helper()
+		if b.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return "none"; e.click(); return "ok" })()`, selector)) != "ok" {
+			t.Fatalf("no %s on %s:\n%s", selector, b.eval("location.href"), text())
+		}
+	}
+	signIn := func(user, password string) {
+		t.Helper()
+		b.waitFor(`document.querySelector("a.button") !== null && document.body.innerText.includes("Choose your organisation")`)
+		click(`a.button[href*="idp=demo"]`)
+		b.waitFor(`document.querySelector("input[name=password]") !== null`)
+		b.eval(fmt.Sprintf(`document.querySelector("input[name=user]").value = %q;
+			document.querySelector("input[name=password]").value = %q;
+			document.querySelector("form").submit(); "ok"`, user, password))
+		b.waitFor(`document.body && document.body.innerText.includes("Hello, ` + user + `")`)
+	}
+
+	// Anonymous, at a closed path: no talk of an account, no sign-in or
+	// sign-out; the way out is the start page.
+	b.navigate(base + "/closed/report")
+	b.waitFor(`document.body && document.body.innerText.includes("Not available")`)
+	page := text()
+	if strings.Contains(page, "account may not") || strings.Contains(page, "Sign in") || strings.Contains(page, "Sign out") ||
+		!strings.Contains(page, "Demo payroll") || b.eval(`document.title`) != "Not available · Demo payroll" ||
+		b.eval(`(() => { const i = document.querySelector("header img"); return i && i.complete && i.naturalWidth > 0 })()`) != "true" {
+		t.Errorf("anonymous deny page (title %q):\n%s", b.eval(`document.title`), page)
+	}
+	if !regexp.MustCompile(`error ID [A-Z2-7]{16}`).MatchString(page) || !strings.Contains(page, "help@example.com") {
+		t.Errorf("deny page lacks the error ID or the support contact:\n%s", page)
+	}
+	b.screenshot(filepath.Join(shots, "deny-anonymous.png"))
+	click(`a.button`) // Go to the start page: a login is needed there, so the chooser
+
+	// The chooser: the IdP without metadata is greyed, not a link.
+	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`)
+	if got := b.eval(`[...document.querySelectorAll("a.button")].map(a => a.innerText).join("|")`); got != "Demo identity provider" {
+		t.Errorf("chooser links: %q, want only the demo IdP", got)
+	}
+	if got := b.eval(`(() => { const s = document.querySelector("span.button.off"); return s ? s.textContent + "|" + getComputedStyle(s).cursor : "" })()`); got != "Partner organisation unavailable|not-allowed" {
+		t.Errorf("unavailable IdP shown as %q", got)
+	}
+	b.screenshot(filepath.Join(shots, "chooser-unavailable.png"))
+
+	// bob, signed in, is refused /admin/: Back returns to the page he
+	// came from, Sign out signs him out.
+	signIn("bob", bobPassword)
+	b.eval(`location.href = "/admin/"; "ok"`) // a navigation from the application's page: the browser sends its Referer
+	b.waitFor(`document.body && document.body.innerText.includes("Access denied")`)
+	page = text()
+	if !strings.Contains(page, "signed in as bob") || !strings.Contains(page, "Back") || !strings.Contains(page, "Sign out") {
+		t.Errorf("signed-in deny page:\n%s", page)
+	}
+	b.screenshot(filepath.Join(shots, "deny-signed-in.png"))
+	click(`a.button`) // Back
+	b.waitFor(`document.body && document.body.innerText.includes("Hello, bob")`)
+	if href := b.eval(`location.href`); href != base+"/" {
+		t.Errorf("Back landed on %s", href)
+	}
+	b.navigate(base + "/admin/")
+	b.waitFor(`document.body && document.body.innerText.includes("Access denied")`)
+	click(`form[method=post][action="/.gatehouse/logout"] button`)
+	b.waitFor(`document.body && document.body.innerText.includes("Signed out")`)
+	b.navigate(base + "/admin/")
+	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`) // signed out: a new login
+
+	// alice signs in, then SCIM deactivates her: her next request gets
+	// the deactivated page, whose Sign out works.
+	if _, err := b.call("Network.clearBrowserCookies", map[string]any{}); err != nil { // the demo IdP's session is bob's
+		t.Fatal(err)
+	}
+	b.navigate(base + "/")
+	signIn("alice", d.password)
+	scimDeactivate(t, base, dir, "alice")
+	b.navigate(base + "/reports")
+	b.waitFor(`document.body && document.body.innerText.includes("Account deactivated")`)
+	if page = text(); !strings.Contains(page, "signed in as alice") || strings.Contains(page, "Try again") {
+		t.Errorf("deactivated page:\n%s", page)
+	}
+	b.screenshot(filepath.Join(shots, "deactivated.png"))
+	if _, err := b.call("Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": "dark"}}}); err == nil {
+		b.screenshot(filepath.Join(shots, "deactivated-dark.png"))
+		b.call("Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{}})
+	}
+	click(`form[method=post][action="/.gatehouse/logout"] button`)
+	b.waitFor(`document.body && document.body.innerText.includes("Signed out")`)
+	if href := b.eval(`location.href`); href != base+"/.gatehouse/logout" {
+		t.Errorf("Sign out landed on %s", href)
+	}
+
+	// Her next login (the IdP still has her session) is refused: Try
+	// again starts a fresh login to the address she asked for.
+	b.navigate(base + "/reports?month=5")
+	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`)
+	click(`a.button[href*="idp=demo"]`)
+	b.waitFor(`document.body && document.body.innerText.includes("Access denied")`)
+	if got := b.eval(`(() => { const a = [...document.querySelectorAll("a.button")].find(a => a.innerText === "Try again"); return a ? a.getAttribute("href") : "" })()`); got != "/.gatehouse/login?return=%2Freports%3Fmonth%3D5" {
+		t.Errorf("Try again leads to %q\n%s", got, text())
+	}
+	b.screenshot(filepath.Join(shots, "login-refused.png"))
+	click(`a.button`) // Try again
+	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`)
+	if got := b.eval(`document.querySelector('a.button[href*="idp=demo"]').getAttribute("href")`); !strings.Contains(got, "return=%2Freports%3Fmonth%3D5") {
+		t.Errorf("the fresh login lost the return address: %s", got)
+	}
+}
+
+// scimDeactivate sets a user inactive over the demo's SCIM endpoint.
+func scimDeactivate(t *testing.T, base, dir, userName string) {
+	t.Helper()
+	token, err := os.ReadFile(filepath.Join(dir, "scim-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) map[string]any {
+		req, _ := http.NewRequest(method, base+"/.gatehouse/scim/v2"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		req.Header.Set("Content-Type", "application/scim+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("SCIM %s %s: %d %v", method, path, resp.StatusCode, out)
+		}
+		return out
+	}
+	list := do("GET", "/Users?filter="+url.QueryEscape(`userName eq "`+userName+`"`), "")
+	res, _ := list["Resources"].([]any)
+	if len(res) != 1 {
+		t.Fatalf("SCIM finds %d users named %s", len(res), userName)
+	}
+	id, _ := res[0].(map[string]any)["id"].(string)
+	do("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
 }
 
 // browser is a page of a headless Chromium driven over the DevTools

@@ -444,9 +444,18 @@ A <code>session</code> cookie above is the demo IdP's own: it runs on localhost 
 Gatehouse's cookies never reach the application.</p>
 </body></html>`))
 
+const demoLogo = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">` +
+	`<rect width="64" height="64" rx="14" fill="#2458c6"/><path d="M16 50V26l16-12 16 12v24H38V36H26v14z" fill="#fff"/></svg>`
+
 // demoApp stands for the legacy application behind gatehouse.
 func demoApp(idpURL, storePath string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/demo-logo.svg" {
+			// A logo for pages.logo_url (list it in public_paths).
+			w.Header().Set("Content-Type", "image/svg+xml")
+			w.Write([]byte(demoLogo))
+			return
+		}
 		type row struct{ Name, Value string }
 		var identity, others []row
 		for name, vals := range r.Header {

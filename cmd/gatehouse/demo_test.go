@@ -54,6 +54,7 @@ type demo struct {
 	port     int
 	password string // alice's
 	logs     *syncBuffer
+	banner   string
 }
 
 // startDemo runs the demo in-process on free ports until the test ends.
@@ -99,7 +100,7 @@ func runDemo(t *testing.T, dir string) (demo, func() error) {
 		stop()
 		t.Fatalf("no password in banner:\n%s", out.String())
 	}
-	return demo{dir: dir, port: port, password: pw[1], logs: &logs}, stop
+	return demo{dir: dir, port: port, password: pw[1], logs: &logs, banner: out.String()}, stop
 }
 
 func TestDemoLoginWithRealIdP(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,7 @@ func TestLDAP389DS(t *testing.T) {
 	ds := slapd.Start389(t)
 	ds.ApplyLDIF(t, ldapdir.Schema389DS)
 	ds.ApplyLDIF(t, ldapdir.Index389DS)
+	ds.WaitTask(t, "cn=gatehouse-reindex,cn=index,cn=tasks,cn=config")
 	tn := ds.NewTenant(t)
 	st, err := ldapdir.New(ldapdir.Config{
 		Profile: ldapdir.Profile389DS, URL: ds.URL, InsecurePlaintext: true,
@@ -282,5 +284,19 @@ func TestLDAP389DS(t *testing.T) {
 	resp := h.login(h.browser(), "/", alice)
 	if body := readAll(t, resp); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("login of a deactivated user on 389 DS: %d %s", resp.StatusCode, body)
+	}
+
+	// 389 marks an unindexed search notes=U (partly) or notes=A (wholly)
+	// in its access log, which it writes out by the time it stops.
+	ds.Stop()
+	access := ds.AccessLog()
+	if n := strings.Count(access, "filter=\"(gatehouseState="); n == 0 {
+		t.Error("no gatehouseState search in 389's access log")
+	}
+	for _, l := range strings.Split(access, "\n") {
+		if strings.Contains(l, "notes=U") || strings.Contains(l, "notes=A") {
+			op := regexp.MustCompile(`conn=\d+ op=\d+ `).FindString(l)
+			t.Errorf("389 DS searched without an index: %s", regexp.MustCompile(`(?m)^.*`+op+`SRCH.*$`).FindString(access))
+		}
 	}
 }

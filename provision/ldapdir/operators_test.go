@@ -142,7 +142,8 @@ func TestSchemaFilesAgree(t *testing.T) {
 	if !strings.Contains(ldapdir.Schema389DS, "dn: cn=schema\nchangetype: modify\n") {
 		t.Error("389 DS schema: not a modify of cn=schema")
 	}
-	for _, want := range []string{"objectClass: nsIndex", "cn: gatehouseState", "nsIndexType: eq", "cn=index,cn=userRoot,cn=ldbm database,cn=plugins,cn=config"} {
+	for _, want := range []string{"objectClass: nsIndex", "cn: gatehouseState", "nsIndexType: eq", "cn=index,cn=userRoot,cn=ldbm database,cn=plugins,cn=config",
+		"cn=index,cn=tasks,cn=config", "nsIndexAttribute: gatehouseState:eq"} {
 		if !strings.Contains(ldapdir.Index389DS, want) {
 			t.Errorf("389 DS index LDIF lacks %q", want)
 		}

@@ -249,13 +249,15 @@ func (d *DS389) setup() error {
 		attrs map[string][]string
 	}
 	for _, e := range []ent{
+		// As dscreate does: a default index for entryUUID (gatehouse's
+		// user IDs), before the backend that inherits it.
+		{"cn=entryUUID,cn=default indexes,cn=config,cn=ldbm database,cn=plugins,cn=config", map[string][]string{
+			"objectClass": {"top", "nsIndex"}, "cn": {"entryUUID"}, "nsSystemIndex": {"false"}, "nsIndexType": {"eq", "pres"}}},
 		{"cn=userRoot,cn=ldbm database,cn=plugins,cn=config", map[string][]string{
 			"objectClass": {"top", "extensibleObject", "nsBackendInstance"}, "cn": {"userRoot"}, "nsslapd-suffix": {Suffix}}},
 		{`cn="` + Suffix + `",cn=mapping tree,cn=config`, map[string][]string{
 			"objectClass": {"top", "extensibleObject", "nsMappingTree"}, "cn": {Suffix},
 			"nsslapd-state": {"backend"}, "nsslapd-backend": {"userRoot"}}},
-		{"cn=entryUUID,cn=index,cn=userRoot,cn=ldbm database,cn=plugins,cn=config", map[string][]string{
-			"objectClass": {"top", "nsIndex"}, "cn": {"entryUUID"}, "nsSystemIndex": {"false"}, "nsIndexType": {"eq", "pres"}}},
 		{Suffix, map[string][]string{"objectClass": {"top", "domain"}, "dc": {"example"},
 			"aci": {`(targetattr="*")(version 3.0; acl "gatehouse provisioner"; allow (all) userdn="ldap:///` + BindDN + `";)`,
 				`(targetattr!="userPassword")(version 3.0; acl "authenticated read"; allow (read, search, compare) userdn="ldap:///all";)`}}},
@@ -319,4 +321,35 @@ func (d *DS389) NewTenant(t testing.TB) Tenant {
 func (d *DS389) ErrorsLog() string {
 	b, _ := os.ReadFile(d.path("log", "errors"))
 	return string(b)
+}
+
+// AccessLog returns 389's access log (buffered: complete after Stop).
+func (d *DS389) AccessLog() string {
+	b, _ := os.ReadFile(d.path("log", "access"))
+	return string(b)
+}
+
+// WaitTask waits until the task entry at dn (under cn=tasks,cn=config)
+// reports success.
+func (d *DS389) WaitTask(t testing.TB, dn string) {
+	t.Helper()
+	c := d.Admin(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, 0, 1, 0, false, "(objectClass=*)",
+			[]string{"nsTaskExitCode", "nsTaskStatus"}, nil))
+		if err != nil || len(res.Entries) != 1 {
+			t.Fatalf("task %s: %v", dn, err)
+		}
+		if code := res.Entries[0].GetAttributeValue("nsTaskExitCode"); code != "" {
+			if code != "0" {
+				t.Fatalf("task %s failed (%s): %s", dn, code, res.Entries[0].GetAttributeValue("nsTaskStatus"))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s did not finish within 30s", dn)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

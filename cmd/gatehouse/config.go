@@ -54,6 +54,10 @@ type File struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM;
 	// default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is how long, on SIGTERM, gatehouse goes on serving
+	// with /readyz answering 503 before it stops accepting connections,
+	// so that load balancers take it out first; default 0.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
 	// MetadataRefresh is how often metadata URLs are re-read; default 24h.
 	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
 	Store           StoreConfig   `yaml:"store"`
@@ -62,6 +66,9 @@ type File struct {
 	// State chooses where replicas share state; default: this process's
 	// memory (one instance).
 	State StateConfig `yaml:"state"`
+	// Pages names the application on gatehouse's own pages (chooser,
+	// sign-out and error pages): app_name, logo_url, support_contact.
+	Pages proxy.PagesConfig `yaml:"pages"`
 
 	// identityKeys are signed_identity.key_files, read by resolveSecrets.
 	identityKeys []*ecdsa.PrivateKey
@@ -453,6 +460,7 @@ func (f *File) validate() []error {
 	}
 	add("", f.Session.Validate())
 	add("", f.Proxy.Validate())
+	add("pages.", f.Pages.Validate())
 	idpNames := make([]string, 0, len(f.IdPs))
 	for _, p := range f.IdPs {
 		idpNames = append(idpNames, p.Name)
@@ -464,6 +472,9 @@ func (f *File) validate() []error {
 	}
 	if _, err := zapcore.ParseLevel(f.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if f.ShutdownDelay < 0 || f.ShutdownDelay > 5*time.Minute {
+		errs = append(errs, errors.New("shutdown_delay: between 0 and 5m"))
 	}
 	if f.ShutdownTimeout < time.Second || f.ShutdownTimeout > 10*time.Minute {
 		errs = append(errs, errors.New("shutdown_timeout: between 1s and 10m"))

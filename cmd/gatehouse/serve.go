@@ -185,6 +185,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *
 		return nil, nil, nil, fmt.Errorf("open store: %w", err)
 	}
 	pages := proxy.NewPages(logger.Named("pages"))
+	pages.Site = f.Pages
 	pages.OnProblem = m.onProblem
 	// The audit events (logins, logouts, SCIM writes) go to one logger,
 	// written whatever log.level says (see newLogger).

@@ -184,6 +184,12 @@ func checkConfig(name string, data []byte, lookupEnv func(string) (string, bool)
 	f, r := parseConfig(name, data)
 	if f != nil {
 		r.add(f.prepareEnv(lookupEnv)...)
+		// "No cookie key" only restates that each key listed failed.
+		if slices.ContainsFunc(r.Problems, func(p configProblem) bool { return strings.HasPrefix(p.Key, "cookie.keys[") }) {
+			r.Problems = slices.DeleteFunc(r.Problems, func(p configProblem) bool {
+				return p.Key == "cookie.keys" && strings.HasPrefix(p.Msg, "at least one key")
+			})
+		}
 	}
 	r.sort()
 	return f, r
@@ -412,7 +418,11 @@ func (w *configWalker) pairs(n *yaml.Node, t reflect.Type, path string, lookup f
 		}
 		ft, ok := lookup(k.Value)
 		if !ok {
-			w.problem(k, kp, "unknown key"+suggest(k.Value, names))
+			hint := suggest(k.Value, names)
+			if e := elsewhere(k.Value); e != "" && !strings.HasPrefix(hint, "; did you mean") {
+				hint = e
+			}
+			w.problem(k, kp, "unknown key"+hint)
 			continue
 		}
 		if t.Kind() == reflect.Map && t.Key().Kind() != reflect.String {
@@ -630,6 +640,60 @@ func (k *structKeys) collect(t reflect.Type) {
 		k.fields[name] = f.Type
 	}
 }
+
+// elsewhere says where in a config a key of this name belongs, when that
+// is somewhere else (a top-level key written under an IdP, say).
+func elsewhere(name string) string {
+	homes := slices.Clone(keyHomes()[name])
+	if len(homes) == 0 || len(homes) > 3 {
+		return ""
+	}
+	var where []string
+	if slices.Contains(homes, "") {
+		where = append(where, "at the top level")
+	}
+	if homes = slices.DeleteFunc(homes, func(h string) bool { return h == "" }); len(homes) > 0 {
+		where = append(where, "under "+strings.Join(homes, " or "))
+	}
+	return "; " + name + " goes " + strings.Join(where, " or ")
+}
+
+// keyHomes maps each key name of the config to the sections that take
+// it, like idps[] or store.ldap ("" is the top level).
+var keyHomes = sync.OnceValue(func() map[string][]string {
+	homes := map[string][]string{}
+	var visit func(t reflect.Type, path string, stack []reflect.Type)
+	visit = func(t reflect.Type, path string, stack []reflect.Type) {
+		for {
+			switch t.Kind() {
+			case reflect.Pointer:
+				t = t.Elem()
+				continue
+			case reflect.Slice:
+				t, path = t.Elem(), path+"[]"
+				continue
+			case reflect.Map:
+				t, path = t.Elem(), path+".<name>"
+				continue
+			}
+			break
+		}
+		if t.Kind() != reflect.Struct || slices.Contains(stack, t) || len(stack) > 10 {
+			return
+		}
+		keys := structKeysOf(t)
+		for _, n := range keys.names {
+			homes[n] = append(homes[n], path)
+			sub := n
+			if path != "" {
+				sub = path + "." + n
+			}
+			visit(keys.fields[n], sub, append(stack, t))
+		}
+	}
+	visit(reflect.TypeFor[File](), "", nil)
+	return homes
+})
 
 // suggest offers the known keys that the unknown one is likely a typo
 // of: those within two edits (a swap of neighbours counts as one), or

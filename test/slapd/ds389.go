@@ -317,12 +317,6 @@ func (d *DS389) NewTenant(t testing.TB) Tenant {
 	return tn
 }
 
-// ErrorsLog returns 389's errors log.
-func (d *DS389) ErrorsLog() string {
-	b, _ := os.ReadFile(d.path("log", "errors"))
-	return string(b)
-}
-
 // AccessLog returns 389's access log (buffered: complete after Stop).
 func (d *DS389) AccessLog() string {
 	b, _ := os.ReadFile(d.path("log", "access"))

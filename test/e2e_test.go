@@ -376,8 +376,9 @@ func TestDeactivatedUserIsRefused(t *testing.T) {
 	h.clock.Advance(2 * time.Minute) // past the identity cache TTL
 	before := len(h.upstream.all())
 	code, body := h.get(c, "/x", http.Header{"Accept": {"text/html"}})
-	if code != http.StatusForbidden || !strings.Contains(body, "Access denied") || !strings.Contains(body, "error ID") {
-		t.Errorf("live session of deactivated user: %d %s", code, body)
+	if code != http.StatusForbidden || !strings.Contains(body, "Account deactivated") || !strings.Contains(body, "error ID") ||
+		!strings.Contains(body, `<form method="post" action="/.gatehouse/logout">`) {
+		t.Errorf("live session of deactivated user (want the deactivated page with its Sign out form): %d %s", code, body)
 	}
 	resp := h.login(h.browser(), "/", alice)
 	body = readAll(t, resp)

@@ -462,7 +462,8 @@ store:
 	case <-time.After(15 * time.Second):
 		t.Fatal("did not exit within 15s of SIGTERM")
 	}
-	if out := g.output(); !strings.Contains(out, "readyz now answers 503") || strings.Contains(out, `"level":"error"`) {
+	if out := g.output(); !strings.Contains(out, "readyz now answers 503") || strings.Contains(out, `"level":"error"`) ||
+		!regexp.MustCompile(`"msg":"gatehouse starting","version":"[^"]+","revision":"[^"]*","commit_time":"[^"]*","go":"go1`).MatchString(out) {
 		t.Errorf("shutdown log:\n%s", out)
 	}
 }

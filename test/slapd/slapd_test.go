@@ -81,6 +81,7 @@ func TestDS389Start(t *testing.T) {
 	d := slapd.Start389(t)
 	d.ApplyLDIF(t, ldapdir.Schema389DS)
 	d.ApplyLDIF(t, ldapdir.Index389DS)
+	d.WaitTask(t, "cn=gatehouse-reindex,cn=index,cn=tasks,cn=config") // the backend is read-only meanwhile
 	tn := d.NewTenant(t)
 	c, err := ldap.DialURL(d.URL)
 	if err != nil {

@@ -327,7 +327,11 @@ func (p *Pages) tryAgain(r *http.Request, f session.Failure) step {
 			return step{Label: "Try again", URL: p.login + "?" + url.Values{"return": {target}}.Encode()}
 		}
 	}
-	if f.Page == session.Unavailable && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, p.prefix()) {
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if f.Page == session.Unavailable && get && r.URL.Path == p.login {
+		return step{Label: "Try again", URL: p.login + "?" + r.URL.RawQuery} // the same IdP, the same return
+	}
+	if f.Page == session.Unavailable && get && !strings.HasPrefix(r.URL.Path, p.prefix()) {
 		if target, ok := session.CanonicalReturn(r.URL.RequestURI(), p.prefix()); ok {
 			return step{Label: "Try again", URL: target}
 		}

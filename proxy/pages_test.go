@@ -156,7 +156,8 @@ func TestRefusedLoginTryAgain(t *testing.T) {
 		{"UnknownReturn", session.Failure{Page: session.LoginFailed, Reason: "no_login_state"}, "POST", "/.gatehouse/saml/acs", "/"},
 		{"HostileReturn", session.Failure{Page: session.LoginFailed, Reason: "x", ReturnTo: "//evil.example/"}, "POST", "/.gatehouse/saml/acs", "/"},
 		{"UnavailableGET", session.Failure{Page: session.Unavailable, Reason: "store"}, "GET", "/reports?q=1", "/reports?q=1"},
-		{"UnavailableLoginEndpoint", session.Failure{Page: session.Unavailable, Reason: "metadata"}, "GET", "/.gatehouse/login?idp=x", "/"},
+		{"UnavailableLoginEndpoint", session.Failure{Page: session.Unavailable, Reason: "metadata"}, "GET", "/.gatehouse/login?idp=x&return=%2Fa", "/.gatehouse/login?idp=x&return=%2Fa"},
+		{"LoginFailedAtLoginEndpoint", session.Failure{Page: session.LoginFailed, Reason: "unknown_idp"}, "GET", "/.gatehouse/login?idp=nosuch", "/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pg := render(t, func(w http.ResponseWriter, r *http.Request) { p.Problem(w, r, tc.f) },

@@ -301,7 +301,7 @@ func TestLoginRefusalReasons(t *testing.T) {
 				t.Errorf("counted %v, want last %q", problems, want)
 			}
 			ev := h.auditEvents()
-			if last := ev[len(ev)-1]; last["outcome"] != "refused" || last["reason"] != tc.reason ||
+			if last := ev[len(ev)-1]; last["event"] != "login" || last["outcome"] != "refused" || last["reason"] != tc.reason ||
 				last["client_ip"] != "127.0.0.1" || last["request_id"] != resp.Header.Get("X-Request-Id") {
 				t.Errorf("audit %v", last)
 			}

@@ -72,7 +72,11 @@ func (r *configReport) add(errs ...error) {
 	for _, err := range errs {
 		for _, e := range flatten(err) {
 			p := configProblem{Msg: e.Error()}
-			if key, msg, ok := strings.Cut(p.Msg, ": "); ok && keyPath.MatchString(key) {
+			key, msg, ok := strings.Cut(p.Msg, ": ")
+			if m := keylessElement.FindStringSubmatch(p.Msg); m != nil && (!ok || !keyPath.MatchString(key)) {
+				key, msg, ok = m[1], m[2], true
+			}
+			if ok && keyPath.MatchString(key) {
 				if r.refused(key) {
 					continue
 				}
@@ -88,6 +92,10 @@ func (r *configReport) add(errs ...error) {
 		}
 	}
 }
+
+// keylessElement is a list element's problem that names no key of it,
+// as "authorization[0].set allow or require" (a sentence after the dot).
+var keylessElement = regexp.MustCompile(`^([a-z][a-z0-9_.]*\[\d+\])\.([a-z]+ [^:]*)$`)
 
 var keyPath = regexp.MustCompile(`^[a-z][a-z0-9_]*(?:\.[^\s.\[\]]+|\[\d+\])*$`)
 

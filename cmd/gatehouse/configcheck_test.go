@@ -95,6 +95,8 @@ func TestConfigProblems(t *testing.T) {
 			[]string{`gatehouse.yaml:16:19: public_paths[0]: an alias to a value that contains it`}},
 		{"SemanticGetsPosition", goodConfig + "clock_skew: 10m\n",
 			[]string{`gatehouse.yaml:16:1: clock_skew: must be between 0 and 3m0s`}},
+		{"SemanticOfListElement", goodConfig + "authorization:\n  - {path: /x/}\n",
+			[]string{`gatehouse.yaml:17:5: authorization[0]: set allow (public, authenticated or deny) or require`}},
 		{"WrongVersion", strings.Replace(goodConfig, "version: 1", "version: 2", 1),
 			[]string{`gatehouse.yaml:1:1: version: must be 1, got 2`}},
 		{"NoVersion", strings.Replace(goodConfig, "version: 1\n", "", 1),

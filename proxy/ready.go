@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -100,16 +101,16 @@ func (p *Proxy) Readiness(ctx context.Context) Readiness {
 		}
 	}
 	out = append(out, started)
-	io := p.ioChecks(ctx)
+	res := p.ioChecks(ctx)
 	for _, c := range p.checks {
 		if c.Required {
-			out = append(out, CheckResult{Name: c.Name, Required: true, Err: io[c.Name]})
+			out = append(out, CheckResult{Name: c.Name, Required: true, Err: res[c.Name]})
 		}
 	}
-	out = append(out, CheckResult{Name: "store", Err: io["store"]})
+	out = append(out, CheckResult{Name: "store", Err: res["store"]})
 	for _, c := range p.checks {
 		if !c.Required {
-			out = append(out, CheckResult{Name: c.Name, Err: io[c.Name]})
+			out = append(out, CheckResult{Name: c.Name, Err: res[c.Name]})
 		}
 	}
 	for _, s := range states {
@@ -128,8 +129,8 @@ func (p *Proxy) Readiness(ctx context.Context) Readiness {
 }
 
 var (
-	errShuttingDown  = fmt.Errorf("shutting down")
-	errNoMetadataYet = fmt.Errorf("no IdP's metadata has loaded yet")
+	errShuttingDown  = errors.New("shutting down")
+	errNoMetadataYet = errors.New("no IdP's metadata has loaded yet")
 )
 
 // ioChecks runs the store's ping and the further checks, concurrently,

@@ -1,9 +1,17 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"gatehouse/provision"
 )
 
 // TestReadyzRedactsCredentials: a check's cause quoting a DSN or a URL
@@ -48,5 +56,51 @@ func TestVerboseReadiness(t *testing.T) {
 	rd.Checks[0].Err = errShuttingDown
 	if v := verboseReadiness(rd, true, false); !strings.Contains(v, "[-]shutdown failed: shutting down\n") || !strings.HasSuffix(v, "readyz check failed\n") {
 		t.Errorf("shutting down:\n%s", v)
+	}
+}
+
+// countingStore answers Ping after a pause, counting the calls.
+type countingStore struct {
+	provision.Store
+	pings atomic.Int32
+}
+
+func (s *countingStore) Ping(ctx context.Context) error {
+	s.pings.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return nil
+}
+
+// TestReadinessChecksShared: probes and scrapers arriving together share
+// one round trip per dependency for readyCacheTTL, and a dependency that
+// hangs is given up after readyTimeout and reported as failing.
+func TestReadinessChecksShared(t *testing.T) {
+	st := &countingStore{}
+	var redisCalls atomic.Int32
+	p := &Proxy{log: zap.NewNop(), store: st, checks: []Check{
+		{Name: "redis", Check: func(ctx context.Context) error { redisCalls.Add(1); return nil }},
+		{Name: "hangs", Check: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }},
+	}}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			r := p.ioChecks(context.Background())
+			if r["store"] != nil || r["redis"] != nil || r["hangs"] == nil {
+				t.Errorf("results: %v", r)
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took > readyTimeout+time.Second {
+		t.Errorf("a hanging check held the probes for %v", took)
+	}
+	if n, m := st.pings.Load(), redisCalls.Load(); n != 1 || m != 1 {
+		t.Errorf("50 probes at once made %d store pings and %d Redis checks, want 1 each", n, m)
+	}
+	p.ready.at = time.Now().Add(-readyCacheTTL) // the results have aged
+	p.ioChecks(context.Background())
+	if n := st.pings.Load(); n != 2 {
+		t.Errorf("after readyCacheTTL: %d store pings, want 2", n)
 	}
 }

@@ -359,6 +359,9 @@ type MetadataState struct {
 	LastError error
 	// FromCache: the metadata in use was read from metadata_cache_dir.
 	FromCache bool
+	// FromURL: the metadata comes from a metadata_url, refreshed on a
+	// schedule (a metadata_file is read at start and on Reload only).
+	FromURL bool
 	// SigningCertExpiry is the soonest NotAfter of the signing
 	// certificates in the loaded metadata; zero when none is loaded.
 	SigningCertExpiry time.Time
@@ -370,7 +373,7 @@ func (m *Manager) MetadataStates() []MetadataState {
 	now := m.now()
 	out := make([]MetadataState, 0, len(m.idps))
 	for _, in := range m.idps {
-		s := MetadataState{IdP: in.cfg.Name}
+		s := MetadataState{IdP: in.cfg.Name, FromURL: in.cfg.MetadataURL != ""}
 		var st metadataStatus
 		if p := in.status.Load(); p != nil {
 			st = *p

@@ -92,7 +92,7 @@ var (
 	descValidUntil = prometheus.NewDesc("gatehouse_idp_metadata_valid_until_timestamp_seconds",
 		"The validUntil of the IdP's loaded metadata (absent when it declares none).", []string{"idp"}, nil)
 	descLastRefresh = prometheus.NewDesc("gatehouse_idp_metadata_last_refresh_success_timestamp_seconds",
-		"When the IdP's metadata last loaded successfully (absent until it has).", []string{"idp"}, nil)
+		"When the IdP's metadata last loaded successfully from its metadata_url (absent until it has, and for a metadata_file).", []string{"idp"}, nil)
 	descCertExpiry = prometheus.NewDesc("gatehouse_certificate_expiry_timestamp_seconds",
 		"When a certificate expires: tls (the serving certificate), sp and sp_encryption (the SAML SP's), idp/<name> (the IdP's soonest-expiring signing certificate).",
 		[]string{"certificate"}, nil)
@@ -142,7 +142,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.sm.MetadataStates() {
 		gauge(descIdPUp, up(s.Err), s.IdP)
 		timestamp(descValidUntil, s.ValidUntil, s.IdP)
-		timestamp(descLastRefresh, s.LastSuccess, s.IdP)
+		if s.FromURL { // a file is not refreshed: its age would read as a failing refresh
+			timestamp(descLastRefresh, s.LastSuccess, s.IdP)
+		}
 		timestamp(descCertExpiry, s.SigningCertExpiry, "idp/"+s.IdP)
 	}
 }

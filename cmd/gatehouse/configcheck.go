@@ -501,7 +501,9 @@ func emptyLike(n *yaml.Node, t reflect.Type) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 }
 
-// describe names what a node holds, for "got ..." in messages.
+// describe names what a node holds, for "got ..." in messages, without
+// its value: a single value where a list or section is wanted may be a
+// secret (cookie.keys: <the key>).
 func describe(n *yaml.Node) string {
 	n = resolveAlias(n)
 	switch n.Kind {
@@ -509,6 +511,16 @@ func describe(n *yaml.Node) string {
 		return "a map"
 	case yaml.SequenceNode:
 		return "a list"
+	}
+	return "a single value"
+}
+
+// quoted is describe with a single value shown, for keys that take
+// numbers, booleans and durations, which are no secrets.
+func quoted(n *yaml.Node) string {
+	n = resolveAlias(n)
+	if n.Kind != yaml.ScalarNode {
+		return describe(n)
 	}
 	v := n.Value
 	if utf8.RuneCountInString(v) > 40 {
@@ -520,7 +532,7 @@ func describe(n *yaml.Node) string {
 // wantMessage says what a key of type t takes, and what it got.
 func wantMessage(t reflect.Type, n *yaml.Node) string {
 	n = resolveAlias(n)
-	got := describe(n)
+	got := quoted(n)
 	scalar := n.Kind == yaml.ScalarNode
 	var hint string
 	if scalar && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
@@ -552,18 +564,18 @@ func wantMessage(t reflect.Type, n *yaml.Node) string {
 	case k == reflect.Float32 || k == reflect.Float64:
 		return "want a number, got " + got + hint
 	case k == reflect.String:
-		return "want a single value, got " + got
+		return "want a single value, got " + describe(n)
 	case k == reflect.Slice:
 		if scalar {
-			return fmt.Sprintf("want a list, got %s; write [%s] for a list of one", got, n.Value)
+			return "want a list, got a single value; put it in brackets, [like this], for a list of one"
 		}
-		return "want a list, got " + got
+		return "want a list, got " + describe(n)
 	case k == reflect.Map:
-		return "want a map of name: value pairs, got " + got
+		return "want a map of name: value pairs, got " + describe(n)
 	case k == reflect.Struct:
-		return "want a section of key: value lines, got " + got
+		return "want a section of key: value lines, got " + describe(n)
 	}
-	return "invalid value " + got
+	return "invalid value: got " + describe(n)
 }
 
 var integer = regexp.MustCompile(`^[-+]?(?:0x[0-9a-fA-F_]+|0o[0-7_]+|0b[01_]+|[0-9_]+)$`)
@@ -573,18 +585,12 @@ func isInteger(s string) bool { return integer.MatchString(s) }
 // decodeMessage is a decoder's error without its Go type names, for a
 // type with its own unmarshaling.
 func decodeMessage(err error) string {
+	// The decoder's own type errors quote the value and name Go types.
 	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		err = errors.New(te.Errors[0])
+	if errors.As(err, &te) {
+		return "not a value this key takes"
 	}
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if i := strings.Index(msg, ": "); strings.HasPrefix(msg, "line ") && i > 0 {
-		msg = msg[i+2:]
-	}
-	if i := strings.Index(msg, " into "); strings.HasPrefix(msg, "cannot unmarshal") && i > 0 {
-		msg = msg[:i]
-	}
-	return msg
+	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
 // structKeys are the keys a struct type reads, as the YAML decoder

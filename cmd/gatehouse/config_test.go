@@ -208,8 +208,12 @@ func TestExampleStoreSectionsAreValid(t *testing.T) {
 	if err := os.WriteFile(dsnFile, []byte("postgres://gatehouse@db.example.test/app\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"store-openldap.example.yaml", "store-active-directory.example.yaml",
-		"store-sqlserver-mapped.example.yaml", "store-postgres.example.yaml"} {
+	examples, err := filepath.Glob(filepath.Join("..", "..", "deploy", "store-*.example.yaml"))
+	if err != nil || len(examples) < 5 {
+		t.Fatalf("store examples in deploy/: %v %v", examples, err)
+	}
+	for _, path := range examples {
+		name := filepath.Base(path)
 		t.Run(name, func(t *testing.T) {
 			store, err := os.ReadFile(filepath.Join("..", "..", "deploy", name))
 			if err != nil {

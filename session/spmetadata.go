@@ -57,8 +57,17 @@ func (m *Manager) metadata() ([]byte, error) {
 		{Binding: saml.HTTPPostBinding, Location: m.sloURL.String()},
 	}
 	d.KeyDescriptors = nil
+	// AES-CBC is advertised only when an IdP may use it (allow_cbc): an
+	// IdP that reads this list must not pick what would be refused.
+	anyCBC := false
+	for _, in := range m.idps {
+		anyCBC = anyCBC || in.cfg.AllowCBC
+	}
 	var methods []saml.EncryptionMethod
 	for _, a := range contentAlgorithms {
+		if cbcContent[a] && !anyCBC {
+			continue
+		}
 		methods = append(methods, saml.EncryptionMethod{Algorithm: a})
 	}
 	methods = append(methods, saml.EncryptionMethod{Algorithm: algRSAOAEP}, saml.EncryptionMethod{Algorithm: algRSAOAEP11})

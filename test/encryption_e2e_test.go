@@ -255,14 +255,20 @@ func TestEncryptedAssertions(t *testing.T) {
 
 // TestSPMetadataKeysAndSignature: during a rollover the metadata lists
 // both certificates with their uses and the accepted encryption
-// algorithms, and with sign_metadata it carries a signature that xmlsec1
-// verifies with the signing certificate, placed first as the schema wants.
+// algorithms (AES-CBC only while an IdP has allow_cbc), and with
+// sign_metadata it carries a signature that xmlsec1 verifies with the
+// signing certificate, placed first as the schema wants.
 func TestSPMetadataKeysAndSignature(t *testing.T) {
 	dir := t.TempDir()
 	current, _ := spKeyPair(t, dir, "current")
 	previous, _ := spKeyPair(t, dir, "previous")
 	previous.Use = session.UseEncryption
-	h := newHarness(t, options{spKeys: []session.SPKey{current, previous}, signMetadata: true})
+	withoutCBC := newHarness(t, options{spKeys: []session.SPKey{current, previous}, signMetadata: true})
+	_, body := withoutCBC.get(withoutCBC.browser(), "/.gatehouse/saml/metadata", nil)
+	if strings.Contains(body, "-cbc") || !strings.Contains(body, xencAES256GCM) {
+		t.Errorf("without allow_cbc the metadata must offer AES-GCM and no AES-CBC:\n%s", body)
+	}
+	h := newHarness(t, options{spKeys: []session.SPKey{current, previous}, signMetadata: true, corp: allowCBC})
 	code, body := h.get(h.browser(), "/.gatehouse/saml/metadata", nil)
 	if code != http.StatusOK {
 		t.Fatalf("metadata: %d", code)

@@ -39,12 +39,42 @@ var gatehouseBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// smallBinary builds a small static Go program: the image's shape does
+// not depend on what the binary is, and gzip over gatehouse's 50 MB is
+// slow under the race detector.
+var smallBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "mkimage-small-")
+	if err != nil {
+		return "", err
+	}
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module small\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"small\") }\n"), 0o644)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", "small", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "small"), nil
+})
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := gatehouseBinary(); err == nil {
-		os.RemoveAll(filepath.Dir(bin))
+	for _, built := range []func() (string, error){gatehouseBinary, smallBinary} {
+		if bin, err := built(); err == nil {
+			os.RemoveAll(filepath.Dir(bin))
+		}
 	}
 	os.Exit(code)
+}
+
+func small(t *testing.T) string {
+	t.Helper()
+	bin, err := smallBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 func binary(t *testing.T) string {
@@ -127,7 +157,7 @@ func layerFiles(t *testing.T, o options) map[string]layerFile {
 // non-root user, labels version and revision, and dates everything at the
 // given time.
 func TestImageShape(t *testing.T) {
-	bin := binary(t)
+	bin := small(t)
 	ca, caPEM := caBundle(t)
 	created := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
 	o := options{Binary: bin, CACerts: ca, Version: "v1.2.3", Revision: "0123abcd", Created: created}
@@ -197,7 +227,7 @@ func TestImageShape(t *testing.T) {
 // TestImageReproducible: the same inputs give the same image digest; a
 // different time gives another.
 func TestImageReproducible(t *testing.T) {
-	bin := binary(t)
+	bin := small(t)
 	ca, _ := caBundle(t)
 	o := options{Binary: bin, CACerts: ca, Version: "v1", Revision: "r", Created: time.Unix(1700000000, 0)}
 	digest := func(o options) string {
@@ -237,8 +267,8 @@ func TestImageRefusesBadInputs(t *testing.T) {
 	}{
 		{"not a Go binary", options{Binary: script, CACerts: ca}, "no Go build information"},
 		{"missing binary", options{Binary: filepath.Join(dir, "nope"), CACerts: ca}, "no Go build information"},
-		{"no certificates", options{Binary: binary(t), CACerts: empty}, "holds no PEM certificate"},
-		{"missing CA file", options{Binary: binary(t), CACerts: filepath.Join(dir, "nope.pem")}, "ca certificates:"},
+		{"no certificates", options{Binary: small(t), CACerts: empty}, "holds no PEM certificate"},
+		{"missing CA file", options{Binary: small(t), CACerts: filepath.Join(dir, "nope.pem")}, "ca certificates:"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := build(c.o)
@@ -255,7 +285,7 @@ func TestImageTarballLoads(t *testing.T) {
 	ca, _ := caBundle(t)
 	out := filepath.Join(t.TempDir(), "sub", "image.tar")
 	var stdout bytes.Buffer
-	if err := run([]string{"-binary", binary(t), "-ca", ca, "-o", out, "-version", "v9.9.9+dirty", "-created", "1700000000",
+	if err := run([]string{"-binary", small(t), "-ca", ca, "-o", out, "-version", "v9.9.9+dirty", "-created", "1700000000",
 		"-name", "localhost/gatehouse-test"}, &stdout); err != nil {
 		t.Fatal(err)
 	}

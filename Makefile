@@ -42,7 +42,8 @@ test: vet test-deps ## run every test, with the race detector
 # and python3-pysaml2 for SAML interoperability (signatures, encryption and
 # whole responses from implementations independent of gatehouse's),
 # redis-server for the replica tests (the harness runs its own), podman
-# to run the container image that `make image` builds, and prometheus for
+# and runc to run the container image that `make image` builds (crun,
+# podman's default runtime, refuses hosts with cgroups in hybrid mode), and prometheus for
 # promtool, which checks the shipped alert rules.
 # Installing them must not start Debian's own servers, so service starts
 # are denied while they install (policy-rc.d), unless the machine already
@@ -57,6 +58,7 @@ test-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	/usr/bin/python3 -c 'import saml2' 2>/dev/null || missing="$$missing python3-pysaml2"; \
 	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v runc >/dev/null || missing="$$missing runc"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -20,8 +20,7 @@ build: ## build bin/gatehouse, stamped with VERSION (git describe) and REVISION
 
 image: build ## build the container image bin/gatehouse-image.tar, no registry needed
 	$(GO) run ./deploy/mkimage -binary $(BIN) -o bin/gatehouse-image.tar \
-		-version "$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" \
-		-revision "$$(git rev-parse HEAD 2>/dev/null)" \
+		-version "$(or $(VERSION),devel)" -revision "$(REVISION)" \
 		-created "$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 
 # DEMO_PORT is gatehouse's port; the demo IdP, the application and the

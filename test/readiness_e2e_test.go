@@ -328,7 +328,7 @@ state:
 	if v := metricValue(t, g, `gatehouse_idp_metadata_up{idp="corp"}`); v != 1 {
 		t.Errorf(`gatehouse_idp_metadata_up{idp="corp"} = %v, want 1`, v)
 	}
-	if v := metricValue(t, g, `gatehouse_idp_metadata_last_refresh_success_timestamp_seconds{idp="partner"}`); v <= 0 || v > float64(loadedAt.Unix()+1) {
+	if v := metricValue(t, g, `gatehouse_idp_metadata_last_refresh_success_timestamp_seconds{idp="partner",source="url"}`); v <= 0 || v > float64(loadedAt.Unix()+1) {
 		t.Errorf("partner's last refresh success = %v, want the start (%d)", v, loadedAt.Unix())
 	}
 	established("partner metadata gone")
@@ -424,7 +424,7 @@ store:
 	if v := metricValue(t, g, "gatehouse_ready"); v != 0 {
 		t.Errorf("gatehouse_ready before metadata = %v", v)
 	}
-	if v := metricValue(t, g, `gatehouse_idp_metadata_last_refresh_success_timestamp_seconds{idp="partner"}`); v != -1 {
+	if v := metricValue(t, g, `gatehouse_idp_metadata_last_refresh_success_timestamp_seconds{idp="partner",source="url"}`); v != -1 {
 		t.Errorf("a last refresh success before any: %v", v)
 	}
 

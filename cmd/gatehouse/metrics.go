@@ -92,7 +92,8 @@ var (
 	descValidUntil = prometheus.NewDesc("gatehouse_idp_metadata_valid_until_timestamp_seconds",
 		"The validUntil of the IdP's loaded metadata (absent when it declares none).", []string{"idp"}, nil)
 	descLastRefresh = prometheus.NewDesc("gatehouse_idp_metadata_last_refresh_success_timestamp_seconds",
-		"When the IdP's metadata last loaded successfully from its metadata_url (absent until it has, and for a metadata_file).", []string{"idp"}, nil)
+		"When the IdP's metadata last loaded successfully (absent until it has); source is url (refreshed every metadata_refresh) or file (read at start and on SIGHUP only).",
+		[]string{"idp", "source"}, nil)
 	descCertExpiry = prometheus.NewDesc("gatehouse_certificate_expiry_timestamp_seconds",
 		"When a certificate expires: tls (the serving certificate), sp and sp_encryption (the SAML SP's), idp/<name> (the IdP's soonest-expiring signing certificate).",
 		[]string{"certificate"}, nil)
@@ -128,9 +129,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	gauge(descReady, ready)
-	timestamp := func(d *prometheus.Desc, t time.Time, label string) {
+	timestamp := func(d *prometheus.Desc, t time.Time, labels ...string) {
 		if !t.IsZero() {
-			gauge(d, float64(t.UnixNano())/1e9, label)
+			gauge(d, float64(t.UnixNano())/1e9, labels...)
 		}
 	}
 	if c.tls != nil {
@@ -142,9 +143,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.sm.MetadataStates() {
 		gauge(descIdPUp, up(s.Err), s.IdP)
 		timestamp(descValidUntil, s.ValidUntil, s.IdP)
-		if s.FromURL { // a file is not refreshed: its age would read as a failing refresh
-			timestamp(descLastRefresh, s.LastSuccess, s.IdP)
+		// A file is never refreshed: the source label keeps its age from
+		// reading as a failing refresh (the alert asks for source="url").
+		source := "file"
+		if s.FromURL {
+			source = "url"
 		}
+		timestamp(descLastRefresh, s.LastSuccess, s.IdP, source)
 		timestamp(descCertExpiry, s.SigningCertExpiry, "idp/"+s.IdP)
 	}
 }

@@ -63,6 +63,11 @@ var strippedPrefixes = []string{
 	"x-auth-request-", "x-ms-client-principal", "oidc-claim-", "oidc-access-token", "oidc-id-token",
 	"shib-", "x-amzn-oidc-", "cf-access-", "x-goog-authenticated-user-", "x-goog-iap-", "x-pomerium-",
 	"x-ssl-client-", "x-client-cert-", "x-forwarded-client-cert-", "x-vouch-", "x-authentik-", "remote-user-",
+	// Variants of the user headers above (X-Forwarded-User-Id,
+	// X-Forwarded-Username, X-Remote-User-Email, X-Authenticated-User-Id):
+	// an application that reads one believes it as much as the plain name.
+	"x-forwarded-user", "x-forwarded-email", "x-forwarded-group", "x-forwarded-preferred-", "x-remote-user",
+	"x-authenticated-user", "x-webauth-", "x-auth-user", "remote-user",
 }
 
 // StrippedByDefault lists the client headers removed from every proxied

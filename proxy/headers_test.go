@@ -18,11 +18,11 @@ func TestStripperRemovesEverySpelling(t *testing.T) {
 		"X-FORWARDED_EMAIL": {"d"},
 		"X-Gatehouse-Role":  {"e"},
 		"x_gatehouse_role":  {"f"},
-		"X-Forwarded-Users": {"kept"},
+		"X-Forwarded-Use": {"kept"},
 		"Accept":            {"kept"},
 	}
 	s.strip(h)
-	want := http.Header{"X-Forwarded-Users": {"kept"}, "Accept": {"kept"}}
+	want := http.Header{"X-Forwarded-Use": {"kept"}, "Accept": {"kept"}}
 	if diff := cmp.Diff(want, h); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -166,6 +166,11 @@ func TestProxyTrustHeadersStripped(t *testing.T) {
 		"X-Forwarded-Client-Cert", "Cf-Access-Authenticated-User-Email", "X-Goog-Authenticated-User-Email",
 		"X-Webauth-User", "X-Corp-Auth-Role", "x_legacy_login", "X-Forwarded-User", "X-Gatehouse-Anything",
 		"X-Forwarded-Display-Name", "X.Forwarded.Display.Name",
+		// Variants of the user headers (red-team finding: X-Forwarded-User-Id
+		// reached the upstream).
+		"X-Forwarded-User-Id", "X-Forwarded-Username", "X_Forwarded_UserId", "X-Forwarded-Emails",
+		"X-Forwarded-Groups-Raw", "X-Forwarded-Preferred-Name", "X-Remote-User-Email", "X-Authenticated-User-Id",
+		"X-Webauth-Groups", "X-Auth-User-Id", "Remote-User-Name",
 	}
 	for _, n := range spoofed {
 		h[n] = []string{"spoofed"}
@@ -252,9 +257,9 @@ func TestStripperFoldsEverySeparator(t *testing.T) {
 			})
 		}
 	}
-	mixed := http.Header{"X.Forwarded_User": {"a"}, "x~forwarded-GROUPS": {"b"}, "X-Forwarded.Users": {"kept"}}
+	mixed := http.Header{"X.Forwarded_User": {"a"}, "x~forwarded-GROUPS": {"b"}, "X-Forwarded.Use": {"kept"}}
 	s.strip(mixed)
-	if diff := cmp.Diff(http.Header{"X-Forwarded.Users": {"kept"}}, mixed); diff != "" {
+	if diff := cmp.Diff(http.Header{"X-Forwarded.Use": {"kept"}}, mixed); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -283,12 +288,12 @@ func TestStripperIgnoresHowSeparatorsAreRepeated(t *testing.T) {
 	s := stripperFor(hc, newHeaderSet(hc).names())
 	spoofed := []string{"X--Forwarded--User", "X__Forwarded__Groups", "X._Forwarded._Email", "-X-Forwarded-User",
 		"X-Forwarded-User-", "XForwardedUser", "X--HTTP--Method--Override", "xgatehouse-anything", "Remote--User", "X-REAL--IP"}
-	h := http.Header{"Accept": {"kept"}, "X-Forwarded-Users": {"kept"}}
+	h := http.Header{"Accept": {"kept"}, "X-Forwarded-Use": {"kept"}}
 	for _, n := range spoofed {
 		h[n] = []string{"spoofed"}
 	}
 	s.strip(h)
-	if diff := cmp.Diff(http.Header{"Accept": {"kept"}, "X-Forwarded-Users": {"kept"}}, h); diff != "" {
+	if diff := cmp.Diff(http.Header{"Accept": {"kept"}, "X-Forwarded-Use": {"kept"}}, h); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -239,7 +239,7 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 			if errors.As(err, &refusal) && refusal.Reason != "" {
 				reason = refusal.Reason
 			}
-			m.pages.Problem(w, r, Failure{Page: page, Reason: reason, Err: err, ReturnTo: returnTo})
+			m.pages.Problem(w, r, Failure{Page: page, Reason: reason, Err: err, ReturnTo: returnTo, Provisioning: true})
 			return
 		}
 		now := m.now()

@@ -46,6 +46,10 @@ type Failure struct {
 	// ReturnTo is where the failed login was going, when known: the
 	// page's "Try again" starts a fresh login to it.
 	ReturnTo string
+	// Provisioning marks a login refused after its SAML response was
+	// accepted (mapping, store, disabled user...): a login outcome, not a
+	// SAML failure.
+	Provisioning bool
 }
 
 // Choice is an IdP offered on the chooser page.

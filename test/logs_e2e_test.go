@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -283,8 +284,12 @@ func TestLoginRefusalReasons(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.o)
 			var problems []string
+			samlFailures := 0
 			h.pages.OnProblem = func(reason string, status int, login bool) {
 				problems = append(problems, fmt.Sprint(reason, " ", status))
+				if login {
+					samlFailures++
+				}
 			}
 			if tc.setup != nil {
 				tc.setup(t, h)
@@ -299,6 +304,11 @@ func TestLoginRefusalReasons(t *testing.T) {
 			}
 			if want := fmt.Sprint(tc.reason, " ", tc.status); len(problems) == 0 || problems[len(problems)-1] != want {
 				t.Errorf("counted %v, want last %q", problems, want)
+			}
+			// The SAML response was accepted: gatehouse_logins_total counts
+			// the refusal, gatehouse_saml_failures_total must not as well.
+			if samlFailures != 0 {
+				t.Errorf("a provisioning refusal counted as %d SAML failures", samlFailures)
 			}
 			ev := h.auditEvents()
 			if last := ev[len(ev)-1]; last["event"] != "login" || last["outcome"] != "refused" || last["reason"] != tc.reason ||
@@ -392,5 +402,33 @@ func TestSCIMWritesAudited(t *testing.T) {
 	}
 	if g := ev[6]; g["members_removed"] != int64(1) {
 		t.Errorf("group patch: %v", g)
+	}
+}
+
+// TestSAMLFailureCountsOnlyMessages: gatehouse_saml_failures_total (the
+// login flag of OnProblem) counts refused SAML messages, not a login
+// started for an IdP that does not exist: any web page could raise that
+// count with an image tag and set off the login-failure alert.
+func TestSAMLFailureCountsOnlyMessages(t *testing.T) {
+	h := newHarness(t, options{base: goldenBase})
+	saml := map[string]int{}
+	h.pages.OnProblem = func(reason string, status int, login bool) {
+		if login {
+			saml[reason]++
+		}
+	}
+	for range 3 {
+		rec := httptest.NewRecorder()
+		h.proxy.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, goldenBase+"/.gatehouse/login?idp=no-such-idp", nil))
+		if rec.Code != http.StatusForbidden {
+			t.Fatalf("login for an unknown IdP: %d", rec.Code)
+		}
+	}
+	if len(saml) != 0 {
+		t.Errorf("logins for an unknown IdP counted as SAML failures: %v", saml)
+	}
+	h.postACS([]byte("<samlp:Response/>"), "", nil)
+	if saml["no_login_state"] != 1 {
+		t.Errorf("a response without a login state is a refused SAML message: %v", saml)
 	}
 }

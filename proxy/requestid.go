@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -47,9 +48,11 @@ func newRequestID() string {
 
 // requestIDOf is the ID of r: the X-Request-Id a trusted proxy (the
 // connection's peer is in trusted_proxies) sent, when it is one short
-// safe token; otherwise a new one. A client's own value is never taken:
-// it would let anyone write what the logs and the upstream attribute to
-// gatehouse.
+// token of safe characters (safeRequestID); otherwise a new one. A
+// client's own value is never taken: it would let anyone write what the
+// logs and the upstream attribute to gatehouse. (A trusted proxy that
+// passes its client's X-Request-Id through makes the ID the client's
+// choice all the same: an ID is for correlation, never for trust.)
 func (p *Proxy) requestIDOf(r *http.Request) string {
 	vs := r.Header.Values(RequestIDHeader)
 	if len(vs) != 1 || len(p.trusted) == 0 || !safeRequestID(vs[0]) {
@@ -62,16 +65,26 @@ func (p *Proxy) requestIDOf(r *http.Request) string {
 	return vs[0]
 }
 
-// safeRequestID: 1 to 128 visible ASCII characters (no space, no control
-// character, nothing a log or a header could misread).
+// safeRequestID: 1 to 128 bytes of [A-Za-z0-9._:@/+=-], enough for UUIDs,
+// load balancers' and cloud trace IDs (AWS X-Amzn-Trace-Id "Root=1-...",
+// GCP "trace/span") and base64, and nothing that HTML, a header, a log
+// line or a shell could read as markup, a separator or a quote.
 func safeRequestID(s string) bool {
 	if s == "" || len(s) > maxRequestIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
+		if !requestIDChar(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func requestIDChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("._:@/+=-", c) >= 0
 }

@@ -176,6 +176,9 @@ func (p *Proxy) ioChecks(ctx context.Context) map[string]error {
 // never depends on anything else, so that a dependency's outage never
 // gets the process restarted.
 func (p *Proxy) ServeHealthz(w http.ResponseWriter, r *http.Request) {
+	if !probeMethod(w, r) {
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
@@ -195,6 +198,9 @@ func (p *Proxy) ServeReadyzDetailed(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Proxy) serveReadyz(w http.ResponseWriter, r *http.Request, detail bool) {
+	if !probeMethod(w, r) {
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	q := r.URL.Query()
@@ -221,6 +227,18 @@ func (p *Proxy) serveReadyz(w http.ResponseWriter, r *http.Request, detail bool)
 		return
 	}
 	w.Write([]byte(verboseReadiness(rd, detail, q.Has("strict"))))
+}
+
+// probeMethod answers 405 to a probe asked for with any method but GET or
+// HEAD, and reports whether the request may be served.
+func probeMethod(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
 }
 
 // verboseReadiness lists every check Kubernetes style: "[+]name ok" or
@@ -263,14 +281,19 @@ func verboseReadiness(rd Readiness, detail, strict bool) string {
 }
 
 var (
-	// userinfo in a URL: scheme://user:password@host
-	redactUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s]*@`)
-	// key=value pairs of DSNs and URL queries that hold secrets
-	redactPairs = regexp.MustCompile(`(?i)\b(password|passwd|pwd|secret|token|access_token|api_key|apikey|key)=('[^']*'|[^\s&;'"]*)`)
+	// userinfo in a URL: scheme://user:password@host. The password runs
+	// to the last "@" before the host (a raw "@" in a password is common
+	// and some clients accept it), so everything after the user's name up
+	// to there is hidden.
+	redactUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s"'<>]*):[^\s"'<>]*@`)
+	// key=value pairs of DSNs and URL queries that hold secrets, the key
+	// names inside longer ones too (sslpassword, client_secret,
+	// auth_token, api_key...).
+	redactPairs = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:pass|pwd|secret|token|key|cred)[a-z0-9_.-]*)(\s*=\s*)('[^']*'|"[^"]*"|[^\s&;'"]*)`)
 )
 
 // redact removes credentials from text that may quote a DSN or a URL.
 func redact(s string) string {
 	s = redactUserinfo.ReplaceAllString(s, "${1}:xxxxx@")
-	return redactPairs.ReplaceAllString(s, "${1}=xxxxx")
+	return redactPairs.ReplaceAllString(s, "${1}${2}xxxxx")
 }

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,5 +104,65 @@ func TestReadinessChecksShared(t *testing.T) {
 	p.ioChecks(context.Background())
 	if n := st.pings.Load(); n != 2 {
 		t.Errorf("after readyCacheTTL: %d store pings, want 2", n)
+	}
+}
+
+// TestRedactPasswordWithAt (security, F8): a password holding "@" is
+// hidden up to the last "@" before the host, not the first.
+func TestRedactPasswordWithAt(t *testing.T) {
+	for in, want := range map[string]string{
+		"dial postgres://u:p@ss@db:5432/app: refused":   "dial postgres://u:xxxxx@db:5432/app: refused",
+		"redis://:a@b@c@redis:6379/0 unreachable":       "redis://:xxxxx@redis:6379/0 unreachable",
+		`parse "mysql://gh:s3@cr3t@db/app": bad port`:   `parse "mysql://gh:xxxxx@db/app": bad port`,
+		"ldaps://cn=admin:s3cr3t@ldap.example:636 down": "ldaps://cn=admin:xxxxx@ldap.example:636 down",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRedactKeysInsideNames (security, F8): secret-bearing keys are
+// redacted inside longer names and in their short forms.
+func TestRedactKeysInsideNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"host=db sslpassword=s3cr3t sslmode=require": "host=db sslpassword=xxxxx sslmode=require",
+		"Server=db;Pass=s3cr3t;Database=app":         "Server=db;Pass=xxxxx;Database=app",
+		"host=db pwd = s3cr3t user=gh":               "host=db pwd = xxxxx user=gh",
+		"?client_secret=s3cr3t&x=1":                  "?client_secret=xxxxx&x=1",
+		"auth_token=s3cr3t access_key=s3cr3t":        "auth_token=xxxxx access_key=xxxxx",
+		`password="s3 cr3t" next`:                    `password=xxxxx next`,
+		"secret=s3cr3t":                              "secret=xxxxx",
+	} {
+		if got := redact(in); got != want || strings.Contains(got, "s3cr3t") {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestProbeHandlersGetHeadOnly (F8): the probe handlers, as both
+// listeners mount them, answer GET and HEAD only: 405 with Allow
+// otherwise, before any check runs (st is never pinged).
+func TestProbeHandlersGetHeadOnly(t *testing.T) {
+	st := &countingStore{}
+	p := &Proxy{log: zap.NewNop(), store: st}
+	for name, h := range map[string]http.HandlerFunc{"healthz": p.ServeHealthz, "readyz": p.ServeReadyz, "admin readyz": p.ServeReadyzDetailed} {
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, "PROPFIND"} {
+			if name != "healthz" && (m == http.MethodGet || m == http.MethodHead) {
+				continue // needs an SP; TestProbesGetHeadOnly (test/) serves them
+			}
+			w := httptest.NewRecorder()
+			h(w, httptest.NewRequest(m, "/"+strings.ReplaceAll(name, " ", "-")+"?verbose", nil))
+			want := http.StatusOK
+			if m != http.MethodGet && m != http.MethodHead {
+				want = http.StatusMethodNotAllowed
+			}
+			if w.Code != want || (want == http.StatusMethodNotAllowed && w.Header().Get("Allow") != "GET, HEAD") {
+				t.Errorf("%s %s: %d, Allow %q; want %d", m, name, w.Code, w.Header().Get("Allow"), want)
+			}
+		}
+	}
+	if n := st.pings.Load(); n != 0 {
+		t.Errorf("refused probes pinged the store %d times", n)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // lifetime as its duration and the bytes sent to the client through it.
 // It names the path without the query (a query can carry a SAMLResponse,
 // a SAMLRequest or a token) and never a body, a cookie or a header value
-// other than the host and the user agent.
+// other than the host and the user agent. Every client-controlled value
+// is bounded and made safe for a log line (see logSafe).
 
 // requestInfo is what gatehouse knows about a request for its access log
 // and error pages; one per request, in its context.
@@ -29,6 +30,9 @@ type requestInfo struct {
 	proxied  bool
 	userID   string // the signed-in or just-provisioned user, if any
 	userName string
+	// canonical is the escaped canonical path the rules judged and the
+	// upstream got, when it differs from the path as received.
+	canonical string
 }
 
 func requestInfoFrom(ctx context.Context) *requestInfo {
@@ -49,6 +53,10 @@ const maxLoggedPath = 2048
 
 // maxLoggedAgent bounds the user agent an access-log line carries.
 const maxLoggedAgent = 256
+
+// maxLoggedProto bounds the protocol ("HTTP/1.1") an access-log line
+// carries; net/http refuses any but HTTP/x.y, so this is belt and braces.
+const maxLoggedProto = 16
 
 // accessWriter records what the answer to a request was.
 type accessWriter struct {
@@ -132,32 +140,29 @@ func (p *Proxy) logAccess(w *accessWriter, r *http.Request, info *requestInfo, m
 	if w.tunnel != nil {
 		bytes += w.tunnel.written.Load()
 	}
-	if len(path) > maxLoggedPath {
-		path = path[:maxLoggedPath] + "..."
-	}
-	agent := r.UserAgent()
-	if len(agent) > maxLoggedAgent {
-		agent = agent[:maxLoggedAgent] + "..."
-	}
-	fields := [14]zap.Field{
+	fields := [15]zap.Field{
 		zap.String("request_id", info.id),
-		zap.String("method", method),
-		zap.String("path", path),
+		logString("method", method),
+		zap.String("path", logSafe(path, maxLoggedPath)),
 		zap.Int("status", status),
 		zap.Int64("bytes", bytes),
 		zap.Duration("duration", time.Since(info.start)),
 		zap.Stringer("client_ip", ClientIP(r.Context())),
-		zap.String("host", r.Host),
-		zap.String("proto", r.Proto),
-		zap.String("user_agent", agent),
+		logString("host", r.Host),
+		zap.String("proto", logSafe(r.Proto, maxLoggedProto)),
+		zap.String("user_agent", logSafe(r.UserAgent(), maxLoggedAgent)),
 	}
 	n := 10
+	if info.canonical != "" {
+		fields[n] = zap.String("canonical_path", logSafe(info.canonical, maxLoggedPath))
+		n++
+	}
 	if info.proxied {
 		fields[n] = zap.Duration("upstream_duration", info.upstream)
 		n++
 	}
 	if info.userID != "" {
-		fields[n] = zap.String("user", info.userName)
+		fields[n] = zap.String("user", logSafe(info.userName, maxLoggedField))
 		fields[n+1] = zap.String("user_id", info.userID)
 		n += 2
 	}

@@ -125,6 +125,11 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) (*http.Request
 		p.pages.badRequest(w, r, "method", err)
 		return r, judgement{}, false
 	}
+	if c.escaped != r.URL.EscapedPath() {
+		if i := requestInfoFrom(r.Context()); i != nil {
+			i.canonical = c.escaped // for the access log's canonical_path
+		}
+	}
 	return withPath(r, c), p.judge(methods, c.path), true
 }
 
@@ -448,7 +453,7 @@ func (p *Pages) badRequest(w http.ResponseWriter, r *http.Request, reason string
 		p.OnProblem(reason, http.StatusBadRequest, false)
 	}
 	p.log.Warn("request refused", zap.String("error_id", id), zap.Int("status", http.StatusBadRequest),
-		zap.String("reason", reason), zap.String("method", r.Method), zap.String("path", r.URL.EscapedPath()), zap.Error(err))
+		zap.String("reason", reason), logString("method", r.Method), logString("path", r.URL.EscapedPath()), logErr(err))
 	p.render(w, r, pageData{Status: http.StatusBadRequest, Title: "Bad request",
 		Message: "This address is spelled in a way the application could read differently. Use its plain form.", ErrorID: id})
 }

@@ -416,7 +416,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody is left to answer.
-		p.log.Debug("client cancelled request", zap.String("path", r.URL.Path))
+		p.log.Debug("client cancelled request", logString("path", r.URL.Path))
 		return
 	}
 	p.pages.badGateway(w, r, err)

@@ -117,7 +117,7 @@ func (p *Proxy) publicPlace(w http.ResponseWriter, r *http.Request) (release fun
 	}
 	if p.publicSlots.report(p.now()) {
 		p.log.Warn("request without a session refused: its client is at public_max_concurrent (logged once a minute)",
-			zap.String("client_ip", ip.String()), zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.String("client_ip", ip.String()), logString("method", r.Method), logString("path", r.URL.Path),
 			zap.Int("public_max_concurrent", p.cfg.PublicMaxConcurrent))
 	}
 	w.Header().Set("Retry-After", "1")

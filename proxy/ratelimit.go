@@ -97,7 +97,7 @@ func (p *Proxy) rateLimited(w http.ResponseWriter, r *http.Request) bool {
 	secs := int((wait + time.Second - 1) / time.Second)
 	if report {
 		p.log.Warn("client rate limited (logged once a minute per client)", zap.String("client_ip", ip.String()),
-			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("retry_after", secs))
+			logString("method", r.Method), logString("path", r.URL.Path), zap.Int("retry_after", secs))
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	p.pages.tooManyRequests(w, r)

@@ -317,7 +317,7 @@ func (p *Pages) problem(w http.ResponseWriter, r *http.Request, f session.Failur
 	}
 	if ce := p.log.Check(level, "request refused"); ce != nil {
 		ce.Write(zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.Int("status", d.Status), zap.String("reason", f.Reason),
-			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), zap.Error(f.Err))
+			logString("method", r.Method), logString("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), logErr(f.Err))
 	}
 	p.render(w, r, d)
 }
@@ -488,7 +488,7 @@ func (p *Pages) refuseRequest(w http.ResponseWriter, r *http.Request, status int
 		p.OnProblem(reason, status, false)
 	}
 	p.log.Info("request refused", zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.Int("status", status), zap.String("reason", reason),
-		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), zap.Error(err))
+		logString("method", r.Method), logString("path", r.URL.Path), zap.Stringer("client_ip", clientIPField(r)), logErr(err))
 	title, msg := "Bad request", "This request cannot be forwarded to the application."
 	switch status {
 	case http.StatusRequestTimeout:
@@ -505,8 +505,8 @@ func clientIPField(r *http.Request) fmt.Stringer { return ClientIP(r.Context()) 
 // badGateway answers when the upstream cannot be reached.
 func (p *Pages) badGateway(w http.ResponseWriter, r *http.Request, err error) {
 	id := errorID(r)
-	p.log.Error("upstream request failed", zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.String("method", r.Method),
-		zap.String("path", r.URL.Path), zap.Error(err))
+	p.log.Error("upstream request failed", zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), logString("method", r.Method),
+		logString("path", r.URL.Path), logErr(err))
 	p.render(w, r, pageData{Status: http.StatusBadGateway, Title: "Application unavailable",
 		Message: "The application behind this sign-in did not answer. Please try again in a minute.", ErrorID: id,
 		Steps: []step{p.tryAgain(r, session.Failure{Page: session.Unavailable})}})

@@ -79,10 +79,10 @@ func inspectEncrypted(ea *etree.Element) (*encryption, error) {
 	enc.dataAlg = algorithm(enc.data)
 	enc.keyAlg = algorithm(enc.key)
 	if !acceptedContent[enc.dataAlg] {
-		return nil, fmt.Errorf("assertion content encryption %q is not accepted (AES-GCM or AES-CBC)", enc.dataAlg)
+		return nil, fmt.Errorf("assertion content encryption %s is not accepted (AES-GCM or AES-CBC)", quoted(enc.dataAlg))
 	}
 	if enc.keyAlg != algRSAOAEP && enc.keyAlg != algRSAOAEP11 && enc.keyAlg != algRSA15 {
-		return nil, fmt.Errorf("assertion key transport %q is not accepted (RSA-OAEP)", enc.keyAlg)
+		return nil, fmt.Errorf("assertion key transport %s is not accepted (RSA-OAEP)", quoted(enc.keyAlg))
 	}
 	return enc, nil
 }

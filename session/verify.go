@@ -189,14 +189,14 @@ func nsDecl(a etree.Attr) (string, bool) {
 func (m *Manager) checkResponseHead(resp *etree.Element, in *idp, requestIDs []string, unsolicited, signed bool) error {
 	dest := resp.SelectAttrValue("Destination", "")
 	if (signed || dest != "") && dest != m.acsURL.String() {
-		return fmt.Errorf("response Destination %q is not this ACS", dest)
+		return fmt.Errorf("response Destination %s is not this ACS", quoted(dest))
 	}
 	if irt := resp.SelectAttrValue("InResponseTo", ""); unsolicited {
 		if irt != "" {
 			return errors.New("unsolicited response carries InResponseTo")
 		}
 	} else if !slices.Contains(requestIDs, irt) {
-		return fmt.Errorf("response InResponseTo %q answers no pending request", irt)
+		return fmt.Errorf("response InResponseTo %s answers no pending request", quoted(irt))
 	}
 	at, err := time.Parse(time.RFC3339Nano, resp.SelectAttrValue("IssueInstant", ""))
 	if err != nil {
@@ -260,7 +260,7 @@ func (m *Manager) checkAssertionHead(a *saml.Assertion, in *idp, requestIDs []st
 			return errors.New("subject confirmation answers no pending request")
 		}
 		if d.Recipient != m.acsURL.String() {
-			return fmt.Errorf("subject confirmation Recipient is not %s (it is %q)", m.acsURL.String(), d.Recipient)
+			return fmt.Errorf("subject confirmation Recipient is not %s (it is %s)", m.acsURL.String(), quoted(d.Recipient))
 		}
 		if d.NotOnOrAfter.Add(saml.MaxClockSkew).Before(now) {
 			return errors.New("subject confirmation expired")

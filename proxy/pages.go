@@ -301,7 +301,9 @@ func (p *Pages) problem(w http.ResponseWriter, r *http.Request, f session.Failur
 	case session.Unavailable:
 		d.Status, title, msg = http.StatusServiceUnavailable, "Temporarily unavailable", "Sign-in cannot be completed right now. Please try again in a minute."
 		w.Header().Set("Retry-After", "30")
-		level = zap.ErrorLevel
+		if !f.Routine { // see session.Failure.Routine
+			level = zap.ErrorLevel
+		}
 	default:
 		d.Status, title, msg = http.StatusForbidden, "Sign-in failed", "Your identity provider's answer could not be accepted. Please try again."
 	}

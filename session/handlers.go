@@ -51,7 +51,7 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 			in = m.byEntity[hint]
 		}
 		if in == nil {
-			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %q", hint)})
+			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %s", quoted(hint))})
 			return
 		}
 		http.SetCookie(w, &http.Cookie{Name: lastIdPCookie, Value: in.cfg.Name, Path: m.cfg.Endpoints.Prefix,
@@ -126,7 +126,7 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 	in := m.byName[name]
 	sp := in.sp.Load()
 	if sp == nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "metadata", Err: fmt.Errorf("idp %s: %w", name, errNoMetadata)})
+		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "metadata", Err: fmt.Errorf("idp %s: %w", name, errNoMetadata), Routine: true})
 		return
 	}
 	req, err := sp.MakeAuthenticationRequest(ssoLocation(sp.IDPMetadata), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
@@ -220,8 +220,18 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		id, returnTo, f := m.consume(w, r)
+		var idpName string // the login's IdP, once known
+		id, returnTo, f := m.consume(w, r, &idpName)
 		if f != nil {
+			// An audit event for every refused response: the pages
+			// line is a warning that log.level error hides. It names
+			// nothing the unverified message says but the reason and
+			// the configured IdP it is from.
+			ev := []zap.Field{zap.String("reason", f.Reason)}
+			if idpName != "" {
+				ev = append(ev, zap.String("idp", idpName))
+			}
+			m.auditEvent(w, r, zap.WarnLevel, "login", "refused", ev...)
 			m.pages.Problem(w, r, *f)
 			return
 		}
@@ -251,6 +261,12 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 		m.setSession(w, Session{ID: sid[:22], UserID: userID, IdP: id.IdP, NameID: id.NameID, NameIDFormat: id.NameIDFormat, SessionIndex: id.SessionIndex,
 			AuthnContext: id.AuthnContext,
 			Issued:       now, LastSeen: now})
+		if _, err := r.Cookie(m.logoutCookieName()); err == nil {
+			// A logout this browser left pending ends with this login: a
+			// LogoutResponse arriving now answers nothing the user is
+			// waiting for.
+			http.SetCookie(w, m.logoutCookie("", -1))
+		}
 		http.Redirect(w, r, returnTo, http.StatusSeeOther)
 	})
 }
@@ -277,7 +293,11 @@ func (e *Refusal) Unwrap() error { return e.Err }
 // state its RelayState names (ditto) before the response is decoded; a
 // response beyond responseLimits by a scan that builds nothing; and only
 // then are trees built and signatures checked.
-func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (_ Identity, _ string, failure *Failure) {
+//
+// idpName is set to the configured name of the IdP the response is for,
+// once known: from the browser's login state, or from a configured
+// issuer of an unsolicited response.
+func (m *Manager) consume(w http.ResponseWriter, r *http.Request, idpName *string) (_ Identity, _ string, failure *Failure) {
 	var known string // the login's return path, once its state is read
 	defer func() {
 		if failure != nil && failure.ReturnTo == "" {
@@ -340,17 +360,21 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request) (_ Identity, _
 	)
 	if solicited {
 		in, requestIDs, returnTo, stepUp = m.byName[st.IdP], []string{st.RequestID}, st.ReturnTo, strings.Fields(st.AuthnContext)
+		if in != nil {
+			*idpName = in.cfg.Name
+		}
 		if in == nil {
 			return fail("unknown_idp", fmt.Errorf("login state names unknown idp %q", st.IdP))
 		}
 		if sh.issuer != in.cfg.EntityID {
-			return fail("issuer", fmt.Errorf("response issuer %q, login was sent to %q", sh.issuer, in.cfg.EntityID))
+			return fail("issuer", fmt.Errorf("response issuer %s, login was sent to %q", quoted(sh.issuer), in.cfg.EntityID))
 		}
 	} else {
 		unsolicited = true
 		if in = m.byEntity[sh.issuer]; in == nil {
-			return fail("issuer", fmt.Errorf("response from unknown issuer %q", sh.issuer))
+			return fail("issuer", fmt.Errorf("response from unknown issuer %s", quoted(sh.issuer)))
 		}
+		*idpName = in.cfg.Name
 		if !in.cfg.AllowIdPInitiated {
 			return fail("no_login_state", fmt.Errorf("no pending login in this browser matches the response (expired, used, or started in another browser), and idp %s may not start logins", in.cfg.Name))
 		}
@@ -428,7 +452,7 @@ func acceptedContext(in *idp, stepUp []string, got string) error {
 	if len(accepted) == 0 || slices.Contains(accepted, got) {
 		return nil
 	}
-	return fmt.Errorf("the assertion's authentication context %q is not one of %s", got, strings.Join(accepted, ", "))
+	return fmt.Errorf("the assertion's authentication context %s is not one of %s", quoted(got), strings.Join(accepted, ", "))
 }
 
 const bearer = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
@@ -466,7 +490,7 @@ func (m *Manager) checkAssertion(a *saml.Assertion, unsolicited bool) (time.Time
 			continue
 		}
 		if d.Recipient != m.acsURL.String() {
-			return time.Time{}, fmt.Errorf("recipient %q is not this ACS", d.Recipient)
+			return time.Time{}, fmt.Errorf("recipient %s is not this ACS", quoted(d.Recipient))
 		}
 		if d.NotOnOrAfter.IsZero() || !now.Add(-skew).Before(d.NotOnOrAfter) {
 			return time.Time{}, errors.New("subject confirmation expired or without NotOnOrAfter")

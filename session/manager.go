@@ -50,6 +50,11 @@ type Failure struct {
 	// accepted (mapping, store, disabled user...): a login outcome, not a
 	// SAML failure.
 	Provisioning bool
+	// Routine marks an Unavailable failure that any anonymous client can
+	// cause at will and whose cause operators learn of elsewhere (a login
+	// through an IdP whose metadata is not loaded: metrics, readiness):
+	// it is logged as a warning, not an error.
+	Routine bool
 }
 
 // Choice is an IdP offered on the chooser page.
@@ -120,7 +125,8 @@ type Options struct {
 	// Revocations record sessions ended by logout; default in memory.
 	Revocations Revocations
 	Pages       Pages
-	// Audit receives the audit events (logouts, single logouts); default
+	// Audit receives the audit events (logouts, single logouts, SAML
+	// responses refused at the ACS); default
 	// Logger.Named("audit").
 	Audit *zap.Logger
 	// ClientAddr is the client address written in audit events (the
@@ -474,7 +480,7 @@ func (m *Manager) checkAudience(a *saml.Assertion) error {
 	}
 	for _, ar := range a.Conditions.AudienceRestrictions {
 		if ar.Audience.Value != m.cfg.EntityID {
-			return fmt.Errorf("audience %q is not this SP", ar.Audience.Value)
+			return fmt.Errorf("audience %s is not this SP", quoted(ar.Audience.Value))
 		}
 	}
 	return nil

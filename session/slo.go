@@ -331,7 +331,7 @@ func (m *Manager) readPostSLO(w http.ResponseWriter, r *http.Request) (*sloMessa
 	}
 	in := m.byEntity[issuer]
 	if in == nil || in.sp.Load() == nil {
-		return nil, fmt.Errorf("message from unknown issuer %q", issuer)
+		return nil, fmt.Errorf("message from unknown issuer %s", quoted(issuer))
 	}
 	signed, err := m.verifySignature(root, in.signingCerts())
 	if err != nil {
@@ -353,7 +353,7 @@ func (m *Manager) readRedirectSLO(r *http.Request) (*sloMessage, error) {
 	for _, kv := range strings.Split(r.URL.RawQuery, "&") {
 		k, v, _ := strings.Cut(kv, "=")
 		if _, dup := raw[k]; dup {
-			return nil, fmt.Errorf("parameter %s given twice", k)
+			return nil, fmt.Errorf("parameter %s given twice", quoted(k))
 		}
 		raw[k] = v
 	}
@@ -400,7 +400,7 @@ func (m *Manager) readRedirectSLO(r *http.Request) (*sloMessage, error) {
 	}
 	i := slices.IndexFunc(signers, func(in *idp) bool { return in.cfg.EntityID == issuer })
 	if i < 0 {
-		return nil, fmt.Errorf("message from %q, signed with the key of %s", issuer, signers[0].cfg.Name)
+		return nil, fmt.Errorf("message from %s, signed with the key of %s", quoted(issuer), signers[0].cfg.Name)
 	}
 	in := signers[i]
 	if len(childrenNS(root, nsDSig, "Signature")) > 0 {
@@ -422,7 +422,7 @@ func (m *Manager) queryVerifiers(sigAlg string, signed, sig []byte) ([]*idp, err
 	case sigRSASHA512:
 		h = crypto.SHA512
 	default:
-		return nil, fmt.Errorf("signature algorithm %q is not accepted (RSA-SHA256, RSA-SHA512 or ECDSA-SHA256)", sigAlg)
+		return nil, fmt.Errorf("signature algorithm %s is not accepted (RSA-SHA256, RSA-SHA512 or ECDSA-SHA256)", quoted(sigAlg))
 	}
 	d := h.New()
 	d.Write(signed)
@@ -484,7 +484,7 @@ func parseSLO(b []byte) (*etree.Element, string, error) {
 // SP's SLO endpoint, issued within the clock skew.
 func (m *Manager) checkSLOHead(root *etree.Element) error {
 	if root.SelectAttrValue("Destination", "") != m.sloURL.String() {
-		return fmt.Errorf("destination %q is not this SP's SLO endpoint", root.SelectAttrValue("Destination", ""))
+		return fmt.Errorf("destination %s is not this SP's SLO endpoint", quoted(root.SelectAttrValue("Destination", "")))
 	}
 	at, err := time.Parse(time.RFC3339Nano, root.SelectAttrValue("IssueInstant", ""))
 	if err != nil {
@@ -587,7 +587,8 @@ func subjectFields(s Session) []zap.Field {
 	return f
 }
 
-// auditEvent writes one audit event (logout, single_logout): what
+// auditEvent writes one audit event (logout, single_logout, a refused
+// login at the ACS): what
 // happened, with the request's client address and ID.
 func (m *Manager) auditEvent(w http.ResponseWriter, r *http.Request, level zapcore.Level, event, outcome string, fields ...zap.Field) {
 	ce := m.audit.Check(level, event)
@@ -641,13 +642,13 @@ func (m *Manager) sameOrigin(r *http.Request) error {
 		if len(o) == 1 && strings.EqualFold(o[0], origin) {
 			return nil
 		}
-		return fmt.Errorf("the Origin header %q is not %s", strings.Join(o, ", "), origin)
+		return fmt.Errorf("the Origin header %s is not %s", quoted(strings.Join(o, ", ")), origin)
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
 		if site == "same-origin" {
 			return nil
 		}
-		return fmt.Errorf("the Sec-Fetch-Site header is %q", site)
+		return fmt.Errorf("the Sec-Fetch-Site header is %s", quoted(site))
 	}
 	if ref := r.Header.Get("Referer"); ref != "" {
 		if u, err := url.Parse(ref); err == nil && strings.EqualFold(u.Scheme+"://"+u.Host, origin) && u.User == nil {
@@ -802,7 +803,10 @@ func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sl
 		return
 	}
 	if got := msg.root.SelectAttrValue("InResponseTo", ""); got != id || msg.in.cfg.Name != idpName {
-		m.unverifiedLogoutResponse(w, r, "in_response_to", fmt.Errorf("LogoutResponse answers %q from %s, not this browser's logout", got, msg.in.cfg.Name))
+		err := fmt.Errorf("LogoutResponse answers %s from %s, not this browser's logout", quoted(got), msg.in.cfg.Name)
+		if !m.unverifiedLogoutResponse(w, r, "in_response_to", err) {
+			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "in_response_to", Err: err})
+		}
 		return
 	}
 	// Used up: the same response cannot complete a logout twice.
@@ -862,10 +866,15 @@ func isLogoutResponse(r *http.Request) bool {
 // session is touched, its RelayState is not followed, and the pending
 // logout stays for the genuine answer. It reports false, doing nothing,
 // when the browser has no pending logout: then the caller refuses the
-// message as before.
+// message as before. It does the same when the browser has a live session
+// (one begun since in another tab, or with a cookie the login did not
+// clear): a forged answer must not show "Signed out" to a signed-in user.
 func (m *Manager) unverifiedLogoutResponse(w http.ResponseWriter, r *http.Request, reason string, err error) bool {
 	id, idpName, ok := m.pendingLogout(r)
 	if !ok {
+		return false
+	}
+	if _, live := m.Load(r); live {
 		return false
 	}
 	m.log.Warn("unverified LogoutResponse after this browser's logout: signed-out page shown, nothing else done",

@@ -404,8 +404,9 @@ func TestSPInitiatedSingleLogoutPOST(t *testing.T) {
 // with a badly signed one, leaves the browser on the signed-out page, not
 // on "Sign-in failed". The response is logged (warn, with the reason) and
 // does nothing else: no cookie is set or deleted, its RelayState is not
-// followed, a session begun since lives on. Without a logout of this
-// browser pending, such a response is refused as before.
+// followed. Without a logout of this browser pending, such a response is
+// refused as before; so it is after a new login (which ends the pending
+// logout), and the session begun since lives on.
 func TestUnverifiedLogoutResponse(t *testing.T) {
 	spKey, spCert := spKeyPair(t, t.TempDir(), "sp")
 	h := newHarness(t, options{idpSLO: []string{bindingRedirect}, spKeys: []session.SPKey{spKey}})
@@ -482,10 +483,12 @@ func TestUnverifiedLogoutResponse(t *testing.T) {
 		}
 	}
 
-	// A session begun after the logout is not touched by one.
+	// A session begun after the logout is not touched by one, and the
+	// browser is not told it signed out: the login cleared the pending
+	// logout, and the response is refused as without one.
 	readResp(t, h.login(c, "/", alice))
-	if resp := cases[0].send(c); resp.StatusCode != http.StatusOK {
-		t.Errorf("unsigned response beside a new session: %d", resp.StatusCode)
+	if resp := cases[0].send(c); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned response beside a new session: %d, want 403", resp.StatusCode)
 	}
 	if code, _ := h.get(c, "/home", nil); code != http.StatusOK {
 		t.Errorf("the new session after an unverified LogoutResponse: %d, want 200", code)

@@ -18,7 +18,7 @@ func TestStripperRemovesEverySpelling(t *testing.T) {
 		"X-FORWARDED_EMAIL": {"d"},
 		"X-Gatehouse-Role":  {"e"},
 		"x_gatehouse_role":  {"f"},
-		"X-Forwarded-Use": {"kept"},
+		"X-Forwarded-Use":   {"kept"},
 		"Accept":            {"kept"},
 	}
 	s.strip(h)

@@ -279,6 +279,10 @@ func TestDemoMetrics(t *testing.T) {
 	if resp, err := client.Get(base + "/.gatehouse/login?idp=nosuch"); err == nil {
 		resp.Body.Close()
 	}
+	// A response no login of this browser asked for: a refused SAML message.
+	if resp, err := http.PostForm(base+"/.gatehouse/saml/acs", url.Values{"SAMLResponse": {"PGZvby8+"}}); err == nil {
+		resp.Body.Close()
+	}
 	token, err := os.ReadFile(filepath.Join(d.dir, "scim-token"))
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +318,8 @@ func TestDemoMetrics(t *testing.T) {
 		`gatehouse_logins_total{idp="demo",outcome="created"} 1`,
 		`gatehouse_jit_total{result="created"} 1`,
 		`gatehouse_jit_store_duration_seconds_count 1`,
-		`gatehouse_saml_failures_total{reason="unknown_idp"} 1`,
+		`gatehouse_saml_failures_total{reason="no_login_state"} 1`,
+		`gatehouse_refusals_total{code="403",reason="no_login_state"} 1`,
 		`gatehouse_refusals_total{code="403",reason="unknown_idp"} 1`,
 		`gatehouse_scim_requests_total{code="201",op="users.create"} 1`,
 		`gatehouse_scim_requests_total{code="200",op="users.list"} 1`,
@@ -327,6 +332,11 @@ func TestDemoMetrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// A login for an IdP that does not exist is no SAML message: any page
+	// could make browsers send it (it is a refusal all the same).
+	if strings.Contains(text, `gatehouse_saml_failures_total{reason="unknown_idp"}`) {
+		t.Error("a login for an unknown IdP counted as a SAML failure")
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", text)

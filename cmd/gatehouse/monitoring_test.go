@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,6 +327,9 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	demoLogin(t, client, base, "alice", d.password)
 	if resp, err := client.Get(base + "/.gatehouse/login?idp=nosuch"); err == nil {
 		resp.Body.Close()
+	}
+	if resp, err := http.PostForm(base+"/.gatehouse/saml/acs", url.Values{"SAMLResponse": {"PGZvby8+"}}); err == nil {
+		resp.Body.Close() // a refused SAML message: gatehouse_saml_failures_total
 	}
 	token, err := os.ReadFile(filepath.Join(d.dir, "scim-token"))
 	if err != nil {

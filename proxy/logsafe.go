@@ -51,17 +51,15 @@ func logSafe(s string, max int) string {
 	for i := 0; i < len(s); {
 		c := s[i]
 		var (
-			r    rune
 			size = 1
 			out  string
 		)
 		switch {
 		case c >= 0x20 && c < 0x7f:
-			r = rune(c)
 		case c < utf8.RuneSelf: // C0 controls and DEL
-			r = rune(c)
-			out = escapeRune(r)
+			out = escapeRune(rune(c))
 		default:
+			var r rune
 			r, size = utf8.DecodeRuneInString(s[i:])
 			switch {
 			case r == utf8.RuneError && size == 1:

@@ -230,15 +230,9 @@ func (s *Store) lastMember(ctx context.Context, groupDN, userDN string) (bool, e
 	return self, nil
 }
 
-// join adds the user to the group with g's name, creating the group when
-// there is none.
-func (s *Store) join(ctx context.Context, g groupRef, userDN string) (groupRef, error) {
-	joined, _, err := s.joinWrote(ctx, g, userDN)
-	return joined, err
-}
-
-// joinWrote is join that also reports whether it added the member
-// (false: the user was a member already).
+// joinWrote adds the user to the group with g's name, creating the group
+// when there is none, and reports whether it added the member (false: the
+// user was a member already).
 func (s *Store) joinWrote(ctx context.Context, g groupRef, userDN string) (groupRef, bool, error) {
 	for range maxAttempts {
 		found, err := s.findGroup(ctx, g)

@@ -47,11 +47,11 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewJSONEncoder(ec)
 	}
 	out := zapcore.Lock(zapcore.AddSync(w))
-	core := zapcore.NewCore(enc, out, level)
+	core := safeCore{zapcore.NewCore(enc, out, level)}
 	if level <= zapcore.InfoLevel {
 		return zap.New(core), nil
 	}
-	return zap.New(streamCore{Core: core, streams: zapcore.NewCore(enc, out, zapcore.InfoLevel)}), nil
+	return zap.New(streamCore{Core: core, streams: safeCore{zapcore.NewCore(enc, out, zapcore.InfoLevel)}}), nil
 }
 
 // auditClient is the client address a logout's audit event names: the

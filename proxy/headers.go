@@ -68,6 +68,10 @@ var strippedPrefixes = []string{
 	// an application that reads one believes it as much as the plain name.
 	"x-forwarded-user", "x-forwarded-email", "x-forwarded-group", "x-forwarded-preferred-", "x-remote-user",
 	"x-authenticated-user", "x-webauth-", "x-auth-user", "remote-user",
+	// Other user and role headers of the same shape, and Traefik's client
+	// certificate (X-Forwarded-Tls-Client-Cert, -Info).
+	"x-remote-", "x-forwarded-role", "x-forwarded-login", "x-forwarded-uid", "x-forwarded-sub", "x-forwarded-id-token",
+	"x-original-user", "x-forwarded-tls-client-",
 }
 
 // StrippedByDefault lists the client headers removed from every proxied

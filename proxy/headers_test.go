@@ -171,6 +171,9 @@ func TestProxyTrustHeadersStripped(t *testing.T) {
 		"X-Forwarded-User-Id", "X-Forwarded-Username", "X_Forwarded_UserId", "X-Forwarded-Emails",
 		"X-Forwarded-Groups-Raw", "X-Forwarded-Preferred-Name", "X-Remote-User-Email", "X-Authenticated-User-Id",
 		"X-Webauth-Groups", "X-Auth-User-Id", "Remote-User-Name",
+		// And their kin (second red-team pass).
+		"X-Remote-Email", "X-Forwarded-Roles", "X-Forwarded-Role", "X-Forwarded-Login", "X-Forwarded-Uid", "X-Forwarded-Sub",
+		"X-Forwarded-Id-Token", "X-Original-User", "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
 	}
 	for _, n := range spoofed {
 		h[n] = []string{"spoofed"}

@@ -285,11 +285,14 @@ var (
 	// to the last "@" before the host (a raw "@" in a password is common
 	// and some clients accept it), so everything after the user's name up
 	// to there is hidden.
-	redactUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s"'<>]*):[^\s"'<>]*@`)
-	// key=value pairs of DSNs and URL queries that hold secrets, the key
-	// names inside longer ones too (sslpassword, client_secret,
-	// auth_token, api_key...).
-	redactPairs = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:pass|pwd|secret|token|key|cred)[a-z0-9_.-]*)(\s*=\s*)('[^']*'|"[^"]*"|[^\s&;'"]*)`)
+	// A password may hold spaces, quotes or "<" when a client accepts it
+	// unescaped: everything to the last "@" on the line goes.
+	redactUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s"'<>]*):[^\n]*@`)
+	// key=value (and key: value, "key":"value") pairs of DSNs, URL
+	// queries and structured texts that hold secrets, the key names inside
+	// longer ones too (sslpassword, client_secret, auth_token, api_key...);
+	// a value in braces is SQL Server's quoting, which may hold ";".
+	redactPairs = regexp.MustCompile(`(?i)("?[a-z0-9_.-]*(?:pass|pwd|secret|token|key|cred)[a-z0-9_.-]*"?)(\s*[=:]\s*)(\{(?:[^}]|\}\})*\}|'[^']*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"}]*)`)
 )
 
 // redact removes credentials from text that may quote a DSN or a URL.

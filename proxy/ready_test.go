@@ -133,6 +133,15 @@ func TestRedactKeysInsideNames(t *testing.T) {
 		"auth_token=s3cr3t access_key=s3cr3t":        "auth_token=xxxxx access_key=xxxxx",
 		`password="s3 cr3t" next`:                    `password=xxxxx next`,
 		"secret=s3cr3t":                              "secret=xxxxx",
+		// Second red-team pass: braces, YAML and JSON forms, odd URL
+		// passwords.
+		"Server=db;Password={s3;cr3t};Database=app":      "Server=db;Password=xxxxx;Database=app",
+		"Server=db;Password={s3}}cr3t};Database=app":     "Server=db;Password=xxxxx;Database=app",
+		"password: s3cr3t":                               "password: xxxxx",
+		`{"password":"s3cr3t","user":"gh"}`:              `{"password":xxxxx,"user":"gh"}`,
+		`{"password": "s3\"cr3t"}`:                       `{"password": xxxxx}`,
+		"postgres://gh:s3 cr3t@db/app refused":           "postgres://gh:xxxxx@db/app refused",
+		`sqlserver://gh:s3"<cr3t@db:1433?database=app x`: `sqlserver://gh:xxxxx@db:1433?database=app x`,
 	} {
 		if got := redact(in); got != want || strings.Contains(got, "s3cr3t") {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)

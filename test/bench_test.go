@@ -87,7 +87,7 @@ func BenchmarkAuthenticatedProxy(b *testing.B) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Fatal("wrk is required: apt-get install wrk (make bench does this)")
 	}
-	h := newHarness(b, options{})
+	h := newHarness(b, options{accessLog: io.Discard}) // the access log on, as by default
 	cookie := benchSession(b, h)
 	body := benchBody
 
@@ -186,6 +186,24 @@ func BenchmarkSignedIdentity(b *testing.B) {
 	b.ReportMetric(w, "with-jwt-req/s")
 	b.ReportMetric(w/wo, "throughput-ratio")
 	// Two cores serve the requests: per-request CPU added, roughly.
+	b.ReportMetric((1/w-1/wo)*2e6, "added-µs/request")
+}
+
+// BenchmarkAccessLogCost: authenticated throughput with the access log
+// (on by default: one JSON line per request, here to a discarding sink)
+// against the same gatehouse with log.access: false, in alternating wrk
+// rounds; it reports both, their ratio and the added time per request.
+func BenchmarkAccessLogCost(b *testing.B) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Fatal("wrk is required: apt-get install wrk (make bench does this)")
+	}
+	off := newHarness(b, options{accessOff: true})
+	on := newHarness(b, options{accessLog: io.Discard})
+	without, with := alternateWrk(b, off, on)
+	w, wo := median(with), median(without)
+	b.ReportMetric(wo, "without-log-req/s")
+	b.ReportMetric(w, "with-log-req/s")
+	b.ReportMetric(w/wo, "throughput-ratio")
 	b.ReportMetric((1/w-1/wo)*2e6, "added-µs/request")
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"gatehouse/provision"
@@ -56,18 +57,23 @@ type options struct {
 	identityKeys         []*ecdsa.PrivateKey // turn on signed_identity
 	spKeys               []session.SPKey     // SP key pairs (encryption, rollover)
 	signMetadata         bool
-	corp                 func(*session.IdP)  // adjusts the corp IdP's settings
-	idpSLO               []string            // SLO bindings the corp IdP's metadata offers
-	realTime             bool                // start the clock at the real time instead of t0
-	warningsOnly         bool                // keep only warnings and errors from the logs (long runs)
-	attributeService     string              // the corp IdP's SOAP AttributeService
-	httpClient           *http.Client        // the SP's client for metadata and attribute queries
-	state                *session.RedisState // shared replay cache and revocations
-	stateDir             string              // session state directory (revocations kept across restarts)
-	entityID             string              // the SP entity ID; default derives from base
-	dbPath               string              // an existing SQLite file to open (a restart)
-	storeTimeout         time.Duration       // the SQLite store's bound on one operation; default its own
-	proxy                func(*proxy.Config) // adjusts the proxy's settings
+	corp                 func(*session.IdP) // adjusts the corp IdP's settings
+	idpSLO               []string           // SLO bindings the corp IdP's metadata offers
+	realTime             bool               // start the clock at the real time instead of t0
+	warningsOnly         bool               // keep only warnings and errors from the logs (long runs)
+	// accessLog, when set, gets the access log as serve writes it (JSON
+	// lines at info); nil: into the observed logs; io.Discard with
+	// accessOff unset is what a benchmark of the default wants.
+	accessLog        io.Writer
+	accessOff        bool                // log.access: false
+	attributeService string              // the corp IdP's SOAP AttributeService
+	httpClient       *http.Client        // the SP's client for metadata and attribute queries
+	state            *session.RedisState // shared replay cache and revocations
+	stateDir         string              // session state directory (revocations kept across restarts)
+	entityID         string              // the SP entity ID; default derives from base
+	dbPath           string              // an existing SQLite file to open (a restart)
+	storeTimeout     time.Duration       // the SQLite store's bound on one operation; default its own
+	proxy            func(*proxy.Config) // adjusts the proxy's settings
 
 	sp func(*session.Config) // adjusts the SP's settings
 }
@@ -286,6 +292,14 @@ func newHarness(t testing.TB, o options) *harness {
 		Now: h.clock.Now, IdPs: policies, IdentityKeys: o.identityKeys, TunnelCheck: 50 * time.Millisecond}
 	if sc != nil {
 		popts.SCIM = sc
+	}
+	switch {
+	case o.accessOff:
+		popts.Access = zap.NewNop()
+	case o.accessLog != nil:
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		popts.Access = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.Lock(zapcore.AddSync(o.accessLog)), zap.InfoLevel)).Named("access")
 	}
 	h.proxy, err = proxy.New(pcfg, popts)
 	if err != nil {

@@ -311,11 +311,8 @@ func (p *Pages) problem(w http.ResponseWriter, r *http.Request, f session.Failur
 		d.Title, d.Message, d.Steps = title, msg, []step{p.tryAgain(r, f)}
 	}
 	if p.OnProblem != nil {
-		// A SAML failure is a refused SAML message: not a login refused
-		// after its response was accepted (gatehouse_logins_total counts
-		// those), nor a login started for an IdP that does not exist (no
-		// message at all: any web page could raise that count).
-		p.OnProblem(f.Reason, d.Status, f.Page == session.LoginFailed && !f.Provisioning && f.Reason != "unknown_idp")
+		// A SAML failure is a refused SAML message (see NoMessage).
+		p.OnProblem(f.Reason, d.Status, f.Page == session.LoginFailed && !f.NoMessage)
 	}
 	if ce := p.log.Check(level, "request refused"); ce != nil {
 		ce.Write(zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.Int("status", d.Status), zap.String("reason", f.Reason),

@@ -51,7 +51,7 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 			in = m.byEntity[hint]
 		}
 		if in == nil {
-			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %s", quoted(hint))})
+			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %s", quoted(hint)), NoMessage: true})
 			return
 		}
 		http.SetCookie(w, &http.Cookie{Name: lastIdPCookie, Value: in.cfg.Name, Path: m.cfg.Endpoints.Prefix,
@@ -249,7 +249,7 @@ func (m *Manager) ACS(login LoginFunc) http.Handler {
 			if errors.As(err, &refusal) && refusal.Reason != "" {
 				reason = refusal.Reason
 			}
-			m.pages.Problem(w, r, Failure{Page: page, Reason: reason, Err: err, ReturnTo: returnTo, Provisioning: true})
+			m.pages.Problem(w, r, Failure{Page: page, Reason: reason, Err: err, ReturnTo: returnTo, NoMessage: true})
 			return
 		}
 		now := m.now()

@@ -46,10 +46,12 @@ type Failure struct {
 	// ReturnTo is where the failed login was going, when known: the
 	// page's "Try again" starts a fresh login to it.
 	ReturnTo string
-	// Provisioning marks a login refused after its SAML response was
-	// accepted (mapping, store, disabled user...): a login outcome, not a
-	// SAML failure.
-	Provisioning bool
+	// NoMessage marks a sign-in failure without a refused SAML message: a
+	// login refused after its response was accepted (mapping, store,
+	// disabled user...: a login outcome), or one started for an IdP that
+	// does not exist (any web page can make browsers ask for that). It is
+	// not counted as a SAML failure.
+	NoMessage bool
 	// Routine marks an Unavailable failure that any anonymous client can
 	// cause at will and whose cause operators learn of elsewhere (a login
 	// through an IdP whose metadata is not loaded: metrics, readiness):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -81,36 +82,16 @@ func TestAccessLogSwitch(t *testing.T) {
 		{"off", "log:\n  level: warn\n  access: false\n", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 			cfg := strings.Replace(goodConfig, "upstream: http://127.0.0.1:9000", "upstream: http://127.0.0.1:9000\nlisten: 127.0.0.1:0\n"+tc.log, 1)
-			f, err := loadConfig(writeConfig(t, cfg))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := f.prepare(func(k string) string { return map[string]string{"TEST_GATEHOUSE_KEY": key}[k] }); err != nil {
-				t.Fatal(err)
-			}
 			var buf lockedBuffer
-			logger, err := newLogger(f.Log, &buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, stop := context.WithCancel(context.Background())
-			addr := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() { done <- serve(ctx, f, logger, func(a string) { addr <- a }) }()
-			req, _ := http.NewRequest(http.MethodGet, "http://"+<-addr+"/.gatehouse/healthz?token=secret", nil)
+			addr, stop := startServing(t, cfg, nil, &buf)
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/.gatehouse/healthz?token=secret", nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
 			stop()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatal("serve did not stop")
-			}
 			var access []map[string]any
 			for _, l := range buf.lines(t) {
 				if l["logger"] == "access" {
@@ -129,4 +110,59 @@ func TestAccessLogSwitch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testKey is a cookie key for the configs these tests serve.
+const testKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+// startServing serves the config text cfg (TEST_GATEHOUSE_KEY and env
+// resolve its references), logging as its log section says to out (nil:
+// nowhere), until the returned stop is called or the test ends; it
+// returns the address serve bound.
+func startServing(t *testing.T, cfg string, env map[string]string, out io.Writer) (addr string, stop func()) {
+	t.Helper()
+	f, err := loadConfig(writeConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.prepare(func(k string) string {
+		if k == "TEST_GATEHOUSE_KEY" {
+			return testKey
+		}
+		return env[k]
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	logger, err := newLogger(f.Log, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	up, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- serve(ctx, f, logger, func(a string) { up <- a }) }()
+	select {
+	case addr = <-up:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("serve did not start")
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("serve did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return addr, stop
 }

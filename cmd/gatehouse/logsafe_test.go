@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -77,27 +76,11 @@ func TestEveryLogLineSafe(t *testing.T) {
 // any line and no line over 8 KiB.
 func TestSCIMLinesSafeOverTheWire(t *testing.T) {
 	t.Setenv("TEST_SCIM_TOKEN", "scim-token-0123456789abcdefghijklmnopqrstuv")
-	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	cfg := strings.Replace(goodConfig, "upstream: http://127.0.0.1:9000", "upstream: http://127.0.0.1:9000\nlisten: 127.0.0.1:0", 1) +
 		"scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n"
-	f, err := loadConfig(writeConfig(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"TEST_GATEHOUSE_KEY": key, "TEST_SCIM_TOKEN": "scim-token-0123456789abcdefghijklmnopqrstuv"}
-	if err := f.prepare(func(k string) string { return env[k] }); err != nil {
-		t.Fatal(err)
-	}
+	env := map[string]string{"TEST_SCIM_TOKEN": "scim-token-0123456789abcdefghijklmnopqrstuv"}
 	var buf lockedBuffer
-	logger, err := newLogger(f.Log, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, f, logger, func(a string) { addr <- a }) }()
-	a := <-addr
+	a, stop := startServing(t, cfg, env, &buf)
 	base := "http://" + a + "/.gatehouse/scim/v2/Users/"
 	for _, c := range []struct{ method, path, body string }{
 		{http.MethodDelete, "x%E2%80%A8y%E2%80%AE", ""},
@@ -129,11 +112,6 @@ func TestSCIMLinesSafeOverTheWire(t *testing.T) {
 		t.Errorf("no answer to a 60 KB method: %q", answer.String())
 	}
 	stop()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
-	}
 	out := buf.Bytes()
 	if !bytes.Contains(out, []byte(`"scim write"`)) {
 		t.Fatalf("no SCIM audit line:\n%s", out)

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
 	"gatehouse/test/redistest"
@@ -349,26 +348,7 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	admin := freeAddr(t)
 	cfg := strings.Replace(goodConfig, "upstream: http://127.0.0.1:9000",
 		"upstream: http://127.0.0.1:9000\nlisten: 127.0.0.1:0\nadmin_listen: "+admin+"\nstate:\n  redis:\n    url: ${TEST_GATEHOUSE_REDIS}", 1)
-	f, err := loadConfig(writeConfig(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"TEST_GATEHOUSE_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "TEST_GATEHOUSE_REDIS": "redis://" + srv.Addr}
-	if err := f.prepare(func(k string) string { return env[k] }); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	up := make(chan string, 1)
-	go func() { done <- serve(ctx, f, zap.NewNop(), func(a string) { up <- a }) }()
-	t.Cleanup(func() { stop(); <-done })
-	select {
-	case <-up:
-	case err := <-done:
-		t.Fatalf("serve with Redis: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve with Redis did not start")
-	}
+	startServing(t, cfg, map[string]string{"TEST_GATEHOUSE_REDIS": "redis://" + srv.Addr}, nil)
 	scrapeFamilies(t, "http://"+admin+"/metrics", families)
 
 	var missing []string

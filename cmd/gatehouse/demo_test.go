@@ -272,17 +272,7 @@ func parseForm(t *testing.T, body string, at *url.URL) (string, url.Values) {
 // request, the counters on the admin listener moved as they should.
 func TestDemoMetrics(t *testing.T) {
 	d := startDemo(t)
-	base := fmt.Sprintf("http://localhost:%d", d.port)
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	demoLogin(t, client, base, "alice", d.password)
-	if resp, err := client.Get(base + "/.gatehouse/login?idp=nosuch"); err == nil {
-		resp.Body.Close()
-	}
-	// A response no login of this browser asked for: a refused SAML message.
-	if resp, err := http.PostForm(base+"/.gatehouse/saml/acs", url.Values{"SAMLResponse": {"PGZvby8+"}}); err == nil {
-		resp.Body.Close()
-	}
+	base := demoTraffic(t, d)
 	token, err := os.ReadFile(filepath.Join(d.dir, "scim-token"))
 	if err != nil {
 		t.Fatal(err)
@@ -473,4 +463,23 @@ func TestDemoExitsZeroOnSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// demoTraffic signs alice in on the demo, asks for a login at an IdP that
+// does not exist, and posts a response no login of this browser asked for
+// (a refused SAML message), so that the login and refusal counters have
+// series; it returns the demo's base URL.
+func demoTraffic(t *testing.T, d demo) string {
+	t.Helper()
+	base := fmt.Sprintf("http://localhost:%d", d.port)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	demoLogin(t, client, base, "alice", d.password)
+	if resp, err := client.Get(base + "/.gatehouse/login?idp=nosuch"); err == nil {
+		resp.Body.Close()
+	}
+	if resp, err := http.PostForm(base+"/.gatehouse/saml/acs", url.Values{"SAMLResponse": {"PGZvby8+"}}); err == nil {
+		resp.Body.Close()
+	}
+	return base
 }

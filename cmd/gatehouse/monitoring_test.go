@@ -10,8 +10,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -320,16 +317,7 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	families := map[string]string{}
 
 	d := startDemo(t)
-	base := fmt.Sprintf("http://localhost:%d", d.port)
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	demoLogin(t, client, base, "alice", d.password)
-	if resp, err := client.Get(base + "/.gatehouse/login?idp=nosuch"); err == nil {
-		resp.Body.Close()
-	}
-	if resp, err := http.PostForm(base+"/.gatehouse/saml/acs", url.Values{"SAMLResponse": {"PGZvby8+"}}); err == nil {
-		resp.Body.Close() // a refused SAML message: gatehouse_saml_failures_total
-	}
+	base := demoTraffic(t, d)
 	token, err := os.ReadFile(filepath.Join(d.dir, "scim-token"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,282 @@
+package sqldir
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"gatehouse/provision"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"go.uber.org/zap"
+)
+
+// db is an open database: on SQLite one writer connection that starts
+// every transaction with BEGIN IMMEDIATE, so that concurrent logins
+// serialise on the write lock instead of failing with SQLITE_BUSY, and a
+// reading pool that never blocks on it (WAL); on a server one pool.
+type db struct {
+	d         *dialect
+	w, r      *sql.DB
+	now       func() time.Time
+	timeout   time.Duration
+	noMigrate bool
+	log       *zap.Logger
+}
+
+func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sqldir: %w", err)
+	}
+	d, _ := newDialect(cfg.Dialect)
+	o := options{now: time.Now, log: zap.NewNop()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	out := &db{d: d, now: o.now, timeout: cfg.Timeout, noMigrate: o.noMigrate, log: o.log}
+	if d.name == SQLite {
+		if err := registerFold(); err != nil {
+			return nil, fmt.Errorf("sqldir: register %s: %w", foldFunc, err)
+		}
+		dsn := func(txlock string) string {
+			q := url.Values{}
+			q.Add("_pragma", "busy_timeout(10000)")
+			q.Add("_pragma", "foreign_keys(1)")
+			if o.noMigrate {
+				q.Set("mode", "ro") // never create the file or change its journal mode
+			} else {
+				q.Add("_pragma", "journal_mode(WAL)")
+				q.Add("_pragma", "synchronous(NORMAL)")
+			}
+			q.Set("_txlock", txlock)
+			return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
+		}
+		w, err := sql.Open("sqlite", dsn("immediate"))
+		if err != nil {
+			return nil, fmt.Errorf("sqldir: open: %w", err)
+		}
+		w.SetMaxOpenConns(1)
+		w.SetConnMaxIdleTime(0)
+		r, err := sql.Open("sqlite", dsn("deferred"))
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sqldir: open: %w", err)
+		}
+		r.SetMaxOpenConns(8)
+		r.SetMaxIdleConns(8)
+		out.w, out.r = w, r
+		return out, nil
+	}
+	dsn := cfg.DSN
+	if cfg.DSNFile != "" {
+		b, err := os.ReadFile(cfg.DSNFile)
+		if err != nil {
+			return nil, fmt.Errorf("sqldir: dsn_file: %w", err)
+		}
+		dsn = strings.TrimSpace(string(b))
+	}
+	pool, err := openServer(d.name, dsn)
+	if err != nil {
+		return nil, err
+	}
+	pool.SetMaxOpenConns(cfg.MaxOpenConns)
+	pool.SetMaxIdleConns(cfg.MaxIdleConns)
+	pool.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	pool.SetConnMaxIdleTime(cfg.ConnMaxLifetime / 4)
+	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := pool.PingContext(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("sqldir: connect to %s: %w", d.name, err)
+	}
+	out.w, out.r = pool, pool
+	return out, nil
+}
+
+// openServer opens a pool through the driver's connector. A DSN that does
+// not parse is reported without the driver's message, which may quote the
+// DSN and with it a password.
+func openServer(dialect, dsn string) (*sql.DB, error) {
+	switch dialect {
+	case Postgres:
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, errors.New("sqldir: postgres: the DSN cannot be parsed (want postgres://user@host:port/database?... or key=value pairs)")
+		}
+		return stdlib.OpenDB(*cfg), nil
+	case SQLServer:
+		c, err := mssql.NewConnector(dsn)
+		if err != nil {
+			return nil, errors.New("sqldir: sqlserver: the DSN cannot be parsed (want sqlserver://user@host:port?database=name&...)")
+		}
+		return sql.OpenDB(c), nil
+	}
+	return nil, fmt.Errorf("sqldir: %s is not a server database", dialect)
+}
+
+// Close closes the pools.
+func (d *db) Close() error {
+	if d.w == d.r {
+		return d.w.Close()
+	}
+	return errors.Join(d.r.Close(), d.w.Close())
+}
+
+// Ping checks that the database answers.
+func (d *db) Ping(ctx context.Context) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	var one int
+	if err := d.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqldir: ping: %w", err)
+	}
+	return nil
+}
+
+// bound applies the configured timeout to one operation.
+func (d *db) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.timeout)
+}
+
+// reader is the pool for reads outside a transaction.
+func (d *db) reader() querier { return d.conn(d.r) }
+
+// conn rebinds the placeholders of every query for the dialect.
+func (d *db) conn(q querier) querier { return rebound{q, d.d} }
+
+type rebound struct {
+	q querier
+	d *dialect
+}
+
+func (r rebound) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, r.d.rebind(q), args...)
+}
+
+func (r rebound) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, r.d.rebind(q), args...)
+}
+
+func (r rebound) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, r.d.rebind(q), args...)
+}
+
+// maxAttempts bounds how often a write transaction runs: again after a
+// deadlock or serialisation failure, and once again after a uniqueness
+// violation, which on the servers is how a first login learns that a
+// concurrent one created the row (it then finds that row).
+const maxAttempts = 5
+
+// write runs fn in one transaction, committing when it returns nil.
+func (d *db) write(ctx context.Context, fn func(q querier, now time.Time) error) error {
+	for attempt := 1; ; attempt++ {
+		err := d.writeOnce(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		retry := d.d.classify(err) == errRetry || errors.Is(err, provision.ErrConflict) && attempt == 1
+		if !retry || attempt == maxAttempts || ctx.Err() != nil {
+			return err
+		}
+		// Back off with jitter, so that deadlock victims do not meet again.
+		t := time.NewTimer(time.Duration(attempt)*5*time.Millisecond + time.Duration(rand.Int64N(int64(10*time.Millisecond))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (d *db) writeOnce(ctx context.Context, fn func(q querier, now time.Time) error) error {
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqldir: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(d.conn(tx), d.now().UTC()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqldir: commit: %w", err)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// insertAbsent inserts one row unless a row with the same key columns
+// exists, and reports whether it inserted. SQLite and PostgreSQL use ON
+// CONFLICT DO NOTHING; SQL Server checks under UPDLOCK, SERIALIZABLE,
+// which holds the key range until the transaction ends, so that a
+// concurrent insert of the same key waits instead of failing. table and
+// columns are constants of this package.
+func (d *db) insertAbsent(ctx context.Context, q querier, table string, cols []string, vals []any, key []string) (bool, error) {
+	ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
+	var stmt string
+	args := vals
+	if d.d.name == SQLServer {
+		var cond []string
+		for _, k := range key {
+			cond = append(cond, k+" = ?")
+			args = append(args, vals[slices.Index(cols, k)])
+		}
+		stmt = `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) SELECT ` + ph + ` WHERE NOT EXISTS (SELECT 1 FROM ` +
+			table + ` WITH (UPDLOCK, SERIALIZABLE) WHERE ` + strings.Join(cond, " AND ") + `)`
+	} else {
+		stmt = `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (` + ph + `) ON CONFLICT (` + strings.Join(key, ", ") + `) DO NOTHING`
+	}
+	res, err := q.ExecContext(ctx, stmt, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// stampLayout is fixed width, so that text order is time order.
+const stampLayout = "2006-01-02T15:04:05.000Z"
+
+func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+
+func encodeExtra(m map[string]string) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m) // map keys are sorted: stable text
+	if err != nil {
+		return "", fmt.Errorf("sqldir: encode extra attributes: %w", err)
+	}
+	return string(b), nil
+}
+
+// mapWriteErr turns a uniqueness violation into provision.ErrConflict and
+// a value the column cannot hold into provision.ErrInvalid, keeping the
+// database's error for the log and for the retry decision.
+func (d *db) mapWriteErr(op string, err error) error {
+	switch d.d.classify(err) {
+	case errUnique:
+		return fmt.Errorf("sqldir: %s: %w: %w", op, provision.ErrConflict, err)
+	case errTooLong:
+		return fmt.Errorf("sqldir: %s: %w: a value is longer than its column allows: %w", op, provision.ErrInvalid, err)
+	case errBadText:
+		return fmt.Errorf("sqldir: %s: %w: a value does not fit its column's type: %w", op, provision.ErrInvalid, err)
+	}
+	return fmt.Errorf("sqldir: %s: %w", op, err)
+}

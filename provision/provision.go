@@ -57,6 +57,10 @@ type User struct {
 	Active bool
 	// Owner is OwnerJIT or OwnerSCIM.
 	Owner string
+	// SCIMFields names the fields SCIM has written to this user, sorted
+	// (AllFields: every field). A login leaves alone those of them that
+	// Login.Reserved names; it writes every other field it asserts.
+	SCIMFields []string
 	// Version increases by one on every write to the user.
 	Version int64
 	Created time.Time
@@ -83,8 +87,9 @@ type Login struct {
 	// yet and whose field of that name equals the asserted one, instead of
 	// creating a second user.
 	LinkBy string
-	// Reserved names the fields a login leaves alone on a user owned by
-	// SCIM: SCIM is their one writer.
+	// Reserved names the fields SCIM may own: a login leaves such a field
+	// alone once SCIM has written it (User.SCIMFields), and reports it in
+	// Result.Kept.
 	Reserved []string
 }
 
@@ -107,6 +112,9 @@ type Result struct {
 	// Changed names the fields that were written, in a stable order
 	// ("groups" when memberships changed). Empty when Outcome is Unchanged.
 	Changed []string
+	// Kept names the asserted fields the login left alone although their
+	// value differs from the stored one, and why (see Decide).
+	Kept []Kept
 }
 
 // Planner is an optional capability of a Store: what Provision would do

@@ -555,3 +555,9 @@ func (m *Manager) setSession(w http.ResponseWriter, s Session) {
 	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
 }
+
+// clearSession deletes the session cookie.
+func (m *Manager) clearSession(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
+}

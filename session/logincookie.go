@@ -109,3 +109,19 @@ func (m *Manager) bindingCookie(token, sealed string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: m.bindingCookieName(token), Value: sealed, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: m.secure(), SameSite: m.crossSite()}
 }
+
+// logoutCookie binds an SP-initiated logout to its response; maxAge < 0
+// deletes it.
+func (m *Manager) logoutCookie(sealed string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: m.logoutCookieName(), Value: sealed, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: m.secure(), SameSite: m.crossSite()}
+}
+
+// crossSite is the SameSite mode of a cookie that must come back on a
+// cross-site POST from the IdP.
+func (m *Manager) crossSite() http.SameSite {
+	if m.secure() {
+		return http.SameSiteNoneMode
+	}
+	return http.SameSiteLaxMode
+}

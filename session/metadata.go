@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"encoding/xml"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -433,6 +435,29 @@ func (m *Manager) SPCertificates() []CertificateExpiry {
 			name = fmt.Sprintf("%s_%d", name, n)
 		}
 		out = append(out, CertificateExpiry{Name: name, NotAfter: k.cert.NotAfter})
+	}
+	return out
+}
+
+// idpSigningCerts are the certificates an IdP's metadata gives for
+// signing.
+func idpSigningCerts(ed *saml.EntityDescriptor) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, d := range ed.IDPSSODescriptors {
+		for _, k := range d.KeyDescriptors {
+			if k.Use != "" && k.Use != "signing" {
+				continue
+			}
+			for _, c := range k.KeyInfo.X509Data.X509Certificates {
+				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Data), ""))
+				if err != nil {
+					continue
+				}
+				if cert, err := x509.ParseCertificate(der); err == nil {
+					out = append(out, cert)
+				}
+			}
+		}
 	}
 	return out
 }

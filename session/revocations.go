@@ -10,8 +10,50 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 )
+
+// Revocations remember ended sessions: by IdP and SessionIndex, and by
+// IdP and NameID for a logout that names no session. RevokedAt is on the
+// request path of every proxied request, so it must not do I/O; Revoke
+// may publish to other replicas.
+type Revocations interface {
+	Revoke(ctx context.Context, key string, at, until time.Time) error
+	RevokedAt(key string) (time.Time, bool)
+}
+
+// MemoryRevocations is the in-memory Revocations of one instance. Entries
+// are kept until the session they end would have expired anyway; with
+// OpenRevocationFile they are also kept in a file, across restarts.
+type MemoryRevocations struct {
+	mu        sync.RWMutex
+	now       func() time.Time
+	m         map[string][2]time.Time // at, until
+	nextSweep time.Time
+	log       *revocationLog // nil: memory only
+}
+
+// NewMemoryRevocations returns an empty revocation list.
+func NewMemoryRevocations(now func() time.Time) *MemoryRevocations {
+	return &MemoryRevocations{now: now, m: map[string][2]time.Time{}}
+}
+
+// Revoke records key as revoked at at, until until (in the file too,
+// synced, when there is one).
+func (r *MemoryRevocations) Revoke(ctx context.Context, key string, at, until time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.revoke(ctx, key, at, until)
+}
+
+// RevokedAt reports when key was revoked, if it is.
+func (r *MemoryRevocations) RevokedAt(key string) (time.Time, bool) {
+	r.mu.RLock()
+	v, ok := r.m[key]
+	r.mu.RUnlock()
+	return v[0], ok && r.now().Before(v[1])
+}
 
 // RevocationFile is the name of the revocation log in the state
 // directory.
@@ -166,6 +208,51 @@ func (r *MemoryRevocations) revoke(_ context.Context, key string, at, until time
 	r.m[key] = [2]time.Time{at, until}
 	if r.log != nil && r.log.f != nil {
 		return r.persist(key, at, until)
+	}
+	return nil
+}
+
+func sessionKey(idp, index string) string  { return "idx\x00" + idp + "\x00" + index }
+func subjectKey(idp, nameID string) string { return "sub\x00" + idp + "\x00" + nameID }
+func sessionIDKey(id string) string        { return "sid\x00" + id }
+
+// revoked reports whether a logout ended the session: this session by
+// its ID (a logout here), or every session of an IdP session or subject
+// issued up to an IdP's single logout (an IdP session that outlives a
+// local logout hands the next login the same SessionIndex, and that new
+// session must live).
+func (m *Manager) revoked(s Session) bool {
+	if s.ID != "" {
+		if _, ok := m.revocations.RevokedAt(sessionIDKey(s.ID)); ok {
+			return true
+		}
+	}
+	if s.SessionIndex != "" {
+		if at, ok := m.revocations.RevokedAt(sessionKey(s.IdP, s.SessionIndex)); ok && !s.Issued.After(at) {
+			return true
+		}
+	}
+	if s.NameID != "" {
+		if at, ok := m.revocations.RevokedAt(subjectKey(s.IdP, s.NameID)); ok && !s.Issued.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// revoke ends sessions everywhere this Manager's revocations reach: the
+// one with s.ID, or else those of s's SessionIndex, or else of its NameID.
+func (m *Manager) revoke(ctx context.Context, s Session) error {
+	now := m.now()
+	until := now.Add(m.cfg.Cookie.MaxAge)
+	if s.ID != "" {
+		return m.revocations.Revoke(ctx, sessionIDKey(s.ID), now, until)
+	}
+	if s.SessionIndex != "" {
+		return m.revocations.Revoke(ctx, sessionKey(s.IdP, s.SessionIndex), now, until)
+	}
+	if s.NameID != "" {
+		return m.revocations.Revoke(ctx, subjectKey(s.IdP, s.NameID), now, until)
 	}
 	return nil
 }

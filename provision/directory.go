@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 )
 
@@ -180,104 +179,6 @@ func (Compare) isFilter() {}
 func (And) isFilter()     {}
 func (Or) isFilter()      {}
 func (Not) isFilter()     {}
-
-// Match evaluates f against one user in memory, with the semantics stores
-// give it. Stores whose query language is looser than a Compare (an LDAP
-// matching rule that ignores case where the filter must not) use it to
-// refine what the query returned; it is never a substitute for a query.
-func Match(f Filter, u User) bool {
-	switch f := f.(type) {
-	case nil:
-		return true
-	case And:
-		for _, c := range f {
-			if !Match(c, u) {
-				return false
-			}
-		}
-		return true
-	case Or:
-		for _, c := range f {
-			if Match(c, u) {
-				return true
-			}
-		}
-		return false
-	case Not:
-		return !Match(f.Filter, u)
-	case Compare:
-		return matchCompare(f, u)
-	}
-	return false
-}
-
-func matchCompare(c Compare, u User) bool {
-	var have string
-	switch c.Field {
-	case FieldID:
-		have = u.ID
-	case FieldActive:
-		switch c.Op {
-		case OpPresent:
-			return true
-		case OpEq:
-			return strings.EqualFold(c.Value, fmt.Sprint(u.Active))
-		case OpNe:
-			return !strings.EqualFold(c.Value, fmt.Sprint(u.Active))
-		}
-		return false
-	case FieldCreated, FieldUpdated:
-		t := u.Created
-		if c.Field == FieldUpdated {
-			t = u.Updated
-		}
-		want, err := time.Parse(time.RFC3339Nano, c.Value)
-		if c.Op == OpPresent {
-			return !t.IsZero()
-		}
-		if err != nil {
-			return false
-		}
-		// Stores keep milliseconds at best; compare at that precision.
-		n := t.Truncate(time.Millisecond).Compare(want.Truncate(time.Millisecond))
-		return cmpOp(c.Op, n)
-	default:
-		have = u.Field(c.Field)
-	}
-	want := c.Value
-	if c.Fold {
-		have, want = NormalizeName(have), NormalizeName(want)
-	}
-	switch c.Op {
-	case OpPresent:
-		return have != ""
-	case OpCo:
-		return strings.Contains(have, want)
-	case OpSw:
-		return strings.HasPrefix(have, want)
-	case OpEw:
-		return strings.HasSuffix(have, want)
-	}
-	return cmpOp(c.Op, strings.Compare(have, want))
-}
-
-func cmpOp(op Op, n int) bool {
-	switch op {
-	case OpEq:
-		return n == 0
-	case OpNe:
-		return n != 0
-	case OpGt:
-		return n > 0
-	case OpGe:
-		return n >= 0
-	case OpLt:
-		return n < 0
-	case OpLe:
-		return n <= 0
-	}
-	return false
-}
 
 // Without returns c without the named fields, for a login on a user whose
 // fields SCIM owns.

@@ -303,24 +303,33 @@ func fetchPebbleRoot(t *testing.T, mgmtPort int, minica string) *x509.CertPool {
 	return pool
 }
 
+// writeCertPair writes a self-signed certificate for app.example.test with
+// the given serial, and its key, as tls.crt and tls.key in dir.
+func writeCertPair(t *testing.T, dir string, serial int64) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "app.example.test"},
+		DNSNames: []string{"app.example.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestStaticCertificateTLS: a certificate file pair is served with the
 // modern floor: TLS 1.3 and 1.2 with AEAD suites and HTTP/2; TLS 1.1 and
 // CBC suites are refused.
 func TestStaticCertificateTLS(t *testing.T) {
 	t.Setenv("TEST_GATEHOUSE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	dir := t.TempDir()
-	writePair := func(serial int64) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "app.example.test"},
-			DNSNames: []string{"app.example.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		kder, _ := x509.MarshalECPrivateKey(key)
-		os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-		os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	}
-	writePair(7)
-	defer func(d time.Duration) { certCheckInterval = d }(certCheckInterval)
-	certCheckInterval = 50 * time.Millisecond
+	writeCertPair(t, dir, 7)
 	port := freePort(t)
 	serveInBackground(t, goodConfig+fmt.Sprintf("listen: 127.0.0.1:%d\ntls:\n  cert_file: %s\n  key_file: %s\n",
 		port, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")))
@@ -349,27 +358,66 @@ func TestStaticCertificateTLS(t *testing.T) {
 	if _, err := dial(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}); err == nil {
 		t.Error("a CBC suite was accepted")
 	}
+}
 
-	// Replaced files (a renewal, a Secret update) are served without a
-	// restart; a broken pair keeps the one in use.
+// TestCertFilesReload: replaced files (a renewal, a Secret update) are
+// picked up by the watch loop without a restart; a broken pair keeps the
+// one in use. The loop runs on its own certFiles with a short checkEvery,
+// the field serve leaves at certCheckEvery.
+func TestCertFilesReload(t *testing.T) {
+	dir := t.TempDir()
+	writeCertPair(t, dir, 7)
+	c, err := newCertFiles(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.checkEvery != certCheckEvery {
+		t.Errorf("newCertFiles: checkEvery = %v, want the default %v", c.checkEvery, certCheckEvery)
+	}
+	c.checkEvery = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.watch(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
 	serial := func() int64 {
-		st, err := dial(&tls.Config{})
+		cert, err := c.getCertificate(nil)
+		if err != nil || cert == nil {
+			t.Fatalf("getCertificate: %v, %v", cert, err)
+		}
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.PeerCertificates[0].SerialNumber.Int64()
+		return leaf.SerialNumber.Int64()
 	}
-	writePair(8)
+	if got := serial(); got != 7 {
+		t.Fatalf("serial %d loaded, want 7", got)
+	}
+	writeCertPair(t, dir, 8)
 	deadline := time.Now().Add(5 * time.Second)
 	for serial() != 8 {
 		if time.Now().After(deadline) {
 			t.Fatal("the replaced certificate files were not picked up")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-	os.WriteFile(filepath.Join(dir, "tls.key"), []byte("not a key"), 0o600)
-	time.Sleep(200 * time.Millisecond) // several checks
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * c.checkEvery) // several checks
 	if got := serial(); got != 8 {
-		t.Errorf("after a broken key file gatehouse serves serial %d, want 8 kept", got)
+		t.Errorf("after a broken key file the serial is %d, want 8 kept", got)
+	}
+}
+
+// TestCertFilesWatchBadInterval: a zero or negative checkEvery falls back
+// to the default instead of panicking in time.NewTicker.
+func TestCertFilesWatchBadInterval(t *testing.T) {
+	for _, every := range []time.Duration{0, -time.Second} {
+		c := &certFiles{log: zap.NewNop(), checkEvery: every}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		c.watch(ctx) // returns at once; panics without the fallback
 	}
 }

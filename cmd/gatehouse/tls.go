@@ -123,21 +123,26 @@ func modernTLS(c *tls.Config) *tls.Config {
 
 // certFiles serves a certificate file pair and picks up replaced files
 // (a renewal, a Kubernetes Secret update) without a restart: it checks the
-// files' modification times every certCheckInterval, and on reload (SIGHUP).
+// files' modification times every checkEvery, and on reload (SIGHUP).
 // A pair that fails to load keeps the one in use.
 type certFiles struct {
 	certFile, keyFile string
 	log               *zap.Logger
+	// checkEvery is how often watch looks at the files; newCertFiles sets
+	// certCheckEvery, and a test may shorten it before watch starts.
+	checkEvery time.Duration
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
 	modTime time.Time // the newer of the two files' at the last load
 }
 
-var certCheckInterval = time.Minute
+// certCheckEvery is how often a certificate file pair is checked for
+// replacement.
+const certCheckEvery = time.Minute
 
 func newCertFiles(certFile, keyFile string, log *zap.Logger) (*certFiles, error) {
-	c := &certFiles{certFile: certFile, keyFile: keyFile, log: log}
+	c := &certFiles{certFile: certFile, keyFile: keyFile, log: log, checkEvery: certCheckEvery}
 	if err := c.load(); err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -178,7 +183,11 @@ func (c *certFiles) reload() {
 
 // watch reloads the pair when its files change, until ctx ends.
 func (c *certFiles) watch(ctx context.Context) {
-	tick := time.NewTicker(certCheckInterval)
+	every := c.checkEvery
+	if every <= 0 {
+		every = certCheckEvery
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {

@@ -131,6 +131,13 @@ func idpCert(t *testing.T) []byte {
 // the proxy's configuration before New.
 func newGate(t *testing.T, edit func(*Config), users ...provision.User) *gate {
 	t.Helper()
+	return newGateOver(t, nil, edit, users...)
+}
+
+// newGateOver is newGate with the upstream reached over transport (nil:
+// the recorder).
+func newGateOver(t *testing.T, transport http.RoundTripper, edit func(*Config), users ...provision.User) *gate {
+	t.Helper()
 	g := &gate{t: t, store: newFakeStore(users...), clock: &testClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
 		upstream: &upstreamRecorder{}}
 	md := fmt.Sprintf(`<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID=%q>
@@ -157,8 +164,11 @@ func newGate(t *testing.T, edit func(*Config), users ...provision.User) *gate {
 	if edit != nil {
 		edit(&cfg)
 	}
+	if transport == nil {
+		transport = g.upstream
+	}
 	g.p, err = New(cfg, Options{Logger: log, Sessions: g.sessions, Store: g.store, Pages: pages,
-		Transport: g.upstream, Now: g.clock.Now, Access: zap.NewNop()})
+		Transport: transport, Now: g.clock.Now, Access: zap.NewNop()})
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}

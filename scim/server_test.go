@@ -1,17 +1,16 @@
 package scim_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 
-	"gatehouse/provision/sqldir"
+	"gatehouse/provision"
+	"gatehouse/provision/storetest/realstore"
 	"gatehouse/scim"
 	"gatehouse/scim/scimtest"
 	"gatehouse/test/pgtest"
@@ -22,16 +21,15 @@ const (
 	token = "test-token-0123456789abcdef0123456789abcdef"
 )
 
-// onPostgres switches newEnv from SQLite to PostgreSQL (TestPostgres).
-var onPostgres bool
-
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestPostgres runs the tests that reach the store again on PostgreSQL:
 // the same filters, paging, versions and corpus, pushed down as its SQL.
+// newEnv picks PostgreSQL for every test run under it (onPostgres).
 func TestPostgres(t *testing.T) {
-	onPostgres = true
-	defer func() { onPostgres = false }()
+	if !onPostgres(t) {
+		t.Fatalf("onPostgres does not recognise %s: rename it there too", t.Name())
+	}
 	for name, test := range map[string]func(*testing.T){
 		"FilterPushdown": TestFilterPushdown, "Pagination": TestPagination, "ETags": TestETags,
 		"Uniqueness": TestUniqueness, "Patch": TestPatch, "Projection": TestProjection,
@@ -41,10 +39,18 @@ func TestPostgres(t *testing.T) {
 	}
 }
 
+// onPostgres reports whether t runs under TestPostgres. The choice of
+// store follows from the test itself, not from a package variable that
+// TestPostgres would set and restore.
+func onPostgres(t *testing.T) bool {
+	return t.Name() == "TestPostgres" || strings.HasPrefix(t.Name(), "TestPostgres/")
+}
+
 // env is a SCIM server over a fresh SQLite (or PostgreSQL) store, on
-// loopback.
+// loopback. The store comes from realstore, so these tests see it only as
+// a provision.Store, as the server does.
 type env struct {
-	store  *sqldir.Store
+	store  provision.Store
 	srv    *scim.Server
 	base   string
 	client *http.Client
@@ -53,23 +59,19 @@ type env struct {
 
 func newEnv(t *testing.T, cfg scim.Config) *env {
 	t.Helper()
-	sc := sqldir.Config{Path: filepath.Join(t.TempDir(), "users.db")}
-	if onPostgres {
-		sc = sqldir.Config{Dialect: sqldir.Postgres, DSN: pgtest.Shared(t).Database(t)}
+	open := realstore.SQLite
+	if onPostgres(t) {
+		open = realstore.Postgres
 	}
-	st, err := sqldir.Open(context.Background(), sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e := &env{store: st}
+	e := &env{store: open(t)}
 	if cfg.Tokens == nil && cfg.TokenSHA256 == nil {
 		cfg.Tokens = []string{token}
 	}
 	hs := httptest.NewServer(nil)
 	t.Cleanup(hs.Close)
 	e.base = hs.URL + mount
-	e.srv, err = scim.NewServer(cfg, st, scim.Options{BaseURL: e.base, Mount: mount, Logger: zap.NewNop(),
+	var err error
+	e.srv, err = scim.NewServer(cfg, e.store, scim.Options{BaseURL: e.base, Mount: mount, Logger: zap.NewNop(),
 		OnUserChange: func(id string) { e.forgot = append(e.forgot, id) }})
 	if err != nil {
 		t.Fatal(err)

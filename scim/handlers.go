@@ -111,6 +111,7 @@ func (s *Server) createUser(w *statusWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	u.SCIMFields = withSCIMFields(nil, s.createdFields(u))
 	w.note.user("", nil, u)
 	u, err = s.store.CreateUser(r.Context(), u)
 	if err != nil {
@@ -139,6 +140,7 @@ func (s *Server) replaceUser(w *statusWriter, r *http.Request, id string) error 
 		return err
 	}
 	u.ID = id
+	u.SCIMFields = withSCIMFields(cur.SCIMFields, s.replacedFields(cur, u))
 	w.note.user(id, &cur, u)
 	u, err = s.store.ReplaceUser(r.Context(), u, want)
 	if err != nil {
@@ -172,12 +174,14 @@ func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
 			return err
 		}
 		doc := s.userDoc(cur)
-		if err := pt.applyAll(doc, ops); err != nil {
+		named, err := pt.applyNamed(doc, ops, s.ownsExternalID())
+		if err != nil {
 			return err
 		}
 		if u, err = s.dec().user(s.users, doc, cur); err != nil {
 			return err
 		}
+		u.SCIMFields = withSCIMFields(cur.SCIMFields, named)
 		w.note.user(id, &cur, u)
 		u, err = s.store.ReplaceUser(r.Context(), u, cur.Version)
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,6 +85,7 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 	defer cancel()
 	u := in
 	u.ID, u.Owner, u.Version, u.Groups = id.String(), provision.OwnerSCIM, 1, nil
+	u.SCIMFields = provision.SortedUnique(u.SCIMFields)
 	err = s.write(ctx, func(q querier, now time.Time) error {
 		u.Created, u.Updated = now, now
 		extra, err := encodeExtra(u.Extra)
@@ -91,9 +93,9 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 			return err
 		}
 		_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, display_name, given_name,
-			family_name, extra, status, owner, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scim', 1, ?, ?)`,
+			family_name, extra, status, owner, scim_fields, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scim', ?, 1, ?, ?)`,
 			u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-			extra, status(u.Active), s.d.time(now), s.d.time(now))
+			extra, status(u.Active), encodeFields(u.SCIMFields), s.d.time(now), s.d.time(now))
 		if err != nil {
 			return s.mapWriteErr("create user", err)
 		}
@@ -133,6 +135,7 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 		cur.Groups = nil
 		u := in
 		u.Owner, u.Created, u.Groups = provision.OwnerSCIM, cur.Created, nil
+		u.SCIMFields = provision.SortedUnique(u.SCIMFields)
 		if sameUser(cur, u) {
 			out = cur
 			return nil
@@ -143,9 +146,9 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 			return err
 		}
 		_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
-			given_name = ?, family_name = ?, extra = ?, status = ?, owner = 'scim', version = ?, updated_at = ? WHERE id = ?`,
+			given_name = ?, family_name = ?, extra = ?, status = ?, owner = 'scim', scim_fields = ?, version = ?, updated_at = ? WHERE id = ?`,
 			u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-			extra, status(u.Active), u.Version, s.d.time(now), u.ID)
+			extra, status(u.Active), encodeFields(u.SCIMFields), u.Version, s.d.time(now), u.ID)
 		if err != nil {
 			return s.mapWriteErr("update user", err)
 		}
@@ -159,7 +162,7 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 func sameUser(a, b provision.User) bool {
 	return a.UserName == b.UserName && a.ExternalID == b.ExternalID && a.Email == b.Email && a.DisplayName == b.DisplayName &&
 		a.GivenName == b.GivenName && a.FamilyName == b.FamilyName && a.Active == b.Active && a.Owner == b.Owner &&
-		maps.Equal(a.Extra, b.Extra)
+		maps.Equal(a.Extra, b.Extra) && slices.Equal(provision.SortedUnique(a.SCIMFields), provision.SortedUnique(b.SCIMFields))
 }
 
 // DeleteUser removes the user, its identities and memberships, and leaves

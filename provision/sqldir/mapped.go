@@ -71,8 +71,9 @@ func OpenMapped(ctx context.Context, cfg Config, opts ...Option) (*Mapped, error
 	return m, nil
 }
 
-// Provision performs the JIT upsert into the application's table. A
-// repeat login with nothing new reads and writes nothing else.
+// Provision performs the JIT upsert into the application's table: it
+// reads what the login needs, asks provision.Decide, and carries out the
+// plan. A repeat login with nothing new reads and writes nothing else.
 func (m *Mapped) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
 	if err := l.Claims.Check(); err != nil {
 		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
@@ -88,66 +89,128 @@ func (m *Mapped) Provision(ctx context.Context, l provision.Login) (provision.Re
 		if err != nil {
 			return provision.Result{}, err
 		}
-		if ok && !rec.user.Active {
-			return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", key, provision.ErrDisabled)
-		}
-		if ok && len(diff(record{user: rec.user, srcGroups: rec.srcGroups}, l).changed) == 0 {
-			return provision.Result{User: rec.user, Outcome: provision.Unchanged}, nil
+		if ok {
+			p, err := provision.Decide(l, provision.Found{User: &rec.user, Groups: rec.srcGroups})
+			if err != nil {
+				return p.Result(), fmt.Errorf("sqldir: %w", err)
+			}
+			if p.Action == provision.ActNothing {
+				return p.Result(), nil
+			}
 		}
 	}
 	var res provision.Result
 	err := m.write(ctx, func(q querier, now time.Time) error {
-		var err error
-		res, err = m.provisionTx(ctx, q, l, source, now)
+		f, rec, err := m.find(ctx, q, l, source, true)
+		if err != nil {
+			return err
+		}
+		p, err := provision.Decide(l, f)
+		if err != nil {
+			res = p.Result()
+			return fmt.Errorf("sqldir: %w", err)
+		}
+		res, err = m.apply(ctx, q, l, p, rec, source, now)
 		return err
 	})
 	return res, err
 }
 
-func (m *Mapped) provisionTx(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (provision.Result, error) {
-	key, found, err := m.identity(ctx, q, l.Key, true)
+// Plan says what Provision would do for l, reading only.
+func (m *Mapped) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := l.Claims.Check(); err != nil {
+		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
+	}
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
+	l.Claims = m.restrict(l.Claims)
+	f, _, err := m.find(ctx, m.reader(), l, provision.GroupSource(l.Key.IdP), false)
 	if err != nil {
 		return provision.Result{}, err
 	}
-	var rec mrecord
+	p, err := provision.Decide(l, f)
+	if err != nil {
+		return p.Result(), fmt.Errorf("sqldir: %w", err)
+	}
+	return p.Result(), nil
+}
+
+// find reads what a login needs (provision.Found), and the row it acts on
+// (the user its key names, or the row it would link to). Inside a write
+// (lock), a key whose row the application deleted is forgotten; a read
+// only skips it.
+func (m *Mapped) find(ctx context.Context, q querier, l provision.Login, source string, lock bool) (provision.Found, mrecord, error) {
+	var f provision.Found
+	key, found, err := m.identity(ctx, q, l.Key, lock)
+	if err != nil {
+		return f, mrecord{}, err
+	}
 	if found {
-		var ok bool
-		if rec, ok, err = m.read(ctx, q, key, source, true); err != nil {
-			return provision.Result{}, err
+		rec, ok, err := m.read(ctx, q, key, source, lock)
+		if err != nil {
+			return f, mrecord{}, err
 		}
-		if !ok {
+		if ok {
+			f.User, f.Groups = &rec.user, rec.srcGroups
+			return f, rec, nil
+		}
+		if lock {
 			// The application deleted the row: forget it and start over.
 			if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_mapped_users WHERE user_key = ?`, key); err != nil {
-				return provision.Result{}, fmt.Errorf("sqldir: forget deleted row: %w", err)
+				return f, mrecord{}, fmt.Errorf("sqldir: forget deleted row: %w", err)
 			}
-			found = false
 		}
 	}
-	linked := false
-	if !found {
-		if rec, linked, err = m.link(ctx, q, l, source, now); err != nil {
-			return provision.Result{}, err
+	if key, ok, err := m.linkCandidate(ctx, q, l); err != nil {
+		return f, mrecord{}, err
+	} else if ok {
+		rec, ok, err := m.read(ctx, q, key, source, lock)
+		if err != nil || ok {
+			f.Link, f.LinkGroups = &rec.user, rec.srcGroups
+			return f, rec, err
 		}
-		found = linked
 	}
-	if !found {
-		if l.NoCreate {
-			return provision.Result{}, fmt.Errorf("sqldir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
+	// The application's table has no unique index gatehouse can rely on:
+	// a name held by any row is taken.
+	if name := l.Claims.Fields[provision.FieldUserName]; name != "" {
+		taken, err := m.findByName(ctx, q, name)
+		if err != nil {
+			return f, mrecord{}, err
 		}
-		return m.create(ctx, q, l, source, now)
+		f.NameTaken = len(taken) > 0
 	}
-	if !rec.user.Active {
-		return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
-	}
-	p := diff(record{user: rec.user, srcGroups: rec.srcGroups}, l)
-	if len(p.changed) == 0 {
-		out := provision.Unchanged
-		if linked {
-			out = provision.Linked
+	return f, mrecord{}, nil
+}
+
+// apply carries out a plan in the write transaction q; rec is the row it
+// acts on, as find read it.
+func (m *Mapped) apply(ctx context.Context, q querier, l provision.Login, p provision.Plan, rec mrecord, source string, now time.Time) (provision.Result, error) {
+	u := p.After
+	switch p.Action {
+	case provision.ActNothing:
+		return p.Result(), nil
+	case provision.ActCreate:
+		return m.create(ctx, q, l, p, source, now)
+	case provision.ActLink:
+		if !rec.tracked {
+			// A row the application had before gatehouse: gatehouse starts
+			// keeping its books on it.
+			rec.user.Owner, rec.user.Version, rec.user.Created, rec.user.Updated = provision.OwnerJIT, 1, truncStamp(now), truncStamp(now)
+			if err := m.track(ctx, q, rec.user, now); err != nil {
+				return provision.Result{}, err
+			}
+			u.Owner, u.Version, u.Created, u.Updated = rec.user.Owner, rec.user.Version, rec.user.Created, rec.user.Updated
 		}
-		return provision.Result{User: rec.user, Outcome: out}, nil
+		if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_mapped_identities (idp, key_kind, subject, user_key, created_at) VALUES (?, ?, ?, ?, ?)`,
+			l.Key.IdP, l.Key.Kind, l.Key.Subject, rec.user.ID, m.d.time(now)); err != nil {
+			return provision.Result{}, m.mapWriteErr("link identity", err)
+		}
+		if len(p.Changed) == 0 {
+			res := p.Result()
+			res.User = rec.user
+			return res, nil
+		}
 	}
-	u := p.user
 	if err := m.updateRow(ctx, q, rec.user, u); err != nil {
 		return provision.Result{}, err
 	}
@@ -157,7 +220,7 @@ func (m *Mapped) provisionTx(ctx context.Context, q querier, l provision.Login, 
 		provision.NormalizeName(u.UserName), u.Version, m.d.time(now), u.ID); err != nil {
 		return provision.Result{}, m.mapWriteErr("update user state", err)
 	}
-	if err := m.syncGroups(ctx, q, &rec, source, p.addGroups, p.dropGroups, now); err != nil {
+	if err := m.syncGroups(ctx, q, &rec, source, p.AddGroups, p.DropGroups, now); err != nil {
 		return provision.Result{}, err
 	}
 	if m.groups != nil {
@@ -166,36 +229,9 @@ func (m *Mapped) provisionTx(ctx context.Context, q querier, l provision.Login, 
 		}
 		u.Groups = rec.user.Groups
 	}
-	out := provision.Updated
-	if linked {
-		out = provision.Linked
-	}
-	return provision.Result{User: u, Outcome: out, Changed: p.changed}, nil
-}
-
-// link lets the first login of a key claim a row no login has claimed:
-// one the application had before gatehouse, or one SCIM created, matched
-// by l.LinkBy.
-func (m *Mapped) link(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (mrecord, bool, error) {
-	key, ok, err := m.linkCandidate(ctx, q, l)
-	if err != nil || !ok {
-		return mrecord{}, false, err
-	}
-	rec, ok, err := m.read(ctx, q, key, source, true)
-	if err != nil || !ok {
-		return mrecord{}, false, err
-	}
-	if !rec.tracked {
-		rec.user.Owner, rec.user.Version, rec.user.Created, rec.user.Updated = provision.OwnerJIT, 1, truncStamp(now), truncStamp(now)
-		if err := m.track(ctx, q, rec.user, now); err != nil {
-			return mrecord{}, false, err
-		}
-	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_mapped_identities (idp, key_kind, subject, user_key, created_at) VALUES (?, ?, ?, ?, ?)`,
-		l.Key.IdP, l.Key.Kind, l.Key.Subject, rec.user.ID, m.d.time(now)); err != nil {
-		return mrecord{}, false, m.mapWriteErr("link identity", err)
-	}
-	return rec, true, nil
+	res := p.Result()
+	res.User = u
+	return res, nil
 }
 
 // linkCandidate finds the key of the one unclaimed row a login would
@@ -228,44 +264,6 @@ func (m *Mapped) linkCandidate(ctx context.Context, q querier, l provision.Login
 	return keys[0], true, nil
 }
 
-// Plan says what Provision would do for l, reading only.
-func (m *Mapped) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
-	if err := l.Claims.Check(); err != nil {
-		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
-	}
-	ctx, cancel := m.bound(ctx)
-	defer cancel()
-	l.Claims = m.restrict(l.Claims)
-	source := provision.GroupSource(l.Key.IdP)
-	q := m.reader()
-	key, found, err := m.identity(ctx, q, l.Key, false)
-	if err != nil {
-		return provision.Result{}, err
-	}
-	out := provision.Updated
-	if !found {
-		if key, found, err = m.linkCandidate(ctx, q, l); err != nil {
-			return provision.Result{}, err
-		}
-		out = provision.Linked
-	}
-	if found {
-		rec, ok, err := m.read(ctx, q, key, source, false)
-		if err != nil {
-			return provision.Result{}, err
-		}
-		if ok {
-			return planUpdate(record{user: rec.user, srcGroups: rec.srcGroups}, l, out)
-		}
-	}
-	if taken, err := m.findByName(ctx, q, l.Claims.Fields[provision.FieldUserName]); err != nil {
-		return provision.Result{}, err
-	} else if len(taken) > 0 && !l.NoCreate {
-		return provision.Result{}, fmt.Errorf("sqldir: user name %q is taken in %s: %w", l.Claims.Fields[provision.FieldUserName], m.cfg.Users.Table, provision.ErrConflict)
-	}
-	return planCreate(l)
-}
-
 // track records a row in gatehouse's bookkeeping. The unique folded user
 // name is what keeps two concurrent first logins, or two spellings of one
 // name, from making two rows.
@@ -278,17 +276,11 @@ func (m *Mapped) track(ctx context.Context, q querier, u provision.User, now tim
 	return nil
 }
 
-func (m *Mapped) create(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (provision.Result, error) {
-	u := provision.User{Active: true, Owner: provision.OwnerJIT, Version: 1, Created: truncStamp(now), Updated: truncStamp(now)}
-	changed := u.Apply(l.Claims)
-	if u.UserName == "" {
-		return provision.Result{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
-	}
-	if taken, err := m.findByName(ctx, q, u.UserName); err != nil {
-		return provision.Result{}, err
-	} else if len(taken) > 0 {
-		return provision.Result{}, fmt.Errorf("sqldir: user name %q is taken in %s: %w", u.UserName, m.cfg.Users.Table, provision.ErrConflict)
-	}
+// create writes the row a plan creates, gatehouse's books on it, its
+// identity and its groups.
+func (m *Mapped) create(ctx context.Context, q querier, l provision.Login, p provision.Plan, source string, now time.Time) (provision.Result, error) {
+	u := p.After
+	u.Created, u.Updated = truncStamp(now), truncStamp(now)
 	key, err := m.insertRow(ctx, q, u)
 	if err != nil {
 		return provision.Result{}, err
@@ -301,18 +293,19 @@ func (m *Mapped) create(ctx context.Context, q querier, l provision.Login, sourc
 		l.Key.IdP, l.Key.Kind, l.Key.Subject, key, m.d.time(now)); err != nil {
 		return provision.Result{}, m.mapWriteErr("create identity", err)
 	}
-	if len(l.Claims.Groups) > 0 && m.groups != nil {
+	if len(p.AddGroups) > 0 && m.groups != nil {
 		rec := mrecord{user: u}
-		if err := m.syncGroups(ctx, q, &rec, source, l.Claims.Groups, nil, now); err != nil {
+		if err := m.syncGroups(ctx, q, &rec, source, p.AddGroups, nil, now); err != nil {
 			return provision.Result{}, err
 		}
 		if err := m.readGroups(ctx, q, &rec, source); err != nil {
 			return provision.Result{}, err
 		}
 		u.Groups = rec.user.Groups
-		changed = append(changed, provision.FieldGroups)
 	}
-	return provision.Result{User: u, Outcome: provision.Created, Changed: changed}, nil
+	res := p.Result()
+	res.User = u
+	return res, nil
 }
 
 // User returns the user whose row has the given key.

@@ -76,6 +76,10 @@ var sqliteMigrations = []string{
 	refoldStep,
 	// 5: the fold also removes accents and dots the dotless i: recomputed.
 	refoldStep,
+	// 6: SCIM owns the fields it has written, not the whole user. Users
+	// SCIM wrote before count as owned in every field ('*').
+	`ALTER TABLE gatehouse_users ADD COLUMN scim_fields TEXT NOT NULL DEFAULT '';
+	UPDATE gatehouse_users SET scim_fields = '*' WHERE owner = 'scim';`,
 }
 
 // postgresMigrations create the same schema on PostgreSQL, with timestamp
@@ -140,6 +144,9 @@ var postgresMigrations = []string{
 	refoldStep,
 	// 3: the fold also removes accents and dots the dotless i.
 	refoldStep,
+	// 4: SCIM owns the fields it has written, not the whole user.
+	`ALTER TABLE gatehouse_users ADD COLUMN scim_fields text NOT NULL DEFAULT '';
+	UPDATE gatehouse_users SET scim_fields = '*' WHERE owner = 'scim';`,
 }
 
 // sqlserverMigrations create the schema on SQL Server. Text columns are
@@ -208,4 +215,10 @@ var sqlserverMigrations = []string{
 	refoldStep,
 	// 3: the fold also removes accents and dots the dotless i.
 	refoldStep,
+	// 4: SCIM owns the fields it has written, not the whole user. The
+	// column is filled in its own batch: SQL Server compiles a batch
+	// before it runs, and the new column does not exist yet then.
+	`ALTER TABLE gatehouse_users ADD scim_fields nvarchar(1000) COLLATE Latin1_General_100_BIN2 NOT NULL
+		CONSTRAINT df_gatehouse_users_scim_fields DEFAULT '';`,
+	`UPDATE gatehouse_users SET scim_fields = '*' WHERE owner = 'scim';`,
 }

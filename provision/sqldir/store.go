@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,47 +37,13 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	return &Store{d}, nil
 }
 
-// plan is the difference between a stored record and a login's claims.
-type plan struct {
-	user       provision.User // merged
-	changed    []string
-	addGroups  []string // names
-	dropGroups []string // normalised names
-}
-
-func diff(rec record, l provision.Login) plan {
-	c := l.Claims
-	if rec.user.Owner == provision.OwnerSCIM && len(l.Reserved) > 0 {
-		c = c.Without(l.Reserved)
-	}
-	p := plan{user: rec.user}
-	p.user.Extra = maps.Clone(rec.user.Extra)
-	p.changed = p.user.Apply(c)
-	if c.HasGroups {
-		want := map[string]string{}
-		for _, g := range c.Groups {
-			if n := provision.NormalizeName(g); want[n] == "" {
-				want[n] = g
-			}
-		}
-		have := slices.Sorted(maps.Keys(rec.srcGroups))
-		add, drop := provision.DiffGroups(have, slices.Sorted(maps.Keys(want)))
-		for _, n := range add {
-			p.addGroups = append(p.addGroups, want[n])
-		}
-		p.dropGroups = drop
-		if len(add)+len(drop) > 0 {
-			p.changed = append(p.changed, provision.FieldGroups)
-		}
-	}
-	return p
-}
-
-// Provision performs the JIT upsert. The common case, a repeat login with
-// nothing new, is one read outside any transaction: no lock, no write.
-// Otherwise the login runs in a write transaction that reads again under
-// the dialect's locks; a concurrent first login of the same key shows up
-// as a uniqueness violation, and the retry finds the winner's row.
+// Provision performs the JIT upsert: it reads what the login needs, asks
+// provision.Decide, and carries out the plan. The common case, a repeat
+// login with nothing new, is one read outside any transaction: no lock,
+// no write. Otherwise the login runs in a write transaction that reads
+// again under the dialect's locks; a concurrent first login of the same
+// key shows up as a uniqueness violation, and the retry finds the
+// winner's row.
 func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
 	if err := l.Claims.Check(); err != nil {
 		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
@@ -92,55 +56,101 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 		return provision.Result{}, err
 	}
 	if found {
-		if !rec.user.Active {
-			return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
+		p, err := provision.Decide(l, provision.Found{User: &rec.user, Groups: rec.srcGroups})
+		if err != nil {
+			return p.Result(), fmt.Errorf("sqldir: %w", err)
 		}
-		if p := diff(rec, l); len(p.changed) == 0 {
-			return provision.Result{User: rec.user, Outcome: provision.Unchanged}, nil
+		if p.Action == provision.ActNothing {
+			return p.Result(), nil
 		}
 	}
 	var res provision.Result
 	err = s.write(ctx, func(q querier, now time.Time) error {
-		var err error
-		res, err = s.provisionTx(ctx, q, l, source, now)
+		f, err := s.find(ctx, q, l, source, true)
+		if err != nil {
+			return err
+		}
+		p, err := provision.Decide(l, f)
+		if err != nil {
+			res = p.Result()
+			return fmt.Errorf("sqldir: %w", err)
+		}
+		res, err = s.apply(ctx, q, l, p, source, now)
 		return err
 	})
 	return res, err
 }
 
-func (s *Store) provisionTx(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (provision.Result, error) {
-	rec, found, err := s.load(ctx, q, l.Key, source, true) // again, under the write lock
+// Plan says what Provision would do for l, reading only.
+func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := l.Claims.Check(); err != nil {
+		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	q := s.reader()
+	f, err := s.find(ctx, q, l, provision.GroupSource(l.Key.IdP), false)
 	if err != nil {
 		return provision.Result{}, err
 	}
-	linked := false
-	if !found {
-		if err := checkTombstone(ctx, q, l); err != nil {
-			return provision.Result{}, err
+	if f.User == nil && f.Link == nil && !f.Tombstoned {
+		// A write would learn this from the unique index.
+		name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_users WHERE user_name_norm = ?`, name).Scan(&n); err != nil {
+			return provision.Result{}, fmt.Errorf("sqldir: read user: %w", err)
 		}
-		rec, linked, err = s.link(ctx, q, l, source, now)
-		if err != nil {
-			return provision.Result{}, err
+		f.NameTaken = n > 0
+	}
+	p, err := provision.Decide(l, f)
+	if err != nil {
+		return p.Result(), fmt.Errorf("sqldir: %w", err)
+	}
+	return p.Result(), nil
+}
+
+// find reads what a login needs (provision.Found): the user its key
+// names; when none, whether a tombstone refuses it and which user it
+// would link to. lock takes the dialect's update locks, for a read that
+// decides a write.
+func (s *Store) find(ctx context.Context, q querier, l provision.Login, source string, lock bool) (provision.Found, error) {
+	var f provision.Found
+	rec, found, err := s.load(ctx, q, l.Key, source, lock)
+	if err != nil || found {
+		f.User, f.Groups = &rec.user, rec.srcGroups
+		return f, err
+	}
+	if f.Tombstoned, err = tombstoned(ctx, q, l); err != nil || f.Tombstoned {
+		return f, err
+	}
+	u, ok, err := s.linkCandidate(ctx, q, l, lock)
+	if err != nil || !ok {
+		return f, err
+	}
+	if u.Groups, f.LinkGroups, err = groupsOf(ctx, q, u.ID, source); err != nil {
+		return f, err
+	}
+	f.Link = &u
+	return f, nil
+}
+
+// apply carries out a plan in the write transaction q.
+func (s *Store) apply(ctx context.Context, q querier, l provision.Login, p provision.Plan, source string, now time.Time) (provision.Result, error) {
+	switch p.Action {
+	case provision.ActNothing:
+		return p.Result(), nil
+	case provision.ActCreate:
+		return s.create(ctx, q, l, p, source, now)
+	case provision.ActLink:
+		if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+			l.Key.IdP, l.Key.Kind, l.Key.Subject, p.Before.ID, s.d.time(now)); err != nil {
+			return provision.Result{}, s.mapWriteErr("link identity", err)
 		}
-		found = linked
-	}
-	if !found {
-		if l.NoCreate {
-			return provision.Result{}, fmt.Errorf("sqldir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
+		if len(p.Changed) == 0 {
+			return p.Result(), nil
 		}
-		return s.create(ctx, q, l, source, now)
 	}
-	if !rec.user.Active {
-		return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
-	}
-	p := diff(rec, l)
-	if len(p.changed) == 0 {
-		if linked {
-			return provision.Result{User: rec.user, Outcome: provision.Linked}, nil
-		}
-		return provision.Result{User: rec.user, Outcome: provision.Unchanged}, nil
-	}
-	u := p.user
+	u := p.After
 	u.Version++
 	u.Updated = truncStamp(now)
 	extra, err := encodeExtra(u.Extra)
@@ -154,35 +164,31 @@ func (s *Store) provisionTx(ctx context.Context, q querier, l provision.Login, s
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("update user", err)
 	}
-	for _, n := range p.dropGroups {
+	for _, n := range p.DropGroups {
 		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_memberships WHERE user_id = ? AND source = ?
 			AND group_id = (SELECT id FROM gatehouse_groups WHERE name_norm = ?)`, u.ID, source, n); err != nil {
 			return provision.Result{}, fmt.Errorf("sqldir: remove membership: %w", err)
 		}
 	}
-	if err := s.addMemberships(ctx, q, u.ID, source, p.addGroups, now); err != nil {
+	if err := s.addMemberships(ctx, q, u.ID, source, p.AddGroups, now); err != nil {
 		return provision.Result{}, err
 	}
 	if u.Groups, _, err = groupsOf(ctx, q, u.ID, source); err != nil {
 		return provision.Result{}, err
 	}
-	out := provision.Updated
-	if linked {
-		out = provision.Linked
-	}
-	return provision.Result{User: u, Outcome: out, Changed: p.changed}, nil
+	res := p.Result()
+	res.User = u
+	return res, nil
 }
 
-func (s *Store) create(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (provision.Result, error) {
+// create writes the user a plan creates, with its identity and groups.
+func (s *Store) create(ctx context.Context, q querier, l provision.Login, p provision.Plan, source string, now time.Time) (provision.Result, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return provision.Result{}, fmt.Errorf("sqldir: new id: %w", err)
 	}
-	u := provision.User{ID: id.String(), Active: true, Owner: provision.OwnerJIT, Version: 1, Created: truncStamp(now), Updated: truncStamp(now)}
-	changed := u.Apply(l.Claims)
-	if u.UserName == "" {
-		return provision.Result{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
-	}
+	u := p.After
+	u.ID, u.Created, u.Updated = id.String(), truncStamp(now), truncStamp(now)
 	extra, err := encodeExtra(u.Extra)
 	if err != nil {
 		return provision.Result{}, err
@@ -199,16 +205,17 @@ func (s *Store) create(ctx context.Context, q querier, l provision.Login, source
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("create identity", err)
 	}
-	if err := s.addMemberships(ctx, q, u.ID, source, l.Claims.Groups, now); err != nil {
+	if err := s.addMemberships(ctx, q, u.ID, source, p.AddGroups, now); err != nil {
 		return provision.Result{}, err
 	}
-	if len(l.Claims.Groups) > 0 {
-		changed = append(changed, provision.FieldGroups)
+	if len(p.AddGroups) > 0 {
 		if u.Groups, _, err = groupsOf(ctx, q, u.ID, source); err != nil {
 			return provision.Result{}, err
 		}
 	}
-	return provision.Result{User: u, Outcome: provision.Created, Changed: changed}, nil
+	res := p.Result()
+	res.User = u
+	return res, nil
 }
 
 // addMemberships adds the memberships of one source, creating groups that
@@ -255,9 +262,9 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 	return nil
 }
 
-// checkTombstone refuses the first login of a key, user name or external
-// ID whose user was deleted over SCIM.
-func checkTombstone(ctx context.Context, q querier, l provision.Login) error {
+// tombstoned reports whether the login's key, user name or external ID
+// belonged to a user deleted over SCIM.
+func tombstoned(ctx context.Context, q querier, l provision.Login) (bool, error) {
 	where := "(idp = ? AND key_kind = ? AND subject = ?)"
 	args := []any{l.Key.IdP, l.Key.Kind, l.Key.Subject}
 	if name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName]); name != "" {
@@ -270,28 +277,9 @@ func checkTombstone(ctx context.Context, q querier, l provision.Login) error {
 	}
 	var n int
 	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_tombstones WHERE `+where, args...).Scan(&n); err != nil {
-		return fmt.Errorf("sqldir: read tombstones: %w", err)
+		return false, fmt.Errorf("sqldir: read tombstones: %w", err)
 	}
-	if n == 0 {
-		return nil
-	}
-	return fmt.Errorf("sqldir: user for %s %q was deleted over SCIM: %w", l.Key.Kind, l.Key.Subject, provision.ErrDisabled)
-}
-
-// link lets the first login of a key claim a SCIM-owned user that no login
-// has claimed, matched by l.LinkBy. The identity row is written in q.
-func (s *Store) link(ctx context.Context, q querier, l provision.Login, source string, now time.Time) (record, bool, error) {
-	u, ok, err := s.linkCandidate(ctx, q, l, true)
-	if err != nil || !ok {
-		return record{}, false, err
-	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-		l.Key.IdP, l.Key.Kind, l.Key.Subject, u.ID, s.d.time(now)); err != nil {
-		return record{}, false, s.mapWriteErr("link identity", err)
-	}
-	rec := record{user: u}
-	rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, q, u.ID, source)
-	return rec, err == nil, err
+	return n > 0, nil
 }
 
 // linkCandidate finds the one unclaimed SCIM user a login would link to.
@@ -335,87 +323,4 @@ func (s *Store) linkCandidate(ctx context.Context, q querier, l provision.Login,
 		return found[0], true, nil
 	}
 	return provision.User{}, false, fmt.Errorf("sqldir: several SCIM users have %s %q: %w", l.LinkBy, v, provision.ErrConflict)
-}
-
-// Plan says what Provision would do for l, reading only.
-func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
-	if err := l.Claims.Check(); err != nil {
-		return provision.Result{}, fmt.Errorf("sqldir: %w", err)
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	source := provision.GroupSource(l.Key.IdP)
-	q := s.reader()
-	rec, found, err := s.load(ctx, q, l.Key, source, false)
-	if err != nil {
-		return provision.Result{}, err
-	}
-	out := provision.Updated
-	if !found {
-		if err := checkTombstone(ctx, q, l); err != nil {
-			return provision.Result{}, err
-		}
-		u, ok, err := s.linkCandidate(ctx, q, l, false)
-		if err != nil {
-			return provision.Result{}, err
-		}
-		if !ok {
-			var n int
-			name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
-			if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_users WHERE user_name_norm = ?`, name).Scan(&n); err != nil {
-				return provision.Result{}, fmt.Errorf("sqldir: read user: %w", err)
-			}
-			if n > 0 && !l.NoCreate {
-				return provision.Result{}, fmt.Errorf("sqldir: user name %q is taken: %w", l.Claims.Fields[provision.FieldUserName], provision.ErrConflict)
-			}
-			return planCreate(l)
-		}
-		rec.user, out = u, provision.Linked
-		if rec.user.Groups, rec.srcGroups, err = groupsOf(ctx, q, u.ID, source); err != nil {
-			return provision.Result{}, err
-		}
-	}
-	return planUpdate(rec, l, out)
-}
-
-// planCreate is the plan of a login that creates its user.
-func planCreate(l provision.Login) (provision.Result, error) {
-	if l.NoCreate {
-		return provision.Result{}, fmt.Errorf("sqldir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
-	}
-	u := provision.User{Active: true, Owner: provision.OwnerJIT, Version: 1, Groups: l.Claims.Groups}
-	changed := u.Apply(l.Claims)
-	if u.UserName == "" {
-		return provision.Result{}, fmt.Errorf("sqldir: %w: empty user name", provision.ErrInvalid)
-	}
-	if len(l.Claims.Groups) > 0 {
-		changed = append(changed, provision.FieldGroups)
-	}
-	return provision.Result{User: u, Outcome: provision.Created, Changed: changed}, nil
-}
-
-// planUpdate is the plan of a login of a stored (or linked) user.
-func planUpdate(rec record, l provision.Login, out provision.Outcome) (provision.Result, error) {
-	if !rec.user.Active {
-		return provision.Result{User: rec.user}, fmt.Errorf("sqldir: user %s: %w", rec.user.ID, provision.ErrDisabled)
-	}
-	p := diff(rec, l)
-	if len(p.changed) == 0 && out != provision.Linked {
-		out = provision.Unchanged
-	}
-	u := p.user
-	if len(p.addGroups)+len(p.dropGroups) > 0 {
-		drop := map[string]bool{}
-		for _, n := range p.dropGroups {
-			drop[n] = true
-		}
-		var groups []string
-		for _, g := range rec.user.Groups {
-			if !drop[provision.NormalizeName(g)] {
-				groups = append(groups, g)
-			}
-		}
-		u.Groups = provision.SortedUnique(append(groups, p.addGroups...))
-	}
-	return provision.Result{User: u, Outcome: out, Changed: p.changed}, nil
 }

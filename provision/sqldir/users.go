@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"gatehouse/provision"
+	"strings"
 	"time"
 )
 
@@ -16,12 +17,12 @@ type record struct {
 	srcGroups map[string]string // normalised name -> name, for one source
 }
 
-const userColumns = `u.id, u.user_name, u.external_id, u.email, u.display_name, u.given_name, u.family_name, u.extra, u.status, u.owner, u.version, u.created_at, u.updated_at`
+const userColumns = `u.id, u.user_name, u.external_id, u.email, u.display_name, u.given_name, u.family_name, u.extra, u.status, u.owner, u.scim_fields, u.version, u.created_at, u.updated_at`
 
 func scanUser(row interface{ Scan(...any) error }) (provision.User, error) {
 	var u provision.User
-	var extra, status string
-	err := row.Scan(&u.ID, &u.UserName, &u.ExternalID, &u.Email, &u.DisplayName, &u.GivenName, &u.FamilyName, &extra, &status, &u.Owner, &u.Version,
+	var extra, status, scimFields string
+	err := row.Scan(&u.ID, &u.UserName, &u.ExternalID, &u.Email, &u.DisplayName, &u.GivenName, &u.FamilyName, &extra, &status, &u.Owner, &scimFields, &u.Version,
 		timeScan{&u.Created}, timeScan{&u.Updated})
 	if err != nil {
 		return u, err
@@ -32,7 +33,21 @@ func scanUser(row interface{ Scan(...any) error }) (provision.User, error) {
 		}
 	}
 	u.Active = status == "active"
+	u.SCIMFields = decodeFields(scimFields)
 	return u, nil
+}
+
+// encodeFields stores a list of field names as one text value: sorted,
+// comma-separated (field names never hold a comma).
+func encodeFields(fields []string) string {
+	return strings.Join(provision.SortedUnique(fields), ",")
+}
+
+func decodeFields(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // timeScan reads a timestamp stored as text (SQLite) or as a timestamp

@@ -96,7 +96,7 @@ func TestDecide(t *testing.T) {
 		{name: "extra attributes follow the same ownership", login: Login{Key: key, Reserved: []string{"title", "office"},
 			Claims: Claims{Fields: same, Extra: map[string]string{"title": "Boss", "office": "B2", "phone": ""}}},
 			found: Found{User: alice(scimWrote("title"), func(u *User) { u.Extra = map[string]string{"title": "Clerk", "phone": "1"} })},
-			act: ActUpdate, changed: []string{"office", "phone"}, kept: []string{"title (owned by SCIM)"},
+			act:   ActUpdate, changed: []string{"office", "phone"}, kept: []string{"title (owned by SCIM)"},
 			after: func(t *testing.T, u User) {
 				if u.Extra["title"] != "Clerk" || u.Extra["office"] != "B2" || u.Extra["phone"] != "" {
 					t.Errorf("extra after = %v", u.Extra)

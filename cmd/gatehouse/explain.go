@@ -20,6 +20,7 @@ import (
 	"gatehouse/provision/ldapdir"
 	"gatehouse/provision/sqldir"
 	"gatehouse/proxy"
+	"gatehouse/scim"
 	"gatehouse/session"
 )
 
@@ -126,6 +127,16 @@ func explainStore(ctx context.Context, f *File, l provision.Login, w *explainWri
 		w.line("store (%s): cannot preview a login's writes; the mapped user above is what a login would send it", name)
 		return 0
 	}
+	if f.SCIM != nil {
+		// A login leaves alone the fields SCIM owns: the same list serve
+		// gives the proxy.
+		sc, err := scim.NewServer(f.SCIM.Config, st, scim.Options{})
+		if err != nil {
+			w.line("scim: %v", err)
+			return 1
+		}
+		l.Reserved = sc.OwnedFields()
+	}
 	res, err := pl.Plan(ctx, l)
 	switch {
 	case errors.Is(err, provision.ErrDisabled):
@@ -144,6 +155,7 @@ func explainStore(ctx context.Context, f *File, l provision.Login, w *explainWri
 	switch res.Outcome {
 	case provision.Unchanged:
 		w.line("store (%s): unchanged: user %s; a login would write nothing", name, res.User.ID)
+		explainKept(res, w)
 		return 0
 	case provision.Created:
 		w.line("store (%s): a login would CREATE the user, writing: %s", name, strings.Join(res.Changed, ", "))
@@ -160,7 +172,16 @@ func explainStore(ctx context.Context, f *File, l provision.Login, w *explainWri
 		}
 		w.line("  %-14s %q", field, res.User.Field(field))
 	}
+	explainKept(res, w)
 	return 0
+}
+
+// explainKept names each asserted field a login would leave alone, and
+// why: "kept: email (owned by SCIM)".
+func explainKept(res provision.Result, w *explainWriter) {
+	for _, k := range res.Kept {
+		w.line("  kept: %s; the store keeps %q", k, res.User.Field(k.Field))
+	}
 }
 
 func cmpOr(a, b []string) []string {

@@ -166,3 +166,42 @@ func TestExplain(t *testing.T) {
 		t.Errorf("unknown IdP: exit %d %s", code, errOut)
 	}
 }
+
+// TestExplainNamesKeptFields: explain leaves alone, and names, the fields
+// SCIM has written, as a login would; the other fields are still written.
+func TestExplainNamesKeptFields(t *testing.T) {
+	cfg, dir := explainConfig(t)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scimSection := "scim:\n  token_sha256: [\"" + strings.Repeat("ab", 32) + "\"]\n"
+	if err := os.WriteFile(cfg, append(b, scimSection...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqldir.Open(ctx, sqldir.Config{Path: filepath.Join(dir, "gatehouse.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Provision(ctx, provision.Login{Key: provision.Key{IdP: "https://idp.example.test/saml", Kind: "nameid", Subject: "a7f3c9e1-0001"},
+		Claims: provision.Claims{Fields: map[string]string{provision.FieldUserName: "alice", provision.FieldEmail: "old@example.com"}}})
+	if err == nil {
+		u := res.User
+		u.Email, u.SCIMFields = "scim@example.com", []string{provision.FieldEmail}
+		_, err = st.ReplaceUser(ctx, u, u.Version)
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := explain(t, "--config", cfg, "--idp", "corp", "--response", golden("valid.xml"))
+	for _, want := range []string{"a login would UPDATE user", "display_name", `kept: email (owned by SCIM); the store keeps "scim@example.com"`} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, no %q in:\n%s%s", code, want, out, errOut)
+		}
+	}
+	if _, written, _ := strings.Cut(out, "UPDATE user"); strings.Contains(strings.Split(written, "\n")[0], "email") {
+		t.Errorf("email is SCIM's and must not be listed as written:\n%s", out)
+	}
+}

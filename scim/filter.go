@@ -231,29 +231,25 @@ func slotPresent(a *attr, t string) provision.Filter {
 	return anyOf
 }
 
-// constCompare evaluates a comparison against a known type value.
+// constCompare evaluates a comparison against a known type value. Types
+// are case-insensitive and have no order: gt, ge, lt and le are refused.
 func constCompare(have string, op filter.CompareOperator, v any) (bool, error) {
-	if op == filter.PR {
+	o, err := toOp(op)
+	if err != nil {
+		return false, err
+	}
+	if o == provision.OpPresent {
 		return true, nil
 	}
 	want, ok := v.(string)
 	if !ok {
 		return false, badFilter("type compares with a string")
 	}
-	have, want = strings.ToLower(have), strings.ToLower(want)
-	switch op {
-	case filter.EQ:
-		return have == want, nil
-	case filter.NE:
-		return have != want, nil
-	case filter.CO:
-		return strings.Contains(have, want), nil
-	case filter.SW:
-		return strings.HasPrefix(have, want), nil
-	case filter.EW:
-		return strings.HasSuffix(have, want), nil
+	switch o {
+	case provision.OpGt, provision.OpGe, provision.OpLt, provision.OpLe:
+		return false, badFilter("type takes eq, ne, co, sw, ew or pr")
 	}
-	return false, badFilter("type takes eq, ne, co, sw, ew or pr")
+	return provision.CompareValues(o, have, want, true), nil
 }
 
 func valuePathFilter(rt *resourceType, vp *filter.ValuePath) (provision.Filter, error) {
@@ -308,7 +304,10 @@ func inner(e filter.Expression, fn func(filter.AttributePath, filter.CompareOper
 // compare builds one comparison, checking the value's type against the
 // attribute's (RFC 7644 §3.4.2.2: no ordering on booleans).
 func compare(field string, op filter.CompareOperator, v any, caseExact bool, typ string) (provision.Filter, error) {
-	o := provision.Op(strings.ToLower(string(op)))
+	o, err := toOp(op)
+	if err != nil {
+		return nil, err
+	}
 	if o == provision.OpPresent {
 		return provision.Compare{Field: field, Op: o}, nil
 	}
@@ -347,11 +346,6 @@ func compare(field string, op filter.CompareOperator, v any, caseExact bool, typ
 	default:
 		return nil, badFilter("%s compares with a string", field)
 	}
-	switch o {
-	case provision.OpEq, provision.OpNe, provision.OpCo, provision.OpSw, provision.OpEw, provision.OpGt, provision.OpGe, provision.OpLt, provision.OpLe:
-	default:
-		return nil, badFilter("unknown operator %q", op)
-	}
 	if o == provision.OpEq && s == "" {
 		return provision.Not{Filter: provision.Compare{Field: field, Op: provision.OpPresent}}, nil
 	}
@@ -359,6 +353,24 @@ func compare(field string, op filter.CompareOperator, v any, caseExact bool, typ
 		return provision.Compare{Field: field, Op: provision.OpPresent}, nil
 	}
 	return provision.Compare{Field: field, Op: o, Value: s, Fold: !caseExact}, nil
+}
+
+// compareOps maps the parser's comparison operators onto provision's,
+// which evaluates them (provision.CompareValues and its kin).
+var compareOps = map[filter.CompareOperator]provision.Op{
+	filter.EQ: provision.OpEq, filter.NE: provision.OpNe,
+	filter.CO: provision.OpCo, filter.SW: provision.OpSw, filter.EW: provision.OpEw,
+	filter.GT: provision.OpGt, filter.GE: provision.OpGe, filter.LT: provision.OpLt, filter.LE: provision.OpLe,
+	filter.PR: provision.OpPresent,
+}
+
+// toOp maps one operator, named in any case as the RFC allows; anything
+// else is an invalid filter.
+func toOp(op filter.CompareOperator) (provision.Op, error) {
+	if o, ok := compareOps[filter.CompareOperator(strings.ToLower(string(op)))]; ok {
+		return o, nil
+	}
+	return "", badFilter("unknown operator %q", op)
 }
 
 // simplify folds the constants (empty And = true, empty Or = false) and

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	filter "github.com/scim2/filter-parser/v2"
+
+	"gatehouse/provision"
 )
 
 // patcher applies PATCH operations (RFC 7644 §3.5.2) to a resource object.
@@ -491,45 +494,30 @@ func matches(a *attr, e filter.Expression, el map[string]any) (bool, error) {
 	return false, badFilter("unsupported filter in path")
 }
 
+// compareValue evaluates one comparison of a value filter with
+// provision's operators. A boolean takes eq and ne, and a stored string
+// counts as true when it says so in any case; a string compares as the
+// store's filters do, folded unless the sub-attribute is case-exact, a
+// value of another type or a missing one comparing as "". Numbers and
+// null cannot be compared.
 func compareValue(have any, op filter.CompareOperator, want any, caseExact bool) (bool, error) {
+	o, err := toOp(op)
+	if err != nil {
+		return false, err
+	}
 	switch w := want.(type) {
 	case bool:
+		if o != provision.OpEq && o != provision.OpNe {
+			return false, badFilter("%s on a boolean", op)
+		}
 		h, _ := have.(bool)
 		if hs, ok := have.(string); ok {
 			h = strings.EqualFold(hs, "true")
 		}
-		switch op {
-		case filter.EQ:
-			return h == w, nil
-		case filter.NE:
-			return h != w, nil
-		}
-		return false, badFilter("%s on a boolean", op)
+		return provision.CompareBool(o, h, strconv.FormatBool(w)), nil
 	case string:
 		h, _ := have.(string)
-		if !caseExact {
-			h, w = strings.ToLower(h), strings.ToLower(w)
-		}
-		switch op {
-		case filter.EQ:
-			return h == w, nil
-		case filter.NE:
-			return h != w, nil
-		case filter.CO:
-			return strings.Contains(h, w), nil
-		case filter.SW:
-			return strings.HasPrefix(h, w), nil
-		case filter.EW:
-			return strings.HasSuffix(h, w), nil
-		case filter.GT:
-			return h > w, nil
-		case filter.GE:
-			return h >= w, nil
-		case filter.LT:
-			return h < w, nil
-		case filter.LE:
-			return h <= w, nil
-		}
+		return provision.CompareValues(o, h, w, !caseExact), nil
 	}
 	return false, badFilter("unsupported comparison %s", op)
 }

@@ -27,8 +27,9 @@ func CheckVersion(what string, have, want int64) error {
 var ErrUnsupported = errors.New("provision: not supported by this store")
 
 // Who last took ownership of a user record. A user created or written over
-// SCIM is owned by SCIM: logins no longer write the fields SCIM owns (see
-// Login.Reserved), and only SCIM may change its active state.
+// SCIM is owned by SCIM, and only SCIM may change its active state; a
+// login leaves alone only the fields SCIM has written (User.SCIMFields,
+// Login.Reserved), and writes the others.
 const (
 	OwnerJIT  = "jit"
 	OwnerSCIM = "scim"

@@ -159,6 +159,28 @@ func TestGateStripsClientIdentityHeaders(t *testing.T) {
 	})
 }
 
+// TestGateConnectionCannotDropIdentityHeaders: a client that names the
+// identity headers in Connection (hop-by-hop, removed by a proxy) cannot
+// make gatehouse, or a proxy after it, drop the headers it sets.
+func TestGateConnectionCannotDropIdentityHeaders(t *testing.T) {
+	g := newGate(t, appHeaders, alice())
+	h := http.Header{"Accept": {"application/json"}, "Connection": {"X-App-User, x-app-groups", "X-App-Uid"}}
+	if w := g.do("GET", "/", g.cookie("u-alice"), h); w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	got := g.upstream.last(t).Header
+	for name, want := range map[string]string{"X-App-User": "alice", "X-App-Groups": "admins|staff", "X-App-Uid": "u-alice"} {
+		if v := got.Get(name); v != want {
+			t.Errorf("%s = %q, want %q", name, v, want)
+		}
+	}
+	for _, v := range got.Values("Connection") {
+		if strings.Contains(strings.ToLower(v), "x-app") {
+			t.Errorf("Connection %q reached the upstream", v)
+		}
+	}
+}
+
 // TestGateUnsafeValuesLeftOut: a stored value that would be altered on
 // the wire or could end the header (CR, LF, NUL, padding, separators of
 // lines, invisible or bidi characters) is not sent, not even cleaned: the

@@ -480,6 +480,23 @@ func TestGateIdentityCache(t *testing.T) {
 		}
 	})
 
+	t.Run("ForgetDuringOutageServesNothingStale", func(t *testing.T) {
+		// SCIM deactivated the user (its write succeeded), told the
+		// cache, and the store then failed: the last good record is gone.
+		g := newGate(t, withTTL, alice())
+		c := g.cookie("u-alice")
+		g.do("GET", "/", c, api)
+		g.store.SetActive(context.Background(), "u-alice", false)
+		g.p.Forget("u-alice")
+		g.store.fail(down)
+		if w := g.do("GET", "/", c, api); w.Code != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503", w.Code)
+		}
+		if g.upstream.count() != 1 {
+			t.Errorf("upstream received %d requests, want only the first", g.upstream.count())
+		}
+	})
+
 	t.Run("OutageAfterDeactivationStaysRefused", func(t *testing.T) {
 		g := newGate(t, withTTL, alice())
 		c := g.cookie("u-alice")

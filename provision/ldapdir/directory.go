@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -239,14 +240,15 @@ func sortUsers(us []provision.User, q provision.Query) {
 	})
 }
 
-// CreateUser adds a SCIM-owned entry without any login identity.
+// CreateUser adds a SCIM-owned entry without any login identity, which
+// records in.SCIMFields as the fields SCIM wrote.
 func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.User, error) {
 	u := in
 	if err := checkUser(&u); err != nil {
 		return provision.User{}, err
 	}
-	if u.Field(s.l.rdnField) == "" {
-		return provision.User{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
+	if err := s.l.checkNaming(&u); err != nil {
+		return provision.User{}, err
 	}
 	if err := s.nameFree(ctx, u.UserName, "", ""); err != nil {
 		return provision.User{}, err
@@ -294,6 +296,14 @@ func checkUser(u *provision.User) error {
 			return err
 		}
 	}
+	for _, f := range u.SCIMFields {
+		if f == "" || strings.ContainsFunc(f, unicode.IsSpace) {
+			return fmt.Errorf("ldapdir: %w: SCIM field name %q", provision.ErrInvalid, f)
+		}
+		if err := checkValue("scim fields", f); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -318,8 +328,9 @@ func (l *layout) addDisabled(req *ldap.AddRequest) {
 	req.Attribute(l.cfg.DisabledAttribute, []string{l.cfg.DisabledValue})
 }
 
-// ReplaceUser writes every mapped field of in, the active state and the
-// SCIM owner mark, by compare-and-swap on the version.
+// ReplaceUser writes every mapped field of in, the active state, the
+// SCIM owner mark and the fields SCIM wrote (in.SCIMFields, exactly), by
+// compare-and-swap on the version.
 func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion int64) (provision.User, error) {
 	want := in
 	if err := checkUser(&want); err != nil {
@@ -362,6 +373,8 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 		s.l.activeChange(req, cur.e, want.Active)
 	}
 	add, del := cur.st.nameChange(want.UserName)
+	fa, fd := cur.st.scimFieldsChange(want.SCIMFields)
+	add, del = append(add, fa...), append(del, fd...)
 	if len(req.Changes) == 0 && !renamed && cur.st.scim && len(add)+len(del) == 0 {
 		return before, nil
 	}

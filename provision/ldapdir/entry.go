@@ -31,6 +31,12 @@ import (
 //	                             password and enable steps are not done
 //	owner scim                   the entry was created or last written
 //	                             over SCIM (absent: owned by logins)
+//	scim field <field>           SCIM has written the field
+//	                             (User.SCIMFields; "*": every field)
+//	scim fields                  the entry records the fields SCIM wrote;
+//	                             an entry owned by SCIM without it was
+//	                             written before they were recorded, and
+//	                             SCIM owns every field of it
 //	name <fold>                  the user name folded (provision's
 //	                             NormalizeName): the directory's own
 //	                             matching rules do not fold "ß" as "ss",
@@ -45,6 +51,9 @@ const (
 	statePending = "pending-enable"
 	stateOwner   = "owner scim"
 	stateName    = "name "
+	// Both hold a space, so neither is a one-word disabled mark.
+	stateSCIMField  = "scim field "
+	stateSCIMFields = "scim fields"
 )
 
 // nameValue is the state value holding a user name's fold.
@@ -79,7 +88,11 @@ type state struct {
 	names    []string // the "name <fold>" values
 	pending  bool
 	scim     bool // owned by SCIM
-	raw      []string
+	// scimFields are the fields SCIM wrote, as stored; fieldsRecorded
+	// says the entry records them at all.
+	scimFields     []string
+	fieldsRecorded bool
+	raw            []string
 }
 
 func parseState(vals []string) state {
@@ -108,6 +121,10 @@ func parseState(vals []string) state {
 			st.pending = true
 		case v == stateOwner:
 			st.scim = true
+		case strings.HasPrefix(v, stateSCIMField):
+			st.scimFields = append(st.scimFields, v[len(stateSCIMField):])
+		case v == stateSCIMFields:
+			st.fieldsRecorded = true
 		}
 	}
 	return st
@@ -133,6 +150,36 @@ func (st state) nameChange(userName string) (add, del []string) {
 	}
 	if !slices.Contains(st.names, want) {
 		add = []string{want}
+	}
+	return add, del
+}
+
+// SCIMFields are the fields SCIM wrote to the entry (User.SCIMFields):
+// every field (provision.AllFields) on an entry SCIM wrote before the
+// fields were recorded.
+func (st state) SCIMFields() []string {
+	if st.scim && !st.fieldsRecorded {
+		return []string{provision.AllFields}
+	}
+	return provision.SortedUnique(st.scimFields)
+}
+
+// scimFieldsChange returns the state values that make the entry record
+// exactly fields as the ones SCIM wrote.
+func (st state) scimFieldsChange(fields []string) (add, del []string) {
+	want := provision.SortedUnique(fields)
+	for _, f := range st.scimFields {
+		if !slices.Contains(want, f) {
+			del = append(del, stateSCIMField+f)
+		}
+	}
+	for _, f := range want {
+		if !slices.Contains(st.scimFields, f) {
+			add = append(add, stateSCIMField+f)
+		}
+	}
+	if !st.fieldsRecorded {
+		add = append(add, stateSCIMFields)
 	}
 	return add, del
 }
@@ -354,6 +401,7 @@ func (l *layout) user(e *ldap.Entry, st state) provision.User {
 	if st.scim {
 		u.Owner = provision.OwnerSCIM
 	}
+	u.SCIMFields = st.SCIMFields()
 	for field, attr := range l.readFrom {
 		u.SetField(field, e.GetEqualFoldAttributeValue(attr))
 	}
@@ -414,7 +462,9 @@ func (l *layout) addRequest(u *provision.User, key provision.Key, groups []strin
 	}
 	st := []string{keyValue(key), stateVersion + "1", nameValue(u.UserName)}
 	if key == (provision.Key{}) {
-		st = []string{stateVersion + "1", stateOwner, nameValue(u.UserName)} // created over SCIM, with no login yet
+		// Created over SCIM, with no login yet: SCIM wrote u.SCIMFields.
+		fields, _ := state{}.scimFieldsChange(u.SCIMFields)
+		st = append([]string{stateVersion + "1", stateOwner, nameValue(u.UserName)}, fields...)
 	}
 	for _, g := range groups {
 		st = append(st, groupValue(source, provision.NormalizeName(g)))
@@ -431,6 +481,33 @@ func (l *layout) addRequest(u *provision.User, key provision.Key, groups []strin
 	}
 	req.Attribute(l.cfg.StateAttribute, st)
 	return req, nil
+}
+
+// checkNaming refuses a new entry without a value for its RDN.
+func (l *layout) checkNaming(u *provision.User) error {
+	if u.Field(l.rdnField) == "" {
+		return fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, l.rdnField)
+	}
+	return nil
+}
+
+// holdable is c without the fields the directory keeps no attribute for:
+// a stored user never reads them back, so every login would find them
+// changed. (A new entry is built from all of them: AD derives its logon
+// names from the user name, which may be mapped to no attribute.)
+func (l *layout) holdable(c provision.Claims) provision.Claims {
+	var drop []string
+	for _, m := range []map[string]string{c.Fields, c.Extra} {
+		for f := range m {
+			if _, ok := l.readFrom[f]; !ok {
+				drop = append(drop, f)
+			}
+		}
+	}
+	if len(drop) == 0 {
+		return c
+	}
+	return c.Without(drop)
 }
 
 // checkAttr enforces directory limits before the write, not after the

@@ -122,6 +122,34 @@ func planGroups(c provision.Claims, m *membership, owned map[string]bool) groupP
 	return p
 }
 
+// heldGroups are the memberships of the login's source as Decide compares
+// them with the asserted groups (provision.Found.Groups), chosen so that
+// its plan and planGroups agree: the groups the entry records as the
+// source's, and the groups the user is in that the login asserts
+// (whoever made them, they need no join). A recorded group the user has
+// left is held when the login no longer asserts it (the record goes) and
+// not held when it does (the join is done again).
+func heldGroups(c provision.Claims, m *membership, owned map[string]bool) map[string]string {
+	held := map[string]string{}
+	want := wanted(c)
+	for n := range owned {
+		g, member := m.byNorm[n]
+		_, asserted := want[n]
+		switch {
+		case member:
+			held[n] = g.name
+		case !asserted:
+			held[n] = n
+		}
+	}
+	for n := range want {
+		if g, ok := m.byNorm[n]; ok {
+			held[n] = g.name
+		}
+	}
+	return held
+}
+
 // applyGroups carries out the plan for the user at userDN and returns the
 // names of the user's groups afterwards.
 func (s *Store) applyGroups(ctx context.Context, userDN string, p groupPlan, m *membership) ([]string, error) {

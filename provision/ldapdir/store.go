@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -255,59 +254,205 @@ var errRace = errors.New("ldapdir: concurrent change")
 
 const maxAttempts = 8
 
-// Provision performs the JIT upsert for one login.
+// The JIT decision is provision.Decide's. A login here reads what Decide
+// needs (find), asks it, and carries out its plan: create adds the entry,
+// update writes what differs; a plan of nothing writes nothing. What stays
+// here is how the directory does it: memberships reconciled with
+// planGroups, state values, renames, AD's enable step, and a new read
+// whenever another writer got in between (errRace).
+
+// found is what one login's read found: the provision.Found that Decide
+// takes, and what carrying out its plan needs.
+type found struct {
+	provision.Found
+	// login is the login as Decide sees it: on a stored entry, without
+	// the fields the directory keeps no attribute for.
+	login provision.Login
+	// cur is the entry of Found.User or Found.Link; nil when none.
+	cur *entry
+	// member are cur's groups; owned the memberships its state records as
+	// the login's source's.
+	member *membership
+	owned  map[string]bool
+}
+
+// find reads what a login needs: the entry holding its key, with its
+// memberships; when there is none, whether the key, user name or external
+// ID was deleted over SCIM, the SCIM user the login may link to, and
+// whether the user name is taken. dnTaken says that an add of the login's
+// entry found its DN held (Provision reads again then); probe reads that
+// DN up front (Plan, which adds nothing). An entry holding the DN without
+// an identity of this IdP is one to adopt (a Found.Link) when
+// adopt_existing allows it; otherwise the name is taken. find writes
+// nothing; errRace asks for a new read.
+func (s *Store) find(ctx context.Context, l provision.Login, dnTaken, probe bool) (*found, error) {
+	f := &found{login: l}
+	cur, err := s.findByKey(ctx, l.Key)
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		return f, s.target(ctx, f, cur, false)
+	}
+	if f.Tombstoned, err = s.buried(ctx, l); err != nil || f.Tombstoned {
+		return f, err
+	}
+	if cur, err = s.linkable(ctx, l); err != nil {
+		return nil, err
+	}
+	if cur == nil && (dnTaken || probe) {
+		if cur, err = s.adoptable(ctx, f, dnTaken); err != nil {
+			return nil, err
+		}
+	}
+	if cur != nil {
+		return f, s.target(ctx, f, cur, true)
+	}
+	if name := l.Claims.Fields[provision.FieldUserName]; name != "" && !l.NoCreate && !f.NameTaken {
+		err := s.nameFree(ctx, name, "", keyValue(l.Key))
+		switch {
+		case errors.Is(err, provision.ErrConflict):
+			f.NameTaken = true
+		case err != nil:
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// target records cur as the entry the login writes: Found.User, or
+// Found.Link when the login would link to it.
+func (s *Store) target(ctx context.Context, f *found, cur *entry, link bool) error {
+	m, err := s.memberships(ctx, cur.e)
+	if err != nil {
+		return err
+	}
+	u := s.l.user(cur.e, cur.st)
+	u.Groups = m.names()
+	f.cur, f.member, f.owned = cur, m, cur.st.groups[provision.GroupSource(f.login.Key.IdP)]
+	held := heldGroups(f.login.Claims, m, f.owned)
+	if link {
+		f.Link, f.LinkGroups = &u, held
+	} else {
+		f.User, f.Groups = &u, held
+	}
+	f.login.Claims = s.l.holdable(f.login.Claims)
+	return nil
+}
+
+// adoptable reads the entry at the DN a new entry for the login would
+// get. With dnTaken an add found it there; without, there may be none.
+// An entry holding no identity of this IdP may be adopted when
+// adopt_existing is set; any other makes the name taken (f.NameTaken).
+func (s *Store) adoptable(ctx context.Context, f *found, dnTaken bool) (*entry, error) {
+	var u provision.User
+	u.Apply(f.login.Claims)
+	if u.Field(s.l.rdnField) == "" {
+		return nil, nil // no DN: the create is refused
+	}
+	if dnTaken && !s.l.cfg.AdoptExisting {
+		f.NameTaken = true
+		return nil, nil
+	}
+	cur, err := s.readDN(ctx, s.l.dn(&u))
+	switch {
+	case errors.Is(err, errNoEntry) && dnTaken:
+		return nil, errRace // gone again since the add
+	case errors.Is(err, errNoEntry):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case slices.Contains(cur.st.keys, keyValue(f.login.Key)):
+		return nil, errRace // created by a login of this key since the read
+	}
+	prefix := stateKey + f.login.Key.IdP + " "
+	if !s.l.cfg.AdoptExisting || slices.ContainsFunc(cur.st.keys, func(k string) bool { return strings.HasPrefix(k, prefix) }) {
+		f.NameTaken = true
+		return nil, nil
+	}
+	return cur, nil
+}
+
+// Provision performs the JIT upsert for one login: the plan
+// provision.Decide makes of what find read, carried out.
 func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
 	if err := checkLogin(l); err != nil {
 		return provision.Result{}, err
 	}
-	source := provision.GroupSource(l.Key.IdP)
 	dnTaken := false
 	for range maxAttempts {
-		cur, err := s.findByKey(ctx, l.Key)
+		f, err := s.find(ctx, l, dnTaken, false)
+		if errors.Is(err, errRace) {
+			continue
+		}
 		if err != nil {
 			return provision.Result{}, err
 		}
+		if f.cur != nil && f.cur.st.pending {
+			// An AD account created disabled whose enable step was cut
+			// off: finish it, then read again.
+			if _, err := s.enable(ctx, f.cur); err != nil && !errors.Is(err, errRace) {
+				return provision.Result{}, err
+			}
+			continue
+		}
+		p, err := provision.Decide(f.login, f.Found)
+		if err != nil {
+			return provision.Result{User: p.Before}, fmt.Errorf("ldapdir: %w", err)
+		}
 		var res provision.Result
-		switch {
-		case cur == nil && dnTaken:
-			res, err = s.adopt(ctx, l, source)
-		case cur == nil:
-			if buried, berr := s.buried(ctx, l); berr != nil || buried {
-				if berr == nil {
-					berr = fmt.Errorf("ldapdir: user for %s %q was deleted over SCIM: %w", l.Key.Kind, l.Key.Subject, provision.ErrDisabled)
-				}
-				return provision.Result{}, berr
-			}
-			link, lerr := s.linkable(ctx, l)
-			if lerr != nil {
-				return provision.Result{}, lerr
-			}
-			switch {
-			case link != nil:
-				res, err = s.update(ctx, link, l, source, keyValue(l.Key))
-				if err == nil {
-					res.Outcome = provision.Linked
-				}
-			case l.NoCreate:
-				return provision.Result{}, fmt.Errorf("ldapdir: user for %s %q: %w", l.Key.Kind, l.Key.Subject, provision.ErrNotFound)
-			default:
-				res, err = s.create(ctx, l, source)
-				if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
-					// A concurrent login created it, or the DN belongs to an
-					// entry without this identity: read again to tell.
-					dnTaken = true
-					continue
-				}
+		switch p.Action {
+		case provision.ActNothing:
+			return p.Result(), nil
+		case provision.ActCreate:
+			res, err = s.create(ctx, l.Key, p)
+			if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+				// A concurrent login created it, or the DN belongs to an
+				// entry without this identity: read again to tell.
+				dnTaken = true
+				continue
 			}
 		default:
 			// After losing the race to create the entry, the memberships
 			// its state already records are the creator's to add.
-			res, err = s.updateAs(ctx, cur, l, source, dnTaken)
+			res, err = s.update(ctx, f, l.Key, p, dnTaken && p.Action == provision.ActUpdate)
 		}
 		if errors.Is(err, errRace) {
 			continue
 		}
 		return res, err
+	}
+	return provision.Result{}, fmt.Errorf("ldapdir: user %q kept changing under %d attempts", l.Key.Subject, maxAttempts)
+}
+
+var _ provision.Planner = (*Store)(nil)
+
+// Plan says what Provision would do for a login (provision.Planner): the
+// same read and the same decision, without a write. The entry at the DN a
+// new user would get is read up front, where Provision learns of it from
+// its add.
+func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
+	if err := checkLogin(l); err != nil {
+		return provision.Result{}, err
+	}
+	for range maxAttempts {
+		f, err := s.find(ctx, l, false, !l.NoCreate)
+		if errors.Is(err, errRace) {
+			continue
+		}
+		if err != nil {
+			return provision.Result{}, err
+		}
+		p, err := provision.Decide(f.login, f.Found)
+		if err != nil {
+			return provision.Result{User: p.Before}, fmt.Errorf("ldapdir: %w", err)
+		}
+		if p.Action == provision.ActCreate {
+			if err := s.l.checkNaming(&p.After); err != nil {
+				return provision.Result{}, err
+			}
+		}
+		return p.Result(), nil
 	}
 	return provision.Result{}, fmt.Errorf("ldapdir: user %q kept changing under %d attempts", l.Key.Subject, maxAttempts)
 }
@@ -349,20 +494,14 @@ func touched(c provision.Claims) map[string]bool {
 	return t
 }
 
-func (s *Store) create(ctx context.Context, l provision.Login, source string) (provision.Result, error) {
-	var u provision.User
-	changed := u.Apply(l.Claims)
-	if u.UserName == "" {
-		return provision.Result{}, fmt.Errorf("ldapdir: %w: empty user name", provision.ErrInvalid)
-	}
-	if u.Field(s.l.rdnField) == "" {
-		return provision.Result{}, fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, s.l.rdnField)
-	}
-	if err := s.nameFree(ctx, u.UserName, "", keyValue(l.Key)); err != nil {
+// create adds the entry a plan creates, with the login's key and the
+// memberships it will own recorded, then joins the groups.
+func (s *Store) create(ctx context.Context, key provision.Key, p provision.Plan) (provision.Result, error) {
+	u := p.After
+	if err := s.l.checkNaming(&u); err != nil {
 		return provision.Result{}, err
 	}
-	want := wanted(l.Claims)
-	req, err := s.l.addRequest(&u, l.Key, slices.Sorted(maps.Keys(want)), source)
+	req, err := s.l.addRequest(&u, key, p.AddGroups, provision.GroupSource(key.IdP))
 	if err != nil {
 		return provision.Result{}, err
 	}
@@ -381,82 +520,33 @@ func (s *Store) create(ctx context.Context, l provision.Login, source string) (p
 			return provision.Result{}, err
 		}
 	}
-	res := provision.Result{User: s.l.user(cur.e, cur.st), Outcome: provision.Created, Changed: changed}
+	res := p.Result()
+	res.User = s.l.user(cur.e, cur.st)
 	var plan groupPlan
-	for n, name := range want {
-		plan.add = append(plan.add, groupRef{norm: n, name: name})
+	for _, g := range p.AddGroups {
+		plan.add = append(plan.add, groupRef{norm: provision.NormalizeName(g), name: g})
 	}
-	names, err := s.applyGroups(ctx, cur.e.DN, plan, nil)
-	if err != nil {
+	if res.User.Groups, err = s.applyGroups(ctx, cur.e.DN, plan, nil); err != nil {
 		return provision.Result{}, err
-	}
-	res.User.Groups = names
-	if len(want) > 0 {
-		res.Changed = append(res.Changed, provision.FieldGroups)
 	}
 	return res, nil
 }
 
-// adopt gives an existing entry that holds the login's DN, but no
-// gatehouse identity for this IdP, to the login, when the configuration
-// allows it; otherwise the user name is taken.
-func (s *Store) adopt(ctx context.Context, l provision.Login, source string) (provision.Result, error) {
-	var u provision.User
-	u.Apply(l.Claims)
-	dn := s.l.dn(&u)
-	if !s.l.cfg.AdoptExisting {
-		return provision.Result{}, fmt.Errorf("ldapdir: %s exists and belongs to another identity: %w", dn, provision.ErrConflict)
-	}
-	cur, err := s.readDN(ctx, dn)
-	if errors.Is(err, errNoEntry) {
-		return provision.Result{}, errRace
-	}
-	if err != nil {
-		return provision.Result{}, err
-	}
-	prefix := stateKey + l.Key.IdP + " "
-	for _, k := range cur.st.keys {
-		if strings.HasPrefix(k, prefix) {
-			return provision.Result{}, fmt.Errorf("ldapdir: %s already belongs to another identity of this IdP: %w", dn, provision.ErrConflict)
-		}
-	}
-	return s.update(ctx, cur, l, source, keyValue(l.Key))
-}
-
-// update brings an existing entry in line with a login, writing only what
-// differs. addKey, when given, is an identity key to record (adoption).
-func (s *Store) update(ctx context.Context, cur *entry, l provision.Login, source string, addKey ...string) (provision.Result, error) {
-	return s.updateAs(ctx, cur, l, source, false, addKey...)
-}
-
-// updateAs is update; lostCreate says that this login's add of the entry
-// found it created by a concurrent login of the same user. If all that is
-// left then is to add the memberships the new entry's state records, the
+// update carries out a plan on a stored entry (ActUpdate), or on the
+// entry a first login links to (ActLink: the login's key is recorded too):
+// the attributes that differ are replaced, the entry is renamed when its
+// naming field changed, and the memberships of the login's source are
+// reconciled. lostCreate says that this login's add of the entry found
+// it created by a concurrent login of the same user. If all that is left
+// then is to add the memberships the new entry's state records, the
 // creator is adding them too: whichever add lands first, this login
 // changed nothing of its own (unchanged).
-func (s *Store) updateAs(ctx context.Context, cur *entry, l provision.Login, source string, lostCreate bool, addKey ...string) (provision.Result, error) {
-	before := s.l.user(cur.e, cur.st)
-	if !before.Active {
-		return provision.Result{User: before}, fmt.Errorf("ldapdir: user %s: %w", before.ID, provision.ErrDisabled)
-	}
-	if cur.st.pending {
-		var err error
-		if cur, err = s.enable(ctx, cur); err != nil {
-			return provision.Result{}, err
-		}
-		before = s.l.user(cur.e, cur.st)
-	}
-	claims := l.Claims
-	if cur.st.scim && len(l.Reserved) > 0 {
-		claims = claims.Without(l.Reserved)
-	}
-	want := before
-	want.Extra = maps.Clone(before.Extra)
-	applied := want.Apply(claims)
-	tf := touched(claims)
-
+func (s *Store) update(ctx context.Context, f *found, key provision.Key, p provision.Plan, lostCreate bool) (provision.Result, error) {
+	cur, want := f.cur, p.After
+	source := provision.GroupSource(key.IdP)
+	tf := touched(p.Claims)
 	dn := cur.e.DN
-	if provision.NormalizeName(want.UserName) != provision.NormalizeName(before.UserName) {
+	if provision.NormalizeName(want.UserName) != provision.NormalizeName(p.Before.UserName) {
 		if err := s.nameFree(ctx, want.UserName, dn, ""); err != nil {
 			return provision.Result{}, err
 		}
@@ -475,34 +565,38 @@ func (s *Store) updateAs(ctx context.Context, cur *entry, l provision.Login, sou
 	if renamed {
 		fields[s.l.rdnField] = true
 	}
-	member, err := s.memberships(ctx, cur.e)
-	if err != nil {
-		return provision.Result{}, err
-	}
-	plan := planGroups(claims, member, cur.st.groups[source])
+	plan := planGroups(p.Claims, f.member, f.owned)
 
-	stateAdd, stateDel := cur.st.nameChange(want.UserName)
-	stateAdd = append(stateAdd, addKey...)
+	var stateAdd, stateDel []string
+	if want.UserName != "" {
+		stateAdd, stateDel = cur.st.nameChange(want.UserName)
+	}
+	if p.Action == provision.ActLink {
+		stateAdd = append(stateAdd, keyValue(key))
+	}
 	for _, g := range plan.add {
-		if !cur.st.groups[source][g.norm] {
+		if !f.owned[g.norm] {
 			stateAdd = append(stateAdd, groupValue(source, g.norm))
 		}
 	}
 	for _, n := range plan.forget {
 		stateDel = append(stateDel, cur.st.groupValue(source, n))
 	}
+	// Changed names what the plan changed and the directory took: a
+	// field whose attributes already held the value was not written.
 	var changed []string
-	for _, f := range applied {
-		if fields[f] {
-			changed = append(changed, f)
+	for _, name := range p.Changed {
+		if fields[name] || name == provision.FieldGroups && plan.changes() {
+			changed = append(changed, name)
 		}
 	}
-	if plan.changes() {
-		changed = append(changed, provision.FieldGroups)
+	res := provision.Result{User: want, Outcome: provision.Updated, Changed: changed, Kept: p.Kept}
+	if p.Action == provision.ActLink {
+		res.Outcome = provision.Linked
 	}
 	if len(changes) == 0 && len(stateAdd)+len(stateDel) == 0 && !plan.changes() && !renamed {
-		before.Groups = member.names()
-		return provision.Result{User: before, Outcome: provision.Unchanged}, nil
+		res.User, res.Outcome, res.Changed = p.Before, provision.Unchanged, nil
+		return res, nil
 	}
 
 	// Memberships go first out of the groups, then the entry records what
@@ -511,7 +605,7 @@ func (s *Store) updateAs(ctx context.Context, cur *entry, l provision.Login, sou
 	// wrote: a write of this login took effect. A login whose writes all
 	// found the change made already (another login of the same user had
 	// just made it) changed nothing, and says so: unchanged.
-	_, wrote, err := s.applyGroupsWrote(ctx, dn, groupPlan{remove: plan.remove}, member)
+	_, wrote, err := s.applyGroupsWrote(ctx, dn, groupPlan{remove: plan.remove}, f.member)
 	if err != nil {
 		return provision.Result{}, err
 	}
@@ -529,20 +623,16 @@ func (s *Store) updateAs(ctx context.Context, cur *entry, l provision.Login, sou
 		}
 		wrote = true
 	}
-	names, joined, err := s.applyGroupsWrote(ctx, dn, groupPlan{add: plan.add}, member.without(plan.remove))
+	names, joined, err := s.applyGroupsWrote(ctx, dn, groupPlan{add: plan.add}, f.member.without(plan.remove))
 	if err != nil {
 		return provision.Result{}, err
 	}
-	want.Version = version
-	want.Groups = names
+	res.User.Version, res.User.Groups = version, names
 	completing := lostCreate && len(changes) == 0 && len(stateAdd)+len(stateDel) == 0 && !renamed && len(plan.remove) == 0
 	if !wrote && (!joined || completing) {
-		return provision.Result{User: want, Outcome: provision.Unchanged}, nil
+		res.Outcome, res.Changed = provision.Unchanged, nil
 	}
-	if len(changed) == 0 {
-		changed = nil
-	}
-	return provision.Result{User: want, Outcome: provision.Updated, Changed: changed}, nil
+	return res, nil
 }
 
 // rename moves the entry when its naming field changed.

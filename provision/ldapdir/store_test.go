@@ -386,7 +386,8 @@ func TestRenameMovesEntryAndKeepsID(t *testing.T) {
 
 // TestAdoptExisting: an entry made before gatehouse, holding the DN a
 // first login wants, is a conflict unless adopt_existing is set; then the
-// login takes it over without creating a second entry.
+// login takes it over without creating a second entry, and says so as a
+// link of its key to an existing user (linked).
 func TestAdoptExisting(t *testing.T) {
 	srv := startServer(t)
 	tn := srv.NewTenant(t)
@@ -406,7 +407,7 @@ func TestAdoptExisting(t *testing.T) {
 	cfg.AdoptExisting = true
 	s := open(t, cfg)
 	res, err := s.Provision(ctx, aliceLogin())
-	if err != nil || res.Outcome != provision.Updated {
+	if err != nil || res.Outcome != provision.Linked {
 		t.Fatalf("adopting login: %+v %v", res, err)
 	}
 	again, err := s.Provision(ctx, aliceLogin())

@@ -2,11 +2,17 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"gatehouse/provision"
 	"gatehouse/session"
@@ -19,13 +25,18 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	ev := []zap.Field{zap.String("event", "login"), zap.String("idp", in.IdP), logString("name_id", in.NameID),
 		zap.Stringer("client_ip", ClientIP(ctx)), zap.String("request_id", RequestID(ctx))}
 	var storeTime time.Duration
+	coalesced := false // the store result is another login's (see provisionShared)
 	refuse := func(reason string, err error) (string, error) {
-		p.audit.Info("login", append(ev, zap.String("outcome", "refused"), zap.String("reason", reason), zap.Error(err))...)
+		fields := append(ev, zap.String("outcome", "refused"), zap.String("reason", reason), zap.Error(err))
+		if coalesced {
+			fields = append(fields, zap.Bool("coalesced", true))
+		}
+		p.audit.Info("login", fields...)
 		jit := "refused"
 		if reason == "store" {
 			jit = "failed"
 		}
-		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "refused", Reason: reason, JIT: jit, StoreTime: storeTime})
+		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "refused", Reason: reason, JIT: jit, StoreTime: storeTime, Coalesced: coalesced})
 		return "", &session.Refusal{Reason: reason, Err: err}
 	}
 	pol, ok := p.idps[in.IdP]
@@ -37,10 +48,8 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 		return refuse("mapping", fmt.Errorf("map assertion: %w", err))
 	}
 	l.Reserved = pol.Reserved
-	jctx, cancel := context.WithTimeout(ctx, p.cfg.JITTimeout)
-	defer cancel()
 	start := time.Now()
-	res, err := p.store.Provision(jctx, l)
+	res, coalesced, err := p.provisionShared(ctx, l, ev)
 	storeTime = time.Since(start)
 	switch {
 	case err == nil:
@@ -58,7 +67,7 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 			return refuse("store", fmt.Errorf("%w: provision user: %w (continue_on_store_error admits only a user this instance has seen active; this one it has not)",
 				session.ErrUnavailable, err))
 		}
-		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "unprovisioned", Reason: "store", JIT: "failed", StoreTime: storeTime})
+		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: "unprovisioned", Reason: "store", JIT: "failed", StoreTime: storeTime, Coalesced: coalesced})
 		setUser(ctx, u.ID, u.UserName)
 		return p.admitKnown(u, ev, err)
 	default:
@@ -67,10 +76,116 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	p.known.remember(l.Key, res.User)
 	p.users.put(p.identityOf(res.User, p.now()))
 	setUser(ctx, res.User.ID, res.User.UserName)
+	if coalesced {
+		// Another login's call wrote whatever was written, and its line
+		// says so; this login changed nothing.
+		p.audit.Info("login", append(ev, zap.String("user_id", res.User.ID), zap.String("outcome", string(provision.Unchanged)),
+			zap.Bool("coalesced", true))...)
+		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: string(provision.Unchanged), JIT: string(provision.Unchanged), StoreTime: storeTime, Coalesced: true})
+		return res.User.ID, nil
+	}
 	p.audit.Info("login", append(ev, zap.String("user_id", res.User.ID), zap.String("outcome", string(res.Outcome)),
 		zap.Strings("changed", res.Changed))...)
 	p.onLogin(LoginEvent{IdP: in.IdP, Outcome: string(res.Outcome), JIT: string(res.Outcome), StoreTime: storeTime})
 	return res.User.ID, nil
+}
+
+// coalescer lets concurrent logins of one identity with the same claims
+// share one store call: fifty browsers finishing the same first login at
+// once make one upsert, not fifty queued on the store's writer.
+type coalescer struct {
+	g       singleflight.Group
+	waiting atomic.Int64 // logins waiting for a shared call now
+}
+
+// Waiting is the number of logins waiting for a store call now, their
+// own or a shared one.
+func (c *coalescer) Waiting() int64 { return c.waiting.Load() }
+
+// flightResult is what a shared store call returns to every caller.
+type flightResult struct {
+	res provision.Result
+	err error
+}
+
+// provisionShared runs the store's upsert for l, once for every
+// concurrent login with the same flightKey. The call runs without the
+// first caller's cancellation, bounded by the JIT timeout, so that a
+// browser that goes away fails only its own login; each caller waits on
+// its own ctx. shared reports that the result is another login's call.
+// A caller that gives up still gets the write its call made audited.
+func (p *Proxy) provisionShared(ctx context.Context, l provision.Login, ev []zap.Field) (res provision.Result, shared bool, err error) {
+	var ran atomic.Bool
+	ch := p.jit.g.DoChan(flightKey(l), func() (v any, _ error) {
+		ran.Store(true)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.JITTimeout)
+		defer cancel()
+		defer func() {
+			// A store that panics fails the logins that share its call,
+			// not the process: nothing above this goroutine recovers.
+			if r := recover(); r != nil {
+				p.log.Error("user store panicked during a login", zap.Any("panic", r), zap.Stack("stack"))
+				v = flightResult{err: fmt.Errorf("proxy: the user store panicked: %v", r)}
+			}
+		}()
+		res, err := p.store.Provision(sctx, l)
+		return flightResult{res, err}, nil
+	})
+	p.jit.waiting.Add(1)
+	defer p.jit.waiting.Add(-1)
+	select {
+	case r := <-ch:
+		fr := r.Val.(flightResult)
+		return fr.res, !ran.Load(), fr.err
+	case <-ctx.Done():
+		ev = slices.Clone(ev)
+		go func() {
+			r := <-ch // bounded by the JIT timeout of the call
+			if fr := r.Val.(flightResult); ran.Load() && fr.err == nil && fr.res.Outcome != provision.Unchanged {
+				p.audit.Info("login", append(ev, zap.String("user_id", fr.res.User.ID), zap.String("outcome", string(fr.res.Outcome)),
+					zap.Strings("changed", fr.res.Changed), zap.Bool("abandoned", true))...)
+			}
+		}()
+		return provision.Result{}, false, fmt.Errorf("proxy: waiting for the user store: %w", context.Cause(ctx))
+	}
+}
+
+// flightKey names what a login asks the store: its identity key, in the
+// clear, and a digest of everything else in the Login (claims, groups,
+// policy), so that only logins asking the very same thing share a call.
+// Every value is length-prefixed, so no two different logins encode alike.
+func flightKey(l provision.Login) string {
+	var key []byte
+	for _, s := range []string{l.Key.IdP, l.Key.Kind, l.Key.Subject} {
+		key = appendField(key, s)
+	}
+	h := sha256.New()
+	var buf []byte
+	put := func(ss ...string) {
+		buf = buf[:0]
+		for _, s := range ss {
+			buf = appendField(buf, s)
+		}
+		h.Write(buf)
+	}
+	count := func(n int) { put(fmt.Sprint(n)) }
+	for _, m := range []map[string]string{l.Claims.Fields, l.Claims.Extra} {
+		count(len(m))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			put(k, m[k])
+		}
+	}
+	count(len(l.Claims.Groups))
+	put(l.Claims.Groups...)
+	put(fmt.Sprint(l.Claims.HasGroups), fmt.Sprint(l.NoCreate), l.LinkBy)
+	count(len(l.Reserved))
+	put(l.Reserved...)
+	return string(h.Sum(key))
+}
+
+// appendField appends s with its length in front.
+func appendField(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
 // LoginEvent is what one login did, for metrics.
@@ -84,6 +199,10 @@ type LoginEvent struct {
 	// when the login was refused before JIT.
 	JIT       string
 	StoreTime time.Duration // zero when the store was not asked
+	// Coalesced: the login shared the store call of a concurrent,
+	// identical login and wrote nothing itself (Outcome unchanged, or the
+	// same refusal).
+	Coalesced bool
 }
 
 func (p *Proxy) onLogin(e LoginEvent) {

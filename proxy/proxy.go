@@ -88,6 +88,7 @@ type Proxy struct {
 	publicSlots *publicSlots // public_max_concurrent
 	tunnelCheck time.Duration
 	known       *knownUsers // last good record per login key (continue_on_store_error)
+	jit         coalescer   // concurrent identical logins share one store call (jit.go)
 }
 
 // NewTransport is the default transport to the upstream: pooled for one

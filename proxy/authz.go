@@ -66,7 +66,10 @@ const (
 	effectRequire      = "require"
 )
 
-func (r Rule) validate() error {
+func (r Rule) validate() error { return errors.Join(r.problems()...) }
+
+// problems is every problem of the rule, keyed within it.
+func (r Rule) problems() []error {
 	var errs []error
 	if (r.Path == "") == (r.Pattern == "") {
 		errs = append(errs, errors.New("set path or pattern, not both"))
@@ -127,7 +130,7 @@ func (r Rule) validate() error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // CheckIdPNames reports every authorization rule whose idps names an IdP

@@ -171,7 +171,7 @@ func TestReservedAnySpelling(t *testing.T) {
 func testProxy(t *testing.T, public []string, rules ...Rule) *Proxy {
 	t.Helper()
 	cfg := Config{Upstream: "http://127.0.0.1:1", PublicPaths: public, Authorization: rules}.WithDefaults()
-	for _, e := range flatten(cfg.Validate()) {
+	for _, e := range cfg.Problems() {
 		if strings.Contains(e.Error(), "authorization") || strings.Contains(e.Error(), "public_paths") {
 			t.Fatalf("config: %v", e)
 		}

@@ -120,9 +120,12 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks the configuration (after WithDefaults); every problem
-// names its key.
-func (c Config) Validate() error {
+// Validate checks the configuration (after WithDefaults): Problems,
+// joined.
+func (c Config) Validate() error { return errors.Join(c.Problems()...) }
+
+// Problems is every problem Validate finds, each naming its key.
+func (c Config) Problems() []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -171,7 +174,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for i, r := range c.Authorization {
-		for _, e := range flatten(r.validate()) {
+		for _, e := range r.problems() {
 			add("authorization[%d].%w", i, e)
 		}
 		if r.Path != "" && reserved(escapeRulePath(r.Path), c.Prefix) {
@@ -179,7 +182,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.SignedIdentity != nil {
-		for _, e := range flatten(c.SignedIdentity.validate()) {
+		for _, e := range c.SignedIdentity.problems() {
 			add("signed_identity.%w", e)
 		}
 	}
@@ -190,16 +193,5 @@ func (c Config) Validate() error {
 	if c.JITTimeout < 100*time.Millisecond || c.JITTimeout > time.Minute {
 		add("jit_timeout: must be between 100ms and 1m")
 	}
-	return errors.Join(errs...)
-}
-
-// flatten undoes errors.Join.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
+	return errs
 }

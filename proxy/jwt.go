@@ -53,7 +53,8 @@ func (c *SignedIdentityConfig) withDefaults(upstream string) {
 	}
 }
 
-func (c *SignedIdentityConfig) validate() error {
+// problems is every problem of the section, keyed within it.
+func (c *SignedIdentityConfig) problems() []error {
 	var errs []error
 	if !httpguts.ValidHeaderFieldName(c.Header) {
 		errs = append(errs, fmt.Errorf("header: %q is not a valid header name", c.Header))
@@ -67,7 +68,7 @@ func (c *SignedIdentityConfig) validate() error {
 	if c.Lifetime < 10*time.Second || c.Lifetime > time.Hour {
 		errs = append(errs, errors.New("lifetime: between 10s and 1h"))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // ParseIdentityKey reads a P-256 private key from PEM (SEC 1 "EC PRIVATE

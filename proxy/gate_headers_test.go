@@ -277,3 +277,35 @@ func TestGateIdentityHeadersOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentityHeaderNamesDistinctInEverySpelling: two identity headers
+// whose names differ only in case or separators ("X_Forwarded_User" and
+// X-Forwarded-User) are one variable to a CGI or FastCGI application
+// (HTTP_X_FORWARDED_USER), which may read either: configuration refuses
+// them, as it refuses two headers of the same name. (Before, Validate
+// compared canonical MIME keys only, and a display name mapped to
+// X_Forwarded_User reached the upstream beside the user name.)
+func TestIdentityHeaderNamesDistinctInEverySpelling(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    HeaderConfig
+		want string
+	}{
+		{"ExtraUnderscoreUser", HeaderConfig{Extra: map[string]string{"X_Forwarded_User": "display_name"}}, "headers.extra.X_Forwarded_User"},
+		{"ExtraDottedPreferred", HeaderConfig{Extra: map[string]string{"X.Forwarded.Preferred.Username": "display_name"}}, "headers.extra.X.Forwarded.Preferred.Username"},
+		{"ExtraNoSeparators", HeaderConfig{Extra: map[string]string{"XForwardedEmail": "display_name"}}, "headers.extra.XForwardedEmail"},
+		{"DisplayNameAsUser", HeaderConfig{DisplayName: "X_Forwarded_User"}, "each identity header carries one field"},
+		{"TwoExtras", HeaderConfig{Extra: map[string]string{"X-Dept": "department", "X_Dept": "display_name"}}, "headers.extra.X_Dept"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Config{Upstream: "http://app:8080", Headers: tc.h}.WithDefaults().Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	ok := HeaderConfig{Extra: map[string]string{"X-Forwarded-Name": "display_name", "X-Dept": "department", "X-Department": "department"}}
+	if err := (Config{Upstream: "http://app:8080", Headers: ok}).WithDefaults().Validate(); err != nil {
+		t.Errorf("Validate(distinct names) = %v", err)
+	}
+}

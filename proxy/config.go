@@ -141,24 +141,28 @@ func (c Config) Problems() []error {
 			add("headers.%s: %q is not a valid header name", key, name)
 		}
 	}
+	// Names are compared in their normal form: X_Forwarded_User is
+	// X-Forwarded-User to a CGI or FastCGI application.
 	seen := map[string]string{}
 	for _, key := range slices.Sorted(maps.Keys(builtin)) {
 		name := textproto.CanonicalMIMEHeaderKey(builtin[key])
-		if other, ok := seen[name]; ok {
+		if other, ok := seen[NormalizeHeaderName(name)]; ok {
 			add("headers.%s: %q is also headers.%s: each identity header carries one field", key, name, other)
 		}
-		seen[name] = key
+		seen[NormalizeHeaderName(name)] = key
 	}
 	if h.StripPrefix != "" && !httpguts.ValidHeaderFieldName(h.StripPrefix) {
 		add("headers.strip_prefix: %q is not a valid header name prefix", h.StripPrefix)
 	}
-	for name, field := range h.Extra {
+	for _, name := range slices.Sorted(maps.Keys(h.Extra)) {
+		field := h.Extra[name]
 		if !httpguts.ValidHeaderFieldName(name) {
 			add("headers.extra.%s: not a valid header name", name)
 		}
-		if key, ok := seen[textproto.CanonicalMIMEHeaderKey(name)]; ok {
+		if key, ok := seen[NormalizeHeaderName(name)]; ok {
 			add("headers.extra.%s: is headers.%s, which carries its own field", name, key)
 		}
+		seen[NormalizeHeaderName(name)] = "extra." + name
 		if field == "" {
 			add("headers.extra.%s: names no field", name)
 		}

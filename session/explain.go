@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/crewjam/saml"
 )
 
 // Explain validates a saved response from the IdP called idpName as the
@@ -16,9 +14,11 @@ import (
 // (its InResponseTo is taken as the request it answers) and no replay
 // cache. It returns the identity and the instant used.
 //
-// It is for the offline `gatehouse explain` command: crewjam/saml reads
-// the time from a package variable, which Explain sets for the call, so it
-// must not run while the Manager serves requests.
+// It is for the offline `gatehouse explain` command, and is safe while the
+// Manager serves: the instant is handed to the checks (validate), and
+// neither the Manager's clock nor crewjam/saml's package clock
+// (saml.TimeNow, saml.Clock) is touched. No check of the ACS path reads
+// crewjam/saml's clock: gatehouse verifies responses itself (verify.go).
 func (m *Manager) Explain(doc []byte, idpName string, at time.Time) (Identity, time.Time, error) {
 	sh, err := precheck(doc)
 	if err != nil {
@@ -41,17 +41,12 @@ func (m *Manager) Explain(doc []byte, idpName string, at time.Time) (Identity, t
 			return Identity{}, at, errors.New("structure: the response has no valid IssueInstant; give the instant to check at")
 		}
 	}
-	clock, now := saml.TimeNow, m.now
-	saml.TimeNow = func() time.Time { return at }
-	m.now = func() time.Time { return at }
-	defer func() { saml.TimeNow, m.now = clock, now }()
-
 	var requestIDs []string
 	unsolicited := sh.inResponseTo == ""
 	if !unsolicited {
 		requestIDs = []string{sh.inResponseTo}
 	}
-	id, _, f := m.validate(in, sh, requestIDs, unsolicited)
+	id, _, f := m.validate(in, sh, requestIDs, unsolicited, at)
 	if f != nil {
 		return Identity{}, at, fmt.Errorf("%s: %w", f.Reason, f.Err)
 	}

@@ -383,7 +383,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request, idpName *strin
 		}
 		returnTo = m.safeReturn(relay)
 	}
-	id, until, f := m.validate(in, sh, requestIDs, unsolicited)
+	id, until, f := m.validate(in, sh, requestIDs, unsolicited, m.now())
 	if f != nil {
 		return Identity{}, "", f
 	}
@@ -408,17 +408,20 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request, idpName *strin
 }
 
 // validate checks a pre-checked response from in (verifyResponse, then
-// checkAssertion) and returns the identity it asserts and until when its
-// assertion ID must be remembered.
-func (m *Manager) validate(in *idp, sh shape, requestIDs []string, unsolicited bool) (Identity, time.Time, *Failure) {
+// checkAssertion) as at the instant now, and returns the identity it
+// asserts and until when its assertion ID must be remembered. Every check
+// below it reads the time from now, never from the Manager's clock or
+// crewjam/saml's, so that Explain can judge at another instant while
+// the Manager serves.
+func (m *Manager) validate(in *idp, sh shape, requestIDs []string, unsolicited bool, now time.Time) (Identity, time.Time, *Failure) {
 	if in.sp.Load() == nil {
 		return Identity{}, time.Time{}, &Failure{Page: Unavailable, Reason: "metadata", Err: errNoMetadata}
 	}
-	a, reason, err := m.verifyResponseSafely(in, sh, requestIDs, unsolicited)
+	a, reason, err := m.verifyResponseSafely(in, sh, requestIDs, unsolicited, now)
 	if err != nil {
 		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: reason, Err: err}
 	}
-	until, err := m.checkAssertion(a, unsolicited)
+	until, err := m.checkAssertion(a, unsolicited, now)
 	if err != nil {
 		return Identity{}, time.Time{}, &Failure{Page: LoginFailed, Reason: "assertion", Err: err}
 	}
@@ -459,10 +462,10 @@ const bearer = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 
 // checkAssertion applies the rules crewjam/saml leaves loose: the
 // configured clock skew, a mandatory bearer confirmation with Recipient and
-// NotOnOrAfter, and no InResponseTo on unsolicited assertions. It returns
-// until when the assertion ID must be remembered.
-func (m *Manager) checkAssertion(a *saml.Assertion, unsolicited bool) (time.Time, error) {
-	now, skew := m.now(), m.cfg.ClockSkew
+// NotOnOrAfter, and no InResponseTo on unsolicited assertions, at the
+// instant now. It returns until when the assertion ID must be remembered.
+func (m *Manager) checkAssertion(a *saml.Assertion, unsolicited bool, now time.Time) (time.Time, error) {
+	skew := m.cfg.ClockSkew
 	if a.ID == "" {
 		return time.Time{}, errors.New("assertion has no ID")
 	}

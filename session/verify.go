@@ -29,9 +29,10 @@ const nsDSig = "http://www.w3.org/2000/09/xmldsig#"
 // verifyResponse checks a pre-checked response from in: the Response's
 // signature when it has one, the assertion's (decrypted first when it is
 // encrypted) when it has one, at least one of them present; then the
-// Response's Destination, InResponseTo, IssueInstant, Issuer and Status.
-// It returns the assertion read from verified bytes only.
-func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolicited bool) (*saml.Assertion, string, error) {
+// Response's Destination, InResponseTo, IssueInstant, Issuer and Status;
+// everything as at the instant now. It returns the assertion read from
+// verified bytes only.
+func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolicited bool, now time.Time) (*saml.Assertion, string, error) {
 	certs := in.signingCerts()
 	if len(certs) == 0 {
 		return nil, "validation", errors.New("the IdP's metadata has no signing certificate")
@@ -39,13 +40,13 @@ func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolic
 	resp := sh.root
 	respSigned := hasSignature(resp)
 	if respSigned {
-		v, err := m.verifySignature(resp, certs)
+		v, err := m.verifySignatureAt(resp, certs, now)
 		if err != nil {
 			return nil, "validation", fmt.Errorf("response signature: %w", err)
 		}
 		resp = v // from here on, only what the signature covers is read
 	}
-	if err := m.checkResponseHead(resp, in, requestIDs, unsolicited, respSigned); err != nil {
+	if err := m.checkResponseHead(resp, in, requestIDs, unsolicited, respSigned, now); err != nil {
 		return nil, "validation", err
 	}
 	var found []*etree.Element
@@ -76,7 +77,7 @@ func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolic
 		return nil, "encryption", fmt.Errorf("idp %s must encrypt its assertions (require_encrypted_assertions)", in.cfg.Name)
 	}
 	if hasSignature(a) {
-		v, err := m.verifySignature(a, certs)
+		v, err := m.verifySignatureAt(a, certs, now)
 		if err != nil {
 			return nil, "validation", fmt.Errorf("assertion signature: %w", err)
 		}
@@ -88,7 +89,7 @@ func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolic
 	if err != nil {
 		return nil, "validation", err
 	}
-	if err := m.checkAssertionHead(assertion, in, requestIDs, unsolicited); err != nil {
+	if err := m.checkAssertionHead(assertion, in, requestIDs, unsolicited, now); err != nil {
 		return nil, "validation", err
 	}
 	return assertion, "", nil
@@ -98,13 +99,13 @@ func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolic
 // it turned into a refusal. None is known to be reachable (the input is
 // bounded and pre-checked, and crewjam/saml's parser is not used); this is
 // defence in depth, so that bad input never ends a request with a panic.
-func (m *Manager) verifyResponseSafely(in *idp, sh shape, requestIDs []string, unsolicited bool) (a *saml.Assertion, reason string, err error) {
+func (m *Manager) verifyResponseSafely(in *idp, sh shape, requestIDs []string, unsolicited bool, now time.Time) (a *saml.Assertion, reason string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			a, reason, err = nil, "validation", fmt.Errorf("response verification panicked: %v", p)
 		}
 	}()
-	return m.verifyResponse(in, sh, requestIDs, unsolicited)
+	return m.verifyResponse(in, sh, requestIDs, unsolicited, now)
 }
 
 // hasSignature reports whether el has an XML-DSig Signature child.
@@ -117,6 +118,12 @@ func hasSignature(el *etree.Element) bool {
 // whose KeyInfo carries no certificate (only a key value) is tried
 // against each certificate in turn.
 func (m *Manager) verifySignature(el *etree.Element, certs []*x509.Certificate) (*etree.Element, error) {
+	return m.verifySignatureAt(el, certs, m.now())
+}
+
+// verifySignatureAt is verifySignature with certificates judged current
+// at now.
+func (m *Manager) verifySignatureAt(el *etree.Element, certs []*x509.Certificate, now time.Time) (*etree.Element, error) {
 	if el.SelectAttrValue("ID", "") == "" {
 		return nil, fmt.Errorf("signed %s has no ID", el.Tag)
 	}
@@ -128,7 +135,7 @@ func (m *Manager) verifySignature(el *etree.Element, certs []*x509.Certificate) 
 	validate := func(roots []*x509.Certificate) (*etree.Element, error) {
 		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: roots})
 		vc.IdAttribute = "ID"
-		vc.Clock = dsig.NewFakeClockAt(m.now())
+		vc.Clock = dsig.NewFakeClockAt(now)
 		return vc.Validate(el)
 	}
 	if sigs[0].FindElement("./KeyInfo/X509Data/X509Certificate") != nil {
@@ -186,7 +193,7 @@ func nsDecl(a etree.Attr) (string, bool) {
 // ACS (required when the Response is signed), InResponseTo answers a
 // pending request, IssueInstant is recent, the Issuer is the IdP and the
 // status is Success.
-func (m *Manager) checkResponseHead(resp *etree.Element, in *idp, requestIDs []string, unsolicited, signed bool) error {
+func (m *Manager) checkResponseHead(resp *etree.Element, in *idp, requestIDs []string, unsolicited, signed bool, now time.Time) error {
 	dest := resp.SelectAttrValue("Destination", "")
 	if (signed || dest != "") && dest != m.acsURL.String() {
 		return fmt.Errorf("response Destination %s is not this ACS", quoted(dest))
@@ -202,7 +209,7 @@ func (m *Manager) checkResponseHead(resp *etree.Element, in *idp, requestIDs []s
 	if err != nil {
 		return errors.New("response IssueInstant is missing or not a time")
 	}
-	if now := m.now(); at.Add(saml.MaxIssueDelay).Before(now) {
+	if at.Add(saml.MaxIssueDelay).Before(now) {
 		return fmt.Errorf("response IssueInstant expired at %s", at.Add(saml.MaxIssueDelay).UTC().Format(time.RFC3339))
 	} else if at.After(now.Add(m.cfg.ClockSkew)) {
 		return fmt.Errorf("response issued in the future (%s)", at.UTC().Format(time.RFC3339))
@@ -240,8 +247,7 @@ func unmarshalAssertion(el *etree.Element) (*saml.Assertion, error) {
 // IssueInstant, the IdP as Issuer, each subject confirmation answering a
 // pending request, to this ACS and current, Conditions current); the
 // stricter rules of checkAssertion follow.
-func (m *Manager) checkAssertionHead(a *saml.Assertion, in *idp, requestIDs []string, unsolicited bool) error {
-	now := m.now()
+func (m *Manager) checkAssertionHead(a *saml.Assertion, in *idp, requestIDs []string, unsolicited bool, now time.Time) error {
 	if a.IssueInstant.Add(saml.MaxIssueDelay).Before(now) {
 		return fmt.Errorf("assertion IssueInstant expired at %s", a.IssueInstant.Add(saml.MaxIssueDelay).UTC().Format(time.RFC3339))
 	}

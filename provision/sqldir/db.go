@@ -22,12 +22,14 @@ import (
 )
 
 // db is an open database: on SQLite one writer connection that starts
-// every transaction with BEGIN IMMEDIATE, so that concurrent logins
-// serialise on the write lock instead of failing with SQLITE_BUSY, and a
-// reading pool that never blocks on it (WAL); on a server one pool.
+// every transaction with BEGIN IMMEDIATE, behind gatehouse's own queue
+// (writeGate), so that concurrent logins take turns in order instead of
+// racing for the connection or the file's lock, and a reading pool that
+// never blocks on it (WAL); on a server one pool.
 type db struct {
 	d         *dialect
 	w, r      *sql.DB
+	gate      *writeGate // SQLite only: one write transaction at a time, in order
 	now       func() time.Time
 	timeout   time.Duration
 	noMigrate bool
@@ -75,7 +77,7 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 		}
 		r.SetMaxOpenConns(8)
 		r.SetMaxIdleConns(8)
-		out.w, out.r = w, r
+		out.w, out.r, out.gate = w, r, newWriteGate()
 		return out, nil
 	}
 	dsn := cfg.DSN
@@ -201,6 +203,12 @@ func (d *db) write(ctx context.Context, fn func(q querier, now time.Time) error)
 }
 
 func (d *db) writeOnce(ctx context.Context, fn func(q querier, now time.Time) error) error {
+	if d.gate != nil {
+		if err := d.gate.acquire(ctx); err != nil {
+			return err
+		}
+		defer d.gate.release() // after the rollback below: deferred first, runs last
+	}
 	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldir: begin: %w", err)

@@ -23,13 +23,18 @@ const maxFormBytes = 4 << 20
 
 // ServeMetadata serves the SP's SAML metadata.
 func (m *Manager) ServeMetadata(w http.ResponseWriter, r *http.Request) {
+	m.serve(m.serveMetadata)(w, r)
+}
+
+// serveMetadata is ServeMetadata's inner handler (see serve).
+func (m *Manager) serveMetadata(w http.ResponseWriter, r *http.Request) error {
 	buf, err := m.metadata()
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "metadata", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "metadata", Err: err}
 	}
 	w.Header().Set("Content-Type", "application/samlmetadata+xml")
 	w.Write(buf)
+	return nil
 }
 
 // ServeLogin starts a login: with an idp query parameter or a single IdP
@@ -37,10 +42,15 @@ func (m *Manager) ServeMetadata(w http.ResponseWriter, r *http.Request) {
 // query parameter is where the user lands afterwards (same-origin paths
 // only).
 func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
+	m.serve(m.serveLogin)(w, r)
+}
+
+// serveLogin is ServeLogin's inner handler.
+func (m *Manager) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		return nil
 	}
 	q := r.URL.Query()
 	returnTo := m.safeReturn(q.Get("return"))
@@ -51,17 +61,14 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 			in = m.byEntity[hint]
 		}
 		if in == nil {
-			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %s", quoted(hint)), NoMessage: true})
-			return
+			return &Failure{Page: LoginFailed, Reason: "unknown_idp", Err: fmt.Errorf("unknown idp %s", quoted(hint)), NoMessage: true}
 		}
 		http.SetCookie(w, &http.Cookie{Name: lastIdPCookie, Value: in.cfg.Name, Path: m.cfg.Endpoints.Prefix,
 			MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
-		m.StartLogin(w, r, in.cfg.Name, returnTo)
-		return
+		return m.startLogin(w, r, in.cfg.Name, returnTo, LoginOptions{})
 	}
 	if len(m.idps) == 1 {
-		m.StartLogin(w, r, m.idps[0].cfg.Name, returnTo)
-		return
+		return m.startLogin(w, r, m.idps[0].cfg.Name, returnTo, LoginOptions{})
 	}
 	last := ""
 	if c, err := r.Cookie(lastIdPCookie); err == nil && m.byName[c.Value] != nil {
@@ -89,6 +96,7 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m.pages.Chooser(w, r, page)
+	return nil
 }
 
 // lastIdPCookie remembers the IdP a browser chose, to list it first.
@@ -115,24 +123,27 @@ func (m *Manager) StartLogin(w http.ResponseWriter, r *http.Request, name, retur
 // IdP's settings ask for: the response must then be made with one of
 // opts.AuthnContext.
 func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, returnTo string, opts LoginOptions) {
+	m.serve(func(w http.ResponseWriter, r *http.Request) error { return m.startLogin(w, r, name, returnTo, opts) })(w, r)
+}
+
+// startLogin is StartLoginWith's inner handler.
+func (m *Manager) startLogin(w http.ResponseWriter, r *http.Request, name, returnTo string, opts LoginOptions) error {
 	returnTo = m.safeReturn(returnTo)
 	if name == "" {
 		if len(m.idps) != 1 {
 			http.Redirect(w, r, m.cfg.Endpoints.Login+"?"+url.Values{"return": {returnTo}}.Encode(), http.StatusFound)
-			return
+			return nil
 		}
 		name = m.idps[0].cfg.Name
 	}
 	in := m.byName[name]
 	sp := in.sp.Load()
 	if sp == nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "metadata", Err: fmt.Errorf("idp %s: %w", name, errNoMetadata), Routine: true})
-		return
+		return &Failure{Page: Unavailable, Reason: "metadata", Err: fmt.Errorf("idp %s: %w", name, errNoMetadata), Routine: true}
 	}
 	req, err := sp.MakeAuthenticationRequest(ssoLocation(sp.IDPMetadata), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "authn_request", Err: err}
 	}
 	if f := nameIDFormatURN(in.cfg.NameIDFormat); f != "" {
 		req.NameIDPolicy.Format = &f // AllowCreate="true" is crewjam/saml's
@@ -155,8 +166,7 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 	}
 	token, err := m.loginToken(r)
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "random", Err: err}
 	}
 	if len(returnTo) > maxReturnInState {
 		returnTo = "/"
@@ -165,17 +175,16 @@ func (m *Manager) StartLoginWith(w http.ResponseWriter, r *http.Request, name, r
 		AuthnContext: strings.Join(opts.AuthnContext, " ")}
 	sealed, err := m.sealer.seal(m.bindingCookieName(token), st.encode())
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "seal", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "seal", Err: err}
 	}
 	redirect, err := req.Redirect(token, sp)
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "authn_request", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "authn_request", Err: err}
 	}
 	http.SetCookie(w, m.bindingCookie(token, sealed, int(m.cfg.LoginTimeout/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
+	return nil
 }
 
 // pendingLogin returns the login a RelayState token names, if this
@@ -213,75 +222,52 @@ func (m *Manager) pendingLogin(w http.ResponseWriter, r *http.Request, relay str
 // validates the response, runs login (JIT provisioning), issues the session
 // and redirects to the stored return path.
 func (m *Manager) ACS(login LoginFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		var idpName string // the login's IdP, once known
-		id, returnTo, f := m.consume(w, r, &idpName)
-		if f != nil {
-			// An audit event for every refused response: the pages
-			// line is a warning that log.level error hides. It names
-			// nothing the unverified message says but the reason and
-			// the configured IdP it is from.
-			ev := []zap.Field{zap.String("reason", f.Reason)}
-			if idpName != "" {
-				ev = append(ev, zap.String("idp", idpName))
-			}
-			m.auditEvent(w, r, zap.WarnLevel, "login", "refused", ev...)
-			m.pages.Problem(w, r, *f)
-			return
-		}
-		userID, err := login(r.Context(), id)
-		if err != nil {
-			page := LoginFailed
-			switch {
-			case errors.Is(err, ErrAccessDenied):
-				page = AccessDenied
-			case errors.Is(err, ErrUnavailable):
-				page = Unavailable
-			}
-			reason := "login"
-			var refusal *Refusal
-			if errors.As(err, &refusal) && refusal.Reason != "" {
-				reason = refusal.Reason
-			}
-			m.pages.Problem(w, r, Failure{Page: page, Reason: reason, Err: err, ReturnTo: returnTo, NoMessage: true})
-			return
-		}
-		now := m.now()
-		sid, err := randomToken()
-		if err != nil {
-			m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
-			return
-		}
-		m.setSession(w, Session{ID: sid[:22], UserID: userID, IdP: id.IdP, NameID: id.NameID, NameIDFormat: id.NameIDFormat, SessionIndex: id.SessionIndex,
-			AuthnContext: id.AuthnContext,
-			Issued:       now, LastSeen: now})
-		if _, err := r.Cookie(m.logoutCookieName()); err == nil {
-			// A logout this browser left pending ends with this login: a
-			// LogoutResponse arriving now answers nothing the user is
-			// waiting for.
-			http.SetCookie(w, m.logoutCookie("", -1))
-		}
-		http.Redirect(w, r, returnTo, http.StatusSeeOther)
-	})
+	return m.serve(func(w http.ResponseWriter, r *http.Request) error { return m.acs(w, r, login) })
 }
 
-// Refusal is an error of a LoginFunc that says why the login was refused
-// (mapping, disabled, not_provisioned, rejected, store...): the reason the
-// ACS logs in "request refused" and counts. Wrap ErrAccessDenied or
-// ErrUnavailable in Err to choose the page.
-type Refusal struct {
-	Reason string
-	Err    error
+// acs is the ACS's inner handler.
+func (m *Manager) acs(w http.ResponseWriter, r *http.Request, login LoginFunc) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return nil
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	var idpName string // the login's IdP, once known
+	id, returnTo, f := m.consume(w, r, &idpName)
+	if f != nil {
+		// An audit event for every refused response: the pages line is a
+		// warning that log.level error hides. It names nothing the
+		// unverified message says but the reason and the configured IdP
+		// it is from.
+		ev := []zap.Field{zap.String("reason", f.Reason)}
+		if idpName != "" {
+			ev = append(ev, zap.String("idp", idpName))
+		}
+		m.auditEvent(w, r, zap.WarnLevel, "login", "refused", ev...)
+		return f
+	}
+	userID, err := login(r.Context(), id)
+	if err != nil {
+		return loginFailure(err, returnTo)
+	}
+	now := m.now()
+	sid, err := randomToken()
+	if err != nil {
+		return &Failure{Page: Unavailable, Reason: "random", Err: err}
+	}
+	m.setSession(w, Session{ID: sid[:22], UserID: userID, IdP: id.IdP, NameID: id.NameID, NameIDFormat: id.NameIDFormat, SessionIndex: id.SessionIndex,
+		AuthnContext: id.AuthnContext,
+		Issued:       now, LastSeen: now})
+	if _, err := r.Cookie(m.logoutCookieName()); err == nil {
+		// A logout this browser left pending ends with this login: a
+		// LogoutResponse arriving now answers nothing the user is waiting
+		// for.
+		http.SetCookie(w, m.logoutCookie("", -1))
+	}
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	return nil
 }
-
-func (e *Refusal) Error() string { return e.Err.Error() }
-func (e *Refusal) Unwrap() error { return e.Err }
 
 // consume validates the posted response. Failures carry the reason for
 // logs and metrics; the browser sees only the page.

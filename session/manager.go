@@ -24,40 +24,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Page names a browser-facing page a failure is shown with.
-type Page int
-
-const (
-	// LoginFailed: the login could not be completed (bad or refused SAML
-	// response, expired login state, unusable attributes).
-	LoginFailed Page = iota
-	// AccessDenied: the user is known but may not sign in (deactivated).
-	AccessDenied
-	// Unavailable: a dependency is down; try again later.
-	Unavailable
-)
-
-// Failure is a failed request to one of the SP's endpoints.
-type Failure struct {
-	Page   Page
-	Reason string // short, for logs and metrics: "replay", "audience", ...
-	Err    error  // details for the log; never shown to the browser
-	// ReturnTo is where the failed login was going, when known: the
-	// page's "Try again" starts a fresh login to it.
-	ReturnTo string
-	// NoMessage marks a sign-in failure without a refused SAML message: a
-	// login refused after its response was accepted (mapping, store,
-	// disabled user...: a login outcome), or one started for an IdP that
-	// does not exist (any web page can make browsers ask for that). It is
-	// not counted as a SAML failure.
-	NoMessage bool
-	// Routine marks an Unavailable failure that any anonymous client can
-	// cause at will and whose cause operators learn of elsewhere (a login
-	// through an IdP whose metadata is not loaded: metrics, readiness):
-	// it is logged as a warning, not an error.
-	Routine bool
-}
-
 // Choice is an IdP offered on the chooser page.
 type Choice struct {
 	Name, DisplayName, URL string

@@ -21,27 +21,32 @@ import (
 // top-level navigation) shows a page that asks, with a form that posts
 // back here. An IdP's logout reaches ServeSLO, as a signed message.
 func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
+	m.serve(m.serveLogout)(w, r)
+}
+
+// serveLogout is ServeLogout's inner handler.
+func (m *Manager) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		m.pages.ConfirmLogout(w, r, m.cfg.Endpoints.Logout)
-		return
+		return nil
 	case http.MethodPost:
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		return nil
 	}
 	if err := m.sameOrigin(r); err != nil {
 		m.log.Warn("logout refused", zap.String("reason", "cross_origin"), zap.Error(err))
 		m.pages.ConfirmLogout(w, r, m.cfg.Endpoints.Logout)
-		return
+		return nil
 	}
 	s, ok := m.Load(r)
 	m.clearSession(w)
 	if !ok {
 		m.pages.SignedOut(w, r)
-		return
+		return nil
 	}
 	outcome := "ended"
 	if err := m.revoke(r.Context(), s); err != nil {
@@ -60,12 +65,11 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	m.auditEvent(w, r, zap.InfoLevel, "logout", outcome, append(subjectFields(s), zap.Bool("single_logout", dest != ""))...)
 	if dest == "" {
 		m.pages.SignedOut(w, r)
-		return
+		return nil
 	}
 	el, id, err := m.message("LogoutRequest", dest)
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "random", Err: err}
 	}
 	nid := el.CreateElement("saml:NameID")
 	if s.NameIDFormat != "" {
@@ -78,17 +82,16 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	name := m.logoutCookieName()
 	sealed, err := m.sealer.seal(name, pack(stateFormat, []time.Time{m.now().Add(m.cfg.LoginTimeout)}, id, in.cfg.Name))
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "seal", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "seal", Err: err}
 	}
 	http.SetCookie(w, m.logoutCookie(sealed, int(m.cfg.LoginTimeout/time.Second)))
 	ev := append(subjectFields(s), zap.String("initiator", "sp"), zap.String("logout_request_id", id), zap.String("binding", binding))
 	if err := m.send(w, r, binding, dest, "SAMLRequest", el, ""); err != nil {
 		m.auditEvent(w, r, zap.WarnLevel, "single_logout", "request_failed", append(ev, zap.Error(err))...)
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "logout_request", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "logout_request", Err: err}
 	}
 	m.auditEvent(w, r, zap.InfoLevel, "single_logout", "request_sent", ev...)
+	return nil
 }
 
 // sameOrigin accepts a request that says it comes from base_url's origin:
@@ -129,10 +132,15 @@ func (m *Manager) sameOrigin(r *http.Request) error {
 // (IdP-initiated single logout, HTTP-Redirect or HTTP-POST) and the
 // LogoutResponse that answers gatehouse's own LogoutRequest.
 func (m *Manager) ServeSLO(w http.ResponseWriter, r *http.Request) {
+	m.serve(m.serveSLO)(w, r)
+}
+
+// serveSLO is ServeSLO's inner handler.
+func (m *Manager) serveSLO(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		return nil
 	}
 	msg, err := m.readSLO(w, r)
 	if err == nil {
@@ -143,24 +151,22 @@ func (m *Manager) ServeSLO(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errXMLLimit) {
 			reason = "size"
 		}
-		if isLogoutResponse(r) && m.unverifiedLogoutResponse(w, r, reason, err) {
-			return
+		f := &Failure{Page: LoginFailed, Reason: reason, Err: err}
+		if isLogoutResponse(r) {
+			return m.refuseLogoutResponse(w, r, f)
 		}
-		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: reason, Err: err})
-		return
+		return f
 	}
 	if f := m.claimSLO(r.Context(), msg); f != nil {
-		if msg.root.Tag == "LogoutResponse" && m.unverifiedLogoutResponse(w, r, f.Reason, f.Err) {
-			return
+		if msg.root.Tag == "LogoutResponse" {
+			return m.refuseLogoutResponse(w, r, f)
 		}
-		m.pages.Problem(w, r, *f)
-		return
+		return f
 	}
 	if msg.root.Tag == "LogoutResponse" {
-		m.logoutResponse(w, r, msg)
-		return
+		return m.logoutResponse(w, r, msg)
 	}
-	m.logoutRequest(w, r, msg)
+	return m.logoutRequest(w, r, msg)
 }
 
 // claimSLO records the message's ID in the replay cache until the end of
@@ -183,18 +189,16 @@ func (m *Manager) claimSLO(ctx context.Context, msg *sloMessage) *Failure {
 
 // logoutRequest ends the sessions an IdP's LogoutRequest names, on every
 // replica the revocations reach, and answers it.
-func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *sloMessage) {
+func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *sloMessage) error {
 	root := msg.root
 	if v := root.SelectAttrValue("NotOnOrAfter", ""); v != "" {
 		if t, err := time.Parse(time.RFC3339Nano, v); err != nil || !m.now().Add(-m.cfg.ClockSkew).Before(t) {
-			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest expired (NotOnOrAfter)")})
-			return
+			return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest expired (NotOnOrAfter)")}
 		}
 	}
 	nids := childrenNS(root, nsAssertion, "NameID")
 	if len(nids) != 1 || nids[0].Text() == "" {
-		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest must name exactly one NameID (encrypted IDs are not supported)")})
-		return
+		return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest must name exactly one NameID (encrypted IDs are not supported)")}
 	}
 	name := msg.in.cfg.Name
 	target := Session{IdP: name, NameID: nids[0].Text()}
@@ -246,34 +250,30 @@ func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *slo
 	}
 	if dest == "" {
 		m.pages.SignedOut(w, r)
-		return
+		return nil
 	}
 	el, _, err := m.message("LogoutResponse", dest)
 	if err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "random", Err: err})
-		return
+		return &Failure{Page: Unavailable, Reason: "random", Err: err}
 	}
 	el.CreateAttr("InResponseTo", root.SelectAttrValue("ID", ""))
 	el.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", status)
 	if err := m.send(w, r, binding, dest, "SAMLResponse", el, msg.relay); err != nil {
-		m.pages.Problem(w, r, Failure{Page: Unavailable, Reason: "logout_response", Err: err})
+		return &Failure{Page: Unavailable, Reason: "logout_response", Err: err}
 	}
+	return nil
 }
 
 // logoutResponse completes an SP-initiated logout: the response must
 // answer the LogoutRequest this browser sent, from the IdP it went to.
-func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sloMessage) {
+func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sloMessage) error {
 	id, idpName, ok := m.pendingLogout(r)
 	if !ok {
-		m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutResponse without a pending logout in this browser")})
-		return
+		return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutResponse without a pending logout in this browser")}
 	}
 	if got := msg.root.SelectAttrValue("InResponseTo", ""); got != id || msg.in.cfg.Name != idpName {
 		err := fmt.Errorf("LogoutResponse answers %s from %s, not this browser's logout", quoted(got), msg.in.cfg.Name)
-		if !m.unverifiedLogoutResponse(w, r, "in_response_to", err) {
-			m.pages.Problem(w, r, Failure{Page: LoginFailed, Reason: "in_response_to", Err: err})
-		}
-		return
+		return m.refuseLogoutResponse(w, r, &Failure{Page: LoginFailed, Reason: "in_response_to", Err: err})
 	}
 	// Used up: the same response cannot complete a logout twice.
 	http.SetCookie(w, m.logoutCookie("", -1))
@@ -291,6 +291,7 @@ func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sl
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	m.pages.SignedOut(w, r)
+	return nil
 }
 
 // pendingLogout returns the LogoutRequest ID and IdP of this browser's
@@ -350,4 +351,14 @@ func (m *Manager) unverifiedLogoutResponse(w http.ResponseWriter, r *http.Reques
 	w.Header().Set("Cache-Control", "no-store")
 	m.pages.SignedOut(w, r)
 	return true
+}
+
+// refuseLogoutResponse refuses a LogoutResponse with f, unless
+// unverifiedLogoutResponse shows the browser the signed-out page instead
+// (then it returns nil).
+func (m *Manager) refuseLogoutResponse(w http.ResponseWriter, r *http.Request, f *Failure) error {
+	if m.unverifiedLogoutResponse(w, r, f.Reason, f.Err) {
+		return nil
+	}
+	return f
 }

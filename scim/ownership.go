@@ -232,18 +232,39 @@ func namedMulti(a *attr, container map[string]any, f filter.Expression, op, sub 
 	if !ok {
 		list = []any{v}
 	}
+	if op == "replace" {
+		// The value replaces the list: its elements are placed on their
+		// own, and every element it replaces is cleared.
+		return append(elementFields(a, list, slotTypes(a, list)), slotFields(a, slotTypes(a, cur), "")...)
+	}
+	// An add appends the elements the list does not hold yet, placed after
+	// those it holds; an element it holds already names the slot it is in.
+	merged, curTypes := slices.Clone(cur), slotTypes(a, cur)
 	var out []string
-	for i, t := range slotTypes(a, list) {
-		el, _ := list[i].(map[string]any)
+	for _, el := range list {
+		if i := slices.IndexFunc(merged, func(x any) bool { return containsElement([]any{x}, el) }); i >= 0 {
+			if i < len(cur) {
+				out = append(out, slotFields(a, curTypes[i:i+1], "")...)
+			}
+			continue
+		}
+		merged = append(merged, el)
+	}
+	return append(out, elementFields(a, merged[len(cur):], slotTypes(a, merged)[len(cur):])...)
+}
+
+// elementFields lists the fields that the sub-attributes of each element
+// name in the slot given for it.
+func elementFields(a *attr, list []any, types []string) []string {
+	var out []string
+	for i, item := range list {
+		el, _ := item.(map[string]any)
 		for k := range el {
 			// An element's type picks its slot; it moves no value.
 			if s := a.subAttr(k); s != nil && s.name != "type" {
-				out = append(out, slotFields(a, []string{t}, s.name)...)
+				out = append(out, slotFields(a, types[i:i+1], s.name)...)
 			}
 		}
-	}
-	if op == "replace" {
-		out = append(out, slotFields(a, slotTypes(a, cur), "")...)
 	}
 	return out
 }

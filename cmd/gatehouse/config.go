@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/ecdsa"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"github.com/redis/go-redis/v9"
@@ -293,162 +292,6 @@ func (f *File) withDefaults() {
 	}
 }
 
-var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
-
-// envValue reads the variable of a ${NAME} reference; the error names
-// the key and says whether the variable is unset or empty.
-func envValue(lookupEnv func(string) (string, bool), key, name string) (string, error) {
-	v, ok := lookupEnv(name)
-	switch {
-	case !ok:
-		return "", fmt.Errorf("%s: environment variable %s is not set", key, name)
-	case v == "":
-		return "", fmt.Errorf("%s: environment variable %s is set but empty", key, name)
-	}
-	return v, nil
-}
-
-// resolveSecrets decodes the cookie keys from the config, the environment
-// and key files. Problems name their key.
-func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
-	var errs []error
-	env := func(key, name string) string {
-		v, err := envValue(lookupEnv, key, name)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return v
-	}
-	var keys [][]byte
-	decode := func(key, v string) {
-		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: not base64", key))
-			return
-		}
-		if len(k) != session.KeyLen {
-			errs = append(errs, fmt.Errorf("%s: decodes to %d bytes, want %d", key, len(k), session.KeyLen))
-			return
-		}
-		keys = append(keys, k)
-	}
-	for i, v := range f.Session.Cookie.Keys {
-		key := fmt.Sprintf("cookie.keys[%d]", i)
-		if m := envRef.FindStringSubmatch(v); m != nil {
-			if v = env(key, m[1]); v == "" {
-				continue
-			}
-		} else if strings.Contains(v, "${") {
-			errs = append(errs, fmt.Errorf("%s: an environment reference must be the whole value, like ${NAME}", key))
-			continue
-		}
-		decode(key, v)
-	}
-	for i, path := range f.Session.Cookie.KeyFiles {
-		key := fmt.Sprintf("cookie.key_files[%d]", i)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
-			continue
-		}
-		decode(key, string(b))
-	}
-	f.Session.Cookie.SetKeys(keys)
-	if l := f.Store.LDAP; l != nil && l.BindPassword != "" {
-		const key = "store.ldap.bind_password"
-		if m := envRef.FindStringSubmatch(l.BindPassword); m == nil {
-			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a password in the config file would be readable by anyone who can read the file (or use bind_password_file)", key))
-		} else {
-			l.BindPassword = env(key, m[1])
-		}
-	}
-	for name, c := range f.Store.sql() {
-		if c.DSN == "" {
-			continue
-		}
-		key := "store." + name + ".dsn"
-		if m := envRef.FindStringSubmatch(c.DSN); m == nil {
-			errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME}; a DSN can hold a password, which would be readable by anyone who can read the config file (or use dsn_file)", key))
-		} else {
-			c.DSN = env(key, m[1])
-		}
-	}
-	if si := f.Proxy.SignedIdentity; si != nil {
-		f.identityKeys = nil
-		for i, path := range si.KeyFiles {
-			key := fmt.Sprintf("signed_identity.key_files[%d]", i)
-			b, err := os.ReadFile(path)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
-				continue
-			}
-			k, err := proxy.ParseIdentityKey(b)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %s: %w", key, path, err))
-				continue
-			}
-			f.identityKeys = append(f.identityKeys, k)
-		}
-	}
-	if r := f.State.Redis; r != nil {
-		const key = "state.redis"
-		url := r.URL
-		switch {
-		case (r.URL == "") == (r.URLFile == ""):
-			errs = append(errs, fmt.Errorf("%s: set url (a ${ENV} reference) or url_file", key))
-		case r.URLFile != "":
-			b, err := os.ReadFile(r.URLFile)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s.url_file: %w", key, err))
-			}
-			url = strings.TrimSpace(string(b))
-		default:
-			if m := envRef.FindStringSubmatch(r.URL); m == nil {
-				errs = append(errs, fmt.Errorf("%s.url: must be an environment reference like ${NAME}; a Redis URL can hold a password (or use url_file)", key))
-			} else {
-				url = env(key+".url", m[1])
-			}
-		}
-		if url != "" {
-			opts, err := redis.ParseURL(url)
-			if err != nil {
-				// The parser's message may quote the URL, and with it a password.
-				errs = append(errs, fmt.Errorf("%s.url: not a redis:// or rediss:// URL", key))
-			} else {
-				opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = 2*time.Second, 2*time.Second, 2*time.Second, 1
-				r.options = opts
-			}
-		}
-		if r.KeyPrefix == "" {
-			r.KeyPrefix = "gatehouse:"
-		}
-	}
-	if c := f.SCIM; c != nil {
-		c.Config.Tokens = nil
-		for i, v := range c.Tokens {
-			key := fmt.Sprintf("scim.tokens[%d]", i)
-			m := envRef.FindStringSubmatch(v)
-			if m == nil {
-				errs = append(errs, fmt.Errorf("%s: must be an environment reference like ${NAME} (or use token_files or token_sha256)", key))
-				continue
-			}
-			if v = env(key, m[1]); v == "" {
-				continue
-			}
-			c.Config.Tokens = append(c.Config.Tokens, v)
-		}
-		for i, path := range c.TokenFiles {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("scim.token_files[%d]: %w", i, err))
-				continue
-			}
-			c.Config.Tokens = append(c.Config.Tokens, strings.TrimSpace(string(b)))
-		}
-	}
-	return errs
-}
-
 // validate checks everything a config can be checked for without network
 // I/O, and returns every problem with its key path.
 func (f *File) validate() []error {
@@ -459,7 +302,7 @@ func (f *File) validate() []error {
 		}
 	}
 	add("", f.Session.Validate())
-	add("", f.Proxy.Validate())
+	errs = append(errs, f.Proxy.Problems()...)
 	add("pages.", f.Pages.Validate())
 	idpNames := make([]string, 0, len(f.IdPs))
 	for _, p := range f.IdPs {
@@ -518,7 +361,7 @@ func (f *File) validate() []error {
 		errs = append(errs, f.checkLDAPFields()...)
 	case len(backends) == 1:
 		c := f.Store.sql()[backends[0]]
-		add("store."+backends[0]+".", c.Validate())
+		errs = append(errs, storeProblems(backends[0], c.Problems())...)
 		if c.Mapped != nil {
 			errs = append(errs, f.checkMappedFields(backends[0], c.Mapped)...)
 			if f.SCIM != nil {
@@ -535,13 +378,11 @@ func (f *File) validate() []error {
 			}
 		}
 	}
+	// Secret files are read by resolveSecrets, which reports them.
 	files := map[string]string{"sp_key_file": f.Session.KeyFile, "sp_cert_file": f.Session.CertFile,
 		"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile}
 	if l := f.Store.LDAP; l != nil {
-		files["store.ldap.ca_file"], files["store.ldap.bind_password_file"] = l.CAFile, l.BindPasswordFile
-	}
-	for name, c := range f.Store.sql() {
-		files["store."+name+".dsn_file"] = c.DSNFile
+		files["store.ldap.ca_file"] = l.CAFile
 	}
 	for i, k := range f.Session.Keys {
 		files[fmt.Sprintf("sp_keys[%d].key_file", i)], files[fmt.Sprintf("sp_keys[%d].cert_file", i)] = k.KeyFile, k.CertFile
@@ -586,8 +427,23 @@ func (f *File) checkMappedFields(backend string, m *sqldir.MappedConfig) []error
 	return errs
 }
 
+// storeProblems places the problems of a SQL store (from Problems or
+// Check) under its section, store.<name>, at their keys.
+func storeProblems(name string, ps []sqldir.Problem) []error {
+	out := make([]error, 0, len(ps))
+	for _, p := range ps {
+		key := "store." + name
+		if p.Key != "" {
+			key += "." + p.Key
+		}
+		out = append(out, fmt.Errorf("%s: %w", key, p.Err))
+	}
+	return out
+}
+
 // flatten undoes errors.Join so that each problem gets its own line and
-// prefix.
+// prefix: the one place that splits a package's joined Validate error
+// (packages whose config has Problems need none).
 func flatten(err error) []error {
 	if err == nil {
 		return nil

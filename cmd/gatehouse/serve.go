@@ -143,14 +143,7 @@ func liveChecks(ctx context.Context, f *File) []error {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		for _, e := range sqldir.Check(cctx, *c) {
-			if strings.HasPrefix(e.Error(), "users.") || strings.HasPrefix(e.Error(), "groups.") ||
-				strings.HasPrefix(e.Error(), "memberships.") || strings.HasPrefix(e.Error(), "procedure.") {
-				errs = append(errs, fmt.Errorf("store.%s.mapped.%w", name, e)) // a key path
-			} else {
-				errs = append(errs, fmt.Errorf("store.%s: %w", name, e))
-			}
-		}
+		errs = append(errs, storeProblems(name, sqldir.Check(cctx, *c))...)
 		cancel()
 	}
 	if r := f.State.Redis; r != nil && r.options != nil {

@@ -68,11 +68,16 @@ type Config struct {
 	// certificate; default the URL's host.
 	ServerName string `yaml:"server_name"`
 
-	// BindDN and its password (from BindPasswordFile, or BindPassword
-	// filled by the caller from the environment).
+	// BindDN and its password. ldapdir reads no secret: the caller (cmd)
+	// fills BindPassword from the environment, or reads BindPasswordFile
+	// through Password, which it builds to read the file again at every
+	// bind so that a rotated password is picked up.
 	BindDN           string `yaml:"bind_dn"`
 	BindPasswordFile string `yaml:"bind_password_file"`
 	BindPassword     string `yaml:"bind_password"`
+	// Password, when set, gives the bind password at every bind, in
+	// place of BindPassword.
+	Password func() (string, error) `yaml:"-"`
 
 	// Profile is "openldap" (default), "389ds" or "active_directory"; it
 	// sets the defaults of every field below.
@@ -244,7 +249,7 @@ func (c Config) Validate() error {
 	} else if _, err := ldap.ParseDN(c.BindDN); err != nil {
 		bad("bind_dn: %v", err)
 	}
-	if (c.BindPasswordFile == "") == (c.BindPassword == "") {
+	if c.BindPasswordFile != "" && c.BindPassword != "" || c.BindPasswordFile == "" && c.BindPassword == "" && c.Password == nil {
 		bad("bind_password_file: set it, or bind_password as an ${ENV} reference, but not both")
 	}
 	for key, dn := range map[string]string{"user_base": c.UserBase, "group_base": c.GroupBase} {

@@ -79,16 +79,13 @@ func New(cfg Config, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	password := func() (string, error) { return cfg.BindPassword, nil }
-	if cfg.BindPasswordFile != "" {
-		// Read at every dial, so that a rotated secret is picked up.
-		password = func() (string, error) {
-			b, err := os.ReadFile(cfg.BindPasswordFile)
-			if err != nil {
-				return "", fmt.Errorf("ldapdir: bind_password_file: %w", err)
-			}
-			return strings.TrimRight(string(b), "\r\n"), nil
+	// Called at every dial: the caller's Password re-reads a rotated secret.
+	password := cfg.Password
+	if password == nil {
+		if cfg.BindPasswordFile != "" {
+			return nil, errors.New("ldapdir: bind_password_file: not read here; the caller passes Password")
 		}
+		password = func() (string, error) { return cfg.BindPassword, nil }
 	}
 	s.p = &pool{
 		url: u, startTLS: u.Scheme == "ldap" && !cfg.InsecurePlaintext, tls: tc,

@@ -16,8 +16,9 @@ type Config struct {
 	Dialect string `yaml:"-"`
 	// Path is the SQLite database file; it is created when missing.
 	Path string `yaml:"path"`
-	// DSN locates a server database; cmd resolves it from a ${ENV}
-	// reference, and DSNFile names a file holding it instead.
+	// DSN locates a server database. It is the value itself: the caller
+	// (cmd) resolves a ${ENV} reference, or reads DSNFile into it and
+	// clears DSNFile; sqldir reads no file.
 	DSN     string `yaml:"dsn"`
 	DSNFile string `yaml:"dsn_file"`
 	// Pool settings for a server database.
@@ -49,7 +50,7 @@ func (c Config) WithDefaults() Config {
 		c.MaxOpenConns = DefaultMaxOpenConns
 	}
 	if c.MaxIdleConns == 0 {
-		c.MaxIdleConns = min(DefaultMaxIdleConns, c.MaxOpenConns)
+		c.MaxIdleConns = min(DefaultMaxIdleConns, max(c.MaxOpenConns, 0)) // a negative max_open_conns is reported alone
 	}
 	if c.ConnMaxLifetime == 0 {
 		c.ConnMaxLifetime = DefaultConnMaxLifetime
@@ -60,55 +61,88 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// Problem is one thing wrong with a store's configuration, or between the
+// configuration and the database. Key is the setting's path within the
+// store's section ("dsn", "mapped.users.columns.email"); it is "" when no
+// one setting is at fault (the database cannot be reached).
+type Problem struct {
+	Key string
+	Err error
+}
+
+func (p Problem) Error() string {
+	switch {
+	case p.Err == nil:
+		return p.Key
+	case p.Key == "":
+		return p.Err.Error()
+	}
+	return p.Key + ": " + p.Err.Error()
+}
+
+func (p Problem) Unwrap() error { return p.Err }
+
+// problemf is a Problem at key with a formatted message.
+func problemf(key, format string, a ...any) Problem {
+	return Problem{Key: key, Err: fmt.Errorf(format, a...)}
+}
+
 // Validate checks the configuration without touching the file system or
-// the network.
+// the network: Problems, joined.
 func (c Config) Validate() error {
 	var errs []error
-	d, err := newDialect(cmp.Or(c.Dialect, SQLite))
-	if err != nil {
-		return err
-	}
-	if d.name == SQLite {
-		if c.Path == "" {
-			errs = append(errs, errors.New("path: required"))
-		}
-		if strings.ContainsAny(c.Path, "?#") {
-			errs = append(errs, errors.New("path: must not contain '?' or '#'"))
-		}
-		if c.DSN != "" || c.DSNFile != "" {
-			errs = append(errs, errors.New("dsn: SQLite takes path, not a DSN"))
-		}
-	} else {
-		if (c.DSN == "") == (c.DSNFile == "") {
-			errs = append(errs, errors.New("dsn: set dsn (a ${ENV} reference) or dsn_file, not both"))
-		}
-		if c.Path != "" {
-			errs = append(errs, fmt.Errorf("path: only for SQLite; %s takes dsn or dsn_file", d.name))
-		}
-	}
-	if c.MaxOpenConns < 0 || c.MaxIdleConns < 0 || c.ConnMaxLifetime < 0 || c.Timeout < 0 {
-		errs = append(errs, errors.New("pool settings and timeout must not be negative"))
-	}
-	if c.MaxIdleConns > 0 && c.MaxOpenConns > 0 && c.MaxIdleConns > c.MaxOpenConns {
-		errs = append(errs, errors.New("max_idle_conns: at most max_open_conns"))
-	}
-	if c.Mapped != nil {
-		for _, e := range flatten(c.Mapped.validate(d)) {
-			errs = append(errs, fmt.Errorf("mapped.%w", e))
-		}
+	for _, p := range c.Problems() {
+		errs = append(errs, p)
 	}
 	return errors.Join(errs...)
 }
 
-// flatten undoes errors.Join.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
+// Problems is every problem Validate finds, each with its key. DSN is the
+// resolved value and DSNFile is only what the file said: the caller reads
+// the file into DSN and clears DSNFile.
+func (c Config) Problems() []Problem {
+	var out []Problem
+	bad := func(key, format string, a ...any) { out = append(out, problemf(key, format, a...)) }
+	d, err := newDialect(cmp.Or(c.Dialect, SQLite))
+	if err != nil {
+		return []Problem{{Err: err}}
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+	if d.name == SQLite {
+		if c.Path == "" {
+			bad("path", "required")
+		}
+		if strings.ContainsAny(c.Path, "?#") {
+			bad("path", "must not contain '?' or '#'")
+		}
+		if c.DSN != "" || c.DSNFile != "" {
+			bad("dsn", "SQLite takes path, not a DSN")
+		}
+	} else {
+		if (c.DSN == "") == (c.DSNFile == "") {
+			bad("dsn", "set dsn (a ${ENV} reference) or dsn_file, not both")
+		}
+		if c.Path != "" {
+			bad("path", "only for SQLite; %s takes dsn or dsn_file", d.name)
+		}
 	}
-	return []error{err}
+	for _, n := range []struct {
+		key      string
+		negative bool
+	}{{"max_open_conns", c.MaxOpenConns < 0}, {"max_idle_conns", c.MaxIdleConns < 0},
+		{"conn_max_lifetime", c.ConnMaxLifetime < 0}, {"timeout", c.Timeout < 0}} {
+		if n.negative {
+			bad(n.key, "must not be negative")
+		}
+	}
+	if c.MaxIdleConns > 0 && c.MaxOpenConns > 0 && c.MaxIdleConns > c.MaxOpenConns {
+		bad("max_idle_conns", "at most max_open_conns")
+	}
+	if c.Mapped != nil {
+		for _, p := range c.Mapped.validate(d) {
+			out = append(out, Problem{Key: "mapped." + p.Key, Err: p.Err})
+		}
+	}
+	return out
 }
 
 // Option adjusts a Store.

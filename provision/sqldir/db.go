@@ -9,7 +9,6 @@ import (
 	"gatehouse/provision"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -80,15 +79,11 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 		out.w, out.r, out.gate = w, r, newWriteGate()
 		return out, nil
 	}
-	dsn := cfg.DSN
-	if cfg.DSNFile != "" {
-		b, err := os.ReadFile(cfg.DSNFile)
-		if err != nil {
-			return nil, fmt.Errorf("sqldir: dsn_file: %w", err)
-		}
-		dsn = strings.TrimSpace(string(b))
+	if cfg.DSN == "" {
+		// The caller reads dsn_file into DSN; sqldir reads no secret.
+		return nil, errors.New("sqldir: dsn: empty (the caller reads dsn_file into DSN)")
 	}
-	pool, err := openServer(d.name, dsn)
+	pool, err := openServer(d.name, cfg.DSN)
 	if err != nil {
 		return nil, err
 	}

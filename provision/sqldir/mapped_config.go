@@ -87,9 +87,11 @@ var coreMappable = []string{provision.FieldUserName, provision.FieldExternalID, 
 
 func mappableField(f string) bool { return slices.Contains(coreMappable, f) || extraName(f) }
 
-func (m *MappedConfig) validate(d *dialect) error {
-	var errs []error
-	bad := func(key string, err error) { errs = append(errs, fmt.Errorf("%s: %w", key, err)) }
+// validate reports what is wrong with the mapping without I/O; keys are
+// relative to the mapped section.
+func (m *MappedConfig) validate(d *dialect) []Problem {
+	var errs []Problem
+	bad := func(key string, err error) { errs = append(errs, Problem{Key: key, Err: err}) }
 	ident := func(key, v string, qualified bool) {
 		if v == "" {
 			bad(key, errors.New("required"))
@@ -166,5 +168,5 @@ func (m *MappedConfig) validate(d *dialect) error {
 			ident("procedure.params."+f, p.Params[f], false)
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }

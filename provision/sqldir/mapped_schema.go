@@ -3,7 +3,6 @@ package sqldir
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -11,7 +10,8 @@ import (
 
 // resolveMapped quotes the configured names and reads the columns'
 // types. problems are mismatches between the configuration and the
-// database; err is a failure to ask.
+// database, each a Problem keyed within the mapped section; err is a
+// failure to ask.
 func resolveMapped(ctx context.Context, d *db, cfg MappedConfig) (*Mapped, []error, error) {
 	q := func(name string, qualified bool) string {
 		s, _ := d.d.quoteIdent(name, qualified) // validated
@@ -30,14 +30,14 @@ func resolveMapped(ctx context.Context, d *db, cfg MappedConfig) (*Mapped, []err
 		case len(cols) == 0:
 			// reported once per table below
 		case !ok:
-			problems = append(problems, fmt.Errorf("%s: table %s has no column %s", key, table, col))
+			problems = append(problems, problemf(key, "table %s has no column %s", table, col))
 		case text && !d.d.textType(info.typ):
-			problems = append(problems, fmt.Errorf("%s: column %s is %s; a text column is needed", key, col, info.typ))
+			problems = append(problems, problemf(key, "column %s is %s; a text column is needed", col, info.typ))
 		}
 		return info
 	}
 	if len(cols) == 0 {
-		problems = append(problems, fmt.Errorf("users.table: table %s does not exist or has no columns this login can see", cfg.Users.Table))
+		problems = append(problems, problemf("users.table", "table %s does not exist or has no columns this login can see", cfg.Users.Table))
 	}
 	keyInfo := need("users.key", cfg.Users.Table, cols, cfg.Users.Key, false)
 	for _, f := range slices.Sorted(maps.Keys(cfg.Users.Columns)) {
@@ -49,7 +49,7 @@ func resolveMapped(ctx context.Context, d *db, cfg MappedConfig) (*Mapped, []err
 		}
 	}
 	if m.keyGen == keyFromDatabase && len(cols) > 0 && !keyInfo.generated {
-		problems = append(problems, fmt.Errorf("users.key_generated: column %s has no default or identity to number new rows; use key_generated: uuid or map a field to it", cfg.Users.Key))
+		problems = append(problems, problemf("users.key_generated", "column %s has no default or identity to number new rows; use key_generated: uuid or map a field to it", cfg.Users.Key))
 	}
 	if dc := m.disabled; dc != nil {
 		m.disCol = mcol{name: q(dc.Column, false), raw: dc.Column, info: need("users.disabled.column", cfg.Users.Table, cols, dc.Column, false)}
@@ -60,13 +60,13 @@ func resolveMapped(ctx context.Context, d *db, cfg MappedConfig) (*Mapped, []err
 			return nil, nil, err
 		}
 		if len(gcols) == 0 {
-			problems = append(problems, fmt.Errorf("groups.table: table %s does not exist", g.Table))
+			problems = append(problems, problemf("groups.table", "table %s does not exist", g.Table))
 		}
 		ki := need("groups.key", g.Table, gcols, g.Key, false)
 		need("groups.name", g.Table, gcols, g.Name, true)
 		mg := &mappedGroups{table: q(g.Table, true), key: q(g.Key, false), name: q(g.Name, false), keyGen: cmp.Or(g.KeyGenerated, keyFromDatabase)}
 		if mg.keyGen == keyFromDatabase && len(gcols) > 0 && !ki.generated {
-			problems = append(problems, fmt.Errorf("groups.key_generated: column %s has no default or identity; use key_generated: uuid", g.Key))
+			problems = append(problems, problemf("groups.key_generated", "column %s has no default or identity; use key_generated: uuid", g.Key))
 		}
 		ms := cfg.Memberships
 		mcols, err := d.columns(ctx, ms.Table)
@@ -74,7 +74,7 @@ func resolveMapped(ctx context.Context, d *db, cfg MappedConfig) (*Mapped, []err
 			return nil, nil, err
 		}
 		if len(mcols) == 0 {
-			problems = append(problems, fmt.Errorf("memberships.table: table %s does not exist", ms.Table))
+			problems = append(problems, problemf("memberships.table", "table %s does not exist", ms.Table))
 		}
 		need("memberships.user", ms.Table, mcols, ms.User, false)
 		need("memberships.group", ms.Table, mcols, ms.Group, false)
@@ -87,7 +87,7 @@ func resolveMapped(ctx context.Context, d *db, cfg MappedConfig) (*Mapped, []err
 			return nil, nil, err
 		}
 		if !ok {
-			problems = append(problems, fmt.Errorf("procedure.name: %s does not exist", p.Name))
+			problems = append(problems, problemf("procedure.name", "%s does not exist", p.Name))
 		}
 	}
 	return m, problems, nil

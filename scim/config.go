@@ -32,8 +32,9 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Extension declares custom user attributes as an extension schema.
 	Extension Extension `yaml:"extension"`
-	// OwnedFields lists the user fields SCIM owns: logins leave them alone
-	// on users SCIM created or wrote. Default: every field SCIM maps.
+	// OwnedFields lists the user fields SCIM may own: a login leaves such a
+	// field alone once SCIM has written it to that user (User.SCIMFields).
+	// Default: every field SCIM maps, and external_id.
 	OwnedFields []string `yaml:"owned_fields"`
 	// TrimWhitespace trims leading and trailing white space from every
 	// string a client sends instead of refusing it with 400 invalidValue

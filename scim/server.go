@@ -134,7 +134,8 @@ func NewServer(cfg Config, store provision.Store, opts Options) (*Server, error)
 	return s, nil
 }
 
-// OwnedFields lists the user fields SCIM owns (see Login.Reserved).
+// OwnedFields lists the user fields SCIM may own (Login.Reserved): those
+// of them SCIM has written to a user (User.SCIMFields) a login leaves alone.
 func (s *Server) OwnedFields() []string { return slices.Clone(s.owned) }
 
 // authorized checks the bearer token against every configured digest in

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -445,5 +446,32 @@ func TestEdgeKeys(t *testing.T) {
 	}
 	if f.Proxy.BaseURL != f.Session.BaseURL {
 		t.Errorf("the proxy's base URL %q is not base_url", f.Proxy.BaseURL)
+	}
+}
+
+// TestStoreProblemsAtTheirKeys: a SQL store's problems come with their
+// keys from sqldir, placed at the setting in the file, each pool setting
+// on its own line.
+func TestStoreProblemsAtTheirKeys(t *testing.T) {
+	base, _, _ := strings.Cut(goodConfig, "store:\n")
+	config := base + `store:
+  postgres:
+    dsn: ${TEST_PG_DSN}
+    max_open_conns: -1
+    timeout: -1s
+    mapped:
+      users:
+        table: app_users
+        key: id
+        columns: {email: mail}
+`
+	env := map[string]string{"TEST_GATEHOUSE_KEY": testEnv["TEST_GATEHOUSE_KEY"], "TEST_PG_DSN": "postgres://db.example.test/app"}
+	want := []string{
+		"gatehouse.yaml:16:5: store.postgres.max_open_conns: must not be negative",
+		"gatehouse.yaml:17:5: store.postgres.timeout: must not be negative",
+		"gatehouse.yaml:22:9: store.postgres.mapped.users.columns.user_name: required: the column holding the user name",
+	}
+	if got := configProblems(t, config, env); !slices.Equal(got, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -352,14 +352,35 @@ func TestConcurrentFirstLoginsMakeOneAccount(t *testing.T) {
 		t.Errorf("identities = %d, want 1", got)
 	}
 	created := 0
+	logins, coalesced, users := 0, 0, map[any]bool{}
 	for _, ev := range h.auditEvents() {
-		if ev["outcome"] == "created" {
+		if ev["event"] != "login" {
+			continue
+		}
+		logins++
+		if ev["coalesced"] == true {
+			coalesced++
+		}
+		users[ev["user_id"]] = true
+		switch ev["outcome"] {
+		case "created":
 			created++
+		case "unchanged": // a later login, or one that shared the first one's store call (coalesced)
+		default:
+			t.Errorf("login audit line %v, want created or unchanged", ev)
 		}
 	}
 	if created != 1 {
 		t.Errorf("%d logins report created, want 1", created)
 	}
+	if logins != n || len(users) != 1 {
+		t.Errorf("%d login audit lines for %d user IDs, want %d for one", logins, len(users), n)
+	}
+	// The writes queued in gatehouse's writer queue; none gave up there.
+	if st := h.sqlite.WriteQueue(); st.TimedOut != 0 || st.Waiting != 0 {
+		t.Errorf("writer queue %+v, want no write timed out or left waiting", st)
+	}
+	t.Logf("%d of %d logins shared another's store call; writer queue: %+v", coalesced, n, h.sqlite.WriteQueue())
 }
 
 // TestDeactivatedUserIsRefused: a deactivated user gets the 403 page at

@@ -154,6 +154,16 @@ func (st state) nameChange(userName string) (add, del []string) {
 	return add, del
 }
 
+// staleName reports whether the entry's record of its user name is not
+// the current fold of userName, alone.
+func (st state) staleName(userName string) bool {
+	if userName == "" {
+		return false
+	}
+	add, del := st.nameChange(userName)
+	return len(add)+len(del) > 0
+}
+
 // SCIMFields are the fields SCIM wrote to the entry (User.SCIMFields):
 // every field (provision.AllFields) on an entry SCIM wrote before the
 // fields were recorded.

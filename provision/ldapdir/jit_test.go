@@ -323,3 +323,39 @@ func TestPlanPreviewsWithoutWriting(t *testing.T) {
 		t.Errorf("Provision(adoptable entry) = %+v, %v; want linked to %s as planned", got, err, res.User.ID)
 	}
 }
+
+// TestRepeatLoginRepairsStaleNameFold: an entry whose recorded name fold
+// is outdated (written under an older fold) or missing is brought up to
+// date by the next login, even when nothing of the user changes, so that
+// a look-alike name is refused afterwards; the login reports unchanged.
+func TestRepeatLoginRepairsStaleNameFold(t *testing.T) {
+	srv := startServer(t)
+	tn := srv.NewTenant(t)
+	s := open(t, baseConfig(srv, tn))
+	ctx := context.Background()
+	if _, err := s.Provision(ctx, aliceLogin()); err != nil {
+		t.Fatal(err)
+	}
+	dn := "uid=alice," + tn.People
+	for _, stale := range [][]string{{"name àlice"}, nil} {
+		m := ldap.NewModifyRequest(dn, nil)
+		m.Delete("gatehouseState", []string{"name alice"})
+		if stale != nil {
+			m.Add("gatehouseState", stale)
+		}
+		if err := srv.Admin(t).Modify(m); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Provision(ctx, aliceLogin())
+		if err != nil || res.Outcome != provision.Unchanged || len(res.Changed) != 0 {
+			t.Fatalf("repeat login over stale fold %q: %+v %v, want unchanged", stale, res, err)
+		}
+		vals := readEntry(t, srv, dn, "gatehouseState").GetAttributeValues("gatehouseState")
+		if !slices.Contains(vals, "name alice") || slices.Contains(vals, "name àlice") {
+			t.Errorf("after the login over stale fold %q the state is %q", stale, vals)
+		}
+		if res, err := s.Provision(ctx, aliceLogin()); err != nil || res.Outcome != provision.Unchanged {
+			t.Errorf("the next login: %+v %v", res, err)
+		}
+	}
+}

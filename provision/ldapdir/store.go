@@ -400,7 +400,17 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 		var res provision.Result
 		switch p.Action {
 		case provision.ActNothing:
-			return p.Result(), nil
+			if f.cur == nil || !f.cur.st.staleName(p.Before.UserName) {
+				return p.Result(), nil
+			}
+			// Nothing of the user changes, but the entry records its name
+			// under a fold an older gatehouse computed (or not at all):
+			// repair that first, so that the uniqueness checks of other
+			// logins see this name as it folds now. The user is unchanged.
+			res, err = s.update(ctx, f, l.Key, p, false)
+			if err == nil {
+				res.User, res.Outcome, res.Changed = p.Before, provision.Unchanged, nil
+			}
 		case provision.ActCreate:
 			res, err = s.create(ctx, l.Key, p)
 			if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {

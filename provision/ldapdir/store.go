@@ -409,7 +409,7 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 			// logins see this name as it folds now. The user is unchanged.
 			res, err = s.update(ctx, f, l.Key, p, false)
 			if err == nil {
-				res.User, res.Outcome, res.Changed = p.Before, provision.Unchanged, nil
+				res.Outcome, res.Changed = provision.Unchanged, nil
 			}
 		case provision.ActCreate:
 			res, err = s.create(ctx, l.Key, p)

@@ -378,7 +378,9 @@ func (f *File) validate() []error {
 			}
 		}
 	}
-	// Secret files are read by resolveSecrets, which reports them.
+	// Files read at start by session, tls and ldapdir (key pairs, a CA
+	// bundle): only their presence is checked here. The secret files
+	// resolveSecrets reads are reported there.
 	files := map[string]string{"sp_key_file": f.Session.KeyFile, "sp_cert_file": f.Session.CertFile,
 		"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile}
 	if l := f.Store.LDAP; l != nil {

@@ -1,0 +1,109 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gatehouse/provision"
+	"gatehouse/provision/sqldir"
+	"gatehouse/test/pgtest"
+)
+
+// BenchmarkFirstLogin measures first logins per second at the store: the
+// JIT upsert of a new user (account, identity, two group memberships) by
+// 1, 16 and 64 concurrent logins, on SQLite and on PostgreSQL, each
+// login a different user. It reports the rate at each concurrency
+// (median of alternating rounds) and the ratios c16/c1 and c64/c1: on
+// SQLite's one writer they stay near 1 (the writer queue serialises, and
+// must not collapse), on PostgreSQL's pool they should rise.
+func BenchmarkFirstLogin(b *testing.B) {
+	backends := []struct {
+		name string
+		open func(b *testing.B) *sqldir.Store
+	}{
+		{"sqlite", func(b *testing.B) *sqldir.Store {
+			st, err := sqldir.Open(context.Background(), sqldir.Config{Path: filepath.Join(b.TempDir(), "gatehouse.db")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return st
+		}},
+		{"postgres", func(b *testing.B) *sqldir.Store {
+			st, err := sqldir.Open(context.Background(), sqldir.Config{Dialect: sqldir.Postgres, DSN: pgtest.Shared(b).Database(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return st
+		}},
+	}
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			st := be.open(b)
+			defer st.Close()
+			const rounds, cell = 3, 1500 * time.Millisecond
+			levels := []int{1, 16, 64}
+			var seq atomic.Int64
+			// rate runs c workers, each making first logins of new users
+			// one after another for d, and returns logins per second.
+			rate := func(c int, d time.Duration) float64 {
+				var done atomic.Int64
+				var once sync.Once
+				var failed error
+				stop := time.Now().Add(d)
+				start := time.Now()
+				var wg sync.WaitGroup
+				for range c {
+					wg.Go(func() {
+						for time.Now().Before(stop) {
+							i := seq.Add(1)
+							name := fmt.Sprintf("first%07d", i)
+							res, err := st.Provision(context.Background(), provision.Login{
+								Key: provision.Key{IdP: "https://idp.example.test", Kind: "nameid", Subject: name},
+								Claims: provision.Claims{Fields: map[string]string{provision.FieldUserName: name,
+									provision.FieldEmail: name + "@example.com", provision.FieldDisplayName: "User " + name},
+									Groups: []string{"admins", "staff"}, HasGroups: true},
+								LinkBy: provision.LinkByUserName})
+							if err == nil && res.Outcome != provision.Created {
+								err = fmt.Errorf("outcome %s, want created", res.Outcome)
+							}
+							if err != nil {
+								once.Do(func() { failed = fmt.Errorf("first login of %s at concurrency %d: %w", name, c, err) })
+								return
+							}
+							done.Add(1)
+						}
+					})
+				}
+				wg.Wait()
+				if failed != nil {
+					b.Fatal(failed)
+				}
+				return float64(done.Load()) / time.Since(start).Seconds()
+			}
+			for range b.N {
+				rate(16, 300*time.Millisecond) // warm up: groups exist, pool filled
+				got := map[int][]float64{}
+				for range rounds {
+					for _, c := range levels {
+						got[c] = append(got[c], rate(c, cell))
+					}
+				}
+				med := map[int]float64{}
+				for _, c := range levels {
+					med[c] = median(got[c])
+					b.ReportMetric(med[c], fmt.Sprintf("c%d-logins/s", c))
+				}
+				b.ReportMetric(med[16]/med[1], "c16/c1")
+				b.ReportMetric(med[64]/med[1], "c64/c1")
+				if q := st.WriteQueue(); q.TimedOut != 0 {
+					b.Errorf("writer queue: %d writes timed out (%+v)", q.TimedOut, q)
+				}
+			}
+		})
+	}
+}

@@ -357,7 +357,9 @@ func (f *File) validate() []error {
 	case len(backends) > 1:
 		errs = append(errs, fmt.Errorf("store: choose one backend, not %s", strings.Join(backends, " and ")))
 	case f.Store.LDAP != nil:
-		add("store.ldap.", f.Store.LDAP.Validate())
+		for _, e := range f.Store.LDAP.Problems() {
+			errs = append(errs, fmt.Errorf("store.ldap.%w", e))
+		}
 		errs = append(errs, f.checkLDAPFields()...)
 	case len(backends) == 1:
 		c := f.Store.sql()[backends[0]]

@@ -221,8 +221,12 @@ var (
 )
 
 // Validate checks the configuration without network I/O. Call it on the
-// result of WithDefaults.
-func (c Config) Validate() error {
+// result of WithDefaults. It is Problems, joined.
+func (c Config) Validate() error { return errors.Join(c.Problems()...) }
+
+// Problems is every problem Validate finds, each naming its key, in
+// order.
+func (c Config) Problems() []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
@@ -340,7 +344,7 @@ func (c Config) Validate() error {
 		}
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	return errs
 }
 
 func (c Config) encrypted() bool {

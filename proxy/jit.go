@@ -80,12 +80,14 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 		// Another login's call wrote whatever was written, and its line
 		// says so; this login changed nothing.
 		p.audit.Info("login", append(ev, zap.String("user_id", res.User.ID), zap.String("outcome", string(provision.Unchanged)),
-			zap.Bool("coalesced", true))...)
+			zap.Strings("kept", res.KeptNames()), zap.Bool("coalesced", true))...)
 		p.onLogin(LoginEvent{IdP: in.IdP, Outcome: string(provision.Unchanged), JIT: string(provision.Unchanged), StoreTime: storeTime, Coalesced: true})
 		return res.User.ID, nil
 	}
+	// kept names the asserted fields the login left alone, and why:
+	// "email (owned by SCIM)".
 	p.audit.Info("login", append(ev, zap.String("user_id", res.User.ID), zap.String("outcome", string(res.Outcome)),
-		zap.Strings("changed", res.Changed))...)
+		zap.Strings("changed", res.Changed), zap.Strings("kept", res.KeptNames()))...)
 	p.onLogin(LoginEvent{IdP: in.IdP, Outcome: string(res.Outcome), JIT: string(res.Outcome), StoreTime: storeTime})
 	return res.User.ID, nil
 }

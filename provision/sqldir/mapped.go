@@ -82,38 +82,26 @@ func (m *Mapped) Provision(ctx context.Context, l provision.Login) (provision.Re
 	defer cancel()
 	l.Claims = m.restrict(l.Claims)
 	source := provision.GroupSource(l.Key.IdP)
-	if key, found, err := m.identity(ctx, m.reader(), l.Key, false); err != nil {
-		return provision.Result{}, err
-	} else if found {
-		rec, ok, err := m.read(ctx, m.reader(), key, source, false)
-		if err != nil {
-			return provision.Result{}, err
-		}
-		if ok {
-			p, err := provision.Decide(l, provision.Found{User: &rec.user, Groups: rec.srcGroups})
-			if err != nil {
-				return p.Result(), fmt.Errorf("sqldir: %w", err)
+	var rec mrecord // the row the write transaction acts on
+	return m.upsert(ctx, l,
+		func() (*provision.Found, error) {
+			key, found, err := m.identity(ctx, m.reader(), l.Key, false)
+			if err != nil || !found {
+				return nil, err
 			}
-			if p.Action == provision.ActNothing {
-				return p.Result(), nil
+			rec, ok, err := m.read(ctx, m.reader(), key, source, false)
+			if err != nil || !ok {
+				return nil, err
 			}
-		}
-	}
-	var res provision.Result
-	err := m.write(ctx, func(q querier, now time.Time) error {
-		f, rec, err := m.find(ctx, q, l, source, true)
-		if err != nil {
-			return err
-		}
-		p, err := provision.Decide(l, f)
-		if err != nil {
-			res = p.Result()
-			return fmt.Errorf("sqldir: %w", err)
-		}
-		res, err = m.apply(ctx, q, l, p, rec, source, now)
-		return err
-	})
-	return res, err
+			return &provision.Found{User: &rec.user, Groups: rec.srcGroups}, nil
+		},
+		func(q querier) (f provision.Found, err error) {
+			f, rec, err = m.find(ctx, q, l, source, true)
+			return f, err
+		},
+		func(q querier, p provision.Plan, now time.Time) (provision.Result, error) {
+			return m.apply(ctx, q, l, p, rec, source, now)
+		})
 }
 
 // Plan says what Provision would do for l, reading only.
@@ -125,14 +113,7 @@ func (m *Mapped) Plan(ctx context.Context, l provision.Login) (provision.Result,
 	defer cancel()
 	l.Claims = m.restrict(l.Claims)
 	f, _, err := m.find(ctx, m.reader(), l, provision.GroupSource(l.Key.IdP), false)
-	if err != nil {
-		return provision.Result{}, err
-	}
-	p, err := provision.Decide(l, f)
-	if err != nil {
-		return p.Result(), fmt.Errorf("sqldir: %w", err)
-	}
-	return p.Result(), nil
+	return preview(l, f, err)
 }
 
 // find reads what a login needs (provision.Found), and the row it acts on

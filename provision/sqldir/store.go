@@ -51,34 +51,18 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	source := provision.GroupSource(l.Key.IdP)
-	rec, found, err := s.load(ctx, s.reader(), l.Key, source, false)
-	if err != nil {
-		return provision.Result{}, err
-	}
-	if found {
-		p, err := provision.Decide(l, provision.Found{User: &rec.user, Groups: rec.srcGroups})
-		if err != nil {
-			return p.Result(), fmt.Errorf("sqldir: %w", err)
-		}
-		if p.Action == provision.ActNothing {
-			return p.Result(), nil
-		}
-	}
-	var res provision.Result
-	err = s.write(ctx, func(q querier, now time.Time) error {
-		f, err := s.find(ctx, q, l, source, true)
-		if err != nil {
-			return err
-		}
-		p, err := provision.Decide(l, f)
-		if err != nil {
-			res = p.Result()
-			return fmt.Errorf("sqldir: %w", err)
-		}
-		res, err = s.apply(ctx, q, l, p, source, now)
-		return err
-	})
-	return res, err
+	return s.upsert(ctx, l,
+		func() (*provision.Found, error) {
+			rec, found, err := s.load(ctx, s.reader(), l.Key, source, false)
+			if err != nil || !found {
+				return nil, err
+			}
+			return &provision.Found{User: &rec.user, Groups: rec.srcGroups}, nil
+		},
+		func(q querier) (provision.Found, error) { return s.find(ctx, q, l, source, true) },
+		func(q querier, p provision.Plan, now time.Time) (provision.Result, error) {
+			return s.apply(ctx, q, l, p, source, now)
+		})
 }
 
 // Plan says what Provision would do for l, reading only.
@@ -102,11 +86,7 @@ func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, 
 		}
 		f.NameTaken = n > 0
 	}
-	p, err := provision.Decide(l, f)
-	if err != nil {
-		return p.Result(), fmt.Errorf("sqldir: %w", err)
-	}
-	return p.Result(), nil
+	return preview(l, f, nil)
 }
 
 // find reads what a login needs (provision.Found): the user its key

@@ -181,7 +181,7 @@ func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
 		if u, err = s.dec().user(s.users, doc, cur); err != nil {
 			return err
 		}
-		u.SCIMFields = withSCIMFields(cur.SCIMFields, named)
+		u.SCIMFields = withSCIMFields(cur.SCIMFields, slices.Concat(named, s.changedFields(cur, u)))
 		w.note.user(id, &cur, u)
 		u, err = s.store.ReplaceUser(r.Context(), u, cur.Version)
 		return err

@@ -59,6 +59,20 @@ func (s *Server) replacedFields(cur, next provision.User) []string {
 	return out
 }
 
+// changedFields are the fields whose values differ between cur and next.
+// A PATCH owns them whatever its operations were read to name: a value it
+// changed is a value it wrote, so no spelling of a path can change a field
+// and leave it to the next login to overwrite.
+func (s *Server) changedFields(cur, next provision.User) []string {
+	var out []string
+	for _, f := range s.userFields() {
+		if next.Field(f) != cur.Field(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // withSCIMFields returns the fields SCIM has written to a user once it
 // also wrote written: the sorted union. AllFields stays (it already means
 // every field), alone.

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -23,6 +24,9 @@ type Config struct {
 	// signed (RSA-SHA256).
 	KeyFile  string `yaml:"sp_key_file"`
 	CertFile string `yaml:"sp_cert_file"`
+	// KeyPair is that pair, loaded by the caller (LoadKeyPairs): New
+	// reads no file, and refuses a KeyFile without it.
+	KeyPair *tls.Certificate `yaml:"-"`
 	// Keys are further SP key pairs, for rollover: the metadata publishes
 	// every certificate; the first signing key (sp_key_file, else the
 	// first here) signs, and every encryption key is tried on an
@@ -69,6 +73,9 @@ type Endpoints struct {
 type SPKey struct {
 	KeyFile  string `yaml:"key_file"`
 	CertFile string `yaml:"cert_file"`
+	// Pair is the pair the files hold, loaded by the caller
+	// (Config.LoadKeyPairs): New reads no file.
+	Pair *tls.Certificate `yaml:"-"`
 	// Use is signing, encryption, or both (the default).
 	Use string `yaml:"use"`
 }

@@ -215,7 +215,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 	m.acsURL.Path, m.metaURL.Path = cfg.Endpoints.ACS, cfg.Endpoints.Metadata
 	m.sloURL = *m.base
 	m.sloURL.Path = cfg.Endpoints.SLO
-	if m.keys, err = loadSPKeys(cfg); err != nil {
+	if m.keys, err = spKeys(cfg); err != nil {
 		return nil, err
 	}
 	for _, k := range m.keys {
@@ -262,24 +262,41 @@ type spKeyPair struct {
 	signing, encryption bool
 }
 
-// loadSPKeys reads sp_key_file/sp_cert_file (both uses) and sp_keys.
-func loadSPKeys(cfg Config) ([]spKeyPair, error) {
-	all := cfg.Keys
-	if cfg.KeyFile != "" {
-		all = append([]SPKey{{KeyFile: cfg.KeyFile, CertFile: cfg.CertFile, Use: UseBoth}}, all...)
+// spKeys are the SP key pairs the caller loaded (Config.LoadKeyPairs):
+// sp_key_file/sp_cert_file (both uses), then sp_keys. A key named by its
+// files but not loaded is refused: session reads no key file.
+func spKeys(cfg Config) ([]spKeyPair, error) {
+	type named struct {
+		key  string
+		pair *tls.Certificate
+		use  string
+	}
+	var all []named
+	switch {
+	case cfg.KeyFile != "":
+		all = append(all, named{"sp_key_file", cfg.KeyPair, UseBoth})
+	case cfg.KeyPair != nil:
+		return nil, errors.New("sp_key_file: a loaded key pair without sp_key_file and sp_cert_file")
+	}
+	for i, k := range cfg.Keys {
+		all = append(all, named{fmt.Sprintf("sp_keys[%d]", i), k.Pair, k.Use})
 	}
 	var out []spKeyPair
 	for _, k := range all {
-		pair, err := tls.LoadX509KeyPair(k.CertFile, k.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("sp key pair %s: %w", k.KeyFile, err)
+		if k.pair == nil {
+			return nil, fmt.Errorf("%s: the key pair is not loaded (the caller reads the files with Config.LoadKeyPairs; session reads no key file)", k.key)
 		}
-		rk, ok := pair.PrivateKey.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("sp key pair %s: an RSA key is needed (SAML signing with RSA-SHA256, assertion keys with RSA-OAEP)", k.KeyFile)
+		rk, ok := k.pair.PrivateKey.(*rsa.PrivateKey)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%s: %w", k.key, errNotRSA)
+		case k.pair.Leaf == nil:
+			return nil, fmt.Errorf("%s: the key pair has no parsed certificate (Leaf)", k.key)
+		case !rk.PublicKey.Equal(k.pair.Leaf.PublicKey):
+			return nil, fmt.Errorf("%s: the private key does not match the certificate", k.key)
 		}
-		use := cmp.Or(k.Use, UseBoth)
-		out = append(out, spKeyPair{key: rk, cert: pair.Leaf, signing: use != UseEncryption, encryption: use != UseSigning})
+		use := cmp.Or(k.use, UseBoth)
+		out = append(out, spKeyPair{key: rk, cert: k.pair.Leaf, signing: use != UseEncryption, encryption: use != UseSigning})
 	}
 	return out, nil
 }

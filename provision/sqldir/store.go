@@ -229,12 +229,20 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	st := status(active)
-	res, err := s.conn(s.w).ExecContext(ctx, `UPDATE gatehouse_users SET status = ?, version = version + 1, updated_at = ?
-		WHERE id = ? AND status <> ?`, st, s.d.time(s.now()), id, st)
+	var n int64
+	err := s.write(ctx, func(q querier, now time.Time) error {
+		res, err := q.ExecContext(ctx, `UPDATE gatehouse_users SET status = ?, version = version + 1, updated_at = ?
+			WHERE id = ? AND status <> ?`, st, s.d.time(now), id, st)
+		if err != nil {
+			return fmt.Errorf("sqldir: set status: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("sqldir: set status: %w", err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		if _, err := s.User(ctx, id); err != nil {
 			return err
 		}

@@ -114,9 +114,13 @@ sp_keys:
 	ts := func(t time.Time) float64 { return float64(t.Unix()) }
 	want := map[string]float64{
 		fmt.Sprintf(`gatehouse_build_info{goversion=%q,revision=%q,version=%q}`, bi.GoVersion, bi.revision(), bi.Version): 1,
-		`gatehouse_ready`:                       1,
-		`gatehouse_store_up`:                    1,
-		`gatehouse_idp_metadata_up{idp="corp"}`: 1,
+		`gatehouse_ready`:    1,
+		`gatehouse_store_up`: 1,
+		// SQLite queues writes in gatehouse; nothing has waited yet.
+		`gatehouse_store_write_queue_waiting`:                                         0,
+		`gatehouse_store_write_queue_timeouts_total`:                                  0,
+		`gatehouse_jit_coalesced_total`:                                               0,
+		`gatehouse_idp_metadata_up{idp="corp"}`:                                       1,
 		`gatehouse_idp_metadata_valid_until_timestamp_seconds{idp="corp"}`:            ts(validUntil),
 		`gatehouse_certificate_expiry_timestamp_seconds{certificate="tls"}`:           ts(tlsExp),
 		`gatehouse_certificate_expiry_timestamp_seconds{certificate="sp"}`:            ts(spExp),

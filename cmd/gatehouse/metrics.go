@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"gatehouse/provision/sqldir"
 	"gatehouse/proxy"
 	"gatehouse/session"
 )
@@ -28,6 +29,7 @@ type metrics struct {
 	storeTime  prometheus.Histogram
 	scim       *prometheus.CounterVec
 	scimTime   prometheus.Histogram
+	coalesced  prometheus.Counter
 	statusText [600]string // status code labels, made once
 }
 
@@ -51,12 +53,14 @@ func newMetrics() *metrics {
 		Help: "SCIM requests, by operation and status."}, []string{"op", "code"})
 	m.scimTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gatehouse_scim_request_duration_seconds",
 		Help: "Time to answer a SCIM request.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12)})
+	m.coalesced = prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_jit_coalesced_total",
+		Help: "Logins that shared a concurrent identical login's store call instead of making their own."})
 	bi := readBuildInfo()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_build_info",
 		Help: "1, labelled with the version, the commit (\"-dirty\" when built with changes) and the Go version."},
 		[]string{"version", "revision", "goversion"})
 	build.WithLabelValues(bi.Version, bi.revision(), bi.GoVersion).Set(1)
-	m.reg.MustRegister(m.requests, m.upstream, m.logins, m.samlFail, m.refusals, m.jit, m.storeTime, m.scim, m.scimTime, build,
+	m.reg.MustRegister(m.requests, m.upstream, m.logins, m.samlFail, m.refusals, m.jit, m.storeTime, m.scim, m.scimTime, m.coalesced, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for i := range m.statusText {
 		m.statusText[i] = strconv.Itoa(i)
@@ -167,6 +171,32 @@ func (m *metrics) onLogin(e proxy.LoginEvent) {
 	if e.StoreTime > 0 {
 		m.storeTime.Observe(e.StoreTime.Seconds())
 	}
+	if e.Coalesced {
+		m.coalesced.Inc()
+	}
+}
+
+// writeQueue is a store that queues its write transactions in gatehouse
+// (SQLite: one writer at a time).
+type writeQueue interface{ WriteQueue() sqldir.WriteQueueStats }
+
+// observeWriteQueue registers the writer queue's figures, read at scrape,
+// for a store that has one.
+func (m *metrics) observeWriteQueue(st any) {
+	q, ok := st.(writeQueue)
+	if !ok {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_store_write_queue_waiting",
+			Help: "Store writes waiting now for the one SQLite writer."}, func() float64 { return float64(q.WriteQueue().Waiting) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_store_write_queue_waits_total",
+			Help: "Store writes that found the SQLite writer busy and queued."}, func() float64 { return float64(q.WriteQueue().Waits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_store_write_queue_wait_seconds_total",
+			Help: "Time store writes spent queued for the SQLite writer."}, func() float64 { return q.WriteQueue().WaitTime.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_store_write_queue_timeouts_total",
+			Help: "Store writes whose deadline passed while queued for the SQLite writer."}, func() float64 { return float64(q.WriteQueue().TimedOut) }),
+	)
 }
 
 func (m *metrics) onProblem(reason string, status int, login bool) {

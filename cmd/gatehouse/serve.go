@@ -310,6 +310,7 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 		tlsExpiry = certs.notAfter
 	}
 	m.observe(p, sm, tlsExpiry)
+	m.observeWriteQueue(st)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sm.Run(ctx, f.MetadataRefresh)

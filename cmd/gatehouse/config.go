@@ -380,16 +380,13 @@ func (f *File) validate() []error {
 			}
 		}
 	}
-	// Files read at start by session, tls and ldapdir (key pairs, a CA
+	// Files read at start by tls and ldapdir (the serving key pair, a CA
 	// bundle): only their presence is checked here. The secret files
-	// resolveSecrets reads are reported there.
-	files := map[string]string{"sp_key_file": f.Session.KeyFile, "sp_cert_file": f.Session.CertFile,
-		"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile}
+	// resolveSecrets reads (the SP key pairs among them) are reported
+	// there.
+	files := map[string]string{"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile}
 	if l := f.Store.LDAP; l != nil {
 		files["store.ldap.ca_file"] = l.CAFile
-	}
-	for i, k := range f.Session.Keys {
-		files[fmt.Sprintf("sp_keys[%d].key_file", i)], files[fmt.Sprintf("sp_keys[%d].cert_file", i)] = k.KeyFile, k.CertFile
 	}
 	for key, path := range files {
 		if path != "" {

@@ -126,9 +126,10 @@ func readSecretFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// resolveSecrets reads every secret of the config (cookie keys, the
-// store's password or DSN, signed identity keys, the Redis URL, SCIM
-// tokens) and hands each package its values. Problems name their key.
+// resolveSecrets reads every secret of the config (cookie keys, the SP
+// key pairs, the store's password or DSN, signed identity keys, the
+// Redis URL, SCIM tokens) and hands each package its values. Problems
+// name their key.
 func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 	s := &secrets{lookupEnv: lookupEnv}
 	var keys [][]byte
@@ -163,6 +164,9 @@ func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 		}
 	}
 	f.Session.Cookie.SetKeys(keys)
+	// The SP key pairs: read here like every secret file, parsed by
+	// session, which reads no file itself.
+	s.errs = append(s.errs, f.Session.LoadKeyPairs(readSecretFile)...)
 	if l := f.Store.LDAP; l != nil {
 		switch {
 		case l.BindPassword != "":

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/provision/ldapdir"
 	"gatehouse/test/pgtest"
@@ -170,4 +172,101 @@ func TestSecretFilesReachTheBackends(t *testing.T) {
 			t.Errorf("check with a wrong password in the file = %d\n%s", code, errOut)
 		}
 	})
+}
+
+// spKeysConfig is goodConfig with an SP key pair and a second one, of
+// encryption, in sp_keys; its problems' places: sp_key_file on line 16,
+// sp_cert_file on 17, sp_keys[0]'s key_file and cert_file on 19 and 20.
+const spKeysConfig = goodConfig + `sp_key_file: $DIR/sp.key
+sp_cert_file: $DIR/sp.crt
+sp_keys:
+  - key_file: $DIR/enc.key
+    cert_file: $DIR/enc.crt
+    use: encryption
+`
+
+// TestSecretSPKeyFilesResolvedByCmd: cmd reads sp_key_file, sp_cert_file
+// and sp_keys' files and hands session the loaded pairs, the key and
+// certificate each file holds.
+func TestSecretSPKeyFilesResolvedByCmd(t *testing.T) {
+	dir := t.TempDir()
+	spCert := writeTestPair(t, dir, "sp", "sp", true, time.Now().Add(24*time.Hour))
+	encCert := writeTestPair(t, dir, "enc", "enc", true, time.Now().Add(48*time.Hour))
+	files := map[string]string{}
+	for _, name := range []string{"sp.key", "sp.crt", "enc.key", "enc.crt"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		mustDo(t, err)
+		files[name] = string(b)
+	}
+	f, _ := prepared(t, spKeysConfig, files)
+	if p := f.Session.KeyPair; p == nil || !p.Leaf.Equal(spCert) {
+		t.Errorf("sp_key_file: pair %v; want sp.crt's", p != nil)
+	}
+	if len(f.Session.Keys) != 1 || f.Session.Keys[0].Pair == nil || !f.Session.Keys[0].Pair.Leaf.Equal(encCert) {
+		t.Errorf("sp_keys[0]: want enc.crt's pair")
+	}
+}
+
+// TestSecretSPKeyFileProblems: an SP key file that is missing, not
+// readable, empty, too large, not PEM of its kind, not RSA, or a key
+// that does not match its certificate is one problem at its key and
+// place; neither the key nor the file's content is echoed.
+func TestSecretSPKeyFileProblems(t *testing.T) {
+	goodDir := t.TempDir()
+	writeTestPair(t, goodDir, "sp", "sp", true, time.Now().Add(24*time.Hour))
+	writeTestPair(t, goodDir, "enc", "enc", true, time.Now().Add(24*time.Hour))
+	writeTestPair(t, goodDir, "other", "other", true, time.Now().Add(24*time.Hour))
+	writeTestPair(t, goodDir, "ec", "ec", false, time.Now().Add(24*time.Hour))
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(goodDir, name))
+		mustDo(t, err)
+		return b
+	}
+	for _, tc := range []struct {
+		name    string
+		file    string // the file replaced
+		body    []byte // nil: removed
+		dir     bool   // a directory instead
+		problem string // regexp of the one problem
+	}{
+		{"MissingKey", "sp.key", nil, false, `^gatehouse\.yaml:16:1: sp_key_file: open /\S+/sp\.key: no such file or directory$`},
+		{"DirectoryCert", "sp.crt", nil, true, `^gatehouse\.yaml:17:1: sp_cert_file: read /\S+/sp\.crt: is a directory$`},
+		{"EmptyKey", "enc.key", []byte{}, false, `^gatehouse\.yaml:19:5: sp_keys\[0\]\.key_file: /\S+/enc\.key is empty$`},
+		{"TooLargeCert", "enc.crt", bytes.Repeat([]byte("hunter2-"), maxSecretBytes/8+1), false,
+			`^gatehouse\.yaml:20:5: sp_keys\[0\]\.cert_file: /\S+/enc\.crt is larger than 65536 bytes, too large for a secret$`},
+		{"GarbageKey", "sp.key", []byte("hunter2\n"), false, `^gatehouse\.yaml:16:1: sp_key_file: /\S+/sp\.key: no PEM private key .* in it$`},
+		{"KeyAsCert", "enc.crt", read("enc.key"), false, `^gatehouse\.yaml:20:5: sp_keys\[0\]\.cert_file: /\S+/enc\.crt: no PEM certificate .* in it$`},
+		{"ECKey", "sp.key", read("ec.key"), false, `^gatehouse\.yaml:16:1: sp_key_file: /\S+/sp\.key: an EC key: an RSA key is needed`},
+		{"Mismatch", "enc.key", read("other.key"), false,
+			`^gatehouse\.yaml:19:5: sp_keys\[0\]\.key_file: /\S+/enc\.key: the private key does not match the certificate of sp_keys\[0\]\.cert_file \(/\S+/enc\.crt\)$`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, spKeysConfig)
+			dir := filepath.Dir(path)
+			for _, name := range []string{"sp.key", "sp.crt", "enc.key", "enc.crt"} {
+				mustDo(t, os.WriteFile(filepath.Join(dir, name), read(name), 0o600))
+			}
+			target := filepath.Join(dir, tc.file)
+			mustDo(t, os.Remove(target))
+			switch {
+			case tc.dir:
+				mustDo(t, os.Mkdir(target, 0o700))
+			case tc.body != nil:
+				mustDo(t, os.WriteFile(target, tc.body, 0o600))
+			}
+			data, err := os.ReadFile(path)
+			mustDo(t, err)
+			_, report := checkConfig("gatehouse.yaml", data, func(k string) (string, bool) { v, ok := testEnv[k]; return v, ok })
+			lines := report.Lines()
+			if len(lines) != 1 || !regexp.MustCompile(tc.problem).MatchString(lines[0]) {
+				t.Errorf("problems:\n%s\nwant one matching %s", strings.Join(lines, "\n"), tc.problem)
+			}
+			out := strings.Join(lines, "\n")
+			for _, l := range append(strings.Split(string(tc.body), "\n"), "hunter2") {
+				if len(l) >= 7 && !strings.HasPrefix(l, "-----") && strings.Contains(out, l) {
+					t.Errorf("a problem echoes the file's line %q:\n%s", l, out)
+				}
+			}
+		})
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -283,6 +284,10 @@ func newHarness(t testing.TB, o options) *harness {
 	}
 	if o.state != nil {
 		sopts.Replay, sopts.Revocations = o.state, o.state
+	}
+	// As cmd does: the SP key files are read outside session.New.
+	if errs := scfg.LoadKeyPairs(os.ReadFile); len(errs) > 0 {
+		t.Fatal(errs)
 	}
 	h.sessions, err = session.New(context.Background(), scfg, sopts)
 	if err != nil {

@@ -242,3 +242,25 @@ func TestNewUsesLoadedPairs(t *testing.T) {
 		t.Errorf("decryption keys: %d, want sp_key_file's and sp_keys[0]'s", len(dk))
 	}
 }
+
+// FuzzParseSPKeyFiles: no key or certificate file panics the parsers,
+// and no problem depends on the file's bytes beyond its kind: the key's
+// are fixed sentences, the certificate's a fixed sentence or x509's
+// verdict.
+func FuzzParseSPKeyFiles(f *testing.F) {
+	f.Add([]byte("-----BEGIN RSA PRIVATE KEY-----\nhunter2\n-----END RSA PRIVATE KEY-----\n"))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END PRIVATE KEY-----\n"))
+	keyProblems := regexp.MustCompile(`^(no PEM private key \(-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----\) in it|` +
+		`the private key is encrypted: .*|not a valid PKCS #1 RSA private key|not a valid PKCS #8 private key|` +
+		`(an EC key|an Ed25519 key): an RSA key is needed .*|an RSA key is needed .*|an OpenSSH key: .*)$`)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := parseKeyPEM(b); err != nil && (!keyProblems.MatchString(err.Error()) || strings.Contains(err.Error(), "hunter2")) {
+			t.Errorf("key problem %q", err)
+		}
+		if _, _, err := parseCertPEM(b); err != nil && err.Error() != "no PEM certificate (-----BEGIN CERTIFICATE-----) in it" &&
+			!strings.HasPrefix(err.Error(), "not a valid certificate: x509: ") {
+			t.Errorf("certificate problem %q", err)
+		}
+	})
+}

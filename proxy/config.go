@@ -139,6 +139,8 @@ func (c Config) Problems() []error {
 	for key, name := range builtin {
 		if !httpguts.ValidHeaderFieldName(name) {
 			add("headers.%s: %q is not a valid header name", key, name)
+		} else if why := notIdentityHeader(name); why != "" {
+			add("headers.%s: %s is %s; it cannot carry a user field", key, name, why)
 		}
 	}
 	// Names are compared in their normal form: X_Forwarded_User is
@@ -158,6 +160,8 @@ func (c Config) Problems() []error {
 		field := h.Extra[name]
 		if !httpguts.ValidHeaderFieldName(name) {
 			add("headers.extra.%s: not a valid header name", name)
+		} else if why := notIdentityHeader(name); why != "" {
+			add("headers.extra.%s: %s; it cannot carry a user field", name, why)
 		}
 		if key, ok := seen[NormalizeHeaderName(name)]; ok {
 			add("headers.extra.%s: is headers.%s, which carries its own field", name, key)
@@ -189,6 +193,11 @@ func (c Config) Problems() []error {
 		for _, e := range c.SignedIdentity.problems() {
 			add("signed_identity.%w", e)
 		}
+		if name := c.SignedIdentity.Header; httpguts.ValidHeaderFieldName(name) {
+			if why := notIdentityHeader(name); why != "" {
+				add("signed_identity.header: %s is %s; it cannot carry the identity token", name, why)
+			}
+		}
 	}
 	errs = append(errs, c.validateEdges()...)
 	if c.UserCacheTTL < time.Second || c.UserCacheTTL > time.Hour {
@@ -198,4 +207,39 @@ func (c Config) Problems() []error {
 		add("jit_timeout: must be between 100ms and 1m")
 	}
 	return errs
+}
+
+// Header names that no identity header may take, in their normal form
+// (see NormalizeHeaderName). Set from a user record, they would let IdP or
+// SCIM data reshape the request the upstream reads: which headers a hop
+// drops, how the body is framed, which host, cookie or credentials it
+// carries, or which client, host and scheme it came from.
+var (
+	hopByHopHeaders = normalizeAll([]string{
+		"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate",
+		"TE", "Trailer", "Transfer-Encoding", "Upgrade",
+	})
+	messageHeaders = normalizeAll([]string{"Host", "Content-Length", "Content-Type", "Cookie", "Authorization"})
+	// clientAddressHeaders: gatehouse sets the forwarding headers
+	// (alwaysStripped, which headers.keep refuses for the same reason);
+	// X-Real-IP is read as the client's address by most applications.
+	clientAddressHeaders = normalizeAll([]string{"X-Real-IP"})
+)
+
+// notIdentityHeader says why name cannot be an identity header, or "" if
+// it can. It is the one list every identity header setting is checked
+// against; headers.keep checks alwaysStripped the same way.
+func notIdentityHeader(name string) string {
+	norm := NormalizeHeaderName(name)
+	switch {
+	case slices.Contains(hopByHopHeaders, norm):
+		return "a hop-by-hop header, consumed or rewritten by every proxy on the way"
+	case slices.Contains(messageHeaders, norm):
+		return "a header that frames or addresses the request or carries the client's credentials"
+	case slices.Contains(normAlwaysStripped, norm):
+		return "a forwarding or method header that gatehouse always replaces or removes"
+	case slices.Contains(clientAddressHeaders, norm):
+		return "a proxy-trust header naming the client's address"
+	}
+	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // The JIT decision lives here, once. A store reads what one login needs
@@ -85,8 +86,8 @@ func (k Kept) String() string { return k.Field + " (" + k.Reason + ")" }
 const AllFields = "*"
 
 // Decide is the JIT rule: find by key; when none, refuse a key deleted
-// over SCIM, else link to the one user LinkBy names, else create unless
-// NoCreate; refuse a deactivated user; otherwise write what differs,
+// over SCIM, else link to the one user LinkBy names (by user name only
+// when spelled alike but for case), else create unless NoCreate; refuse a deactivated user; otherwise write what differs,
 // leaving alone the fields SCIM owns. It reads nothing and writes nothing.
 func Decide(l Login, f Found) (Plan, error) {
 	target, groups, act := f.User, f.Groups, ActUpdate
@@ -95,6 +96,13 @@ func Decide(l Login, f Found) (Plan, error) {
 			return Plan{}, fmt.Errorf("the user for %s %q was deleted over SCIM: %w", l.Key.Kind, l.Key.Subject, ErrDisabled)
 		}
 		if f.Link != nil {
+			// A link hands the login someone's account: the names must be
+			// the same but for letter case. One that only folds alike
+			// ("Àlice" for "alice") is another name that collides.
+			if name := l.Claims.Fields[FieldUserName]; l.LinkBy == LinkByUserName && !strings.EqualFold(name, f.Link.UserName) {
+				return Plan{}, fmt.Errorf("user name %q folds like %q of user %s but is spelled otherwise: not linked: %w",
+					name, f.Link.UserName, f.Link.ID, ErrConflict)
+			}
 			target, groups, act = f.Link, f.LinkGroups, ActLink
 		}
 	}

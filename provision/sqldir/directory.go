@@ -99,15 +99,7 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 		if err != nil {
 			return s.mapWriteErr("create user", err)
 		}
-		// Re-creating a deleted user lifts its tombstones.
-		where, args := "user_name_norm = ?", []any{provision.NormalizeName(u.UserName)}
-		if u.ExternalID != "" {
-			where, args = where+" OR external_id = ?", append(args, u.ExternalID)
-		}
-		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_tombstones WHERE `+where, args...); err != nil {
-			return fmt.Errorf("sqldir: lift tombstones: %w", err)
-		}
-		return nil
+		return liftTombstones(ctx, q, provision.NormalizeName(u.UserName), u.ExternalID)
 	})
 	if err != nil {
 		return provision.User{}, err
@@ -433,4 +425,35 @@ func (s *Store) DeleteGroup(ctx context.Context, id string, ifVersion int64) err
 		}
 		return nil
 	})
+}
+
+// liftTombstones forgets what a user SCIM creates again re-claims: the
+// tombstone of its user name, that of its external ID, and those of the
+// login keys of the deleted users that had either. A part that does not
+// match stays: re-creating a user with a deleted user's external ID does
+// not free that user's name, as the directory store keeps it too.
+func liftTombstones(ctx context.Context, q querier, nameNorm, externalID string) error {
+	claims, args := "user_name_norm = ?", []any{nameNorm}
+	if externalID != "" {
+		claims, args = claims+" OR external_id = ?", append(args, externalID)
+	}
+	type stmt struct {
+		q    string
+		args []any
+	}
+	stmts := []stmt{
+		{`UPDATE gatehouse_tombstones SET idp = NULL, key_kind = NULL, subject = NULL WHERE ` + claims, args},
+		{`UPDATE gatehouse_tombstones SET user_name_norm = '' WHERE user_name_norm = ?`, []any{nameNorm}},
+		{`UPDATE gatehouse_tombstones SET external_id = '' WHERE external_id = ?`, []any{externalID}},
+		{`DELETE FROM gatehouse_tombstones WHERE user_name_norm = '' AND external_id = '' AND idp IS NULL`, nil},
+	}
+	if externalID == "" {
+		stmts = slices.Delete(stmts, 2, 3)
+	}
+	for _, st := range stmts {
+		if _, err := q.ExecContext(ctx, st.q, st.args...); err != nil {
+			return fmt.Errorf("sqldir: lift tombstones: %w", err)
+		}
+	}
+	return nil
 }

@@ -49,7 +49,7 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	}
 	l.Reserved = pol.Reserved
 	start := time.Now()
-	res, coalesced, err := p.provisionShared(ctx, l, ev)
+	res, gen, coalesced, err := p.provisionShared(ctx, l, ev)
 	storeTime = time.Since(start)
 	switch {
 	case err == nil:
@@ -73,8 +73,12 @@ func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) 
 	default:
 		return refuse("store", fmt.Errorf("%w: provision user: %w", session.ErrUnavailable, err))
 	}
+	// Remember first, so that a drop after this read (a SCIM change of
+	// the user racing the login) forgets both.
 	p.known.remember(l.Key, res.User)
-	p.users.put(p.identityOf(res.User, p.now()))
+	if !p.users.putRead(p.identityOf(res.User, p.now()), gen) {
+		p.known.forgetUser(res.User.ID)
+	}
 	setUser(ctx, res.User.ID, res.User.UserName)
 	if coalesced {
 		// Another login's call wrote whatever was written, and its line
@@ -108,6 +112,9 @@ func (c *coalescer) Waiting() int64 { return c.waiting.Load() }
 type flightResult struct {
 	res provision.Result
 	err error
+	// gen is the identity cache's generation when the call began: its
+	// result may predate any drop since (see userCache.putRead).
+	gen uint64
 }
 
 // provisionShared runs the store's upsert for l, once for every
@@ -116,10 +123,11 @@ type flightResult struct {
 // browser that goes away fails only its own login; each caller waits on
 // its own ctx. shared reports that the result is another login's call.
 // A caller that gives up still gets the write its call made audited.
-func (p *Proxy) provisionShared(ctx context.Context, l provision.Login, ev []zap.Field) (res provision.Result, shared bool, err error) {
+func (p *Proxy) provisionShared(ctx context.Context, l provision.Login, ev []zap.Field) (res provision.Result, gen uint64, shared bool, err error) {
 	var ran atomic.Bool
 	ch := p.jit.g.DoChan(flightKey(l), func() (v any, _ error) {
 		ran.Store(true)
+		gen := p.users.generation()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.JITTimeout)
 		defer cancel()
 		defer func() {
@@ -127,18 +135,18 @@ func (p *Proxy) provisionShared(ctx context.Context, l provision.Login, ev []zap
 			// not the process: nothing above this goroutine recovers.
 			if r := recover(); r != nil {
 				p.log.Error("user store panicked during a login", zap.Any("panic", r), zap.Stack("stack"))
-				v = flightResult{err: fmt.Errorf("proxy: the user store panicked: %v", r)}
+				v = flightResult{err: fmt.Errorf("proxy: the user store panicked: %v", r), gen: gen}
 			}
 		}()
 		res, err := p.store.Provision(sctx, l)
-		return flightResult{res, err}, nil
+		return flightResult{res, err, gen}, nil
 	})
 	p.jit.waiting.Add(1)
 	defer p.jit.waiting.Add(-1)
 	select {
 	case r := <-ch:
 		fr := r.Val.(flightResult)
-		return fr.res, !ran.Load(), fr.err
+		return fr.res, fr.gen, !ran.Load(), fr.err
 	case <-ctx.Done():
 		ev = slices.Clone(ev)
 		go func() {
@@ -148,7 +156,7 @@ func (p *Proxy) provisionShared(ctx context.Context, l provision.Login, ev []zap
 					zap.Strings("changed", fr.res.Changed), zap.Bool("abandoned", true))...)
 			}
 		}()
-		return provision.Result{}, false, fmt.Errorf("proxy: waiting for the user store: %w", context.Cause(ctx))
+		return provision.Result{}, 0, false, fmt.Errorf("proxy: waiting for the user store: %w", context.Cause(ctx))
 	}
 }
 

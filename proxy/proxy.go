@@ -309,11 +309,12 @@ func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.JITTimeout)
 	defer cancel()
+	gen := p.users.generation()
 	u, err := p.store.User(ctx, userID)
 	switch {
 	case err == nil:
 		fresh := p.identityOf(u, now)
-		p.users.put(fresh)
+		p.users.putRead(fresh, gen)
 		if !u.Active {
 			p.known.forgetUser(userID)
 		}

@@ -140,6 +140,10 @@ type userCache struct {
 	mu  sync.RWMutex
 	m   map[string]*identity
 	max int
+	// gen counts drops. A record read from the store while a drop
+	// happened may predate the change that caused it (a SCIM
+	// deactivation racing a login): putRead does not keep it.
+	gen uint64
 }
 
 func newUserCache(max int) *userCache {
@@ -155,6 +159,11 @@ func (c *userCache) get(id string) *identity {
 
 func (c *userCache) put(e *identity) {
 	c.mu.Lock()
+	c.putLocked(e)
+	c.mu.Unlock()
+}
+
+func (c *userCache) putLocked(e *identity) {
 	if _, ok := c.m[e.userID]; !ok && len(c.m) >= c.max {
 		for k := range c.m {
 			delete(c.m, k)
@@ -162,12 +171,34 @@ func (c *userCache) put(e *identity) {
 		}
 	}
 	c.m[e.userID] = e
-	c.mu.Unlock()
+}
+
+// generation is taken before a store read whose result putRead caches.
+func (c *userCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// putRead caches e, read from the store from generation gen on, unless a
+// user was dropped since: e may then predate the change that dropped it,
+// and the next request reads the store again instead. It reports whether
+// e was kept.
+func (c *userCache) putRead(e *identity, gen uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		delete(c.m, e.userID)
+		return false
+	}
+	c.putLocked(e)
+	return true
 }
 
 func (c *userCache) drop(id string) {
 	c.mu.Lock()
 	delete(c.m, id)
+	c.gen++
 	c.mu.Unlock()
 }
 

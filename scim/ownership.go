@@ -325,7 +325,7 @@ func slotTypes(a *attr, list []any) []string {
 		el, _ := item.(map[string]any)
 		tv, _ := get(el, "type")
 		t, _ := tv.(string)
-		t = strings.ToLower(t)
+		t = slotType(t)
 		if t == "" {
 			for _, c := range a.types {
 				if !used[c] {

@@ -81,6 +81,10 @@ func TestPatchNamesFields(t *testing.T) {
 		{"AddHomeEmail", `[{"op":"add","path":"emails","value":[{"type":"home","value":"me@home.test"}]}]`, []string{"email_home"}},
 		{"ReplaceEmailsUntyped", `[{"op":"replace","path":"emails","value":[{"value":"new@corp.test"}]}]`, []string{"email"}},
 		{"FilteredByType", `[{"op":"replace","path":"emails[type eq \"work\"].value","value":"new@corp.test"}]`, []string{"email"}},
+		// A type spelled another way names the slot the filter matches,
+		// even when the value does not change.
+		{"FilteredByWideType", `[{"op":"replace","path":"emails[type eq \"ｗｏｒｋ\"].value","value":"old@corp.test"}]`, []string{"email"}},
+		{"FilteredByAccentedType", `[{"op":"remove","path":"phoneNumbers[type eq \"mobıle\"]"}]`, []string{"phone_mobile"}},
 		{"FilteredByValue", `[{"op":"replace","path":"emails[value eq \"OLD@corp.test\"].value","value":"new@corp.test"}]`, []string{"email"}},
 		{"FilteredPrimary", `[{"op":"replace","path":"emails[primary eq true].value","value":"new@corp.test"}]`, []string{"email"}},
 		{"RemoveEmails", `[{"op":"remove","path":"emails"}]`, []string{"email", "email_home", "email_other"}},

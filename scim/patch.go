@@ -426,8 +426,13 @@ func simpleTypeFilter(e filter.Expression) (string, bool) {
 	}
 	v, err := unescape(ae.CompareValue)
 	s, ok := v.(string)
-	return strings.ToLower(s), ok && err == nil
+	return slotType(s), ok && err == nil
 }
+
+// slotType is the slot a type value names: folded as filters compare
+// types (provision.NormalizeName), so that `type eq "Ｗork"` names the
+// slot it matches, "work", wherever a type is read.
+func slotType(s string) string { return provision.NormalizeName(s) }
 
 // containsElement reports whether list holds el: elements with a "value"
 // compare by it (members, e-mails), others as a whole.

@@ -261,7 +261,7 @@ func (d decoder) multi(a *attr, v any, u *provision.User) error {
 			if err != nil {
 				return err
 			}
-			t = strings.ToLower(s)
+			t = slotType(s)
 		}
 		if t == "" {
 			for _, c := range a.types {

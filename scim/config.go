@@ -4,9 +4,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"gatehouse/provision"
 )
 
 // Config configures the SCIM endpoint. Tokens arrive resolved: cmd reads
@@ -61,6 +65,24 @@ var (
 	urnRE       = regexp.MustCompile(`^urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[A-Za-z0-9()+,\-.:=@;$_!*'%/?#]+$`)
 )
 
+// ErrNoToken is the problem Validate reports when no token is configured:
+// a caller that resolved tokens from files or the environment may drop it
+// when it already reported why each of them could not be used.
+var ErrNoToken = errors.New("at least one bearer token is required")
+
+// CheckToken checks one clear-text token by the rules Validate applies
+// to Tokens, so that a caller can report a problem at the setting the
+// token came from; it never echoes the token.
+func CheckToken(t string) error {
+	switch {
+	case strings.ContainsAny(t, " \t\r\n"):
+		return errors.New("contains white space")
+	case len(t) < MinTokenLen:
+		return fmt.Errorf("at least %d characters", MinTokenLen)
+	}
+	return nil
+}
+
 func (c Config) quirks() bool { return c.Quirks == nil || *c.Quirks }
 
 // WithDefaults fills unset fields.
@@ -88,14 +110,11 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(c.Tokens)+len(c.TokenSHA256) == 0 {
-		bad("tokens: at least one bearer token is required (tokens, token_files or token_sha256)")
+		bad("tokens: %w (tokens, token_files or token_sha256)", ErrNoToken)
 	}
 	for i, t := range c.Tokens {
-		if len(t) < MinTokenLen {
-			bad("tokens[%d]: at least %d characters", i, MinTokenLen)
-		}
-		if strings.ContainsAny(t, " \t\r\n") {
-			bad("tokens[%d]: contains white space", i)
+		if err := CheckToken(t); err != nil {
+			bad("tokens[%d]: %w", i, err)
 		}
 	}
 	for i, h := range c.TokenSHA256 {
@@ -119,14 +138,51 @@ func (c Config) Validate() error {
 		if len(e.Attributes) == 0 {
 			bad("extension.attributes: at least one attribute")
 		}
-		for name, field := range e.Attributes {
+		standard := standardUserFields()
+		names := slices.Sorted(maps.Keys(e.Attributes))
+		byName, byField := map[string]string{}, map[string]string{}
+		for _, name := range names {
+			field := e.Attributes[name]
 			if !attrNameRE.MatchString(name) {
 				bad("extension.attributes.%s: not an attribute name", name)
 			}
-			if !fieldNameRE.MatchString(field) {
-				bad("extension.attributes.%s: field %q must match %s", name, field, fieldNameRE)
+			if other, ok := byName[strings.ToLower(name)]; ok {
+				bad("extension.attributes.%s: is also extension.attributes.%s: attribute names ignore case", name, other)
 			}
+			byName[strings.ToLower(name)] = name
+			switch {
+			case !fieldNameRE.MatchString(field):
+				bad("extension.attributes.%s: field %q must match %s", name, field, fieldNameRE)
+			case standard[field]:
+				bad("extension.attributes.%s: field %q already holds a standard attribute", name, field)
+			case slices.Contains(recordFields, field):
+				bad("extension.attributes.%s: the store has no place for field %q: it is part of the record, not an attribute", name, field)
+			}
+			if other, ok := byField[field]; ok {
+				bad("extension.attributes.%s: field %q also holds extension.attributes.%s", name, field, other)
+			}
+			byField[field] = name
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// standardUserFields are the store fields of the core and enterprise User
+// attributes, of externalId and of group memberships: an extension
+// attribute may not share one, whatever the store keeps.
+func standardUserFields() map[string]bool {
+	all := func(string) bool { return true }
+	out := map[string]bool{provision.FieldExternalID: true, provision.FieldGroups: true}
+	for _, sc := range []*schema{userSchema(all), enterpriseSchema(all)} {
+		for _, f := range sc.fields() {
+			out[f] = true
+		}
+	}
+	return out
+}
+
+// recordFields name parts of a record that no store keeps as a user
+// attribute: the ID, the status, the timestamps and a group's name and
+// members.
+var recordFields = []string{provision.FieldID, provision.FieldActive, provision.FieldCreated, provision.FieldUpdated,
+	provision.FieldName, provision.FieldMember}

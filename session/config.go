@@ -109,6 +109,11 @@ type CookieConfig struct {
 	decoded [][]byte
 }
 
+// ErrNoCookieKey is the problem Validate reports when no cookie key was
+// set (SetKeys): the caller may drop it when it already reported why each
+// configured key could not be read.
+var ErrNoCookieKey = errors.New("at least one key is required")
+
 // SetKeys sets the decoded cookie keys.
 func (c *CookieConfig) SetKeys(keys [][]byte) { c.decoded = keys }
 
@@ -261,7 +266,7 @@ func (c Config) Validate() error {
 		add("cookie.name: a __Host- cookie needs Secure; drop cookie.insecure or rename")
 	}
 	if len(ck.decoded) == 0 {
-		add("cookie.keys: at least one key is required (base64 of %d random bytes)", KeyLen)
+		add("cookie.keys: %w (base64 of %d random bytes)", ErrNoCookieKey, KeyLen)
 	}
 	for i, k := range ck.decoded {
 		if len(k) != KeyLen {

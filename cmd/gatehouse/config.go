@@ -71,6 +71,10 @@ type File struct {
 
 	// identityKeys are signed_identity.key_files, read by resolveSecrets.
 	identityKeys []*ecdsa.PrivateKey
+	// followOns are the problems of validate that only repeat one
+	// resolveSecrets reported at its key ("no cookie key" after each key
+	// failed): prepareEnv drops them.
+	followOns []error
 }
 
 // SCIMConfig is the scim section: the package's settings plus where the
@@ -409,6 +413,16 @@ func (f *File) checkLDAPFields() []error {
 			}
 		}
 	}
+	// SCIM refuses at start an extension attribute whose field the
+	// directory cannot keep: say so here, so that check and serve agree.
+	if f.SCIM != nil {
+		for name, field := range f.SCIM.Extension.Attributes {
+			_, mapped := f.Store.LDAP.Attributes[field]
+			if !mapped && !strings.Contains(f.Store.LDAP.RDN, "{"+field+"}") {
+				errs = append(errs, fmt.Errorf("scim.extension.attributes.%s: the store has no place for field %q: store.ldap.attributes maps no LDAP attribute for it", name, field))
+			}
+		}
+	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs
 }
@@ -482,6 +496,12 @@ func (f *File) prepare(getenv func(string) string) error {
 // rules, returning each problem.
 func (f *File) prepareEnv(lookupEnv func(string) (string, bool)) []error {
 	f.withDefaults()
+	f.followOns = nil
 	errs := f.resolveSecrets(lookupEnv)
-	return append(errs, f.validate()...)
+	for _, e := range f.validate() {
+		if !slices.ContainsFunc(f.followOns, func(t error) bool { return errors.Is(e, t) }) {
+			errs = append(errs, e)
+		}
+	}
+	return errs
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse/proxy"
+	"gatehouse/scim"
 	"gatehouse/session"
 )
 
@@ -145,6 +146,7 @@ func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 		}
 		keys = append(keys, k)
 	}
+	cookieBefore := len(s.errs)
 	for i, v := range f.Session.Cookie.Keys {
 		key := fmt.Sprintf("cookie.keys[%d]", i)
 		if m := envRef.FindStringSubmatch(v); m != nil {
@@ -164,6 +166,11 @@ func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 		}
 	}
 	f.Session.Cookie.SetKeys(keys)
+	if len(s.errs) > cookieBefore {
+		// Each unusable key has its problem at its key; "no key" would
+		// only repeat it.
+		f.followOns = append(f.followOns, session.ErrNoCookieKey)
+	}
 	// The SP key pairs: read here like every secret file, parsed by
 	// session, which reads no file itself.
 	s.errs = append(s.errs, f.Session.LoadKeyPairs(readSecretFile)...)
@@ -219,8 +226,13 @@ func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 		if url != "" {
 			opts, err := redis.ParseURL(url)
 			if err != nil {
-				// The parser's message may quote the URL, and with it a password.
-				s.fail(key+".url", errors.New("not a redis:// or rediss:// URL"))
+				// The parser's message may quote the URL, and with it a
+				// password; the problem is at the setting the URL came from.
+				at := key + ".url"
+				if r.URLFile != "" {
+					at = key + ".url_file"
+				}
+				s.fail(at, errors.New("not a redis:// or rediss:// URL"))
 			} else {
 				opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = 2*time.Second, 2*time.Second, 2*time.Second, 1
 				r.options = opts
@@ -231,16 +243,31 @@ func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 		}
 	}
 	if c := f.SCIM; c != nil {
+		// Each token is checked here, at the setting it came from: scim
+		// sees only the usable ones and would number them its own way.
 		c.Config.Tokens = nil
+		before := len(s.errs)
+		use := func(key, v string) {
+			if err := scim.CheckToken(v); err != nil {
+				s.fail(key, err)
+				return
+			}
+			c.Config.Tokens = append(c.Config.Tokens, v)
+		}
 		for i, v := range c.Tokens {
-			if v = s.ref(fmt.Sprintf("scim.tokens[%d]", i), v, " (or use token_files or token_sha256)"); v != "" {
-				c.Config.Tokens = append(c.Config.Tokens, v)
+			key := fmt.Sprintf("scim.tokens[%d]", i)
+			if v = s.ref(key, v, " (or use token_files or token_sha256)"); v != "" {
+				use(key, v)
 			}
 		}
 		for i, path := range c.TokenFiles {
-			if v, ok := s.file(fmt.Sprintf("scim.token_files[%d]", i), path); ok {
-				c.Config.Tokens = append(c.Config.Tokens, strings.TrimSpace(v))
+			key := fmt.Sprintf("scim.token_files[%d]", i)
+			if v, ok := s.file(key, path); ok {
+				use(key, strings.TrimSpace(v))
 			}
+		}
+		if len(s.errs) > before {
+			f.followOns = append(f.followOns, scim.ErrNoToken)
 		}
 	}
 	return s.errs

@@ -304,15 +304,20 @@ func (p *Pages) problem(w http.ResponseWriter, r *http.Request, f session.Failur
 		if !f.Routine { // see session.Failure.Routine
 			level = zap.ErrorLevel
 		}
+	case session.LogoutFailed:
+		d.Status, title, msg = http.StatusForbidden, "Sign-out failed", "The sign-out message could not be accepted, so this application may still have you signed in. Sign out here, or close the browser."
 	default:
 		d.Status, title, msg = http.StatusForbidden, "Sign-in failed", "Your identity provider's answer could not be accepted. Please try again."
 	}
 	if d.Title == "" {
 		d.Title, d.Message, d.Steps = title, msg, []step{p.tryAgain(r, f)}
+		if f.Page == session.LogoutFailed {
+			d.Steps = []step{{Label: "Sign out", URL: p.logout, Post: true}}
+		}
 	}
 	if p.OnProblem != nil {
 		// A SAML failure is a refused SAML message (see NoMessage).
-		p.OnProblem(f.Reason, d.Status, f.Page == session.LoginFailed && !f.NoMessage)
+		p.OnProblem(f.Reason, d.Status, (f.Page == session.LoginFailed || f.Page == session.LogoutFailed) && !f.NoMessage)
 	}
 	if ce := p.log.Check(level, "request refused"); ce != nil {
 		ce.Write(zap.String("error_id", id), zap.String("request_id", RequestID(r.Context())), zap.Int("status", d.Status), zap.String("reason", f.Reason),

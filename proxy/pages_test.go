@@ -281,3 +281,28 @@ func TestPagesNameLogoAndRequestID(t *testing.T) {
 		t.Errorf("same-origin logo: CSP %q", csp)
 	}
 }
+
+// TestLogoutFailedPage: a refused single-logout message is a sign-out
+// that failed, not a sign-in: its page says so, offers signing out here
+// (a POST, as every logout) rather than a new login, and counts as a
+// refused SAML message.
+func TestLogoutFailedPage(t *testing.T) {
+	p := testPages(PagesConfig{})
+	var counted bool
+	p.OnProblem = func(reason string, status int, saml bool) { counted = saml && reason == "replay" && status == http.StatusForbidden }
+	pg := render(t, func(w http.ResponseWriter, r *http.Request) {
+		p.Problem(w, r, session.Failure{Page: session.LogoutFailed, Reason: "replay"})
+	}, httptest.NewRequest("GET", "https://app.example.com/.gatehouse/saml/slo", nil))
+	if pg.code != http.StatusForbidden || !strings.Contains(text(pg.find("title")[0]), "Sign-out failed") {
+		t.Errorf("status %d, title %q", pg.code, text(pg.find("title")[0]))
+	}
+	if forms := pg.find("form", "action", "/.gatehouse/logout", "method", "post"); len(forms) != 1 {
+		t.Errorf("no sign-out form:\n%s", pg.body)
+	}
+	if _, ok := pg.links()["Try again"]; ok || strings.Contains(pg.body, "Sign-in failed") {
+		t.Errorf("a sign-out failure reads as a sign-in one:\n%s", pg.body)
+	}
+	if !counted {
+		t.Error("not counted as a refused SAML message")
+	}
+}

@@ -16,6 +16,9 @@ const (
 	AccessDenied
 	// Unavailable: a dependency is down; try again later.
 	Unavailable
+	// LogoutFailed: a single-logout message could not be accepted (bad
+	// signature, replay, no logout pending in this browser).
+	LogoutFailed
 )
 
 // Failure is a failed request to one of the SP's endpoints.

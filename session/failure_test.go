@@ -121,9 +121,10 @@ func TestEndpointFailures(t *testing.T) {
 		status    int
 		reason    string
 		noMessage bool
+		page      Page
 	}{
 		{name: "LoginUnknownIdP", serve: m.ServeLogin, method: http.MethodGet, target: "/.gatehouse/login?idp=nope", status: http.StatusForbidden, reason: "unknown_idp", noMessage: true},
-		{name: "SLOUnsigned", serve: m.ServeSLO, method: http.MethodGet, target: "/.gatehouse/saml/slo?SAMLRequest=x", status: http.StatusForbidden, reason: "slo"},
+		{name: "SLOUnsigned", serve: m.ServeSLO, method: http.MethodGet, target: "/.gatehouse/saml/slo?SAMLRequest=x", status: http.StatusForbidden, reason: "slo", page: LogoutFailed},
 		{name: "LoginMethod", serve: m.ServeLogin, method: http.MethodPost, target: "/.gatehouse/login", status: http.StatusMethodNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,8 +140,8 @@ func TestEndpointFailures(t *testing.T) {
 				}
 				return
 			}
-			if len(shown) != 1 || shown[0].Reason != tc.reason || shown[0].NoMessage != tc.noMessage {
-				t.Errorf("shown %+v, want one with reason %q, NoMessage %v", shown, tc.reason, tc.noMessage)
+			if len(shown) != 1 || shown[0].Reason != tc.reason || shown[0].NoMessage != tc.noMessage || shown[0].Page != tc.page {
+				t.Errorf("shown %+v, want one with reason %q, NoMessage %v, page %v", shown, tc.reason, tc.noMessage, tc.page)
 			}
 		})
 	}

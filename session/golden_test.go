@@ -48,7 +48,8 @@ func (p *recordingPages) Problem(w http.ResponseWriter, _ *http.Request, f Failu
 	p.mu.Lock()
 	p.failures = append(p.failures, f)
 	p.mu.Unlock()
-	w.WriteHeader(map[Page]int{LoginFailed: http.StatusForbidden, AccessDenied: http.StatusForbidden, Unavailable: http.StatusServiceUnavailable}[f.Page])
+	w.WriteHeader(map[Page]int{LoginFailed: http.StatusForbidden, AccessDenied: http.StatusForbidden, Unavailable: http.StatusServiceUnavailable,
+		LogoutFailed: http.StatusForbidden}[f.Page])
 }
 
 func (p *recordingPages) Chooser(http.ResponseWriter, *http.Request, ChooserPage) {}

@@ -151,7 +151,7 @@ func (m *Manager) serveSLO(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, errXMLLimit) {
 			reason = "size"
 		}
-		f := &Failure{Page: LoginFailed, Reason: reason, Err: err}
+		f := &Failure{Page: LogoutFailed, Reason: reason, Err: err}
 		if isLogoutResponse(r) {
 			return m.refuseLogoutResponse(w, r, f)
 		}
@@ -174,7 +174,7 @@ func (m *Manager) serveSLO(w http.ResponseWriter, r *http.Request) error {
 func (m *Manager) claimSLO(ctx context.Context, msg *sloMessage) *Failure {
 	id := msg.root.SelectAttrValue("ID", "")
 	if id == "" {
-		return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("logout message without an ID")}
+		return &Failure{Page: LogoutFailed, Reason: "slo", Err: errors.New("logout message without an ID")}
 	}
 	at, _ := time.Parse(time.RFC3339Nano, msg.root.SelectAttrValue("IssueInstant", "")) // checked by checkSLOHead
 	fresh, err := m.replay.Claim(ctx, "slo\x00"+msg.in.cfg.EntityID+"\x00"+id, at.Add(m.cfg.ClockSkew+saml.MaxIssueDelay))
@@ -182,7 +182,7 @@ func (m *Manager) claimSLO(ctx context.Context, msg *sloMessage) *Failure {
 		return &Failure{Page: Unavailable, Reason: "replay_cache", Err: err}
 	}
 	if !fresh {
-		return &Failure{Page: LoginFailed, Reason: "replay", Err: fmt.Errorf("logout message %s was already used", id)}
+		return &Failure{Page: LogoutFailed, Reason: "replay", Err: fmt.Errorf("logout message %s was already used", id)}
 	}
 	return nil
 }
@@ -193,12 +193,12 @@ func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *slo
 	root := msg.root
 	if v := root.SelectAttrValue("NotOnOrAfter", ""); v != "" {
 		if t, err := time.Parse(time.RFC3339Nano, v); err != nil || !m.now().Add(-m.cfg.ClockSkew).Before(t) {
-			return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest expired (NotOnOrAfter)")}
+			return &Failure{Page: LogoutFailed, Reason: "slo", Err: errors.New("LogoutRequest expired (NotOnOrAfter)")}
 		}
 	}
 	nids := childrenNS(root, nsAssertion, "NameID")
 	if len(nids) != 1 || nids[0].Text() == "" {
-		return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutRequest must name exactly one NameID (encrypted IDs are not supported)")}
+		return &Failure{Page: LogoutFailed, Reason: "slo", Err: errors.New("LogoutRequest must name exactly one NameID (encrypted IDs are not supported)")}
 	}
 	name := msg.in.cfg.Name
 	target := Session{IdP: name, NameID: nids[0].Text()}
@@ -269,11 +269,11 @@ func (m *Manager) logoutRequest(w http.ResponseWriter, r *http.Request, msg *slo
 func (m *Manager) logoutResponse(w http.ResponseWriter, r *http.Request, msg *sloMessage) error {
 	id, idpName, ok := m.pendingLogout(r)
 	if !ok {
-		return &Failure{Page: LoginFailed, Reason: "slo", Err: errors.New("LogoutResponse without a pending logout in this browser")}
+		return &Failure{Page: LogoutFailed, Reason: "slo", Err: errors.New("LogoutResponse without a pending logout in this browser")}
 	}
 	if got := msg.root.SelectAttrValue("InResponseTo", ""); got != id || msg.in.cfg.Name != idpName {
 		err := fmt.Errorf("LogoutResponse answers %s from %s, not this browser's logout", quoted(got), msg.in.cfg.Name)
-		return m.refuseLogoutResponse(w, r, &Failure{Page: LoginFailed, Reason: "in_response_to", Err: err})
+		return m.refuseLogoutResponse(w, r, &Failure{Page: LogoutFailed, Reason: "in_response_to", Err: err})
 	}
 	// Used up: the same response cannot complete a logout twice.
 	http.SetCookie(w, m.logoutCookie("", -1))

@@ -289,7 +289,9 @@ func TestPagesNameLogoAndRequestID(t *testing.T) {
 func TestLogoutFailedPage(t *testing.T) {
 	p := testPages(PagesConfig{})
 	var counted bool
-	p.OnProblem = func(reason string, status int, saml bool) { counted = saml && reason == "replay" && status == http.StatusForbidden }
+	p.OnProblem = func(reason string, status int, saml bool) {
+		counted = saml && reason == "replay" && status == http.StatusForbidden
+	}
 	pg := render(t, func(w http.ResponseWriter, r *http.Request) {
 		p.Problem(w, r, session.Failure{Page: session.LogoutFailed, Reason: "replay"})
 	}, httptest.NewRequest("GET", "https://app.example.com/.gatehouse/saml/slo", nil))

@@ -107,7 +107,72 @@ func (p *patcher) apply(doc map[string]any, o operation) error {
 		}
 		return nil
 	}
+	if sc := p.schemaNamed(o.path); sc != nil {
+		return p.wholeSchema(doc, o, sc)
+	}
 	return p.at(doc, o.op, o.path, o.value, o.has)
+}
+
+// schemaNamed returns the schema of rt whose URN is the whole of path, or
+// nil.
+func (p *patcher) schemaNamed(path string) *schema {
+	for _, sc := range p.rt.schemas() {
+		if strings.EqualFold(path, sc.id) {
+			return sc
+		}
+	}
+	return nil
+}
+
+// wholeSchema applies an operation whose path is a schema URN: it names
+// every attribute of that schema (RFC 7644 §3.5.2). Add and replace set
+// the attributes of an object value and leave the others; remove clears
+// an extension. The core schema cannot be removed: it holds userName.
+func (p *patcher) wholeSchema(doc map[string]any, o operation, sc *schema) error {
+	if o.op == "remove" {
+		switch {
+		case o.has && o.value != nil:
+			return badValue("remove takes a path, not a value")
+		case sc == p.rt.core:
+			return badPath("remove cannot name the core schema %s; name its attributes", sc.id)
+		}
+		for _, a := range sc.attrs {
+			if a.mutability == "readOnly" || a.mutability == "immutable" {
+				return mutability("%s holds %s, which cannot be removed", sc.id, a.name)
+			}
+		}
+		del(doc, sc.id)
+		return nil
+	}
+	obj, ok := o.value.(map[string]any)
+	if !ok {
+		return badValue("%s of %s needs an object value", o.op, sc.id)
+	}
+	return p.schemaObject(doc, o.op, sc, obj)
+}
+
+// schemaObject applies an add or replace of the attributes of one schema,
+// given as an object: the value of a schema URN path, or of a schema URN
+// key in a path-less value.
+func (p *patcher) schemaObject(doc map[string]any, op string, sc *schema, obj map[string]any) error {
+	for k, v := range obj {
+		var err error
+		switch {
+		case sc != p.rt.core:
+			err = p.at(doc, op, sc.id+":"+k, v, true)
+		case strings.HasPrefix(strings.ToLower(k), "urn:"):
+			// A schema's attributes hold no other schema.
+			err = badValue("%s holds no schema; %s belongs beside it", sc.id, k)
+		default:
+			// The core attributes, and the common ones (externalId),
+			// as in a path-less value.
+			err = p.pathless(doc, op, k, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pathless applies one key of a path-less add or replace.
@@ -121,19 +186,12 @@ func (p *patcher) pathless(doc map[string]any, op, k string, v any) error {
 		}
 		return mutability("id cannot be changed")
 	}
-	for _, s := range p.rt.ext {
-		if strings.EqualFold(k, s.id) {
-			sub, ok := v.(map[string]any)
-			if !ok {
-				return badValue("%s must be an object", s.id)
-			}
-			for sk, sv := range sub {
-				if err := p.at(doc, op, s.id+":"+sk, sv, true); err != nil {
-					return err
-				}
-			}
-			return nil
+	if sc := p.schemaNamed(k); sc != nil {
+		sub, ok := v.(map[string]any)
+		if !ok {
+			return badValue("%s must be an object", sc.id)
 		}
+		return p.schemaObject(doc, op, sc, sub)
 	}
 	// Entra ID sends path-less replaces whose keys are paths
 	// ("name.givenName", "urn:...:employeeNumber"): apply each as a path.

@@ -203,9 +203,11 @@ func groupSchema() *schema {
 	display.required = true
 	return &schema{id: URNGroup, name: "Group", desc: "Group", attrs: []*attr{
 		display,
+		// A member is named by its user ID, which is case-sensitive: a
+		// PATCH filter compares it exactly, as a list filter does.
 		{name: "members", typ: "complex", multi: true, sub: []*attr{
-			{name: "value", typ: "string", mutability: "immutable"},
-			{name: "$ref", typ: "reference", refTypes: []string{"User"}, mutability: "immutable"},
+			{name: "value", typ: "string", caseExact: true, mutability: "immutable"},
+			{name: "$ref", typ: "reference", caseExact: true, refTypes: []string{"User"}, mutability: "immutable"},
 			{name: "display", typ: "string", mutability: "readOnly"},
 			{name: "type", typ: "string", canonical: []string{"User"}, mutability: "immutable"},
 		}},

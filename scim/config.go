@@ -164,6 +164,13 @@ func (c Config) Validate() error {
 			byField[field] = name
 		}
 	}
+	// A misspelt owned field would leave the field it meant to the IdP.
+	standard := standardUserFields()
+	for i, f := range c.OwnedFields {
+		if f == provision.FieldGroups || !standard[f] && !slices.Contains(slices.Collect(maps.Values(c.Extension.Attributes)), f) {
+			bad("owned_fields[%d]: %q is not a user field SCIM writes (the core and enterprise fields, external_id, and the extension's)", i, f)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -64,3 +64,24 @@ func TestExtensionFieldsValidate(t *testing.T) {
 		t.Errorf("NewServer(own fields) = %v", err)
 	}
 }
+
+// TestOwnedFieldsValidate: owned_fields names fields SCIM writes; a
+// misspelt one ("emial") would silently leave the field it meant to the
+// IdP, so it is refused at its key. Core, enterprise, external_id and the
+// extension's fields are accepted; groups (memberships carry their own
+// source) is not a field.
+func TestOwnedFieldsValidate(t *testing.T) {
+	const urn = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+	ext := scim.Extension{URN: urn, Attributes: map[string]string{"badge": "badge_no"}}
+	ok := scim.Config{Tokens: []string{token}, Extension: ext,
+		OwnedFields: []string{"email", "display_name", "department", "external_id", "badge_no"}}.WithDefaults()
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid owned_fields refused: %v", err)
+	}
+	for _, f := range []string{"emial", "groups", "id", "active", "Email"} {
+		cfg := scim.Config{Tokens: []string{token}, Extension: ext, OwnedFields: []string{"email", f}}.WithDefaults()
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `owned_fields[1]: "`+f+`" is not a user field`) {
+			t.Errorf("owned_fields %q: Validate() = %v", f, err)
+		}
+	}
+}

@@ -315,6 +315,17 @@ func slotFields(a *attr, types []string, sub string) []string {
 	return out
 }
 
+// freeType is the slot an untyped element takes: the first type that no
+// element before it took; "" when none is left.
+func (a *attr) freeType(used map[string]bool) string {
+	for _, c := range a.types {
+		if !used[c] {
+			return c
+		}
+	}
+	return ""
+}
+
 // slotTypes says which slot each element of list is stored in, as the
 // decoder places them: its type, or the first type no element before it
 // took; "" when none.
@@ -327,12 +338,7 @@ func slotTypes(a *attr, list []any) []string {
 		t, _ := tv.(string)
 		t = slotType(t)
 		if t == "" {
-			for _, c := range a.types {
-				if !used[c] {
-					t = c
-					break
-				}
-			}
+			t = a.freeType(used)
 		}
 		used[t], out[i] = true, t
 	}

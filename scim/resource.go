@@ -264,12 +264,7 @@ func (d decoder) multi(a *attr, v any, u *provision.User) error {
 			t = slotType(s)
 		}
 		if t == "" {
-			for _, c := range a.types {
-				if !used[c] {
-					t = c
-					break
-				}
-			}
+			t = a.freeType(used)
 		}
 		subs, ok := a.slots[t]
 		if !ok {

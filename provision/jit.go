@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // The JIT decision lives here, once. A store reads what one login needs
@@ -99,7 +101,7 @@ func Decide(l Login, f Found) (Plan, error) {
 			// A link hands the login someone's account: the names must be
 			// the same but for letter case. One that only folds alike
 			// ("Àlice" for "alice") is another name that collides.
-			if name := l.Claims.Fields[FieldUserName]; l.LinkBy == LinkByUserName && !strings.EqualFold(name, f.Link.UserName) {
+			if name := l.Claims.Fields[FieldUserName]; l.LinkBy == LinkByUserName && !SameSpelling(name, f.Link.UserName) {
 				return Plan{}, fmt.Errorf("user name %q folds like %q of user %s but is spelled otherwise: not linked: %w",
 					name, f.Link.UserName, f.Link.ID, ErrConflict)
 			}
@@ -146,6 +148,18 @@ func Decide(l Login, f Found) (Plan, error) {
 		p.Action = ActNothing
 	}
 	return p, nil
+}
+
+// SameSpelling reports whether two names are spelled alike but for
+// letter case: equal once in NFC (one encoding of each accented letter)
+// and then lower-cased, and equal upper-cased as well. Unicode's case
+// folding is looser: it also equates letters that are both lower case
+// but different (long s and s, Greek theta and its symbol form,
+// Cyrillic letter variants), and lower-casing alone equates the Turkish
+// dotted capital I with i: neither is a case difference.
+func SameSpelling(a, b string) bool {
+	a, b = norm.NFC.String(a), norm.NFC.String(b)
+	return strings.ToLower(a) == strings.ToLower(b) && strings.ToUpper(a) == strings.ToUpper(b)
 }
 
 func decideCreate(l Login) (Plan, error) {

@@ -197,3 +197,35 @@ func TestPlanResult(t *testing.T) {
 		}
 	}
 }
+
+// TestSameSpelling: what a link by user name accepts as the same name.
+// Case differences and encodings of one accented letter are the same
+// spelling; letters that case folding equates but that are not upper and
+// lower case of each other, and names that only fold alike, are not.
+func TestSameSpelling(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"alice", "ALICE", true},
+		{"Alice.Smith", "alice.smith", true},
+		{"josé", "jose\u0301", true},    // NFC and NFD
+		{"JOSÉ", "jose\u0301", true},    // and case
+		{"\u212aelvin", "kelvin", true}, // the Kelvin sign is K in NFC
+		{"émile", "Émile", true},
+		{"\u017feed", "seed", false},      // long s
+		{"\u03d1eta", "\u03b8eta", false}, // theta symbol
+		{"\u1c80ek", "\u0432ek", false},   // Cyrillic rounded ve
+		{"\u03c2x", "\u03c3x", false},     // final and medial sigma
+		{"\u0130van", "ivan", false},      // Turkish dotted capital I
+		{"al\u0131ce", "alice", false},    // dotless i
+		{"àlice", "alice", false},
+		{"ａlice", "alice", false},
+		{"strasse", "straße", false},
+		{"alice x", "alicex", false},
+	} {
+		if got := SameSpelling(tc.a, tc.b); got != tc.same {
+			t.Errorf("SameSpelling(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+}

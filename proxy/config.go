@@ -213,17 +213,27 @@ func (c Config) Problems() []error {
 // (see NormalizeHeaderName). Set from a user record, they would let IdP or
 // SCIM data reshape the request the upstream reads: which headers a hop
 // drops, how the body is framed, which host, cookie or credentials it
-// carries, or which client, host and scheme it came from.
+// carries, or which client, host and scheme it came from. Besides these,
+// every header gatehouse strips from clients because applications trust
+// it (headers.go) is refused, but for the user headers: those are what an
+// identity header is.
 var (
 	hopByHopHeaders = normalizeAll([]string{
 		"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate",
-		"TE", "Trailer", "Transfer-Encoding", "Upgrade",
+		"TE", "Trailer", "Trailers", "Transfer-Encoding", "Upgrade", "Via", "Max-Forwards",
 	})
 	messageHeaders = normalizeAll([]string{"Host", "Content-Length", "Content-Type", "Cookie", "Authorization"})
-	// clientAddressHeaders: gatehouse sets the forwarding headers
-	// (alwaysStripped, which headers.keep refuses for the same reason);
-	// X-Real-IP is read as the client's address by most applications.
-	clientAddressHeaders = normalizeAll([]string{"X-Real-IP"})
+	// contentPrefix: every Content-* header (encoding, range, language,
+	// location, digest, disposition...) in any spelling, separators
+	// dropped included.
+	contentPrefix = NormalizeHeaderName("Content-")
+	// conditionalHeaders: Expect, Range and the conditionals, which decide
+	// whether the request is served at all and which part of the body.
+	// Any other name whose first word is If is refused too.
+	conditionalHeaders = normalizeAll([]string{
+		"Expect", "Range", "If", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+		"If-Range", "If-Schedule-Tag-Match",
+	})
 )
 
 // notIdentityHeader says why name cannot be an identity header, or "" if
@@ -231,15 +241,32 @@ var (
 // against; headers.keep checks alwaysStripped the same way.
 func notIdentityHeader(name string) string {
 	norm := NormalizeHeaderName(name)
+	hasPrefix := func(prefixes []string) bool {
+		return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(norm, p) })
+	}
 	switch {
 	case slices.Contains(hopByHopHeaders, norm):
 		return "a hop-by-hop header, consumed or rewritten by every proxy on the way"
 	case slices.Contains(messageHeaders, norm):
 		return "a header that frames or addresses the request or carries the client's credentials"
+	case strings.HasPrefix(norm, contentPrefix):
+		return "a Content-* header, which says how the request's body is framed or read"
+	case slices.Contains(conditionalHeaders, norm) || firstWordIsIf(name):
+		return "a conditional or range header, which decides whether and how much of a resource is served"
 	case slices.Contains(normAlwaysStripped, norm):
 		return "a forwarding or method header that gatehouse always replaces or removes"
-	case slices.Contains(clientAddressHeaders, norm):
+	case slices.Contains(normClientAddressNames, norm):
 		return "a proxy-trust header naming the client's address"
+	case slices.Contains(normRequestURLNames, norm):
+		return "a proxy-trust header naming the URL, host, port or scheme the client asked for"
+	case slices.Contains(normClientCertNames, norm) || hasPrefix(normClientCertPrefixes):
+		return "a proxy-trust header carrying a client certificate a proxy verified"
 	}
 	return ""
+}
+
+// firstWordIsIf reports whether name is If-* in any spelling that keeps a
+// separator after If (If_Foo, if.foo).
+func firstWordIsIf(name string) bool {
+	return len(name) > 2 && strings.EqualFold(name[:2], "if") && NormalizeHeaderName(name[2:3]) == ""
 }

@@ -33,18 +33,28 @@ var alwaysStripped = []string{
 // which URL, host or scheme it asked for, and which user or certificate a
 // proxy authenticated. A client must never be able to send them. Names
 // are normalised (see NormalizeHeaderName); headers.keep may keep one.
-var strippedNames = []string{
-	// Client address.
+var strippedNames = slices.Concat(clientAddressNames, requestURLNames, authenticatedUserNames, clientCertNames)
+
+// clientAddressNames name the client's address.
+var clientAddressNames = []string{
 	"x-real-ip", "x-client-ip", "client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip",
 	"x-cluster-client-ip", "x-original-forwarded-for", "x-proxyuser-ip", "x-forwarded", "forwarded-for",
 	"x-originating-ip", "x-remote-ip", "x-remote-addr", "remote-addr", "x-envoy-external-address",
 	"x-azure-clientip", "x-azure-socketip", "x-appengine-user-ip", "fly-client-ip", "x-true-client-ip",
-	// Host, port, URL, prefix and scheme as the client asked for them.
+}
+
+// requestURLNames name the host, port, URL, prefix and scheme as the
+// client asked for them.
+var requestURLNames = []string{
 	"x-forwarded-server", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-path", "x-forwarded-uri",
 	"x-forwarded-url", "x-forwarded-scheme", "x-forwarded-ssl", "x-forwarded-protocol", "x-url-scheme",
 	"x-scheme", "front-end-https", "x-original-url", "x-original-uri", "x-rewrite-url", "x-original-host",
 	"x-host", "x-http-host-override", "x-forwarded-server-name", "x-arr-ssl", "x-real-proto",
-	// A user a proxy authenticated.
+}
+
+// authenticatedUserNames name a user a proxy authenticated: the kind of
+// header gatehouse itself sets as an identity header.
+var authenticatedUserNames = []string{
 	"remote-user", "x-remote-user", "auth-user", "x-auth-user", "x-user", "x-username", "x-forwarded-user",
 	"x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-display-name", "x-forwarded-access-token",
 	"x-remote-group", "x-remote-groups", "remote-groups", "remote-email", "remote-name", "x-webauth-user",
@@ -52,26 +62,37 @@ var strippedNames = []string{
 	"x-consumer-username", "x-consumer-id", "x-consumer-custom-id", "x-credential-identifier", "x-credential-username",
 	"x-anonymous-consumer", "proxy-user", "x-proxy-user", "x-user-id", "x-user-email", "x-email", "x-groups",
 	"x-id-token", "x-access-token", "x-userinfo", "x-jwt-assertion", "x-iap-user",
-	// A client certificate a proxy verified.
+}
+
+// clientCertNames carry a client certificate a proxy verified.
+var clientCertNames = []string{
 	"x-forwarded-client-cert", "x-client-cert", "x-client-certificate", "x-client-verify", "x-client-dn",
 	"x-arr-clientcert", "ssl-client-cert", "ssl-client-verify", "ssl-client-s-dn", "ssl-client-i-dn",
 }
 
-// strippedPrefixes are families of the same kind (the identity headers of
-// common authenticating proxies).
-var strippedPrefixes = []string{
+// strippedPrefixes are families of the same kind: the identity headers
+// of common authenticating proxies and client certificate headers.
+var strippedPrefixes = slices.Concat(authenticatedUserPrefixes, clientCertPrefixes)
+
+// authenticatedUserPrefixes are the families of user headers.
+var authenticatedUserPrefixes = []string{
 	"x-auth-request-", "x-ms-client-principal", "oidc-claim-", "oidc-access-token", "oidc-id-token",
 	"shib-", "x-amzn-oidc-", "cf-access-", "x-goog-authenticated-user-", "x-goog-iap-", "x-pomerium-",
-	"x-ssl-client-", "x-client-cert-", "x-forwarded-client-cert-", "x-vouch-", "x-authentik-", "remote-user-",
+	"x-vouch-", "x-authentik-", "remote-user-",
 	// Variants of the user headers above (X-Forwarded-User-Id,
 	// X-Forwarded-Username, X-Remote-User-Email, X-Authenticated-User-Id):
 	// an application that reads one believes it as much as the plain name.
 	"x-forwarded-user", "x-forwarded-email", "x-forwarded-group", "x-forwarded-preferred-", "x-remote-user",
 	"x-authenticated-user", "x-webauth-", "x-auth-user", "remote-user",
-	// Other user and role headers of the same shape, and Traefik's client
-	// certificate (X-Forwarded-Tls-Client-Cert, -Info).
+	// Other user and role headers of the same shape.
 	"x-remote-", "x-forwarded-role", "x-forwarded-login", "x-forwarded-uid", "x-forwarded-sub", "x-forwarded-id-token",
-	"x-original-user", "x-forwarded-tls-client-",
+	"x-original-user",
+}
+
+// clientCertPrefixes are the families of client certificate headers,
+// Traefik's among them (X-Forwarded-Tls-Client-Cert, -Info).
+var clientCertPrefixes = []string{
+	"x-ssl-client-", "x-client-cert-", "x-forwarded-client-cert-", "x-forwarded-tls-client-",
 }
 
 // StrippedByDefault lists the client headers removed from every proxied
@@ -99,9 +120,13 @@ func strippedByDefault(norm string) bool {
 
 // The lists above in their normal form.
 var (
-	normAlwaysStripped   = normalizeAll(alwaysStripped)
-	normStrippedNames    = normalizeAll(strippedNames)
-	normStrippedPrefixes = normalizeAll(strippedPrefixes)
+	normAlwaysStripped     = normalizeAll(alwaysStripped)
+	normStrippedNames      = normalizeAll(strippedNames)
+	normStrippedPrefixes   = normalizeAll(strippedPrefixes)
+	normClientAddressNames = normalizeAll(clientAddressNames)
+	normRequestURLNames    = normalizeAll(requestURLNames)
+	normClientCertNames    = normalizeAll(clientCertNames)
+	normClientCertPrefixes = normalizeAll(clientCertPrefixes)
 )
 
 func normalizeAll(names []string) []string {

@@ -88,42 +88,31 @@ func withSCIMFields(stored, written []string) []string {
 }
 
 // applyNamed applies ops to doc in order, as applyAll does, and returns
-// the fields they name. Each operation is named against the object as the
-// operations before it left it, so a value filter selects what it will
-// change.
+// the fields they name. It walks each operation as apply does (walk), so
+// a path-less value, a schema URN path and a schema URN key are read into
+// the same writes for both: each write at a path names what namedAt says,
+// a remove of an extension URN every field of that extension. Each write
+// is named against the object as the writes before it left it, so a
+// value filter selects what it will change.
 func (p *patcher) applyNamed(doc map[string]any, ops []operation, ownsExternalID bool) ([]string, error) {
 	var named []string
+	apply := p.writesTo(doc)
+	w := writes{
+		at: func(op, path string, v any, has bool) error {
+			named = append(named, p.namedAt(doc, op, path, v, has, ownsExternalID)...)
+			return apply.at(op, path, v, has)
+		},
+		clear: func(sc *schema) {
+			named = append(named, sc.fields()...)
+			apply.clear(sc)
+		},
+	}
 	for _, o := range ops {
-		named = append(named, p.named(doc, o, ownsExternalID)...)
-		if err := p.apply(doc, o); err != nil {
+		if err := p.walk(o, w); err != nil {
 			return nil, err
 		}
 	}
 	return provision.SortedUnique(named), nil
-}
-
-// named lists the store fields one operation names: by its path, or by
-// the keys of its value when it has none.
-func (p *patcher) named(doc map[string]any, o operation, ownsExternalID bool) []string {
-	if o.path != "" {
-		return p.namedAt(doc, o.op, o.path, o.value, o.has, ownsExternalID)
-	}
-	obj, _ := o.value.(map[string]any)
-	var out []string
-	for k, v := range obj {
-		if strings.EqualFold(k, "schemas") || strings.EqualFold(k, "meta") || strings.EqualFold(k, "id") {
-			continue
-		}
-		if ext := p.rt.extension(k); ext != nil {
-			sub, _ := v.(map[string]any)
-			for sk, sv := range sub {
-				out = append(out, p.namedAt(doc, o.op, ext.id+":"+sk, sv, true, ownsExternalID)...)
-			}
-			continue
-		}
-		out = append(out, p.namedAt(doc, o.op, k, v, true, ownsExternalID)...)
-	}
-	return out
 }
 
 // namedAt lists the store fields an operation at path names. A path that

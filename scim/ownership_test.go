@@ -67,9 +67,17 @@ var emptyIsNil = cmpopts.EquateEmpty()
 // TestPatchNamesFields pins the fields each kind of PATCH operation names
 // and adds to SCIMFields, on a user a login created: active names none,
 // the rest the store fields their path or value keys map to, whether the
-// value changes or not.
+// value changes or not. A path or key that is a whole schema URN names
+// the attributes under it, and a remove of an extension URN every field of
+// that extension: the URN rows write the values the login stored, so only
+// the naming can record them (red team 2, F4).
 func TestPatchNamesFields(t *testing.T) {
-	e := newEnv(t, scim.Config{})
+	const acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+	e := newEnv(t, scim.Config{Extension: scim.Extension{URN: acme, Attributes: map[string]string{"badge": "badge_no", "floor": "floor_no"}}})
+	// The values the login stored, as a core URN object.
+	const stored = `{"displayName":"Old Name","name":{"givenName":"Alice"},"emails":[{"type":"work","value":"old@corp.test"}]}`
+	storedFields := []string{"display_name", "email", "given_name"}
+	enterpriseFields := []string{"cost_center", "department", "division", "employee_number", "manager_id", "organization"}
 	for _, tc := range []struct {
 		name, ops string
 		want      []string
@@ -101,11 +109,29 @@ func TestPatchNamesFields(t *testing.T) {
 		{"ExternalID", `[{"op":"replace","path":"externalId","value":"ext-1"}]`, []string{"external_id"}},
 		{"Ignored", `[{"op":"replace","path":"password","value":"secret"},{"op":"add","path":"urn:example:unknown:attr","value":"x"}]`, nil},
 		{"Several", `[{"op":"replace","path":"title","value":"Boss"},{"op":"replace","path":"phoneNumbers[type eq \"mobile\"].value","value":"555"},{"op":"replace","path":"active","value":true}]`, []string{"phone_mobile", "title"}},
+		{"EnterpriseURNPath", `[{"op":"replace","path":"` + enterprise + `","value":{"department":"idpdepartment"}}]`, []string{"department"}},
+		{"EnterpriseURNPathAdd", `[{"op":"add","path":"` + enterprise + `","value":{"department":"idpdepartment"}}]`, []string{"department"}},
+		{"EnterpriseURNPathLowerCase", `[{"op":"replace","path":"` + strings.ToLower(enterprise) + `","value":{"department":"idpdepartment"}}]`, []string{"department"}},
+		{"EnterpriseURNPathUpperCase", `[{"op":"add","path":"` + strings.ToUpper(enterprise) + `","value":{"department":"idpdepartment"}}]`, []string{"department"}},
+		{"CoreURNPath", `[{"op":"replace","path":"` + scim.URNUser + `","value":` + stored + `}]`, storedFields},
+		{"CoreURNPathAdd", `[{"op":"add","path":"` + scim.URNUser + `","value":` + stored + `}]`, storedFields},
+		{"CoreURNPathAnyCase", `[{"op":"replace","path":"` + strings.ToUpper(scim.URNUser) + `","value":` + stored + `}]`, storedFields},
+		{"CustomURNPath", `[{"op":"replace","path":"` + acme + `","value":{"badge":"B-1"}}]`, []string{"badge_no"}},
+		{"CustomURNPathAnyCase", `[{"op":"add","path":"` + strings.ToUpper(acme) + `","value":{"badge":"B-1"}}]`, []string{"badge_no"}},
+		{"PathlessCoreURN", `[{"op":"replace","value":{"` + scim.URNUser + `":` + stored + `}}]`, storedFields},
+		{"PathlessCoreURNAdd", `[{"op":"add","value":{"` + scim.URNUser + `":` + stored + `}}]`, storedFields},
+		{"PathlessCoreURNAnyCase", `[{"op":"replace","value":{"` + strings.ToLower(scim.URNUser) + `":{"displayName":"Old Name"}}}]`, []string{"display_name"}},
+		{"PathlessCoreAndCustomURNs", `[{"op":"replace","value":{"` + scim.URNUser + `":{"displayName":"Old Name"},"` + acme + `":{"badge":"B-1"}}}]`, []string{"badge_no", "display_name"}},
+		// A remove of an extension URN clears every field of it, those
+		// that were empty too.
+		{"RemoveEnterpriseURN", `[{"op":"remove","path":"` + enterprise + `"}]`, enterpriseFields},
+		{"RemoveCustomURN", `[{"op":"remove","path":"` + strings.ToLower(acme) + `"}]`, []string{"badge_no", "floor_no"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := e.jitUser(t, "patch-"+tc.name, map[string]string{
 				provision.FieldUserName: "patch-" + strings.ToLower(tc.name), provision.FieldEmail: "old@corp.test",
 				provision.FieldDisplayName: "Old Name", provision.FieldGivenName: "Alice",
+				"department": "idpdepartment", "badge_no": "B-1",
 			})
 			e.patch(t, u.ID, tc.ops)
 			if diff := cmp.Diff(tc.want, e.scimFields(t, u.ID), emptyIsNil); diff != "" {

@@ -91,7 +91,33 @@ func (p *patcher) applyAll(doc map[string]any, ops []operation) error {
 	return nil
 }
 
+// apply applies one operation to doc.
 func (p *patcher) apply(doc map[string]any, o operation) error {
+	return p.walk(o, p.writesTo(doc))
+}
+
+// writes receives the writes one operation resolves to: an operation at
+// one attribute path, and the clearing of a whole extension. Applying an
+// operation and naming the fields it writes walk it with the same code
+// (walk), so that no form of it can be read one way by one and another
+// way by the other.
+type writes struct {
+	at    func(op, path string, v any, has bool) error
+	clear func(sc *schema)
+}
+
+// writesTo returns the writes that apply each one to doc.
+func (p *patcher) writesTo(doc map[string]any) writes {
+	return writes{
+		at:    func(op, path string, v any, has bool) error { return p.at(doc, op, path, v, has) },
+		clear: func(sc *schema) { del(doc, sc.id) },
+	}
+}
+
+// walk resolves an operation into its writes and hands them to w in the
+// order they apply: each key of a path-less value, and the attributes of a
+// schema URN path or key.
+func (p *patcher) walk(o operation, w writes) error {
 	if o.path == "" {
 		if o.op == "remove" {
 			return noTarget("remove needs a path")
@@ -101,16 +127,16 @@ func (p *patcher) apply(doc map[string]any, o operation) error {
 			return badValue("%s without a path needs an object value", o.op)
 		}
 		for k, v := range obj {
-			if err := p.pathless(doc, o.op, k, v); err != nil {
+			if err := p.pathless(w, o.op, k, v); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	if sc := p.schemaNamed(o.path); sc != nil {
-		return p.wholeSchema(doc, o, sc)
+		return p.wholeSchema(w, o, sc)
 	}
-	return p.at(doc, o.op, o.path, o.value, o.has)
+	return w.at(o.op, o.path, o.value, o.has)
 }
 
 // schemaNamed returns the schema of rt whose URN is the whole of path, or
@@ -124,11 +150,11 @@ func (p *patcher) schemaNamed(path string) *schema {
 	return nil
 }
 
-// wholeSchema applies an operation whose path is a schema URN: it names
+// wholeSchema resolves an operation whose path is a schema URN: it names
 // every attribute of that schema (RFC 7644 §3.5.2). Add and replace set
 // the attributes of an object value and leave the others; remove clears
 // an extension. The core schema cannot be removed: it holds userName.
-func (p *patcher) wholeSchema(doc map[string]any, o operation, sc *schema) error {
+func (p *patcher) wholeSchema(w writes, o operation, sc *schema) error {
 	if o.op == "remove" {
 		switch {
 		case o.has && o.value != nil:
@@ -141,32 +167,32 @@ func (p *patcher) wholeSchema(doc map[string]any, o operation, sc *schema) error
 				return mutability("%s holds %s, which cannot be removed", sc.id, a.name)
 			}
 		}
-		del(doc, sc.id)
+		w.clear(sc)
 		return nil
 	}
 	obj, ok := o.value.(map[string]any)
 	if !ok {
 		return badValue("%s of %s needs an object value", o.op, sc.id)
 	}
-	return p.schemaObject(doc, o.op, sc, obj)
+	return p.schemaObject(w, o.op, sc, obj)
 }
 
-// schemaObject applies an add or replace of the attributes of one schema,
-// given as an object: the value of a schema URN path, or of a schema URN
-// key in a path-less value.
-func (p *patcher) schemaObject(doc map[string]any, op string, sc *schema, obj map[string]any) error {
+// schemaObject resolves an add or replace of the attributes of one
+// schema, given as an object: the value of a schema URN path, or of a
+// schema URN key in a path-less value.
+func (p *patcher) schemaObject(w writes, op string, sc *schema, obj map[string]any) error {
 	for k, v := range obj {
 		var err error
 		switch {
 		case sc != p.rt.core:
-			err = p.at(doc, op, sc.id+":"+k, v, true)
+			err = w.at(op, sc.id+":"+k, v, true)
 		case strings.HasPrefix(strings.ToLower(k), "urn:"):
 			// A schema's attributes hold no other schema.
 			err = badValue("%s holds no schema; %s belongs beside it", sc.id, k)
 		default:
 			// The core attributes, and the common ones (externalId),
 			// as in a path-less value.
-			err = p.pathless(doc, op, k, v)
+			err = p.pathless(w, op, k, v)
 		}
 		if err != nil {
 			return err
@@ -175,8 +201,8 @@ func (p *patcher) schemaObject(doc map[string]any, op string, sc *schema, obj ma
 	return nil
 }
 
-// pathless applies one key of a path-less add or replace.
-func (p *patcher) pathless(doc map[string]any, op, k string, v any) error {
+// pathless resolves one key of a path-less add or replace.
+func (p *patcher) pathless(w writes, op, k string, v any) error {
 	switch {
 	case strings.EqualFold(k, "schemas"), strings.EqualFold(k, "meta"):
 		return nil
@@ -191,12 +217,12 @@ func (p *patcher) pathless(doc map[string]any, op, k string, v any) error {
 		if !ok {
 			return badValue("%s must be an object", sc.id)
 		}
-		return p.schemaObject(doc, op, sc, sub)
+		return p.schemaObject(w, op, sc, sub)
 	}
 	// Entra ID sends path-less replaces whose keys are paths
 	// ("name.givenName", "urn:...:employeeNumber"): apply each as a path.
 	// A plain attribute name is the one-segment case of the same rule.
-	return p.at(doc, op, k, v, true)
+	return w.at(op, k, v, true)
 }
 
 // target is a resolved PATCH path.

@@ -10,9 +10,10 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// Check connects and binds, confirms that both base DNs exist, and that
-// the directory's schema knows every object class and attribute the
-// configuration names. It writes nothing. A dial or bind failure is
+// Check connects and binds, confirms that both base DNs exist, that the
+// directory's schema knows every object class and attribute the
+// configuration names, and that no two of those attributes are one
+// attribute under two names (see Config.aliasProblems). It writes nothing. A dial or bind failure is
 // returned alone, since nothing else can be checked after it.
 func (s *Store) Check(ctx context.Context) error {
 	if _, err := s.readBase(ctx, s.l.cfg.UserBase); err != nil {
@@ -30,10 +31,18 @@ func (s *Store) Check(ctx context.Context) error {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, a := range s.l.schemaAttributes() {
-		if !attrs[strings.ToLower(a)] {
+		if _, ok := attrs[strings.ToLower(a)]; !ok {
 			errs = append(errs, fmt.Errorf("the directory's schema has no attribute %s%s", a, s.schemaHint(a)))
 		}
 	}
+	// Two names of one attribute: the directory's schema says which names
+	// are one attribute (its OID), the standard ones and any other.
+	errs = append(errs, s.l.cfg.aliasProblems(func(name string) string {
+		if oid, ok := attrs[strings.ToLower(name)]; ok {
+			return oid
+		}
+		return strings.ToLower(name)
+	})...)
 	for _, c := range s.l.schemaClasses() {
 		if !classes[strings.ToLower(c)] {
 			errs = append(errs, fmt.Errorf("the directory's schema has no object class %s%s", c, s.schemaHint(c)))
@@ -72,11 +81,15 @@ func (s *Store) unknownAttr(err error) error {
 	return fmt.Errorf("the directory's schema has no %s%s: %w", s.l.cfg.DisabledAttribute, s.schemaHint(s.l.cfg.DisabledAttribute), err)
 }
 
-var schemaName = regexp.MustCompile(`NAME\s+(?:'([^']+)'|\(\s*((?:'[^']+'\s*)+)\))`)
+var (
+	schemaName = regexp.MustCompile(`NAME\s+(?:'([^']+)'|\(\s*((?:'[^']+'\s*)+)\))`)
+	schemaOID  = regexp.MustCompile(`^\(\s*([^\s()']+)`)
+)
 
 // schema reads the names of the attribute types and object classes the
-// directory's subschema publishes.
-func (s *Store) schema(ctx context.Context) (attrs, classes map[string]bool, err error) {
+// directory's subschema publishes; attrs gives each attribute name (lower
+// case) the attribute's OID, so that the names of one attribute share it.
+func (s *Store) schema(ctx context.Context) (attrs map[string]string, classes map[string]bool, err error) {
 	root, err := s.search(ctx, ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", []string{"subschemaSubentry"}, nil), false)
 	if err != nil || len(root.Entries) != 1 || root.Entries[0].GetAttributeValue("subschemaSubentry") == "" {
@@ -88,24 +101,38 @@ func (s *Store) schema(ctx context.Context) (attrs, classes map[string]bool, err
 	if err != nil || len(res.Entries) != 1 {
 		return nil, nil, fmt.Errorf("cannot read the schema at %s: %v", sub, err)
 	}
-	names := func(defs []string) map[string]bool {
-		out := map[string]bool{}
+	// names maps every name a definition gives to its OID (or, when a
+	// definition has none that parses, to its first name).
+	names := func(defs []string) map[string]string {
+		out := map[string]string{}
 		for _, d := range defs {
 			m := schemaName.FindStringSubmatch(d)
 			if m == nil {
 				continue
 			}
+			list := strings.Fields(strings.ReplaceAll(m[2], "'", " "))
 			if m[1] != "" {
-				out[strings.ToLower(m[1])] = true
+				list = []string{m[1]}
 			}
-			for _, n := range strings.Fields(strings.ReplaceAll(m[2], "'", " ")) {
-				out[strings.ToLower(n)] = true
+			if len(list) == 0 {
+				continue
+			}
+			id := strings.ToLower(list[0])
+			if o := schemaOID.FindStringSubmatch(strings.TrimSpace(d)); o != nil {
+				id = strings.ToLower(o[1])
+			}
+			for _, n := range list {
+				out[strings.ToLower(n)] = id
 			}
 		}
 		return out
 	}
 	e := res.Entries[0]
-	return names(e.GetEqualFoldAttributeValues("attributeTypes")), names(e.GetEqualFoldAttributeValues("objectClasses")), nil
+	classes = map[string]bool{}
+	for n := range names(e.GetEqualFoldAttributeValues("objectClasses")) {
+		classes[n] = true
+	}
+	return names(e.GetEqualFoldAttributeValues("attributeTypes")), classes, nil
 }
 
 func (l *layout) schemaAttributes() []string {

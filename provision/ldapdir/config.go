@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -294,6 +295,7 @@ func (c Config) Problems() []error {
 		}
 		owned[strings.ToLower(attr)] = field
 	}
+	errs = append(errs, c.aliasProblems(standardAttribute)...)
 	if c.StateAttribute == "" {
 		bad("state_attribute: required for %s: a multi-valued, case-exact string attribute that only gatehouse writes", c.Profile)
 	} else if !attrName.MatchString(c.StateAttribute) {
@@ -373,4 +375,106 @@ func (c Config) reserved(attr string) bool {
 		}
 	}
 	return false
+}
+
+// standardAliases are the other names that the standard user schema
+// (RFC 4519, RFC 4524, RFC 2798, OpenLDAP's core and cosine files) gives
+// an attribute, in lower case, each with the attribute's first name.
+// Without a server, Validate knows one attribute by these; Check asks the
+// directory's schema.
+var standardAliases = map[string]string{
+	"commonname": "cn", "surname": "sn", "userid": "uid", "rfc822mailbox": "mail", "gn": "givenname",
+	"countryname": "c", "localityname": "l", "stateorprovincename": "st", "streetaddress": "street",
+	"organizationname": "o", "organizationalunitname": "ou", "domaincomponent": "dc",
+	"hometelephonenumber": "homephone", "mobiletelephonenumber": "mobile", "pagertelephonenumber": "pager",
+	"fax": "facsimiletelephonenumber", "favouritedrink": "drink", "friendlycountryname": "co",
+	"emailaddress": "email", "pkcs9email": "email", "aliasedentryname": "aliasedobjectname",
+}
+
+// standardAttribute is the attribute a name denotes in the standard
+// schema: its first name, in lower case.
+func standardAttribute(name string) string {
+	n := strings.ToLower(name)
+	if first, ok := standardAliases[n]; ok {
+		return first
+	}
+	return n
+}
+
+// managedAttr is an attribute of user entries that gatehouse fills for its
+// own reasons, and what it is.
+type managedAttr struct {
+	name, what string
+	// field fills the RDN attribute; merged says a mapping of the same
+	// spelling is merged into it (cn and sn, which the person class
+	// requires: the mapped field is written first).
+	field  string
+	merged bool
+}
+
+// managedAttributes lists what gatehouse writes on user entries besides
+// the mapped attributes.
+func (c Config) managedAttributes() []managedAttr {
+	var out []managedAttr
+	if m := rdnForm.FindStringSubmatch(c.RDN); m != nil {
+		out = append(out, managedAttr{name: m[1], what: "the RDN attribute (rdn: " + c.RDN + ")", field: m[2]})
+	}
+	out = append(out, managedAttr{name: "objectClass", what: "set by gatehouse"},
+		managedAttr{name: c.StateAttribute, what: "the state attribute (state_attribute)"},
+		managedAttr{name: "member", what: "the group membership attribute"})
+	if c.MemberOfAttribute != "none" {
+		out = append(out, managedAttr{name: c.MemberOfAttribute, what: "the membership back-link (member_of_attribute)"})
+	}
+	if c.Profile == ProfileActiveDirectory {
+		for _, a := range []string{"objectGUID", "userAccountControl", "unicodePwd", "sAMAccountName", "userPrincipalName"} {
+			out = append(out, managedAttr{name: a, what: "managed by gatehouse on Active Directory"})
+		}
+		return out
+	}
+	out = append(out, managedAttr{name: "entryUUID", what: "the entry's identifier"},
+		managedAttr{name: c.DisabledAttribute, what: "the disabled mark (disabled_attribute)"})
+	// As newLayout does: the person class requires cn and sn.
+	if slices.ContainsFunc(c.UserObjectClasses, func(s string) bool {
+		return strings.EqualFold(s, "person") || strings.EqualFold(s, "inetOrgPerson")
+	}) {
+		out = append(out, managedAttr{name: "cn", what: "filled by gatehouse for the person class (map cn itself to choose its field)", merged: true},
+			managedAttr{name: "sn", what: "filled by gatehouse for the person class (map sn itself to choose its field)", merged: true})
+	}
+	return out
+}
+
+// aliasProblems refuses a mapped attribute that is, under resolve (which
+// gives an attribute's identity: its OID in the directory's schema, or
+// its standard name), the same attribute as another mapping or as one
+// gatehouse manages, under another name: the entry would get it twice
+// (the directory merges the values, so a login adds a second value or
+// removes the RDN's, a naming violation). A mapping of the RDN attribute
+// from another field than the RDN's is refused too: that field would
+// read back the RDN's value. Names spelt alike are the plain checks'.
+func (c Config) aliasProblems(resolve func(string) string) []error {
+	var errs []error
+	managed := c.managedAttributes()
+	fields := slices.Sorted(maps.Keys(c.Attributes))
+	for i, field := range fields {
+		attr := c.Attributes[field]
+		if attr == "" {
+			continue
+		}
+		id := resolve(attr)
+		for _, m := range managed {
+			switch {
+			case m.name == "" || resolve(m.name) != id:
+			case !strings.EqualFold(m.name, attr):
+				errs = append(errs, fmt.Errorf("attributes.%s: %s is another name of %s, %s", field, attr, m.name, m.what))
+			case m.field != "" && m.field != field:
+				errs = append(errs, fmt.Errorf("attributes.%s: %s is %s, filled from %s", field, attr, m.what, m.field))
+			}
+		}
+		for _, other := range fields[:i] {
+			if o := c.Attributes[other]; o != "" && !strings.EqualFold(o, attr) && resolve(o) == id {
+				errs = append(errs, fmt.Errorf("attributes.%s: %s is another name of %s, already mapped from %s", field, attr, o, other))
+			}
+		}
+	}
+	return errs
 }

@@ -133,6 +133,8 @@ func liveChecks(ctx context.Context, f *File) []error {
 		if fi, err := os.Stat(s.Path); err == nil {
 			if !fi.Mode().IsRegular() {
 				errs = append(errs, fmt.Errorf("store.sqlite.path: %s is not a regular file", s.Path))
+			} else {
+				errs = append(errs, storeProblems(sqldir.SQLite, sqldir.Check(ctx, *s))...)
 			}
 		} else if dir, err := os.Stat(filepath.Dir(s.Path)); err != nil || !dir.IsDir() {
 			errs = append(errs, fmt.Errorf("store.sqlite.path: directory %s does not exist", filepath.Dir(s.Path)))

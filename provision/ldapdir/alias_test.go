@@ -37,8 +37,9 @@ func aliasConfig(srv *slapd.Server, tn slapd.Tenant, attrs map[string]string) Co
 // (userid is uid, the RDN attribute; rfc822Mailbox is mail; surname and
 // commonName are the sn and cn gatehouse fills for the person class) is
 // refused at its key, as is a mapping of the RDN attribute from another
-// field. Before, {dept: userid} passed and every login failed with a
-// naming violation (a replace of userid drops the RDN's uid value).
+// field. Before, {dept: userid} passed validation and check, and every
+// first login failed: slapd refused the add ("attribute 'uid' provided
+// more than once").
 func TestConfigRefusesAttributeAliases(t *testing.T) {
 	base := func(extra map[string]string) map[string]string {
 		m := map[string]string{"user_name": "uid", "email": "mail", "family_name": "sn"}
@@ -50,7 +51,7 @@ func TestConfigRefusesAttributeAliases(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)
-		want string // "" is valid
+		want string // "" is valid; else the one problem
 	}{
 		{"UseridIsTheRDN", func(c *Config) { c.Attributes = base(map[string]string{"dept": "userid"}) },
 			"attributes.dept: userid is another name of uid, the RDN attribute"},
@@ -64,10 +65,10 @@ func TestConfigRefusesAttributeAliases(t *testing.T) {
 			"attributes.nick: GN is another name of givenName, already mapped from given_name"},
 		{"RDNSpeltOtherwise", func(c *Config) { c.RDN = "userid={user_name}" },
 			"attributes.user_name: uid is another name of userid, the RDN attribute"},
-		{"RDNFromAnotherField", func(c *Config) { c.Attributes = base(map[string]string{"dept": "UID"}) },
+		{"RDNFromAnotherField", func(c *Config) { c.Attributes = map[string]string{"email": "mail", "dept": "UID"} },
 			"attributes.dept: UID is the RDN attribute (rdn: uid={user_name}), filled from user_name"},
 		{"ADRDNFromAnotherField", func(c *Config) {
-			c.Profile, c.UPNSuffix = ProfileActiveDirectory, "corp.example"
+			c.Profile, c.UPNSuffix, c.StateAttribute = ProfileActiveDirectory, "corp.example", "gatehouseState"
 			c.Attributes = map[string]string{"display_name": "cn"}
 		}, "attributes.display_name: cn is the RDN attribute (rdn: cn={user_name}), filled from user_name"},
 		{"Defaults", func(c *Config) { c.Attributes = nil }, ""},
@@ -87,12 +88,9 @@ func TestConfigRefusesAttributeAliases(t *testing.T) {
 				}
 				return
 			}
-			for _, p := range problems {
-				if strings.HasPrefix(p.Error(), tc.want) {
-					return
-				}
+			if len(problems) != 1 || !strings.HasPrefix(problems[0].Error(), tc.want) {
+				t.Errorf("Problems() = %v, want one problem, starting %q", problems, tc.want)
 			}
-			t.Errorf("Problems() = %v, want one starting %q", problems, tc.want)
 		})
 	}
 }

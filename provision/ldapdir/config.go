@@ -447,8 +447,9 @@ func (c Config) managedAttributes() []managedAttr {
 // gives an attribute's identity: its OID in the directory's schema, or
 // its standard name), the same attribute as another mapping or as one
 // gatehouse manages, under another name: the entry would get it twice
-// (the directory merges the values, so a login adds a second value or
-// removes the RDN's, a naming violation). A mapping of the RDN attribute
+// (slapd refuses the add, "attribute 'uid' provided more than once", and a
+// replace under one name drops the values written under the other, the
+// RDN's among them). A mapping of the RDN attribute
 // from another field than the RDN's is refused too: that field would
 // read back the RDN's value. Names spelt alike are the plain checks'.
 func (c Config) aliasProblems(resolve func(string) string) []error {
@@ -461,14 +462,21 @@ func (c Config) aliasProblems(resolve func(string) string) []error {
 			continue
 		}
 		id := resolve(attr)
+		isManaged := false
 		for _, m := range managed {
+			if m.name == "" || resolve(m.name) != id {
+				continue
+			}
+			isManaged = true
 			switch {
-			case m.name == "" || resolve(m.name) != id:
 			case !strings.EqualFold(m.name, attr):
 				errs = append(errs, fmt.Errorf("attributes.%s: %s is another name of %s, %s", field, attr, m.name, m.what))
-			case m.field != "" && m.field != field:
+			case m.field != "" && m.field != field && !strings.EqualFold(c.Attributes[m.field], attr): // else "already mapped"
 				errs = append(errs, fmt.Errorf("attributes.%s: %s is %s, filled from %s", field, attr, m.what, m.field))
 			}
+		}
+		if isManaged {
+			continue // each mapping of it is judged against the managed attribute alone
 		}
 		for _, other := range fields[:i] {
 			if o := c.Attributes[other]; o != "" && !strings.EqualFold(o, attr) && resolve(o) == id {

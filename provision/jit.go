@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
+	"unicode"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -158,8 +158,16 @@ func Decide(l Login, f Found) (Plan, error) {
 // Cyrillic letter variants), and lower-casing alone equates the Turkish
 // dotted capital I with i: neither is a case difference.
 func SameSpelling(a, b string) bool {
-	a, b = norm.NFC.String(a), norm.NFC.String(b)
-	return strings.ToLower(a) == strings.ToLower(b) && strings.ToUpper(a) == strings.ToUpper(b)
+	ra, rb := []rune(norm.NFC.String(a)), []rune(norm.NFC.String(b))
+	if len(ra) != len(rb) {
+		return false
+	}
+	for i, r := range ra {
+		if unicode.ToLower(r) != unicode.ToLower(rb[i]) || unicode.ToUpper(r) != unicode.ToUpper(rb[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func decideCreate(l Login) (Plan, error) {

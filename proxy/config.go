@@ -234,6 +234,13 @@ var (
 		"Expect", "Range", "If", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
 		"If-Range", "If-Schedule-Tag-Match",
 	})
+	// browserHeaders: what a browser says about the request's origin and
+	// intent, which applications check against cross-site forgery; an
+	// identity header would replace the browser's value on every request.
+	browserHeaders = normalizeAll([]string{
+		"Origin", "Referer", "X-Requested-With", "X-XSRF-Token", "X-CSRF-Token", "X-CSRFToken", "Destination",
+		"Early-Data", "Cookie2", "Prefer",
+	})
 )
 
 // notIdentityHeader says why name cannot be an identity header, or "" if
@@ -253,6 +260,8 @@ func notIdentityHeader(name string) string {
 		return "a Content-* header, which says how the request's body is framed or read"
 	case slices.Contains(conditionalHeaders, norm) || firstWordIsIf(name):
 		return "a conditional or range header, which decides whether and how much of a resource is served"
+	case slices.Contains(browserHeaders, norm) || firstWordIs(name, "sec"):
+		return "a header the browser sets about the request's origin and intent, which applications check against forgery"
 	case slices.Contains(normAlwaysStripped, norm):
 		return "a forwarding or method header that gatehouse always replaces or removes"
 	case slices.Contains(normClientAddressNames, norm):
@@ -267,6 +276,11 @@ func notIdentityHeader(name string) string {
 
 // firstWordIsIf reports whether name is If-* in any spelling that keeps a
 // separator after If (If_Foo, if.foo).
-func firstWordIsIf(name string) bool {
-	return len(name) > 2 && strings.EqualFold(name[:2], "if") && NormalizeHeaderName(name[2:3]) == ""
+func firstWordIsIf(name string) bool { return firstWordIs(name, "if") }
+
+// firstWordIs reports whether name starts with word and a separator, in
+// any case (Sec-Fetch-Site, sec_fetch_mode).
+func firstWordIs(name, word string) bool {
+	n := len(word)
+	return len(name) > n && strings.EqualFold(name[:n], word) && NormalizeHeaderName(name[n:n+1]) == ""
 }

@@ -41,6 +41,9 @@ var clientAddressNames = []string{
 	"x-cluster-client-ip", "x-original-forwarded-for", "x-proxyuser-ip", "x-forwarded", "forwarded-for",
 	"x-originating-ip", "x-remote-ip", "x-remote-addr", "remote-addr", "x-envoy-external-address",
 	"x-azure-clientip", "x-azure-socketip", "x-appengine-user-ip", "fly-client-ip", "x-true-client-ip",
+	// WebLogic's plug-in and the Java servers that copy it, and CDNs.
+	"wl-proxy-client-ip", "proxy-client-ip", "x-forwarded-client-ip", "x-nf-client-connection-ip",
+	"x-vercel-forwarded-for", "cloudfront-viewer-address",
 }
 
 // requestURLNames name the host, port, URL, prefix and scheme as the
@@ -50,6 +53,11 @@ var requestURLNames = []string{
 	"x-forwarded-url", "x-forwarded-scheme", "x-forwarded-ssl", "x-forwarded-protocol", "x-url-scheme",
 	"x-scheme", "front-end-https", "x-original-url", "x-original-uri", "x-rewrite-url", "x-original-host",
 	"x-host", "x-http-host-override", "x-forwarded-server-name", "x-arr-ssl", "x-real-proto",
+	"wl-proxy-ssl", "cloudfront-forwarded-proto", "cf-visitor", "fastly-ssl", "x-forwarded-https", "x-original-proto",
+	"x-envoy-original-path", "x-envoy-internal", "x-script-name", "script-name", "x-request-uri",
+	"x-forwarded-request-uri",
+	// Next.js reads it as "this request came from its own middleware".
+	"x-middleware-subrequest",
 }
 
 // authenticatedUserNames name a user a proxy authenticated: the kind of
@@ -67,7 +75,7 @@ var authenticatedUserNames = []string{
 // clientCertNames carry a client certificate a proxy verified.
 var clientCertNames = []string{
 	"x-forwarded-client-cert", "x-client-cert", "x-client-certificate", "x-client-verify", "x-client-dn",
-	"x-arr-clientcert", "ssl-client-cert", "ssl-client-verify", "ssl-client-s-dn", "ssl-client-i-dn",
+	"x-arr-clientcert", "wl-proxy-client-cert",
 }
 
 // strippedPrefixes are families of the same kind: the identity headers
@@ -92,7 +100,7 @@ var authenticatedUserPrefixes = []string{
 // clientCertPrefixes are the families of client certificate headers,
 // Traefik's among them (X-Forwarded-Tls-Client-Cert, -Info).
 var clientCertPrefixes = []string{
-	"x-ssl-client-", "x-client-cert-", "x-forwarded-client-cert-", "x-forwarded-tls-client-",
+	"x-ssl-", "ssl-client-", "x-client-cert-", "x-forwarded-client-cert-", "x-forwarded-tls-client-",
 }
 
 // StrippedByDefault lists the client headers removed from every proxied

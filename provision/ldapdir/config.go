@@ -292,6 +292,8 @@ func (c Config) Problems() []error {
 			bad("attributes.%s: %s is already mapped from %s", field, attr, owned[strings.ToLower(attr)])
 		case c.reserved(attr):
 			bad("attributes.%s: %s is managed by gatehouse itself", field, attr)
+		case securityAttribute(attr):
+			bad("attributes.%s: %s holds credentials, account control or a POSIX identity: an IdP or SCIM value must not set it", field, attr)
 		}
 		owned[strings.ToLower(attr)] = field
 	}
@@ -485,4 +487,23 @@ func (c Config) aliasProblems(resolve func(string) string) []error {
 		}
 	}
 	return errs
+}
+
+// securityAttributes are attributes whose value grants or controls
+// access: passwords and keys a directory checks at bind or login, lock
+// and account-control flags, and the POSIX numbers a host takes a user to
+// be (uidNumber 0 is root). A mapped field is written from IdP or SCIM
+// data, so none of them may be one. Lower case.
+var securityAttributes = []string{
+	"userpassword", "authpassword", "unicodepwd", "ntpwdhistory", "lmpwdhistory", "supplementalcredentials",
+	"sambantpassword", "sambalmpassword", "sambapwdlastset", "sshpublickey", "usercertificate", "usersmimecertificate",
+	"pwdaccountlockedtime", "pwdpolicysubentry", "pwdreset", "nsaccountlock", "nsroledn", "useraccountcontrol",
+	"accountexpires", "lockouttime", "pwdlastset", "admincount", "msds-allowedtodelegateto", "serviceprincipalname",
+	"sidhistory", "primarygroupid", "uidnumber", "gidnumber", "homedirectory", "loginshell",
+	"shadowexpire", "shadowflag", "shadowinactive", "shadowlastchange", "shadowmax", "shadowmin", "shadowwarning",
+}
+
+func securityAttribute(attr string) bool {
+	a, _, _ := strings.Cut(attr, ";") // attribute options name the same attribute
+	return slices.Contains(securityAttributes, strings.ToLower(a))
 }

@@ -7,31 +7,25 @@ import (
 	"testing"
 )
 
-// TestConcurrentFirstLoginsOfManyUsers: fifty different users finish
-// their first login at the same moment. Every login succeeds (none waits
-// past its deadline for SQLite's one writer: they queue in gatehouse, in
-// order), each creates its own account with the two shared groups made
-// once, and each browser's session is its own user's.
-func TestConcurrentFirstLoginsOfManyUsers(t *testing.T) {
-	h := newHarness(t, options{})
-	const n = 50
+// simultaneousLogins prepares a first login for each person in a browser
+// of its own, then posts every IdP response at the same moment, and
+// fails the test for each login that does not succeed. It returns the
+// browsers, in the order of people.
+func (h *harness) simultaneousLogins(t *testing.T, people []person) []*http.Client {
+	t.Helper()
 	type prepared struct {
-		p     person
 		c     *http.Client
 		doc   []byte
 		relay string
 	}
 	var ps []prepared
-	for i := range n {
-		p := alice
-		p.nameID, p.uid, p.mail = fmt.Sprintf("many-%03d", i), fmt.Sprintf("user%03d", i), fmt.Sprintf("user%03d@example.com", i)
-		p.employeeID = fmt.Sprintf("E%04d", i)
+	for _, p := range people {
 		c := h.browser()
 		id, relay := h.startLogin(c, "/")
-		ps = append(ps, prepared{p, c, h.signedResponse(h.spec(p, id)), relay})
+		ps = append(ps, prepared{c, h.signedResponse(h.spec(p, id)), relay})
 	}
 	var wg sync.WaitGroup
-	codes := make([]int, n)
+	codes := make([]int, len(ps))
 	start := make(chan struct{})
 	for i, p := range ps {
 		wg.Go(func() {
@@ -43,11 +37,32 @@ func TestConcurrentFirstLoginsOfManyUsers(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	browsers := make([]*http.Client, len(ps))
 	for i, code := range codes {
 		if code != http.StatusOK {
-			t.Errorf("login of %s: status %d", ps[i].p.uid, code)
+			t.Errorf("login %d (%s): status %d", i, people[i].uid, code)
 		}
+		browsers[i] = ps[i].c
 	}
+	return browsers
+}
+
+// TestConcurrentFirstLoginsOfManyUsers: fifty different users finish
+// their first login at the same moment. Every login succeeds (none waits
+// past its deadline for SQLite's one writer: they queue in gatehouse, in
+// order), each creates its own account with the two shared groups made
+// once, and each browser's session is its own user's.
+func TestConcurrentFirstLoginsOfManyUsers(t *testing.T) {
+	h := newHarness(t, options{})
+	const n = 50
+	var people []person
+	for i := range n {
+		p := alice
+		p.nameID, p.uid, p.mail = fmt.Sprintf("many-%03d", i), fmt.Sprintf("user%03d", i), fmt.Sprintf("user%03d@example.com", i)
+		p.employeeID = fmt.Sprintf("E%04d", i)
+		people = append(people, p)
+	}
+	browsers := h.simultaneousLogins(t, people)
 	for _, q := range []struct {
 		query string
 		want  int
@@ -74,9 +89,9 @@ func TestConcurrentFirstLoginsOfManyUsers(t *testing.T) {
 	if len(created) != n {
 		t.Errorf("%d user IDs created, want %d", len(created), n)
 	}
-	for _, p := range ps {
-		if code, body := h.get(p.c, "/", nil); code != http.StatusOK || body != "upstream GET / user="+p.p.uid {
-			t.Errorf("%s's session: %d %q", p.p.uid, code, body)
+	for i, p := range people {
+		if code, body := h.get(browsers[i], "/", nil); code != http.StatusOK || body != "upstream GET / user="+p.uid {
+			t.Errorf("%s's session: %d %q", p.uid, code, body)
 		}
 	}
 	if st := h.sqlite.WriteQueue(); st.TimedOut != 0 || st.Waiting != 0 {

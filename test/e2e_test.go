@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -316,35 +315,7 @@ func TestLoginStateBoundToBrowser(t *testing.T) {
 func TestConcurrentFirstLoginsMakeOneAccount(t *testing.T) {
 	h := newHarness(t, options{})
 	const n = 50
-	type prepared struct {
-		c     *http.Client
-		doc   []byte
-		relay string
-	}
-	var ps []prepared
-	for range n {
-		c := h.browser()
-		id, relay := h.startLogin(c, "/")
-		ps = append(ps, prepared{c, h.signedResponse(h.spec(alice, id)), relay})
-	}
-	var wg sync.WaitGroup
-	codes := make([]int, n)
-	start := make(chan struct{})
-	for i, p := range ps {
-		wg.Go(func() {
-			<-start
-			resp := h.post(p.c, p.doc, p.relay)
-			readAll(t, resp)
-			codes[i] = resp.StatusCode
-		})
-	}
-	close(start)
-	wg.Wait()
-	for i, code := range codes {
-		if code != http.StatusOK {
-			t.Errorf("login %d: status %d", i, code)
-		}
-	}
+	h.simultaneousLogins(t, slices.Repeat([]person{alice}, n))
 	if got := h.count(`SELECT count(*) FROM gatehouse_users`); got != 1 {
 		t.Errorf("users = %d, want 1", got)
 	}

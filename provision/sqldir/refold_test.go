@@ -140,22 +140,8 @@ func TestRefoldMigrationAccents(t *testing.T) {
 		open    func(t *testing.T) (Config, *sql.DB)
 		version string // sets the schema back to before the accent refold
 	}{
-		{"sqlite", func(t *testing.T) (Config, *sql.DB) {
-			path := filepath.Join(t.TempDir(), "accents.db")
-			raw, err := sql.Open("sqlite", "file:"+path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return Config{Path: path}, raw
-		}, `PRAGMA user_version = 4`},
-		{"postgres", func(t *testing.T) (Config, *sql.DB) {
-			dsn := pgtest.Shared(t).Database(t)
-			raw, err := sql.Open("pgx", dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return Config{Dialect: Postgres, DSN: dsn}, raw
-		}, `UPDATE gatehouse_schema SET version = 2 WHERE component = 'managed'`},
+		{"sqlite", rawSQLite, `PRAGMA user_version = 4`},
+		{"postgres", rawPostgres, `UPDATE gatehouse_schema SET version = 2 WHERE component = 'managed'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -221,4 +207,25 @@ func TestRefoldMigrationAccents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawSQLite and rawPostgres give a store's configuration and a second,
+// plain connection to the same database, for tests that set a schema back
+// to an older version by hand.
+func rawSQLite(t *testing.T) (Config, *sql.DB) {
+	path := filepath.Join(t.TempDir(), "users.db")
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Path: path}, raw
+}
+
+func rawPostgres(t *testing.T) (Config, *sql.DB) {
+	dsn := pgtest.Shared(t).Database(t)
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Dialect: Postgres, DSN: dsn}, raw
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"gatehouse/provision"
-	"gatehouse/test/pgtest"
 )
 
 // TestSCIMFieldsMigration: users SCIM wrote before the store recorded
@@ -20,22 +19,8 @@ func TestSCIMFieldsMigration(t *testing.T) {
 		open    func(t *testing.T) (Config, *sql.DB)
 		version string // sets the schema back to before scim_fields
 	}{
-		{"sqlite", func(t *testing.T) (Config, *sql.DB) {
-			path := filepath.Join(t.TempDir(), "owners.db")
-			raw, err := sql.Open("sqlite", "file:"+path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return Config{Path: path}, raw
-		}, `PRAGMA user_version = 5`},
-		{"postgres", func(t *testing.T) (Config, *sql.DB) {
-			dsn := pgtest.Shared(t).Database(t)
-			raw, err := sql.Open("pgx", dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return Config{Dialect: Postgres, DSN: dsn}, raw
-		}, `UPDATE gatehouse_schema SET version = 3 WHERE component = 'managed'`},
+		{"sqlite", rawSQLite, `PRAGMA user_version = 5`},
+		{"postgres", rawPostgres, `UPDATE gatehouse_schema SET version = 3 WHERE component = 'managed'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

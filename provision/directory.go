@@ -63,6 +63,25 @@ type Directory interface {
 	DeleteUser(ctx context.Context, id string, ifVersion int64) error
 }
 
+// Importer is the optional capability of loading users in bulk, as an
+// operator moving an application's users in does. Each user is created,
+// or the user holding the same user name (case-insensitively) replaced,
+// exactly as SCIM's create and replace would: the same checks, ownership,
+// tombstone lifting and timestamps. A user that would not change is not
+// written, so an import can be run again. One call is one batch, written
+// in one transaction; a user the store refuses gets its own error and the
+// rest of the batch is still written.
+type Importer interface {
+	ImportUsers(ctx context.Context, users []User) ([]Imported, error)
+}
+
+// Imported is what an import did with one user of a batch.
+type Imported struct {
+	Action Action // ActCreate, ActUpdate or ActNothing; "" when Err is set
+	ID     string
+	Err    error
+}
+
 // GroupDirectory is the optional capability of managing groups over SCIM.
 // Members written here carry the membership source SCIMSource; SCIM can
 // only remove the memberships it made, as each login source can only

@@ -5,6 +5,7 @@
 //
 //	gatehouse serve --config gatehouse.yaml
 //	gatehouse check --config gatehouse.yaml
+//	gatehouse import --config gatehouse.yaml users.json
 //	gatehouse demo
 //	gatehouse version   (or --version)
 package main
@@ -38,6 +39,9 @@ Usage:
   gatehouse explain --config FILE --idp NAME --response FILE [--at issued|now|TIME]
                                   validate a saved SAML response offline and show the user it
                                   maps to and what a login would write (writes nothing)
+  gatehouse import [--config FILE] [--format scim|csv] [--batch N] FILE|-
+                                  create or update users from SCIM JSON or CSV, as SCIM
+                                  would; a re-run writes nothing new; exit 1 if any failed
   gatehouse demo [--port N]       run a demo IdP, a demo application and gatehouse on this machine
   gatehouse version               print the version and commit (also --version)
 `
@@ -78,6 +82,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return explainCommand(ctx, *path, *idp, *resp, *at, stdout, stderr)
+	case "import":
+		o := importOptions{}
+		fs.StringVar(&o.config, "config", "gatehouse.yaml", "config file")
+		fs.StringVar(&o.format, "format", "", "scim (JSON array, ListResponse or one User per line) or csv; default by the file's extension")
+		fs.IntVar(&o.batch, "batch", 500, "users per transaction")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "gatehouse import: name one input file, or - for standard input")
+			return 2
+		}
+		o.input = fs.Arg(0)
+		return importCommand(ctx, o, os.Stdin, stdout, stderr)
 	case "demo":
 		port := fs.Int("port", 8080, "port of gatehouse; the demo IdP and application use the next two")
 		dir := fs.String("dir", "demo-data", "directory for the demo's keys, config and SQLite file")

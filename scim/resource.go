@@ -417,7 +417,8 @@ func (d decoder) group(doc map[string]any) (provision.Group, error) {
 	return g, nil
 }
 
-// decodeJSON reads one JSON object, numbers kept exact.
+// decodeJSON reads one JSON object, numbers kept exact, none of whose
+// objects holds one key twice in any spelling (checkKeys).
 func decodeJSON(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -430,6 +431,11 @@ func decodeJSON(b []byte) (map[string]any, error) {
 	}
 	if m == nil {
 		return nil, &Error{Status: 400, Type: "invalidSyntax", Detail: "request body must be a JSON object"}
+	}
+	// Two keys that differ only in case would each be read by get at
+	// random; refuse the body before anything is applied.
+	if err := checkKeys(b); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -411,10 +411,11 @@ func (p *patcher) remove(t *target, v any, has bool) error {
 	}
 	if has && v != nil {
 		// Entra ID removes members with a value array and no filter; it
-		// means those members only, never the whole attribute.
+		// means those elements only, never the whole attribute. That is
+		// unambiguous, so strict mode takes it too.
 		list, ok := v.([]any)
-		if !p.quirks || !t.a.multi || !ok {
-			return badValue("remove takes a path, not a value")
+		if !t.a.multi || !ok {
+			return badValue("remove takes a path, or for a multi-valued attribute an array of the values to remove")
 		}
 		cur, _ := get(t.container, key)
 		have, _ := cur.([]any)

@@ -403,7 +403,8 @@ func TestPatch(t *testing.T) {
 		{"NullIsUnassigned", `[{"op":"replace","path":"title","value":null}]`, true, 200, func(t *testing.T, d map[string]any) { want(t, d, "title", nil) }},
 		{"CaseInsensitiveNames", `[{"op":"REPLACE","path":"NAME.GIVENNAME","value":"X"}]`, true, 200, func(t *testing.T, d map[string]any) { want(t, d, "name.givenName", "X") }},
 		{"FilterNoMatchStrict", `[{"op":"replace","path":"emails[type eq \"other\"].value","value":"x@y"}]`, false, 400, nil},
-		{"FilterNoMatchQuirksCreates", `[{"op":"replace","path":"emails[type eq \"other\"].value","value":"x@y"}]`, true, 200, func(t *testing.T, d map[string]any) {
+		{"FilterNoMatchQuirks", `[{"op":"replace","path":"emails[type eq \"other\"].value","value":"x@y"}]`, true, 400, nil},
+		{"FilterNoMatchAddCreates", `[{"op":"add","path":"emails[type eq \"other\"].value","value":"x@y"}]`, false, 200, func(t *testing.T, d map[string]any) {
 			want(t, d, "emails.len", 3)
 		}},
 		{"StringBooleanStrict", `[{"op":"replace","path":"active","value":"False"}]`, false, 400, nil},

@@ -108,7 +108,7 @@ func TestPatchNamesFields(t *testing.T) {
 		{"EnterprisePathless", `[{"op":"replace","value":{"` + enterprise + `":{"costCenter":"42","manager":{"value":"m-1"}}}}]`, []string{"cost_center", "manager_id"}},
 		{"ExternalID", `[{"op":"replace","path":"externalId","value":"ext-1"}]`, []string{"external_id"}},
 		{"Ignored", `[{"op":"replace","path":"password","value":"secret"},{"op":"add","path":"urn:example:unknown:attr","value":"x"}]`, nil},
-		{"Several", `[{"op":"replace","path":"title","value":"Boss"},{"op":"replace","path":"phoneNumbers[type eq \"mobile\"].value","value":"555"},{"op":"replace","path":"active","value":true}]`, []string{"phone_mobile", "title"}},
+		{"Several", `[{"op":"replace","path":"title","value":"Boss"},{"op":"add","path":"phoneNumbers[type eq \"mobile\"].value","value":"555"},{"op":"replace","path":"active","value":true}]`, []string{"phone_mobile", "title"}},
 		{"EnterpriseURNPath", `[{"op":"replace","path":"` + enterprise + `","value":{"department":"idpdepartment"}}]`, []string{"department"}},
 		{"EnterpriseURNPathAdd", `[{"op":"add","path":"` + enterprise + `","value":{"department":"idpdepartment"}}]`, []string{"department"}},
 		{"EnterpriseURNPathLowerCase", `[{"op":"replace","path":"` + strings.ToLower(enterprise) + `","value":{"department":"idpdepartment"}}]`, []string{"department"}},
@@ -202,7 +202,7 @@ func TestReplaceNamesFields(t *testing.T) {
 func TestSCIMFieldsAccumulate(t *testing.T) {
 	e := newEnv(t, scim.Config{})
 	u := e.jitUser(t, "union", map[string]string{provision.FieldUserName: "union"})
-	e.patch(t, u.ID, `[{"op":"replace","path":"emails[type eq \"work\"].value","value":"u@corp.test"}]`)
+	e.patch(t, u.ID, `[{"op":"add","path":"emails[type eq \"work\"].value","value":"u@corp.test"}]`)
 	e.patch(t, u.ID, `[{"op":"replace","path":"name.givenName","value":"Uma"}]`)
 	e.patch(t, u.ID, `[{"op":"replace","path":"active","value":false}]`)
 	if diff := cmp.Diff([]string{"email", "given_name"}, e.scimFields(t, u.ID)); diff != "" {

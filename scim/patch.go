@@ -472,11 +472,19 @@ func (p *patcher) filtered(t *target, op string, v any) error {
 		return nil
 	}
 	if len(hits) == 0 {
-		// Entra ID adds a work e-mail with `emails[type eq "work"].value`
-		// when none exists: create the element the filter describes.
+		// A replace needs a target (RFC 7644 §3.5.2.3: a filter that
+		// matches nothing is noTarget). An add of a target that does not
+		// exist adds it (§3.5.2.1): `emails[type eq "home"].value`
+		// describes the element to create, when the schema has that type.
 		typ, ok := simpleTypeFilter(t.filter)
-		if !p.quirks || !ok {
+		if op != "add" || !ok {
 			return noTarget("no value of %s matches the filter", key)
+		}
+		if !slices.Contains(t.a.types, typ) {
+			if len(t.a.types) == 0 {
+				return badValue("%s has no types; add the element to %s itself", key, key)
+			}
+			return badValue("%s of type %s cannot be stored; types: %s", key, quoteKey(typ), strings.Join(t.a.types, ", "))
 		}
 		list = append(list, map[string]any{"type": typ})
 		hits = []int{len(list) - 1}

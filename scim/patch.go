@@ -228,15 +228,36 @@ func (p *patcher) pathless(w writes, op, k string, v any) error {
 // target is a resolved PATCH path.
 type target struct {
 	container map[string]any // doc, or the extension object
+	sc        *schema        // the schema holding a (the core one for the common attributes)
 	a         *attr
 	filter    filter.Expression // value filter, or nil
 	sub       string            // sub-attribute (after the filter, or of a complex attribute)
 }
 
+// resolve resolves a PATCH path against doc. It returns nil and no error
+// for a path the store has no place for but RFC 7643 defines (password,
+// roles, an attribute schema.keep dropped), which is ignored as on create
+// and replace; a path naming no attribute of a schema the server declares
+// is a typo, refused with invalidPath.
 func (p *patcher) resolve(doc map[string]any, path string, create bool) (*target, error) {
 	urn, rest := p.rt.splitURN(path)
 	if urn == "" && strings.HasPrefix(strings.ToLower(path), "urn:") {
-		return nil, nil // an unknown schema: ignored
+		// A standard schema this store keeps nothing of: its
+		// attributes are known, and ignored (typos are not).
+		if std, stdRest := p.rt.standardURN(path); std != "" {
+			return nil, p.unkept(path, std, stdRest)
+		}
+		if slices.ContainsFunc(p.rt.rfcSchemas(), func(id string) bool { return strings.EqualFold(id, path) }) {
+			return nil, nil
+		}
+		// A schema the server does not declare. Entra ID sends the
+		// custom extension attributes an admin mapped in the Entra
+		// portal (urn:ietf:params:scim:schemas:extension:<name>:2.0:User),
+		// which this server may not have: quirks mode ignores them.
+		if p.quirks {
+			return nil, nil
+		}
+		return nil, badPath("path %s names a schema this server does not declare; see /Schemas", quoteKey(path))
 	}
 	parsed, err := parsePath(rest)
 	if err != nil {
@@ -247,12 +268,12 @@ func (p *patcher) resolve(doc map[string]any, path string, create bool) (*target
 	}
 	sc, a := p.rt.lookup(urn, parsed.AttributePath.AttributeName)
 	if a == nil {
-		return nil, nil
+		return nil, p.unkept(path, urn, rest)
 	}
 	if a == attrID || a == attrMeta || a.mutability == "readOnly" {
 		return nil, mutability("%s is read-only", a.name)
 	}
-	t := &target{container: doc, a: a, filter: parsed.ValueExpression}
+	t := &target{container: doc, sc: sc, a: a, filter: parsed.ValueExpression}
 	if sc != nil && sc != p.rt.core {
 		v, _ := get(doc, sc.id)
 		m, ok := v.(map[string]any)
@@ -274,6 +295,9 @@ func (p *patcher) resolve(doc map[string]any, path string, create bool) (*target
 	}
 	if t.sub != "" {
 		s := a.subAttr(t.sub)
+		if s == nil && p.rt.rfcDefined(sc.id, a.name, t.sub) {
+			return nil, nil // defined by RFC 7643, not kept by this store: ignored
+		}
 		if s == nil {
 			return nil, badPath("%s has no sub-attribute %q", a.name, t.sub)
 		}
@@ -286,6 +310,45 @@ func (p *patcher) resolve(doc map[string]any, path string, create bool) (*target
 		return nil, badPath("%s is not multi-valued; it takes no filter", a.name)
 	}
 	return t, nil
+}
+
+// unkept answers a path (rest, under the schema urn or unqualified) that
+// names no attribute this store keeps: nil, so that it is ignored, when
+// RFC 7643 defines the attribute (and sub-attribute); else invalidPath,
+// since a name no declared schema defines is a typo (nmae.givenName,
+// userNme) that would otherwise answer 200 and change nothing.
+func (p *patcher) unkept(path, urn, rest string) error {
+	parsed, err := parsePath(rest)
+	if err != nil {
+		return badPath("path %s does not parse", quoteKey(path))
+	}
+	sub := ""
+	switch {
+	case parsed.AttributePath.SubAttribute != nil:
+		sub = *parsed.AttributePath.SubAttribute
+	case parsed.SubAttribute != nil:
+		sub = *parsed.SubAttribute
+	}
+	if parsed.AttributePath.URIPrefix == nil && p.rt.rfcDefined(urn, parsed.AttributePath.AttributeName, sub) {
+		// The server does not keep this attribute (password, roles,
+		// one the store has no field for): ignored, as on create.
+		return nil
+	}
+	return badPath("path %s names no attribute of the %s schemas; see /Schemas", quoteKey(path), p.rt.name)
+}
+
+// checkSubKeys refuses a key of a complex value (an element of a
+// multi-valued attribute, or a singular complex attribute's object) that
+// names no sub-attribute of a: a typo, like an unknown path. A
+// sub-attribute RFC 7643 defines that the store does not keep passes, and
+// is ignored when the result is decoded.
+func (p *patcher) checkSubKeys(sc *schema, a *attr, obj map[string]any) error {
+	for k := range obj {
+		if a.subAttr(k) == nil && !p.rt.rfcDefined(sc.id, a.name, k) {
+			return badPath("%s has no sub-attribute %s; see /Schemas", a.name, quoteKey(k))
+		}
+	}
+	return nil
 }
 
 // parsePath guards the path parser against panics on hostile input.
@@ -307,8 +370,9 @@ func (p *patcher) at(doc map[string]any, op, path string, v any, has bool) error
 		return err
 	}
 	if t == nil {
-		// An attribute this store does not keep (password, an unmapped
-		// one): ignored, as on create and replace.
+		// An attribute RFC 7643 defines that this store does not keep
+		// (password, an unmapped one), or in quirks mode one of a schema
+		// the server does not declare: ignored, as on create and replace.
 		return nil
 	}
 	if t.filter != nil {
@@ -342,6 +406,13 @@ func (p *patcher) at(doc map[string]any, op, path string, v any, has bool) error
 		if !ok {
 			list = []any{v}
 		}
+		for _, el := range list {
+			if m, ok := el.(map[string]any); ok {
+				if err := p.checkSubKeys(t.sc, t.a, m); err != nil {
+					return err
+				}
+			}
+		}
 		if op == "replace" {
 			set(t.container, key, list)
 			return nil
@@ -358,6 +429,9 @@ func (p *patcher) at(doc map[string]any, op, path string, v any, has bool) error
 		obj, ok := v.(map[string]any)
 		if !ok {
 			return badValue("%s must be an object", key)
+		}
+		if err := p.checkSubKeys(t.sc, t.a, obj); err != nil {
+			return err
 		}
 		cur, _ := get(t.container, key)
 		merged, ok := cur.(map[string]any)
@@ -502,6 +576,9 @@ func (p *patcher) filtered(t *target, op string, v any) error {
 		obj, ok := v.(map[string]any)
 		if !ok {
 			return badValue("a filtered %s without a sub-attribute needs an object value", op)
+		}
+		if err := p.checkSubKeys(t.sc, t.a, obj); err != nil {
+			return err
 		}
 		for k, sv := range obj {
 			set(m, k, sv)

@@ -36,7 +36,7 @@ func (s *Server) route(w *statusWriter, r *http.Request, id string, h handlers) 
 		if err != nil {
 			return op("search", err)
 		}
-		p, err := searchParams(body)
+		p, err := searchParams(body, s.cfg.quirks())
 		if err != nil {
 			return op("search", err)
 		}
@@ -103,7 +103,7 @@ func (s *Server) getUser(w *statusWriter, r *http.Request, id string) error {
 }
 
 func (s *Server) createUser(w *statusWriter, r *http.Request) error {
-	body, err := s.readBody(w, r)
+	body, err := s.readResource(w, r, s.users)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (s *Server) replaceUser(w *statusWriter, r *http.Request, id string) error 
 	if err != nil {
 		return err
 	}
-	body, err := s.readBody(w, r)
+	body, err := s.readResource(w, r, s.users)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func (s *Server) getGroup(w *statusWriter, r *http.Request, id string) error {
 }
 
 func (s *Server) createGroup(w *statusWriter, r *http.Request) error {
-	body, err := s.readBody(w, r)
+	body, err := s.readResource(w, r, s.groups)
 	if err != nil {
 		return err
 	}
@@ -335,7 +335,7 @@ func (s *Server) replaceGroup(w *statusWriter, r *http.Request, id string) error
 	if err != nil {
 		return err
 	}
-	body, err := s.readBody(w, r)
+	body, err := s.readResource(w, r, s.groups)
 	if err != nil {
 		return err
 	}

@@ -61,9 +61,13 @@ func queryParams(r *http.Request) (listParams, error) {
 	return p, nil
 }
 
-// searchParams reads a SearchRequest body (RFC 7644 §3.4.3).
-func searchParams(body map[string]any) (listParams, error) {
+// searchParams reads a SearchRequest body (RFC 7644 §3.4.3); its schemas
+// must list the SearchRequest URN (checkMessage).
+func searchParams(body map[string]any, quirks bool) (listParams, error) {
 	p := listParams{startIndex: 1}
+	if err := checkMessage(body, URNSearch, quirks); err != nil {
+		return p, err
+	}
 	str := func(name string) (string, error) {
 		v, ok := get(body, name)
 		if !ok || v == nil {

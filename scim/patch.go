@@ -43,6 +43,9 @@ func mutability(format string, args ...any) *Error {
 
 // parseOps reads the Operations of a PatchOp body.
 func (p *patcher) parseOps(body map[string]any) ([]operation, error) {
+	if err := checkMessage(body, URNPatch, p.quirks); err != nil {
+		return nil, err
+	}
 	raw, _ := get(body, "Operations")
 	list, ok := raw.([]any)
 	if !ok || len(list) == 0 {

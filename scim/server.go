@@ -270,6 +270,19 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (map[string]an
 	return decodeJSON(b)
 }
 
+// readResource reads the body of a create or replace of rt and checks its
+// schemas (checkResource).
+func (s *Server) readResource(w http.ResponseWriter, r *http.Request, rt *resourceType) (map[string]any, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.checkResource(body, s.cfg.quirks()); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

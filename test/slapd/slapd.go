@@ -68,12 +68,14 @@ type Server struct {
 type Option func(*settings)
 
 type settings struct {
-	schemas   []string // extra cn=config schema LDIF documents
-	includes  []string // extra slapd.conf schema files (SlapdConf)
-	indexes   []string
-	conf      bool
-	noPPolicy bool
-	debug     []string
+	schemas  []string // extra cn=config schema LDIF documents
+	includes []string // extra slapd.conf schema files (SlapdConf)
+	indexes  []string
+	// rawIndexes are whole index specifications (WithIndex).
+	rawIndexes []string
+	conf       bool
+	noPPolicy  bool
+	debug      []string
 }
 
 // WithDebug adds slapd log levels (slapd -d) to stats, such as "trace",
@@ -92,6 +94,13 @@ func WithSchemaInclude(schema string, index ...string) Option {
 		s.includes = append(s.includes, schema)
 		s.indexes = append(s.indexes, index...)
 	}
+}
+
+// WithIndex adds database indexes as written after olcDbIndex (cn=config)
+// or index (slapd.conf), such as "uid eq,sub", so that tests can check
+// that slapd accepts and uses the indexes the README recommends.
+func WithIndex(spec ...string) Option {
+	return func(s *settings) { s.rawIndexes = append(s.rawIndexes, spec...) }
 }
 
 // WithoutPPolicy leaves the ppolicy module out: the directory's schema
@@ -448,6 +457,9 @@ func (s *Server) configLDIF(dataDir string, set settings) string {
 	for _, a := range set.indexes {
 		indexes += "olcDbIndex: " + a + " eq\n"
 	}
+	for _, spec := range indexSpecs(set) {
+		indexes += "olcDbIndex: " + spec + "\n"
+	}
 	schemas := set.schemas
 	var b strings.Builder
 	fmt.Fprintf(&b, `dn: cn=config
@@ -500,10 +512,6 @@ olcRootDN: %[2]s
 olcRootPW: %[3]s
 olcDbDirectory: %[4]s
 olcDbMaxSize: 268435456
-olcDbIndex: objectClass eq
-olcDbIndex: entryUUID eq
-olcDbIndex: uid,cn,mail eq
-olcDbIndex: member eq
 %[6]solcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {1}to dn.subtree="ou=services,%[1]s" by users read
 olcAccess: {2}to * by dn.exact="%[5]s" write by users read
@@ -523,6 +531,29 @@ olcOverlay: {1}ppolicy
 `)
 	}
 	return b.String()
+}
+
+// baseIndexes are the indexes every test server has.
+var baseIndexes = []string{"objectClass eq", "entryUUID eq", "uid eq", "cn eq", "mail eq", "member eq"}
+
+// indexSpecs lists the index specifications of the database: the base
+// ones, except for the attributes WithIndex indexes itself (slapd refuses
+// two definitions for one attribute), then those of WithIndex.
+func indexSpecs(set settings) []string {
+	named := map[string]bool{}
+	for _, spec := range set.rawIndexes {
+		attrs, _, _ := strings.Cut(spec, " ")
+		for _, a := range strings.Split(attrs, ",") {
+			named[strings.ToLower(a)] = true
+		}
+	}
+	var out []string
+	for _, spec := range baseIndexes {
+		if attr, _, _ := strings.Cut(spec, " "); !named[strings.ToLower(attr)] {
+			out = append(out, spec)
+		}
+	}
+	return append(out, set.rawIndexes...)
 }
 
 func ppolicyModule(set settings) string {
@@ -568,13 +599,12 @@ rootdn "%[2]s"
 rootpw %[3]s
 directory %[4]s
 maxsize 268435456
-index objectClass eq
-index entryUUID eq
-index uid,cn,mail eq
-index member eq
 `, Suffix, AdminDN, AdminPassword, dataDir)
 	for _, a := range set.indexes {
 		fmt.Fprintf(&b, "index %s eq\n", a)
+	}
+	for _, spec := range indexSpecs(set) {
+		fmt.Fprintf(&b, "index %s\n", spec)
 	}
 	fmt.Fprintf(&b, `access to attrs=userPassword by self write by anonymous auth by * none
 access to dn.subtree="ou=services,%[1]s" by users read

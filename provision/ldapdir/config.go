@@ -42,6 +42,12 @@ var Schema389DS string
 //go:embed gatehouse-index-389ds.ldif
 var Index389DS string
 
+// SCIMIndex389DS adds the indexes SCIM queries use to 389 Directory
+// Server's userRoot backend, after Index389DS, and starts building them.
+//
+//go:embed gatehouse-scim-index-389ds.ldif
+var SCIMIndex389DS string
+
 // Profiles.
 const (
 	ProfileOpenLDAP        = "openldap"

@@ -39,131 +39,6 @@ const (
 	tombLink = "tomb link "
 )
 
-// ldapFilter turns a provision filter into an LDAP filter with escaped
-// values. Its matches are a superset of the filter's (the directory's
-// matching rules may ignore case where the filter must not); callers
-// refine them with provision.Match.
-func (s *Store) ldapFilter(f provision.Filter) (string, error) {
-	switch f := f.(type) {
-	case nil:
-		return "(objectClass=*)", nil
-	case provision.And, provision.Or:
-		var kids []provision.Filter
-		op := "&"
-		if a, ok := f.(provision.And); ok {
-			kids = a
-		} else {
-			kids, op = f.(provision.Or), "|"
-		}
-		var b strings.Builder
-		b.WriteString("(" + op)
-		for _, k := range kids {
-			sub, err := s.ldapFilter(k)
-			if err != nil {
-				return "", err
-			}
-			b.WriteString(sub)
-		}
-		b.WriteString(")")
-		return b.String(), nil
-	case provision.Not:
-		sub, err := s.ldapFilter(f.Filter)
-		if err != nil {
-			return "", err
-		}
-		return "(!" + sub + ")", nil
-	case provision.Compare:
-		return s.ldapCompare(f)
-	}
-	return "", fmt.Errorf("%w: filter node %T", provision.ErrUnsupported, f)
-}
-
-func (s *Store) ldapCompare(c provision.Compare) (string, error) {
-	switch c.Field {
-	case provision.FieldID:
-		if c.Op == provision.OpPresent {
-			return "(objectClass=*)", nil
-		}
-		if c.Op != provision.OpEq && c.Op != provision.OpNe {
-			return "", fmt.Errorf("%w: ids take only eq and ne", provision.ErrUnsupported)
-		}
-		f, ok := s.l.anchorFilter(c.Value)
-		if !ok {
-			f = "(|)" // not an id this directory can hold: nothing matches
-		}
-		if c.Op == provision.OpNe {
-			f = "(!" + f + ")"
-		}
-		return f, nil
-	case provision.FieldActive:
-		disabled := "(" + s.l.cfg.DisabledAttribute + "=" + ldap.EscapeFilter(s.l.cfg.DisabledValue) + ")"
-		if s.l.ad {
-			disabled = "(userAccountControl:1.2.840.113556.1.4.803:=2)"
-		}
-		switch {
-		case c.Op == provision.OpPresent:
-			return "(objectClass=*)", nil
-		case (c.Op == provision.OpEq) == strings.EqualFold(c.Value, "true"):
-			return "(!" + disabled + ")", nil
-		default:
-			return disabled, nil
-		}
-	case provision.FieldCreated, provision.FieldUpdated:
-		attr := s.l.createdAttr()
-		if c.Field == provision.FieldUpdated {
-			attr = s.l.modifiedAttr()
-		}
-		if c.Op == provision.OpPresent {
-			return "(" + attr + "=*)", nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, c.Value)
-		if err != nil {
-			return "", fmt.Errorf("%w: %q is not a date-time", provision.ErrInvalid, c.Value)
-		}
-		// Whole seconds: the result is refined in memory.
-		lo := t.UTC().Truncate(time.Second).Format("20060102150405Z")
-		hi := t.UTC().Add(time.Second - 1).Truncate(time.Second).Format("20060102150405Z")
-		switch c.Op {
-		case provision.OpGt, provision.OpGe:
-			return "(" + attr + ">=" + lo + ")", nil
-		case provision.OpLt, provision.OpLe:
-			return "(" + attr + "<=" + hi + ")", nil
-		case provision.OpEq:
-			return "(&(" + attr + ">=" + lo + ")(" + attr + "<=" + hi + "))", nil
-		case provision.OpNe:
-			return "(objectClass=*)", nil
-		}
-		return "", fmt.Errorf("%w: %s on a date-time", provision.ErrUnsupported, c.Op)
-	}
-	attr, ok := s.l.readFrom[c.Field]
-	if !ok {
-		return "", fmt.Errorf("%w: the directory has no attribute for %q", provision.ErrUnsupported, c.Field)
-	}
-	v := ldap.EscapeFilter(c.Value)
-	switch c.Op {
-	case provision.OpPresent:
-		return "(" + attr + "=*)", nil
-	case provision.OpEq:
-		if c.Field == provision.FieldUserName && c.Fold {
-			// The directory's matching rule does not fold "ß" as "ss":
-			// entries gatehouse wrote also match by their recorded fold.
-			return "(|(" + attr + "=" + v + ")(" + s.l.cfg.StateAttribute + "=" + ldap.EscapeFilter(nameValue(c.Value)) + "))", nil
-		}
-		return "(" + attr + "=" + v + ")", nil
-	case provision.OpNe:
-		return "(!(" + attr + "=" + v + "))", nil
-	case provision.OpCo:
-		return "(" + attr + "=*" + v + "*)", nil
-	case provision.OpSw:
-		return "(" + attr + "=" + v + "*)", nil
-	case provision.OpEw:
-		return "(" + attr + "=*" + v + ")", nil
-	}
-	// Most directory string attributes have no ordering rule; an ordering
-	// filter would silently match nothing.
-	return "", fmt.Errorf("%w: %s on %q in a directory", provision.ErrUnsupported, c.Op, c.Field)
-}
-
 // userFilter restricts a filter to user entries: the most specific
 // (last) configured user class; never computers on Active Directory.
 func (s *Store) userFilter(f string) string {
@@ -171,6 +46,9 @@ func (s *Store) userFilter(f string) string {
 	extra := ""
 	if s.l.ad {
 		extra = "(!(objectClass=computer))"
+	}
+	if f == matchAll {
+		f = "" // the class alone: an index answers it, a presence test may not
 	}
 	return "(&(objectClass=" + ldap.EscapeFilter(oc) + ")" + extra + f + ")"
 }

@@ -270,3 +270,57 @@ func TestFindUsersPushDown389DS(t *testing.T) {
 		}
 	}
 }
+
+// TestExactQueriesPageFromAnchors: a query the directory answers exactly
+// in ID order (here unfiltered, and active eq false) counts its matches
+// from their entryUUID alone and reads only the page's entries whole; its
+// pages and totals are those of the path that reads and refines every
+// match.
+func TestExactQueriesPageFromAnchors(t *testing.T) {
+	srv := startServer(t)
+	s := open(t, baseConfig(srv, srv.NewTenant(t)))
+	ctx := context.Background()
+	for i := range 7 {
+		if _, err := s.CreateUser(ctx, provision.User{UserName: fmt.Sprintf("u%d", i), Active: i%3 != 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// sw "" matches every user but is refined in Go: the reference.
+	everyone := provision.Compare{Field: provision.FieldUserName, Op: provision.OpSw, Fold: true}
+	inactive := provision.Compare{Field: provision.FieldActive, Op: provision.OpEq, Value: "false"}
+	ids := func(p provision.Page[provision.User]) []string {
+		var out []string
+		for _, u := range p.Items {
+			out = append(out, u.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		f, ref provision.Filter
+	}{{nil, everyone}, {inactive, provision.And{everyone, inactive}}} {
+		for _, desc := range []bool{false, true} {
+			for off := 0; off <= 7; off++ {
+				for _, limit := range []int{0, 1, 3} {
+					q := provision.Query{Filter: c.f, Offset: off, Limit: limit, Descending: desc}
+					mark := srv.Mark()
+					got, err := s.FindUsers(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					log := srv.Log()[mark:]
+					q.Filter = c.ref
+					want, err := s.FindUsers(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got.Total != want.Total || !slices.Equal(ids(got), ids(want)) {
+						t.Errorf("%v offset %d limit %d desc %v: %d %q, want %d %q", c.f, off, limit, desc, got.Total, ids(got), want.Total, ids(want))
+					}
+					if !strings.Contains(log, "SRCH attr=entryUUID\n") {
+						t.Errorf("%v offset %d limit %d: the count read more than the anchors:\n%s", c.f, off, limit, log)
+					}
+				}
+			}
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
@@ -33,6 +34,10 @@ type db struct {
 	timeout   time.Duration
 	noMigrate bool
 	log       *zap.Logger
+	// gen counts the write transactions this process committed: a count
+	// taken at one generation is current while it stays (pages.go).
+	gen   atomic.Uint64
+	pages pageCache
 }
 
 func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
@@ -215,6 +220,9 @@ func (d *db) writeOnce(ctx context.Context, fn func(q querier, now time.Time) er
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqldir: commit: %w", err)
 	}
+	// After the commit: a count that read the old rows began before this
+	// and recorded the generation before it.
+	d.gen.Add(1)
 	return nil
 }
 

@@ -307,6 +307,30 @@ func TestSQLServerFindUsers(t *testing.T) {
 	golden(t, "sqlserver-find-users.sql", r.statements())
 }
 
+// TestSQLServerSearch: the lookups SCIM clients send most on SQL Server:
+// the stored folds compared by their indexed key columns, an extra value
+// from the values table, a union of the e-mail slots, a prefix by LIKE on
+// a key column, and the second page of a walk as a keyset range.
+func TestSQLServerSearch(t *testing.T) {
+	r := &recorder{count: 40}
+	s := &Store{recordingDB(t, SQLServer, r)}
+	f := provision.And{
+		provision.Or{
+			provision.Compare{Field: provision.FieldEmail, Op: provision.OpEq, Value: "Ann@X.test", Fold: true},
+			provision.Compare{Field: "email_home", Op: provision.OpEq, Value: "Ann@X.test", Fold: true},
+		},
+		provision.Compare{Field: provision.FieldDisplayName, Op: provision.OpSw, Value: "An%", Fold: true},
+		provision.Compare{Field: "department", Op: provision.OpEq, Value: "R&D", Fold: true},
+		provision.Compare{Field: provision.FieldUpdated, Op: provision.OpGt, Value: "2026-01-01T00:00:00Z"},
+	}
+	for _, off := range []int{0, 5} {
+		if _, err := s.FindUsers(context.Background(), provision.Query{Filter: f, Offset: off, Limit: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden(t, "sqlserver-search.sql", r.statements())
+}
+
 // TestSQLServerMappedFirstLogin: the insert into an application's table
 // reads the new key through OUTPUT ... INTO a table variable, which works
 // on tables with triggers.

@@ -30,31 +30,58 @@ func (s *Store) Supports(field string) bool {
 func (s *Store) FindUsers(ctx context.Context, q provision.Query) (provision.Page[provision.User], error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return find(ctx, s.d, s.reader(), q, "gatehouse_users u", userColumns, "u.id", s.d.userColumn, scanUser)
+	return find(ctx, s.db, q, "gatehouse_users u", userColumns, "u.id", s.d.userColumn, scanUser, func(u provision.User) string { return u.ID })
 }
 
 // find counts and pages the rows of one table that match q: the filter
-// and sort become SQL with bound parameters.
-func find[T any](ctx context.Context, d *dialect, db querier, q provision.Query, from, columns, id string,
-	column func(string) (column, error), scan func(interface{ Scan(...any) error }) (T, error)) (provision.Page[T], error) {
+// and sort become SQL with bound parameters. Pages in ID order continue
+// from where the page before ended (pages.go).
+func find[T any](ctx context.Context, d *db, q provision.Query, from, columns, id string,
+	column func(string) (column, error), scan func(interface{ Scan(...any) error }) (T, error), idOf func(T) string) (provision.Page[T], error) {
 	var page provision.Page[T]
-	w := where{d: d, column: column}
+	w := where{d: d.d, column: column}
 	if err := w.filter(q.Filter); err != nil {
 		return page, fmt.Errorf("sqldir: %w", err)
 	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+from+` WHERE `+w.sb.String(), w.args...).Scan(&page.Total); err != nil {
-		return page, fmt.Errorf("sqldir: count: %w", err)
+	db := d.reader()
+	now := time.Now()
+	gen := d.gen.Load() // before the count: see write
+	var key [32]byte
+	var mark pageMark
+	walk, continued := q.Limit > 0 && (q.SortBy == "" || q.SortBy == provision.FieldID), false
+	if walk {
+		key = queryKey(from, w.sb.String(), w.args, q.Descending)
+		if q.Offset > 0 {
+			mark, continued = d.pages.get(pageKey{key, q.Offset}, now)
+		}
 	}
-	if q.Limit <= 0 || q.Offset >= page.Total {
+	if continued && mark.gen == gen && now.Sub(mark.counted) < countReuse {
+		page.Total = mark.total
+	} else {
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+from+` WHERE `+w.sb.String(), w.args...).Scan(&page.Total); err != nil {
+			return page, fmt.Errorf("sqldir: count: %w", err)
+		}
+		mark.total, mark.gen, mark.counted = page.Total, gen, now
+	}
+	if q.Limit <= 0 || !continued && q.Offset >= page.Total {
 		return page, nil
 	}
-	order, orderArgs, err := d.orderBy(q, column, id)
+	order, orderArgs, err := d.d.orderBy(q, column, d.d.orderID(id, w.selective))
 	if err != nil {
 		return page, fmt.Errorf("sqldir: %w", err)
 	}
-	paging, pageArgs := d.page(q.Limit, q.Offset)
-	args := append(append(w.args, orderArgs...), pageArgs...)
-	rows, err := db.QueryContext(ctx, `SELECT `+columns+` FROM `+from+` WHERE `+w.sb.String()+order+paging, args...)
+	cond, args := w.sb.String(), slices.Clone(w.args)
+	var paging string
+	var pageArgs []any
+	if continued {
+		op := map[[2]bool]string{{false, false}: " > ?", {false, true}: " >= ?", {true, false}: " < ?", {true, true}: " <= ?"}[[2]bool{q.Descending, mark.inclusive}]
+		cond, args = "("+cond+") AND "+id+op, append(args, mark.id)
+		paging, pageArgs = d.d.page(q.Limit, 0)
+	} else {
+		paging, pageArgs = d.d.page(q.Limit, q.Offset)
+	}
+	args = append(append(args, orderArgs...), pageArgs...)
+	rows, err := db.QueryContext(ctx, `SELECT `+columns+` FROM `+from+` WHERE `+cond+order+paging, args...)
 	if err != nil {
 		return page, fmt.Errorf("sqldir: query: %w", err)
 	}
@@ -68,6 +95,17 @@ func find[T any](ctx context.Context, d *dialect, db querier, q provision.Query,
 	}
 	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("sqldir: query: %w", err)
+	}
+	if walk && len(page.Items) > 0 {
+		// The next page of a walk starts after this one; this page, asked
+		// again, starts at its first row.
+		next, same := mark, mark
+		next.key, next.id, next.inclusive, next.at = pageKey{key, q.Offset + len(page.Items)}, idOf(page.Items[len(page.Items)-1]), false, now
+		same.key, same.id, same.inclusive, same.at = pageKey{key, q.Offset}, idOf(page.Items[0]), true, now
+		d.pages.put(next)
+		if q.Offset > 0 {
+			d.pages.put(same)
+		}
 	}
 	return page, nil
 }
@@ -92,12 +130,17 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 		if err != nil {
 			return err
 		}
-		_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, display_name, given_name,
-			family_name, extra, status, owner, scim_fields, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scim', ?, 1, ?, ?)`,
-			u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-			extra, status(u.Active), encodeFields(u.SCIMFields), s.d.time(now), s.d.time(now))
+		emailNorm, displayNorm := userFolds(u)
+		_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, email_norm, display_name,
+			display_name_norm, given_name, family_name, extra, status, owner, scim_fields, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scim', ?, 1, ?, ?)`,
+			u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
+			u.GivenName, u.FamilyName, extra, status(u.Active), encodeFields(u.SCIMFields), s.d.time(now), s.d.time(now))
 		if err != nil {
 			return s.mapWriteErr("create user", err)
+		}
+		if err := syncValues(ctx, q, u.ID, nil, u.Extra); err != nil {
+			return err
 		}
 		return liftTombstones(ctx, q, provision.NormalizeName(u.UserName), u.ExternalID)
 	})
@@ -137,12 +180,17 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 		if err != nil {
 			return err
 		}
-		_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
-			given_name = ?, family_name = ?, extra = ?, status = ?, owner = 'scim', scim_fields = ?, version = ?, updated_at = ? WHERE id = ?`,
-			u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-			extra, status(u.Active), encodeFields(u.SCIMFields), u.Version, s.d.time(now), u.ID)
+		emailNorm, displayNorm := userFolds(u)
+		_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, email_norm = ?,
+			display_name = ?, display_name_norm = ?, given_name = ?, family_name = ?, extra = ?, status = ?, owner = 'scim', scim_fields = ?,
+			version = ?, updated_at = ? WHERE id = ?`,
+			u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
+			u.GivenName, u.FamilyName, extra, status(u.Active), encodeFields(u.SCIMFields), u.Version, s.d.time(now), u.ID)
 		if err != nil {
 			return s.mapWriteErr("update user", err)
+		}
+		if err := syncValues(ctx, q, u.ID, cur.Extra, u.Extra); err != nil {
+			return err
 		}
 		u.Updated = truncStamp(now)
 		out = u
@@ -244,7 +292,7 @@ func scanGroup(row interface{ Scan(...any) error }) (provision.Group, error) {
 func (s *Store) FindGroups(ctx context.Context, q provision.Query) (provision.Page[provision.Group], error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	page, err := find(ctx, s.d, s.reader(), q, "gatehouse_groups g", groupColumns, "g.id", s.d.groupColumn, scanGroup)
+	page, err := find(ctx, s.db, q, "gatehouse_groups g", groupColumns, "g.id", s.d.groupColumn, scanGroup, func(g provision.Group) string { return g.ID })
 	if err != nil || !q.Members {
 		return page, err
 	}

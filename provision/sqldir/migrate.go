@@ -3,6 +3,7 @@ package sqldir
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 func (d *db) managedMigrations() []string {
@@ -52,13 +53,20 @@ func (d *db) migrate(ctx context.Context, component string, migrations []string)
 	}
 	refolded := false
 	for v := have; v < len(migrations); v++ {
-		if migrations[v] == refoldStep {
+		switch {
+		case migrations[v] == refoldStep:
 			// Each refold computes the current fold: one is enough.
 			if !refolded {
 				err = d.refold(ctx, q, component)
 			}
 			refolded = true
-		} else {
+		case migrations[v] == searchStep:
+			// The same holds for the search folds; a later step of the
+			// same list computes them from the final schema.
+			if !slices.Contains(migrations[v+1:], searchStep) {
+				err = d.rebuildSearch(ctx, q)
+			}
+		default:
 			_, err = tx.ExecContext(ctx, migrations[v])
 		}
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 	"modernc.org/sqlite"
@@ -54,7 +56,10 @@ type column struct {
 	// folded, when set, is an expression already holding the folded value
 	// (an indexed column), used instead of folding expr at query time.
 	folded string
-	kind   colKind
+	// extra, when set, names the extra field whose folded values
+	// gatehouse_user_values holds (search.go).
+	extra string
+	kind  colKind
 }
 
 func (d *dialect) userColumn(field string) (column, error) {
@@ -66,9 +71,9 @@ func (d *dialect) userColumn(field string) (column, error) {
 	case provision.FieldExternalID:
 		return column{expr: "u.external_id"}, nil
 	case provision.FieldEmail:
-		return column{expr: "u.email"}, nil
+		return column{expr: "u.email", folded: "u.email_norm"}, nil
 	case provision.FieldDisplayName:
-		return column{expr: "u.display_name"}, nil
+		return column{expr: "u.display_name", folded: "u.display_name_norm"}, nil
 	case provision.FieldGivenName:
 		return column{expr: "u.given_name"}, nil
 	case provision.FieldFamilyName:
@@ -86,7 +91,7 @@ func (d *dialect) userColumn(field string) (column, error) {
 		return column{}, fmt.Errorf("%w: unknown field %q", provision.ErrUnsupported, field)
 	}
 	// The JSON path is a bound parameter, never spliced into the SQL.
-	return column{expr: d.jsonField("u.extra"), args: []any{d.jsonKey(field)}}, nil
+	return column{expr: d.jsonField("u.extra"), args: []any{d.jsonKey(field)}, extra: field}, nil
 }
 
 func (d *dialect) groupColumn(field string) (column, error) {
@@ -128,6 +133,30 @@ type where struct {
 	args   []any
 	d      *dialect
 	column func(string) (column, error)
+	// selective is set when every match must pass an index lookup or
+	// range (a condition at the top, or under And only); loose counts
+	// the Or and Not nodes above the node being written.
+	selective bool
+	loose     int
+}
+
+// narrows records that the condition being written is an index lookup or
+// range: selective when nothing above it widens it.
+func (w *where) narrows() {
+	if w.loose == 0 {
+		w.selective = true
+	}
+}
+
+// orderID is the ID ordering of a query. SQLite would walk the ID index
+// to avoid a sort, reading every row before the matches of a selective
+// filter (a recent meta.lastModified, say, whose users have the last
+// IDs); "+" keeps it on the filter's index and sorts the few matches.
+func (d *dialect) orderID(id string, selective bool) string {
+	if selective && d.name == SQLite {
+		return "+" + id
+	}
+	return id
 }
 
 func (w *where) filter(f provision.Filter) error {
@@ -135,8 +164,19 @@ func (w *where) filter(f provision.Filter) error {
 	case provision.And:
 		return w.join(" AND ", "1=1", f)
 	case provision.Or:
+		if len(f) > 1 && w.lookupable(f) {
+			w.narrows()
+			w.sb.WriteString("u.id IN (")
+			w.lookup(f)
+			w.sb.WriteString(")")
+			return nil
+		}
+		w.loose++
+		defer func() { w.loose-- }()
 		return w.join(" OR ", "1=0", f)
 	case provision.Not:
+		w.loose++
+		defer func() { w.loose-- }()
 		w.sb.WriteString("NOT (")
 		if err := w.filter(f.Filter); err != nil {
 			return err
@@ -186,6 +226,16 @@ func (w *where) compare(c provision.Compare) error {
 		w.args = append(w.args, c.Value)
 		return nil
 	}
+	if c.Fold && w.indexed(col, c) {
+		if c.Op != provision.OpPresent {
+			w.narrows()
+		}
+		return nil
+	}
+	if col.kind == kindTime && c.Op != provision.OpPresent && c.Op != provision.OpNe ||
+		c.Op == provision.OpEq && (col.expr == "u.id" || col.expr == "u.external_id") {
+		w.narrows()
+	}
 	expr, v := col.expr, any(c.Value)
 	if col.kind == kindTime {
 		t, err := time.Parse(time.RFC3339Nano, c.Value)
@@ -202,7 +252,7 @@ func (w *where) compare(c provision.Compare) error {
 		v = w.d.time(t)
 	} else if c.Fold {
 		switch {
-		case col.folded != "": // names: the stored Go fold
+		case col.folded != "": // the stored Go fold
 			expr, v = col.folded, provision.NormalizeName(c.Value)
 		case w.d.name == SQLite: // the Go fold as an SQL function
 			expr, v = w.d.fold(expr), provision.NormalizeName(c.Value)
@@ -298,4 +348,185 @@ func (d *dialect) orderBy(q provision.Query, column func(string) (column, error)
 	// The expression appears twice; so do its arguments.
 	args := append(append([]any{}, col.args...), col.args...)
 	return " ORDER BY CASE WHEN " + expr + " = '' THEN 1 ELSE 0 END" + dir + ", " + expr + dir + ", " + id, args, nil
+}
+
+// indexed writes the comparisons that an index answers, and reports
+// whether it wrote c: equality, prefix and presence on a stored fold (a
+// name, e-mail or display name) or on the folded values of an extra
+// field. Everything else is written by compare, and may read every row.
+func (w *where) indexed(col column, c provision.Compare) bool {
+	v := provision.NormalizeName(c.Value)
+	switch {
+	case col.folded != "" && c.Op == provision.OpEq:
+		w.keyEq(col.folded, v)
+	case col.folded != "" && c.Op == provision.OpSw && v != "":
+		w.keyPrefix(col.folded, v)
+	case col.extra != "" && w.lookupable(c):
+		// An extra value that is empty has no row: eq and sw of a
+		// non-empty value only match values that are set, as they must.
+		w.sb.WriteString("u.id IN (")
+		w.lookup(c)
+		w.sb.WriteString(")")
+	case col.extra != "" && c.Op == provision.OpPresent:
+		w.sb.WriteString("u.id IN (SELECT x.user_id FROM gatehouse_user_values x WHERE x.field = ?)")
+		w.args = append(w.args, col.extra)
+	default:
+		return false
+	}
+	return true
+}
+
+// lookupable reports whether an index alone answers f as a set of user
+// IDs: an eq or sw on a stored fold of the users table or on an extra
+// field's folded values, or an Or of such.
+func (w *where) lookupable(f provision.Filter) bool {
+	switch f := f.(type) {
+	case provision.Or:
+		for _, c := range f {
+			if !w.lookupable(c) {
+				return false
+			}
+		}
+		return len(f) > 0
+	case provision.Compare:
+		col, err := w.column(f.Field)
+		if err != nil || !f.Fold || (f.Op != provision.OpEq && f.Op != provision.OpSw) || provision.NormalizeName(f.Value) == "" {
+			return false
+		}
+		return col.extra != "" || strings.HasPrefix(col.folded, "u.")
+	}
+	return false
+}
+
+// lookup writes the SELECT of the IDs of the users matching a lookupable
+// f; an Or is the UNION of its branches. An OR across columns makes
+// PostgreSQL read every row; a union reads one index range per branch.
+func (w *where) lookup(f provision.Filter) {
+	switch f := f.(type) {
+	case provision.Or:
+		for i, c := range f {
+			if i > 0 {
+				w.sb.WriteString(" UNION ")
+			}
+			w.lookup(c)
+		}
+	case provision.Compare:
+		col, _ := w.column(f.Field)
+		expr := "x.value_norm"
+		if col.extra != "" {
+			w.sb.WriteString("SELECT x.user_id FROM gatehouse_user_values x WHERE x.field = ? AND ")
+			w.args = append(w.args, col.extra)
+		} else {
+			w.sb.WriteString("SELECT x.id FROM gatehouse_users x WHERE ")
+			expr = "x." + strings.TrimPrefix(col.folded, "u.")
+		}
+		if v := provision.NormalizeName(f.Value); f.Op == provision.OpEq {
+			w.keyEq(expr, v)
+		} else {
+			w.keyPrefix(expr, v)
+		}
+	}
+}
+
+// keyEq compares a stored fold with a folded value. On the servers a fold
+// is indexed by its key (search.go: a leading part), so the key narrows
+// and the whole value decides.
+func (w *where) keyEq(expr, v string) {
+	key, keyArg := w.d.foldKey(expr)
+	if key == "" {
+		w.sb.WriteString(expr + " = ?")
+		w.args = append(w.args, v)
+		return
+	}
+	w.sb.WriteString("(" + key + " = " + keyArg + " AND " + expr + " = ?)")
+	w.args = append(w.args, v, v)
+}
+
+// keyPrefix matches a stored fold starting with the folded prefix v: a
+// range of the index narrows (code point order, the order of SQLite's
+// BINARY collation and PostgreSQL's "C"), and the exact prefix decides.
+func (w *where) keyPrefix(expr, v string) {
+	exact, exactArgs := w.d.substring("sw", expr, v)
+	key, _ := w.d.foldKey(expr)
+	switch {
+	case w.d.name == SQLServer && key != "" && utf16Len(v) <= foldKeyLen*2:
+		// LIKE with a constant prefix is SQL Server's own index seek.
+		k, kArgs := w.d.substring("sw", key, v)
+		w.sb.WriteString("(" + k + " AND " + exact + ")")
+		w.args = append(append(w.args, kArgs...), exactArgs...)
+		return
+	case w.d.name == SQLite:
+		key = expr // BINARY collation: code point order
+	case key == "" || utf8.RuneCountInString(v) > foldKeyLen:
+		// No index in code point order (or a prefix longer than the
+		// key): the exact prefix alone, which SQL Server still seeks.
+		w.sb.WriteString(exact)
+		w.args = append(w.args, exactArgs...)
+		return
+	}
+	w.sb.WriteString("(" + key + " >= ?")
+	w.args = append(w.args, v)
+	if hi, ok := prefixEnd(v); ok {
+		w.sb.WriteString(" AND " + key + " < ?")
+		w.args = append(w.args, hi)
+	}
+	w.sb.WriteString(" AND " + exact + ")")
+	w.args = append(w.args, exactArgs...)
+}
+
+// foldKeyLen is how many characters of a fold the servers index (on SQL
+// Server, twice as many UTF-16 code units); SQLite indexes the whole.
+const foldKeyLen = 200
+
+// foldKey is the indexed key of a stored fold column and the expression
+// that makes the same key of a bound value; "" when the column itself is
+// indexed (every fold on SQLite, names on SQL Server) or not at all
+// (group names on PostgreSQL). The key expression is written exactly as
+// the index that holds it, or the server would not use the index.
+func (d *dialect) foldKey(expr string) (key, arg string) {
+	col := expr[strings.IndexByte(expr, '.')+1:]
+	switch {
+	case d.name == Postgres && keyedFolds[col] >= 1:
+		return `(substr(` + expr + `, 1, 200) COLLATE "C")`, `substr(?, 1, 200)`
+	case d.name == SQLServer && keyedFolds[col] == 2:
+		return expr + "_key", "CAST(LEFT(?, 400) AS nvarchar(400))"
+	}
+	return "", ""
+}
+
+// keyedFolds are the fold columns indexed by a key (the schema's
+// migrations): 1 on PostgreSQL, 2 on PostgreSQL and SQL Server.
+var keyedFolds = map[string]int{"user_name_norm": 1, "email_norm": 2, "display_name_norm": 2, "value_norm": 2}
+
+// prefixEnd is the least string above every string starting with p, in
+// code point order: p with its last character incremented (a character
+// that has no successor is dropped, and the one before incremented). ok
+// is false when there is none: every string starting with p is at the
+// top of the order.
+func prefixEnd(p string) (string, bool) {
+	rs := []rune(p)
+	for len(rs) > 0 {
+		last := rs[len(rs)-1]
+		switch {
+		case last == utf8.MaxRune:
+			rs = rs[:len(rs)-1]
+			continue
+		case last == 0xD7FF: // the surrogates are not characters
+			rs[len(rs)-1] = 0xE000
+		default:
+			rs[len(rs)-1] = last + 1
+		}
+		return string(rs), true
+	}
+	return "", false
+}
+
+// utf16Len is a string's length in UTF-16 code units, the way SQL Server
+// counts nvarchar characters.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
 }

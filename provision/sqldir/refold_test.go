@@ -164,6 +164,11 @@ func TestRefoldMigrationAccents(t *testing.T) {
 				`ALTER TABLE gatehouse_users DROP COLUMN scim_fields`,
 				tc.version,
 			} {
+				if q == tc.version {
+					for _, u := range undoSearchSchema(tc.name) {
+						mustExecRaw(t, raw, u)
+					}
+				}
 				q = strings.ReplaceAll(q, "{t1}", "'2025-01-01T00:00:00.000Z'")
 				q = strings.ReplaceAll(q, "{t2}", "'2025-02-01T00:00:00.000Z'")
 				mustExecRaw(t, raw, q)

@@ -37,6 +37,11 @@ func TestSCIMFieldsMigration(t *testing.T) {
 				`ALTER TABLE gatehouse_users DROP COLUMN scim_fields`,
 				tc.version,
 			} {
+				if q == tc.version {
+					for _, u := range undoSearchSchema(tc.name) {
+						mustExecRaw(t, raw, u)
+					}
+				}
 				mustExecRaw(t, raw, q)
 			}
 			s, err = Open(ctx, cfg)

@@ -137,12 +137,16 @@ func (s *Store) apply(ctx context.Context, q querier, l provision.Login, p provi
 	if err != nil {
 		return provision.Result{}, err
 	}
-	_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, display_name = ?,
-		given_name = ?, family_name = ?, extra = ?, version = ?, updated_at = ? WHERE id = ?`,
-		u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-		extra, u.Version, s.d.time(now), u.ID)
+	emailNorm, displayNorm := userFolds(u)
+	_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, email_norm = ?,
+		display_name = ?, display_name_norm = ?, given_name = ?, family_name = ?, extra = ?, version = ?, updated_at = ? WHERE id = ?`,
+		u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
+		u.GivenName, u.FamilyName, extra, u.Version, s.d.time(now), u.ID)
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("update user", err)
+	}
+	if err := syncValues(ctx, q, u.ID, p.Before.Extra, u.Extra); err != nil {
+		return provision.Result{}, err
 	}
 	for _, n := range p.DropGroups {
 		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_memberships WHERE user_id = ? AND source = ?
@@ -173,12 +177,17 @@ func (s *Store) create(ctx context.Context, q querier, l provision.Login, p prov
 	if err != nil {
 		return provision.Result{}, err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, display_name, given_name, family_name,
-		extra, status, owner, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'jit', 1, ?, ?)`,
-		u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName,
-		extra, s.d.time(now), s.d.time(now))
+	emailNorm, displayNorm := userFolds(u)
+	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, email_norm, display_name,
+		display_name_norm, given_name, family_name, extra, status, owner, version, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'jit', 1, ?, ?)`,
+		u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
+		u.GivenName, u.FamilyName, extra, s.d.time(now), s.d.time(now))
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("create user", err)
+	}
+	if err := syncValues(ctx, q, u.ID, nil, u.Extra); err != nil {
+		return provision.Result{}, err
 	}
 	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
 		l.Key.IdP, l.Key.Kind, l.Key.Subject, u.ID, s.d.time(now))

@@ -200,7 +200,7 @@ func (im *importer) importBatch(ctx context.Context, batch []importRecord) error
 		user provision.User
 	}
 	var todo []pending
-	var names provision.Or
+	var todoNames []string
 	for _, r := range batch {
 		if r.err != nil {
 			im.failed(r, "", r.err)
@@ -212,18 +212,14 @@ func (im *importer) importBatch(ctx context.Context, batch []importRecord) error
 			continue
 		}
 		todo = append(todo, pending{r, u})
-		names = append(names, provision.Compare{Field: provision.FieldUserName, Op: provision.OpEq, Value: u.UserName, Fold: true})
+		todoNames = append(todoNames, u.UserName)
 	}
 	if len(todo) == 0 {
 		return nil
 	}
-	page, err := im.dir.FindUsers(ctx, provision.Query{Filter: names, Limit: len(names)})
+	stored, err := im.storedUsers(ctx, todoNames)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
-	}
-	stored := make(map[string]provision.User, len(page.Items))
-	for _, u := range page.Items {
-		stored[provision.NormalizeName(u.UserName)] = u
 	}
 	users := make([]provision.User, 0, len(todo))
 	keep := todo[:0]
@@ -264,6 +260,34 @@ func (im *importer) importBatch(ctx context.Context, batch []importRecord) error
 		}
 	}
 	return ctx.Err()
+}
+
+// byNameReader is a store that reads many users by user name at once
+// (sqldir), keyed by provision.NormalizeName.
+type byNameReader interface {
+	UsersByName(ctx context.Context, names []string) (map[string]provision.User, error)
+}
+
+// storedUsers reads the users that hold the names, keyed by their fold:
+// in one query where the store can, else through a filter of or-ed
+// comparisons, as a SCIM client would ask.
+func (im *importer) storedUsers(ctx context.Context, names []string) (map[string]provision.User, error) {
+	if r, ok := im.dir.(byNameReader); ok {
+		return r.UsersByName(ctx, names)
+	}
+	var or provision.Or
+	for _, n := range names {
+		or = append(or, provision.Compare{Field: provision.FieldUserName, Op: provision.OpEq, Value: n, Fold: true})
+	}
+	page, err := im.dir.FindUsers(ctx, provision.Query{Filter: or, Limit: len(or)})
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]provision.User, len(page.Items))
+	for _, u := range page.Items {
+		stored[provision.NormalizeName(u.UserName)] = u
+	}
+	return stored, nil
 }
 
 // oneByOne writes users through provision.Directory, as SCIM's POST and

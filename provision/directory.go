@@ -26,6 +26,11 @@ func CheckVersion(what string, have, want int64) error {
 // never by filtering in memory.
 var ErrUnsupported = errors.New("provision: not supported by this store")
 
+// ErrTooMany: a query would cost more than the store allows: it ran past
+// the store's time bound. Callers answer it as a request to narrow the
+// query (SCIM's tooMany), not as an outage.
+var ErrTooMany = errors.New("provision: the query reads more than the store allows")
+
 // Who last took ownership of a user record. A user created or written over
 // SCIM is owned by SCIM, and only SCIM may change its active state; a
 // login leaves alone only the fields SCIM has written (User.SCIMFields,

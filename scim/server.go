@@ -310,6 +310,8 @@ func (s *Server) writeError(w *statusWriter, err error) {
 		e = &Error{Status: 400, Type: "invalidValue", Detail: storeDetail(err)}
 	case errors.Is(err, provision.ErrUnsupported):
 		e = &Error{Status: 400, Type: "invalidFilter", Detail: storeDetail(err)}
+	case errors.Is(err, provision.ErrTooMany):
+		e = &Error{Status: 400, Type: "tooMany", Detail: "the filter reads more users than the store's time bound allows; narrow it (for example sw instead of co)"}
 	default:
 		e = &Error{Status: 503, Detail: "the user store is unavailable; try again later"}
 	}

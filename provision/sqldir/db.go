@@ -151,6 +151,17 @@ func (d *db) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d.timeout)
 }
 
+// tooLong names the failure of a query that ran past the store's own
+// time bound while the caller still had time: a filter that reads too
+// many rows (a co over every user, say) is refused as too costly rather
+// than reported as a store outage.
+func (d *db) tooLong(caller, bounded context.Context, err error) error {
+	if err != nil && errors.Is(bounded.Err(), context.DeadlineExceeded) && caller.Err() == nil {
+		return fmt.Errorf("sqldir: %w: the query ran past the store's time bound of %s", provision.ErrTooMany, d.timeout)
+	}
+	return err
+}
+
 // reader is the pool for reads outside a transaction.
 func (d *db) reader() querier { return d.conn(d.r) }
 

@@ -28,9 +28,10 @@ func (s *Store) Supports(field string) bool {
 
 // FindUsers runs q as one SQL query (and a count). Groups are not loaded.
 func (s *Store) FindUsers(ctx context.Context, q provision.Query) (provision.Page[provision.User], error) {
-	ctx, cancel := s.bound(ctx)
+	bounded, cancel := s.bound(ctx)
 	defer cancel()
-	return find(ctx, s.db, q, "gatehouse_users u", userColumns, "u.id", s.d.userColumn, scanUser, func(u provision.User) string { return u.ID })
+	page, err := find(bounded, s.db, q, "gatehouse_users u", userColumns, "u.id", s.d.userColumn, scanUser, func(u provision.User) string { return u.ID })
+	return page, s.tooLong(ctx, bounded, err)
 }
 
 // find counts and pages the rows of one table that match q: the filter
@@ -290,12 +291,13 @@ func scanGroup(row interface{ Scan(...any) error }) (provision.Group, error) {
 
 // FindGroups runs q as one SQL query (and a count).
 func (s *Store) FindGroups(ctx context.Context, q provision.Query) (provision.Page[provision.Group], error) {
-	ctx, cancel := s.bound(ctx)
+	bounded, cancel := s.bound(ctx)
 	defer cancel()
-	page, err := find(ctx, s.db, q, "gatehouse_groups g", groupColumns, "g.id", s.d.groupColumn, scanGroup, func(g provision.Group) string { return g.ID })
+	page, err := find(bounded, s.db, q, "gatehouse_groups g", groupColumns, "g.id", s.d.groupColumn, scanGroup, func(g provision.Group) string { return g.ID })
 	if err != nil || !q.Members {
-		return page, err
+		return page, s.tooLong(ctx, bounded, err)
 	}
+	ctx = bounded
 	for i := range page.Items {
 		if page.Items[i].Members, err = members(ctx, s.reader(), page.Items[i].ID); err != nil {
 			return page, err

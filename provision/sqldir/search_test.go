@@ -3,11 +3,13 @@ package sqldir
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/provision"
 	"gatehouse/test/pgtest"
@@ -357,4 +359,71 @@ func undoSearchSchema(dialect string) []string {
 		`DROP INDEX ix_users_updated`, `DROP INDEX ix_users_created`, `DROP INDEX ix_users_external_id`,
 		`CREATE INDEX ix_users_external_id ON gatehouse_users(external_id) WHERE external_id <> ''`,
 		`ALTER TABLE gatehouse_users DROP COLUMN email_norm`, `ALTER TABLE gatehouse_users DROP COLUMN display_name_norm`}
+}
+
+// TestSearchAfterImport: users an import creates or changes are found by
+// the same lookups as users SCIM wrote one at a time.
+func TestSearchAfterImport(t *testing.T) {
+	for kind, s := range searchStores(t) {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			users := []provision.User{
+				{UserName: "imp1", Email: "Imp1@X.test", DisplayName: "Ímp One", Active: true, Extra: map[string]string{"email_home": "IMP1@home.test"}},
+				{UserName: "imp2", Email: "imp2@x.test", Active: true, Extra: map[string]string{"department": "Ops"}},
+			}
+			if _, err := s.ImportUsers(ctx, users); err != nil {
+				t.Fatal(err)
+			}
+			users[1].Extra = map[string]string{"department": "Dev"}
+			if res, err := s.ImportUsers(ctx, users); err != nil || res[1].Action != provision.ActUpdate {
+				t.Fatalf("re-import with a changed department: %+v %v", res, err)
+			}
+			for f, want := range map[string]struct {
+				f    provision.Filter
+				user string
+			}{
+				"home e-mail":  {anyEmail("imp1@HOME.test"), "imp1"},
+				"display name": {cmpFold(provision.FieldDisplayName, provision.OpEq, "imp one"), "imp1"},
+				"new value":    {cmpFold("department", provision.OpEq, "dev"), "imp2"},
+				"old value":    {cmpFold("department", provision.OpEq, "ops"), ""},
+			} {
+				page, err := s.FindUsers(ctx, provision.Query{Filter: want.f, Limit: 5})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ""
+				if len(page.Items) == 1 {
+					got = page.Items[0].UserName
+				}
+				if got != want.user || len(page.Items) > 1 {
+					t.Errorf("%s: found %d users (%q), want %q", f, len(page.Items), got, want.user)
+				}
+			}
+		})
+	}
+}
+
+// TestQueryPastTimeBoundIsTooMany: a query that runs past the store's own
+// time bound, while the caller still has time, is ErrTooMany (SCIM's
+// tooMany: narrow the filter), not a store failure.
+func TestQueryPastTimeBoundIsTooMany(t *testing.T) {
+	s, err := Open(context.Background(), Config{Path: filepath.Join(t.TempDir(), "slow.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.timeout = time.Nanosecond // every query outlives it
+	co := provision.Compare{Field: "department", Op: provision.OpCo, Value: "x", Fold: true}
+	if _, err := s.FindUsers(context.Background(), provision.Query{Filter: co, Limit: 5}); !errors.Is(err, provision.ErrTooMany) {
+		t.Errorf("FindUsers past the time bound: %v, want ErrTooMany", err)
+	}
+	if _, err := s.FindGroups(context.Background(), provision.Query{Limit: 5}); !errors.Is(err, provision.ErrTooMany) {
+		t.Errorf("FindGroups past the time bound: %v, want ErrTooMany", err)
+	}
+	// The caller's own deadline is the caller's: no ErrTooMany.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.FindUsers(ctx, provision.Query{Filter: co, Limit: 5}); err == nil || errors.Is(err, provision.ErrTooMany) {
+		t.Errorf("FindUsers for a caller that has gone: %v, want its cancellation, not ErrTooMany", err)
+	}
 }

@@ -394,19 +394,9 @@ func (d decoder) group(doc map[string]any) (provision.Group, error) {
 		}
 		seen := map[string]bool{}
 		for _, item := range list {
-			el, ok := item.(map[string]any)
-			if !ok {
-				return g, badValue("each member must be an object")
-			}
-			if t, ok := get(el, "type"); ok && t != nil && !d.quirks {
-				if ts, _ := t.(string); ts != "User" {
-					return g, badValue("member type %v is not supported; members are users", t)
-				}
-			}
-			mv, _ := get(el, "value")
-			id, err := d.text("members.value", mv)
-			if err != nil || id == "" {
-				return g, badValue("each member needs a value (a user id)")
+			id, err := d.member(item)
+			if err != nil {
+				return g, err
 			}
 			if !seen[id] {
 				seen[id] = true
@@ -415,6 +405,25 @@ func (d decoder) group(doc map[string]any) (provision.Group, error) {
 		}
 	}
 	return g, nil
+}
+
+// member decodes one element of a group's members: the user ID it names.
+func (d decoder) member(item any) (string, error) {
+	el, ok := item.(map[string]any)
+	if !ok {
+		return "", badValue("each member must be an object")
+	}
+	if t, ok := get(el, "type"); ok && t != nil && !d.quirks {
+		if ts, _ := t.(string); ts != "User" {
+			return "", badValue("member type %v is not supported; members are users", t)
+		}
+	}
+	mv, _ := get(el, "value")
+	id, err := d.text("members.value", mv)
+	if err != nil || id == "" {
+		return "", badValue("each member needs a value (a user id)")
+	}
+	return id, nil
 }
 
 // decodeJSON reads one JSON object, numbers kept exact, none of whose

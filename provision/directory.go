@@ -98,7 +98,9 @@ type GroupDirectory interface {
 	// Unknown member IDs are ErrInvalid.
 	CreateGroup(ctx context.Context, g Group) (Group, error)
 	// UpdateGroup applies a change when the stored version equals
-	// ifVersion (0: unconditional).
+	// ifVersion (0: unconditional), and returns the group as it is then:
+	// with its members only when c.Members asks for them, so that adding
+	// or removing a few members costs the same in a group of any size.
 	UpdateGroup(ctx context.Context, id string, c GroupChange, ifVersion int64) (Group, error)
 	DeleteGroup(ctx context.Context, id string, ifVersion int64) error
 }
@@ -129,6 +131,9 @@ type GroupChange struct {
 	// Add and Remove list user IDs; only memberships of SCIMSource are
 	// removed.
 	Add, Remove []string
+	// Members asks UpdateGroup to return the member list. Without it the
+	// returned group's Members is nil and the store reads no member list.
+	Members bool
 }
 
 // Page is one page of a query's results.

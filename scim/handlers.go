@@ -348,6 +348,10 @@ func (s *Server) replaceGroup(w *statusWriter, r *http.Request, id string) error
 		return err
 	}
 	c := groupChange(cur, next)
+	// The answer is the group as stored: SCIM removes only its own
+	// memberships, so it is not next. Read once more only when shown.
+	p, _ := queryParams(r)
+	c.Members = s.shownMembers(p)
 	w.note.groupWrite(id, next.Name, c)
 	g, err := s.groupDir.UpdateGroup(r.Context(), id, c, want)
 	if err != nil {
@@ -377,10 +381,17 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
+	p, _ := queryParams(r)
+	// The answer shows members only when the attributes asked name them.
+	respond := len(p.attributes) > 0
+	withMembers := respond && s.shownMembers(p)
+	// Member operations that name their members need no member list
+	// (patch_members.go); any other PATCH is applied to the whole group.
+	mp, fast := s.memberPatch(pt, ops)
 	var g provision.Group
 	var c provision.GroupChange
 	err = readModifyWrite(want, func() error {
-		cur, err := s.groupDir.Group(r.Context(), id, true)
+		cur, err := s.groupDir.Group(r.Context(), id, !fast)
 		if err != nil {
 			return err
 		}
@@ -388,14 +399,27 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 			return err
 		}
 		doc := s.groupDoc(cur)
-		if err := pt.applyAll(doc, ops); err != nil {
+		if fast {
+			err = pt.applyAll(doc, mp.other)
+		} else {
+			err = pt.applyAll(doc, ops)
+		}
+		if err != nil {
 			return err
 		}
 		next, err := s.dec().group(doc)
 		if err != nil {
 			return err
 		}
-		c = groupChange(cur, next)
+		if fast {
+			c = provision.GroupChange{Name: &next.Name, ExternalID: &next.ExternalID}
+			if c.Add, c.Remove, err = mp.change(r.Context(), s.groupDir, id); err != nil {
+				return err
+			}
+		} else {
+			c = groupChange(cur, next)
+		}
+		c.Members = withMembers
 		w.note.groupWrite(id, next.Name, c)
 		g, err = s.groupDir.UpdateGroup(r.Context(), id, c, cur.Version)
 		return err
@@ -404,7 +428,7 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 		return err
 	}
 	s.membersChanged(c)
-	if p, _ := queryParams(r); len(p.attributes) > 0 {
+	if respond {
 		return s.writeGroup(w, r, 200, g)
 	}
 	// Entra ID prefers 204 for groups: a member list can be large.

@@ -404,7 +404,9 @@ func (s *Store) addMembers(ctx context.Context, q querier, groupID string, userI
 	return changed, nil
 }
 
-// UpdateGroup renames the group and adds or removes SCIM memberships.
+// UpdateGroup renames the group and adds or removes SCIM memberships;
+// each member added costs one user lookup and one insert, each removed one
+// delete, whatever the size of the group.
 func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupChange, ifVersion int64) (provision.Group, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -452,7 +454,10 @@ func (s *Store) UpdateGroup(ctx context.Context, id string, c provision.GroupCha
 				return fmt.Errorf("sqldir: update group: %w", err)
 			}
 		}
-		out, err = s.group(ctx, q, id, true, false)
+		// The member list only when asked: reading it would make a
+		// one-member change cost the size of the group, inside the
+		// write transaction.
+		out, err = s.group(ctx, q, id, c.Members, false)
 		return err
 	})
 	return out, err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -371,6 +372,55 @@ var cases = []struct {
 		got, _ := s.User(context.Background(), first.User.ID)
 		if d := cmp.Diff([]string{"readers", "staff"}, got.Groups); d != "" {
 			t.Errorf("Groups (-want +got):\n%s", d)
+		}
+	}},
+	{"UpdateGroupReturnsMembersOnlyWhenAsked", func(t *testing.T, s provision.Store) {
+		// A SCIM PATCH of one member must not cost the size of the group:
+		// UpdateGroup applies the change and leaves the member list
+		// unread unless the change asks for it.
+		g, ok := s.(provision.GroupDirectory)
+		if !ok {
+			return
+		}
+		ctx := context.Background()
+		alice := mustProvision(t, s, alice()).User.ID
+		bob := mustProvision(t, s, login("bob-id", map[string]string{provision.FieldUserName: "bob"})).User.ID
+		grp, err := g.CreateGroup(ctx, provision.Group{Name: "admins", Members: []provision.Member{{UserID: alice}}})
+		if err != nil {
+			t.Fatalf("CreateGroup err = %v", err)
+		}
+		name := "Admins"
+		got, err := g.UpdateGroup(ctx, grp.ID, provision.GroupChange{Name: &name, Add: []string{bob}}, grp.Version)
+		if err != nil {
+			t.Fatalf("UpdateGroup(add bob) err = %v", err)
+		}
+		if got.Members != nil || got.Name != "Admins" || got.Version != grp.Version+1 {
+			t.Errorf("UpdateGroup(add bob) = %+v, want Admins at version %d without a member list", got, grp.Version+1)
+		}
+		ids := func(ms []provision.Member) []string {
+			var out []string
+			for _, m := range ms {
+				out = append(out, m.UserID)
+			}
+			slices.Sort(out) // the store's collation orders them
+			return out
+		}
+		stored, err := g.Group(ctx, grp.ID, true)
+		if err != nil {
+			t.Fatalf("Group err = %v", err)
+		}
+		if d := cmp.Diff(ids([]provision.Member{{UserID: alice}, {UserID: bob}}), ids(stored.Members)); d != "" {
+			t.Errorf("members after adding bob (-want +got):\n%s", d)
+		}
+		got, err = g.UpdateGroup(ctx, grp.ID, provision.GroupChange{Remove: []string{alice}, Members: true}, got.Version)
+		if err != nil {
+			t.Fatalf("UpdateGroup(remove alice, members) err = %v", err)
+		}
+		if d := cmp.Diff([]string{bob}, ids(got.Members)); d != "" {
+			t.Errorf("members returned after removing alice (-want +got):\n%s", d)
+		}
+		if _, err := g.UpdateGroup(ctx, grp.ID, provision.GroupChange{Add: []string{"nobody"}}, 0); !errors.Is(err, provision.ErrInvalid) {
+			t.Errorf("UpdateGroup(add unknown) err = %v, want ErrInvalid", err)
 		}
 	}},
 	{"ConcurrentFirstLoginsCreateOneUser", func(t *testing.T, s provision.Store) {

@@ -95,6 +95,11 @@ func (s *Server) memberOpOf(pt *patcher, o operation) (memberOp, bool) {
 	}
 	switch {
 	case o.op == "add" && t.filter == nil && o.value != nil:
+		// Whatever the patcher refuses in an element (a key no schema
+		// defines, say) takes the general path, which says why.
+		if pt.apply(map[string]any{"members": []any{}}, o) != nil {
+			return memberOp{}, false
+		}
 		list, ok := o.value.([]any)
 		if !ok {
 			list = []any{o.value}

@@ -254,6 +254,8 @@ func TestGroupPatchFastPathMatchesGeneral(t *testing.T) {
 		fast      pathTaken
 	}{
 		{"AddOne", `[{"op":"add","path":"members","value":[{"value":"{c}"}]}]`, "", nil, fast},
+		// A key no schema defines is the general path's 400 invalidPath.
+		{"AddTypoKey", `[{"op":"add","path":"members","value":[{"value":"{c}","tpye":"User"}]}]`, "", nil, general},
 		{"AddObject", `[{"op":"Add","path":"members","value":{"value":"{c}","display":"carol","$ref":null}}]`, "", nil, fast},
 		{"AddSeveralAndDuplicates", `[{"op":"add","path":"members","value":[{"value":"{d}"},{"value":"{c}","type":"User"},{"value":"{d}"}]}]`, "", nil, fast},
 		{"AddExisting", `[{"op":"add","path":"members","value":[{"value":"{a}"}]}]`, "", nil, fast},

@@ -159,9 +159,12 @@ func scaleGroup(tb testing.TB, gd provision.GroupDirectory, name string, members
 	}
 	for from := len(first); from < len(members); from += scaleBatch {
 		c := provision.GroupChange{Add: members[from:min(from+scaleBatch, len(members))]}
-		if g, err = gd.UpdateGroup(ctx, g.ID, c, 0); err != nil {
+		if _, err = gd.UpdateGroup(ctx, g.ID, c, 0); err != nil {
 			tb.Fatalf("add members %d- to group %s: %v", from, name, err)
 		}
+	}
+	if g, err = gd.Group(ctx, g.ID, true); err != nil {
+		tb.Fatalf("read group %s: %v", name, err)
 	}
 	if len(g.Members) != len(members) {
 		tb.Fatalf("group %s has %d members, want %d", name, len(g.Members), len(members))

@@ -663,7 +663,11 @@ func parseCSVColumn(h string) (csvColumn, error) {
 		}
 		c.sub = rest[1:]
 	} else {
-		c.attr, c.sub, _ = strings.Cut(path, ".")
+		var dotted bool
+		c.attr, c.sub, dotted = strings.Cut(path, ".")
+		if dotted && c.sub == "" {
+			return c, fmt.Errorf("%q is not an attribute path", h)
+		}
 	}
 	for _, part := range []string{c.attr, c.sub} {
 		if strings.ContainsAny(part, "[]. \"") {

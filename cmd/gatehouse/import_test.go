@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"gatehouse/provision"
+	"gatehouse/provision/ldapdir"
 	"gatehouse/provision/sqldir"
 	"gatehouse/scim"
+	"gatehouse/test/slapd"
 )
 
 const importToken = "scim-token-0123456789abcdefghijklmnopqrstuv"
@@ -213,4 +216,77 @@ func TestImportReplacesAsPUT(t *testing.T) {
 
 func userNameQuery(name string) provision.Query {
 	return provision.Query{Filter: provision.Compare{Field: provision.FieldUserName, Op: provision.OpEq, Value: name, Fold: true}, Limit: 1}
+}
+
+// TestImportLDAP: a store without bulk import (LDAP) gets the same
+// results user by user, and says it is slower.
+func TestImportLDAP(t *testing.T) {
+	t.Setenv("TEST_GATEHOUSE_KEY", testEnv["TEST_GATEHOUSE_KEY"])
+	t.Setenv("TEST_SCIM_TOKEN", importToken)
+	t.Setenv("TEST_LDAP_PASSWORD", slapd.BindPassword)
+	srv := slapd.Start(t, slapd.WithSchema(ldapdir.SchemaLDIF, "gatehouseState"))
+	tn := srv.NewTenant(t)
+	config := writeConfig(t, ldapConfig(srv, tn, "scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n"))
+	input := `{"userName":"lena","name":{"givenName":"Lena","familyName":"L"},"emails":[{"type":"work","value":"lena@example.com"}]}
+{"userName":"mo","name":{"givenName":"Mo","familyName":"M"}}
+{"userName":"LENA","name":{"givenName":"twice","familyName":"L"}}
+`
+	code, out, errOut := runImport(t, config, "users.ndjson", input, "")
+	// batch is 2 in runImport: LENA comes in the second batch and
+	// replaces lena.
+	if code != 0 || !strings.Contains(errOut, "no bulk import") || !strings.Contains(out, "2 created, 1 updated, 0 unchanged, 0 failed") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	code, out, errOut = runImport(t, config, "users.ndjson", input, "")
+	// lena is replaced twice per run: by its first line, then by LENA.
+	if code != 0 || !strings.Contains(out, "0 created, 2 updated, 1 unchanged, 0 failed") {
+		t.Fatalf("re-run: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	last := "{\"userName\":\"LENA\",\"name\":{\"givenName\":\"twice\",\"familyName\":\"L\"}}\n{\"userName\":\"mo\",\"name\":{\"givenName\":\"Mo\",\"familyName\":\"M\"}}\n"
+	code, out, errOut = runImport(t, config, "users.ndjson", last, "")
+	if code != 0 || !strings.Contains(out, "0 created, 0 updated, 2 unchanged, 0 failed") {
+		t.Fatalf("re-run of the final state: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
+// TestImportProgress: a terminal gets one line rewritten in place; a log
+// gets whole lines, at most one per 5 s.
+func TestImportProgress(t *testing.T) {
+	in := &countingReader{n: 50}
+	c := importCounts{done: 10, created: 7, unchanged: 2, failed: 1}
+	var tty bytes.Buffer
+	p := newProgress(&tty, true, in, 200)
+	p.last = p.last.Add(-time.Second)
+	p.update(c, 123, false)
+	p.update(c, 123, false) // too soon: nothing
+	p.update(c, 123, true)
+	want := "\r\033[K10 users (25% of the input): 7 created, 0 updated, 2 unchanged, 1 failed, 123 users/s"
+	if got := tty.String(); got != want+want+"\n" {
+		t.Errorf("terminal progress = %q", got)
+	}
+	var log bytes.Buffer
+	p = newProgress(&log, false, in, -1)
+	p.update(c, 123, false) // within 5 s of the start: nothing
+	p.last = p.last.Add(-6 * time.Second)
+	p.update(c, 123, false)
+	p.update(c, 123, true) // the summary follows on stdout instead
+	if got := log.String(); got != "10 users: 7 created, 0 updated, 2 unchanged, 1 failed, 123 users/s\n" {
+		t.Errorf("log progress = %q", got)
+	}
+}
+
+// TestImportCSVHeader: a header cell that is no attribute path, or names
+// one twice in any case, stops the import before anything is written.
+func TestImportCSVHeader(t *testing.T) {
+	config, _ := importConfig(t)
+	for _, tc := range []struct{ header, want string }{
+		{"userName,emails[value co \"x\"].value", `header column 2: "emails[value co \"x\"].value": the only filter a column takes is [type eq "..."]`},
+		{"userName,USERNAME", "header column 2: USERNAME appears twice"},
+		{"userName,name.", `header column 2: "name." is not an attribute path`},
+	} {
+		code, out, errOut := runImport(t, config, "u.csv", tc.header+"\nann,x\n", "")
+		if code != 1 || !strings.Contains(errOut, tc.want) || !strings.Contains(out, "imported 0 users") {
+			t.Errorf("header %q: exit %d\nstdout: %s\nstderr: %s", tc.header, code, out, errOut)
+		}
+	}
 }

@@ -92,7 +92,6 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 		}
 		seen := make(map[string]bool, len(users))
 		var created, changed []provision.User
-		var createdAt, changedAt []int
 		for i, it := range items {
 			if checked[i] != nil {
 				out[i].Err = checked[i]
@@ -115,7 +114,7 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 					return fmt.Errorf("sqldir: new id: %w", err)
 				}
 				u.ID, u.Version, u.Created, u.Updated = id.String(), 1, now, now
-				created, createdAt = append(created, u), append(createdAt, i)
+				created = append(created, u)
 				out[i] = provision.Imported{Action: provision.ActCreate, ID: u.ID}
 				continue
 			}
@@ -129,7 +128,7 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 				continue
 			}
 			u.Version, u.Updated = cur.Version+1, now
-			changed, changedAt = append(changed, u), append(changedAt, i)
+			changed = append(changed, u)
 			out[i] = provision.Imported{Action: provision.ActUpdate, ID: u.ID}
 		}
 		if err := s.insertUserRows(ctx, q, created); err != nil {

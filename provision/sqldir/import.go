@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,6 +94,7 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 		}
 		seen := make(map[string]bool, len(users))
 		var created, changed []provision.User
+		var before []map[string]string // the extra values of each changed user
 		for i, it := range items {
 			if checked[i] != nil {
 				out[i].Err = checked[i]
@@ -128,14 +131,20 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 				continue
 			}
 			u.Version, u.Updated = cur.Version+1, now
-			changed = append(changed, u)
+			changed, before = append(changed, u), append(before, cur.Extra)
 			out[i] = provision.Imported{Action: provision.ActUpdate, ID: u.ID}
 		}
 		if err := s.insertUserRows(ctx, q, created); err != nil {
 			return err
 		}
-		for _, u := range changed {
+		if err := insertValueRows(ctx, q, created); err != nil {
+			return err
+		}
+		for i, u := range changed {
 			if err := s.updateUserRow(ctx, q, u); err != nil {
+				return err
+			}
+			if err := syncValues(ctx, q, u.ID, before[i], u.Extra); err != nil {
 				return err
 			}
 		}
@@ -171,7 +180,7 @@ func (s *Store) usersByName(ctx context.Context, q querier, norms []string, lock
 	if lock {
 		th, qh = s.d.lock()
 	}
-	for chunk := range chunks(norms, maxParams) {
+	for chunk := range slices.Chunk(norms, maxParams) {
 		rows, err := q.QueryContext(ctx, `SELECT `+userColumns+`, u.user_name_norm FROM gatehouse_users u`+th+
 			` WHERE u.user_name_norm IN (`+marks(len(chunk))+`)`+qh, anys(chunk)...)
 		if err != nil {
@@ -205,8 +214,8 @@ func (s scanWith) Scan(dest ...any) error { return s.row.Scan(append(dest, s.mor
 // userWriteColumns are the columns an import writes, in the order
 // userRow gives their values. Every write of gatehouse_users rows here
 // goes through insertUserRows and updateUserRow, which use this list.
-var userWriteColumns = []string{"id", "user_name", "user_name_norm", "external_id", "email", "display_name", "given_name",
-	"family_name", "extra", "status", "owner", "scim_fields", "version", "created_at", "updated_at"}
+var userWriteColumns = []string{"id", "user_name", "user_name_norm", "external_id", "email", "email_norm", "display_name",
+	"display_name_norm", "given_name", "family_name", "extra", "status", "owner", "scim_fields", "version", "created_at", "updated_at"}
 
 // userRow gives u's values for userWriteColumns.
 func (s *Store) userRow(u provision.User) ([]any, error) {
@@ -214,9 +223,31 @@ func (s *Store) userRow(u provision.User) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, u.DisplayName, u.GivenName,
-		u.FamilyName, extra, status(u.Active), provision.OwnerSCIM, encodeFields(u.SCIMFields), u.Version,
+	emailNorm, displayNorm := userFolds(u)
+	return []any{u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
+		u.GivenName, u.FamilyName, extra, status(u.Active), provision.OwnerSCIM, encodeFields(u.SCIMFields), u.Version,
 		s.d.time(u.Created), s.d.time(u.Updated)}, nil
+}
+
+// insertValueRows indexes the extra values of new users (search.go), with
+// multi-row INSERTs.
+func insertValueRows(ctx context.Context, q querier, users []provision.User) error {
+	var args []any
+	for _, u := range users {
+		for _, f := range slices.Sorted(maps.Keys(u.Extra)) {
+			if v := u.Extra[f]; v != "" {
+				args = append(args, u.ID, f, provision.NormalizeName(v))
+			}
+		}
+	}
+	for chunk := range slices.Chunk(args, maxParams/3*3) {
+		stmt := `INSERT INTO gatehouse_user_values (user_id, field, value_norm) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(chunk)/3), ", ")
+		if _, err := q.ExecContext(ctx, stmt, chunk...); err != nil {
+			return fmt.Errorf("sqldir: index extra values: %w", err)
+		}
+	}
+	return nil
 }
 
 // insertUserRows inserts users with multi-row INSERTs, as many rows per
@@ -224,7 +255,7 @@ func (s *Store) userRow(u provision.User) ([]any, error) {
 func (s *Store) insertUserRows(ctx context.Context, q querier, users []provision.User) error {
 	cols := len(userWriteColumns)
 	row := "(" + marks(cols) + ")"
-	for chunk := range chunks(users, maxParams/cols) {
+	for chunk := range slices.Chunk(users, maxParams/cols) {
 		args := make([]any, 0, len(chunk)*cols)
 		for _, u := range chunk {
 			vals, err := s.userRow(u)
@@ -306,7 +337,7 @@ func (s *Store) liftImported(ctx context.Context, q querier, created []provision
 // tombstonedValues says which of values a tombstone holds in column.
 func tombstonedValues(ctx context.Context, q querier, column string, values []string) (map[string]bool, error) {
 	found := map[string]bool{}
-	for chunk := range chunks(values, maxParams) {
+	for chunk := range slices.Chunk(values, maxParams) {
 		rows, err := q.QueryContext(ctx, `SELECT DISTINCT `+column+` FROM gatehouse_tombstones WHERE `+column+` IN (`+marks(len(chunk))+`)`, anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("sqldir: read tombstones: %w", err)
@@ -325,19 +356,6 @@ func tombstonedValues(ctx context.Context, q querier, column string, values []st
 		}
 	}
 	return found, nil
-}
-
-// chunks yields s in pieces of at most n.
-func chunks[T any](s []T, n int) func(func([]T) bool) {
-	return func(yield func([]T) bool) {
-		for len(s) > 0 {
-			k := min(n, len(s))
-			if !yield(s[:k]) {
-				return
-			}
-			s = s[k:]
-		}
-	}
 }
 
 // marks is n comma-separated placeholders.

@@ -155,6 +155,13 @@ type Query struct {
 	Limit      int // 0: count only
 	// Members asks group queries to load member lists.
 	Members bool
+	// Walk names who reads the pages (an opaque key: a SCIM client).
+	// When set, a page in ID order that follows the same caller's page
+	// before it, of the same query and size, continues after that page's
+	// last record instead of counting its position again: a caller
+	// walking every page reads each record once, and another caller's
+	// walk never moves it. Empty: every page is found by position.
+	Walk string
 }
 
 // Pseudo-fields a filter or sort may name besides core and extra fields.

@@ -49,9 +49,9 @@ func find[T any](ctx context.Context, d *db, q provision.Query, from, columns, i
 	gen := d.gen.Load() // before the count: see write
 	var key [32]byte
 	var mark pageMark
-	walk, continued := q.Limit > 0 && (q.SortBy == "" || q.SortBy == provision.FieldID), false
+	walk, continued := q.Walk != "" && q.Limit > 0 && (q.SortBy == "" || q.SortBy == provision.FieldID), false
 	if walk {
-		key = queryKey(from, w.sb.String(), w.args, q.Descending)
+		key = queryKey(q.Walk, q.Limit, from, w.sb.String(), w.args, q.Descending)
 		if q.Offset > 0 {
 			mark, continued = d.pages.get(pageKey{key, q.Offset}, now)
 		}
@@ -140,7 +140,7 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 		if err != nil {
 			return s.mapWriteErr("create user", err)
 		}
-		if err := syncValues(ctx, q, u.ID, nil, u.Extra); err != nil {
+		if err := syncValues(ctx, q, u.ID, nil, searchValues(u)); err != nil {
 			return err
 		}
 		return liftTombstones(ctx, q, provision.NormalizeName(u.UserName), u.ExternalID)
@@ -190,7 +190,7 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 		if err != nil {
 			return s.mapWriteErr("update user", err)
 		}
-		if err := syncValues(ctx, q, u.ID, cur.Extra, u.Extra); err != nil {
+		if err := syncValues(ctx, q, u.ID, searchValues(cur), searchValues(u)); err != nil {
 			return err
 		}
 		u.Updated = truncStamp(now)

@@ -94,7 +94,7 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 		}
 		seen := make(map[string]bool, len(users))
 		var created, changed []provision.User
-		var before []map[string]string // the extra values of each changed user
+		var before []map[string]string // the search values of each changed user
 		for i, it := range items {
 			if checked[i] != nil {
 				out[i].Err = checked[i]
@@ -131,7 +131,7 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 				continue
 			}
 			u.Version, u.Updated = cur.Version+1, now
-			changed, before = append(changed, u), append(before, cur.Extra)
+			changed, before = append(changed, u), append(before, searchValues(cur))
 			out[i] = provision.Imported{Action: provision.ActUpdate, ID: u.ID}
 		}
 		if err := s.insertUserRows(ctx, q, created); err != nil {
@@ -144,7 +144,7 @@ func (s *Store) importBatch(ctx context.Context, users []provision.User) ([]prov
 			if err := s.updateUserRow(ctx, q, u); err != nil {
 				return err
 			}
-			if err := syncValues(ctx, q, u.ID, before[i], u.Extra); err != nil {
+			if err := syncValues(ctx, q, u.ID, before[i], searchValues(u)); err != nil {
 				return err
 			}
 		}
@@ -234,8 +234,9 @@ func (s *Store) userRow(u provision.User) ([]any, error) {
 func insertValueRows(ctx context.Context, q querier, users []provision.User) error {
 	var args []any
 	for _, u := range users {
-		for _, f := range slices.Sorted(maps.Keys(u.Extra)) {
-			if v := u.Extra[f]; v != "" {
+		values := searchValues(u)
+		for _, f := range slices.Sorted(maps.Keys(values)) {
+			if v := values[f]; v != "" {
 				args = append(args, u.ID, f, provision.NormalizeName(v))
 			}
 		}

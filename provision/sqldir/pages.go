@@ -12,14 +12,16 @@ import (
 // as Okta's import does, walk the pages in order: startIndex 1, 101, 201,
 // and so on. Found by OFFSET, page n costs the n pages before it, and the
 // walk costs the square of its length; counted again on every page, each
-// page also costs a read of every match. pageCache keeps, for the
-// queries that page in ID order, where each page served ended and the
-// count it was served with, so that the next page of a walk is an index
-// range after the last ID (keyset paging) and reuses the count.
+// page also costs a read of every match. pageCache keeps, for each
+// caller's walk (provision.Query.Walk: the SCIM client, with the query and
+// the page size) in ID order, where each page served ended and the count
+// it was served with, so that the next page of the walk is an index range
+// after the last ID (keyset paging) and reuses the count.
 //
-// A page found from a mark starts after the last user the client was
+// A page found from a mark starts after the last user that caller was
 // shown, which is what a walk wants even when users were added or removed
-// meanwhile (OFFSET would then repeat or skip one). A count is reused
+// meanwhile (OFFSET would then repeat or skip one). Marks are the
+// caller's own: another client reading the same pages never moves them. A count is reused
 // only while this process has written nothing since it was taken, and for
 // countReuse at most: a write made by another replica or by the
 // application itself shows in totalResults within that time. A first
@@ -30,8 +32,7 @@ type pageCache struct {
 	order   *list.List // most recently used first
 }
 
-// pageKey names one position of one query: the SQL and arguments of its
-// filter, and its direction.
+// pageKey names one position of one caller's walk (queryKey).
 type pageKey struct {
 	query  [sha256.Size]byte
 	offset int
@@ -56,8 +57,10 @@ const (
 	countReuse = 30 * time.Second
 )
 
-func queryKey(from, where string, args []any, descending bool) [sha256.Size]byte {
-	return sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%#v\x00%t", from, where, args, descending))
+// queryKey names one caller's walk: the caller, the page size, and the
+// query's SQL, arguments and direction.
+func queryKey(walker string, limit int, from, where string, args []any, descending bool) [sha256.Size]byte {
+	return sha256.Sum256(fmt.Appendf(nil, "%q\x00%d\x00%s\x00%s\x00%#v\x00%t", walker, limit, from, where, args, descending))
 }
 
 func (c *pageCache) get(k pageKey, now time.Time) (pageMark, bool) {

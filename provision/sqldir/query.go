@@ -56,9 +56,9 @@ type column struct {
 	// folded, when set, is an expression already holding the folded value
 	// (an indexed column), used instead of folding expr at query time.
 	folded string
-	// extra, when set, names the extra field whose folded values
-	// gatehouse_user_values holds (search.go).
-	extra string
+	// values, when set, names the field whose folds gatehouse_user_values
+	// holds (search.go): the given and family names and extra fields.
+	values string
 	kind  colKind
 }
 
@@ -75,9 +75,9 @@ func (d *dialect) userColumn(field string) (column, error) {
 	case provision.FieldDisplayName:
 		return column{expr: "u.display_name", folded: "u.display_name_norm"}, nil
 	case provision.FieldGivenName:
-		return column{expr: "u.given_name"}, nil
+		return column{expr: "u.given_name", values: field}, nil
 	case provision.FieldFamilyName:
-		return column{expr: "u.family_name"}, nil
+		return column{expr: "u.family_name", values: field}, nil
 	case provision.FieldActive:
 		return column{expr: "u.status", kind: kindStatus}, nil
 	case provision.FieldCreated:
@@ -91,7 +91,7 @@ func (d *dialect) userColumn(field string) (column, error) {
 		return column{}, fmt.Errorf("%w: unknown field %q", provision.ErrUnsupported, field)
 	}
 	// The JSON path is a bound parameter, never spliced into the SQL.
-	return column{expr: d.jsonField("u.extra"), args: []any{d.jsonKey(field)}, extra: field}, nil
+	return column{expr: d.jsonField("u.extra"), args: []any{d.jsonKey(field)}, values: field}, nil
 }
 
 func (d *dialect) groupColumn(field string) (column, error) {
@@ -164,7 +164,7 @@ func (w *where) filter(f provision.Filter) error {
 	case provision.And:
 		return w.join(" AND ", "1=1", f)
 	case provision.Or:
-		if len(f) > 1 && w.lookupable(f) {
+		if len(f) > 1 && len(f) <= maxUnion && w.lookupable(f) && branches(f) <= maxUnion {
 			w.narrows()
 			w.sb.WriteString("u.id IN (")
 			w.lookup(f)
@@ -236,7 +236,7 @@ func (w *where) compare(c provision.Compare) error {
 		c.Op == provision.OpEq && (col.expr == "u.id" || col.expr == "u.external_id") {
 		w.narrows()
 	}
-	expr, v := col.expr, any(c.Value)
+	expr, v, exprArgs := col.expr, any(c.Value), col.args
 	if col.kind == kindTime {
 		t, err := time.Parse(time.RFC3339Nano, c.Value)
 		if err != nil {
@@ -254,18 +254,23 @@ func (w *where) compare(c provision.Compare) error {
 		switch {
 		case col.folded != "": // the stored Go fold
 			expr, v = col.folded, provision.NormalizeName(c.Value)
+		case col.values != "": // the stored Go fold, in its table
+			expr, v, exprArgs = valuesFold, provision.NormalizeName(c.Value), []any{col.values}
 		case w.d.name == SQLite: // the Go fold as an SQL function
 			expr, v = w.d.fold(expr), provision.NormalizeName(c.Value)
 		default: // the server's lower(), met by the same on the value
 			expr, v = w.d.fold(expr), lowerFold(c.Value)
 		}
 	}
-	w.args = append(w.args, col.args...)
+	w.args = append(w.args, exprArgs...)
 	switch c.Op {
 	case provision.OpPresent:
 		w.sb.WriteString(expr + " <> ''")
 		return nil
 	case provision.OpEq, provision.OpNe, provision.OpGt, provision.OpGe, provision.OpLt, provision.OpLe:
+		if col.kind == kindText && c.Op != provision.OpEq && c.Op != provision.OpNe {
+			expr = w.d.codePointOrder(expr)
+		}
 		w.sb.WriteString(expr + " " + sqlOps[c.Op] + " ?")
 		w.args = append(w.args, v)
 	case provision.OpCo, provision.OpSw, provision.OpEw:
@@ -276,6 +281,21 @@ func (w *where) compare(c provision.Compare) error {
 		return fmt.Errorf("%w: operator %q", provision.ErrUnsupported, c.Op)
 	}
 	return nil
+}
+
+// valuesFold is the stored fold of one field of gatehouse_user_values for
+// the user u, empty when the user has no value: the field is bound.
+const valuesFold = "coalesce((SELECT x.value_norm FROM gatehouse_user_values x WHERE x.user_id = u.id AND x.field = ?), '')"
+
+// codePointOrder makes a text comparison order by code point, as Go's
+// strings.Compare (provision.CompareValues) does: SQLite's BINARY and
+// SQL Server's binary columns do already; PostgreSQL would otherwise use
+// the database's collation.
+func (d *dialect) codePointOrder(expr string) string {
+	if d.name == Postgres {
+		return "(" + expr + `) COLLATE "C"`
+	}
+	return expr
 }
 
 // sqlOps are the operators with a direct SQL form. Text compares with
@@ -330,11 +350,14 @@ func (d *dialect) orderBy(q provision.Query, column func(string) (column, error)
 	if col.kind == kindMember {
 		return "", nil, fmt.Errorf("%w: sorting by %q", provision.ErrUnsupported, q.SortBy)
 	}
-	expr := col.expr
+	expr, exprArgs := col.expr, col.args
 	if q.SortFold && col.kind == kindText {
-		if col.folded != "" {
+		switch {
+		case col.folded != "":
 			expr = col.folded
-		} else {
+		case col.values != "":
+			expr, exprArgs = valuesFold, []any{col.values}
+		default:
 			expr = d.fold(expr)
 		}
 	}
@@ -343,11 +366,12 @@ func (d *dialect) orderBy(q provision.Query, column func(string) (column, error)
 		dir = " DESC"
 	}
 	if col.kind != kindText {
-		return " ORDER BY " + expr + dir + ", " + id, col.args, nil
+		return " ORDER BY " + expr + dir + ", " + id, exprArgs, nil
 	}
-	// The expression appears twice; so do its arguments.
-	args := append(append([]any{}, col.args...), col.args...)
-	return " ORDER BY CASE WHEN " + expr + " = '' THEN 1 ELSE 0 END" + dir + ", " + expr + dir + ", " + id, args, nil
+	// The expression appears twice; so do its arguments. Text sorts in
+	// code point order on every database, as filters compare.
+	args := append(append([]any{}, exprArgs...), exprArgs...)
+	return " ORDER BY CASE WHEN " + expr + " = '' THEN 1 ELSE 0 END" + dir + ", " + d.codePointOrder(expr) + dir + ", " + id, args, nil
 }
 
 // indexed writes the comparisons that an index answers, and reports
@@ -361,15 +385,15 @@ func (w *where) indexed(col column, c provision.Compare) bool {
 		w.keyEq(col.folded, v)
 	case col.folded != "" && c.Op == provision.OpSw && v != "":
 		w.keyPrefix(col.folded, v)
-	case col.extra != "" && w.lookupable(c):
+	case col.values != "" && w.lookupable(c):
 		// An extra value that is empty has no row: eq and sw of a
 		// non-empty value only match values that are set, as they must.
 		w.sb.WriteString("u.id IN (")
 		w.lookup(c)
 		w.sb.WriteString(")")
-	case col.extra != "" && c.Op == provision.OpPresent:
+	case col.values != "" && c.Op == provision.OpPresent:
 		w.sb.WriteString("u.id IN (SELECT x.user_id FROM gatehouse_user_values x WHERE x.field = ?)")
-		w.args = append(w.args, col.extra)
+		w.args = append(w.args, col.values)
 	default:
 		return false
 	}
@@ -393,9 +417,26 @@ func (w *where) lookupable(f provision.Filter) bool {
 		if err != nil || !f.Fold || (f.Op != provision.OpEq && f.Op != provision.OpSw) || provision.NormalizeName(f.Value) == "" {
 			return false
 		}
-		return col.extra != "" || strings.HasPrefix(col.folded, "u.")
+		return col.values != "" || strings.HasPrefix(col.folded, "u.")
 	}
 	return false
+}
+
+// maxUnion bounds the branches of one union: SQLite takes at most 500
+// SELECTs in one compound statement. A longer Or is written as an OR,
+// which SQLite still answers index by index.
+const maxUnion = 100
+
+// branches counts the SELECTs a lookupable filter's union has.
+func branches(f provision.Filter) int {
+	if or, ok := f.(provision.Or); ok {
+		n := 0
+		for _, c := range or {
+			n += branches(c)
+		}
+		return n
+	}
+	return 1
 }
 
 // lookup writes the SELECT of the IDs of the users matching a lookupable
@@ -413,9 +454,9 @@ func (w *where) lookup(f provision.Filter) {
 	case provision.Compare:
 		col, _ := w.column(f.Field)
 		expr := "x.value_norm"
-		if col.extra != "" {
+		if col.values != "" {
 			w.sb.WriteString("SELECT x.user_id FROM gatehouse_user_values x WHERE x.field = ? AND ")
-			w.args = append(w.args, col.extra)
+			w.args = append(w.args, col.values)
 		} else {
 			w.sb.WriteString("SELECT x.id FROM gatehouse_users x WHERE ")
 			expr = "x." + strings.TrimPrefix(col.folded, "u.")

@@ -17,13 +17,17 @@ import (
 //     display name (provision.NormalizeName), as user_name_norm holds the
 //     name's, so that a case-insensitive comparison is an index lookup on
 //     every database and folds exactly as Go does;
-//   - gatehouse_user_values holds the fold of every extra value, one row
-//     per user and field, so that a filter on an extra attribute (a home
-//     e-mail, a department) is a lookup in one index instead of a read of
-//     every user's JSON.
+//   - gatehouse_user_values holds the fold of every other text a filter
+//     may compare case-insensitively (the given and family names, and
+//     every extra value), one row per user and field, so that a filter on
+//     an extra attribute (a home e-mail, a department) is a lookup in one
+//     index instead of a read of every user's JSON.
 //
-// Every write of a user keeps them current: userFolds gives the columns'
-// values and syncValues the rows.
+// Every case-insensitive comparison reads these folds, whatever its
+// operator, so that it folds as provision.NormalizeName does on every
+// database (a server's lower() folds otherwise). Every write of a user
+// keeps them current: userFolds gives the columns' values, searchValues
+// the fields of the rows and syncValues writes them.
 
 // searchStep is a migration run in Go: it fills the stored folds of
 // every user. A migration list names it where the stored folds are
@@ -34,6 +38,16 @@ const searchStep = "-- gatehouse: compute the stored search folds in Go"
 // userFolds are the stored folds of a user's e-mail and display name.
 func userFolds(u provision.User) (email, displayName string) {
 	return provision.NormalizeName(u.Email), provision.NormalizeName(u.DisplayName)
+}
+
+// searchValues are the fields of a user whose folds gatehouse_user_values
+// holds: the given and family names and every extra value. Extra field
+// names never name a core field.
+func searchValues(u provision.User) map[string]string {
+	out := make(map[string]string, len(u.Extra)+2)
+	maps.Copy(out, u.Extra)
+	out[provision.FieldGivenName], out[provision.FieldFamilyName] = u.GivenName, u.FamilyName
+	return out
 }
 
 // syncValues brings a user's rows of gatehouse_user_values from the extra
@@ -92,7 +106,7 @@ func (d *db) rebuildSearch(ctx context.Context, q querier) error {
 		if _, err := q.ExecContext(ctx, `UPDATE gatehouse_users SET email_norm = ?, display_name_norm = ? WHERE id = ?`, email, display, u.ID); err != nil {
 			return err
 		}
-		if err := syncValues(ctx, q, u.ID, nil, u.Extra); err != nil {
+		if err := syncValues(ctx, q, u.ID, nil, searchValues(u)); err != nil {
 			return err
 		}
 	}

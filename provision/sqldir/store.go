@@ -145,7 +145,7 @@ func (s *Store) apply(ctx context.Context, q querier, l provision.Login, p provi
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("update user", err)
 	}
-	if err := syncValues(ctx, q, u.ID, p.Before.Extra, u.Extra); err != nil {
+	if err := syncValues(ctx, q, u.ID, searchValues(p.Before), searchValues(u)); err != nil {
 		return provision.Result{}, err
 	}
 	for _, n := range p.DropGroups {
@@ -186,7 +186,7 @@ func (s *Store) create(ctx context.Context, q querier, l provision.Login, p prov
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("create user", err)
 	}
-	if err := syncValues(ctx, q, u.ID, nil, u.Extra); err != nil {
+	if err := syncValues(ctx, q, u.ID, nil, searchValues(u)); err != nil {
 		return provision.Result{}, err
 	}
 	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,

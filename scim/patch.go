@@ -76,6 +76,11 @@ func (p *patcher) parseOps(body map[string]any) ([]operation, error) {
 			}
 		}
 		o.value, o.has = get(m, "value")
+		if !o.has && o.op != "remove" {
+			// RFC 7644 §3.5.2.1 and §3.5.2.3: add and replace carry a
+			// value. Without one, a replace would read as unassign.
+			return nil, &Error{Status: 400, Type: "invalidSyntax", Detail: fmt.Sprintf("Operations[%d] (%s) needs a value", i, o.op)}
+		}
 		ops = append(ops, o)
 	}
 	return ops, nil
@@ -331,6 +336,11 @@ func (p *patcher) unkept(path, urn, rest string) error {
 		sub = *parsed.AttributePath.SubAttribute
 	case parsed.SubAttribute != nil:
 		sub = *parsed.SubAttribute
+	}
+	if parsed.AttributePath.URIPrefix == nil && p.rt.rfcReadOnly(urn, parsed.AttributePath.AttributeName) {
+		// Not kept, but not the client's to write either (a user's
+		// groups): refused as a kept read-only attribute is.
+		return mutability("%s is read-only", parsed.AttributePath.AttributeName)
 	}
 	if parsed.AttributePath.URIPrefix == nil && p.rt.rfcDefined(urn, parsed.AttributePath.AttributeName, sub) {
 		// The server does not keep this attribute (password, roles,

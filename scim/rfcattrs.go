@@ -60,6 +60,27 @@ var rfcCommon = map[string][]string{
 	"meta":       {"resourcetype", "created", "lastmodified", "location", "version"},
 }
 
+// rfcReadOnlyAttrs lists the attributes RFC 7643 defines as readOnly that a
+// store may not keep, per schema URN, in lower case: a user's groups
+// (§4.1.2) are the service provider's to say, never a client's to write.
+var rfcReadOnlyAttrs = map[string][]string{
+	strings.ToLower(URNUser): {"groups"},
+}
+
+// rfcReadOnly reports whether RFC 7643 defines the attribute name under
+// the schema urn ("" for an unqualified name) as readOnly.
+func (rt *resourceType) rfcReadOnly(urn, name string) bool {
+	if urn != "" && !strings.EqualFold(urn, rt.core.id) {
+		return false
+	}
+	for _, n := range rfcReadOnlyAttrs[strings.ToLower(rt.core.id)] {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // rfcSchemas are the standard schema URNs of rt, whether or not this
 // store keeps any of their attributes: its core schema, and for users the
 // enterprise extension.

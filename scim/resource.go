@@ -426,7 +426,8 @@ func (d decoder) member(item any) (string, error) {
 	return id, nil
 }
 
-// decodeJSON reads one JSON object, numbers kept exact, none of whose
+// decodeJSON reads one JSON object, numbers kept exact, that is UTF-8
+// text without lone surrogate escapes (checkText) and none of whose
 // objects holds one key twice in any spelling (checkKeys).
 func decodeJSON(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -440,6 +441,10 @@ func decodeJSON(b []byte) (map[string]any, error) {
 	}
 	if m == nil {
 		return nil, &Error{Status: 400, Type: "invalidSyntax", Detail: "request body must be a JSON object"}
+	}
+	// Bad bytes and lone surrogates decode as U+FFFD: refuse them.
+	if err := checkText(b); err != nil {
+		return nil, err
 	}
 	// Two keys that differ only in case would each be read by get at
 	// random; refuse the body before anything is applied.

@@ -66,7 +66,6 @@ func (s *Server) listUsers(w *statusWriter, r *http.Request, p listParams) error
 	if err != nil {
 		return err
 	}
-	q.Walk = w.client // one client's page walk never moves another's
 	page, err := s.store.FindUsers(r.Context(), q)
 	if err != nil {
 		return err
@@ -249,7 +248,7 @@ func (s *Server) listGroups(w *statusWriter, r *http.Request, p listParams) erro
 	if err != nil {
 		return err
 	}
-	q.Members, q.Walk = wantsMembers(p), w.client
+	q.Members = wantsMembers(p)
 	page, err := s.groupDir.FindGroups(r.Context(), q)
 	if err != nil {
 		return err
@@ -377,7 +376,7 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
-	pt := &patcher{rt: s.groups, id: id, quirks: s.cfg.quirks()}
+	pt := &patcher{rt: s.groups, id: id, quirks: s.cfg.quirks(), member: s.dec().member}
 	ops, err := pt.parseOps(body)
 	if err != nil {
 		return err

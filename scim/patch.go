@@ -19,6 +19,10 @@ type patcher struct {
 	rt     *resourceType
 	id     string // the resource's id: an "id" equal to it in a value is ignored
 	quirks bool
+	// member decodes one element of a group's members as a create does
+	// (decoder.member); nil for users. A remove checks its elements
+	// with it, as an add's are checked when the result is decoded.
+	member func(el any) (string, error)
 }
 
 // operation is one decoded PATCH operation.
@@ -504,6 +508,9 @@ func (p *patcher) remove(t *target, v any, has bool) error {
 		if !t.a.multi || !ok {
 			return badValue("remove takes a path, or for a multi-valued attribute an array of the values to remove")
 		}
+		if err := p.checkElements(t, list); err != nil {
+			return err
+		}
 		cur, _ := get(t.container, key)
 		have, _ := cur.([]any)
 		var keep []any
@@ -516,6 +523,31 @@ func (p *patcher) remove(t *target, v any, has bool) error {
 		return nil
 	}
 	del(t.container, key)
+	return nil
+}
+
+// checkElements refuses the elements of a remove's value array that an
+// add of them would refuse: one that is not an object, has a key no
+// schema defines, or (a member) names no user ID. Skipped, they would
+// remove nothing and answer success.
+func (p *patcher) checkElements(t *target, list []any) error {
+	for _, el := range list {
+		m, ok := el.(map[string]any)
+		if ok {
+			if err := p.checkSubKeys(t.sc, t.a, m); err != nil {
+				return err
+			}
+		}
+		if p.member != nil && t.sc == p.rt.core && t.a.name == "members" {
+			if _, err := p.member(el); err != nil {
+				return err
+			}
+			continue
+		}
+		if !ok {
+			return badValue("each of %s must be an object", t.a.name)
+		}
+	}
 	return nil
 }
 

@@ -66,6 +66,7 @@ func (s *Server) listUsers(w *statusWriter, r *http.Request, p listParams) error
 	if err != nil {
 		return err
 	}
+	q.Walk = w.client // one client's page walk never moves another's
 	page, err := s.store.FindUsers(r.Context(), q)
 	if err != nil {
 		return err
@@ -248,7 +249,7 @@ func (s *Server) listGroups(w *statusWriter, r *http.Request, p listParams) erro
 	if err != nil {
 		return err
 	}
-	q.Members = wantsMembers(p)
+	q.Members, q.Walk = wantsMembers(p), w.client
 	page, err := s.groupDir.FindGroups(r.Context(), q)
 	if err != nil {
 		return err

@@ -130,6 +130,10 @@ func (p *patcher) writesTo(doc map[string]any) writes {
 // order they apply: each key of a path-less value, and the attributes of a
 // schema URN path or key.
 func (p *patcher) walk(o operation, w writes) error {
+	if o.path == "" || p.schemaNamed(o.path) != nil {
+		// Several writes: no two may name one attribute (twice.go).
+		w = p.once(w)
+	}
 	if o.path == "" {
 		if o.op == "remove" {
 			return noTarget("remove needs a path")

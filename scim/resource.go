@@ -138,6 +138,9 @@ type decoder struct {
 // (absent attributes are cleared); other fields of base are kept.
 func (d decoder) user(rt *resourceType, doc map[string]any, base provision.User) (provision.User, error) {
 	u := base
+	if err := flatTwice(rt, doc); err != nil {
+		return u, err
+	}
 	u.Extra = make(map[string]string, len(base.Extra))
 	for k, v := range base.Extra {
 		u.Extra[k] = v

@@ -1,16 +1,22 @@
 package scim
 
 import (
+	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"slices"
+	"time"
 
 	"gatehouse/provision"
 )
 
-// maxRetries bounds the read-modify-write retries of a PATCH that lost a
-// race with another writer (no If-Match given).
-const maxRetries = 5
+// maxAttempts bounds the read-modify-write attempts of a PATCH that keeps
+// losing races with other writers (no If-Match given). Between attempts
+// it sleeps a random 1-10 ms times the attempt number, so that writers
+// that collided spread out instead of colliding again: 20 concurrent
+// PATCHes of one resource all land (TestConcurrentPatchesAllApply).
+const maxAttempts = 10
 
 // handlers are one resource type's operations.
 type handlers struct {
@@ -165,8 +171,13 @@ func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := s.writers.lock(r.Context(), "Users/"+id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var u provision.User
-	err = readModifyWrite(want, func() error {
+	err = readModifyWrite(r.Context(), want, func() error {
 		cur, err := s.store.User(r.Context(), id)
 		if err != nil {
 			return err
@@ -197,14 +208,20 @@ func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
 // readModifyWrite runs one read-modify-write step whose write is
 // conditional on the version it read. When the write loses a race and the
 // client named no version (If-Match), the step runs again on the newer
-// record, so a concurrent change is never lost.
-func readModifyWrite(want int64, step func() error) error {
-	for attempt := 0; ; attempt++ {
+// record after a short random pause, so a concurrent change is neither
+// lost nor refused. With If-Match, a lost race is the client's 412.
+func readModifyWrite(ctx context.Context, want int64, step func() error) error {
+	for attempt := 1; ; attempt++ {
 		err := step()
-		if errors.Is(err, provision.ErrVersion) && want == 0 && attempt < maxRetries {
-			continue
+		if !errors.Is(err, provision.ErrVersion) || want != 0 || attempt >= maxAttempts {
+			return err
 		}
-		return err
+		pause := time.Duration(attempt*(1+rand.IntN(10))) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
 	}
 }
 
@@ -389,9 +406,18 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 	// Member operations that name their members need no member list
 	// (patch_members.go); any other PATCH is applied to the whole group.
 	mp, fast := s.memberPatch(pt, ops)
+	if !fast {
+		// The fast path writes without compare-and-swap (below), so
+		// only the general path takes turns.
+		unlock, err := s.writers.lock(r.Context(), "Groups/"+id)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	var g provision.Group
 	var c provision.GroupChange
-	err = readModifyWrite(want, func() error {
+	err = readModifyWrite(r.Context(), want, func() error {
 		cur, err := s.groupDir.Group(r.Context(), id, !fast)
 		if err != nil {
 			return err
@@ -412,17 +438,33 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 		if err != nil {
 			return err
 		}
+		// The general path's change is computed from the member list it
+		// read, so the write is conditional on that version. The fast
+		// path's is not: adds and removes of named members are set
+		// operations, and a name is written only when the operations
+		// change it, to the absolute value they give. Without If-Match it
+		// needs no compare-and-swap, and concurrent member PATCHes of one
+		// group all land at once instead of retrying; with If-Match the
+		// store still refuses a stale version.
+		ifVersion := cur.Version
 		if fast {
-			c = provision.GroupChange{Name: &next.Name, ExternalID: &next.ExternalID}
+			c = provision.GroupChange{}
+			if next.Name != cur.Name {
+				c.Name = &next.Name
+			}
+			if next.ExternalID != cur.ExternalID {
+				c.ExternalID = &next.ExternalID
+			}
 			if c.Add, c.Remove, err = mp.change(r.Context(), s.groupDir, id); err != nil {
 				return err
 			}
+			ifVersion = want
 		} else {
 			c = groupChange(cur, next)
 		}
 		c.Members = withMembers
 		w.note.groupWrite(id, next.Name, c)
-		g, err = s.groupDir.UpdateGroup(r.Context(), id, c, cur.Version)
+		g, err = s.groupDir.UpdateGroup(r.Context(), id, c, ifVersion)
 		return err
 	})
 	if err != nil {

@@ -61,6 +61,7 @@ type Server struct {
 	changed   func(string)
 	onRequest func(op string, status int, d time.Duration)
 	owned     []string
+	writers   keyedLock // one PATCH of a resource at a time (serialize.go)
 }
 
 // NewServer builds the SCIM server. The store must implement

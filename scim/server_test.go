@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.uber.org/zap"
@@ -55,6 +56,7 @@ type env struct {
 	base   string
 	client *http.Client
 	forgot []string
+	mu     sync.Mutex // guards forgot against concurrent requests
 }
 
 func newEnv(t *testing.T, cfg scim.Config) *env {
@@ -72,7 +74,7 @@ func newEnv(t *testing.T, cfg scim.Config) *env {
 	e.base = hs.URL + mount
 	var err error
 	e.srv, err = scim.NewServer(cfg, e.store, scim.Options{BaseURL: e.base, Mount: mount, Logger: zap.NewNop(),
-		OnUserChange: func(id string) { e.forgot = append(e.forgot, id) }})
+		OnUserChange: func(id string) { e.mu.Lock(); e.forgot = append(e.forgot, id); e.mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}

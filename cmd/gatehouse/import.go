@@ -36,6 +36,10 @@ type importRecord struct {
 	err  error
 }
 
+// maxBatchBytes ends a batch early when its resources reach it, so that
+// a batch of large resources is not held whole (500 of 1 MiB each).
+const maxBatchBytes = 32 << 20
+
 // importCounts is what an import did so far.
 type importCounts struct {
 	done, created, updated, unchanged, failed int
@@ -113,23 +117,25 @@ func importCommand(ctx context.Context, o importOptions, stdin io.Reader, stdout
 	im.progress = newProgress(stderr, isTerminal(stderr), counted, size)
 
 	var batch []importRecord
+	var batchBytes int
 	flush := func() error {
 		err := im.importBatch(ctx, batch)
-		batch = batch[:0]
+		batch, batchBytes = batch[:0], 0
 		im.progress.update(im.counts, im.rate(), false)
 		return err
 	}
 	emit := func(r importRecord) error {
 		batch = append(batch, r)
-		if len(batch) >= o.batch {
+		batchBytes += len(r.body)
+		if len(batch) >= o.batch || batchBytes >= maxBatchBytes {
 			return flush()
 		}
 		return nil
 	}
 	if format == "csv" {
-		err = readCSV(counted, emit)
+		err = readCSV(counted, sc, emit)
 	} else {
-		err = readSCIMJSON(counted, emit)
+		err = readSCIMJSON(counted, sc.MaxBodyBytes(), emit)
 	}
 	if err == nil {
 		err = flush()
@@ -167,7 +173,7 @@ func (im *importer) failed(r importRecord, name string, err error) {
 	im.counts.failed++
 	who := ""
 	if name != "" {
-		who = fmt.Sprintf(" (userName %q)", name)
+		who = " (userName " + shownName(name) + ")"
 	}
 	im.progress.clear()
 	fmt.Fprintf(im.stderr, "line %d%s: %s\n", r.line, who, reason(err))
@@ -179,7 +185,8 @@ func reason(err error) string {
 	switch {
 	case errors.As(err, &se):
 		// Worded for a request; here the body is one resource of the input.
-		return strings.Replace(se.Detail, "request body", "the resource", 1)
+		d := strings.Replace(se.Detail, "request body", "the resource", 1)
+		return strings.Replace(d, "the body", "the resource", 1)
 	case errors.Is(err, provision.ErrVersion):
 		return "the user changed while it was being imported; run the import again"
 	case errors.Is(err, provision.ErrConflict):
@@ -336,204 +343,539 @@ func userNameOf(body []byte) string {
 	return ""
 }
 
-// readSCIMJSON reads User resources: a JSON array of them, a SCIM
-// ListResponse (its Resources), or one per line (NDJSON), told apart by
-// the first bytes. Each resource is passed on as it is read, so memory
-// stays bounded by one resource. Only NDJSON can go on past malformed
-// JSON (the next line starts afresh); in an array or a list a syntax
-// error stops the read.
-func readSCIMJSON(r io.Reader, emit func(importRecord) error) error {
-	lt := &lineTracker{r: r}
-	br := bufio.NewReaderSize(lt, 1<<20)
-	first, err := firstByte(br)
-	if err != nil {
-		if err == io.EOF {
-			return nil
+// maxNameShown bounds how much of a user name an error line echoes: a
+// name can be as long as a resource.
+const maxNameShown = 64
+
+// shownName quotes a user name for an error line: at most maxNameShown
+// characters (then "…"), control characters and bad bytes escaped, so
+// that a file cannot flood or drive the terminal.
+func shownName(s string) string {
+	n := 0
+	for i := range s {
+		if n == maxNameShown {
+			s = s[:i] + "…"
+			break
 		}
+		n++
+	}
+	return strconv.Quote(s)
+}
+
+// tooLarge is the error of a resource over scim.max_body_bytes, worded as
+// SCIM words it for a POST.
+func tooLarge(max int64) error {
+	return fmt.Errorf("the resource is larger than %d bytes (scim.max_body_bytes)", max)
+}
+
+// peekWindow is how much of the input the format decision may look at
+// before it reads anything.
+const peekWindow = 1 << 20
+
+// readSCIMJSON reads User resources: a JSON array of them, a SCIM
+// ListResponse (its Resources), or one per line (NDJSON). The first byte
+// decides: '[' is an array; '{' starts a ListResponse only when that
+// object's schemas lists the ListResponse URN (classify), else the input
+// is NDJSON, where each line is a record of its own: a line that is not
+// JSON, or is too large, fails alone and the read goes on. No resource is
+// held beyond max bytes (scim.max_body_bytes): a longer one is read past
+// and reported, so memory stays bounded by one resource whatever the
+// input holds.
+func readSCIMJSON(r io.Reader, max int64, emit func(importRecord) error) error {
+	j := &jsonReader{br: bufio.NewReaderSize(r, peekWindow), line: 1, max: max}
+	if bom, _ := j.br.Peek(3); bytes.Equal(bom, []byte("\ufeff")) {
+		j.br.Discard(3) // a byte order mark some editors write
+	}
+	first, err := j.space()
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	switch first {
-	case '[':
-		dec := json.NewDecoder(br)
-		if _, err := dec.Token(); err != nil {
+	switch {
+	case first == '[':
+		j.next()
+		if err := j.array(emit, "the array"); err != nil {
 			return err
 		}
-		return readArray(dec, lt, br, emit)
-	case '{':
-		if line, ok := peekLine(br); ok && json.Valid(line) && !hasResources(line) {
-			return readNDJSON(br, emit)
+		if _, err := j.space(); err != io.EOF {
+			return j.syntax("want the end of the input after the array")
 		}
-		return readObjects(json.NewDecoder(br), lt, br, emit)
+		return nil
+	case first == '{':
+		switch j.classify() {
+		case isListResponse:
+			return j.listResponses(emit)
+		case isSpread:
+			return fmt.Errorf("line %d: a JSON object over several lines that is not a SCIM ListResponse (whose schemas lists %s within its first %d bytes): give one User per line (NDJSON), a JSON array of Users, or a ListResponse",
+				j.line, scim.URNList, peekWindow)
+		}
 	}
-	return fmt.Errorf("line 1: want a JSON array, a ListResponse object or one User object per line")
+	return j.ndjson(emit)
 }
 
-// readNDJSON passes on each non-blank line.
-func readNDJSON(br *bufio.Reader, emit func(importRecord) error) error {
-	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
-		if t := bytes.TrimSpace(line); len(t) > 0 {
-			if e := emit(importRecord{line: n, body: t}); e != nil {
-				return e
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
+// jsonReader reads JSON input byte by byte through a buffer, counting
+// lines. It checks the structure of the input's envelope (an array, a
+// ListResponse) itself and leaves each resource to the SCIM decoder.
+type jsonReader struct {
+	br   *bufio.Reader
+	line int   // line of the next byte, from 1
+	max  int64 // bound of one resource
 }
 
-// readArray passes on the elements of the array whose '[' dec has read.
-func readArray(dec *json.Decoder, lt *lineTracker, br *bufio.Reader, emit func(importRecord) error) error {
-	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("line %d: malformed JSON: %s", lt.lineAt(consumed(dec, lt, br)), jsonProblem(err))
-		}
-		start := consumed(dec, lt, br) - int64(len(raw))
-		if err := emit(importRecord{line: lt.lineAt(start), body: raw}); err != nil {
-			return err
-		}
+func (j *jsonReader) next() (byte, error) {
+	b, err := j.br.ReadByte()
+	if err == nil && b == '\n' {
+		j.line++
 	}
-	_, err := dec.Token() // ']'
-	if err != nil {
-		return fmt.Errorf("line %d: malformed JSON: %s", lt.lineAt(consumed(dec, lt, br)), jsonProblem(err))
-	}
-	return nil
+	return b, err
 }
 
-// readObjects reads top-level objects: a ListResponse streams its
-// Resources; any other object is one User.
-func readObjects(dec *json.Decoder, lt *lineTracker, br *bufio.Reader, emit func(importRecord) error) error {
-	bad := func(err error) error {
-		return fmt.Errorf("line %d: malformed JSON: %s", lt.lineAt(consumed(dec, lt, br)), jsonProblem(err))
-	}
+// space skips white space and returns the next byte, not consumed.
+func (j *jsonReader) space() (byte, error) {
 	for {
-		start := consumed(dec, lt, br)
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return bad(err)
-		}
-		if d, ok := tok.(json.Delim); !ok || d != '{' {
-			return fmt.Errorf("line %d: want a User or ListResponse object", lt.lineAt(start))
-		}
-		line := lt.lineAt(start)
-		fields := map[string]json.RawMessage{}
-		list := false
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return bad(err)
-			}
-			key, _ := tok.(string)
-			if strings.EqualFold(key, "Resources") {
-				if t, err := dec.Token(); err != nil {
-					return bad(err)
-				} else if d, ok := t.(json.Delim); !ok || d != '[' {
-					return fmt.Errorf("line %d: Resources must be an array", lt.lineAt(consumed(dec, lt, br)))
-				}
-				if err := readArray(dec, lt, br, emit); err != nil {
-					return err
-				}
-				list = true
-				continue
-			}
-			var v json.RawMessage
-			if err := dec.Decode(&v); err != nil {
-				return bad(err)
-			}
-			if !list {
-				if _, dup := fields[key]; dup {
-					// A repeated key would be lost in the map: let the
-					// SCIM decoder see the object refused.
-					return fmt.Errorf("line %d: the object holds key %q twice", line, key)
-				}
-				fields[key] = v
-			}
-		}
-		if _, err := dec.Token(); err != nil { // '}'
-			return bad(err)
-		}
-		if list {
-			continue
-		}
-		body, err := json.Marshal(fields)
-		if err != nil {
-			return err
-		}
-		if err := emit(importRecord{line: line, body: body}); err != nil {
-			return err
-		}
-	}
-}
-
-// consumed is the input offset dec has reached.
-func consumed(dec *json.Decoder, lt *lineTracker, br *bufio.Reader) int64 {
-	return dec.InputOffset() + lt.start
-}
-
-func firstByte(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.ReadByte()
+		p, err := j.br.Peek(1)
 		if err != nil {
 			return 0, err
 		}
-		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-			return b, br.UnreadByte()
+		if !isJSONSpace(p[0]) {
+			return p[0], nil
+		}
+		j.next()
+	}
+}
+
+func isJSONSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
+
+// syntax is an error in the input's envelope, which stops the read: past
+// it, where the next resource starts cannot be told.
+func (j *jsonReader) syntax(what string) error {
+	return fmt.Errorf("line %d: malformed JSON: %s", j.line, what)
+}
+
+// eof words an error of the underlying read.
+func (j *jsonReader) eof(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return j.syntax("unexpected end of input")
+	}
+	return err
+}
+
+// value reads the JSON value at the next non-space byte by its structure
+// alone: a string to its closing quote, an object or an array to the
+// bracket that closes it (brackets are counted, not matched: what is
+// inside is checked when the value is decoded), anything else up to the
+// next delimiter. It keeps at most j.max bytes; over reports a longer
+// value, read to its end but not kept.
+func (j *jsonReader) value() (body []byte, line int, over bool, err error) {
+	b, err := j.space()
+	if err != nil {
+		return nil, j.line, false, j.eof(err)
+	}
+	line = j.line
+	keep := func(c byte) {
+		switch {
+		case over:
+		case int64(len(body)) >= j.max:
+			over, body = true, nil
+		default:
+			body = append(body, c)
+		}
+	}
+	switch b {
+	case '{', '[':
+		for depth := 0; ; {
+			c, err := j.next()
+			if err != nil {
+				return nil, line, over, j.eof(err)
+			}
+			keep(c)
+			switch c {
+			case '"':
+				if err := j.str(keep); err != nil {
+					return nil, line, over, err
+				}
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return body, line, over, nil
+				}
+			}
+		}
+	case '"':
+		j.next()
+		keep(b)
+		err := j.str(keep)
+		return body, line, over, err
+	case '}', ']', ',', ':':
+		return nil, line, false, j.syntax(fmt.Sprintf("want a value, not %q", b))
+	}
+	for {
+		p, err := j.br.Peek(1)
+		if err == io.EOF || (err == nil && (isJSONSpace(p[0]) || bytes.IndexByte([]byte(",]}:"), p[0]) >= 0)) {
+			return body, line, over, nil
+		}
+		if err != nil {
+			return nil, line, over, err
+		}
+		c, _ := j.next()
+		keep(c)
+	}
+}
+
+// str reads the rest of a string whose opening quote was read.
+func (j *jsonReader) str(keep func(byte)) error {
+	for {
+		c, err := j.next()
+		if err != nil {
+			return j.eof(err)
+		}
+		keep(c)
+		switch c {
+		case '\\':
+			c, err := j.next()
+			if err != nil {
+				return j.eof(err)
+			}
+			keep(c)
+		case '"':
+			return nil
 		}
 	}
 }
 
-// peekLine is the first line still buffered, when it fits in the buffer.
-func peekLine(br *bufio.Reader) ([]byte, bool) {
-	b, _ := br.Peek(br.Size())
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return b[:i], true
+// record makes the import record of a value read by value.
+func (j *jsonReader) record(body []byte, line int, over bool) importRecord {
+	if over {
+		return importRecord{line: line, err: tooLarge(j.max)}
 	}
-	return b, len(b) < br.Size()
+	return importRecord{line: line, body: body}
 }
 
-// hasResources reports whether a one-line object is a ListResponse.
-func hasResources(line []byte) bool {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(line, &m) != nil {
+// array passes on the elements of an array whose '[' was read, each as
+// one resource: an element that is not a User (or too large) fails alone.
+func (j *jsonReader) array(emit func(importRecord) error, what string) error {
+	b, err := j.space()
+	if err != nil {
+		return j.eof(err)
+	}
+	if b == ']' {
+		j.next()
+		return nil
+	}
+	for {
+		body, line, over, err := j.value()
+		if err != nil {
+			return err
+		}
+		if err := emit(j.record(body, line, over)); err != nil {
+			return err
+		}
+		b, err := j.space()
+		if err != nil {
+			return j.eof(err)
+		}
+		switch b {
+		case ']':
+			j.next()
+			return nil
+		case ',':
+			j.next()
+		default:
+			return j.syntax("want , or ] after an element of " + what)
+		}
+	}
+}
+
+// maxEnvelopeKeys bounds the keys of a ListResponse (it has five).
+const maxEnvelopeKeys = 64
+
+// listResponses reads one ListResponse object after another, passing on
+// the users of their Resources. A key given twice (in any case) is refused
+// as SCIM refuses it in a body, rather than both or one being read.
+func (j *jsonReader) listResponses(emit func(importRecord) error) error {
+	for {
+		b, err := j.space()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if b != '{' || j.classify() != isListResponse {
+			return fmt.Errorf("line %d: after a ListResponse, want another ListResponse or the end of the input", j.line)
+		}
+		j.next()
+		if err := j.envelope(emit); err != nil {
+			return err
+		}
+	}
+}
+
+// envelope reads the members of a ListResponse whose '{' was read.
+func (j *jsonReader) envelope(emit func(importRecord) error) error {
+	var keys []string
+	for {
+		b, err := j.space()
+		if err != nil {
+			return j.eof(err)
+		}
+		if b == '}' && len(keys) == 0 {
+			j.next()
+			return nil
+		}
+		raw, line, over, err := j.value()
+		if err != nil {
+			return err
+		}
+		var key string
+		if over || len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &key) != nil {
+			return fmt.Errorf("line %d: malformed JSON: want a key of the ListResponse", line)
+		}
+		for _, k := range keys {
+			if strings.EqualFold(k, key) {
+				return fmt.Errorf("line %d: the ListResponse holds the key %s twice (in any case); give it once", line, shownName(key))
+			}
+		}
+		if keys = append(keys, key); len(keys) > maxEnvelopeKeys {
+			return fmt.Errorf("line %d: the ListResponse holds more than %d keys", line, maxEnvelopeKeys)
+		}
+		if b, err := j.space(); err != nil {
+			return j.eof(err)
+		} else if b != ':' {
+			return j.syntax("want : after a key")
+		}
+		j.next()
+		if strings.EqualFold(key, "Resources") {
+			if b, err := j.space(); err != nil {
+				return j.eof(err)
+			} else if b != '[' {
+				return fmt.Errorf("line %d: Resources must be an array", j.line)
+			}
+			j.next()
+			if err := j.array(emit, "Resources"); err != nil {
+				return err
+			}
+		} else {
+			v, line, over, err := j.value()
+			switch {
+			case err != nil:
+				return err
+			case over:
+				return fmt.Errorf("line %d: the ListResponse's %s is larger than %d bytes", line, shownName(key), j.max)
+			case !json.Valid(v):
+				return fmt.Errorf("line %d: malformed JSON in the ListResponse's %s", line, shownName(key))
+			case strings.EqualFold(key, "schemas") && !listsURN(v, scim.URNList):
+				return fmt.Errorf("line %d: the ListResponse's schemas must list %s", line, scim.URNList)
+			}
+		}
+		b, err = j.space()
+		if err != nil {
+			return j.eof(err)
+		}
+		j.next()
+		switch b {
+		case '}':
+			return nil
+		case ',':
+		default:
+			return j.syntax("want , or } after a value of the ListResponse")
+		}
+	}
+}
+
+// listsURN reports whether v, the JSON of a schemas attribute, is an
+// array listing urn.
+func listsURN(v []byte, urn string) bool {
+	var list []any
+	if json.Unmarshal(v, &list) != nil {
 		return false
 	}
-	for k := range m {
-		if strings.EqualFold(k, "Resources") {
+	for _, x := range list {
+		if s, ok := x.(string); ok && strings.EqualFold(s, urn) {
 			return true
 		}
 	}
 	return false
 }
 
-// jsonProblem describes a JSON error without echoing input.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return "syntax error"
+// ndjson passes on each non-blank line as one resource, keeping at most
+// max bytes of it (and a line end): a longer line is read past and
+// reported, and the read goes on at the next line.
+func (j *jsonReader) ndjson(emit func(importRecord) error) error {
+	for {
+		line := j.line
+		var buf []byte
+		over := false
+		for {
+			chunk, err := j.br.ReadSlice('\n')
+			if !over && int64(len(buf)+len(chunk)) > j.max+2 { // +2: "\r\n"
+				over, buf = true, nil
+			}
+			if !over {
+				buf = append(buf, chunk...)
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err == nil {
+				j.line++
+			}
+			if t := bytes.TrimSpace(buf); len(t) > 0 || over {
+				if e := emit(j.record(t, line, over)); e != nil {
+					return e
+				}
+			}
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			break
+		}
 	}
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		return "unexpected end of input"
+}
+
+// The kinds of input an object at the start of a JSON input begins.
+const (
+	isNDJSON       = iota // one User per line
+	isListResponse        // its schemas lists the ListResponse URN
+	isSpread              // an object over several lines that is not a ListResponse
+)
+
+// classify tells what the object at the next byte ('{') begins, looking
+// at no more than the buffered window and consuming nothing. It reads the
+// object's members by their structure: a schemas member listing the
+// ListResponse URN makes it a ListResponse, wherever it comes. An object
+// that ends on the line it started on, one whose members do not parse (a
+// broken first line of NDJSON) and one longer than the window on its
+// first line are NDJSON, read line by line; a well-formed object over
+// several lines that does not say it is a ListResponse is a User written
+// out over lines, which no format here takes.
+func (j *jsonReader) classify() int {
+	w, err := j.br.Peek(peekWindow)
+	complete := err != nil // the window holds the rest of the input
+	firstLine := bytes.IndexByte(w, '\n')
+	i := 1
+	skip := func() {
+		for i < len(w) && isJSONSpace(w[i]) {
+			i++
+		}
 	}
-	return "malformed JSON"
+	// scan moves i past the value at i, structurally; false when it
+	// leaves the window.
+	scan := func() bool {
+		depth := 0
+		for ; i < len(w); i++ {
+			switch w[i] {
+			case '"':
+				for i++; i < len(w) && w[i] != '"'; i++ {
+					if w[i] == '\\' {
+						i++
+					}
+				}
+				if i >= len(w) {
+					return false
+				}
+				if depth == 0 {
+					i++
+					return true
+				}
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth == 0 {
+					return true // the end of a scalar
+				}
+				if depth--; depth == 0 {
+					i++
+					return true
+				}
+			case ',', ':', ' ', '\t', '\r', '\n':
+				if depth == 0 {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	// undecided answers when the window ends inside the object: cut
+	// short by the end of the input, or on a first line longer than the
+	// window, it is read as lines (each reported); an object over lines
+	// longer than the window that has not said it is a ListResponse is
+	// refused as isSpread.
+	undecided := func() int {
+		if !complete && firstLine >= 0 {
+			return isSpread
+		}
+		return isNDJSON
+	}
+	for first := true; ; first = false {
+		skip()
+		if i >= len(w) {
+			return undecided()
+		}
+		if w[i] == '}' && first {
+			i++
+			break
+		}
+		if w[i] != '"' {
+			return isNDJSON
+		}
+		start := i
+		if !scan() {
+			return undecided()
+		}
+		var key string
+		if json.Unmarshal(w[start:i], &key) != nil {
+			return isNDJSON
+		}
+		skip()
+		if i >= len(w) {
+			return undecided()
+		}
+		if w[i] != ':' {
+			return isNDJSON
+		}
+		i++
+		skip()
+		start = i
+		if !scan() {
+			return undecided()
+		}
+		if strings.EqualFold(key, "schemas") && listsURN(w[start:i], scim.URNList) {
+			return isListResponse
+		}
+		skip()
+		if i >= len(w) {
+			return undecided()
+		}
+		if w[i] == '}' {
+			i++
+			break
+		}
+		if w[i] != ',' {
+			return isNDJSON
+		}
+		i++
+	}
+	if firstLine < 0 || i <= firstLine {
+		return isNDJSON
+	}
+	return isSpread
 }
 
 // lineTracker counts lines under a reader so that an offset in the input
 // can be named by its line. Offsets are asked in increasing order, so it
 // keeps only the newlines not yet passed.
 type lineTracker struct {
-	r     io.Reader
-	read  int64   // bytes passed through
-	nl    []int64 // offsets of newlines not yet counted
-	line  int     // newlines counted
-	start int64   // offset of the decoder's first byte (bytes skipped before it)
+	r    io.Reader
+	read int64   // bytes passed through
+	nl   []int64 // offsets of newlines not yet counted
+	line int     // newlines counted
 }
 
 func (t *lineTracker) Read(p []byte) (int, error) {
@@ -558,17 +900,89 @@ func (t *lineTracker) lineAt(off int64) int {
 	return t.line + 1
 }
 
+// csvSlack is how far past a row the CSV reader's buffer may have read
+// (bufio's 4 KiB read-ahead), on top of a row's bound.
+const csvSlack = 8 << 10
+
+// maxCSVColumns bounds the columns of a header and the fields of a row:
+// encoding/csv keeps a few words per field, so a row of commas alone
+// would take a hundred times its size.
+const maxCSVColumns = 1000
+
+// errRowTooLarge stops a CSV read at a row over its bound.
+var errRowTooLarge = errors.New("row too large")
+
+// rowLimit lets a CSV reader read at most max bytes past the end of the
+// last whole row (base), and no row of more than maxCSVColumns fields:
+// encoding/csv holds a row whole, and an unclosed quote makes the rest of
+// the input one field. Fields are counted as RFC 4180 quotes them (a
+// quote toggles quoting; a doubled one toggles it twice), which is what
+// the reader takes outside the header.
+type rowLimit struct {
+	r       io.Reader
+	n, base int64
+	max     int64
+	commas  int  // commas outside quotes since the last line end
+	quoted  bool // inside a quoted field
+	wide    bool // a row has too many fields: trip at the next read
+	tripped bool // a bound was hit
+}
+
+func (l *rowLimit) Read(p []byte) (int, error) {
+	allowed := l.base + l.max - l.n
+	if allowed <= 0 || l.wide {
+		l.tripped = true
+		return 0, errRowTooLarge
+	}
+	if int64(len(p)) > allowed {
+		p = p[:allowed]
+	}
+	n, err := l.r.Read(p)
+	for i, c := range p[:n] {
+		switch {
+		case c == '"':
+			l.quoted = !l.quoted
+		case l.quoted:
+		case c == '\n':
+			l.commas = 0
+		case c == ',':
+			if l.commas++; l.commas >= maxCSVColumns {
+				// The rows before this one are passed on whole; the
+				// reader stops at this one.
+				l.wide, n, err = true, i, nil
+			}
+		}
+		if l.wide {
+			break
+		}
+	}
+	l.n += int64(n)
+	return n, err
+}
+
 // readCSV reads a header row of SCIM attribute paths and makes each row
-// a User resource (see csvColumn). An empty cell leaves its attribute
-// out, as an absent attribute in JSON.
-func readCSV(r io.Reader, emit func(importRecord) error) error {
-	cr := csv.NewReader(r)
+// a User resource. An empty cell leaves its attribute out, as an absent
+// attribute in JSON. The header states the schema of every row, so it is
+// checked whole before any row is read: each column must name, once, an
+// attribute the server declares and a client may write
+// (scim.Server.UserColumn). The resource lists its schemas itself (the
+// core URN and those of the extensions the header names), so rows are
+// read in strict mode as well. No row is held beyond scim.max_body_bytes:
+// a longer one stops the read.
+func readCSV(r io.Reader, sc *scim.Server, emit func(importRecord) error) error {
+	max := sc.MaxBodyBytes()
+	lim := &rowLimit{r: r, max: max + csvSlack}
+	lt := &lineTracker{r: lim}
+	cr := csv.NewReader(lt)
 	cr.ReuseRecord = true
 	// A header cell may hold a filter's quotes unescaped
 	// (emails[type eq "work"].value); data cells follow RFC 4180.
 	cr.LazyQuotes = true
 	header, err := cr.Read()
 	cr.LazyQuotes = false
+	if lim.tripped {
+		return fmt.Errorf("header: larger than %d bytes (scim.max_body_bytes) or more than %d columns", max, maxCSVColumns)
+	}
 	if err == io.EOF {
 		return nil
 	}
@@ -577,25 +991,38 @@ func readCSV(r io.Reader, emit func(importRecord) error) error {
 	}
 	header = slices.Clone(header) // ReuseRecord: the next row reuses it
 	cols := make([]csvColumn, len(header))
-	seen := map[string]bool{}
+	schemas := []any{scim.URNUser}
 	for i, h := range header {
 		if i == 0 {
 			h = strings.TrimPrefix(h, "\ufeff") // a spreadsheet's byte order mark
 		}
-		c, err := parseCSVColumn(strings.TrimSpace(h))
+		h = strings.TrimSpace(h)
+		c, err := parseCSVColumn(sc, h)
 		if err != nil {
-			return fmt.Errorf("header column %d: %w", i+1, err)
+			return fmt.Errorf("header column %d: %s: %w", i+1, shownName(h), err)
 		}
-		if seen[c.key()] {
-			return fmt.Errorf("header column %d: %s appears twice", i+1, h)
+		for k, o := range cols[:i] {
+			if o.overlaps(c) {
+				return fmt.Errorf("header column %d: %s writes %s, as column %d (%s) does; give it once", i+1, shownName(h), c.Attr, k+1, shownName(o.head))
+			}
 		}
-		seen[c.key()] = true
 		cols[i] = c
+		if c.URN != "" && !slices.Contains(schemas, any(c.URN)) {
+			schemas = append(schemas, c.URN)
+		}
 	}
 	for {
+		lim.base = cr.InputOffset()
+		next := lt.lineAt(lim.base)
 		row, err := cr.Read()
 		if err == io.EOF {
 			return nil
+		}
+		if lim.tripped && lim.wide {
+			return fmt.Errorf("line %d: a row of more than %d fields", next, maxCSVColumns)
+		}
+		if lim.tripped {
+			return fmt.Errorf("line %d: a row larger than %d bytes (scim.max_body_bytes); an unclosed quote makes the rest of the input one field", next, max)
 		}
 		line, _ := cr.FieldPos(0)
 		if err != nil {
@@ -608,7 +1035,7 @@ func readCSV(r io.Reader, emit func(importRecord) error) error {
 			}
 			return err
 		}
-		doc := map[string]any{}
+		doc := map[string]any{"schemas": schemas}
 		for i, c := range cols {
 			if row[i] != "" {
 				c.set(doc, row[i])
@@ -624,70 +1051,86 @@ func readCSV(r io.Reader, emit func(importRecord) error) error {
 	}
 }
 
-// csvColumn is one header cell: a SCIM attribute path, as a PATCH path
-// writes it: attr, attr.sub, attr[type eq "t"].sub, or any of them after
-// a schema URN and a colon (urn:...:enterprise:2.0:User:department).
+// csvColumn is one header cell: the attribute it writes, and the cell as
+// the header spells it.
 type csvColumn struct {
-	urn, attr, typ, sub string
-	typed               bool
+	scim.Column
+	head string
 }
 
-func (c csvColumn) key() string {
-	return strings.ToLower(c.urn + "|" + c.attr + "|" + c.typ + "|" + c.sub + "|" + strconv.FormatBool(c.typed))
+// overlaps reports whether two columns write one value, or values that
+// could not both be kept: the same attribute whole in one of them, the
+// same sub-attribute of the same elements, or elements of one multi-valued
+// attribute given both by type and without one (one would replace the
+// other's list).
+func (c csvColumn) overlaps(o csvColumn) bool {
+	if !strings.EqualFold(c.URN, o.URN) || !strings.EqualFold(c.Attr, o.Attr) {
+		return false
+	}
+	return c.Sub == "" || o.Sub == "" || c.Typed != o.Typed || (c.Type == o.Type && strings.EqualFold(c.Sub, o.Sub))
 }
 
-func parseCSVColumn(h string) (csvColumn, error) {
-	var c csvColumn
+// parseCSVColumn reads a header cell as a PATCH path is written: attr,
+// attr.sub, attr[type eq "t"].sub, or any of them after a schema URN and
+// a colon (urn:...:enterprise:2.0:User:department), and resolves it
+// against the server's schemas.
+func parseCSVColumn(sc *scim.Server, h string) (csvColumn, error) {
+	var urn, attr, typ, sub string
+	typed := false
 	path := h
 	if strings.HasPrefix(strings.ToLower(h), "urn:") {
 		i := strings.LastIndex(h, ":")
-		c.urn, path = h[:i], h[i+1:]
+		urn, path = h[:i], h[i+1:]
 	}
 	if open := strings.IndexByte(path, '['); open >= 0 {
 		end := strings.IndexByte(path, ']')
 		if end < open {
-			return c, fmt.Errorf("%q: unclosed [", h)
+			return csvColumn{}, errors.New("unclosed [")
 		}
 		f := strings.Fields(path[open+1 : end])
 		if len(f) != 3 || !strings.EqualFold(f[0], "type") || !strings.EqualFold(f[1], "eq") {
-			return c, fmt.Errorf("%q: the only filter a column takes is [type eq \"...\"]", h)
+			return csvColumn{}, errors.New(`the only filter a column takes is [type eq "..."]`)
 		}
 		t, err := strconv.Unquote(f[2])
 		if err != nil {
-			return c, fmt.Errorf("%q: the type must be a quoted string", h)
+			return csvColumn{}, errors.New("the type must be a quoted string")
 		}
-		c.attr, c.typ, c.typed = path[:open], t, true
+		attr, typ, typed = path[:open], t, true
 		rest := path[end+1:]
 		if !strings.HasPrefix(rest, ".") || len(rest) < 2 {
-			return c, fmt.Errorf("%q: name a sub-attribute after the filter (.value)", h)
+			return csvColumn{}, errors.New("name a sub-attribute after the filter (.value)")
 		}
-		c.sub = rest[1:]
+		sub = rest[1:]
 	} else {
 		var dotted bool
-		c.attr, c.sub, dotted = strings.Cut(path, ".")
-		if dotted && c.sub == "" {
-			return c, fmt.Errorf("%q is not an attribute path", h)
+		attr, sub, dotted = strings.Cut(path, ".")
+		if dotted && sub == "" {
+			return csvColumn{}, errors.New("not an attribute path")
 		}
 	}
-	for _, part := range []string{c.attr, c.sub} {
+	for _, part := range []string{attr, sub} {
 		if strings.ContainsAny(part, "[]. \"") {
-			return c, fmt.Errorf("%q is not an attribute path", h)
+			return csvColumn{}, errors.New("not an attribute path")
 		}
 	}
-	if c.attr == "" {
-		return c, fmt.Errorf("%q is not an attribute path", h)
+	if attr == "" {
+		return csvColumn{}, errors.New("not an attribute path")
 	}
-	return c, nil
+	col, err := sc.UserColumn(urn, attr, typ, typed, sub)
+	if err != nil {
+		return csvColumn{}, err
+	}
+	return csvColumn{Column: col, head: h}, nil
 }
 
-// set writes v at the column's place in doc. active and primary read
-// true and false as booleans, as a JSON body would carry them; any other
-// value stays a string, for the SCIM decoder to accept or refuse.
+// set writes v at the column's place in doc. active reads true and false
+// as a boolean, as a JSON body would carry it; any other value stays a
+// string, for the SCIM decoder to accept or refuse.
 func (c csvColumn) set(doc map[string]any, v string) {
 	var val any = v
-	name := c.attr
-	if c.sub != "" {
-		name = c.sub
+	name := c.Attr
+	if c.Sub != "" {
+		name = c.Sub
 	}
 	if strings.EqualFold(name, "active") || strings.EqualFold(name, "primary") {
 		if b, err := strconv.ParseBool(v); err == nil {
@@ -695,33 +1138,33 @@ func (c csvColumn) set(doc map[string]any, v string) {
 		}
 	}
 	target := doc
-	if c.urn != "" {
-		m, _ := target[c.urn].(map[string]any)
+	if c.URN != "" {
+		m, _ := target[c.URN].(map[string]any)
 		if m == nil {
 			m = map[string]any{}
-			target[c.urn] = m
+			target[c.URN] = m
 		}
 		target = m
 	}
 	switch {
-	case c.typed:
-		list, _ := target[c.attr].([]any)
+	case c.Typed:
+		list, _ := target[c.Attr].([]any)
 		for _, el := range list {
-			if m := el.(map[string]any); m["type"] == c.typ {
-				m[c.sub] = val
+			if m := el.(map[string]any); m["type"] == c.Type {
+				m[c.Sub] = val
 				return
 			}
 		}
-		target[c.attr] = append(list, map[string]any{"type": c.typ, c.sub: val})
-	case c.sub != "":
-		m, _ := target[c.attr].(map[string]any)
+		target[c.Attr] = append(list, map[string]any{"type": c.Type, c.Sub: val})
+	case c.Sub != "":
+		m, _ := target[c.Attr].(map[string]any)
 		if m == nil {
 			m = map[string]any{}
-			target[c.attr] = m
+			target[c.Attr] = m
 		}
-		m[c.sub] = val
+		m[c.Sub] = val
 	default:
-		target[c.attr] = val
+		target[c.Attr] = val
 	}
 }
 

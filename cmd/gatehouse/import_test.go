@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,9 +33,16 @@ const enterpriseURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Use
 // returns its path and the store's.
 func importConfig(t *testing.T) (string, string) {
 	t.Helper()
+	return importConfigWith(t, "")
+}
+
+// importConfigWith is importConfig with more keys of the scim section
+// ("  quirks: false\n").
+func importConfigWith(t *testing.T, scimKeys string) (string, string) {
+	t.Helper()
 	t.Setenv("TEST_GATEHOUSE_KEY", testEnv["TEST_GATEHOUSE_KEY"])
 	t.Setenv("TEST_SCIM_TOKEN", importToken)
-	path := writeConfig(t, goodConfig+"scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n")
+	path := writeConfig(t, goodConfig+"scim:\n  tokens: [\"${TEST_SCIM_TOKEN}\"]\n"+scimKeys)
 	return path, filepath.Join(filepath.Dir(path), "gatehouse.db")
 }
 
@@ -281,12 +290,324 @@ func TestImportCSVHeader(t *testing.T) {
 	config, _ := importConfig(t)
 	for _, tc := range []struct{ header, want string }{
 		{"userName,emails[value co \"x\"].value", `header column 2: "emails[value co \"x\"].value": the only filter a column takes is [type eq "..."]`},
-		{"userName,USERNAME", "header column 2: USERNAME appears twice"},
-		{"userName,name.", `header column 2: "name." is not an attribute path`},
+		{"userName,USERNAME", `header column 2: "USERNAME" writes userName, as column 1 ("userName") does`},
+		{"userName,name.", `header column 2: "name.": not an attribute path`},
 	} {
 		code, out, errOut := runImport(t, config, "u.csv", tc.header+"\nann,x\n", "")
 		if code != 1 || !strings.Contains(errOut, tc.want) || !strings.Contains(out, "imported 0 users") {
 			t.Errorf("header %q: exit %d\nstdout: %s\nstderr: %s", tc.header, code, out, errOut)
 		}
+	}
+}
+
+// The tests below pin the findings of issue 18's second red-team round on
+// gatehouse import: each failed before its fix.
+
+// TestImportSchemasChecked (F1): the import applies SCIM's schemas check
+// in the server's mode; CSV rows list their schemas themselves, so CSV
+// works in strict mode, and a schemas column is a header error.
+func TestImportSchemasChecked(t *testing.T) {
+	t.Run("Quirks", func(t *testing.T) {
+		config, db := importConfig(t)
+		input := `{"userName":"sch1","schemas":[]}
+{"userName":"sch2","schemas":"urn:ietf:params:scim:schemas:core:2.0:User"}
+{"userName":"sch3","schemas":["urn:foo"]}
+{"userName":"sch4","schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"]}
+{"userName":"ok1"}
+`
+		code, out, errOut := runImport(t, config, "u.ndjson", input, "")
+		for _, want := range []string{
+			`line 1 (userName "sch1"): schemas must list urn:ietf:params:scim:schemas:core:2.0:User`,
+			`line 2 (userName "sch2"): schemas must be an array of schema URNs`,
+			`line 3 (userName "sch3"): schemas must list`,
+			`line 4 (userName "sch4"): schemas must list`,
+		} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, errOut)
+			}
+		}
+		if code != 1 || !strings.Contains(out, "1 created, 0 updated, 0 unchanged, 4 failed") {
+			t.Errorf("exit %d: %s", code, out)
+		}
+		findUser(t, db, "ok1")
+	})
+	t.Run("Strict", func(t *testing.T) {
+		config, db := importConfigWith(t, "  quirks: false\n")
+		input := `{"userName":"noschemas","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"X"}}
+{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:bogus"],"userName":"bogusurn"}
+{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"unlisted","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Y"}}
+{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"good"}
+`
+		code, out, errOut := runImport(t, config, "u.ndjson", input, "")
+		for _, want := range []string{
+			`line 1 (userName "noschemas"): schemas is required`,
+			`line 2 (userName "bogusurn"): schemas lists "urn:bogus", which this server does not declare`,
+			`line 3 (userName "unlisted"): the resource holds "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", which schemas does not list`,
+		} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, errOut)
+			}
+		}
+		if code != 1 || !strings.Contains(out, "1 created, 0 updated, 0 unchanged, 3 failed") {
+			t.Errorf("exit %d: %s", code, out)
+		}
+		findUser(t, db, "good")
+
+		// CSV rows carry no schemas column: the reader lists the core URN
+		// and the extensions the header names.
+		csvIn := "userName,name.givenName," + enterpriseURN + ":department\ncsvann,Ann,Sales\n"
+		code, out, errOut = runImport(t, config, "u.csv", csvIn, "")
+		if code != 0 || !strings.Contains(out, "1 created") {
+			t.Fatalf("strict CSV: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		if ent, _ := findUser(t, db, "csvann")[enterpriseURN].(map[string]any); ent["department"] != "Sales" {
+			t.Errorf("csvann's enterprise part = %v", ent)
+		}
+		code, out, errOut = runImport(t, config, "u.csv", "userName,schemas\nx,urn:foo\n", "")
+		if code != 1 || !strings.Contains(errOut, `header column 2: "schemas": schemas is not a column`) || !strings.Contains(out, "imported 0 users") {
+			t.Errorf("schemas column: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
+}
+
+// TestImportNDJSONFirstLine (F2): whether the input is NDJSON does not
+// hang on line 1 being valid, small or shallow JSON: a bad line 1 fails
+// alone, with its own line number, and the rest is imported.
+func TestImportNDJSONFirstLine(t *testing.T) {
+	deep := `{"userName":"deep","x":` + strings.Repeat("[", 12000) + strings.Repeat("]", 12000) + "}"
+	for _, tc := range []struct{ name, first, want string }{
+		{"Malformed", `{"userName":"first_bad",}`, "line 1: the resource is not a JSON object: syntax error"},
+		{"TooLarge", `{"userName":"big","displayName":"` + strings.Repeat("x", 3000) + `"}`, "line 1: the resource is larger than 2048 bytes (scim.max_body_bytes)"},
+		{"TooDeep", deep, "line 1: the resource is larger than 2048 bytes"},
+		{"Cut", `{"userName":"cut",`, "line 1: the resource is not a JSON object"},
+		{"NotJSON", `userName=x`, "line 1: the resource is not a JSON object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			config, db := importConfigWith(t, "  max_body_bytes: 2048\n")
+			input := tc.first + "\n{\"userName\":\"nd2\"}\n{\"userName\":\"nd3\",}\n\n{\"userName\":\"nd5\"}\n"
+			code, out, errOut := runImport(t, config, "u.ndjson", input, "")
+			if !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "line 3: the resource is not a JSON object") {
+				t.Errorf("stderr:\n%s", errOut)
+			}
+			if code != 1 || !strings.Contains(out, "2 created, 0 updated, 0 unchanged, 2 failed") {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			findUser(t, db, "nd2")
+			findUser(t, db, "nd5")
+		})
+	}
+	// Too deep for encoding/json, within the body bound.
+	config, db := importConfig(t)
+	code, out, errOut := runImport(t, config, "u.ndjson", deep+"\n{\"userName\":\"after\"}\n", "")
+	if code != 1 || !strings.Contains(errOut, "line 1: the resource is not a JSON object") || !strings.Contains(out, "1 created") {
+		t.Errorf("deep: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	findUser(t, db, "after")
+}
+
+// TestImportSpreadObject (F2): a User written over several lines (not a
+// ListResponse, no array) is named for what it is, rather than read as
+// NDJSON line by line or taken for a stream of objects.
+func TestImportSpreadObject(t *testing.T) {
+	config, _ := importConfig(t)
+	code, out, errOut := runImport(t, config, "u.json", "{\n \"userName\": \"pp1\",\n \"resources\": [{\"userName\":\"pp2\"}]\n}\n", "")
+	if code != 1 || !strings.Contains(errOut, "line 1: a JSON object over several lines that is not a SCIM ListResponse") || !strings.Contains(out, "imported 0 users") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
+// TestImportListResponseByURN (F4a, F4b): a ListResponse is an object
+// whose schemas lists the ListResponse URN, wherever schemas comes; a
+// User with a resources key is a User; a ListResponse that gives a key
+// twice is refused rather than read twice.
+func TestImportListResponseByURN(t *testing.T) {
+	config, db := importConfig(t)
+	code, out, errOut := runImport(t, config, "u.ndjson", `{"userName":"res1","displayName":"Res One","resources":[{"userName":"inner"}]}`+"\n", "")
+	if code != 0 || !strings.Contains(out, "1 created") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if u := findUser(t, db, "res1"); u["displayName"] != "Res One" {
+		t.Errorf("res1 = %v", u)
+	}
+	if res, _ := scimGet(t, db, "/Users?filter="+url.QueryEscape(`userName eq "inner"`))["Resources"].([]any); len(res) != 0 {
+		t.Errorf("a User's resources key was read as a list: %v", res)
+	}
+
+	// schemas after Resources, over several lines.
+	lr := "{\n \"resources\": [\n  {\"userName\":\"lr1\"},\n  {\"userName\":\"lr2\"}\n ],\n \"schemas\": [\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],\n \"totalResults\": 2\n}\n"
+	code, out, errOut = runImport(t, config, "u.json", lr, "")
+	if code != 0 || !strings.Contains(out, "2 created") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+
+	dup := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"Resources":[{"userName":"d1"}],"RESOURCES":[{"userName":"d2"}]}`
+	code, out, errOut = runImport(t, config, "u.json", dup, "")
+	if code != 1 || !strings.Contains(errOut, `line 1: the ListResponse holds the key "RESOURCES" twice`) {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if res, _ := scimGet(t, db, "/Users?filter="+url.QueryEscape(`userName eq "d2"`))["Resources"].([]any); len(res) != 0 {
+		t.Errorf("the second Resources was read: %v", res)
+	}
+
+	code, _, errOut = runImport(t, config, "u.json", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"Resources":{"userName":"x"}}`, "")
+	if code != 1 || !strings.Contains(errOut, "line 1: Resources must be an array") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestImportCSVHeaderSchema (F4c, F4d): a header is a schema statement:
+// two columns writing one attribute (in any spelling) or a column naming
+// nothing the server declares stop the import before any row.
+func TestImportCSVHeaderSchema(t *testing.T) {
+	config, _ := importConfig(t)
+	for _, tc := range []struct{ header, want string }{
+		{`userName,emails.value,emails[type eq "work"].value`, `header column 3: "emails[type eq \"work\"].value" writes emails, as column 2 ("emails.value") does`},
+		{`userName,emails[type eq "work"].value,EMAILS[type eq "WORK"].VALUE`, `header column 3: "EMAILS[type eq \"WORK\"].VALUE" writes emails, as column 2`},
+		{`userName,name.givenName,urn:ietf:params:scim:schemas:core:2.0:User:name.givenName`, `header column 3: "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName" writes name, as column 2`},
+		{`userName,department,` + enterpriseURN + `:department`, `:depar…" writes department, as column 2 ("department")`},
+		{`userName,name,name.givenName`, `header column 2: "name": name is complex`},
+		{`userName,nmae.givenName`, `header column 2: "nmae.givenName": this server declares no user attribute "nmae"`},
+		{`userName,id`, `header column 2: "id": id is read-only`},
+	} {
+		code, out, errOut := runImport(t, config, "u.csv", tc.header+"\nann,x,y\n", "")
+		if code != 1 || !strings.Contains(errOut, tc.want) || !strings.Contains(out, "imported 0 users") {
+			t.Errorf("header %q: exit %d\nstdout: %s\nstderr: %s", tc.header, code, out, errOut)
+		}
+	}
+	// Two sub-attributes of one complex attribute, and two types of one
+	// multi-valued one, are different values.
+	config, db := importConfig(t)
+	in := "userName,name.givenName,NAME.familyName,emails[type eq \"work\"].value,emails[type eq \"home\"].value,department\nann,Ann,A,ann@example.com,ann@home.example,Ops\n"
+	code, out, errOut := runImport(t, config, "u.csv", in, "")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	ann := findUser(t, db, "ann")
+	if emails, _ := ann["emails"].([]any); len(emails) != 2 || ann[enterpriseURN].(map[string]any)["department"] != "Ops" {
+		t.Errorf("ann = %v", ann)
+	}
+}
+
+// TestImportBOM (F5): a byte order mark before JSON is skipped, as the
+// CSV reader skips it.
+func TestImportBOM(t *testing.T) {
+	config, db := importConfig(t)
+	for name, in := range map[string]string{
+		"u.ndjson": "\ufeff{\"userName\":\"bom1\"}\n{\"userName\":\"bom2\"}\n",
+		"u.json":   "\ufeff[{\"userName\":\"bom3\"}]",
+	} {
+		if code, out, errOut := runImport(t, config, name, in, ""); code != 0 {
+			t.Errorf("%s: exit %d\nstdout: %s\nstderr: %s", name, code, out, errOut)
+		}
+	}
+	for _, n := range []string{"bom1", "bom2", "bom3"} {
+		findUser(t, db, n)
+	}
+}
+
+// TestImportLongUserName (F6): an error line shows at most 64 characters
+// of a user name, its control characters escaped.
+func TestImportLongUserName(t *testing.T) {
+	config, _ := importConfig(t)
+	name := "\a" + strings.Repeat("é", 5000)
+	body, _ := json.Marshal(map[string]string{"userName": name})
+	code, _, errOut := runImport(t, config, "u.ndjson", string(body)+"\n", "")
+	want := `line 1 (userName "\a` + strings.Repeat("é", 63) + `…"): userName `
+	if code != 1 || !strings.Contains(errOut, want) || len(errOut) > 400 {
+		t.Errorf("exit %d\nstderr: %s", code, errOut)
+	}
+}
+
+// endless reads n bytes of b repeated.
+func endless(b byte, n int64) io.Reader {
+	return io.LimitReader(repeatReader(b), n)
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// allocated is how many bytes fn allocates.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestImportBoundedRecords (F3): a resource over scim.max_body_bytes is
+// read past, not held: it fails alone (NDJSON, array and ListResponse
+// elements) and the next one is read; a CSV row over the bound, or of
+// too many fields, stops the read. Before, a record was buffered whole
+// (a 300 MB line took 1.7 GB).
+func TestImportBoundedRecords(t *testing.T) {
+	const huge = 64 << 20
+	const max = 4096
+	big := func(prefix, suffix string) io.Reader {
+		return io.MultiReader(strings.NewReader(prefix+`{"userName":"big","x":"`), endless('x', huge), strings.NewReader(`"}`+suffix))
+	}
+	for _, tc := range []struct {
+		name string
+		in   io.Reader
+		line int // of the good record after the big one
+	}{
+		{"NDJSON", big("", "\n{\"userName\":\"next\"}\n"), 2},
+		{"Array", big("[\n", ",\n\n{\"userName\":\"next\"}]"), 4},
+		{"ListResponse", big(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"Resources":[`, `,{"userName":"next"}]}`), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []importRecord
+			var err error
+			n := allocated(func() {
+				err = readSCIMJSON(tc.in, max, func(r importRecord) error { got = append(got, r); return nil })
+			})
+			if err != nil || len(got) != 2 || got[0].err == nil || !strings.Contains(got[0].err.Error(), "larger than 4096 bytes") ||
+				got[1].line != tc.line || string(got[1].body) != `{"userName":"next"}` {
+				t.Fatalf("err %v, records %+v", err, got)
+			}
+			if n > 8<<20 {
+				t.Errorf("reading a %d-byte resource allocated %d bytes", huge, n)
+			}
+		})
+	}
+
+	config, _ := importConfigWith(t, "  max_body_bytes: 4096\n")
+	f, report := readConfig(config, os.LookupEnv)
+	mustDo(t, report.Err())
+	st, err := sqldir.Open(context.Background(), sqldir.Config{Path: filepath.Join(t.TempDir(), "x.db")})
+	mustDo(t, err)
+	defer st.Close()
+	sc, err := scim.NewServer(f.SCIM.Config, st, scim.Options{Logger: zap.NewNop()})
+	mustDo(t, err)
+	for _, tc := range []struct {
+		name, want string
+		in         io.Reader
+	}{
+		{"UnclosedQuote", "line 3: a row larger than 4096 bytes", io.MultiReader(strings.NewReader("userName,displayName\nann,Ann\nbob,\"Bob"), endless('x', huge))},
+		{"ManyFields", "line 3: a row of more than 1000 fields", io.MultiReader(strings.NewReader("userName,displayName\nann,Ann\nbob"), endless(',', 3000))},
+		{"WideHeader", "header: larger than 4096 bytes (scim.max_body_bytes) or more than 1000 columns", io.MultiReader(strings.NewReader("userName"), endless(',', huge))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []importRecord
+			var err error
+			n := allocated(func() {
+				err = readCSV(tc.in, sc, func(r importRecord) error { got = append(got, r); return nil })
+			})
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+			if tc.name != "WideHeader" && (len(got) != 1 || got[0].line != 2) {
+				t.Errorf("records before the bad row: %+v", got)
+			}
+			if n > 8<<20 {
+				t.Errorf("allocated %d bytes", n)
+			}
+		})
 	}
 }

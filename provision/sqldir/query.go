@@ -59,7 +59,7 @@ type column struct {
 	// values, when set, names the field whose folds gatehouse_user_values
 	// holds (search.go): the given and family names and extra fields.
 	values string
-	kind  colKind
+	kind   colKind
 }
 
 func (d *dialect) userColumn(field string) (column, error) {

@@ -1024,7 +1024,6 @@ func readCSV(r io.Reader, sc *scim.Server, emit func(importRecord) error) error 
 		if lim.tripped {
 			return fmt.Errorf("line %d: a row larger than %d bytes (scim.max_body_bytes); an unclosed quote makes the rest of the input one field", next, max)
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
@@ -1033,8 +1032,14 @@ func readCSV(r io.Reader, sc *scim.Server, emit func(importRecord) error) error 
 				}
 				continue
 			}
+			if errors.As(err, &pe) {
+				// A quote error can come before the row has a field, so
+				// the position is the parse error's, never FieldPos's.
+				return fmt.Errorf("line %d, column %d: %w", pe.Line, pe.Column, pe.Err)
+			}
 			return err
 		}
+		line, _ := cr.FieldPos(0) // a row read whole has at least one field
 		doc := map[string]any{"schemas": schemas}
 		for i, c := range cols {
 			if row[i] != "" {

@@ -611,3 +611,42 @@ func TestImportBoundedRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestImportCSVMalformedRow (N5): a quote error in a row, even in its
+// first field, stops the read with the line of the error and no panic,
+// after the rows read before it are written; a row with the wrong number
+// of fields fails alone, the first data row too.
+func TestImportCSVMalformedRow(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want, stored string
+		created                int
+	}{
+		{"QuoteThenText", "userName,displayName\nica33,A\n\"x\"y,B\n", `stopped: line 3, column 3: extraneous or missing " in quoted-field`, "ica33", 1},
+		{"BareQuoteFirstField", "userName,displayName\nab\"c,A\n", `stopped: line 2, column 3: bare " in non-quoted-field`, "", 0},
+		{"SpaceAfterQuote", "userName,displayName\n\"ica26\" ,A\n", `stopped: line 2, column 7: extraneous or missing " in quoted-field`, "", 0},
+		{"BareQuoteLaterField", "userName,displayName\nica27,A\nica28,Dwayne \"Rock\" J\n", `stopped: line 3, column 14: bare " in non-quoted-field`, "ica27", 1},
+		{"UnterminatedAtEOF", "userName,displayName\nica29,A\nica30,B\n\"ica31,C", `stopped: line 4, column 9: extraneous or missing " in quoted-field`, "ica30", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			config, db := importConfig(t)
+			code, out, errOut := runImport(t, config, "u.csv", tc.in, "")
+			if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "panic") {
+				t.Fatalf("exit %d, want 1 and %q\nstdout: %s\nstderr: %s", code, tc.want, out, errOut)
+			}
+			if want := "imported " + string(rune('0'+tc.created)) + " users"; !strings.Contains(out, want) {
+				t.Errorf("stdout %q lacks %q", out, want)
+			}
+			if tc.stored != "" {
+				findUser(t, db, tc.stored)
+			}
+		})
+	}
+	t.Run("FieldCountFirstRow", func(t *testing.T) {
+		config, db := importConfig(t)
+		code, out, errOut := runImport(t, config, "u.csv", "userName,displayName\nann\nbob,B\n", "")
+		if code != 1 || !strings.Contains(errOut, "line 2: 1 fields, the header has 2") || !strings.Contains(out, "1 created, 0 updated, 0 unchanged, 1 failed") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		findUser(t, db, "bob")
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	filter "github.com/scim2/filter-parser/v2"
 
@@ -47,6 +48,9 @@ func (s *Server) parseFilter(rt *resourceType, raw string) (provision.Filter, er
 	if len(raw) > MaxFilterLen {
 		return nil, badFilter("filter is longer than %d bytes", MaxFilterLen)
 	}
+	if !plainText(raw) {
+		return nil, badFilter("a filter is UTF-8 text without NUL characters")
+	}
 	if s.cfg.quirks() {
 		raw = rewriteEntra(raw)
 	}
@@ -59,6 +63,13 @@ func (s *Server) parseFilter(rt *resourceType, raw string) (provision.Filter, er
 		return nil, err
 	}
 	return simplify(f), nil
+}
+
+// plainText reports whether s is text a store can hold and compare: valid
+// UTF-8 without NUL (which PostgreSQL refuses in text, and C strings end
+// at). What a URL carries is not checked by the body reader.
+func plainText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // parseExpr guards the parser: a panic on hostile input is a syntax error.

@@ -222,6 +222,10 @@ func (s *Server) serve(w *statusWriter, r *http.Request) (string, error) {
 	if len(seg) == 2 {
 		id = seg[1]
 	}
+	if !plainText(id) {
+		// No resource has such an ID, and a database would refuse it.
+		return "unknown", &Error{Status: 404, Detail: "no such resource"}
+	}
 	switch seg[0] {
 	case "ServiceProviderConfig":
 		if id != "" {

@@ -51,9 +51,9 @@ func find[T any](ctx context.Context, d *db, q provision.Query, from, columns, i
 	var mark pageMark
 	walk, continued := q.Walk != "" && q.Limit > 0 && (q.SortBy == "" || q.SortBy == provision.FieldID), false
 	if walk {
-		key = queryKey(q.Walk, q.Limit, from, w.sb.String(), w.args, q.Descending)
+		key = queryKey(q.Limit, from, w.sb.String(), w.args, q.Descending)
 		if q.Offset > 0 {
-			mark, continued = d.pages.get(pageKey{key, q.Offset}, now)
+			mark, continued = d.pages.get(q.Walk, pageKey{key, q.Offset}, now)
 		}
 	}
 	if continued && mark.gen == gen && now.Sub(mark.counted) < countReuse {
@@ -103,9 +103,9 @@ func find[T any](ctx context.Context, d *db, q provision.Query, from, columns, i
 		next, same := mark, mark
 		next.key, next.id, next.inclusive, next.at = pageKey{key, q.Offset + len(page.Items)}, idOf(page.Items[len(page.Items)-1]), false, now
 		same.key, same.id, same.inclusive, same.at = pageKey{key, q.Offset}, idOf(page.Items[0]), true, now
-		d.pages.put(next)
+		d.pages.put(q.Walk, next)
 		if q.Offset > 0 {
-			d.pages.put(same)
+			d.pages.put(q.Walk, same)
 		}
 	}
 	return page, nil

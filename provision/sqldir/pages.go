@@ -21,15 +21,26 @@ import (
 // A page found from a mark starts after the last user that caller was
 // shown, which is what a walk wants even when users were added or removed
 // meanwhile (OFFSET would then repeat or skip one). Marks are the
-// caller's own: another client reading the same pages never moves them. A count is reused
-// only while this process has written nothing since it was taken, and for
-// countReuse at most: a write made by another replica or by the
-// application itself shows in totalResults within that time. A first
-// page (startIndex 1) is always counted.
+// caller's own, kept in room of its own: another client reading any pages
+// neither moves nor evicts them. Two walks of one query and page size by
+// one client at once share their marks (a client cannot be told apart
+// from itself). A count is reused only while this process has written
+// nothing since it was taken, and for countReuse at most: a write made by
+// another replica or by the application itself shows in totalResults
+// within that time. A first page (startIndex 1) is always counted.
 type pageCache struct {
 	mu      sync.Mutex
+	walkers map[string]*walkerMarks
+	order   *list.List // of walker names, most recently used first
+}
+
+// walkerMarks are one caller's marks. Each caller has its own room, so
+// that another caller's walks never push them out.
+type walkerMarks struct {
+	name    string
 	entries map[pageKey]*list.Element
-	order   *list.List // most recently used first
+	order   *list.List // of pageMark, most recently used first
+	at      *list.Element
 }
 
 // pageKey names one position of one caller's walk (queryKey).
@@ -52,49 +63,66 @@ type pageMark struct {
 }
 
 const (
-	pageMarks  = 512              // positions kept
-	markLife   = 10 * time.Minute // a walk pausing longer starts over
-	countReuse = 30 * time.Second
+	walkerMarksMax = 64               // positions kept per caller
+	walkersMax     = 256              // callers kept (SCIM clients: one per token)
+	markLife       = 10 * time.Minute // a walk pausing longer starts over
+	countReuse     = 30 * time.Second
 )
 
-// queryKey names one caller's walk: the caller, the page size, and the
+// queryKey names one query of a caller's walk: the page size, and the
 // query's SQL, arguments and direction.
-func queryKey(walker string, limit int, from, where string, args []any, descending bool) [sha256.Size]byte {
-	return sha256.Sum256(fmt.Appendf(nil, "%q\x00%d\x00%s\x00%s\x00%#v\x00%t", walker, limit, from, where, args, descending))
+func queryKey(limit int, from, where string, args []any, descending bool) [sha256.Size]byte {
+	return sha256.Sum256(fmt.Appendf(nil, "%d\x00%s\x00%s\x00%#v\x00%t", limit, from, where, args, descending))
 }
 
-func (c *pageCache) get(k pageKey, now time.Time) (pageMark, bool) {
+func (c *pageCache) get(walker string, k pageKey, now time.Time) (pageMark, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[k]
+	w := c.walkers[walker]
+	if w == nil {
+		return pageMark{}, false
+	}
+	e, ok := w.entries[k]
 	if !ok {
 		return pageMark{}, false
 	}
 	m := e.Value.(pageMark)
 	if now.Sub(m.at) > markLife {
-		c.order.Remove(e)
-		delete(c.entries, k)
+		w.order.Remove(e)
+		delete(w.entries, k)
 		return pageMark{}, false
 	}
-	c.order.MoveToFront(e)
+	w.order.MoveToFront(e)
 	return m, true
 }
 
-func (c *pageCache) put(m pageMark) {
+func (c *pageCache) put(walker string, m pageMark) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries, c.order = map[pageKey]*list.Element{}, list.New()
+	if c.walkers == nil {
+		c.walkers, c.order = map[string]*walkerMarks{}, list.New()
 	}
-	if e, ok := c.entries[m.key]; ok {
+	w := c.walkers[walker]
+	if w == nil {
+		w = &walkerMarks{name: walker, entries: map[pageKey]*list.Element{}, order: list.New()}
+		w.at = c.order.PushFront(w)
+		c.walkers[walker] = w
+		for c.order.Len() > walkersMax {
+			last := c.order.Back()
+			c.order.Remove(last)
+			delete(c.walkers, last.Value.(*walkerMarks).name)
+		}
+	}
+	c.order.MoveToFront(w.at)
+	if e, ok := w.entries[m.key]; ok {
 		e.Value = m
-		c.order.MoveToFront(e)
+		w.order.MoveToFront(e)
 		return
 	}
-	c.entries[m.key] = c.order.PushFront(m)
-	for c.order.Len() > pageMarks {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.entries, last.Value.(pageMark).key)
+	w.entries[m.key] = w.order.PushFront(m)
+	for w.order.Len() > walkerMarksMax {
+		last := w.order.Back()
+		w.order.Remove(last)
+		delete(w.entries, last.Value.(pageMark).key)
 	}
 }

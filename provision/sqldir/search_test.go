@@ -326,6 +326,13 @@ func TestWalkPages(t *testing.T) {
 			// of okta's walk.
 			walk("entra", 0)
 			walk("entra", 5)
+			// Nor do the many pages of many other walks.
+			for i := range walkersMax - 2 { // okta and entra are the other two
+				walk(fmt.Sprintf("client-%d", i), 5)
+			}
+			for off := range walkerMarksMax + 1 {
+				walk("entra", off)
+			}
 			p3 := walk("okta", 10)
 			if p3.Items[0].ID != ids[10] || p2.Items[4].ID != ids[9] {
 				t.Errorf("after a delete, the third page starts at %s, want %s (right after the second page)", p3.Items[0].ID, ids[10])
@@ -471,6 +478,40 @@ func TestLongOrOfLookups(t *testing.T) {
 			page, err := s.FindUsers(ctx, provision.Query{Filter: or, Limit: 5})
 			if err != nil || page.Total != 1 || len(page.Items) != 1 {
 				t.Fatalf("an Or of 600 lookups: %d users (%v), want 1", page.Total, err)
+			}
+		})
+	}
+}
+
+// TestBadTextInFilter: a filter value that is not UTF-8 or holds a NUL is
+// refused as invalid on every database (PostgreSQL would fail the query).
+func TestBadTextInFilter(t *testing.T) {
+	for kind, s := range searchStores(t) {
+		t.Run(kind, func(t *testing.T) {
+			for _, v := range []string{"\xff", "a\x00b"} {
+				for _, f := range []provision.Filter{
+					provision.Compare{Field: provision.FieldID, Op: provision.OpEq, Value: v},
+					cmpFold(provision.FieldUserName, provision.OpEq, v),
+					cmpFold("department", provision.OpCo, v),
+				} {
+					if _, err := s.FindUsers(context.Background(), provision.Query{Filter: f, Limit: 5}); !errors.Is(err, provision.ErrInvalid) {
+						t.Errorf("%#v: %v, want ErrInvalid", f, err)
+					}
+				}
+			}
+			// co, sw and ew of the empty value match every user, with
+			// the arguments of the query still in step.
+			if _, err := s.CreateUser(context.Background(), provision.User{UserName: "emptyend", Active: true}); err != nil {
+				t.Fatal(err)
+			}
+			for _, op := range []provision.Op{provision.OpCo, provision.OpSw, provision.OpEw} {
+				for _, v := range []string{"", "\u0301"} {
+					f := provision.And{cmpFold("department", op, v), cmpFold(provision.FieldUserName, provision.OpEq, "emptyend")}
+					page, err := s.FindUsers(context.Background(), provision.Query{Filter: f, Limit: 5})
+					if err != nil || page.Total != 1 {
+						t.Errorf("department %s %q: %d users (%v), want 1", op, v, page.Total, err)
+					}
+				}
 			}
 		})
 	}

@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"gatehouse/provision"
-	"gatehouse/provision/sqldir"
-	"gatehouse/test/pgtest"
 )
 
 // BenchmarkFirstLogin measures first logins per second at the store: the
@@ -25,29 +22,9 @@ import (
 // and slowest login at 64 (a queue that is not first come first served
 // shows in the slowest).
 func BenchmarkFirstLogin(b *testing.B) {
-	backends := []struct {
-		name string
-		open func(b *testing.B) *sqldir.Store
-	}{
-		{"sqlite", func(b *testing.B) *sqldir.Store {
-			st, err := sqldir.Open(context.Background(), sqldir.Config{Path: filepath.Join(b.TempDir(), "gatehouse.db")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		}},
-		{"postgres", func(b *testing.B) *sqldir.Store {
-			st, err := sqldir.Open(context.Background(), sqldir.Config{Dialect: sqldir.Postgres, DSN: pgtest.Shared(b).Database(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		}},
-	}
-	for _, be := range backends {
+	for _, be := range benchStores {
 		b.Run(be.name, func(b *testing.B) {
-			st := be.open(b)
-			defer st.Close()
+			st := openBenchStore(b, be.config(b))
 			const rounds, cell = 3, 1500 * time.Millisecond
 			levels := []int{1, 16, 64}
 			var seq atomic.Int64

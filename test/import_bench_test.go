@@ -3,7 +3,6 @@ package test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 
 	"gatehouse/provision/sqldir"
 	"gatehouse/scim"
-	"gatehouse/test/pgtest"
 )
 
 const (
@@ -46,34 +44,18 @@ func BenchmarkImport(b *testing.B) {
 	writeImportUsers(b, input, importBenchUsers)
 	env := append(os.Environ(), "GATEHOUSE_TEST_COOKIE_KEY="+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
 		"GATEHOUSE_TEST_SCIM_TOKEN="+scimToken)
-	stores := []struct {
-		name    string
-		section func(b *testing.B) (string, []string) // store section and its environment
-		open    func(b *testing.B) *sqldir.Store
-	}{
-		{"sqlite", func(b *testing.B) (string, []string) {
-			return "store:\n  sqlite:\n    path: " + filepath.Join(b.TempDir(), "import.db") + "\n", nil
-		}, func(b *testing.B) *sqldir.Store {
-			st, err := sqldir.Open(context.Background(), sqldir.Config{Path: filepath.Join(b.TempDir(), "post.db")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		}},
-		{"postgres", func(b *testing.B) (string, []string) {
-			return "store:\n  postgres:\n    dsn: ${GATEHOUSE_TEST_PG_DSN}\n", []string{"GATEHOUSE_TEST_PG_DSN=" + pgtest.Shared(b).Database(b)}
-		}, func(b *testing.B) *sqldir.Store {
-			st, err := sqldir.Open(context.Background(), sqldir.Config{Dialect: sqldir.Postgres, DSN: pgtest.Shared(b).Database(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		}},
+	// The store section of the import's configuration names the bench
+	// store's database; the POSTs go to another of the same kind.
+	storeSection := func(cfg sqldir.Config) (string, []string) {
+		if cfg.Dialect == sqldir.Postgres {
+			return "store:\n  postgres:\n    dsn: ${GATEHOUSE_TEST_PG_DSN}\n", []string{"GATEHOUSE_TEST_PG_DSN=" + cfg.DSN}
+		}
+		return "store:\n  sqlite:\n    path: " + cfg.Path + "\n", nil
 	}
-	for _, be := range stores {
+	for _, be := range benchStores {
 		b.Run(be.name, func(b *testing.B) {
 			for range b.N {
-				section, storeEnv := be.section(b)
+				section, storeEnv := storeSection(be.config(b))
 				config := filepath.Join(b.TempDir(), "gatehouse.yaml")
 				text := strings.Replace(processConfig("https://app.example.test", "http://127.0.0.1:9", metadata, dir, ""),
 					"store:\n  sqlite:\n    path: "+filepath.Join(dir, "gatehouse.db")+"\n", section, 1) +
@@ -97,9 +79,7 @@ func BenchmarkImport(b *testing.B) {
 				first := run(fmt.Sprintf("%d created, 0 updated, 0 unchanged, 0 failed", importBenchUsers))
 				again := run(fmt.Sprintf("0 created, 0 updated, %d unchanged, 0 failed", importBenchUsers))
 
-				st := be.open(b)
-				posted := postUsers(b, st, importBenchPosts, importBenchClients)
-				st.Close()
+				posted := postUsers(b, openBenchStore(b, be.config(b)), importBenchPosts, importBenchClients)
 
 				importRate := float64(importBenchUsers) / first.Seconds()
 				b.ReportMetric(importRate, "import_users/s")

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,9 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"gatehouse/provision"
-	"gatehouse/provision/sqldir"
 	"gatehouse/scim"
-	"gatehouse/test/pgtest"
 )
 
 // BenchmarkSCIM measures SCIM at the scale of issue 18, on SQLite and on
@@ -44,29 +41,10 @@ func BenchmarkSCIM(b *testing.B) {
 	for i := range users {
 		users[i] = scaleUser(i)
 	}
-	stores := []struct {
-		name string
-		open func(b *testing.B) *sqldir.Store
-	}{
-		{"sqlite", func(b *testing.B) *sqldir.Store {
-			st, err := sqldir.Open(context.Background(), sqldir.Config{Path: filepath.Join(b.TempDir(), "scim.db")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		}},
-		{"postgres", func(b *testing.B) *sqldir.Store {
-			st, err := sqldir.Open(context.Background(), sqldir.Config{Dialect: sqldir.Postgres, DSN: pgtest.Shared(b).Database(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		}},
-	}
-	for _, be := range stores {
+	for _, be := range benchStores {
 		b.Run(be.name, func(b *testing.B) {
-			st := be.open(b)
-			defer st.Close()
+			cfg := be.config(b)
+			st := openBenchStore(b, cfg)
 			start := time.Now()
 			ids, how := scaleSeed(b, st, users)
 			seeded := time.Since(start)
@@ -91,6 +69,7 @@ func BenchmarkSCIM(b *testing.B) {
 				deltas = append(deltas, ids[k*(scaleUsers/scaleDeltas)+11])
 			}
 			since := scaleTouch(b, st, deltas)
+			settle(b, cfg)
 
 			srv, err := scim.NewServer(scim.Config{Tokens: []string{scimToken}}, st, scim.Options{BaseURL: "http://bench/scim", Mount: "/scim", Logger: zap.NewNop()})
 			if err != nil {

@@ -171,32 +171,29 @@ func (s *Server) patchUser(w *statusWriter, r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := s.writers.lock(r.Context(), "Users/"+id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	var u provision.User
-	err = readModifyWrite(r.Context(), want, func() error {
-		cur, err := s.store.User(r.Context(), id)
-		if err != nil {
+	err = s.writers.do(r.Context(), "Users/"+id, func() error {
+		return readModifyWrite(r.Context(), want, func() error {
+			cur, err := s.store.User(r.Context(), id)
+			if err != nil {
+				return err
+			}
+			if err := provision.CheckVersion(id, cur.Version, want); err != nil {
+				return err
+			}
+			doc := s.userDoc(cur)
+			named, err := pt.applyNamed(doc, ops, s.ownsExternalID())
+			if err != nil {
+				return err
+			}
+			if u, err = s.dec().user(s.users, doc, cur); err != nil {
+				return err
+			}
+			u.SCIMFields = withSCIMFields(cur.SCIMFields, slices.Concat(named, s.changedFields(cur, u)))
+			w.note.user(id, &cur, u)
+			u, err = s.store.ReplaceUser(r.Context(), u, cur.Version)
 			return err
-		}
-		if err := provision.CheckVersion(id, cur.Version, want); err != nil {
-			return err
-		}
-		doc := s.userDoc(cur)
-		named, err := pt.applyNamed(doc, ops, s.ownsExternalID())
-		if err != nil {
-			return err
-		}
-		if u, err = s.dec().user(s.users, doc, cur); err != nil {
-			return err
-		}
-		u.SCIMFields = withSCIMFields(cur.SCIMFields, slices.Concat(named, s.changedFields(cur, u)))
-		w.note.user(id, &cur, u)
-		u, err = s.store.ReplaceUser(r.Context(), u, cur.Version)
-		return err
+		})
 	})
 	if err != nil {
 		return err
@@ -406,67 +403,67 @@ func (s *Server) patchGroup(w *statusWriter, r *http.Request, id string) error {
 	// Member operations that name their members need no member list
 	// (patch_members.go); any other PATCH is applied to the whole group.
 	mp, fast := s.memberPatch(pt, ops)
-	if !fast {
-		// The fast path writes without compare-and-swap (below), so
-		// only the general path takes turns.
-		unlock, err := s.writers.lock(r.Context(), "Groups/"+id)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
 	var g provision.Group
 	var c provision.GroupChange
-	err = readModifyWrite(r.Context(), want, func() error {
-		cur, err := s.groupDir.Group(r.Context(), id, !fast)
-		if err != nil {
-			return err
-		}
-		if err := provision.CheckVersion(id, cur.Version, want); err != nil {
-			return err
-		}
-		doc := s.groupDoc(cur)
-		if fast {
-			err = pt.applyAll(doc, mp.other)
-		} else {
-			err = pt.applyAll(doc, ops)
-		}
-		if err != nil {
-			return err
-		}
-		next, err := s.dec().group(doc)
-		if err != nil {
-			return err
-		}
-		// The general path's change is computed from the member list it
-		// read, so the write is conditional on that version. The fast
-		// path's is not: adds and removes of named members are set
-		// operations, and a name is written only when the operations
-		// change it, to the absolute value they give. Without If-Match it
-		// needs no compare-and-swap, and concurrent member PATCHes of one
-		// group all land at once instead of retrying; with If-Match the
-		// store still refuses a stale version.
-		ifVersion := cur.Version
-		if fast {
-			c = provision.GroupChange{}
-			if next.Name != cur.Name {
-				c.Name = &next.Name
-			}
-			if next.ExternalID != cur.ExternalID {
-				c.ExternalID = &next.ExternalID
-			}
-			if c.Add, c.Remove, err = mp.change(r.Context(), s.groupDir, id); err != nil {
+	write := func() error {
+		return readModifyWrite(r.Context(), want, func() error {
+			cur, err := s.groupDir.Group(r.Context(), id, !fast)
+			if err != nil {
 				return err
 			}
-			ifVersion = want
-		} else {
-			c = groupChange(cur, next)
-		}
-		c.Members = withMembers
-		w.note.groupWrite(id, next.Name, c)
-		g, err = s.groupDir.UpdateGroup(r.Context(), id, c, ifVersion)
-		return err
-	})
+			if err := provision.CheckVersion(id, cur.Version, want); err != nil {
+				return err
+			}
+			doc := s.groupDoc(cur)
+			if fast {
+				err = pt.applyAll(doc, mp.other)
+			} else {
+				err = pt.applyAll(doc, ops)
+			}
+			if err != nil {
+				return err
+			}
+			next, err := s.dec().group(doc)
+			if err != nil {
+				return err
+			}
+			// The general path's change is computed from the member list it
+			// read, so the write is conditional on that version. The fast
+			// path's is not: adds and removes of named members are set
+			// operations, and a name is written only when the operations
+			// change it, to the absolute value they give. Without If-Match it
+			// needs no compare-and-swap, and concurrent member PATCHes of one
+			// group all land at once instead of retrying; with If-Match the
+			// store still refuses a stale version.
+			ifVersion := cur.Version
+			if fast {
+				c = provision.GroupChange{}
+				if next.Name != cur.Name {
+					c.Name = &next.Name
+				}
+				if next.ExternalID != cur.ExternalID {
+					c.ExternalID = &next.ExternalID
+				}
+				if c.Add, c.Remove, err = mp.change(r.Context(), s.groupDir, id); err != nil {
+					return err
+				}
+				ifVersion = want
+			} else {
+				c = groupChange(cur, next)
+			}
+			c.Members = withMembers
+			w.note.groupWrite(id, next.Name, c)
+			g, err = s.groupDir.UpdateGroup(r.Context(), id, c, ifVersion)
+			return err
+		})
+	}
+	if fast {
+		err = write()
+	} else {
+		// The fast path writes without compare-and-swap (above), so
+		// only the general path takes turns.
+		err = s.writers.do(r.Context(), "Groups/"+id, write)
+	}
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,10 @@ import (
 // (readModifyWrite); twenty at once would retry each other out. Within
 // one server they take turns instead, through a lock per resource, so a
 // retry is left for writers on other replicas (or the import).
+//
+// The turn covers the read-modify-write only, never the answer: a client
+// that does not read its answer would otherwise keep every other PATCH
+// of the resource waiting until its socket closed.
 
 // keyedLock holds one lock per key while someone holds or waits for it.
 // The zero value is ready to use.
@@ -51,4 +55,15 @@ func (k *keyedLock) lock(ctx context.Context, key string) (func(), error) {
 		release()
 		return nil, ctx.Err()
 	}
+}
+
+// do runs fn in key's turn: it waits for key (or for ctx to end), runs fn
+// and lets the next one in as fn returns, whatever way it returns.
+func (k *keyedLock) do(ctx context.Context, key string, fn func() error) error {
+	unlock, err := k.lock(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
 }

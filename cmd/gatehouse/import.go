@@ -132,10 +132,11 @@ func importCommand(ctx context.Context, o importOptions, stdin io.Reader, stdout
 		}
 		return nil
 	}
+	var warnings []string
 	if format == "csv" {
 		err = readCSV(counted, sc, emit)
 	} else {
-		err = readSCIMJSON(counted, sc.MaxBodyBytes(), emit)
+		err = readSCIMJSON(counted, sc.MaxBodyBytes(), emit, func(w string) { warnings = append(warnings, w) })
 	}
 	if err == nil {
 		err = flush()
@@ -149,6 +150,9 @@ func importCommand(ctx context.Context, o importOptions, stdin io.Reader, stdout
 	c := im.counts
 	fmt.Fprintf(stdout, "imported %d users in %s (%.0f users/s): %d created, %d updated, %d unchanged, %d failed\n",
 		c.done, time.Since(im.started).Round(time.Millisecond), im.rate(), c.created, c.updated, c.unchanged, c.failed)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "gatehouse import: warning: "+w)
+	}
 	if err != nil {
 		return fail("stopped: %v", err)
 	}
@@ -380,8 +384,10 @@ const peekWindow = 1 << 20
 // JSON, or is too large, fails alone and the read goes on. No resource is
 // held beyond max bytes (scim.max_body_bytes): a longer one is read past
 // and reported, so memory stays bounded by one resource whatever the
-// input holds.
-func readSCIMJSON(r io.Reader, max int64, emit func(importRecord) error) error {
+// input holds. warn (if not nil) is told of what does not stop the read
+// but may mean the input is not whole: a ListResponse whose totalResults
+// differs from the resources it holds.
+func readSCIMJSON(r io.Reader, max int64, emit func(importRecord) error, warn func(string)) error {
 	j := &jsonReader{br: bufio.NewReaderSize(r, peekWindow), line: 1, max: max}
 	if bom, _ := j.br.Peek(3); bytes.Equal(bom, []byte("\ufeff")) {
 		j.br.Discard(3) // a byte order mark some editors write
@@ -406,7 +412,11 @@ func readSCIMJSON(r io.Reader, max int64, emit func(importRecord) error) error {
 	case first == '{':
 		switch j.classify() {
 		case isListResponse:
-			return j.listResponses(emit)
+			err := j.listResponses(emit)
+			if w := j.totalsDiffer(); w != "" && warn != nil {
+				warn(w)
+			}
+			return err
 		case isSpread:
 			return fmt.Errorf("line %d: a JSON object over several lines that is not a SCIM ListResponse (whose schemas lists %s within its first %d bytes): give one User per line (NDJSON), a JSON array of Users, or a ListResponse",
 				j.line, scim.URNList, peekWindow)
@@ -422,6 +432,9 @@ type jsonReader struct {
 	br   *bufio.Reader
 	line int   // line of the next byte, from 1
 	max  int64 // bound of one resource
+
+	totals []int64 // the totalResults of each ListResponse that gives one
+	listed int     // elements of Resources read, over all ListResponses
 }
 
 func (j *jsonReader) next() (byte, error) {
@@ -592,6 +605,36 @@ func (j *jsonReader) array(emit func(importRecord) error, what string) error {
 // maxEnvelopeKeys bounds the keys of a ListResponse (it has five).
 const maxEnvelopeKeys = 64
 
+// envelopeKeys are the members of a ListResponse (RFC 7644 §3.4.2). Any
+// other key is refused, as a SCIM server refuses an unknown attribute in
+// strict mode: a misspelt "Resource" or a "Resources " beside Resources
+// would otherwise leave its users out without a word.
+var envelopeKeys = []string{"schemas", "totalResults", "itemsPerPage", "startIndex", "Resources"}
+
+// totalsDiffer describes a mismatch between the totalResults of the
+// ListResponses read and the resources they held, or is "". Pages of one
+// query concatenated all give the query's total, so the count is compared
+// with that, and with the sum of the totals for unrelated lists; an
+// export of its first page only matches neither.
+func (j *jsonReader) totalsDiffer() string {
+	if len(j.totals) == 0 {
+		return ""
+	}
+	same, sum := true, int64(0)
+	for _, t := range j.totals {
+		same = same && t == j.totals[0]
+		sum += t
+	}
+	if (same && j.totals[0] == int64(j.listed)) || sum == int64(j.listed) {
+		return ""
+	}
+	total := sum
+	if same {
+		total = j.totals[0]
+	}
+	return fmt.Sprintf("the ListResponse gives totalResults %d but holds %d resources: is this one page of a paged export? Users not in the input were not imported", total, j.listed)
+}
+
 // listResponses reads one ListResponse object after another, passing on
 // the users of their Resources. A key given twice (in any case) is refused
 // as SCIM refuses it in a body, rather than both or one being read.
@@ -639,6 +682,9 @@ func (j *jsonReader) envelope(emit func(importRecord) error) error {
 				return fmt.Errorf("line %d: the ListResponse holds the key %s twice (in any case); give it once", line, shownName(key))
 			}
 		}
+		if !slices.ContainsFunc(envelopeKeys, func(k string) bool { return strings.EqualFold(k, key) }) {
+			return fmt.Errorf("line %d: the ListResponse holds the key %s, which is not one of %s: is it misspelt?", line, shownName(key), strings.Join(envelopeKeys, ", "))
+		}
 		if keys = append(keys, key); len(keys) > maxEnvelopeKeys {
 			return fmt.Errorf("line %d: the ListResponse holds more than %d keys", line, maxEnvelopeKeys)
 		}
@@ -655,7 +701,8 @@ func (j *jsonReader) envelope(emit func(importRecord) error) error {
 				return fmt.Errorf("line %d: Resources must be an array", j.line)
 			}
 			j.next()
-			if err := j.array(emit, "Resources"); err != nil {
+			counted := func(r importRecord) error { j.listed++; return emit(r) }
+			if err := j.array(counted, "Resources"); err != nil {
 				return err
 			}
 		} else {
@@ -669,6 +716,12 @@ func (j *jsonReader) envelope(emit func(importRecord) error) error {
 				return fmt.Errorf("line %d: malformed JSON in the ListResponse's %s", line, shownName(key))
 			case strings.EqualFold(key, "schemas") && !listsURN(v, scim.URNList):
 				return fmt.Errorf("line %d: the ListResponse's schemas must list %s", line, scim.URNList)
+			case strings.EqualFold(key, "totalResults"):
+				var n int64
+				if json.Unmarshal(v, &n) != nil || n < 0 {
+					return fmt.Errorf("line %d: the ListResponse's totalResults must be a whole number, 0 or more", line)
+				}
+				j.totals = append(j.totals, n)
 			}
 		}
 		b, err = j.space()

@@ -565,7 +565,7 @@ func TestImportBoundedRecords(t *testing.T) {
 			var got []importRecord
 			var err error
 			n := allocated(func() {
-				err = readSCIMJSON(tc.in, max, func(r importRecord) error { got = append(got, r); return nil })
+				err = readSCIMJSON(tc.in, max, func(r importRecord) error { got = append(got, r); return nil }, nil)
 			})
 			if err != nil || len(got) != 2 || got[0].err == nil || !strings.Contains(got[0].err.Error(), "larger than 4096 bytes") ||
 				got[1].line != tc.line || string(got[1].body) != `{"userName":"next"}` {
@@ -649,4 +649,71 @@ func TestImportCSVMalformedRow(t *testing.T) {
 		}
 		findUser(t, db, "bob")
 	})
+}
+
+// TestImportListResponseKeys (N7): a ListResponse key that is none of
+// schemas, totalResults, itemsPerPage, startIndex and Resources (in any
+// case) stops the import with its name, rather than leaving its users out
+// without a word; a totalResults other than the resources read is a
+// warning (an export may be paged); a User line holding a Resources key
+// is that User.
+func TestImportListResponseKeys(t *testing.T) {
+	const lr = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],`
+	for _, tc := range []struct{ name, in, want string }{
+		{"Typo", lr + `"totalResults":2,"Resource":[{"userName":"ia1"},{"userName":"ia2"}]}`, `line 1: the ListResponse holds the key "Resource", which is not one of schemas, totalResults, itemsPerPage, startIndex, Resources`},
+		{"TrailingSpace", lr + `"Resources":[{"userName":"im1"}],"Resources ":[{"userName":"im2"}]}`, `the key "Resources "`},
+		{"UserInEnvelope", `{"userName":"io1","Resources":[{"userName":"io2"}],"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"]}`, `the key "userName"`},
+		{"BadTotal", lr + `"totalResults":"two","Resources":[]}`, "totalResults must be a whole number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			config, _ := importConfig(t)
+			code, out, errOut := runImport(t, config, "u.json", tc.in, "")
+			if code != 1 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, want 1 and %q\nstdout: %s\nstderr: %s", code, tc.want, out, errOut)
+			}
+		})
+	}
+
+	config, db := importConfig(t)
+	// Any case of the five keys is read.
+	code, out, errOut := runImport(t, config, "u.json", `{"SCHEMAS":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"TotalResults":2,"itemsperpage":2,"StartIndex":1,"resources":[{"userName":"ok1"},{"userName":"ok2"}]}`, "")
+	if code != 0 || !strings.Contains(out, "2 created") || strings.Contains(errOut, "warning") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+
+	// The first page of a paged export: imported, with a warning.
+	code, out, errOut = runImport(t, config, "u.json", lr+`"totalResults":5,"itemsPerPage":2,"startIndex":1,"Resources":[{"userName":"ib1"},{"userName":"ib2"}]}`, "")
+	if code != 0 || !strings.Contains(out, "2 created") || !strings.Contains(errOut, "warning: the ListResponse gives totalResults 5 but holds 2 resources") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	// Pages of one query concatenated give the query's total each.
+	page := func(a, b string) string {
+		return lr + `"totalResults":4,"Resources":[{"userName":"` + a + `"},{"userName":"` + b + `"}]}` + "\n"
+	}
+	code, out, errOut = runImport(t, config, "u.json", page("pg1", "pg2")+page("pg3", "pg4"), "")
+	if code != 0 || !strings.Contains(out, "4 created") || strings.Contains(errOut, "warning") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+
+	// In NDJSON, quirks or strict, a User with a Resources key is that
+	// User (the key is an unknown attribute, ignored as in a POST body),
+	// never dropped nor read as a list.
+	code, out, errOut = runImport(t, config, "u.ndjson", `{"userName":"ru1","displayName":"RU","Resources":[{"userName":"ru2"}]}`+"\n", "")
+	if code != 0 || !strings.Contains(out, "1 created") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if u := findUser(t, db, "ru1"); u["displayName"] != "RU" {
+		t.Errorf("ru1 = %v", u)
+	}
+	strict, sdb := importConfigWith(t, "  quirks: false\n")
+	code, out, errOut = runImport(t, strict, "u.ndjson", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"rs1","Resources":[{"userName":"rs2"}]}`+"\n", "")
+	if code != 0 || !strings.Contains(out, "1 created") {
+		t.Errorf("strict: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	findUser(t, sdb, "rs1")
+	for n, d := range map[string]string{"ru2": db, "rs2": sdb} {
+		if res, _ := scimGet(t, d, "/Users?filter="+url.QueryEscape(`userName eq "`+n+`"`))["Resources"].([]any); len(res) != 0 {
+			t.Errorf("a User's Resources key was read as a list: %v", res)
+		}
+	}
 }

@@ -282,6 +282,12 @@ func (p *patcher) resolve(doc map[string]any, path string, create bool) (*target
 	if parsed.AttributePath.URIPrefix != nil {
 		return nil, badPath("path %q names an unknown schema", path)
 	}
+	if urn != "" && strings.EqualFold(urn, p.rt.core.id) && isCommonAttr(parsed.AttributePath.AttributeName) {
+		// id, externalId and meta belong to every resource (RFC 7643
+		// §3.1), to no schema: under the core URN they name nothing,
+		// and ignoring them would answer 200 and write nothing.
+		return nil, badPath("path %s: %s is a common attribute, not one of the %s schema; give it without the URN", quoteKey(path), parsed.AttributePath.AttributeName, urn)
+	}
 	sc, a := p.rt.lookup(urn, parsed.AttributePath.AttributeName)
 	if a == nil {
 		return nil, p.unkept(path, urn, rest)

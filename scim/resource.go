@@ -138,7 +138,8 @@ type decoder struct {
 // (absent attributes are cleared); other fields of base are kept.
 func (d decoder) user(rt *resourceType, doc map[string]any, base provision.User) (provision.User, error) {
 	u := base
-	if err := flatTwice(rt, doc); err != nil {
+	doc, err := spellings(rt, doc)
+	if err != nil {
 		return u, err
 	}
 	u.Extra = make(map[string]string, len(base.Extra))

@@ -87,6 +87,11 @@ func (rt *resourceType) checkResource(body map[string]any, quirks bool) error {
 	}
 	for k := range body {
 		if strings.HasPrefix(strings.ToLower(k), "urn:") && !containsFold(list, k) {
+			if urn, _ := rt.splitURN(k); urn != "" && containsFold(list, urn) {
+				// A listed URN with a path after it: the flattened
+				// form, which a resource body does not take.
+				return badValue("the body holds %s: give an extension attribute inside the object keyed by its schema URN, a core attribute at the top level", quoteKey(k))
+			}
 			return badValue("the body holds %s, which schemas does not list", quoteKey(k))
 		}
 	}

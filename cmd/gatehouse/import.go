@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -113,16 +115,48 @@ func importCommand(ctx context.Context, o importOptions, stdin io.Reader, stdout
 	if im.bulk == nil {
 		fmt.Fprintln(stderr, "gatehouse import: this store has no bulk import: writing user by user, as SCIM requests would (slower)")
 	}
+	// An import holds two batches at most, and allocates much while it
+	// decodes: collecting less often costs little memory and leaves the
+	// writer more of the machine.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	counted := &countingReader{r: in}
 	im.progress = newProgress(stderr, isTerminal(stderr), counted, size)
 
+	// Reading and decoding one batch overlaps writing the one before: a
+	// store has one writer (SQLite), and decoding is work of its own.
+	// Only the writer reports, so lines and counts stay in input order.
+	writes := make(chan []pending, 1)
+	var writeErr error
+	var failed atomic.Bool
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for todo := range writes {
+			if writeErr != nil {
+				continue
+			}
+			if writeErr = im.writeBatch(ctx, todo); writeErr != nil {
+				failed.Store(true)
+			}
+			im.progress.update(im.counts, im.rate(), false)
+		}
+	}()
 	var batch []importRecord
 	var batchBytes int
 	flush := func() error {
-		err := im.importBatch(ctx, batch)
-		batch, batchBytes = batch[:0], 0
-		im.progress.update(im.counts, im.rate(), false)
-		return err
+		if len(batch) > 0 {
+			writes <- im.decodeBatch(batch)
+		}
+		batch, batchBytes = nil, 0
+		if failed.Load() {
+			return errors.New("a write failed")
+		}
+		return nil
+	}
+	finish := func() error {
+		close(writes)
+		<-wrote
+		return writeErr
 	}
 	emit := func(r importRecord) error {
 		batch = append(batch, r)
@@ -138,13 +172,13 @@ func importCommand(ctx context.Context, o importOptions, stdin io.Reader, stdout
 	} else {
 		err = readSCIMJSON(counted, sc.MaxBodyBytes(), emit, func(w string) { warnings = append(warnings, w) })
 	}
-	if err == nil {
-		err = flush()
-	} else if len(batch) > 0 && ctx.Err() == nil {
+	if err == nil || len(batch) > 0 && ctx.Err() == nil {
 		// What was read before the input broke is still imported.
-		if ferr := flush(); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
+		flush()
+	}
+	if werr := finish(); werr != nil {
+		// The write's own error says why; the reader only stopped.
+		err = werr
 	}
 	im.progress.update(im.counts, im.rate(), true)
 	c := im.counts
@@ -199,31 +233,44 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// importBatch decodes a batch as SCIM requests are decoded and writes it:
-// one read finds the users that already hold its user names, which are
-// then read over the stored user as a PUT would, and the others as a POST.
-func (im *importer) importBatch(ctx context.Context, batch []importRecord) error {
-	if len(batch) == 0 {
-		return nil
+// pending is one record of a batch, decoded as a SCIM POST decodes it, or
+// why it could not be.
+type pending struct {
+	rec  importRecord
+	user provision.User
+	err  error
+}
+
+// decodeBatch decodes a batch as SCIM POST requests are decoded. It
+// reports nothing: writeBatch does, in order.
+func (im *importer) decodeBatch(batch []importRecord) []pending {
+	out := make([]pending, 0, len(batch))
+	for _, r := range batch {
+		p := pending{rec: r, err: r.err}
+		if p.err == nil {
+			p.user, p.err = im.sc.DecodeUser(r.body)
+		}
+		out = append(out, p)
 	}
-	type pending struct {
-		rec  importRecord
-		user provision.User
-	}
+	return out
+}
+
+// writeBatch writes a decoded batch: one read finds the users that
+// already hold its user names, which are then read over the stored user
+// as a PUT would, and the others stay as a POST read them.
+func (im *importer) writeBatch(ctx context.Context, batch []pending) error {
 	var todo []pending
 	var todoNames []string
-	for _, r := range batch {
-		if r.err != nil {
-			im.failed(r, "", r.err)
-			continue
+	for _, p := range batch {
+		switch {
+		case p.rec.err != nil:
+			im.failed(p.rec, "", p.err)
+		case p.err != nil:
+			im.failed(p.rec, userNameOf(p.rec.body), p.err)
+		default:
+			todo = append(todo, p)
+			todoNames = append(todoNames, p.user.UserName)
 		}
-		u, err := im.sc.DecodeUser(r.body)
-		if err != nil {
-			im.failed(r, userNameOf(r.body), err)
-			continue
-		}
-		todo = append(todo, pending{r, u})
-		todoNames = append(todoNames, u.UserName)
 	}
 	if len(todo) == 0 {
 		return nil
@@ -1230,12 +1277,12 @@ func (c csvColumn) set(doc map[string]any, v string) {
 // countingReader counts the bytes read, for progress through a file.
 type countingReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64 // read while the writer reports progress
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
@@ -1279,7 +1326,7 @@ func (p *progress) update(c importCounts, rate float64, final bool) {
 	p.last = time.Now()
 	line := fmt.Sprintf("%d users", c.done)
 	if p.size > 0 {
-		line += fmt.Sprintf(" (%d%% of the input)", min(100, p.in.n*100/p.size))
+		line += fmt.Sprintf(" (%d%% of the input)", min(100, p.in.n.Load()*100/p.size))
 	}
 	line += fmt.Sprintf(": %d created, %d updated, %d unchanged, %d failed, %.0f users/s", c.created, c.updated, c.unchanged, c.failed, rate)
 	if p.tty {

@@ -261,7 +261,8 @@ func TestImportLDAP(t *testing.T) {
 // TestImportProgress: a terminal gets one line rewritten in place; a log
 // gets whole lines, at most one per 5 s.
 func TestImportProgress(t *testing.T) {
-	in := &countingReader{n: 50}
+	in := &countingReader{}
+	in.n.Store(50)
 	c := importCounts{done: 10, created: 7, unchanged: 2, failed: 1}
 	var tty bytes.Buffer
 	p := newProgress(&tty, true, in, 200)

@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o := importOptions{}
 		fs.StringVar(&o.config, "config", "gatehouse.yaml", "config file")
 		fs.StringVar(&o.format, "format", "", "scim (JSON array, ListResponse or one User per line) or csv; default by the file's extension")
-		fs.IntVar(&o.batch, "batch", 500, "users per transaction")
+		fs.IntVar(&o.batch, "batch", 1000, "users per transaction")
 		if fs.Parse(args) != nil {
 			return 2
 		}

@@ -96,7 +96,7 @@ var sqliteMigrations = []string{
 		field      TEXT NOT NULL,
 		value_norm TEXT NOT NULL,
 		PRIMARY KEY (user_id, field)
-	);
+	) WITHOUT ROWID;
 	CREATE INDEX ix_user_values_value ON gatehouse_user_values(field, value_norm);`,
 	searchStep,
 }

@@ -413,7 +413,10 @@ func (p *patcher) at(doc map[string]any, op, path string, v any, has bool) error
 		// null is unassigned (RFC 7643 §2.5).
 		return p.remove(t, nil, false)
 	}
-	v = p.coerce(t.a, v)
+	if t.sub == "" {
+		// A sub-attribute's value is that sub-attribute's own.
+		v = p.coerce(t.a, v)
+	}
 	if t.sub != "" {
 		if t.a.multi {
 			return badPath("name an element of %s with a filter, e.g. %s[type eq \"work\"].%s", key, key, t.sub)

@@ -374,6 +374,14 @@ func (s *Server) groupDoc(g provision.Group) map[string]any {
 // group decodes a group object. Members are user IDs.
 func (d decoder) group(doc map[string]any) (provision.Group, error) {
 	var g provision.Group
+	for k := range doc {
+		// The Group schema has no extension here: its attributes are
+		// read at the top level only, and one put under its URN would be
+		// dropped (a PUT would empty the member list), so it is refused.
+		if len(k) >= len(URNGroup) && strings.EqualFold(k[:len(URNGroup)], URNGroup) {
+			return g, badValue("a Group's attributes belong at the top level of the resource, not under %s", quoteKey(k))
+		}
+	}
 	v, _ := get(doc, "displayName")
 	if _, ok := v.(string); !ok {
 		return g, badValue("displayName is required and must be a string")

@@ -75,8 +75,14 @@ func find[T any](ctx context.Context, d *db, q provision.Query, from, columns, i
 	var paging string
 	var pageArgs []any
 	if continued {
-		op := map[[2]bool]string{{false, false}: " > ?", {false, true}: " >= ?", {true, false}: " < ?", {true, true}: " <= ?"}[[2]bool{q.Descending, mark.inclusive}]
-		cond, args = "("+cond+") AND "+id+op, append(args, mark.id)
+		op := ">"
+		if q.Descending {
+			op = "<"
+		}
+		if mark.inclusive {
+			op += "="
+		}
+		cond, args = "("+cond+") AND "+id+" "+op+" ?", append(args, mark.id)
 		paging, pageArgs = d.d.page(q.Limit, 0)
 	} else {
 		paging, pageArgs = d.d.page(q.Limit, q.Offset)

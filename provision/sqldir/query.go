@@ -393,10 +393,10 @@ func (d *dialect) orderBy(q provision.Query, column func(string) (column, error)
 	return " ORDER BY CASE WHEN " + expr + " = '' THEN 1 ELSE 0 END" + dir + ", " + d.codePointOrder(expr) + dir + ", " + id, args, nil
 }
 
-// indexed writes the comparisons that an index answers, and reports
-// whether it wrote c: equality, prefix and presence on a stored fold (a
-// name, e-mail or display name) or on the folded values of an extra
-// field. Everything else is written by compare, and may read every row.
+// indexed writes the case-insensitive comparisons that an index answers,
+// and reports whether it wrote c: equality and prefix on a stored fold (a
+// name, e-mail or display name) or on the folds of the values table.
+// Everything else is written by compare, and may read every row.
 func (w *where) indexed(col column, c provision.Compare) bool {
 	v := provision.NormalizeName(c.Value)
 	switch {
@@ -410,9 +410,6 @@ func (w *where) indexed(col column, c provision.Compare) bool {
 		w.sb.WriteString("u.id IN (")
 		w.lookup(c)
 		w.sb.WriteString(")")
-	case col.values != "" && c.Op == provision.OpPresent:
-		w.sb.WriteString("u.id IN (SELECT x.user_id FROM gatehouse_user_values x WHERE x.field = ?)")
-		w.args = append(w.args, col.values)
 	default:
 		return false
 	}

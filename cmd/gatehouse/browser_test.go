@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -289,15 +290,35 @@ func launchChromium(t *testing.T) *browser {
 	if err != nil {
 		t.Fatal("chromium is required for the browser test: apt-get install chromium (.ci/run does this)")
 	}
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--remote-allow-origins=*",
-		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+t.TempDir(),
-		"--window-size=1100,900", "about:blank")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	// The profile directory is removed once Chromium and its helper
+	// processes, which write to it until they exit, are gone: the
+	// browser runs in a process group of its own, killed whole, and the
+	// removal tries again while the last of them exit.
+	profile, err := os.MkdirTemp("", "gatehouse-chromium-")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--remote-allow-origins=*",
+		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+profile,
+		"--window-size=1100,900", "about:blank")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(profile)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		for range 50 {
+			if err := os.RemoveAll(profile); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("remove the Chromium profile %s: still in use", profile)
+	})
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -259,14 +260,29 @@ func (im *importer) decodeBatch(batch []importRecord) []pending {
 // already hold its user names, which are then read over the stored user
 // as a PUT would, and the others stay as a POST read them.
 func (im *importer) writeBatch(ctx context.Context, batch []pending) error {
+	// Failures are reported once the batch is done, in input order,
+	// whichever step found them.
+	type failure struct {
+		rec  importRecord
+		name string
+		err  error
+	}
+	var failures []failure
+	defer func() {
+		slices.SortStableFunc(failures, func(a, b failure) int { return cmp.Compare(a.rec.line, b.rec.line) })
+		for _, f := range failures {
+			im.failed(f.rec, f.name, f.err)
+		}
+	}()
+	fail := func(rec importRecord, name string, err error) { failures = append(failures, failure{rec, name, err}) }
 	var todo []pending
 	var todoNames []string
 	for _, p := range batch {
 		switch {
 		case p.rec.err != nil:
-			im.failed(p.rec, "", p.err)
+			fail(p.rec, "", p.err)
 		case p.err != nil:
-			im.failed(p.rec, userNameOf(p.rec.body), p.err)
+			fail(p.rec, userNameOf(p.rec.body), p.err)
 		default:
 			todo = append(todo, p)
 			todoNames = append(todoNames, p.user.UserName)
@@ -285,7 +301,7 @@ func (im *importer) writeBatch(ctx context.Context, batch []pending) error {
 		if cur, ok := stored[provision.NormalizeName(p.user.UserName)]; ok {
 			u, err := im.sc.DecodeReplacement(p.rec.body, cur)
 			if err != nil {
-				im.failed(p.rec, p.user.UserName, err)
+				fail(p.rec, p.user.UserName, err)
 				continue
 			}
 			p.user = u
@@ -304,7 +320,7 @@ func (im *importer) writeBatch(ctx context.Context, batch []pending) error {
 	}
 	for i, r := range res {
 		if r.Err != nil {
-			im.failed(todo[i].rec, todo[i].user.UserName, r.Err)
+			fail(todo[i].rec, todo[i].user.UserName, r.Err)
 			continue
 		}
 		im.counts.done++

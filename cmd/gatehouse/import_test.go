@@ -718,3 +718,25 @@ func TestImportListResponseKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestImportReportsInInputOrder: the failures of one batch are reported
+// in the order of the input, whether decoding found them or the store
+// did (decoding runs ahead of writing).
+func TestImportReportsInInputOrder(t *testing.T) {
+	config, _ := importConfig(t)
+	file := filepath.Join(t.TempDir(), "order.ndjson")
+	mustDo(t, os.WriteFile(file, []byte(`{"userName":"twice"}
+{"userName":"TWICE"}
+{"userName":
+{"userName":"ok"}
+`), 0o600))
+	var out, errOut bytes.Buffer
+	code := importCommand(context.Background(), importOptions{config: config, input: file, batch: 10}, nil, &out, &errOut)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s %s", code, out.String(), errOut.String())
+	}
+	second, third := strings.Index(errOut.String(), "line 2 "), strings.Index(errOut.String(), "line 3")
+	if second < 0 || third < 0 || second > third {
+		t.Errorf("failures out of input order:\n%s", errOut.String())
+	}
+}

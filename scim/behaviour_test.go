@@ -26,7 +26,18 @@ func decode(t *testing.T, body string) map[string]any {
 // createUser creates a user and returns its id.
 func (e *env) createUser(t *testing.T, doc string) string {
 	t.Helper()
-	status, _, body := e.do(t, "POST", "/Users", doc)
+	return e.create(t, "/Users", doc)
+}
+
+// createGroup creates a group and returns its id.
+func (e *env) createGroup(t *testing.T, doc string) string {
+	t.Helper()
+	return e.create(t, "/Groups", doc)
+}
+
+func (e *env) create(t *testing.T, path, doc string) string {
+	t.Helper()
+	status, _, body := e.do(t, "POST", path, doc)
 	if status != http.StatusCreated {
 		t.Fatalf("create %s: %d %s", doc, status, body)
 	}

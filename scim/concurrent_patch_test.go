@@ -30,11 +30,7 @@ func TestConcurrentPatchesAllApply(t *testing.T) {
 			for i := range members {
 				members[i] = e.createUser(t, user(fmt.Sprintf("race-member-%02d", i)))
 			}
-			status, _, body := e.do(t, "POST", "/Groups", group("Race"))
-			if status != 201 {
-				t.Fatalf("create group: %d %s", status, body)
-			}
-			gid := decode(t, body)["id"].(string)
+			gid := e.createGroup(t, group("Race"))
 
 			// Each user PATCH writes an attribute of its own, so that
 			// every one of them must show afterwards.
@@ -81,7 +77,7 @@ func TestConcurrentPatchesAllApply(t *testing.T) {
 					t.Errorf("%s: %d %s", a.what, a.status, a.body)
 				}
 			}
-			_, _, body = e.do(t, "GET", "/Groups/"+gid, "")
+			_, _, body := e.do(t, "GET", "/Groups/"+gid, "")
 			var got []string
 			ms, _ := decode(t, body)["members"].([]any)
 			for _, m := range ms {
@@ -111,11 +107,7 @@ func TestConcurrentPatchesAllApply(t *testing.T) {
 func TestIfMatchStillRefusesStale(t *testing.T) {
 	e := newEnv(t, scim.Config{})
 	a := e.createUser(t, user("stale-a"))
-	status, _, body := e.do(t, "POST", "/Groups", group("Stale"))
-	if status != 201 {
-		t.Fatalf("create group: %d %s", status, body)
-	}
-	gid := decode(t, body)["id"].(string)
+	gid := e.createGroup(t, group("Stale"))
 	// A rename makes the group's version 2.
 	if status, _, body := e.do(t, "PATCH", "/Groups/"+gid, patchBody(`[{"op":"replace","path":"displayName","value":"Stale2"}]`)); status != 204 {
 		t.Fatalf("rename: %d %s", status, body)
@@ -129,7 +121,7 @@ func TestIfMatchStillRefusesStale(t *testing.T) {
 			t.Errorf("%s with a stale If-Match: %d %s, want 412", ops, status, body)
 		}
 	}
-	_, _, body = e.do(t, "GET", "/Groups/"+gid, "")
+	_, _, body := e.do(t, "GET", "/Groups/"+gid, "")
 	if ms, _ := decode(t, body)["members"].([]any); len(ms) != 0 {
 		t.Errorf("a refused PATCH added members: %s", body)
 	}

@@ -38,11 +38,7 @@ func (w *stalledWriter) Write(p []byte) (int, error) { w.stall(); return len(p),
 func TestPatchAnswerNotReadKeepsNoTurn(t *testing.T) {
 	e := newEnv(t, scim.Config{})
 	uid := e.createUser(t, user("stall-target"))
-	status, _, body := e.do(t, "POST", "/Groups", group("Stall"))
-	if status != 201 {
-		t.Fatalf("create group: %d %s", status, body)
-	}
-	gid := decode(t, body)["id"].(string)
+	gid := e.createGroup(t, group("Stall"))
 	// A filter the fast path does not read sends a group PATCH through
 	// the general path, which takes turns; attributes asks for an answer.
 	general := func(name string) string {

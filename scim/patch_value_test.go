@@ -28,11 +28,7 @@ func TestAddReplaceNeedValue(t *testing.T) {
 			{"PathlessGroups", `[{"op":"replace","value":{"groups":[{"value":"x"}]}}]`, 400, "mutability", nil},
 		})
 		e := newEnv(t, scim.Config{Quirks: &quirks})
-		status, _, body := e.do(t, "POST", "/Groups", group("NV"))
-		if status != 201 {
-			t.Fatalf("create group: %d %s", status, body)
-		}
-		gid := decode(t, body)["id"].(string)
+		gid := e.createGroup(t, group("NV"))
 		for _, tc := range []struct{ ops, scimType string }{
 			{`[{"op":"replace","path":"displayName"}]`, "invalidSyntax"},
 			{`[{"op":"add","path":"members"}]`, "invalidSyntax"},
@@ -43,7 +39,7 @@ func TestAddReplaceNeedValue(t *testing.T) {
 				t.Errorf("group PATCH %s: %d %s, want 400 %s", tc.ops, status, body, tc.scimType)
 			}
 		}
-		_, _, body = e.do(t, "GET", "/Groups/"+gid, "")
+		_, _, body := e.do(t, "GET", "/Groups/"+gid, "")
 		want(t, decode(t, body), "displayName", "NV")
 	})
 }

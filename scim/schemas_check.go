@@ -67,19 +67,11 @@ func containsFold(list []string, s string) bool {
 // Entra portal, which this server may not have, and their attributes are
 // ignored as unknown attributes of a create or replace are.
 func (rt *resourceType) checkResource(body map[string]any, quirks bool) error {
-	list, present, err := schemaList(body)
-	switch {
-	case err != nil:
+	// The rule of a message, with the core URN; strict mode adds the rest.
+	if err := checkMessage(body, rt.core.id, quirks); err != nil || quirks {
 		return err
-	case !present && quirks:
-		return nil
-	case !present:
-		return badValue("schemas is required and must list %s", rt.core.id)
-	case !containsFold(list, rt.core.id):
-		return badValue("schemas must list %s", rt.core.id)
-	case quirks:
-		return nil
 	}
+	list, _, _ := schemaList(body)
 	for _, urn := range list {
 		if !rt.declares(urn) {
 			return badValue("schemas lists %s, which this server does not declare for %s resources", quoteKey(urn), rt.name)

@@ -118,6 +118,7 @@ type Manager struct {
 	replay      ReplayCache
 	pages       Pages
 	sealer      *sealer
+	opened      *sessionCache // opened session cookies; nil: none (CacheSessions)
 	base        *url.URL
 	acsURL      url.URL
 	metaURL     url.URL
@@ -199,7 +200,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 		m.client = &http.Client{Timeout: 15 * time.Second}
 	}
 	if m.replay == nil {
-		m.replay = NewMemoryReplay(m.now)
+		m.replay = NewMemoryReplay(m.now, 0)
 	}
 	var err error
 	if m.revocations = opts.Revocations; m.revocations == nil {

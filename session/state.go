@@ -1,8 +1,14 @@
 package session
 
 import (
+	"container/heap"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,43 +48,146 @@ func decodeState(b []byte) (loginState, error) {
 	return st, nil
 }
 
-// ReplayCache remembers accepted assertion IDs until they expire. Claim
-// returns false when the ID was already claimed. The in-memory default
-// serves one instance; replicas share one.
+// ReplayCache remembers accepted assertion IDs (and used login states)
+// until they expire. Claim returns false when the ID was already claimed.
+// The in-memory default serves one instance; replicas share one.
 type ReplayCache interface {
 	Claim(ctx context.Context, id string, until time.Time) (bool, error)
 }
 
-// MemoryReplay is the in-memory ReplayCache. Only validated assertions
-// reach it, so its size follows the rate of real logins; expired IDs are
-// swept at most once a minute.
+// ErrReplayCacheFull is Claim's error when the in-memory replay cache
+// holds as many unexpired IDs as its byte bound allows. The login is
+// refused (503): forgetting an unexpired ID to make room would admit a
+// replay of it.
+var ErrReplayCacheFull = errors.New("replay cache full: too many logins within the lifetime of their assertions and login states (state.replay_cache_max_bytes)")
+
+// DefaultReplayCacheBytes bounds the in-memory replay cache unless
+// configured: about 150,000 entries. A login takes two (its login state,
+// held up to login_timeout, 10 minutes by default, and its assertion), so
+// that is a sustained 120 logins a second.
+const DefaultReplayCacheBytes = 16 << 20
+
+// ReplayEntryBytes is what one entry of MemoryReplay costs, counted
+// against its byte bound: a 16-byte digest of the ID and its expiry as
+// Unix seconds, held in a map and in an expiry queue (24 bytes each),
+// with room for the map's and the queue's growth (see
+// TestMemoryReplayEntryCost).
+const ReplayEntryBytes = 112
+
+// replayKey is an ID as the cache holds it: the first 16 bytes of its
+// SHA-256, whatever the ID's length. Two IDs sharing a key would make the
+// second look replayed (a refused login, never an accepted replay); at
+// 128 bits that does not happen by chance, and IdP-chosen IDs cannot aim
+// at it.
+type replayKey [16]byte
+
+type replayEntry struct {
+	key     replayKey
+	expires int64 // Unix seconds, rounded up
+}
+
+// MemoryReplay is the in-memory ReplayCache: each ID costs ReplayEntryBytes
+// until its expiry, and the cache never holds more than its byte bound
+// allows. When full it refuses new IDs (ErrReplayCacheFull) rather than
+// forget unexpired ones. Expired IDs leave as the clock passes their
+// expiry (an expiry queue, no sweep of the whole cache), and the map is
+// rebuilt smaller once a burst has drained.
 type MemoryReplay struct {
-	mu        sync.Mutex
-	now       func() time.Time
-	seen      map[string]time.Time
-	nextSweep time.Time
+	mu       sync.Mutex
+	now      func() time.Time
+	max      int                 // entries the byte bound allows
+	seen     map[replayKey]int64 // expiry, Unix seconds
+	queue    replayQueue         // the same entries, soonest expiry first
+	peak     int                 // the most entries since the map was last built
+	refused  atomic.Int64        // claims refused because the cache was full
+	occupied atomic.Int64        // entries held, for Stats without the lock
 }
 
-// NewMemoryReplay returns an empty replay cache.
-func NewMemoryReplay(now func() time.Time) *MemoryReplay {
-	return &MemoryReplay{now: now, seen: map[string]time.Time{}}
+// NewMemoryReplay returns an empty replay cache of at most maxBytes
+// (DefaultReplayCacheBytes when 0); now is time.Now when nil.
+func NewMemoryReplay(now func() time.Time, maxBytes int64) *MemoryReplay {
+	if now == nil {
+		now = time.Now
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultReplayCacheBytes
+	}
+	return &MemoryReplay{now: now, max: int(max(1, maxBytes/ReplayEntryBytes)), seen: map[replayKey]int64{}}
 }
 
+// Claim records id until the instant until; false when it is already
+// held and unexpired (a replay), whether or not the cache is full. A new
+// ID when the cache is full is ErrReplayCacheFull.
 func (m *MemoryReplay) Claim(_ context.Context, id string, until time.Time) (bool, error) {
+	sum := sha256.Sum256([]byte(id))
+	key := replayKey(sum[:16])
+	// Held until the end of until's second: never shorter than asked.
+	exp := until.Unix()
+	if until.Nanosecond() > 0 {
+		exp++
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	if now.After(m.nextSweep) {
-		for k, t := range m.seen {
-			if now.After(t) {
-				delete(m.seen, k)
-			}
-		}
-		m.nextSweep = now.Add(time.Minute)
+	now := m.now().Unix()
+	m.expire(now)
+	if _, ok := m.seen[key]; ok {
+		return false, nil // expire left only entries whose second has not passed
 	}
-	if t, ok := m.seen[id]; ok && !now.After(t) {
-		return false, nil
+	if len(m.seen) >= m.max {
+		m.refused.Add(1)
+		return false, ErrReplayCacheFull
 	}
-	m.seen[id] = until
+	exp = max(exp, now)
+	m.seen[key] = exp
+	heap.Push(&m.queue, replayEntry{key, exp})
+	m.peak = max(m.peak, len(m.seen))
+	m.occupied.Store(int64(len(m.seen)))
 	return true, nil
+}
+
+// expire drops the entries whose expiry second is before now's, and
+// rebuilds the map and the queue once they hold a quarter of their peak
+// (Go's maps do not shrink).
+func (m *MemoryReplay) expire(now int64) {
+	for len(m.queue) > 0 && m.queue[0].expires < now {
+		e := heap.Pop(&m.queue).(replayEntry)
+		if m.seen[e.key] == e.expires {
+			delete(m.seen, e.key)
+		}
+	}
+	if m.peak >= 1024 && len(m.seen) < m.peak/4 {
+		seen := make(map[replayKey]int64, len(m.seen))
+		maps.Copy(seen, m.seen)
+		m.seen = seen
+		m.queue = slices.Clone(m.queue)
+		m.peak = len(m.seen)
+	}
+	m.occupied.Store(int64(len(m.seen)))
+}
+
+// ReplayStats describes a MemoryReplay, for metrics.
+type ReplayStats struct {
+	Entries, MaxEntries int64
+	Bytes, MaxBytes     int64 // Entries and MaxEntries at ReplayEntryBytes each
+	Refused             int64 // claims refused because the cache was full
+}
+
+// Stats reports the cache's occupation, without waiting on its lock.
+func (m *MemoryReplay) Stats() ReplayStats {
+	n, limit := m.occupied.Load(), int64(m.max)
+	return ReplayStats{Entries: n, MaxEntries: limit, Bytes: n * ReplayEntryBytes, MaxBytes: limit * ReplayEntryBytes, Refused: m.refused.Load()}
+}
+
+// replayQueue is a min-heap of entries by expiry (container/heap).
+type replayQueue []replayEntry
+
+func (q replayQueue) Len() int           { return len(q) }
+func (q replayQueue) Less(i, j int) bool { return q[i].expires < q[j].expires }
+func (q replayQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *replayQueue) Push(x any)        { *q = append(*q, x.(replayEntry)) }
+func (q *replayQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
 }

@@ -174,6 +174,12 @@ type StateConfig struct {
 	// database's directory, else metadata_cache_dir; with neither, state
 	// is kept in memory only.
 	Dir string `yaml:"dir"`
+	// ReplayCacheMaxBytes bounds this process's replay cache (the IDs of
+	// accepted assertions and used login states, each kept until it
+	// expires) when Redis is not used; default 16 MiB, about 150,000
+	// entries of 112 bytes. When it is full, new logins get the 503 page
+	// until entries expire: an unexpired entry is never forgotten early.
+	ReplayCacheMaxBytes int64 `yaml:"replay_cache_max_bytes"`
 }
 
 // stateDir is where a single instance keeps its state: state.dir, else
@@ -331,6 +337,11 @@ func (f *File) validate() []error {
 	}
 	if f.MetadataRefresh < time.Minute {
 		errs = append(errs, errors.New("metadata_refresh: at least 1m"))
+	}
+	if b := f.State.ReplayCacheMaxBytes; b != 0 && (b < 1<<20 || b > 1<<30) {
+		errs = append(errs, errors.New("state.replay_cache_max_bytes: between 1048576 (1 MiB) and 1073741824 (1 GiB)"))
+	} else if b != 0 && f.State.Redis != nil {
+		errs = append(errs, errors.New("state.replay_cache_max_bytes: not used with state.redis (Redis holds the replay cache; bound it with Redis's maxmemory)"))
 	}
 	errs = append(errs, f.validateFederations()...)
 	errs = append(errs, f.checkGroupPrefixes()...)

@@ -40,7 +40,7 @@ func TestConfigProblems(t *testing.T) {
 		{"UnknownNested", goodConfig + "log:\n  levle: debug\n",
 			[]string{`gatehouse.yaml:17:3: log.levle: unknown key; did you mean "level"?`}},
 		{"UnknownNoNearMiss", goodConfig + "state:\n  flurb: 1\n",
-			[]string{`gatehouse.yaml:17:3: state.flurb: unknown key; valid here: dir, redis`}},
+			[]string{`gatehouse.yaml:17:3: state.flurb: unknown key; valid here: dir, redis, replay_cache_max_bytes`}},
 		{"UnknownFarFromAll", goodConfig + "frobnicate: true\n",
 			[]string{`gatehouse.yaml:16:1: frobnicate: unknown key`}},
 		{"UnknownInListElement", goodConfig + "authorization:\n  - {path: /x/, allow: public, methds: [GET]}\n",

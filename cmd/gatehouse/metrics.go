@@ -199,6 +199,19 @@ func (m *metrics) observeWriteQueue(st any) {
 	)
 }
 
+// observeReplay registers the in-memory replay cache's figures, read at
+// scrape.
+func (m *metrics) observeReplay(r *session.MemoryReplay) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_replay_cache_bytes",
+			Help: "Bytes the replay cache's unexpired entries take (entries times their fixed cost)."}, func() float64 { return float64(r.Stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_replay_cache_max_bytes",
+			Help: "The replay cache's bound (state.replay_cache_max_bytes); at it, new logins get 503."}, func() float64 { return float64(r.Stats().MaxBytes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_replay_cache_full_total",
+			Help: "Logins refused because the replay cache was full."}, func() float64 { return float64(r.Stats().Refused) }),
+	)
+}
+
 func (m *metrics) onProblem(reason string, status int, login bool) {
 	m.refusals.WithLabelValues(reason, m.code(status)).Inc()
 	if login {

@@ -196,6 +196,10 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *
 		go rs.Run(ctx)
 		sopts.Replay, sopts.Revocations = rs, rs
 		checks = append(checks, proxy.Check{Name: "redis", Check: rs.Ping}) // degraded: sessions go on without it
+	} else {
+		replay := session.NewMemoryReplay(nil, f.State.ReplayCacheMaxBytes)
+		m.observeReplay(replay)
+		sopts.Replay = replay
 	}
 	sm, err := session.New(ctx, f.Session, sopts)
 	if err != nil {

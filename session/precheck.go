@@ -28,20 +28,16 @@ type shape struct {
 // messages, attribute query answers, metadata, decrypted assertions. It
 // first scans the bytes against lim (size, elements, depth, attributes per
 // element, no DTD, entity or other directive), building nothing; then it
-// refuses XML that does not survive a round trip (checkRoundTrip),
-// malformed XML, and anything at the top level but the root element and
-// the XML declaration.
+// reads the tree in one pass (buildTree), which refuses XML that does not
+// survive a round trip and malformed XML; last it refuses anything at the
+// top level but the root element and the XML declaration.
 func readXML(b []byte, lim xmlLimits) (*etree.Document, error) {
 	if err := scanXML(b, lim); err != nil {
 		return nil, err
 	}
-	if err := checkRoundTrip(b, lim.maxOdd); err != nil {
-		return nil, fmt.Errorf("invalid XML: %w", err)
-	}
-	d := etree.NewDocument()
-	d.ReadSettings.Permissive = false
-	if err := d.ReadFromBytes(b); err != nil {
-		return nil, fmt.Errorf("malformed XML: %w", err)
+	d, err := buildTree(b, lim.maxOdd)
+	if err != nil {
+		return nil, err
 	}
 	if d.Root() == nil {
 		return nil, errors.New("malformed XML: no root element")

@@ -20,7 +20,7 @@ type xmlLimits struct {
 	// only element a real message holds by the thousand.
 	maxOther int
 	// maxOdd bounds the tokens with unusual names or characters, which
-	// the round-trip check judges one by one (see checkRoundTrip).
+	// the round-trip check judges one by one (see buildTree).
 	maxOdd int
 	// comments admits comments and processing instructions (metadata);
 	// SAML messages may hold neither.

@@ -177,13 +177,13 @@ func (m *Manager) startLogin(w http.ResponseWriter, r *http.Request, name, retur
 	if err != nil {
 		return &Failure{Page: Unavailable, Reason: "seal", Err: err}
 	}
-	redirect, err := req.Redirect(token, sp)
+	redirect, err := authnRedirect(req, token, sp)
 	if err != nil {
 		return &Failure{Page: Unavailable, Reason: "authn_request", Err: err}
 	}
 	http.SetCookie(w, m.bindingCookie(token, sealed, int(m.cfg.LoginTimeout/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, redirect.String(), http.StatusFound)
+	http.Redirect(w, r, redirect, http.StatusFound)
 	return nil
 }
 

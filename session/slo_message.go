@@ -108,11 +108,7 @@ func (m *Manager) send(w http.ResponseWriter, r *http.Request, binding, dest, pa
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
-	fw.Write(raw)
-	fw.Close()
-	q := param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	q := param + "=" + url.QueryEscape(deflateBase64(raw))
 	if relay != "" {
 		q += "&RelayState=" + url.QueryEscape(relay)
 	}

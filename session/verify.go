@@ -127,7 +127,9 @@ func (m *Manager) verifySignatureAt(el *etree.Element, certs []*x509.Certificate
 	if el.SelectAttrValue("ID", "") == "" {
 		return nil, fmt.Errorf("signed %s has no ID", el.Tag)
 	}
-	el = detach(el)
+	// goxmldsig validates a copy of what it is given; detach copies only
+	// when an ancestor declares namespaces that the copy must carry.
+	el, own := detachShared(el)
 	sigs := childrenNS(el, nsDSig, "Signature")
 	if len(sigs) != 1 {
 		return nil, fmt.Errorf("%s carries %d signatures, want 1", el.Tag, len(sigs))
@@ -142,6 +144,11 @@ func (m *Manager) verifySignatureAt(el *etree.Element, certs []*x509.Certificate
 		return validate(certs)
 	}
 	if ki := sigs[0].SelectElement("KeyInfo"); ki != nil {
+		if !own {
+			el = el.Copy()
+			sigs = childrenNS(el, nsDSig, "Signature")
+			ki = sigs[0].SelectElement("KeyInfo")
+		}
 		sigs[0].RemoveChild(ki)
 	}
 	var err error
@@ -157,9 +164,18 @@ func (m *Manager) verifySignatureAt(el *etree.Element, certs []*x509.Certificate
 // detach copies el out of its document with every namespace declaration
 // in scope, so that it reads and canonicalises the same on its own.
 func detach(el *etree.Element) *etree.Element {
-	c := el.Copy()
+	if c, own := detachShared(el); own {
+		return c
+	}
+	return el.Copy()
+}
+
+// detachShared is detach without the copy when none is needed: it
+// returns el itself (own false) when no ancestor declares a namespace.
+func detachShared(el *etree.Element) (_ *etree.Element, own bool) {
+	var c *etree.Element
 	declared := map[string]bool{}
-	for _, a := range c.Attr {
+	for _, a := range el.Attr {
 		if p, ok := nsDecl(a); ok {
 			declared[p] = true
 		}
@@ -171,10 +187,16 @@ func detach(el *etree.Element) *etree.Element {
 				continue
 			}
 			declared[prefix] = true
+			if c == nil {
+				c = el.Copy()
+			}
 			c.CreateAttr(a.FullKey(), a.Value)
 		}
 	}
-	return c
+	if c == nil {
+		return el, false
+	}
+	return c, true
 }
 
 // nsDecl reports whether a declares a namespace, and its prefix ("" for

@@ -8,7 +8,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // KeyLen is the length of a cookie key (AES-256).
@@ -74,7 +81,9 @@ func (s *sealer) open(name, value string) ([]byte, error) {
 	if len(value) > MaxCookieLen*2 {
 		return nil, errBadCookie
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(value)
+	// Strict: one spelling per sealed value (no stray bits in the last
+	// character), as seal writes it.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(value)
 	if err != nil || len(raw) < 1 || raw[0] != sealVersion {
 		return nil, errBadCookie
 	}
@@ -105,6 +114,11 @@ type Session struct {
 	AuthnContext string
 	Issued       time.Time
 	LastSeen     time.Time
+
+	// opened is the cache entry of the cookie this session was read from
+	// (see Load), which Touch uses to re-send a cookie it refreshed
+	// already; nil for a session made otherwise.
+	opened *openedSession
 }
 
 const (
@@ -201,4 +215,200 @@ func newGCM(k []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
+}
+
+// maxCookies is net/http's default bound on the cookies of a request:
+// beyond it, (*http.Request).Cookie finds none.
+const maxCookies = 3000
+
+// cookieValue returns the value of the first cookie named name in h, as
+// (*http.Request).Cookie reads it (under net/http's default cookie
+// limit), without allocating. name must be a valid cookie name.
+func cookieValue(h http.Header, name string) (string, bool) {
+	lines := h["Cookie"]
+	if len(lines) == 0 || name == "" {
+		return "", false
+	}
+	n := 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	if n > maxCookies {
+		return "", false
+	}
+	for _, line := range lines {
+		line = textproto.TrimString(line)
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(k) != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if validCookieValue(v) {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// validCookieValue reports whether every byte of v may stand in a cookie
+// value (RFC 6265's cookie-octet, with space and comma, as net/http).
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// The cache of opened session cookies. Opening a cookie (base64, AES-GCM,
+// decoding) costs a few microseconds, and a browser sends the same value
+// with every request until the cookie is refreshed. The cache maps the
+// exact value to the session it opened to: only values that opened are
+// stored, and a value that differs by a byte is another key, opened and
+// authenticated on its own. What depends on the moment (the absolute and
+// idle timeouts, the IdP, revocation) is checked on every request, cached
+// or not. The cache is bounded in bytes (an estimate of what an entry
+// holds); when full, entries chosen at random make room.
+
+// openedSession is one cached cookie value's session.
+type openedSession struct {
+	s    Session // with opened nil
+	size int64
+	// refreshed is the last cookie Touch sealed for this session, which
+	// it sends again while that cookie is fresh (a client that does not
+	// store cookies would otherwise cost a seal on every request).
+	refreshed atomic.Pointer[refreshedCookie]
+}
+
+// refreshedCookie is a session cookie sealed with LastSeen lastSeen, and
+// its Set-Cookie header value for a Max-Age of maxAge seconds.
+type refreshedCookie struct {
+	lastSeen time.Time
+	value    string
+	maxAge   int
+	line     []string // shared by every response: its capacity is its length
+}
+
+// openedOverhead estimates the bytes of an entry beyond its value and
+// the session's strings: the map slot, the entry, the strings' headers,
+// a refreshed cookie's record and header line (its value is counted as
+// another copy of the key's).
+const openedOverhead = 512
+
+// DefaultSessionCacheBytes bounds the cache of opened session cookies
+// unless configured: some 2,500 sessions of typical size (an entry costs
+// about 1.5 KiB: twice the cookie value, the session's strings and 512
+// bytes).
+const DefaultSessionCacheBytes = 4 << 20
+
+func (e *openedSession) estimate(value string) int64 {
+	s := e.s
+	n := 2*len(value) + len(s.ID) + len(s.UserID) + len(s.IdP) + len(s.NameID) + len(s.NameIDFormat) + len(s.SessionIndex) + len(s.AuthnContext)
+	return int64(n + openedOverhead)
+}
+
+type sessionCache struct {
+	max int64
+	log *zap.Logger
+
+	mu      sync.RWMutex
+	m       map[string]*openedSession
+	bytes   int64
+	evicted uint64    // since the last log line
+	logged  time.Time // when evictions were last logged
+}
+
+// CacheSessions keeps up to maxBytes of opened session cookies (see
+// openedSession); zero turns the cache off. It is meant to be called
+// once, before the Manager serves.
+func (m *Manager) CacheSessions(maxBytes int64) {
+	if maxBytes <= 0 {
+		m.opened = nil
+		return
+	}
+	m.opened = &sessionCache{max: maxBytes, log: m.log, m: map[string]*openedSession{}}
+}
+
+// get returns value's entry, if cached (nil-safe).
+func (c *sessionCache) get(value string) *openedSession {
+	if c == nil {
+		return nil
+	}
+	c.mu.RLock()
+	e := c.m[value]
+	c.mu.RUnlock()
+	return e
+}
+
+// put caches s as what value opened to, making room at random if need
+// be, and returns its entry (also without a cache, uncached).
+func (c *sessionCache) put(value string, s Session) *openedSession {
+	e := &openedSession{s: s}
+	if c == nil {
+		return e
+	}
+	e.size = e.estimate(value)
+	if e.size > c.max {
+		return e
+	}
+	value = strings.Clone(value) // not the request's Cookie line
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[value]; ok {
+		return old
+	}
+	for k, old := range c.m {
+		if c.bytes+e.size <= c.max {
+			break
+		}
+		delete(c.m, k)
+		c.bytes -= old.size
+		c.evicted++
+	}
+	c.m[value] = e
+	c.bytes += e.size
+	if c.evicted > 0 && time.Since(c.logged) >= time.Minute {
+		c.log.Info("session cache full: sessions evicted to make room (session_cache_bytes)",
+			zap.Uint64("evicted", c.evicted), zap.Int64("max_bytes", c.max), zap.Int("sessions", len(c.m)))
+		c.evicted, c.logged = 0, time.Now()
+	}
+	return e
+}
+
+// drop removes value's entry if it is still e (nil-safe).
+func (c *sessionCache) drop(value string, e *openedSession) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.m[value] == e {
+		delete(c.m, value)
+		c.bytes -= e.size
+	}
+	c.mu.Unlock()
+}
+
+// usage returns the entries and the estimated bytes they hold.
+func (c *sessionCache) usage() (entries int, bytes int64) {
+	if c == nil {
+		return 0, 0
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m), c.bytes
+}
+
+// holds reports whether s is this entry's session (as Load returned it,
+// whatever its caller did with it since).
+func (e *openedSession) holds(s Session) bool {
+	c := e.s
+	return s.ID == c.ID && s.UserID == c.UserID && s.IdP == c.IdP && s.NameID == c.NameID && s.NameIDFormat == c.NameIDFormat &&
+		s.SessionIndex == c.SessionIndex && s.AuthnContext == c.AuthnContext && s.Issued.Equal(c.Issued) && s.LastSeen.Equal(c.LastSeen)
 }

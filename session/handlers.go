@@ -499,25 +499,35 @@ func (m *Manager) checkAssertion(a *saml.Assertion, unsolicited bool, now time.T
 }
 
 // Load returns the request's session if its cookie opens and it has not
-// timed out. It does no I/O.
+// timed out, its IdP is configured and it is not revoked. It does no I/O.
+// A cookie value that opened before is read from the cache (see
+// CacheSessions); every check after the opening runs on every request.
 func (m *Manager) Load(r *http.Request) (Session, bool) {
-	c, err := r.Cookie(m.cfg.Cookie.Name)
-	if err != nil {
+	value, ok := cookieValue(r.Header, m.cfg.Cookie.Name)
+	if !ok {
 		return Session{}, false
 	}
-	plain, err := m.sealer.open(m.cfg.Cookie.Name, c.Value)
-	if err != nil {
-		return Session{}, false
+	e := m.opened.get(value)
+	if e == nil {
+		plain, err := m.sealer.open(m.cfg.Cookie.Name, value)
+		if err != nil {
+			return Session{}, false
+		}
+		s, err := decodeSession(plain)
+		if err != nil {
+			return Session{}, false
+		}
+		e = m.opened.put(value, s)
 	}
-	s, err := decodeSession(plain)
-	if err != nil {
-		return Session{}, false
-	}
+	s := e.s
+	s.opened = e
 	now := m.now()
 	if now.Sub(s.Issued) >= m.cfg.Cookie.MaxAge || now.Sub(s.LastSeen) >= m.cfg.Cookie.IdleTimeout {
+		m.opened.drop(value, e)
 		return Session{}, false
 	}
 	if _, ok := m.byName[s.IdP]; !ok || m.revoked(s) {
+		m.opened.drop(value, e)
 		return Session{}, false
 	}
 	return s, true
@@ -525,12 +535,43 @@ func (m *Manager) Load(r *http.Request) (Session, bool) {
 
 // Touch records activity for the idle timeout. It re-issues the cookie
 // only when the stored last-seen time is more than a minute (or a tenth of
-// the idle timeout, if shorter) old, so most requests cost nothing.
+// the idle timeout, if shorter) old, so most requests cost nothing. A
+// session read by Load whose cookie was re-issued within that step
+// already (its client did not store the new cookie) gets that cookie
+// again instead of a newly sealed one: it carries a last-seen time as
+// recent as the step allows.
 func (m *Manager) Touch(w http.ResponseWriter, s Session) {
 	step := min(time.Minute, m.cfg.Cookie.IdleTimeout/10)
-	if now := m.now(); now.Sub(s.LastSeen) >= step {
+	now := m.now()
+	if now.Sub(s.LastSeen) < step {
+		return
+	}
+	e := s.opened
+	if e == nil || !e.holds(s) {
 		s.LastSeen = now
 		m.setSession(w, s)
+		return
+	}
+	maxAge := m.cookieMaxAge(s, now)
+	rc := e.refreshed.Load()
+	if rc == nil || now.Before(rc.lastSeen) || now.Sub(rc.lastSeen) >= step {
+		s.LastSeen = now
+		value, err := m.sealer.seal(m.cfg.Cookie.Name, s.encode())
+		if err != nil {
+			m.log.Error("seal session", zap.Error(err))
+			return
+		}
+		rc = &refreshedCookie{lastSeen: now, value: value, maxAge: maxAge, line: []string{m.sessionCookie(value, maxAge).String()}}
+		e.refreshed.Store(rc)
+	} else if rc.maxAge != maxAge {
+		rc = &refreshedCookie{lastSeen: rc.lastSeen, value: rc.value, maxAge: maxAge, line: []string{m.sessionCookie(rc.value, maxAge).String()}}
+		e.refreshed.Store(rc)
+	}
+	h := w.Header()
+	if old := h["Set-Cookie"]; len(old) > 0 {
+		h["Set-Cookie"] = append(old, rc.line[0])
+	} else {
+		h["Set-Cookie"] = rc.line // shared; an append copies it
 	}
 }
 
@@ -540,9 +581,19 @@ func (m *Manager) setSession(w http.ResponseWriter, s Session) {
 		m.log.Error("seal session", zap.Error(err))
 		return
 	}
-	maxAge := int(s.Issued.Add(m.cfg.Cookie.MaxAge).Sub(m.now()) / time.Second)
-	http.SetCookie(w, &http.Cookie{Name: m.cfg.Cookie.Name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, m.sessionCookie(value, m.cookieMaxAge(s, m.now())))
+}
+
+// cookieMaxAge is the Max-Age of s's cookie at now: until its absolute
+// timeout.
+func (m *Manager) cookieMaxAge(s Session, now time.Time) int {
+	return int(s.Issued.Add(m.cfg.Cookie.MaxAge).Sub(now) / time.Second)
+}
+
+// sessionCookie is the session cookie carrying value.
+func (m *Manager) sessionCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: m.cfg.Cookie.Name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: m.secure(), SameSite: http.SameSiteLaxMode}
 }
 
 // clearSession deletes the session cookie.

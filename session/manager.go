@@ -118,6 +118,7 @@ type Manager struct {
 	replay      ReplayCache
 	pages       Pages
 	sealer      *sealer
+	opened      *sessionCache // opened session cookies; nil: none (CacheSessions)
 	base        *url.URL
 	acsURL      url.URL
 	metaURL     url.URL

@@ -21,10 +21,20 @@ import (
 // other than the host and the user agent. Every client-controlled value
 // is bounded and made safe for a log line (see logSafe).
 
-// requestInfo is what gatehouse knows about a request for its access log
-// and error pages; one per request, in its context.
+// requestInfo is what gatehouse knows about a request for its access log,
+// its error pages and its outbound headers; one per request, in its
+// context (one allocation and one context for all of it).
 type requestInfo struct {
-	id       string
+	id string
+	// idValue is id as a header value, shared by the response and the
+	// outbound request: its capacity is its length, so an append copies.
+	idValue [1]string
+	// client is the request's client (see deriveClient), when hasClient.
+	client    clientAddr
+	hasClient bool
+	// identity is the signed-in user's, once the request is to be
+	// proxied as them (nil: anonymous, or not yet known).
+	identity *identity
 	start    time.Time
 	upstream time.Duration // time for the upstream's answer (headers), when proxied
 	proxied  bool

@@ -3,12 +3,14 @@ package proxy
 import (
 	"context"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 // TestUserCacheKeepsNoReadOlderThanADrop: a record read before a drop
 // (a SCIM change of some user) is not cached: it may predate the change.
 func TestUserCacheKeepsNoReadOlderThanADrop(t *testing.T) {
-	c := newUserCache(10)
+	c := newUserCache(64<<10, zap.NewNop())
 	gen := c.generation()
 	c.drop("u1")
 	if c.putRead(&identity{userID: "u1", active: true}, gen) || c.get("u1") != nil {

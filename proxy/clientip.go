@@ -22,6 +22,9 @@ type clientAddr struct {
 	// stored by shared caches).
 	cookieSet bool
 	body      *deadlineBody // a proxied body, if any
+	// forwardedValue is forwarded as a header value, shared: its
+	// capacity is its length.
+	forwardedValue [1]string
 }
 
 type clientKey struct{}
@@ -30,14 +33,19 @@ type clientKey struct{}
 // context this is (see deriveClient); invalid outside the proxy's
 // handler. Logs and the rate limiter use it.
 func ClientIP(ctx context.Context) netip.Addr {
-	c, _ := ctx.Value(clientKey{}).(*clientAddr)
+	c := clientFrom(ctx)
 	if c == nil {
 		return netip.Addr{}
 	}
 	return c.ip
 }
 
+// clientFrom is the client of the request whose context this is: the one
+// in its requestInfo (ServeHTTP's), else one kept on its own (withClient).
 func clientFrom(ctx context.Context) *clientAddr {
+	if i := requestInfoFrom(ctx); i != nil && i.hasClient {
+		return &i.client
+	}
 	c, _ := ctx.Value(clientKey{}).(*clientAddr)
 	return c
 }
@@ -51,12 +59,26 @@ func clientFrom(ctx context.Context) *clientAddr {
 // client itself and are dropped. An entry that does not parse stops the
 // walk at the proxy that wrote it.
 func deriveClient(r *http.Request, trusted []netip.Prefix) *clientAddr {
+	c := new(clientAddr)
+	c.derive(r, trusted)
+	return c
+}
+
+// derive fills c in as deriveClient's result.
+func (c *clientAddr) derive(r *http.Request, trusted []netip.Prefix) {
+	*c = clientAddr{}
+	c.ip, c.forwarded = clientOf(r, trusted)
+	c.forwardedValue[0] = c.forwarded
+}
+
+// clientOf is deriveClient's address and X-Forwarded-For chain.
+func clientOf(r *http.Request, trusted []netip.Prefix) (netip.Addr, string) {
 	peer, ok := parseForwardedAddr(r.RemoteAddr)
 	if !ok {
-		return &clientAddr{}
+		return netip.Addr{}, ""
 	}
 	if !isTrusted(peer, trusted) {
-		return &clientAddr{ip: peer, forwarded: peer.String()}
+		return peer, addrString(peer, r.RemoteAddr)
 	}
 	chain := []netip.Addr{peer} // right to left
 	entries := forwardedEntries(r.Header)
@@ -75,7 +97,22 @@ func deriveClient(r *http.Request, trusted []netip.Prefix) *clientAddr {
 	for i, a := range chain {
 		parts[i] = a.String()
 	}
-	return &clientAddr{ip: chain[0], forwarded: strings.Join(parts, ", ")}
+	return chain[0], strings.Join(parts, ", ")
+}
+
+// addrString is a.String(), taken from the host part of hostPort (the
+// address a was parsed from) when that spells it the same way, so that
+// the common request formats no address.
+func addrString(a netip.Addr, hostPort string) string {
+	var buf [64]byte
+	host := hostPort
+	if h, _, err := net.SplitHostPort(hostPort); err == nil {
+		host = h
+	}
+	if string(a.AppendTo(buf[:0])) == host {
+		return host
+	}
+	return a.String()
 }
 
 // forwardedEntries are the comma-separated entries of every

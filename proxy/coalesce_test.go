@@ -90,7 +90,7 @@ func newFlightProxy(t *testing.T, st provision.Store) *flightProxy {
 	fp.Proxy = &Proxy{
 		cfg: cfg, log: zap.NewNop(), audit: zap.New(core), store: st, now: time.Now,
 		idps:    map[string]IdPPolicy{"corp": {Mapping: provision.Mapping{UserName: "uid", DisplayName: "displayName"}}},
-		headers: newHeaderSet(cfg.Headers), users: newUserCache(100), known: newKnownUsers(100),
+		headers: newHeaderSet(cfg.Headers), users: newUserCache(1<<20, zap.NewNop()), known: newKnownUsers(1<<20, zap.NewNop()),
 		loginHook: func(e LoginEvent) { fp.mu.Lock(); fp.events = append(fp.events, e); fp.mu.Unlock() },
 	}
 	return fp

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"gatehouse/provision"
+	"gatehouse/session"
 )
 
 // Config configures the request path.
@@ -37,6 +38,21 @@ type Config struct {
 	// UserCacheTTL is how long a user record is served from memory before
 	// it is read again from the store; default 1m.
 	UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
+	// UserCacheBytes bounds the memory of the identity cache (user
+	// records and their identity headers, kept for UserCacheTTL); default
+	// 4 MiB, some 2,500 users (an identity costs about twice its record's
+	// strings and 1 KiB). When it is full, random entries make room.
+	UserCacheBytes int64 `yaml:"user_cache_bytes"`
+	// KnownUsersBytes bounds the last known good records kept for
+	// continue_on_store_error; default 2 MiB (a record costs its strings,
+	// its login key twice and 512 bytes). When it is full, the oldest go.
+	KnownUsersBytes int64 `yaml:"known_users_bytes"`
+	// SessionCacheBytes bounds the memory of opened session cookies, kept
+	// so that a cookie value seen before is not decrypted again; default
+	// 4 MiB, some 2,500 sessions (an entry costs twice the cookie value,
+	// the session's strings and 512 bytes). Timeouts, revocation and the
+	// IdP are checked on every request all the same.
+	SessionCacheBytes int64 `yaml:"session_cache_bytes"`
 	// JITTimeout bounds the store work of one login; default 5s.
 	JITTimeout time.Duration `yaml:"jit_timeout"`
 	// Authorization is the ordered list of rules applied before a request
@@ -87,6 +103,13 @@ type IdPPolicy struct {
 	Reserved []string
 }
 
+// The bounds of user_cache_bytes, known_users_bytes and
+// session_cache_bytes.
+const (
+	minCacheBytes = 64 << 10
+	maxCacheBytes = 4 << 30
+)
+
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
 	if c.Prefix == "" {
@@ -110,6 +133,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.JITTimeout == 0 {
 		c.JITTimeout = 5 * time.Second
+	}
+	if c.UserCacheBytes == 0 {
+		c.UserCacheBytes = DefaultUserCacheBytes
+	}
+	if c.KnownUsersBytes == 0 {
+		c.KnownUsersBytes = DefaultKnownUsersBytes
+	}
+	if c.SessionCacheBytes == 0 {
+		c.SessionCacheBytes = session.DefaultSessionCacheBytes
 	}
 	c.Edges = c.Edges.withDefaults()
 	if c.SignedIdentity != nil {
@@ -205,6 +237,14 @@ func (c Config) Problems() []error {
 	}
 	if c.JITTimeout < 100*time.Millisecond || c.JITTimeout > time.Minute {
 		add("jit_timeout: must be between 100ms and 1m")
+	}
+	for _, b := range []struct {
+		key string
+		n   int64
+	}{{"user_cache_bytes", c.UserCacheBytes}, {"known_users_bytes", c.KnownUsersBytes}, {"session_cache_bytes", c.SessionCacheBytes}} {
+		if b.n < minCacheBytes || b.n > maxCacheBytes {
+			add("%s: must be between %d (64 KiB) and %d (4 GiB), got %d", b.key, minCacheBytes, int64(maxCacheBytes), b.n)
+		}
 	}
 	return errs
 }

@@ -54,7 +54,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		total = p.cfg.PublicBodyTimeout
 	}
 	if id != nil {
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
+		if i := requestInfoFrom(r.Context()); i != nil {
+			i.identity = id
+		} else {
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
+		}
 	}
 	c := clientFrom(r.Context())
 	if c == nil {
@@ -67,10 +71,20 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	c.body = body
 	if isUpgrade(r) {
 		var done func()
-		r, done = p.openTunnel(r, s, id)
+		r, done = p.openTunnel(r, tunnelSession(s), id)
 		defer done()
 	}
 	p.rp.ServeHTTP(w, r)
+}
+
+// tunnelSession is a copy of s for a tunnel to keep (nil stays nil), so
+// that the session of a request that opens none stays on its stack.
+func tunnelSession(s *session.Session) *session.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	return &c
 }
 
 // setForwarded writes the forwarding headers of an outbound request:
@@ -84,10 +98,14 @@ func (p *Proxy) setForwarded(pr *httputil.ProxyRequest) {
 		c = deriveClient(pr.In, p.trusted)
 	}
 	if c.forwarded != "" {
-		h["X-Forwarded-For"] = []string{c.forwarded}
+		if c.forwardedValue[0] != c.forwarded {
+			c.forwardedValue[0] = c.forwarded
+		}
+		h["X-Forwarded-For"] = c.forwardedValue[:]
 	}
-	h["X-Forwarded-Host"] = []string{p.origin.host}
-	h["X-Forwarded-Proto"] = []string{p.origin.scheme}
+	// Shared by every request: their capacity is their length.
+	h["X-Forwarded-Host"] = p.forwardedHost
+	h["X-Forwarded-Proto"] = p.forwardedProto
 	if p.cfg.PreserveHost {
 		pr.Out.Host = p.origin.host
 	}
@@ -116,13 +134,21 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 
 // cdnCacheHeaders are the cache controls that CDNs read instead of
 // Cache-Control (RFC 9213 and vendors').
-var cdnCacheHeaders = []string{"CDN-Cache-Control", "Surrogate-Control", "Cloudflare-CDN-Cache-Control", "Akamai-Cache-Control", "Edge-Control"}
+// (in their canonical form: the keys of a response's header).
+var cdnCacheHeaders = []string{"Cdn-Cache-Control", "Surrogate-Control", "Cloudflare-Cdn-Cache-Control", "Akamai-Cache-Control", "Edge-Control"}
 
 // privateCache makes a response uncacheable by shared caches: public,
 // s-maxage and a field-limited private are dropped, private is added
 // (no-store and the rest are kept), and CDN-only cache controls are
 // removed.
 func privateCache(h http.Header) {
+	for _, n := range cdnCacheHeaders {
+		delete(h, n)
+	}
+	if len(h["Cache-Control"]) == 0 {
+		h["Cache-Control"] = privateOnly
+		return
+	}
 	var kept []string
 	private := false
 	for _, line := range h.Values("Cache-Control") {
@@ -146,7 +172,8 @@ func privateCache(h http.Header) {
 		kept = append(kept, "private")
 	}
 	h.Set("Cache-Control", strings.Join(kept, ", "))
-	for _, n := range cdnCacheHeaders {
-		h.Del(n)
-	}
 }
+
+// privateOnly is the Cache-Control of a response that had none, shared:
+// its capacity is its length, so an append copies.
+var privateOnly = []string{"private"}

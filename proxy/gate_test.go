@@ -96,7 +96,7 @@ func (u *upstreamRecorder) last(t *testing.T) *http.Request {
 }
 
 type gate struct {
-	t        *testing.T
+	t        testing.TB
 	p        *Proxy
 	store    *fakeStore
 	sessions *session.Manager
@@ -111,7 +111,7 @@ var (
 
 // idpCert is a self-signed certificate for the test IdP's metadata (it
 // signs nothing here: no response is ever posted).
-func idpCert(t *testing.T) []byte {
+func idpCert(t testing.TB) []byte {
 	idpCertOnce.Do(func() {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -129,14 +129,14 @@ func idpCert(t *testing.T) []byte {
 
 // newGate builds a Proxy over a fake store holding users; edit changes
 // the proxy's configuration before New.
-func newGate(t *testing.T, edit func(*Config), users ...provision.User) *gate {
+func newGate(t testing.TB, edit func(*Config), users ...provision.User) *gate {
 	t.Helper()
 	return newGateOver(t, nil, edit, users...)
 }
 
 // newGateOver is newGate with the upstream reached over transport (nil:
 // the recorder).
-func newGateOver(t *testing.T, transport http.RoundTripper, edit func(*Config), users ...provision.User) *gate {
+func newGateOver(t testing.TB, transport http.RoundTripper, edit func(*Config), users ...provision.User) *gate {
 	t.Helper()
 	g := &gate{t: t, store: newFakeStore(users...), clock: &testClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
 		upstream: &upstreamRecorder{}}

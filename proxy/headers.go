@@ -243,37 +243,57 @@ func fold(dst []byte, name string) int {
 
 // stripCookies removes the named cookies (and any cookie whose name starts
 // with one of prefixes) from the Cookie header, keeping every other
-// cookie byte for byte.
+// cookie byte for byte. A Cookie header with several lines is joined into
+// one when it changes.
 func stripCookies(h http.Header, names []string, prefixes []string) {
-	lines := h.Values("Cookie")
+	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
-	var kept []string
-	changed := false
+	// A first pass finds whether anything goes and how long the rest is.
+	changed, size, kept := false, 0, 0
 	for _, line := range lines {
 		for part := range strings.SplitSeq(line, ";") {
 			p := strings.TrimSpace(part)
 			if p == "" {
 				continue
 			}
-			name, _, _ := strings.Cut(p, "=")
-			name = strings.TrimSpace(name)
-			if ours(name, names, prefixes) {
+			if ours(cookieName(p), names, prefixes) {
 				changed = true
 				continue
 			}
-			kept = append(kept, p)
+			size += len(p)
+			kept++
 		}
 	}
 	if !changed && len(lines) == 1 {
 		return
 	}
-	if len(kept) == 0 {
-		h.Del("Cookie")
+	if kept == 0 {
+		delete(h, "Cookie")
 		return
 	}
-	h.Set("Cookie", strings.Join(kept, "; "))
+	var b strings.Builder
+	b.Grow(size + 2*(kept-1))
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			p := strings.TrimSpace(part)
+			if p == "" || ours(cookieName(p), names, prefixes) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(p)
+		}
+	}
+	h["Cookie"] = []string{b.String()}
+}
+
+// cookieName is the name of a cookie-pair ("name=value"), trimmed.
+func cookieName(pair string) string {
+	name, _, _ := strings.Cut(pair, "=")
+	return strings.TrimSpace(name)
 }
 
 func ours(name string, names, prefixes []string) bool {

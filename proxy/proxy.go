@@ -89,6 +89,11 @@ type Proxy struct {
 	tunnelCheck time.Duration
 	known       *knownUsers // last good record per login key (continue_on_store_error)
 	jit         coalescer   // concurrent identical logins share one store call (jit.go)
+
+	// forwardedHost and forwardedProto are origin's host and scheme as
+	// header values, shared by every request (capacity 1: an append
+	// copies).
+	forwardedHost, forwardedProto []string
 }
 
 // NewTransport is the default transport to the upstream: pooled for one
@@ -128,15 +133,17 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p := &Proxy{
 		cfg: cfg, log: opts.Logger, audit: opts.Audit, sessions: opts.Sessions, store: opts.Store,
 		pages: opts.Pages, idps: opts.IdPs, now: opts.Now, routes: map[string]http.Handler{},
-		headers: newHeaderSet(cfg.Headers), users: newUserCache(100_000), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
+		headers: newHeaderSet(cfg.Headers), users: newUserCache(cfg.UserCacheBytes, opts.Logger.Named("users")), public: cfg.PublicPaths, rules: compileRules(cfg.Authorization),
 		cookies: []string{opts.Sessions.CookieName()}, checks: opts.Checks, loginHook: opts.OnLogin,
-		limit: newLimiter(cfg.RateLimit), tunnels: newTunnels(), publicSlots: newPublicSlots(cfg.PublicMaxConcurrent), tunnelCheck: opts.TunnelCheck, known: newKnownUsers(100_000),
+		limit: newLimiter(cfg.RateLimit), tunnels: newTunnels(), publicSlots: newPublicSlots(cfg.PublicMaxConcurrent), tunnelCheck: opts.TunnelCheck, known: newKnownUsers(cfg.KnownUsersBytes, opts.Logger.Named("users")),
 	}
 	var err error
 	if p.origin, err = canonicalOrigin(cfg.BaseURL); err != nil {
 		return nil, fmt.Errorf("proxy: base_url: %w", err) // the session section validates it
 	}
+	p.forwardedHost, p.forwardedProto = []string{p.origin.host}, []string{p.origin.scheme}
 	p.trusted, _ = parseTrusted(cfg.TrustedProxies) // checked by Validate
+	opts.Sessions.CacheSessions(cfg.SessionCacheBytes)
 	if opts.Access.Core().Enabled(zap.InfoLevel) {
 		p.access = opts.Access
 	}
@@ -168,8 +175,8 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 			pr.SetURL(target)
 			p.prepare(pr.Out.Header, identityFrom(pr.In.Context()))
 			p.setForwarded(pr)
-			if id := RequestID(pr.In.Context()); id != "" {
-				pr.Out.Header[RequestIDHeader] = []string{id}
+			if i := requestInfoFrom(pr.In.Context()); i != nil && i.id != "" {
+				pr.Out.Header[RequestIDHeader] = i.idValue[:]
 			}
 		},
 		ModifyResponse: func(res *http.Response) error {
@@ -222,16 +229,22 @@ func (p *Proxy) prepare(h http.Header, id *identity) {
 
 type ctxKey struct{}
 
+// identityFrom is the user a request is proxied as (see forward).
 func identityFrom(ctx context.Context) *identity {
+	if i := requestInfoFrom(ctx); i != nil && i.identity != nil {
+		return i.identity
+	}
 	id, _ := ctx.Value(ctxKey{}).(*identity)
 	return id
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = p.withClient(r)
-	info := &requestInfo{id: p.requestIDOf(r), start: time.Now()}
+	info := &requestInfo{start: time.Now(), hasClient: true}
+	info.client.derive(r, p.trusted)
+	info.id = p.requestIDOf(r)
+	info.idValue[0] = info.id
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, info))
-	w.Header()[RequestIDHeader] = []string{info.id}
+	w.Header()[RequestIDHeader] = info.idValue[:] // shared; an append copies
 	if p.access != nil {
 		aw := &accessWriter{ResponseWriter: w}
 		defer p.logAccess(aw, r, info, r.Method, r.URL.EscapedPath())

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
 
 	"gatehouse/provision"
@@ -24,6 +25,7 @@ type identity struct {
 	token   atomic.Pointer[signedToken]
 	headers []header
 	fetched time.Time
+	size    int64 // estimated bytes, set when cached (identityBytes)
 }
 
 type header struct {
@@ -134,20 +136,63 @@ func (id *identity) set(h http.Header) {
 }
 
 // userCache keeps identities in memory so that the steady-state request
-// does not touch the store. It is bounded; when full, an arbitrary entry
-// makes room (map iteration order is random).
+// does not touch the store. It is bounded in bytes (an estimate of what
+// each identity holds, see identityBytes); when full, entries chosen at
+// random make room (map iteration order is random), and a log line says
+// so at most once a minute.
 type userCache struct {
-	mu  sync.RWMutex
-	m   map[string]*identity
-	max int
+	mu    sync.RWMutex
+	m     map[string]*identity
+	max   int64
+	bytes int64
 	// gen counts drops. A record read from the store while a drop
 	// happened may predate the change that caused it (a SCIM
 	// deactivation racing a login): putRead does not keep it.
-	gen uint64
+	gen     uint64
+	log     *zap.Logger
+	evicted uint64    // since the last log line
+	logged  time.Time // when evictions were last logged
 }
 
-func newUserCache(max int) *userCache {
-	return &userCache{m: make(map[string]*identity), max: max}
+// DefaultUserCacheBytes bounds the identity cache unless configured:
+// some 2,500 users of typical size (an identity costs about 1.5 KiB:
+// twice its record's strings and 1 KiB).
+const DefaultUserCacheBytes = 4 << 20
+
+// DefaultKnownUsersBytes bounds the last known good records
+// (continue_on_store_error) unless configured: some 2,500 users (a
+// record costs its strings, its login key and 512 bytes).
+const DefaultKnownUsersBytes = 2 << 20
+
+func newUserCache(maxBytes int64, log *zap.Logger) *userCache {
+	return &userCache{m: make(map[string]*identity), max: maxBytes, log: log}
+}
+
+// userBytes estimates the memory of u's strings, slices and map.
+func userBytes(u provision.User) int64 {
+	n := len(u.ID) + len(u.UserName) + len(u.ExternalID) + len(u.Email) + len(u.DisplayName) + len(u.GivenName) +
+		len(u.FamilyName) + len(u.Owner)
+	for _, g := range u.Groups {
+		n += 16 + len(g)
+	}
+	for _, f := range u.SCIMFields {
+		n += 16 + len(f)
+	}
+	for k, v := range u.Extra {
+		n += 64 + len(k) + len(v)
+	}
+	return int64(n)
+}
+
+// identityOverhead estimates the bytes of an identity beyond its record's
+// strings: the map slot, the struct with the record, the headers and their
+// slices, and a signed identity token.
+const identityOverhead = 1024
+
+// identityBytes estimates what a cached identity holds: its record, and
+// about as much again in header values (the joined groups).
+func identityBytes(e *identity) int64 {
+	return 2*userBytes(e.user) + identityOverhead
 }
 
 func (c *userCache) get(id string) *identity {
@@ -164,13 +209,36 @@ func (c *userCache) put(e *identity) {
 }
 
 func (c *userCache) putLocked(e *identity) {
-	if _, ok := c.m[e.userID]; !ok && len(c.m) >= c.max {
-		for k := range c.m {
-			delete(c.m, k)
+	e.size = identityBytes(e)
+	if old, ok := c.m[e.userID]; ok {
+		c.bytes -= old.size
+		delete(c.m, e.userID)
+	}
+	if e.size > c.max {
+		return
+	}
+	for k, old := range c.m {
+		if c.bytes+e.size <= c.max {
 			break
 		}
+		delete(c.m, k)
+		c.bytes -= old.size
+		c.evicted++
 	}
 	c.m[e.userID] = e
+	c.bytes += e.size
+	if c.evicted > 0 && time.Since(c.logged) >= time.Minute {
+		c.log.Info("identity cache full: users evicted to make room (user_cache_bytes)",
+			zap.Uint64("evicted", c.evicted), zap.Int64("max_bytes", c.max), zap.Int("users", len(c.m)))
+		c.evicted, c.logged = 0, time.Now()
+	}
+}
+
+// usage returns the cached identities and the estimated bytes they hold.
+func (c *userCache) usage() (entries int, bytes int64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m), c.bytes
 }
 
 // generation is taken before a store read whose result putRead caches.
@@ -188,7 +256,10 @@ func (c *userCache) putRead(e *identity, gen uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
-		delete(c.m, e.userID)
+		if old, ok := c.m[e.userID]; ok {
+			delete(c.m, e.userID)
+			c.bytes -= old.size
+		}
 		return false
 	}
 	c.putLocked(e)
@@ -197,7 +268,10 @@ func (c *userCache) putRead(e *identity, gen uint64) bool {
 
 func (c *userCache) drop(id string) {
 	c.mu.Lock()
-	delete(c.m, id)
+	if old, ok := c.m[id]; ok {
+		delete(c.m, id)
+		c.bytes -= old.size
+	}
 	c.gen++
 	c.mu.Unlock()
 }
@@ -207,22 +281,38 @@ func (c *userCache) drop(id string) {
 // outage an IdP with continue_on_store_error admits only those users, as
 // that record says (never from the assertion): a user this instance has
 // not seen, or has seen deactivated, changed or deleted since, is
-// refused. It is bounded: when full, the oldest entry goes.
+// refused. It is bounded in bytes (an estimate, see knownBytes): when
+// full, the oldest entries go, and a log line says so at most once a
+// minute.
 type knownUsers struct {
-	mu     sync.Mutex
-	byKey  map[provision.Key]*list.Element // of *knownUser
-	byUser map[string][]provision.Key
-	order  *list.List // front: newest
-	max    int
+	mu      sync.Mutex
+	byKey   map[provision.Key]*list.Element // of *knownUser
+	byUser  map[string][]provision.Key
+	order   *list.List // front: newest
+	max     int64
+	bytes   int64
+	log     *zap.Logger
+	evicted uint64    // since the last log line
+	logged  time.Time // when evictions were last logged
 }
 
 type knownUser struct {
 	key  provision.Key
 	user provision.User
+	size int64
 }
 
-func newKnownUsers(max int) *knownUsers {
-	return &knownUsers{byKey: map[provision.Key]*list.Element{}, byUser: map[string][]provision.Key{}, order: list.New(), max: max}
+// knownOverhead estimates the bytes of a known user beyond its strings:
+// the list element, both maps' slots and the record's struct.
+const knownOverhead = 512
+
+// knownBytes estimates what a record of u under key holds.
+func knownBytes(key provision.Key, u provision.User) int64 {
+	return userBytes(u) + int64(2*(len(key.IdP)+len(key.Kind)+len(key.Subject))) + knownOverhead
+}
+
+func newKnownUsers(maxBytes int64, log *zap.Logger) *knownUsers {
+	return &knownUsers{byKey: map[provision.Key]*list.Element{}, byUser: map[string][]provision.Key{}, order: list.New(), max: maxBytes, log: log}
 }
 
 // remember records u as key's user; an inactive u is forgotten instead.
@@ -234,11 +324,29 @@ func (k *knownUsers) remember(key provision.Key, u provision.User) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.removeKey(key)
-	if k.order.Len() >= k.max {
-		k.removeKey(k.order.Back().Value.(*knownUser).key)
+	size := knownBytes(key, u)
+	if size > k.max {
+		return
 	}
-	k.byKey[key] = k.order.PushFront(&knownUser{key: key, user: u})
+	for k.order.Len() > 0 && k.bytes+size > k.max {
+		k.removeKey(k.order.Back().Value.(*knownUser).key)
+		k.evicted++
+	}
+	k.byKey[key] = k.order.PushFront(&knownUser{key: key, user: u, size: size})
 	k.byUser[u.ID] = append(k.byUser[u.ID], key)
+	k.bytes += size
+	if k.evicted > 0 && time.Since(k.logged) >= time.Minute {
+		k.log.Info("known users full: the oldest records evicted to make room (known_users_bytes)",
+			zap.Uint64("evicted", k.evicted), zap.Int64("max_bytes", k.max), zap.Int("records", k.order.Len()))
+		k.evicted, k.logged = 0, time.Now()
+	}
+}
+
+// usage returns the records and the estimated bytes they hold.
+func (k *knownUsers) usage() (entries int, bytes int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.order.Len(), k.bytes
 }
 
 // lookup returns key's last good record.
@@ -277,6 +385,7 @@ func (k *knownUsers) removeKey(key provision.Key) {
 	}
 	k.order.Remove(e)
 	delete(k.byKey, key)
+	k.bytes -= e.Value.(*knownUser).size
 	id := e.Value.(*knownUser).user.ID
 	keys := slices.DeleteFunc(k.byUser[id], func(x provision.Key) bool { return x == key })
 	if len(keys) == 0 {

@@ -67,9 +67,13 @@ test-deps:
 		else echo "make test needs:$$missing (Debian: sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
-bench: ## measure gatehouse against a bare reverse proxy, and first logins/s at concurrency 1, 16, 64 on SQLite and PostgreSQL (installs wrk if missing)
+# BenchmarkPeers runs last, on its own: gatehouse, samlsp and a bare proxy
+# as separate processes, ending with the summary table of issue 19.
+bench: ## measure gatehouse against a bare reverse proxy, and first logins/s at concurrency 1, 16, 64 on SQLite and PostgreSQL; last, beside samlsp and a bare proxy process, with a summary table (installs wrk if missing)
 	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./test
+	@echo "load average at start: $$(cat /proc/loadavg)"
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkPeers$$' -benchtime 1x -timeout 20m ./test
+	$(GO) test -run '^$$' -bench '^BenchmarkPeers$$' -benchtime 1x -timeout 15m ./test
 
 soak: ## mixed load for SOAK_DURATION (default 1m): throughput, errors, memory (not in CI)
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run '^TestSoak$$' -count=1 -v -timeout 0 ./test

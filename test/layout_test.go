@@ -66,6 +66,10 @@ var layoutRules = map[string]layoutRule{
 		why: "scimtest replays recorded SCIM clients over HTTP against any server; it needs nothing of ours"},
 	"test": {tests: []string{"*"},
 		why: "test holds the end-to-end tests across packages; outside its tests it has only doc.go, so nothing ships from it"},
+	"test/peers/samlsp": {
+		why: "the peer SP that make bench measures gatehouse against (crewjam/saml's samlsp), built and run as a process of its own; it links no gatehouse code, so it measures only itself"},
+	"test/peers/bareproxy": {
+		why: "the bare Go reverse proxy that make bench measures gatehouse's proxied path against, as a process of its own; it links no gatehouse code, so it measures only itself"},
 	"test/pgtest": {
 		why: "the PostgreSQL harness starts throwaway clusters; it knows nothing of gatehouse"},
 	"test/redistest": {

@@ -28,7 +28,7 @@ import (
 )
 
 // buildGatehouse builds the gatehouse binary into a temporary directory.
-func buildGatehouse(t *testing.T) string {
+func buildGatehouse(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "gatehouse")
 	build := exec.Command("go", "build", "-o", bin, "gatehouse/cmd/gatehouse")
@@ -38,7 +38,7 @@ func buildGatehouse(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,7 +60,7 @@ type replica struct {
 
 // startReplica runs `gatehouse serve` with the config ($PORT and $ADMIN
 // stand for its ports) and waits until it is ready; port 0 picks a free one.
-func startReplica(t *testing.T, bin, name, config string, env []string, port int) *replica {
+func startReplica(t testing.TB, bin, name, config string, env []string, port int) *replica {
 	t.Helper()
 	if port == 0 {
 		port = freePort(t)

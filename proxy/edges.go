@@ -63,9 +63,21 @@ type RateLimitConfig struct {
 	PerMinute int `yaml:"per_minute"`
 	// Burst is how many requests a client may make at once; default 60.
 	Burst int `yaml:"burst"`
-	// MaxClients bounds the clients tracked (least recently seen are
-	// forgotten first); default 100000.
+	// MaxBytes bounds the memory of the clients tracked, 128 bytes each
+	// (least recently seen are forgotten first); default 8 MiB, 65,536
+	// clients.
+	MaxBytes int `yaml:"max_bytes"`
+	// MaxClients is the older form of the bound, in clients; set one or
+	// the other.
 	MaxClients int `yaml:"max_clients"`
+}
+
+// maxClients is the number of clients the bound allows.
+func (r RateLimitConfig) maxClients() int {
+	if r.MaxClients != 0 {
+		return r.MaxClients
+	}
+	return r.MaxBytes / limiterEntryBytes
 }
 
 func (e Edges) withDefaults() Edges {
@@ -97,8 +109,8 @@ func (e Edges) withDefaults() Edges {
 	if r.Burst == 0 {
 		r.Burst = 60
 	}
-	if r.MaxClients == 0 {
-		r.MaxClients = 100_000
+	if r.MaxBytes == 0 && r.MaxClients == 0 {
+		r.MaxBytes = 8 << 20
 	}
 	return e
 }
@@ -146,8 +158,13 @@ func (c Config) validateEdges() []error {
 		if r.Burst < 1 || r.Burst > 100_000 {
 			add("rate_limit.burst: between 1 and 100000")
 		}
-		if r.MaxClients < 100 || r.MaxClients > 10_000_000 {
+		switch {
+		case r.MaxBytes != 0 && r.MaxClients != 0:
+			add("rate_limit.max_bytes: set max_bytes or max_clients, not both")
+		case r.MaxClients != 0 && (r.MaxClients < 100 || r.MaxClients > 10_000_000):
 			add("rate_limit.max_clients: between 100 and 10000000")
+		case r.MaxClients == 0 && (r.MaxBytes < 64<<10 || r.MaxBytes > 1<<30):
+			add("rate_limit.max_bytes: between 65536 (64 KiB) and 1073741824 (1 GiB)")
 		}
 	}
 	for i, n := range c.Headers.Strip {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"container/list"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -10,25 +9,35 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 )
 
+// limiterEntryBytes is what one tracked client costs the limiter,
+// counted against rate_limit.max_bytes: its 48-byte entry and its place
+// in the index (a 16-byte address and a 4-byte position), with room for
+// the index's growth (see TestRateLimiterEntryCost).
+const limiterEntryBytes = 128
+
 // limiter is a token bucket per client address (see limitKey), holding at
-// most max clients: when full, the client seen least recently is
-// forgotten.
+// most max clients, each in a fixed-size entry: when full, the client seen
+// least recently is forgotten (it comes back with a full burst).
 type limiter struct {
 	mu      sync.Mutex
-	every   rate.Limit
-	burst   int
+	perSec  float64 // tokens a second
+	burst   float64
 	max     int
-	clients map[netip.Addr]*list.Element
-	order   *list.List // of *bucket; front: most recently seen
+	index   map[[16]byte]int32 // client → entries
+	entries []limitEntry
+	// head and tail are the most and the least recently seen entries
+	// (-1: none); prev and next link the entries in that order.
+	head, tail int32
 }
 
-type bucket struct {
-	key      netip.Addr
-	lim      *rate.Limiter
-	reported time.Time // when a refusal was last logged
+type limitEntry struct {
+	key        [16]byte
+	tokens     float64
+	last       int64 // Unix nanoseconds of the last refill
+	reported   int64 // Unix nanoseconds of the last logged refusal
+	prev, next int32
 }
 
 // newLimiter returns nil when the limit is disabled.
@@ -36,47 +45,82 @@ func newLimiter(c RateLimitConfig) *limiter {
 	if c.Disabled {
 		return nil
 	}
-	return &limiter{every: rate.Limit(float64(c.PerMinute) / 60), burst: c.Burst, max: c.MaxClients,
-		clients: map[netip.Addr]*list.Element{}, order: list.New()}
+	return &limiter{perSec: float64(c.PerMinute) / 60, burst: float64(c.Burst), max: max(1, c.maxClients()),
+		index: map[[16]byte]int32{}, head: -1, tail: -1}
 }
 
 // allow takes a token for the client at now; when none is left it
 // returns how long until one is, and whether this refusal should be
 // logged (the first of each minute, so that a flood is not a log flood).
 func (l *limiter) allow(client netip.Addr, now time.Time) (ok bool, wait time.Duration, report bool) {
-	key := limitKey(client)
+	key := limitKey(client).As16()
+	t := now.UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var b *bucket
-	if e, ok := l.clients[key]; ok {
-		l.order.MoveToFront(e)
-		b = e.Value.(*bucket)
+	i, found := l.index[key]
+	switch {
+	case found:
+		l.unlink(i)
+	case len(l.entries) < l.max:
+		i = int32(len(l.entries))
+		l.entries = append(l.entries, limitEntry{})
+	default: // full: the least recently seen client's entry is reused
+		i = l.tail
+		l.unlink(i)
+		delete(l.index, l.entries[i].key)
+	}
+	if !found {
+		l.entries[i] = limitEntry{key: key, tokens: l.burst, last: t, reported: t - int64(time.Minute)}
+		l.index[key] = i
+	}
+	l.pushFront(i)
+	e := &l.entries[i]
+	if d := t - e.last; d > 0 {
+		e.tokens = min(l.burst, e.tokens+float64(d)/1e9*l.perSec)
+		e.last = t
+	}
+	if e.tokens >= 1 {
+		e.tokens--
+		return true, 0, false
+	}
+	wait = time.Duration((1 - e.tokens) / l.perSec * 1e9)
+	if report = t-e.reported >= int64(time.Minute); report {
+		e.reported = t
+	}
+	return false, max(wait, 1), report
+}
+
+func (l *limiter) unlink(i int32) {
+	e := &l.entries[i]
+	if e.prev >= 0 {
+		l.entries[e.prev].next = e.next
 	} else {
-		if l.order.Len() >= l.max {
-			oldest := l.order.Back()
-			l.order.Remove(oldest)
-			delete(l.clients, oldest.Value.(*bucket).key)
-		}
-		b = &bucket{key: key, lim: rate.NewLimiter(l.every, l.burst)}
-		l.clients[key] = l.order.PushFront(b)
+		l.head = e.next
 	}
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		report = now.Sub(b.reported) >= time.Minute
-		if report {
-			b.reported = now
-		}
-		return false, d, report
+	if e.next >= 0 {
+		l.entries[e.next].prev = e.prev
+	} else {
+		l.tail = e.prev
 	}
-	return true, 0, false
+}
+
+func (l *limiter) pushFront(i int32) {
+	e := &l.entries[i]
+	e.prev, e.next = -1, l.head
+	if l.head >= 0 {
+		l.entries[l.head].prev = i
+	}
+	l.head = i
+	if l.tail < 0 {
+		l.tail = i
+	}
 }
 
 // size is the number of clients tracked.
 func (l *limiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.order.Len()
+	return len(l.index)
 }
 
 // rateLimited answers 429 and reports true when the request's client has

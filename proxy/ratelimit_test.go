@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -73,5 +74,56 @@ func TestRateLimiterMemoryIsBounded(t *testing.T) {
 func TestRateLimitDisabled(t *testing.T) {
 	if newLimiter(RateLimitConfig{Disabled: true}) != nil {
 		t.Error("a disabled limit built a limiter")
+	}
+}
+
+// TestRateLimiterEntryCost: a tracked client costs at most
+// limiterEntryBytes, at any fill, so that max_bytes holds.
+func TestRateLimiterEntryCost(t *testing.T) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	now := time.Now()
+	for _, n := range []int{1000, 7169, 14337, 28673, 65536} {
+		before := heap()
+		l := newLimiter(RateLimitConfig{PerMinute: 60, Burst: 10, MaxBytes: n * limiterEntryBytes})
+		for i := range n {
+			l.allow(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
+		}
+		per := float64(heap()-before) / float64(n)
+		t.Logf("%d clients: %.1f bytes each", n, per)
+		if l.size() != n || per > limiterEntryBytes {
+			t.Errorf("%d clients: %d tracked, %.1f bytes each (limiterEntryBytes %d)", n, l.size(), per, limiterEntryBytes)
+		}
+		runtime.KeepAlive(l)
+	}
+}
+
+// TestRateLimiterForgetsLeastRecent: when full, the client seen least
+// recently is forgotten and comes back with a full burst; the others
+// keep their state.
+func TestRateLimiterForgetsLeastRecent(t *testing.T) {
+	l := newLimiter(RateLimitConfig{PerMinute: 1, Burst: 1, MaxClients: 100})
+	now := time.Now()
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
+	for i := range 100 {
+		if ok, _, _ := l.allow(addr(i), now); !ok {
+			t.Fatalf("client %d: first request refused", i)
+		}
+	}
+	l.allow(addr(0), now) // 0 is now the most recent; 1 the least
+	if ok, _, _ := l.allow(addr(200), now); !ok || l.size() != 100 {
+		t.Fatalf("a new client when full: %v, %d tracked", ok, l.size())
+	}
+	for _, i := range []int{0, 2, 99, 200} {
+		if ok, _, _ := l.allow(addr(i), now); ok {
+			t.Errorf("client %d lost its bucket", i)
+		}
+	}
+	if ok, _, _ := l.allow(addr(1), now); !ok {
+		t.Error("the least recent client was not forgotten")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,6 +137,19 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, err
 }
 
+// accessFields lends logAccess the fields of a line: passed to the
+// logger's core, an array of its own would be allocated per request.
+var accessFields = sync.Pool{New: func() any { return new([15]zap.Field) }}
+
+// clientIPText is ClientIP(ctx) as text ("invalid IP" when unknown, as
+// netip.Addr prints it).
+func clientIPText(ctx context.Context) string {
+	if c := clientFrom(ctx); c != nil && c.ipText != "" {
+		return c.ipText
+	}
+	return ClientIP(ctx).String()
+}
+
 // logAccess writes the access-log line of a request that has ended.
 // method and path are as the request arrived (before any rewriting).
 func (p *Proxy) logAccess(w *accessWriter, r *http.Request, info *requestInfo, method, path string) {
@@ -150,14 +164,20 @@ func (p *Proxy) logAccess(w *accessWriter, r *http.Request, info *requestInfo, m
 	if w.tunnel != nil {
 		bytes += w.tunnel.written.Load()
 	}
-	fields := [15]zap.Field{
+	fp := accessFields.Get().(*[15]zap.Field)
+	defer func() {
+		*fp = [15]zap.Field{} // keep no request's strings alive
+		accessFields.Put(fp)
+	}()
+	fields := fp
+	*fields = [15]zap.Field{
 		zap.String("request_id", info.id),
 		logString("method", method),
 		zap.String("path", logSafe(path, maxLoggedPath)),
 		zap.Int("status", status),
 		zap.Int64("bytes", bytes),
 		zap.Duration("duration", time.Since(info.start)),
-		zap.Stringer("client_ip", ClientIP(r.Context())),
+		zap.String("client_ip", clientIPText(r.Context())),
 		logString("host", r.Host),
 		zap.String("proto", logSafe(r.Proto, maxLoggedProto)),
 		zap.String("user_agent", logSafe(r.UserAgent(), maxLoggedAgent)),

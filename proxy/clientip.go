@@ -25,6 +25,9 @@ type clientAddr struct {
 	// forwardedValue is forwarded as a header value, shared: its
 	// capacity is its length.
 	forwardedValue [1]string
+	// ipText is ip as text, when derive made it (the start of
+	// forwarded).
+	ipText string
 }
 
 type clientKey struct{}
@@ -69,6 +72,11 @@ func (c *clientAddr) derive(r *http.Request, trusted []netip.Prefix) {
 	*c = clientAddr{}
 	c.ip, c.forwarded = clientOf(r, trusted)
 	c.forwardedValue[0] = c.forwarded
+	// The chain starts with the client's address.
+	var buf [64]byte
+	if first, _, _ := strings.Cut(c.forwarded, ","); c.ip.IsValid() && string(c.ip.AppendTo(buf[:0])) == first {
+		c.ipText = first
+	}
 }
 
 // clientOf is deriveClient's address and X-Forwarded-For chain.

@@ -281,6 +281,9 @@ func validCookieValue(v string) bool {
 type openedSession struct {
 	s    Session // with opened nil
 	size int64
+	// keys are the session's revocation keys (by ID, IdP session and
+	// subject), made once: see Session.idKey.
+	keys [3]string
 	// refreshed is the last cookie Touch sealed for this session, which
 	// it sends again while that cookie is fresh (a client that does not
 	// store cookies would otherwise cost a seal on every request).
@@ -300,7 +303,7 @@ type refreshedCookie struct {
 // the session's strings: the map slot, the entry, the strings' headers,
 // a refreshed cookie's record and header line (its value is counted as
 // another copy of the key's).
-const openedOverhead = 512
+const openedOverhead = 512 + 3*32
 
 // DefaultSessionCacheBytes bounds the cache of opened session cookies
 // unless configured: some 2,500 sessions of typical size (an entry costs
@@ -310,7 +313,8 @@ const DefaultSessionCacheBytes = 4 << 20
 
 func (e *openedSession) estimate(value string) int64 {
 	s := e.s
-	n := 2*len(value) + len(s.ID) + len(s.UserID) + len(s.IdP) + len(s.NameID) + len(s.NameIDFormat) + len(s.SessionIndex) + len(s.AuthnContext)
+	n := 2*len(value) + len(s.ID) + len(s.UserID) + len(s.IdP) + len(s.NameID) + len(s.NameIDFormat) + len(s.SessionIndex) + len(s.AuthnContext) +
+		len(s.ID) + 2*len(s.IdP) + len(s.SessionIndex) + len(s.NameID) // the revocation keys
 	return int64(n + openedOverhead)
 }
 
@@ -350,7 +354,7 @@ func (c *sessionCache) get(value string) *openedSession {
 // put caches s as what value opened to, making room at random if need
 // be, and returns its entry (also without a cache, uncached).
 func (c *sessionCache) put(value string, s Session) *openedSession {
-	e := &openedSession{s: s}
+	e := &openedSession{s: s, keys: [3]string{sessionIDKey(s.ID), sessionKey(s.IdP, s.SessionIndex), subjectKey(s.IdP, s.NameID)}}
 	if c == nil {
 		return e
 	}
@@ -411,4 +415,28 @@ func (e *openedSession) holds(s Session) bool {
 	c := e.s
 	return s.ID == c.ID && s.UserID == c.UserID && s.IdP == c.IdP && s.NameID == c.NameID && s.NameIDFormat == c.NameIDFormat &&
 		s.SessionIndex == c.SessionIndex && s.AuthnContext == c.AuthnContext && s.Issued.Equal(c.Issued) && s.LastSeen.Equal(c.LastSeen)
+}
+
+// idKey, indexKey and subjectKey are the session's revocation keys (see
+// revoked): from its cache entry when it has one and the field they are
+// made of is the entry's, else made now.
+func (s Session) idKey() string {
+	if e := s.opened; e != nil && e.s.ID == s.ID {
+		return e.keys[0]
+	}
+	return sessionIDKey(s.ID)
+}
+
+func (s Session) indexKey() string {
+	if e := s.opened; e != nil && e.s.IdP == s.IdP && e.s.SessionIndex == s.SessionIndex {
+		return e.keys[1]
+	}
+	return sessionKey(s.IdP, s.SessionIndex)
+}
+
+func (s Session) subjectKey() string {
+	if e := s.opened; e != nil && e.s.IdP == s.IdP && e.s.NameID == s.NameID {
+		return e.keys[2]
+	}
+	return subjectKey(s.IdP, s.NameID)
 }

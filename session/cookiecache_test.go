@@ -103,6 +103,17 @@ func TestSessionCacheRefusesRevokedAtOnce(t *testing.T) {
 				t.Error("the revoked session stayed in the cache")
 			}
 		})
+		t.Run(tc.name+"CacheOff", func(t *testing.T) {
+			m, _, s, value := cachingManager(t)
+			m.CacheSessions(0)
+			mustLoad(t, m, value, s)
+			if err := tc.revoke(m, s); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.Load(requestWith(m, value)); ok {
+				t.Fatal("a revoked session was accepted")
+			}
+		})
 	}
 }
 

@@ -223,17 +223,17 @@ func sessionIDKey(id string) string        { return "sid\x00" + id }
 // session must live).
 func (m *Manager) revoked(s Session) bool {
 	if s.ID != "" {
-		if _, ok := m.revocations.RevokedAt(sessionIDKey(s.ID)); ok {
+		if _, ok := m.revocations.RevokedAt(s.idKey()); ok {
 			return true
 		}
 	}
 	if s.SessionIndex != "" {
-		if at, ok := m.revocations.RevokedAt(sessionKey(s.IdP, s.SessionIndex)); ok && !s.Issued.After(at) {
+		if at, ok := m.revocations.RevokedAt(s.indexKey()); ok && !s.Issued.After(at) {
 			return true
 		}
 	}
 	if s.NameID != "" {
-		if at, ok := m.revocations.RevokedAt(subjectKey(s.IdP, s.NameID)); ok && !s.Issued.After(at) {
+		if at, ok := m.revocations.RevokedAt(s.subjectKey()); ok && !s.Issued.After(at) {
 			return true
 		}
 	}

@@ -82,13 +82,19 @@ func median(xs []float64) float64 {
 
 // BenchmarkAuthenticatedProxy: wrk drives authenticated GETs through
 // gatehouse and through a bare httputil.ReverseProxy to the same upstream,
-// in alternating rounds; it reports both and their ratio.
+// in alternating rounds, at 64 and at 16 connections; it reports both and
+// their ratio. A second gatehouse, whose clock is past the cookie's
+// refresh step, serves a client that never stores the refreshed cookie
+// (every request finds the cookie stale): the stale- figures.
 func BenchmarkAuthenticatedProxy(b *testing.B) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Fatal("wrk is required: apt-get install wrk (make bench does this)")
 	}
 	h := newHarness(b, options{accessLog: io.Discard}) // the access log on, as by default
 	cookie := benchSession(b, h)
+	hs := newHarness(b, options{accessLog: io.Discard})
+	staleCookie := benchSession(b, hs)
+	hs.clock.Advance(2 * time.Minute) // past the refresh step, within the idle timeout
 	body := benchBody
 
 	target, _ := url.Parse(h.upstream.server.URL)
@@ -99,30 +105,27 @@ func BenchmarkAuthenticatedProxy(b *testing.B) {
 		ErrorLog:   log.New(io.Discard, "", 0),
 	})
 	defer bare.Close()
-	for _, base := range []string{bare.URL, h.base} {
-		req, _ := http.NewRequest(http.MethodGet, base+"/page", nil)
-		req.Header.Set("Cookie", cookie)
+	for _, c := range []struct{ base, cookie string }{{bare.URL, cookie}, {h.base, cookie}, {hs.base, staleCookie}} {
+		req, _ := http.NewRequest(http.MethodGet, c.base+"/page", nil)
+		req.Header.Set("Cookie", c.cookie)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
 		got := readAll(b, resp)
 		if resp.StatusCode != http.StatusOK || got != string(body) {
-			b.Fatalf("%s/page answers %d, not the upstream page", base, resp.StatusCode)
+			b.Fatalf("%s/page answers %d, not the upstream page", c.base, resp.StatusCode)
+		}
+		if refreshed := len(resp.Header["Set-Cookie"]) > 0; refreshed != (c.base == hs.base) {
+			b.Fatalf("%s/page: Set-Cookie %q", c.base, resp.Header["Set-Cookie"])
 		}
 	}
 
 	const rounds = 3
 	d := 5 * time.Second
-	var g, base []wrkResult
 	runWrk(b, h.base+"/warmup", cookie, time.Second)
+	runWrk(b, hs.base+"/warmup", staleCookie, time.Second)
 	runWrk(b, bare.URL+"/warmup", cookie, time.Second)
-	b.ResetTimer()
-	for range rounds {
-		base = append(base, runWrk(b, bare.URL+"/page", cookie, d))
-		g = append(g, runWrk(b, h.base+"/page", cookie, d))
-	}
-	b.StopTimer()
 	pick := func(rs []wrkResult, f func(wrkResult) float64) float64 {
 		var xs []float64
 		for _, r := range rs {
@@ -133,17 +136,27 @@ func BenchmarkAuthenticatedProxy(b *testing.B) {
 	rps := func(r wrkResult) float64 { return r.rps }
 	p50 := func(r wrkResult) float64 { return float64(r.p50.Microseconds()) }
 	p99 := func(r wrkResult) float64 { return float64(r.p99.Microseconds()) }
-	b.ReportMetric(pick(g, rps), "gatehouse-req/s")
-	b.ReportMetric(pick(base, rps), "bare-req/s")
-	b.ReportMetric(pick(g, rps)/pick(base, rps), "throughput-ratio")
-	b.ReportMetric(pick(g, p50), "gatehouse-p50-µs")
-	b.ReportMetric(pick(base, p50), "bare-p50-µs")
-	b.ReportMetric(pick(g, p99), "gatehouse-p99-µs")
-	b.ReportMetric(pick(base, p99), "bare-p99-µs")
-	for i := range g {
-		b.Logf("round %d: gatehouse %.0f req/s p50 %v p99 %v | bare %.0f req/s p50 %v p99 %v", i+1,
-			g[i].rps, g[i].p50, g[i].p99, base[i].rps, base[i].p50, base[i].p99)
+	b.ResetTimer()
+	for _, conns := range []int{64, 16} {
+		var g, st, base []wrkResult
+		for i := range rounds {
+			base = append(base, runWrkAt(b, bare.URL+"/page", cookie, conns, d))
+			g = append(g, runWrkAt(b, h.base+"/page", cookie, conns, d))
+			st = append(st, runWrkAt(b, hs.base+"/page", staleCookie, conns, d))
+			b.Logf("c%d round %d: gatehouse %.0f req/s p50 %v p99 %v | stale cookie %.0f req/s p99 %v | bare %.0f req/s p50 %v p99 %v", conns, i+1,
+				g[i].rps, g[i].p50, g[i].p99, st[i].rps, st[i].p99, base[i].rps, base[i].p50, base[i].p99)
+		}
+		pre := fmt.Sprintf("c%d-", conns)
+		b.ReportMetric(pick(g, rps), pre+"gatehouse-req/s")
+		b.ReportMetric(pick(base, rps), pre+"bare-req/s")
+		b.ReportMetric(pick(g, rps)/pick(base, rps), pre+"throughput-ratio")
+		b.ReportMetric(pick(st, rps)/pick(base, rps), pre+"stale-throughput-ratio")
+		b.ReportMetric(pick(g, p50), pre+"gatehouse-p50-µs")
+		b.ReportMetric(pick(base, p50), pre+"bare-p50-µs")
+		b.ReportMetric(pick(g, p99)/pick(base, p99), pre+"p99-ratio")
+		b.ReportMetric(pick(st, p99)/pick(base, p99), pre+"stale-p99-ratio")
 	}
+	b.StopTimer()
 }
 
 var benchBody = []byte(strings.Repeat("x", 1024))

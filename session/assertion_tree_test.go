@@ -576,18 +576,14 @@ func BenchmarkAssertionRead(b *testing.B) {
 		name string
 		el   *etree.Element
 	}{{"typical", v}, {"groups200", groups}} {
+		// unmarshalAssertion moves the element into a document of its
+		// own; moving it again from one to the next costs nothing.
 		b.Run(c.name+"/unmarshal", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := unmarshalAssertion(c.el.Copy()); err != nil {
+				if _, err := unmarshalAssertion(c.el); err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
-		b.Run(c.name+"/copy", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = c.el.Copy()
 			}
 		})
 		b.Run(c.name+"/tree", func(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,10 @@ type metrics struct {
 	scimTime   prometheus.Histogram
 	coalesced  prometheus.Counter
 	statusText [600]string // status code labels, made once
+	// requestsBy are requests' children by status code, each resolved at
+	// its first use (a label lookup per request costs more than the rest
+	// of the count).
+	requestsBy [600]atomic.Pointer[prometheus.Counter]
 }
 
 func newMetrics() *metrics {
@@ -229,8 +234,21 @@ func (m *metrics) handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		m.requests.WithLabelValues(m.code(sw.status)).Inc()
+		m.requestCounter(sw.status).Inc()
 	})
+}
+
+// requestCounter is gatehouse_requests_total's child for status.
+func (m *metrics) requestCounter(status int) prometheus.Counter {
+	if status < 0 || status >= len(m.requestsBy) {
+		return m.requests.WithLabelValues(m.code(status))
+	}
+	if c := m.requestsBy[status].Load(); c != nil {
+		return *c
+	}
+	c := m.requests.WithLabelValues(m.code(status))
+	m.requestsBy[status].Store(&c)
+	return c
 }
 
 // transport times the upstream.

@@ -52,6 +52,9 @@ import (
 // in the assertion. It assumes the names in the tree are well-formed, as
 // any tree built by a parser is.
 func assertionFromTree(el *etree.Element) (*saml.Assertion, error) {
+	if el == nil {
+		return nil, errors.New("assertion: no element")
+	}
 	var r treeReader
 	r.ns = r.nsArray[:0]
 	a := new(saml.Assertion)

@@ -469,6 +469,9 @@ func TestAssertionTreeRefusalsAreNarrow(t *testing.T) {
 	if len(as) != 1 {
 		t.Fatalf("valid.xml holds %d assertions", len(as))
 	}
+	if _, err := assertionFromTree(nil); err == nil {
+		t.Fatal("no element read as an assertion")
+	}
 	a, err := assertionFromTree(detach(as[0]))
 	if err != nil {
 		t.Fatal(err)

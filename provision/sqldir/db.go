@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +37,12 @@ type db struct {
 	// taken at one generation is current while it stays (pages.go).
 	gen   atomic.Uint64
 	pages pageCache
+	// rstmts and wstmts are the login path's statements, prepared on r
+	// and on w (stmts.go); the same on a server.
+	rstmts, wstmts prepared
+	// unprepared, when set, learns of every query that a pool or
+	// transaction with prepared statements ran without one (tests).
+	unprepared func(q string)
 }
 
 func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
@@ -127,12 +132,13 @@ func openServer(dialect, dsn string) (*sql.DB, error) {
 	return nil, fmt.Errorf("sqldir: %s is not a server database", dialect)
 }
 
-// Close closes the pools.
+// Close closes the prepared statements and the pools.
 func (d *db) Close() error {
+	err := d.rstmts.close()
 	if d.w == d.r {
-		return d.w.Close()
+		return errors.Join(err, d.w.Close())
 	}
-	return errors.Join(d.r.Close(), d.w.Close())
+	return errors.Join(err, d.wstmts.close(), d.r.Close(), d.w.Close())
 }
 
 // Ping checks that the database answers.
@@ -163,25 +169,54 @@ func (d *db) tooLong(caller, bounded context.Context, err error) error {
 }
 
 // reader is the pool for reads outside a transaction.
-func (d *db) reader() querier { return d.conn(d.r) }
+func (d *db) reader() querier {
+	return rebound{q: d.r, d: d.d, stmts: d.rstmts, unprepared: d.unprepared}
+}
 
 // conn rebinds the placeholders of every query for the dialect.
-func (d *db) conn(q querier) querier { return rebound{q, d.d} }
+func (d *db) conn(q querier) querier { return rebound{q: q, d: d.d} }
 
+// rebound runs queries on a pool or a transaction: a prepared statement
+// when the query is one (stmts.go), otherwise the query with its
+// placeholders rebound for the dialect.
 type rebound struct {
-	q querier
-	d *dialect
+	q          querier
+	d          *dialect
+	stmts      prepared // on the pool q is, or that tx runs on
+	tx         *sql.Tx  // set when q is this transaction
+	unprepared func(q string)
+}
+
+// stmt is the prepared statement of q, nil when there is none.
+func (r rebound) stmt(ctx context.Context, q string) *sql.Stmt {
+	st := r.stmts[q]
+	if st == nil && r.unprepared != nil {
+		r.unprepared(q)
+	}
+	if st != nil && r.tx != nil {
+		st = r.tx.StmtContext(ctx, st) // the transaction's connection has it prepared after its first use
+	}
+	return st
 }
 
 func (r rebound) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := r.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return r.q.QueryContext(ctx, r.d.rebind(q), args...)
 }
 
 func (r rebound) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := r.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return r.q.QueryRowContext(ctx, r.d.rebind(q), args...)
 }
 
 func (r rebound) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := r.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return r.q.ExecContext(ctx, r.d.rebind(q), args...)
 }
 
@@ -225,7 +260,7 @@ func (d *db) writeOnce(ctx context.Context, fn func(q querier, now time.Time) er
 		return fmt.Errorf("sqldir: begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(d.conn(tx), d.now().UTC()); err != nil {
+	if err := fn(rebound{q: tx, d: d.d, stmts: d.wstmts, tx: tx, unprepared: d.unprepared}, d.now().UTC()); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -250,21 +285,13 @@ type querier interface {
 // concurrent insert of the same key waits instead of failing. table and
 // columns are constants of this package.
 func (d *db) insertAbsent(ctx context.Context, q querier, table string, cols []string, vals []any, key []string) (bool, error) {
-	ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
-	var stmt string
 	args := vals
 	if d.d.name == SQLServer {
-		var cond []string
 		for _, k := range key {
-			cond = append(cond, k+" = ?")
 			args = append(args, vals[slices.Index(cols, k)])
 		}
-		stmt = `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) SELECT ` + ph + ` WHERE NOT EXISTS (SELECT 1 FROM ` +
-			table + ` WITH (UPDLOCK, SERIALIZABLE) WHERE ` + strings.Join(cond, " AND ") + `)`
-	} else {
-		stmt = `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (` + ph + `) ON CONFLICT (` + strings.Join(key, ", ") + `) DO NOTHING`
 	}
-	res, err := q.ExecContext(ctx, stmt, args...)
+	res, err := q.ExecContext(ctx, d.d.absentSQL(table, cols, key), args...)
 	if err != nil {
 		return false, err
 	}

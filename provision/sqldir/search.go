@@ -58,7 +58,7 @@ func syncValues(ctx context.Context, q querier, userID string, before, after map
 		if v, ok := after[f]; ok && v != "" && provision.NormalizeName(v) == provision.NormalizeName(before[f]) {
 			continue
 		}
-		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_user_values WHERE user_id = ? AND field = ?`, userID, f); err != nil {
+		if _, err := q.ExecContext(ctx, deleteValueSQL, userID, f); err != nil {
 			return fmt.Errorf("sqldir: index extra values: %w", err)
 		}
 	}
@@ -70,8 +70,7 @@ func syncValues(ctx context.Context, q querier, userID string, before, after map
 		if old, ok := before[f]; ok && old != "" && provision.NormalizeName(old) == provision.NormalizeName(v) {
 			continue
 		}
-		if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_user_values (user_id, field, value_norm) VALUES (?, ?, ?)`,
-			userID, f, provision.NormalizeName(v)); err != nil {
+		if _, err := q.ExecContext(ctx, insertValueSQL, userID, f, provision.NormalizeName(v)); err != nil {
 			return fmt.Errorf("sqldir: index extra values: %w", err)
 		}
 	}

@@ -2,6 +2,7 @@ package sqldir
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -31,6 +32,10 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	if err := d.migrate(ctx, "managed", d.managedMigrations()); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.prepareLogins(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -122,8 +127,7 @@ func (s *Store) apply(ctx context.Context, q querier, l provision.Login, p provi
 	case provision.ActCreate:
 		return s.create(ctx, q, l, p, source, now)
 	case provision.ActLink:
-		if _, err := q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-			l.Key.IdP, l.Key.Kind, l.Key.Subject, p.Before.ID, s.d.time(now)); err != nil {
+		if _, err := q.ExecContext(ctx, insertIdentitySQL, l.Key.IdP, l.Key.Kind, l.Key.Subject, p.Before.ID, s.d.time(now)); err != nil {
 			return provision.Result{}, s.mapWriteErr("link identity", err)
 		}
 		if len(p.Changed) == 0 {
@@ -138,9 +142,7 @@ func (s *Store) apply(ctx context.Context, q querier, l provision.Login, p provi
 		return provision.Result{}, err
 	}
 	emailNorm, displayNorm := userFolds(u)
-	_, err = q.ExecContext(ctx, `UPDATE gatehouse_users SET user_name = ?, user_name_norm = ?, external_id = ?, email = ?, email_norm = ?,
-		display_name = ?, display_name_norm = ?, given_name = ?, family_name = ?, extra = ?, version = ?, updated_at = ? WHERE id = ?`,
-		u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
+	_, err = q.ExecContext(ctx, updateUserSQL, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
 		u.GivenName, u.FamilyName, extra, u.Version, s.d.time(now), u.ID)
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("update user", err)
@@ -149,8 +151,7 @@ func (s *Store) apply(ctx context.Context, q querier, l provision.Login, p provi
 		return provision.Result{}, err
 	}
 	for _, n := range p.DropGroups {
-		if _, err := q.ExecContext(ctx, `DELETE FROM gatehouse_memberships WHERE user_id = ? AND source = ?
-			AND group_id = (SELECT id FROM gatehouse_groups WHERE name_norm = ?)`, u.ID, source, n); err != nil {
+		if _, err := q.ExecContext(ctx, dropMembershipSQL, u.ID, source, n); err != nil {
 			return provision.Result{}, fmt.Errorf("sqldir: remove membership: %w", err)
 		}
 	}
@@ -178,10 +179,7 @@ func (s *Store) create(ctx context.Context, q querier, l provision.Login, p prov
 		return provision.Result{}, err
 	}
 	emailNorm, displayNorm := userFolds(u)
-	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_users (id, user_name, user_name_norm, external_id, email, email_norm, display_name,
-		display_name_norm, given_name, family_name, extra, status, owner, version, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 'jit', 1, ?, ?)`,
-		u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
+	_, err = q.ExecContext(ctx, insertUserSQL, u.ID, u.UserName, provision.NormalizeName(u.UserName), u.ExternalID, u.Email, emailNorm, u.DisplayName, displayNorm,
 		u.GivenName, u.FamilyName, extra, s.d.time(now), s.d.time(now))
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("create user", err)
@@ -189,8 +187,7 @@ func (s *Store) create(ctx context.Context, q querier, l provision.Login, p prov
 	if err := syncValues(ctx, q, u.ID, nil, searchValues(u)); err != nil {
 		return provision.Result{}, err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO gatehouse_identities (idp, key_kind, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-		l.Key.IdP, l.Key.Kind, l.Key.Subject, u.ID, s.d.time(now))
+	_, err = q.ExecContext(ctx, insertIdentitySQL, l.Key.IdP, l.Key.Kind, l.Key.Subject, u.ID, s.d.time(now))
 	if err != nil {
 		return provision.Result{}, s.mapWriteErr("create identity", err)
 	}
@@ -208,24 +205,33 @@ func (s *Store) create(ctx context.Context, q querier, l provision.Login, p prov
 }
 
 // addMemberships adds the memberships of one source, creating groups that
-// do not exist yet.
+// do not exist yet. A group is looked up first: most logins name groups
+// that exist. SQL Server inserts first, under the key-range lock that
+// keeps the group from going away before the transaction ends.
 func (s *Store) addMemberships(ctx context.Context, q querier, userID, source string, names []string, now time.Time) error {
 	for _, name := range names {
-		gid, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("sqldir: new id: %w", err)
-		}
 		norm := provision.NormalizeName(name)
-		if _, err := s.insertAbsent(ctx, q, "gatehouse_groups", []string{"id", "name", "name_norm", "created_at", "updated_at"},
-			[]any{gid.String(), name, norm, s.d.time(now), s.d.time(now)}, []string{"name_norm"}); err != nil {
-			return s.mapWriteErr("create group", err)
-		}
 		var groupID string
-		if err := q.QueryRowContext(ctx, `SELECT id FROM gatehouse_groups WHERE name_norm = ?`, norm).Scan(&groupID); err != nil {
+		err := sql.ErrNoRows
+		if s.d.name != SQLServer {
+			err = q.QueryRowContext(ctx, groupIDSQL, norm).Scan(&groupID)
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			gid, idErr := uuid.NewV7()
+			if idErr != nil {
+				return fmt.Errorf("sqldir: new id: %w", idErr)
+			}
+			if _, err := s.insertAbsent(ctx, q, "gatehouse_groups", groupCols,
+				[]any{gid.String(), name, norm, s.d.time(now), s.d.time(now)}, groupKey); err != nil {
+				return s.mapWriteErr("create group", err)
+			}
+			err = q.QueryRowContext(ctx, groupIDSQL, norm).Scan(&groupID)
+		}
+		if err != nil {
 			return fmt.Errorf("sqldir: read group: %w", err)
 		}
-		if _, err := s.insertAbsent(ctx, q, "gatehouse_memberships", []string{"user_id", "group_id", "source", "created_at"},
-			[]any{userID, groupID, source, s.d.time(now)}, []string{"user_id", "group_id", "source"}); err != nil {
+		if _, err := s.insertAbsent(ctx, q, "gatehouse_memberships", membershipCols,
+			[]any{userID, groupID, source, s.d.time(now)}, membershipKey); err != nil {
 			return fmt.Errorf("sqldir: add membership: %w", err)
 		}
 	}
@@ -262,18 +268,16 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 // tombstoned reports whether the login's key, user name or external ID
 // belonged to a user deleted over SCIM.
 func tombstoned(ctx context.Context, q querier, l provision.Login) (bool, error) {
-	where := "(idp = ? AND key_kind = ? AND subject = ?)"
 	args := []any{l.Key.IdP, l.Key.Kind, l.Key.Subject}
-	if name := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName]); name != "" {
-		where += " OR user_name_norm = ?"
+	name, ext := provision.NormalizeName(l.Claims.Fields[provision.FieldUserName]), l.Claims.Fields[provision.FieldExternalID]
+	if name != "" {
 		args = append(args, name)
 	}
-	if ext := l.Claims.Fields[provision.FieldExternalID]; ext != "" {
-		where += " OR external_id = ?"
+	if ext != "" {
 		args = append(args, ext)
 	}
 	var n int
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM gatehouse_tombstones WHERE `+where, args...).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, tombstoneSQL(name != "", ext != ""), args...).Scan(&n); err != nil {
 		return false, fmt.Errorf("sqldir: read tombstones: %w", err)
 	}
 	return n > 0, nil
@@ -281,22 +285,17 @@ func tombstoned(ctx context.Context, q querier, l provision.Login) (bool, error)
 
 // linkCandidate finds the one unclaimed SCIM user a login would link to.
 func (s *Store) linkCandidate(ctx context.Context, q querier, l provision.Login, lock bool) (provision.User, bool, error) {
-	var where, v string
+	var col, v string
 	switch l.LinkBy {
 	case provision.LinkByUserName:
-		where, v = "u.user_name_norm = ?", provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
+		col, v = "u.user_name_norm", provision.NormalizeName(l.Claims.Fields[provision.FieldUserName])
 	case provision.LinkByExternalID:
-		where, v = "u.external_id = ?", l.Claims.Fields[provision.FieldExternalID]
+		col, v = "u.external_id", l.Claims.Fields[provision.FieldExternalID]
 	}
-	if where == "" || v == "" {
+	if col == "" || v == "" {
 		return provision.User{}, false, nil
 	}
-	th, qh := "", ""
-	if lock {
-		th, qh = s.d.lock()
-	}
-	rows, err := q.QueryContext(ctx, `SELECT `+userColumns+` FROM gatehouse_users u`+th+` WHERE `+where+` AND u.owner = 'scim'
-		AND NOT EXISTS (SELECT 1 FROM gatehouse_identities i WHERE i.user_id = u.id)`+qh, v)
+	rows, err := q.QueryContext(ctx, s.d.linkSQL(col, lock), v)
 	if err != nil {
 		return provision.User{}, false, fmt.Errorf("sqldir: find user to link: %w", err)
 	}

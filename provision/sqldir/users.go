@@ -78,12 +78,7 @@ func (s timeScan) Scan(v any) error {
 // reported in srcGroups. found is false when no identity matches. lock
 // takes the dialect's update locks, for a read that decides a write.
 func (s *Store) load(ctx context.Context, q querier, key provision.Key, source string, lock bool) (rec record, found bool, err error) {
-	th, qh := "", ""
-	if lock {
-		th, qh = s.d.lock()
-	}
-	row := q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM gatehouse_identities i`+th+` JOIN gatehouse_users u`+th+` ON u.id = i.user_id
-		WHERE i.idp = ? AND i.key_kind = ? AND i.subject = ?`+qh, key.IdP, key.Kind, key.Subject)
+	row := q.QueryRowContext(ctx, s.d.loadSQL(lock), key.IdP, key.Kind, key.Subject)
 	rec.user, err = scanUser(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rec, false, nil
@@ -96,8 +91,7 @@ func (s *Store) load(ctx context.Context, q querier, key provision.Key, source s
 }
 
 func groupsOf(ctx context.Context, q querier, userID, source string) (all []string, src map[string]string, err error) {
-	rows, err := q.QueryContext(ctx, `SELECT g.name, g.name_norm, m.source FROM gatehouse_memberships m JOIN gatehouse_groups g ON g.id = m.group_id
-		WHERE m.user_id = ? ORDER BY g.name`, userID)
+	rows, err := q.QueryContext(ctx, groupsSQL, userID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqldir: read groups: %w", err)
 	}
@@ -131,11 +125,7 @@ func (s *Store) User(ctx context.Context, id string) (provision.User, error) {
 // user reads one user with its groups; lock takes the dialect's update
 // locks, for a read that decides a write.
 func (s *Store) user(ctx context.Context, q querier, id string, lock bool) (provision.User, error) {
-	th, qh := "", ""
-	if lock {
-		th, qh = s.d.lock()
-	}
-	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM gatehouse_users u`+th+` WHERE u.id = ?`+qh, id))
+	u, err := scanUser(q.QueryRowContext(ctx, s.d.userSQL(lock), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, fmt.Errorf("sqldir: user %s: %w", id, provision.ErrNotFound)
 	}

@@ -1,0 +1,90 @@
+package sqldir
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"gatehouse/provision"
+	"gatehouse/test/pgtest"
+)
+
+// TestLoginsRunPreparedStatements: every query of a login, first, repeat,
+// changed or linking a SCIM user, and of a read of one user runs a
+// statement prepared when the store opened, on SQLite and on PostgreSQL.
+// A query written at a call site differently from its prepared text would
+// be parsed at every login again.
+func TestLoginsRunPreparedStatements(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  func(t *testing.T) Config
+	}{
+		{"SQLite", func(t *testing.T) Config { return Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")} }},
+		{"Postgres", func(t *testing.T) Config { return Config{Dialect: Postgres, DSN: pgtest.Shared(t).Database(t)} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, tc.cfg(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if len(s.rstmts) == 0 || len(s.wstmts) == 0 {
+				t.Fatalf("prepared %d reading and %d writing statements, want both", len(s.rstmts), len(s.wstmts))
+			}
+			var mu sync.Mutex
+			var missed []string
+			s.unprepared = func(q string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !slices.Contains(missed, q) {
+					missed = append(missed, q)
+				}
+			}
+			login := func(subject, name string, fields map[string]string, groups ...string) provision.Result {
+				t.Helper()
+				f := map[string]string{provision.FieldUserName: name}
+				for k, v := range fields {
+					f[k] = v
+				}
+				res, err := s.Provision(ctx, provision.Login{Key: provision.Key{IdP: "https://idp.example.test", Kind: "nameid", Subject: subject},
+					Claims: provision.Claims{Fields: f, Groups: groups, HasGroups: true}, LinkBy: provision.LinkByUserName})
+				if err != nil {
+					t.Fatalf("login of %s: %v", subject, err)
+				}
+				return res
+			}
+			first := login("alice", "alice", map[string]string{provision.FieldEmail: "alice@example.com"}, "staff", "admins")
+			if first.Outcome != provision.Created {
+				t.Fatalf("first login: %s, want created", first.Outcome)
+			}
+			if res := login("alice", "alice", map[string]string{provision.FieldEmail: "alice@example.com"}, "staff", "admins"); res.Outcome != provision.Unchanged {
+				t.Errorf("repeat login: %s, want unchanged", res.Outcome)
+			}
+			if res := login("alice", "alice", map[string]string{provision.FieldEmail: "alice@example.org", provision.FieldGivenName: "Alice"}, "staff", "ops"); res.Outcome != provision.Updated {
+				t.Errorf("changed login: %s, want updated", res.Outcome)
+			}
+			if res := login("bob", "bob", map[string]string{provision.FieldExternalID: "e-bob"}); res.Outcome != provision.Created {
+				t.Errorf("first login with an external ID: %s, want created", res.Outcome)
+			}
+			scim, err := s.CreateUser(ctx, provision.User{UserName: "carol", Active: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			missed = nil // CreateUser is SCIM's, not a login
+			mu.Unlock()
+			if res := login("carol", "Carol", nil, "staff"); res.Outcome != provision.Linked || res.User.ID != scim.ID {
+				t.Errorf("linking login: %s to %s, want linked to %s", res.Outcome, res.User.ID, scim.ID)
+			}
+			if _, err := s.User(ctx, first.User.ID); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range missed {
+				t.Errorf("run without a prepared statement: %s", q)
+			}
+		})
+	}
+}

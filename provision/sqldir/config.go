@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -21,13 +22,20 @@ type Config struct {
 	// clears DSNFile; sqldir reads no file.
 	DSN     string `yaml:"dsn"`
 	DSNFile string `yaml:"dsn_file"`
-	// Pool settings for a server database.
+	// Pool settings for a server database. On SQLite, MaxOpenConns is the
+	// number of reading connections (the one writer comes on top) and
+	// they are kept open; the other two are not used.
 	MaxOpenConns    int           `yaml:"max_open_conns"`
 	MaxIdleConns    int           `yaml:"max_idle_conns"`
 	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime"`
 	// Timeout bounds each store operation, within the request's own
 	// deadline.
 	Timeout time.Duration `yaml:"timeout"`
+	// CacheBytes bounds the database pages SQLite keeps in memory, over
+	// all of the store's connections: each gets an equal share as its
+	// cache_size. Pages beyond it are read again from the file, which
+	// the operating system caches. SQLite only.
+	CacheBytes int64 `yaml:"cache_bytes"`
 	// Mapped writes into an application's existing tables instead of
 	// gatehouse's own (OpenMapped).
 	Mapped *MappedConfig `yaml:"mapped"`
@@ -41,10 +49,27 @@ const (
 	DefaultTimeout         = 5 * time.Second
 )
 
+// Defaults and bounds of SQLite's reading connections (the default is
+// this or the number of CPUs Go uses, whichever is more) and page cache.
+const (
+	DefaultSQLiteReaders = 4
+	DefaultCacheBytes    = 4 << 20
+	minCacheBytes        = 1 << 20
+	maxCacheBytes        = 4 << 30
+)
+
 // WithDefaults fills the unset settings.
 func (c Config) WithDefaults() Config {
 	if c.Dialect == "" {
 		c.Dialect = SQLite
+	}
+	if c.Dialect == SQLite {
+		if c.MaxOpenConns == 0 {
+			c.MaxOpenConns = max(DefaultSQLiteReaders, runtime.GOMAXPROCS(0))
+		}
+		if c.CacheBytes == 0 {
+			c.CacheBytes = DefaultCacheBytes
+		}
 	}
 	if c.MaxOpenConns == 0 {
 		c.MaxOpenConns = DefaultMaxOpenConns
@@ -117,12 +142,18 @@ func (c Config) Problems() []Problem {
 		if c.DSN != "" || c.DSNFile != "" {
 			bad("dsn", "SQLite takes path, not a DSN")
 		}
+		if c.CacheBytes != 0 && (c.CacheBytes < minCacheBytes || c.CacheBytes > maxCacheBytes) {
+			bad("cache_bytes", "must be between %d (1 MiB) and %d (4 GiB), got %d", minCacheBytes, int64(maxCacheBytes), c.CacheBytes)
+		}
 	} else {
 		if (c.DSN == "") == (c.DSNFile == "") {
 			bad("dsn", "set dsn (a ${ENV} reference) or dsn_file, not both")
 		}
 		if c.Path != "" {
 			bad("path", "only for SQLite; %s takes dsn or dsn_file", d.name)
+		}
+		if c.CacheBytes != 0 {
+			bad("cache_bytes", "only for SQLite; %s caches pages in its server", d.name)
 		}
 	}
 	for _, n := range []struct {

@@ -48,6 +48,10 @@ func TestConfigProblemsKeys(t *testing.T) {
 		{"Negative", sqldir.Config{Dialect: sqldir.Postgres, DSN: "x", MaxOpenConns: -1, ConnMaxLifetime: -time.Second, Timeout: -1},
 			[]string{"max_open_conns", "conn_max_lifetime", "timeout"}},
 		{"IdleAboveOpen", sqldir.Config{Dialect: sqldir.Postgres, DSN: "x", MaxOpenConns: 2, MaxIdleConns: 3}, []string{"max_idle_conns"}},
+		{"CacheBytesTooSmall", sqldir.Config{Path: "g.db", CacheBytes: 4096}, []string{"cache_bytes"}},
+		{"CacheBytesNegative", sqldir.Config{Path: "g.db", CacheBytes: -1}, []string{"cache_bytes"}},
+		{"CacheBytesOnServer", sqldir.Config{Dialect: sqldir.Postgres, DSN: "x", CacheBytes: 8 << 20}, []string{"cache_bytes"}},
+		{"NegativeReadersOnSQLite", sqldir.Config{Path: "g.db", MaxOpenConns: -1}, []string{"max_open_conns"}},
 		{"MappedNoUserName", sqldir.Config{Path: "g.db", Mapped: &sqldir.MappedConfig{
 			Users: sqldir.UserTable{Table: "app_users", Key: "id", Columns: map[string]string{provision.FieldEmail: "mail"}}}},
 			[]string{"mapped.users.columns.user_name"}},

@@ -60,10 +60,14 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 		if err := registerFold(); err != nil {
 			return nil, fmt.Errorf("sqldir: register %s: %w", foldFunc, err)
 		}
+		// Each connection, the writer and every reader, has an equal
+		// share of cache_bytes, in pages.
+		pages := max(cfg.CacheBytes/pageCost/int64(cfg.MaxOpenConns+1), 10)
 		dsn := func(txlock string) string {
 			q := url.Values{}
 			q.Add("_pragma", "busy_timeout(10000)")
 			q.Add("_pragma", "foreign_keys(1)")
+			q.Add("_pragma", fmt.Sprintf("cache_size(%d)", pages))
 			if o.noMigrate {
 				q.Set("mode", "ro") // never create the file or change its journal mode
 			} else {
@@ -84,8 +88,10 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 			w.Close()
 			return nil, fmt.Errorf("sqldir: open: %w", err)
 		}
-		r.SetMaxOpenConns(8)
-		r.SetMaxIdleConns(8)
+		// Readers stay open: a new one would parse the schema and prepare
+		// the statements again.
+		r.SetMaxOpenConns(cfg.MaxOpenConns)
+		r.SetMaxIdleConns(cfg.MaxOpenConns)
 		out.w, out.r, out.gate = w, r, newWriteGate()
 		return out, nil
 	}
@@ -110,6 +116,13 @@ func connect(ctx context.Context, cfg Config, opts []Option) (*db, error) {
 	out.w, out.r = pool, pool
 	return out, nil
 }
+
+// pageCost is what one page in SQLite's cache costs: its 4 KiB (SQLite's
+// default page size, which gatehouse keeps) and a header of SQLite's,
+// which modernc's allocator rounds up to its next size class, a power of
+// two. Measured: the memory outside Go's heap grows by twice the pages'
+// own size.
+const pageCost = 8 << 10
 
 // openServer opens a pool through the driver's connector. A DSN that does
 // not parse is reported without the driver's message, which may quote the

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"gatehouse/provision"
 	"gatehouse/test/pgtest"
@@ -86,5 +87,41 @@ func TestLoginsRunPreparedStatements(t *testing.T) {
 				t.Errorf("run without a prepared statement: %s", q)
 			}
 		})
+	}
+}
+
+// TestCacheBytesBoundEachConnection: cache_bytes is shared out among the
+// writer and every reader as their cache_size, in pages of pageCost.
+func TestCacheBytesBoundEachConnection(t *testing.T) {
+	ctx := context.Background()
+	const readers, bytes = 3, 4 << 20
+	d, err := connect(ctx, Config{Path: filepath.Join(t.TempDir(), "gatehouse.db"), MaxOpenConns: readers, CacheBytes: bytes}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := int64(bytes / pageCost / (readers + 1))
+	var got int64
+	err = d.write(ctx, func(q querier, _ time.Time) error { return q.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got) })
+	if err != nil || got != want {
+		t.Errorf("writer's cache_size = %d (%v), want %d", got, err, want)
+	}
+	if n := d.r.Stats().MaxOpenConnections; n != readers {
+		t.Errorf("readers = %d, want %d", n, readers)
+	}
+	// Every reader at once, so that each answers for itself.
+	conns := make([]interface{ Close() error }, 0, readers)
+	for range readers {
+		c, err := d.r.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got); err != nil || got != want {
+			t.Errorf("a reader's cache_size = %d (%v), want %d", got, err, want)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }

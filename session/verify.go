@@ -85,7 +85,7 @@ func (m *Manager) verifyResponse(in *idp, sh shape, requestIDs []string, unsolic
 	} else if !respSigned {
 		return nil, "validation", errors.New("neither the response nor its assertion is signed")
 	}
-	assertion, err := unmarshalAssertion(a)
+	assertion, err := assertionFromTree(a)
 	if err != nil {
 		return nil, "validation", err
 	}

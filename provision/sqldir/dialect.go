@@ -32,9 +32,16 @@ const (
 type dialect struct {
 	name string // SQLite, Postgres or SQLServer
 
-	mu    sync.Mutex
-	bound map[string]string // rebind cache: the set of queries is fixed
+	mu         sync.Mutex
+	bound      map[string]string // rebind cache, of the queries seen first
+	boundBytes int               // the text it holds, at most maxBoundBytes
 }
+
+// maxBoundBytes bounds the rebind cache. A login's statements are
+// prepared already rebound (stmts.go); what comes here is mostly SQL
+// generated from SCIM filters, which vary, and rebinding one again is a
+// scan of its text.
+const maxBoundBytes = 256 << 10
 
 func newDialect(name string) (*dialect, error) {
 	switch name {
@@ -78,8 +85,9 @@ func (d *dialect) rebind(q string) string {
 	}
 	out = sb.String()
 	d.mu.Lock()
-	if len(d.bound) < 4096 { // generated filters vary; keep the cache bounded
+	if _, ok := d.bound[q]; !ok && d.boundBytes+len(q)+len(out) <= maxBoundBytes {
 		d.bound[q] = out
+		d.boundBytes += len(q) + len(out)
 	}
 	d.mu.Unlock()
 	return out

@@ -2,8 +2,10 @@ package sqldir
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,5 +125,26 @@ func TestCacheBytesBoundEachConnection(t *testing.T) {
 	}
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// TestRebindCacheBounded: queries generated from SCIM filters vary
+// without end; the rebind cache keeps at most maxBoundBytes of them, and
+// a query beyond it is still rebound.
+func TestRebindCacheBounded(t *testing.T) {
+	d, err := newDialect(Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 1000)
+	for i := range 2 * maxBoundBytes / 1000 {
+		q := fmt.Sprintf("SELECT '%s' FROM t WHERE a = ? AND b = %d", pad, i)
+		want := fmt.Sprintf("SELECT '%s' FROM t WHERE a = $1 AND b = %d", pad, i)
+		if got := d.rebind(q); got != want {
+			t.Fatalf("rebind of query %d = %q, want %q", i, got, want)
+		}
+	}
+	if d.boundBytes > maxBoundBytes || d.boundBytes < maxBoundBytes/2 {
+		t.Errorf("rebind cache holds %d bytes, want at most %d and near it", d.boundBytes, maxBoundBytes)
 	}
 }

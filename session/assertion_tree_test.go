@@ -3,7 +3,9 @@ package session
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -598,4 +600,22 @@ func BenchmarkAssertionRead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// unmarshalAssertion is how gatehouse read a verified assertion before
+// assertionFromTree: the tree written out and parsed again by
+// encoding/xml into crewjam/saml's type. The tests hold the two readers
+// side by side.
+func unmarshalAssertion(el *etree.Element) (*saml.Assertion, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	var a saml.Assertion
+	if err := xml.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	return &a, nil
 }

@@ -2,7 +2,6 @@ package session
 
 import (
 	"crypto/x509"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"slices"
@@ -247,22 +246,6 @@ func (m *Manager) checkResponseHead(resp *etree.Element, in *idp, requestIDs []s
 		return errors.New("response status is not Success")
 	}
 	return nil
-}
-
-// unmarshalAssertion reads a verified assertion element into
-// crewjam/saml's type.
-func unmarshalAssertion(el *etree.Element) (*saml.Assertion, error) {
-	doc := etree.NewDocument()
-	doc.SetRoot(el)
-	b, err := doc.WriteToBytes()
-	if err != nil {
-		return nil, fmt.Errorf("assertion: %w", err)
-	}
-	var a saml.Assertion
-	if err := xml.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("assertion: %w", err)
-	}
-	return &a, nil
 }
 
 // checkAssertionHead applies crewjam/saml's assertion rules (recent

@@ -63,7 +63,6 @@ func TestPlainTokensRoundTrip(t *testing.T) {
 	}
 }
 
-
 // FuzzPlainTokens: no input makes plainToken pass a token the validator
 // refuses.
 func FuzzPlainTokens(f *testing.F) {

@@ -180,3 +180,25 @@ func TestCacheBytesValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestStripperPrefixIndex: the indexed prefix check strips exactly the
+// names a comparison with every prefix strips, short prefixes included.
+func TestStripperPrefixIndex(t *testing.T) {
+	h := Config{}.WithDefaults().Headers
+	h.Strip = []string{"X*", "ab*", "Custom-Thing-*"}
+	s := stripperFor(h, newHeaderSet(h).names())
+	names := []string{"", "x", "xa", "ab", "abc", "a", "shib", "shibuser", "xforwardedusername", "xauthrequestemail",
+		"sslclientcert", "xgatehousefoo", "customthingx", "customthin", "remoteuserx", "oidcclaimsub", "accept", "cookie"}
+	for _, p := range s.prefixes {
+		names = append(names, p, p+"x", p[:len(p)/2])
+	}
+	for _, n := range names {
+		want := false
+		for _, p := range s.prefixes {
+			want = want || strings.HasPrefix(n, p)
+		}
+		if got := s.hasPrefix(n); got != want {
+			t.Errorf("hasPrefix(%q) = %v, want %v", n, got, want)
+		}
+	}
+}

@@ -152,7 +152,16 @@ type stripper struct {
 	names    map[string]bool   // normalised
 	prefixes []string          // normalised
 	keep     map[string]string // normalised → the one spelling forwarded (lower case)
+	// byLead holds the prefixes of at least leadLen bytes by their first
+	// leadLen bytes, short those shorter: a name is compared with the
+	// few prefixes that can match it, not with every one.
+	byLead map[string][]string
+	short  []string
 }
+
+// leadLen is how many leading bytes of a normalised name index the
+// prefixes.
+const leadLen = 3
 
 // newStripper strips names and every header starting with one of
 // prefixes (empty prefixes are ignored), except those in keep.
@@ -168,6 +177,14 @@ func newStripper(names []string, prefixes []string, keep []string) stripper {
 	}
 	for _, n := range keep {
 		s.keep[NormalizeHeaderName(n)] = strings.ToLower(n)
+	}
+	s.byLead = map[string][]string{}
+	for _, p := range s.prefixes {
+		if len(p) < leadLen {
+			s.short = append(s.short, p)
+		} else {
+			s.byLead[p[:leadLen]] = append(s.byLead[p[:leadLen]], p)
+		}
 	}
 	return s
 }
@@ -216,7 +233,15 @@ func (s stripper) strip(h http.Header) {
 }
 
 func (s stripper) hasPrefix(n string) bool {
-	for _, p := range s.prefixes {
+	for _, p := range s.short {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	if len(n) < leadLen {
+		return false
+	}
+	for _, p := range s.byLead[n[:leadLen]] {
 		if strings.HasPrefix(n, p) {
 			return true
 		}

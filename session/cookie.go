@@ -229,9 +229,15 @@ func cookieValue(h http.Header, name string) (string, bool) {
 	if len(lines) == 0 || name == "" {
 		return "", false
 	}
-	n := 0
+	// Each cookie takes a byte at least: short lines need no count.
+	n, size := 0, 0
 	for _, line := range lines {
-		n += strings.Count(line, ";") + 1
+		size += len(line) + 1
+	}
+	if size > maxCookies {
+		for _, line := range lines {
+			n += strings.Count(line, ";") + 1
+		}
 	}
 	if n > maxCookies {
 		return "", false

@@ -45,9 +45,15 @@ func BenchmarkPeers(b *testing.B) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	sum := &peersSummary{load: strings.TrimSpace(string(load))}
 	env := newPeersEnv(b)
-	b.Run("logins", func(b *testing.B) { benchPeerLogins(b, env, sum) })
-	b.Run("proxied", func(b *testing.B) { benchPeerProxied(b, env, sum) })
-	b.Run("memory", func(b *testing.B) { benchPeerMemory(b, env, sum) })
+	for _, part := range []struct {
+		name string
+		run  func(*testing.B, *peersEnv, *peersSummary)
+	}{{"logins", benchPeerLogins}, {"proxied", benchPeerProxied}, {"memory", benchPeerMemory}} {
+		t0, ran := time.Now(), false
+		if b.Run(part.name, func(b *testing.B) { ran = true; part.run(b, env, sum) }) && ran {
+			sum.took = append(sum.took, fmt.Sprintf("%s %v", part.name, time.Since(t0).Round(time.Second)))
+		}
+	}
 	sum.print(os.Stdout)
 }
 
@@ -439,21 +445,29 @@ func procCPU(b *testing.B, pid int) time.Duration {
 // procRSS is pid's resident set in bytes.
 func procRSS(b *testing.B, pid int) int64 {
 	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := readRSS(pid)
 	if err != nil {
 		b.Fatal(err)
+	}
+	return v
+}
+
+// readRSS is VmRSS from /proc/PID/status, in bytes.
+func readRSS(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
 	}
 	for line := range strings.Lines(string(raw)) {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				break
+				return 0, fmt.Errorf("/proc/%d/status: %q", pid, line)
 			}
-			return kb << 10
+			return kb << 10, nil
 		}
 	}
-	b.Fatalf("/proc/%d/status: no VmRSS", pid)
-	return 0
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
 // loginRound is one timed round of n logins at one SP.
@@ -538,7 +552,16 @@ func benchPeerLogins(b *testing.B, e *peersEnv, sum *peersSummary) {
 		}
 	}
 
-	// Warm up (alice exists in gatehouse's store from here on).
+	// A session each issues opens their protected page.
+	for _, x := range sps {
+		c, err := e.login(x, alice)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.proxiedPage(b, x.base, c.Name+"="+c.Value)
+	}
+
+	// Warm up.
 	for _, x := range sps {
 		e.timedLogins(b, x, 100, func(int) person { return alice })
 	}
@@ -748,40 +771,36 @@ func wrkMedian(rs []wrkResult, p99 bool) float64 {
 // the largest.
 func maxRSSDuring(b *testing.B, pid int, f func()) int64 {
 	b.Helper()
-	done := make(chan struct{})
-	peak := make(chan int64)
-	var readErr atomic.Value
+	type peak struct {
+		rss int64
+		err error
+	}
+	done, result := make(chan struct{}), make(chan peak)
 	go func() {
-		var m int64
+		var p peak
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
-				peak <- m
+				result <- p
 				return
 			case <-tick.C:
-				raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				v, err := readRSS(pid)
 				if err != nil {
-					readErr.Store(err)
-					continue
+					p.err = err
 				}
-				for line := range strings.Lines(string(raw)) {
-					if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-						kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-						m = max(m, kb<<10)
-					}
-				}
+				p.rss = max(p.rss, v)
 			}
 		}
 	}()
 	f()
 	close(done)
-	m := <-peak
-	if err := readErr.Load(); err != nil {
-		b.Fatal(err)
+	p := <-result
+	if p.err != nil {
+		b.Fatal(p.err)
 	}
-	return max(m, procRSS(b, pid))
+	return max(p.rss, procRSS(b, pid))
 }
 
 // Memory: how many first logins, and how many of their sessions stay in
@@ -819,7 +838,8 @@ func benchPeerMemory(b *testing.B, e *peersEnv, sum *peersSummary) {
 	people := make([]person, memoryLogins)
 	var next atomic.Int64
 	var starters, signers, posters sync.WaitGroup
-	t0 := time.Now()
+	var done atomic.Int64
+	t0, cpu0 := time.Now(), procCPU(b, g.pid)
 	for range 4 {
 		starters.Go(func() {
 			for {
@@ -858,6 +878,10 @@ func benchPeerMemory(b *testing.B, e *peersEnv, sum *peersSummary) {
 					cookies[k] = c
 				}
 				logins[i] = started{} // the response is not needed any more
+				if n := done.Add(1); n%5000 == 0 {
+					v, _ := readRSS(g.pid)
+					b.Logf("%d first logins after %v, gatehouse at %.1f MiB", n, time.Since(t0).Round(time.Second), float64(v)/(1<<20))
+				}
 			}
 		})
 	}
@@ -869,7 +893,8 @@ func benchPeerMemory(b *testing.B, e *peersEnv, sum *peersSummary) {
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d first logins failed; the first: %v", n, memoryLogins, firstErr)
 	}
-	b.Logf("%d first logins in %v", memoryLogins, time.Since(t0).Round(time.Second))
+	b.Logf("%d first logins in %v, gatehouse CPU %.2f ms/login", memoryLogins, time.Since(t0).Round(time.Second),
+		float64(procCPU(b, g.pid)-cpu0)/float64(time.Millisecond)/memoryLogins)
 	// One proxied request with each session kept, so that whatever
 	// gatehouse holds per session is held.
 	_, bad, err := parallel(memorySessions, 8, func(i int) error {
@@ -906,6 +931,7 @@ func benchPeerMemory(b *testing.B, e *peersEnv, sum *peersSummary) {
 // peersSummary is what BenchmarkPeers's parts measured, for the table.
 type peersSummary struct {
 	load    string
+	took    []string // each part that ran, and how long it took
 	logins  []loginFigures
 	proxied []proxiedRow
 	memory  *memoryFigures
@@ -977,5 +1003,8 @@ func (s *peersSummary) print(w io.Writer) {
 		if m.heapInuse > 0 {
 			row("  of which Go heap in use", mib(m.heapInuse), "", "", "")
 		}
+	}
+	if len(s.took) > 0 {
+		fmt.Fprintf(w, "parts run: %s\n", strings.Join(s.took, ", "))
 	}
 }

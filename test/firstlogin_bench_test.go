@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,9 @@ import (
 // SQLite's one writer they stay near 1: the writer queue serialises, and
 // must not collapse; on PostgreSQL's pool they should rise), and the p99
 // and slowest login at 64 (a queue that is not first come first served
-// shows in the slowest).
+// shows in the slowest). It also reports the process's CPU time and heap
+// allocations per login at concurrency 1, which a busy machine disturbs
+// less than the rates.
 func BenchmarkFirstLogin(b *testing.B) {
 	for _, be := range benchStores {
 		b.Run(be.name, func(b *testing.B) {
@@ -76,15 +79,31 @@ func BenchmarkFirstLogin(b *testing.B) {
 				rate(16, 300*time.Millisecond) // warm up: groups exist, pool filled
 				got := map[int][]float64{}
 				var at64 []time.Duration
+				var cpu1 time.Duration
+				var allocs1 uint64
+				var n1 int
 				for range rounds {
 					for _, c := range levels {
+						var m0, m1 runtime.MemStats
+						if c == 1 {
+							runtime.ReadMemStats(&m0)
+							cpu1 -= cpuTime(b)
+						}
 						r, took := rate(c, cell)
+						if c == 1 {
+							cpu1 += cpuTime(b)
+							runtime.ReadMemStats(&m1)
+							allocs1 += m1.Mallocs - m0.Mallocs
+							n1 += len(took)
+						}
 						got[c] = append(got[c], r)
 						if c == 64 {
 							at64 = append(at64, took...)
 						}
 					}
 				}
+				b.ReportMetric(float64(cpu1.Microseconds())/float64(n1), "c1-cpu-µs/login")
+				b.ReportMetric(float64(allocs1)/float64(n1), "c1-allocs/login")
 				med := map[int]float64{}
 				for _, c := range levels {
 					med[c] = median(got[c])

@@ -113,8 +113,6 @@ type sp struct {
 	pid        int
 	mallocs    func() (float64, error)
 	heapInuse  func() (float64, error) // nil where the process does not tell
-	gatehouse  *replica                // for gatehouse only
-	peerStdout string                  // for the peers: their log file
 }
 
 // startGatehouse runs the gatehouse binary on SQLite in a fresh directory
@@ -131,7 +129,7 @@ func (e *peersEnv) startGatehouse(b *testing.B, name, cookieExtra string) *sp {
 		[]string{"GATEHOUSE_TEST_COOKIE_KEY=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}, port)
 	s := &sp{name: "gatehouse", base: r.base, host: r.host, acs: base + "/.gatehouse/saml/acs",
 		audience: base + "/.gatehouse/saml/metadata", statePfx: "gatehouse_login_", session: "gatehouse",
-		acsStatus: http.StatusSeeOther, pid: r.process.Pid, gatehouse: r}
+		acsStatus: http.StatusSeeOther, pid: r.process.Pid}
 	metric := func(name string) func() (float64, error) {
 		return func() (float64, error) { return e.scrape(r.admin+"/metrics", name) }
 	}
@@ -165,7 +163,7 @@ func (e *peersEnv) startSAMLSP(b *testing.B) *sp {
 		"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-url", base, "-idp-metadata", e.metadata)
 	s := &sp{name: "samlsp", base: base, host: fmt.Sprintf("127.0.0.1:%d", port), acs: base + "/saml/acs",
 		audience: base + "/saml/metadata", statePfx: "saml_", session: "token", acsStatus: http.StatusFound,
-		pid: p.pid, peerStdout: p.log}
+		pid: p.pid}
 	s.mallocs = func() (float64, error) {
 		resp, err := e.client.Get(base + "/debug/mallocs")
 		if err != nil {

@@ -288,3 +288,34 @@ func FuzzCookieValue(f *testing.F) {
 		checkCookieValue(t, lines)
 	})
 }
+
+// TestSessionCacheConcurrent: concurrent loads, refreshes and evictions
+// of cached cookies agree (run with -race).
+func TestSessionCacheConcurrent(t *testing.T) {
+	m, clock, base, value := cachingManager(t)
+	m.CacheSessions(64 << 10)
+	clock.advance(2 * time.Minute)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				v := value
+				if i%4 == 0 {
+					s := base
+					s.ID = fmt.Sprintf("s-%d-%d", g, i)
+					v = sealSession(t, m, s)
+				}
+				s, ok := m.Load(requestWith(m, v))
+				if !ok {
+					t.Error("session refused")
+					return
+				}
+				m.Touch(httptest.NewRecorder(), s)
+			}
+		})
+	}
+	wg.Wait()
+	if _, bytes := m.opened.usage(); bytes > 64<<10 {
+		t.Errorf("%d bytes cached, over the bound", bytes)
+	}
+}

@@ -413,7 +413,7 @@ func TestMemoryUnderProxiedLoad(t *testing.T) {
 	}
 	t.Logf("signed in, idle: %s", g.memory())
 	samples := g.sample(500 * time.Millisecond)
-	out, err := exec.Command(wrk, "-t2", "-c64", "-d"+d.String(), "-H", "Cookie: "+session.Name+"="+session.Value,
+	out, err := exec.Command(wrk, "-t2", "-c64", fmt.Sprintf("-d%ds", int(d.Seconds())), "-H", "Cookie: "+session.Name+"="+session.Value,
 		"-H", "Accept: application/json", "-H", "Host: "+g.r.host, g.base+"/page").CombinedOutput()
 	during := g.memory()
 	rss := samples()

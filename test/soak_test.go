@@ -31,10 +31,11 @@ import (
 //
 // Memory is flat when it stops growing once warmed up: the samples after
 // the warm-up (the first quarter of the run, at least 20s) are split in
-// two halves, and the test fails when the smallest sample of the second
-// half is above the largest of the first by more than the slack (4 MiB or
-// a tenth, whichever is more). A collector's saw-tooth keeps the second
-// half's low points under the first half's peaks; a leak lifts them all.
+// thirds, and the test fails when the smallest sample of the last third
+// is above the largest of the first by more than the slack (4 MiB or a
+// tenth, whichever is more). A collector's saw-tooth keeps the last
+// third's low points under the first third's peaks; a leak lifts them
+// all, by its rate times a third of the run (TestSoakFlatRule).
 // The replay cache grows for the lifetime of its entries (the login
 // timeout, the assertions' NotOnOrAfter): at the soak's login rate that
 // is well inside the slack. Run it with `make soak`
@@ -104,9 +105,11 @@ func TestSoak(t *testing.T) {
 		t.Errorf("%d requests failed; the first: %v", errs.Load(), firstErr.Load())
 	}
 	warm := max(d/4, 20*time.Second)
-	if err := flat(rss, int(warm/time.Second)); err != nil {
+	summary, err := flat(rss, int(warm/time.Second))
+	if err != nil {
 		t.Error(err)
 	}
+	t.Log(summary)
 	t.Logf("memory: %s", g.memory())
 }
 
@@ -363,21 +366,48 @@ func (g *measured) sample(every time.Duration) func() []int64 {
 
 // flat reports an error when the RSS samples (KiB, one a second) keep
 // growing after the first warm of them: see TestSoak.
-func flat(rss []int64, warm int) error {
+func flat(rss []int64, warm int) (string, error) {
 	if len(rss) < warm+10 {
-		return fmt.Errorf("only %d memory samples, %d of them warm-up: run longer", len(rss), warm)
+		return "", fmt.Errorf("only %d memory samples, %d of them warm-up: run longer", len(rss), warm)
 	}
 	after := rss[warm:]
-	first, second := after[:len(after)/2], after[len(after)/2:]
-	peak, low := slices.Max(first), slices.Min(second)
+	first, last := after[:len(after)/3], after[len(after)-len(after)/3:]
+	peak, low := slices.Max(first), slices.Min(last)
 	slack := max(4<<10, peak/10)
-	summary := fmt.Sprintf("RSS after %ds of warm-up: first half %.1f-%.1f MiB, second half %.1f-%.1f MiB (start %.1f MiB)",
-		warm, float64(slices.Min(first))/1024, float64(peak)/1024, float64(low)/1024, float64(slices.Max(second))/1024, float64(rss[0])/1024)
+	summary := fmt.Sprintf("RSS after %ds of warm-up: first third %.1f-%.1f MiB, last third %.1f-%.1f MiB (start %.1f MiB)",
+		warm, float64(slices.Min(first))/1024, float64(peak)/1024, float64(low)/1024, float64(slices.Max(last))/1024, float64(rss[0])/1024)
 	if low > peak+slack {
-		return fmt.Errorf("memory keeps growing: %s; the second half's lowest is above the first half's highest by more than %.1f MiB", summary, float64(slack)/1024)
+		return summary, fmt.Errorf("memory keeps growing: %s; the last third's lowest is above the first third's highest by more than %.1f MiB", summary, float64(slack)/1024)
 	}
-	fmt.Println(summary)
-	return nil
+	return summary, nil
+}
+
+// TestSoakFlatRule: the soak's rule passes a collector's saw-tooth and a
+// level that steps down, and fails a steady climb and a level that steps
+// up for good.
+func TestSoakFlatRule(t *testing.T) {
+	series := func(n int, f func(i int) int64) []int64 {
+		out := make([]int64, n)
+		for i := range out {
+			out[i] = f(i)
+		}
+		return out
+	}
+	const mib = 1024
+	for _, c := range []struct {
+		name string
+		rss  []int64
+		flat bool
+	}{
+		{"saw-tooth", series(60, func(i int) int64 { return 30*mib + int64(i%7)*mib }), true},
+		{"steps down", series(60, func(i int) int64 { return 40*mib - int64(min(i, 30))*mib/4 }), true},
+		{"climbs 0.5 MiB a second", series(60, func(i int) int64 { return 30*mib + int64(i)*mib/2 }), false},
+		{"steps up 8 MiB", series(60, func(i int) int64 { return 30*mib + int64(i/40)*8*mib }), false},
+	} {
+		if _, err := flat(c.rss, 15); (err == nil) != c.flat {
+			t.Errorf("%s: %v, want flat %v", c.name, err, c.flat)
+		}
+	}
 }
 
 // TestMemoryUnderProxiedLoad measures the resident memory of one

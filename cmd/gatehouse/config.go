@@ -96,6 +96,19 @@ type LogConfig struct {
 	// on or off; default on. Like the audit events (logger "audit"), it is
 	// written at info whatever Level says.
 	Access *bool `yaml:"access"`
+	// AccessFlushInterval buffers the access log's lines and writes them
+	// at least this often (and at shutdown), in one write of many lines;
+	// default 1s, 0 writes each line as it is made. Audit events and
+	// every other line are never buffered.
+	AccessFlushInterval *time.Duration `yaml:"access_flush_interval"`
+}
+
+// accessFlush is the access log's flush interval (0: unbuffered).
+func (c LogConfig) accessFlush() time.Duration {
+	if c.AccessFlushInterval == nil {
+		return time.Second
+	}
+	return *c.AccessFlushInterval
 }
 
 // accessLog reports whether the access log is on (the default).
@@ -325,6 +338,9 @@ func (f *File) validate() []error {
 	}
 	if _, err := zapcore.ParseLevel(f.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if d := f.Log.accessFlush(); d < 0 || d > time.Minute {
+		errs = append(errs, fmt.Errorf("log.access_flush_interval: between 0s and 1m, got %s", d))
 	}
 	if f.ShutdownDelay < 0 || f.ShutdownDelay > 5*time.Minute {
 		errs = append(errs, errors.New("shutdown_delay: between 0 and 5m"))

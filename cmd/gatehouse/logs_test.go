@@ -60,14 +60,69 @@ func TestLogStreamsIgnoreLevel(t *testing.T) {
 			logger.Named("audit").Debug("debug audit")
 			logger.Named("auditor").Info("a logger merely named alike")
 			logger.Named("scim").Error("failed")
+			logger.Sync() // the buffered access line
 			var got []string
 			for _, l := range buf.lines(t) {
 				got = append(got, l["logger"].(string)+":"+l["msg"].(string))
 			}
-			if want := "audit:login access:request scim:failed"; strings.Join(got, " ") != want {
+			// The access line comes last: it is buffered (TestAccessLogBuffered).
+			if want := "audit:login scim:failed access:request"; strings.Join(got, " ") != want {
 				t.Errorf("written %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestAccessLogBuffered: access lines are held and written together,
+// within log.access_flush_interval or at Sync (serve syncs as it stops);
+// audit events and every other line are written at once; an interval of
+// 0 writes each access line at once.
+func TestAccessLogBuffered(t *testing.T) {
+	d := 300 * time.Millisecond
+	var buf lockedBuffer
+	logger, err := newLogger(LogConfig{Format: "json", Level: "info", AccessFlushInterval: &d}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(name string) int {
+		n := 0
+		for _, l := range buf.lines(t) {
+			if l["logger"] == name {
+				n++
+			}
+		}
+		return n
+	}
+	for range 3 {
+		logger.Named("access").Info("request")
+	}
+	logger.Named("audit").Info("login")
+	logger.Info("chatter")
+	if a, au, all := count("access"), count("audit"), len(buf.lines(t)); a != 0 || au != 1 || all != 2 {
+		t.Fatalf("before the flush: %d access, %d audit, %d lines in all; want 0, 1, 2", a, au, all)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count("access") < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := count("access"); n != 3 {
+		t.Fatalf("%d access lines after the interval, want 3", n)
+	}
+	logger.Named("access").Info("request")
+	logger.Sync()
+	if n := count("access"); n != 4 {
+		t.Fatalf("%d access lines after Sync, want 4", n)
+	}
+
+	var now lockedBuffer
+	zero := time.Duration(0)
+	unbuffered, err := newLogger(LogConfig{Format: "json", Level: "info", AccessFlushInterval: &zero}, &now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbuffered.Named("access").Info("request")
+	if n := len(now.lines(t)); n != 1 {
+		t.Fatalf("access_flush_interval 0: %d lines written at once, want 1", n)
 	}
 }
 

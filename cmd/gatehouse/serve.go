@@ -48,11 +48,21 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 	}
 	out := zapcore.Lock(zapcore.AddSync(w))
 	core := safeCore{zapcore.NewCore(enc, out, level)}
-	if level <= zapcore.InfoLevel {
-		return zap.New(core), nil
+	streams := safeCore{zapcore.NewCore(enc, out, zapcore.InfoLevel)}
+	access := streams
+	if d := cfg.accessFlush(); d > 0 {
+		// One write of many lines instead of a write per request: the
+		// access log's write was most of its cost. A crash loses at most
+		// the last interval's lines; Sync (at shutdown) writes them.
+		buf := &zapcore.BufferedWriteSyncer{WS: out, Size: accessBufferBytes, FlushInterval: d}
+		access = safeCore{zapcore.NewCore(enc, buf, zapcore.InfoLevel)}
 	}
-	return zap.New(streamCore{Core: core, streams: safeCore{zapcore.NewCore(enc, out, zapcore.InfoLevel)}}), nil
+	return zap.New(streamCore{Core: core, streams: streams, access: access}), nil
 }
+
+// accessBufferBytes bounds the access lines held between flushes: a
+// full buffer is written at once.
+const accessBufferBytes = 256 << 10
 
 // auditClient is the client address a logout's audit event names: the
 // one the proxy derived through trusted_proxies.
@@ -75,26 +85,39 @@ const (
 )
 
 // streamCore sends the entries of the stream loggers (streamNames) to a
-// core at info level and every other entry to the configured one.
+// core at info level, the access log's to its own (buffered) one, and
+// every other entry to the configured one.
 type streamCore struct {
 	zapcore.Core              // at log.level
-	streams      zapcore.Core // at info
+	streams      zapcore.Core // audit, at info
+	access       zapcore.Core // access, at info
 }
 
-func (c streamCore) Enabled(l zapcore.Level) bool { return c.streams.Enabled(l) }
+func (c streamCore) Enabled(l zapcore.Level) bool { return c.Core.Enabled(l) || c.streams.Enabled(l) }
 
 func (c streamCore) With(fields []zapcore.Field) zapcore.Core {
-	return streamCore{Core: c.Core.With(fields), streams: c.streams.With(fields)}
+	return streamCore{Core: c.Core.With(fields), streams: c.streams.With(fields), access: c.access.With(fields)}
 }
 
 func (c streamCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if stream(e.LoggerName, accessLogger) {
+		return c.access.Check(e, ce)
+	}
 	for _, n := range streamNames {
-		if e.LoggerName == n || strings.HasPrefix(e.LoggerName, n+".") {
+		if stream(e.LoggerName, n) {
 			return c.streams.Check(e, ce)
 		}
 	}
 	return c.Core.Check(e, ce)
 }
+
+// Sync writes what the access log holds, then syncs the rest.
+func (c streamCore) Sync() error {
+	return errors.Join(c.access.Sync(), c.Core.Sync())
+}
+
+// stream reports whether a logger named name belongs to the stream n.
+func stream(name, n string) bool { return name == n || strings.HasPrefix(name, n+".") }
 
 func serveCommand(ctx context.Context, path string, stderr io.Writer) error {
 	f, report := readConfig(path, os.LookupEnv)
@@ -237,6 +260,7 @@ func handler(ctx context.Context, f *File, logger *zap.Logger, m *metrics, rdb *
 // serve runs gatehouse until ctx ends, then drains connections. If
 // listening is not nil it is called with the bound address.
 func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr string)) error {
+	defer logger.Sync() // the access lines still buffered
 	// Every listener is bound first: ACME starts solving challenges at
 	// once, on these addresses, and a bind error stops gatehouse before it
 	// opens anything.

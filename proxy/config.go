@@ -49,8 +49,8 @@ type Config struct {
 	KnownUsersBytes int64 `yaml:"known_users_bytes"`
 	// SessionCacheBytes bounds the memory of opened session cookies, kept
 	// so that a cookie value seen before is not decrypted again; default
-	// 4 MiB, some 2,500 sessions (an entry costs twice the cookie value,
-	// the session's strings and 512 bytes). Timeouts, revocation and the
+	// 4 MiB, some 1,600 sessions (an entry costs three times the cookie
+	// value, the session's strings and 1 KiB). Timeouts, revocation and the
 	// IdP are checked on every request all the same.
 	SessionCacheBytes int64 `yaml:"session_cache_bytes"`
 	// JITTimeout bounds the store work of one login; default 5s.

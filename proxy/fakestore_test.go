@@ -20,6 +20,9 @@ type fakeStore struct {
 	reads int
 	// noDeadline counts reads whose context had no deadline.
 	noDeadline int
+	// duringRead, when set, runs inside each User call before it
+	// answers (a write racing the read).
+	duringRead func(id string)
 }
 
 func newFakeStore(users ...provision.User) *fakeStore {
@@ -60,6 +63,9 @@ func (s *fakeStore) readCount() int {
 }
 
 func (s *fakeStore) User(ctx context.Context, id string) (provision.User, error) {
+	if s.duringRead != nil {
+		s.duringRead(id)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++

@@ -497,6 +497,32 @@ func TestGateIdentityCache(t *testing.T) {
 		}
 	})
 
+	t.Run("ForgetRacingAFailedReadServesNothingStale", func(t *testing.T) {
+		// The cached record is past its TTL; while the store is read
+		// again, SCIM deactivates the user and tells the cache, and the
+		// read then fails: the old record must be neither served nor put
+		// back (red team R2, finding 2).
+		g := newGate(t, withTTL, alice())
+		c := g.cookie("u-alice")
+		g.do("GET", "/", c, api)
+		g.clock.advance(ttl)
+		g.store.duringRead = func(id string) {
+			g.store.duringRead = nil
+			g.store.SetActive(context.Background(), id, false)
+			g.p.Forget(id)
+			g.store.fail(down)
+		}
+		if w := g.do("GET", "/", c, api); w.Code != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503", w.Code)
+		}
+		if w := g.do("GET", "/", c, api); w.Code != http.StatusServiceUnavailable {
+			t.Errorf("next request: status %d, want 503 (nothing stale cached)", w.Code)
+		}
+		if g.upstream.count() != 1 {
+			t.Errorf("upstream received %d requests, want only the first", g.upstream.count())
+		}
+	})
+
 	t.Run("OutageAfterDeactivationStaysRefused", func(t *testing.T) {
 		g := newGate(t, withTTL, alice())
 		c := g.cookie("u-alice")

@@ -316,13 +316,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every request of every signed-in user.
 func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) {
 	now := p.now()
+	// The generation is read before the entry: a Forget after this point
+	// keeps what is read below (or the entry) from being cached again.
+	gen := p.users.generation()
 	e := p.users.get(userID)
 	if e != nil && now.Sub(e.fetched) < p.cfg.UserCacheTTL {
 		return e, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.JITTimeout)
 	defer cancel()
-	gen := p.users.generation()
 	u, err := p.store.User(ctx, userID)
 	switch {
 	case err == nil:
@@ -337,10 +339,14 @@ func (p *Proxy) identity(ctx context.Context, userID string) (*identity, error) 
 		p.known.forgetUser(userID)
 		return nil, err
 	case e != nil:
-		p.log.Warn("user store unavailable; serving cached identity", zap.String("user_id", userID), zap.Error(err))
 		retry := &identity{userID: e.userID, active: e.active, user: e.user, headers: e.headers,
 			fetched: now.Add(-p.cfg.UserCacheTTL + 5*time.Second)}
-		p.users.put(retry)
+		if !p.users.putRead(retry, gen) {
+			// The record was forgotten (a SCIM change) during the read:
+			// the last good copy is no longer good.
+			return nil, fmt.Errorf("read user: %w", err)
+		}
+		p.log.Warn("user store unavailable; serving cached identity", zap.String("user_id", userID), zap.Error(err))
 		return retry, nil
 	default:
 		return nil, fmt.Errorf("read user: %w", err)

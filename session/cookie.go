@@ -305,21 +305,25 @@ type refreshedCookie struct {
 	line     []string // shared by every response: its capacity is its length
 }
 
-// openedOverhead estimates the bytes of an entry beyond its value and
-// the session's strings: the map slot, the entry, the strings' headers,
-// a refreshed cookie's record and header line (its value is counted as
-// another copy of the key's).
-const openedOverhead = 512 + 3*32
+// openedOverhead estimates the bytes of an entry beyond the copies of its
+// cookie value and the session's strings: the map slot, the entry, the
+// strings' headers, and a refreshed cookie's record, value and header
+// line.
+const openedOverhead = 1024
 
 // DefaultSessionCacheBytes bounds the cache of opened session cookies
-// unless configured: some 2,500 sessions of typical size (an entry costs
-// about 1.5 KiB: twice the cookie value, the session's strings and 512
-// bytes).
+// unless configured: some 1,600 sessions of typical size (an entry costs
+// about 2.5 KiB: three times the cookie value, the session's strings
+// and 1 KiB; TestSessionCacheEstimateCoversTheHeap holds the estimate
+// above what the heap holds).
 const DefaultSessionCacheBytes = 4 << 20
 
+// estimate is what the entry of value holds, refreshed cookie included:
+// the key, the refreshed value and its Set-Cookie line are each about
+// the cookie value's length.
 func (e *openedSession) estimate(value string) int64 {
 	s := e.s
-	n := 2*len(value) + len(s.ID) + len(s.UserID) + len(s.IdP) + len(s.NameID) + len(s.NameIDFormat) + len(s.SessionIndex) + len(s.AuthnContext) +
+	n := 3*len(value) + len(s.ID) + len(s.UserID) + len(s.IdP) + len(s.NameID) + len(s.NameIDFormat) + len(s.SessionIndex) + len(s.AuthnContext) +
 		len(s.ID) + 2*len(s.IdP) + len(s.SessionIndex) + len(s.NameID) // the revocation keys
 	return int64(n + openedOverhead)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -317,5 +318,49 @@ func TestSessionCacheConcurrent(t *testing.T) {
 	wg.Wait()
 	if _, bytes := m.opened.usage(); bytes > 64<<10 {
 		t.Errorf("%d bytes cached, over the bound", bytes)
+	}
+}
+
+// TestSessionCacheEstimateCoversTheHeap: what the cache's entries hold
+// on the heap (cookie values, sessions, refreshed cookies after Touch) is
+// no more than the bytes it counts against session_cache_bytes, for
+// short and long NameIDs (red team R2 found it 1.25 times over).
+func TestSessionCacheEstimateCoversTheHeap(t *testing.T) {
+	for _, nameLen := range []int{8, 60, 400} {
+		m, clock, _, _ := cachingManager(t)
+		m.CacheSessions(64 << 20)
+		nid := strings.Repeat("n", nameLen)
+		values := make([]string, 0, 3000)
+		for i := range 3000 {
+			now := clock.Now()
+			s := Session{ID: fmt.Sprintf("id%020d", i), UserID: fmt.Sprintf("01a251e4-6ef3-750c-9f62-%012d", i), IdP: "corp",
+				NameID: nid + fmt.Sprint(i), NameIDFormat: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+				SessionIndex: fmt.Sprintf("_idx%030d", i), AuthnContext: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+				Issued: now.Add(-5 * time.Minute), LastSeen: now.Add(-2 * time.Minute)}
+			values = append(values, sealSession(t, m, s))
+		}
+		var with, without runtime.MemStats
+		for _, v := range values {
+			s, ok := m.Load(requestWith(m, v))
+			if !ok {
+				t.Fatal("a sealed session did not load")
+			}
+			m.Touch(httptest.NewRecorder(), s) // each entry keeps a refreshed cookie
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&with)
+		n, estimated := m.opened.usage()
+		m.opened = nil
+		runtime.GC()
+		runtime.ReadMemStats(&without)
+		held := int64(with.HeapAlloc) - int64(without.HeapAlloc)
+		if n != len(values) {
+			t.Fatalf("%d entries cached, want %d", n, len(values))
+		}
+		if held > estimated {
+			t.Errorf("NameID of %d bytes: the entries hold %d bytes on the heap, over the %d counted (%.2fx)",
+				nameLen, held, estimated, float64(held)/float64(estimated))
+		}
+		runtime.KeepAlive(values)
 	}
 }

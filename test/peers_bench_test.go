@@ -74,7 +74,13 @@ func newPeersEnv(b *testing.B) *peersEnv {
 		b.Fatal("wrk is required: apt-get install wrk (make bench does this)")
 	}
 	dir := b.TempDir()
-	e := &peersEnv{gatehouse: buildGatehouse(b), idp: loadSigner(b, "idp")}
+	// GATEHOUSE_BIN names another build of gatehouse to measure (an older
+	// version, for a before-and-after table); by default this tree's.
+	bin := os.Getenv("GATEHOUSE_BIN")
+	if bin == "" {
+		bin = buildGatehouse(b)
+	}
+	e := &peersEnv{gatehouse: bin, idp: loadSigner(b, "idp")}
 	for _, p := range []struct {
 		bin *string
 		pkg string

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -30,7 +31,7 @@ type shape struct {
 // element, no DTD, entity or other directive), building nothing; then it
 // reads the tree in one pass (buildTree), which refuses XML that does not
 // survive a round trip and malformed XML; last it refuses anything at the
-// top level but the root element and the XML declaration.
+// top level but one root element, the XML declaration and white space.
 func readXML(b []byte, lim xmlLimits) (*etree.Document, error) {
 	if err := scanXML(b, lim); err != nil {
 		return nil, err
@@ -42,13 +43,26 @@ func readXML(b []byte, lim xmlLimits) (*etree.Document, error) {
 	if d.Root() == nil {
 		return nil, errors.New("malformed XML: no root element")
 	}
-	for _, tok := range d.Child {
+	roots := 0
+	for i, tok := range d.Child {
 		switch tok := tok.(type) {
 		case *etree.Comment, *etree.Directive:
 			return nil, errors.New("comments and directives are not accepted")
 		case *etree.ProcInst:
 			if tok.Target != "xml" {
 				return nil, errors.New("processing instructions are not accepted")
+			}
+		case *etree.Element:
+			if roots++; roots > 1 {
+				return nil, errors.New("malformed XML: more than one root element")
+			}
+		case *etree.CharData:
+			text := tok.Data
+			if i == 0 {
+				text = strings.TrimPrefix(text, "\ufeff") // a byte order mark
+			}
+			if strings.Trim(text, " \t\r\n") != "" {
+				return nil, errors.New("malformed XML: text outside the root element")
 			}
 		}
 	}

@@ -17,11 +17,12 @@ import (
 // element through goxmldsig's namespace helpers, whose budget of 1,000
 // elements a legitimate assertion of a user in many groups exceeds, and
 // then dereferences the nil element the failed detach returned (a panic).
-// goxmldsig's ValidationContext.Validate has no such budget on the signed
-// content, so gatehouse detaches the element itself and hands it to
-// Validate; crewjam/saml's types are still used to read the verified
-// assertion. The size of what reaches this point is bounded by
-// responseLimits.
+// gatehouse detaches the element itself and hands it to goxmldsig's
+// ValidationContext.Validate, whose search for the signature walks the
+// tree with the same budget but stops at the signature, which
+// signatureInPlace holds to the first elements; the verified assertion is
+// read from the tree Validate returns (assertionFromTree). The size of
+// what reaches this point is bounded by responseLimits.
 
 const nsDSig = "http://www.w3.org/2000/09/xmldsig#"
 
@@ -133,6 +134,9 @@ func (m *Manager) verifySignatureAt(el *etree.Element, certs []*x509.Certificate
 	if len(sigs) != 1 {
 		return nil, fmt.Errorf("%s carries %d signatures, want 1", el.Tag, len(sigs))
 	}
+	if !signatureInPlace(el, sigs[0]) {
+		return nil, fmt.Errorf("the signature of %s is not where the SAML schema puts it (first, or right after the Issuer)", el.Tag)
+	}
 	validate := func(roots []*x509.Certificate) (*etree.Element, error) {
 		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: roots})
 		vc.IdAttribute = "ID"
@@ -158,6 +162,23 @@ func (m *Manager) verifySignatureAt(el *etree.Element, certs []*x509.Certificate
 		}
 	}
 	return nil, err
+}
+
+// signatureInPlace reports whether sig is el's first child element, or
+// its second after a SAML Issuer: where the SAML schemas put the
+// signature of an assertion, a protocol message or metadata. goxmldsig
+// looks for the signature by walking el's tree in document order, copying
+// the namespaces in scope at each element; holding it to its place keeps
+// that walk to the first few elements, whatever follows.
+func signatureInPlace(el, sig *etree.Element) bool {
+	kids := el.ChildElements()
+	switch {
+	case len(kids) > 0 && kids[0] == sig:
+		return true
+	case len(kids) > 1 && kids[1] == sig:
+		return kids[0].Tag == "Issuer" && kids[0].NamespaceURI() == nsAssertion
+	}
+	return false
 }
 
 // detach copies el out of its document with every namespace declaration

@@ -15,6 +15,11 @@ type xmlLimits struct {
 	maxElements int
 	maxDepth    int
 	maxAttrs    int // attributes (namespace declarations included) on one element
+	// maxInScope bounds the namespace declarations in scope at any
+	// element: its own and its ancestors'. goxmldsig copies the prefixes
+	// in scope at every element it walks, so this is what makes its work
+	// on a small document small.
+	maxInScope int
 	// maxOther, when set, bounds the elements that are not attribute
 	// values (AttributeValue in Attribute in AttributeStatement): the
 	// only element a real message holds by the thousand.
@@ -38,7 +43,9 @@ type xmlLimits struct {
 //     Attribute, AttributeValue, with structured values a few more;
 //     EncryptedAssertion, EncryptedData, KeyInfo, EncryptedKey,
 //     CipherData, CipherValue), and an element carries a dozen
-//     attributes and namespace declarations at most.
+//     attributes and namespace declarations at most. Fewer than 20
+//     declarations are in scope anywhere, even from IdPs that declare
+//     the default namespace again on every element.
 //   - a LogoutRequest or LogoutResponse is 1-6 KB (the larger ones signed
 //     in the XML, with the certificate) and about 20 elements.
 //   - metadata: a federation aggregate (eduGAIN, InCommon) runs to tens of
@@ -54,10 +61,10 @@ type xmlLimits struct {
 // small body of many empty elements is refused by this scan.
 var (
 	responseLimits = xmlLimits{name: "SAML response", maxBytes: 2 << 20, maxElements: 12_000, maxDepth: 32, maxAttrs: 32,
-		maxOther: 1_000, maxOdd: 64}
-	sloLimits      = xmlLimits{name: "logout message", maxBytes: 32 << 10, maxElements: 200, maxDepth: 16, maxAttrs: 32, maxOdd: 16}
+		maxInScope: 40, maxOther: 1_000, maxOdd: 64}
+	sloLimits      = xmlLimits{name: "logout message", maxBytes: 32 << 10, maxElements: 200, maxDepth: 16, maxAttrs: 32, maxInScope: 40, maxOdd: 16}
 	metadataLimits = xmlLimits{name: "metadata", maxBytes: maxMetadataBytes, maxElements: 4_000_000, maxDepth: 64, maxAttrs: 64,
-		maxOdd: 100_000, comments: true}
+		maxInScope: 128, maxOdd: 100_000, comments: true}
 )
 
 // errXMLLimit is wrapped by every refusal of scanXML for a limit, so the
@@ -92,8 +99,9 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 	if rest := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n"); len(rest) > 0 && rest[0] != '<' || len(rest) == 0 && !head {
 		return errNotXML
 	}
-	elements, depth, other := 0, 0, 0
+	elements, depth, other, inScope := 0, 0, 0, 0
 	var stack [][]byte // local names of the open elements, when maxOther is set
+	var decls []int    // the namespace declarations of each open element
 	node := func() error {
 		if elements++; elements > lim.maxElements {
 			return fmt.Errorf("%s holds more than %d elements: %w", lim.name, lim.maxElements, errXMLLimit)
@@ -146,6 +154,10 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 			if len(stack) > 0 {
 				stack = stack[:len(stack)-1]
 			}
+			if n := len(decls); n > 0 {
+				inScope -= decls[n-1]
+				decls = decls[:n-1]
+			}
 			i, err = skipPast(b, i, ">")
 		default:
 			if err := node(); err != nil {
@@ -164,9 +176,15 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 				stack = append(stack, local)
 			}
 			var selfClosing bool
-			i, selfClosing, err = scanStartTag(b, i, lim)
+			var ns int
+			i, selfClosing, ns, err = scanStartTag(b, i, lim)
+			if err == nil && inScope+ns > lim.maxInScope {
+				err = fmt.Errorf("%s has more than %d namespace declarations in scope at one element: %w", lim.name, lim.maxInScope, errXMLLimit)
+			}
 			if !selfClosing {
 				depth++
+				decls = append(decls, ns)
+				inScope += ns
 			} else if len(stack) > 0 {
 				stack = stack[:len(stack)-1]
 			}
@@ -222,8 +240,9 @@ func skipPast(b []byte, i int, end string) (int, error) {
 
 // scanStartTag reads a start tag from just after its '<' to just after
 // its '>', counting attributes (each '=' outside a quoted value) and
-// honouring quotes, in which '>' may appear.
-func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, err error) {
+// namespace declarations among them, and honouring quotes, in which '>'
+// may appear.
+func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, decls int, err error) {
 	attrs := 0
 	var quote byte
 	for ; i < len(b); i++ {
@@ -237,11 +256,34 @@ func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, e
 			quote = c
 		case c == '=':
 			if attrs++; attrs > lim.maxAttrs {
-				return 0, false, fmt.Errorf("%s has an element with more than %d attributes: %w", lim.name, lim.maxAttrs, errXMLLimit)
+				return 0, false, 0, fmt.Errorf("%s has an element with more than %d attributes: %w", lim.name, lim.maxAttrs, errXMLLimit)
+			}
+			if nsDeclName(attrNameBefore(b, i)) {
+				decls++
 			}
 		case c == '>':
-			return i + 1, b[i-1] == '/', nil
+			return i + 1, b[i-1] == '/', decls, nil
 		}
 	}
-	return 0, false, errTruncated
+	return 0, false, 0, errTruncated
+}
+
+// attrNameBefore is the name an '=' at b[eq] follows (white space allowed
+// between them, as XML does).
+func attrNameBefore(b []byte, eq int) []byte {
+	end := eq
+	for end > 0 && isXMLSpace(b[end-1]) {
+		end--
+	}
+	start := end
+	for start > 0 && !isXMLSpace(b[start-1]) && b[start-1] != '<' && b[start-1] != '"' && b[start-1] != '\'' {
+		start--
+	}
+	return b[start:end]
+}
+
+// nsDeclName reports whether an attribute name declares a namespace:
+// xmlns, or xmlns:prefix.
+func nsDeclName(name []byte) bool {
+	return bytes.HasPrefix(name, []byte("xmlns")) && (len(name) == 5 || name[5] == ':')
 }

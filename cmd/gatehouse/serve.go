@@ -402,12 +402,6 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	close(serving)
-	// Started and serving: the code only startup ran leaves the resident
-	// set now, and once more after the first minute's work (metadata
-	// refreshes, the first logins).
-	releaseColdCode()
-	coldCode := time.AfterFunc(time.Minute, func() { releaseColdCode() })
-	defer coldCode.Stop()
 	for done := false; !done; {
 		select {
 		case err := <-errc:

@@ -1,6 +1,0 @@
-//go:build !linux
-
-package main
-
-// releaseColdCode does nothing outside Linux.
-func releaseColdCode() int64 { return 0 }

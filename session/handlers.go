@@ -2,6 +2,7 @@ package session
 
 import (
 	"cmp"
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -269,6 +270,22 @@ func (m *Manager) acs(w http.ResponseWriter, r *http.Request, login LoginFunc) e
 	return nil
 }
 
+// stateClaimer is a ReplayCache that keeps used login states apart from
+// assertion IDs (MemoryReplay.ClaimState).
+type stateClaimer interface {
+	ClaimState(ctx context.Context, token string, until time.Time) (bool, error)
+}
+
+// claimState records that the login state token served a response, in
+// the part of the replay cache that anyone's garbage may fill without
+// turning real logins away, where the cache has one.
+func (m *Manager) claimState(ctx context.Context, token string, until time.Time) (bool, error) {
+	if c, ok := m.replay.(stateClaimer); ok {
+		return c.ClaimState(ctx, token, until)
+	}
+	return m.replay.Claim(ctx, "login\x00"+token, until)
+}
+
 // consume validates the posted response. Failures carry the reason for
 // logs and metrics; the browser sees only the page.
 //
@@ -311,7 +328,7 @@ func (m *Manager) consume(w http.ResponseWriter, r *http.Request, idpName *strin
 		// browser that ignores the cookie's deletion cannot post again
 		// with it, so each response parsed costs a login start (which the
 		// rate limit counts).
-		fresh, err := m.replay.Claim(r.Context(), "login\x00"+st.Token, st.Expires)
+		fresh, err := m.claimState(r.Context(), st.Token, st.Expires)
 		if err != nil {
 			return Identity{}, "", &Failure{Page: Unavailable, Reason: "replay_cache", Err: err}
 		}
@@ -494,6 +511,12 @@ func (m *Manager) checkAssertion(a *saml.Assertion, unsolicited bool, now time.T
 	}
 	if !confirmed {
 		return time.Time{}, errors.New("no bearer subject confirmation")
+	}
+	// The assertion is refused once its IssueInstant is MaxIssueDelay old
+	// (checkAssertionHead), whatever its NotOnOrAfter (often an hour): its
+	// ID need not be remembered longer.
+	if last := a.IssueInstant.Add(saml.MaxIssueDelay); last.Before(until) {
+		until = last
 	}
 	return until.Add(skew), nil
 }

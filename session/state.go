@@ -62,9 +62,10 @@ type ReplayCache interface {
 var ErrReplayCacheFull = errors.New("replay cache full: too many logins within the lifetime of their assertions and login states (state.replay_cache_max_bytes)")
 
 // DefaultReplayCacheBytes bounds the in-memory replay cache unless
-// configured: about 150,000 entries. A login takes two (its login state,
-// held up to login_timeout, 10 minutes by default, and its assertion), so
-// that is a sustained 120 logins a second.
+// configured: about 150,000 entries. An assertion's is held until the
+// assertion can no longer be accepted (two minutes: MaxIssueDelay and the
+// clock skew), so that is over 1,000 logins a second sustained; used
+// login states (held up to login_timeout) take at most half and give way.
 const DefaultReplayCacheBytes = 16 << 20
 
 // ReplayEntryBytes is what one entry of MemoryReplay costs, counted
@@ -92,15 +93,85 @@ type replayEntry struct {
 // forget unexpired ones. Expired IDs leave as the clock passes their
 // expiry (an expiry queue, no sweep of the whole cache), and the map is
 // rebuilt smaller once a burst has drained.
+//
+// Used login states (ClaimState) are held apart, in at most half the
+// bound, and may be forgotten to make room: anyone can get login states
+// and post garbage with them, and that must never fill the cache and turn
+// real logins away. Forgetting a used state lets one more response be
+// posted with it, which the rate limit and the assertion's own entry
+// still bound; an assertion's entry is never forgotten early.
 type MemoryReplay struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	max      int                 // entries the byte bound allows
 	seen     map[replayKey]int64 // expiry, Unix seconds
 	queue    replayQueue         // the same entries, soonest expiry first
+	states   replaySet           // used login states
 	peak     int                 // the most entries since the map was last built
 	refused  atomic.Int64        // claims refused because the cache was full
 	occupied atomic.Int64        // entries held, for Stats without the lock
+}
+
+// replaySet is a map of keys to expiries with its expiry queue.
+type replaySet struct {
+	m     map[replayKey]int64
+	queue replayQueue
+}
+
+// expire drops the entries whose expiry second is before now's.
+func (r *replaySet) expire(now int64) {
+	for len(r.queue) > 0 && r.queue[0].expires < now {
+		r.pop()
+	}
+}
+
+// pop drops the entry that expires first.
+func (r *replaySet) pop() {
+	e := heap.Pop(&r.queue).(replayEntry)
+	if r.m[e.key] == e.expires {
+		delete(r.m, e.key)
+	}
+}
+
+// ClaimState is Claim for a used login state: held apart from assertion
+// IDs, in at most half the cache, the soonest to expire forgotten when
+// that half (or the whole cache) is full. It never refuses for room
+// unless assertion IDs fill the whole cache.
+func (m *MemoryReplay) ClaimState(_ context.Context, token string, until time.Time) (bool, error) {
+	key, exp := replayKeyOf("login\x00"+token, until)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now().Unix()
+	m.expire(now)
+	if m.states.m == nil {
+		m.states.m = map[replayKey]int64{}
+	}
+	if _, ok := m.states.m[key]; ok {
+		return false, nil
+	}
+	for len(m.states.m) > 0 && (len(m.states.m) >= max(1, m.max/2) || len(m.seen)+len(m.states.m) >= m.max) {
+		m.states.pop()
+	}
+	if len(m.seen)+len(m.states.m) >= m.max {
+		m.refused.Add(1)
+		return false, ErrReplayCacheFull
+	}
+	exp = max(exp, now)
+	m.states.m[key] = exp
+	heap.Push(&m.states.queue, replayEntry{key, exp})
+	m.occupied.Store(int64(len(m.seen) + len(m.states.m)))
+	return true, nil
+}
+
+// replayKeyOf is id's key and until as the cache holds it: rounded up
+// to the end of its second, never shorter than asked.
+func replayKeyOf(id string, until time.Time) (replayKey, int64) {
+	sum := sha256.Sum256([]byte(id))
+	exp := until.Unix()
+	if until.Nanosecond() > 0 {
+		exp++
+	}
+	return replayKey(sum[:16]), exp
 }
 
 // NewMemoryReplay returns an empty replay cache of at most maxBytes
@@ -119,13 +190,7 @@ func NewMemoryReplay(now func() time.Time, maxBytes int64) *MemoryReplay {
 // held and unexpired (a replay), whether or not the cache is full. A new
 // ID when the cache is full is ErrReplayCacheFull.
 func (m *MemoryReplay) Claim(_ context.Context, id string, until time.Time) (bool, error) {
-	sum := sha256.Sum256([]byte(id))
-	key := replayKey(sum[:16])
-	// Held until the end of until's second: never shorter than asked.
-	exp := until.Unix()
-	if until.Nanosecond() > 0 {
-		exp++
-	}
+	key, exp := replayKeyOf(id, until)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now().Unix()
@@ -133,7 +198,11 @@ func (m *MemoryReplay) Claim(_ context.Context, id string, until time.Time) (boo
 	if _, ok := m.seen[key]; ok {
 		return false, nil // expire left only entries whose second has not passed
 	}
-	if len(m.seen) >= m.max {
+	// Used login states make room for an assertion: they may be forgotten.
+	for len(m.states.m) > 0 && len(m.seen)+len(m.states.m) >= m.max {
+		m.states.pop()
+	}
+	if len(m.seen)+len(m.states.m) >= m.max {
 		m.refused.Add(1)
 		return false, ErrReplayCacheFull
 	}
@@ -141,7 +210,7 @@ func (m *MemoryReplay) Claim(_ context.Context, id string, until time.Time) (boo
 	m.seen[key] = exp
 	heap.Push(&m.queue, replayEntry{key, exp})
 	m.peak = max(m.peak, len(m.seen))
-	m.occupied.Store(int64(len(m.seen)))
+	m.occupied.Store(int64(len(m.seen) + len(m.states.m)))
 	return true, nil
 }
 
@@ -162,7 +231,11 @@ func (m *MemoryReplay) expire(now int64) {
 		m.queue = slices.Clone(m.queue)
 		m.peak = len(m.seen)
 	}
-	m.occupied.Store(int64(len(m.seen)))
+	m.states.expire(now)
+	if len(m.states.m) == 0 && cap(m.states.queue) >= 1024 {
+		m.states = replaySet{} // Go's maps do not shrink
+	}
+	m.occupied.Store(int64(len(m.seen) + len(m.states.m)))
 }
 
 // ReplayStats describes a MemoryReplay, for metrics.

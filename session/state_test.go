@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crewjam/saml"
 )
 
 // replayClock is a settable clock for the replay cache tests.
@@ -164,5 +167,73 @@ func TestMemoryReplayEntryCost(t *testing.T) {
 			t.Errorf("%d entries: %.1f bytes each, above ReplayEntryBytes (%d)", n, per, ReplayEntryBytes)
 		}
 		runtime.KeepAlive(m)
+	}
+}
+
+// TestGarbageStatesNeverFillTheCache: anyone can get login states and
+// post garbage with each, which claims the state before the body is
+// read. Those claims take at most half the cache and give way to each
+// other and to assertions, so a flood of them never turns a real login
+// away (red team R1, finding 2: 9,367 garbage posts filled a 1 MiB cache
+// and the next real login got 503). A state is still refused a second
+// time while it is held, and assertion IDs are never forgotten early.
+func TestGarbageStatesNeverFillTheCache(t *testing.T) {
+	ctx := context.Background()
+	clock := newReplayClock()
+	m := NewMemoryReplay(clock.Now, 100*ReplayEntryBytes)
+	until := clock.Now().Add(10 * time.Minute)
+	for i := range 1000 {
+		if ok, err := m.ClaimState(ctx, fmt.Sprintf("garbage-%d", i), until); !ok || err != nil {
+			t.Fatalf("state %d: %v %v", i, ok, err)
+		}
+		if st := m.Stats(); st.Entries > 50 {
+			t.Fatalf("after %d states the cache holds %d entries, over half its 100", i+1, st.Entries)
+		}
+	}
+	if ok, err := m.ClaimState(ctx, "garbage-999", until); ok || err != nil {
+		t.Fatalf("a held state claimed again: %v %v", ok, err)
+	}
+	// Assertions take the whole cache, pushing states out.
+	fill(t, m, "assertion", 100, until)
+	if ok, err := m.Claim(ctx, "assertion-7", until); ok || err != nil {
+		t.Fatalf("an assertion claimed again: %v %v", ok, err)
+	}
+	if ok, err := m.Claim(ctx, "one-more", until); ok || !errors.Is(err, ErrReplayCacheFull) {
+		t.Fatalf("a new assertion with 100 held: %v %v", ok, err)
+	}
+	if ok, err := m.ClaimState(ctx, "state-when-full", until); ok || !errors.Is(err, ErrReplayCacheFull) {
+		t.Fatalf("a state when assertions fill the cache: %v %v", ok, err)
+	}
+	clock.Advance(11 * time.Minute)
+	if ok, err := m.ClaimState(ctx, "state-after", until.Add(10*time.Minute)); !ok || err != nil {
+		t.Fatalf("a state once the assertions expired: %v %v", ok, err)
+	}
+}
+
+// TestAssertionRememberedOnlyWhileAcceptable: an assertion's ID is kept
+// until its IssueInstant is MaxIssueDelay old (plus the clock skew),
+// after which it is refused anyway, not until a NotOnOrAfter an hour
+// away.
+func TestAssertionRememberedOnlyWhileAcceptable(t *testing.T) {
+	now := time.Date(2027, 1, 1, 10, 0, 0, 0, time.UTC)
+	m := &Manager{cfg: Config{ClockSkew: 30 * time.Second, EntityID: "https://sp.example.test"}}
+	acs, _ := url.Parse("https://sp.example.test/acs")
+	m.acsURL = *acs
+	a := &saml.Assertion{ID: "_a", IssueInstant: now,
+		Subject: &saml.Subject{NameID: &saml.NameID{Value: "u"}, SubjectConfirmations: []saml.SubjectConfirmation{{Method: bearer,
+			SubjectConfirmationData: &saml.SubjectConfirmationData{Recipient: m.acsURL.String(), NotOnOrAfter: now.Add(time.Hour)}}}},
+		Conditions: &saml.Conditions{NotBefore: now, NotOnOrAfter: now.Add(time.Hour),
+			AudienceRestrictions: []saml.AudienceRestriction{{Audience: saml.Audience{Value: "https://sp.example.test"}}}}}
+	until, err := m.checkAssertion(a, false, now.Add(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(saml.MaxIssueDelay + 30*time.Second); !until.Equal(want) {
+		t.Fatalf("remembered until %s, want %s", until, want)
+	}
+	a.Conditions.NotOnOrAfter = now.Add(time.Minute)
+	a.Subject.SubjectConfirmations[0].SubjectConfirmationData.NotOnOrAfter = now.Add(time.Minute)
+	if until, _ := m.checkAssertion(a, false, now.Add(10*time.Second)); !until.Equal(now.Add(time.Minute + 30*time.Second)) {
+		t.Fatalf("an assertion valid for a minute remembered until %s", until)
 	}
 }

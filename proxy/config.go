@@ -39,13 +39,16 @@ type Config struct {
 	// it is read again from the store; default 1m.
 	UserCacheTTL time.Duration `yaml:"user_cache_ttl"`
 	// UserCacheBytes bounds the memory of the identity cache (user
-	// records and their identity headers, kept for UserCacheTTL); default
-	// 4 MiB, some 2,500 users (an identity costs about twice its record's
-	// strings and 1 KiB). When it is full, random entries make room.
+	// records, their identity headers and signed identity tokens, kept
+	// for UserCacheTTL); default 4 MiB, some 2,000 users without groups or
+	// 1,000 in 20 groups (an identity costs 1.1 to 4 KiB, a signed token
+	// up to 1.5 KiB more; see DefaultUserCacheBytes). When it is full,
+	// random entries make room.
 	UserCacheBytes int64 `yaml:"user_cache_bytes"`
 	// KnownUsersBytes bounds the last known good records kept for
-	// continue_on_store_error; default 2 MiB (a record costs its strings,
-	// its login key twice and 512 bytes). When it is full, the oldest go.
+	// continue_on_store_error; default 2 MiB, some 1,400 users without
+	// groups or 700 in 20 groups (a record costs 1 to 3.3 KiB). When it is
+	// full, the oldest go.
 	KnownUsersBytes int64 `yaml:"known_users_bytes"`
 	// SessionCacheBytes bounds the memory of opened session cookies, kept
 	// so that a cookie value seen before is not decrypted again; default

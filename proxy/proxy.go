@@ -160,6 +160,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 			return nil, err
 		}
 		stripped = append(stripped, p.signer.header)
+		p.users.tokenBase = signedTokenBytes(p.signer)
 	}
 	// The request ID is gatehouse's to set, like the identity headers.
 	stripped = append(stripped, RequestIDHeader)

@@ -145,6 +145,9 @@ type userCache struct {
 	m     map[string]*identity
 	max   int64
 	bytes int64
+	// tokenBase is signedTokenBytes: what each identity's token costs
+	// beyond its user's strings, 0 when the proxy signs none.
+	tokenBase int64
 	// gen counts drops. A record read from the store while a drop
 	// happened may predate the change that caused it (a SCIM
 	// deactivation racing a login): putRead does not keep it.
@@ -155,44 +158,109 @@ type userCache struct {
 }
 
 // DefaultUserCacheBytes bounds the identity cache unless configured:
-// some 2,500 users of typical size (an identity costs about 1.5 KiB:
-// twice its record's strings and 1 KiB).
+// some 2,000 users without groups, 1,000 in 20 groups (an identity is
+// counted at 1.1 to 2.4 KiB without groups, 3 to 4 KiB in 20 groups, by
+// the length of its names and attributes; a signed identity token adds
+// 0.7 to 1.5 KiB; see identityBytes).
 const DefaultUserCacheBytes = 4 << 20
 
 // DefaultKnownUsersBytes bounds the last known good records
-// (continue_on_store_error) unless configured: some 2,500 users (a
-// record costs its strings, its login key and 512 bytes).
+// (continue_on_store_error) unless configured: some 1,400 users without
+// groups, 700 in 20 groups (a record is counted at 1 to 2.1 KiB without
+// groups, 2.1 to 3.3 KiB in 20 groups; see knownBytes).
 const DefaultKnownUsersBytes = 2 << 20
 
 func newUserCache(maxBytes int64, log *zap.Logger) *userCache {
 	return &userCache{m: make(map[string]*identity), max: maxBytes, log: log}
 }
 
-// userBytes estimates the memory of u's strings, slices and map.
+// stringBytes estimates the heap of a string: its bytes and the
+// allocator's rounding (up to the next size class, at most an eighth
+// more beyond the smallest).
+func stringBytes(s string) int64 {
+	if s == "" {
+		return 0
+	}
+	return int64(len(s)+len(s)/8) + 16
+}
+
+// extraMapBytes estimates a small map of extra attributes beyond its
+// slots: the map and its first group of slots, allocated whole.
+const extraMapBytes = 256
+
+// userBytes estimates the memory of u's strings, slices and map (not of
+// the User struct itself, which its holder counts).
 func userBytes(u provision.User) int64 {
-	n := len(u.ID) + len(u.UserName) + len(u.ExternalID) + len(u.Email) + len(u.DisplayName) + len(u.GivenName) +
-		len(u.FamilyName) + len(u.Owner)
+	var n int64
+	for _, s := range [...]string{u.ID, u.UserName, u.ExternalID, u.Email, u.DisplayName, u.GivenName, u.FamilyName, u.Owner} {
+		n += stringBytes(s)
+	}
 	for _, g := range u.Groups {
-		n += 16 + len(g)
+		n += 16 + stringBytes(g)
 	}
 	for _, f := range u.SCIMFields {
-		n += 16 + len(f)
+		n += 16 + stringBytes(f)
 	}
-	for k, v := range u.Extra {
-		n += 64 + len(k) + len(v)
+	if len(u.Extra) > 0 {
+		n += extraMapBytes
+		for k, v := range u.Extra {
+			n += 64 + stringBytes(k) + stringBytes(v)
+		}
 	}
-	return int64(n)
+	return n
 }
 
 // identityOverhead estimates the bytes of an identity beyond its record's
-// strings: the map slot, the struct with the record, the headers and their
-// slices, and a signed identity token.
-const identityOverhead = 1024
+// strings and its headers: the struct with the record, the map slot, the
+// headers' spare capacity (a header left out for an empty value).
+const identityOverhead = 640
 
-// identityBytes estimates what a cached identity holds: its record, and
-// about as much again in header values (the joined groups).
-func identityBytes(e *identity) int64 {
-	return 2*userBytes(e.user) + identityOverhead
+// headerBytes estimates one identity header beyond its value: its slot in
+// the headers and its one-value slice. Values are the record's strings,
+// but for the joined groups.
+const headerBytes = 72
+
+// identityBytes estimates what a cached identity holds: its record, its
+// headers and the joined groups, and, when tokenBase is set (the proxy
+// signs identities), the token each identity keeps.
+// TestUserCacheEstimateCoversTheHeap holds it to the heap.
+func identityBytes(e *identity, tokenBase int64) int64 {
+	n := userBytes(e.user) + identityOverhead + headerBytes*int64(len(e.headers))
+	var groups int64
+	for _, g := range e.user.Groups {
+		groups += int64(len(g)) + 1
+	}
+	if groups > 0 {
+		n += groups + groups/8 + 16
+	}
+	if tokenBase > 0 {
+		n += tokenBase + tokenUserBytes(e.user)
+	}
+	return n
+}
+
+// A signed identity token is about 420 bytes, and four thirds (base64)
+// of the issuer, the audience and the user's strings in its claims; its
+// allocation rounds it up by as much as a sixth.
+//
+// signedTokenBytes estimates the part of a token, with the struct that
+// keeps it, that does not depend on the user: the JOSE header, the
+// signature, the claims' names and numbers, the issuer and audience. It
+// is 0 when s is nil.
+func signedTokenBytes(s *signer) int64 {
+	if s == nil {
+		return 0
+	}
+	return 48 + 6*(420+4*int64(len(s.issuer)+len(s.audience))/3)/5
+}
+
+// tokenUserBytes estimates the part of a token that u's strings make.
+func tokenUserBytes(u provision.User) int64 {
+	n := int64(len(u.ID) + len(u.UserName) + len(u.DisplayName) + len(u.Email))
+	for _, g := range u.Groups {
+		n += int64(len(g)) + 3 // quoted, and a comma
+	}
+	return 8 * n / 5
 }
 
 func (c *userCache) get(id string) *identity {
@@ -209,7 +277,7 @@ func (c *userCache) put(e *identity) {
 }
 
 func (c *userCache) putLocked(e *identity) {
-	e.size = identityBytes(e)
+	e.size = identityBytes(e, c.tokenBase)
 	if old, ok := c.m[e.userID]; ok {
 		c.bytes -= old.size
 		delete(c.m, e.userID)
@@ -303,12 +371,15 @@ type knownUser struct {
 }
 
 // knownOverhead estimates the bytes of a known user beyond its strings:
-// the list element, both maps' slots and the record's struct.
-const knownOverhead = 512
+// the list element, the struct with the record, both maps' slots and the
+// user's list of keys.
+const knownOverhead = 640
 
-// knownBytes estimates what a record of u under key holds.
+// knownBytes estimates what a record of u under key holds (the maps'
+// copies of the key share its strings).
+// TestKnownUsersEstimateCoversTheHeap holds it to the heap.
 func knownBytes(key provision.Key, u provision.User) int64 {
-	return userBytes(u) + int64(2*(len(key.IdP)+len(key.Kind)+len(key.Subject))) + knownOverhead
+	return userBytes(u) + stringBytes(key.IdP) + stringBytes(key.Kind) + stringBytes(key.Subject) + knownOverhead
 }
 
 func newKnownUsers(maxBytes int64, log *zap.Logger) *knownUsers {

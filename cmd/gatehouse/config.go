@@ -50,6 +50,9 @@ type File struct {
 	// AdminListen serves /metrics, /healthz and /readyz on a separate
 	// address; off when empty.
 	AdminListen string `yaml:"admin_listen"`
+	// AdminPprof serves Go's profiles (net/http/pprof) under
+	// /debug/pprof/ on admin_listen; off by default.
+	AdminPprof bool `yaml:"admin_pprof"`
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM;
 	// default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -347,6 +350,9 @@ func (f *File) validate() []error {
 	}
 	if f.ShutdownTimeout < time.Second || f.ShutdownTimeout > 10*time.Minute {
 		errs = append(errs, errors.New("shutdown_timeout: between 1s and 10m"))
+	}
+	if f.AdminPprof && f.AdminListen == "" {
+		errs = append(errs, errors.New("admin_pprof: needs admin_listen (the profiles are served there only)"))
 	}
 	if f.AdminListen != "" && f.AdminListen == f.Listen {
 		errs = append(errs, errors.New("admin_listen: must differ from listen"))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -290,11 +291,21 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // adminHandler serves the admin listener: metrics and probes. Its
 // /readyz?verbose gives each failure's cause; the public listener's names
 // the checks only.
-func adminHandler(m *metrics, p *proxy.Proxy) http.Handler {
+func adminHandler(m *metrics, p *proxy.Proxy, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", p.ServeHealthz)
 	mux.HandleFunc("GET /livez", p.ServeHealthz)
 	mux.HandleFunc("GET /readyz", p.ServeReadyzDetailed)
+	if profiles {
+		// Only here: the package's init also registers them on
+		// http.DefaultServeMux, which no server of gatehouse's uses
+		// (every one has a handler of its own).
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }

@@ -392,7 +392,7 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	}
 	var admin *http.Server
 	if aln != nil {
-		admin = &http.Server{Handler: adminHandler(m, p), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpLog}
+		admin = &http.Server{Handler: adminHandler(m, p, f.AdminPprof), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpLog}
 		logger.Info("admin listener (metrics, probes)", zap.String("addr", aln.Addr().String()))
 		go func() { errc <- admin.Serve(aln) }()
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/url"
 	"os"
@@ -35,6 +36,35 @@ type Store struct {
 	emptyRefused atomic.Bool
 	now          func() time.Time
 	rand         io.Reader
+	// turns serializes this process's logins of one identity (by a hash
+	// of its key; see turn): a directory has no transactions, and a login
+	// that read the entry while another was still creating it (its
+	// memberships not yet written) would write them again and report the
+	// user updated.
+	turns [loginTurns]chan struct{}
+}
+
+// loginTurns is the number of turns logins are hashed into.
+const loginTurns = 256
+
+// turn waits for the turn of key's logins in this process and returns
+// its release; ctx ends the wait.
+func (s *Store) turn(ctx context.Context, key provision.Key) (func(), error) {
+	h := fnv.New32a()
+	for _, part := range []string{key.IdP, key.Kind, key.Subject} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	t := s.turns[h.Sum32()%loginTurns]
+	if t == nil { // a Store not made by New (unit tests of its parts)
+		return func() {}, nil
+	}
+	select {
+	case t <- struct{}{}:
+		return func() { <-t }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("ldapdir: waiting for another login of the same identity: %w", ctx.Err())
+	}
 }
 
 var _ provision.Store = (*Store)(nil)
@@ -76,6 +106,9 @@ func New(cfg Config, opts ...Option) (*Store, error) {
 		}
 	}
 	s := &Store{l: l, now: time.Now, rand: rand.Reader}
+	for i := range s.turns {
+		s.turns[i] = make(chan struct{}, 1)
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -376,6 +409,11 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 	if err := checkLogin(l); err != nil {
 		return provision.Result{}, err
 	}
+	release, err := s.turn(ctx, l.Key)
+	if err != nil {
+		return provision.Result{}, err
+	}
+	defer release()
 	dnTaken := false
 	for range maxAttempts {
 		f, err := s.find(ctx, l, dnTaken, false)

@@ -170,7 +170,7 @@ func (r *treeReader) assertion(el *etree.Element, a *saml.Assertion) error {
 		return fmt.Errorf("expected element type <Assertion> but have <%s>", el.Tag)
 	}
 	if r.elemSpace(el) != nsAssertion {
-		return errors.New("Assertion is not in the SAML assertion namespace")
+		return errors.New("the assertion element is not in the SAML assertion namespace")
 	}
 	var issued saml.RelaxedTime
 	for i := range el.Attr {

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,33 +44,10 @@ var (
 	wrkErr = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
+// runWrk drives target with wrk at 64 connections (see runWrkAt).
 func runWrk(b *testing.B, target, cookie string, d time.Duration) wrkResult {
 	b.Helper()
-	out, err := exec.Command("wrk", "-t2", "-c64", "-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "-H", "Cookie: "+cookie,
-		"-H", "X-Forwarded-User: spoofed", target).CombinedOutput()
-	if err != nil {
-		b.Fatalf("wrk: %v\n%s", err, out)
-	}
-	s := string(out)
-	if m := wrkErr.FindStringSubmatch(s); m != nil {
-		b.Fatalf("wrk saw %s failed responses at %s:\n%s", m[1], target, s)
-	}
-	var r wrkResult
-	m := wrkRPS.FindStringSubmatch(s)
-	if m == nil {
-		b.Fatalf("no throughput in wrk output:\n%s", s)
-	}
-	r.rps, _ = strconv.ParseFloat(m[1], 64)
-	for _, pm := range wrkPct.FindAllStringSubmatch(s, -1) {
-		v, _ := strconv.ParseFloat(pm[2], 64)
-		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[pm[3]]
-		if pm[1] == "50" {
-			r.p50 = time.Duration(v * float64(unit))
-		} else {
-			r.p99 = time.Duration(v * float64(unit))
-		}
-	}
-	return r
+	return runWrkAt(b, target, cookie, 64, d)
 }
 
 func median(xs []float64) float64 {

@@ -134,7 +134,7 @@ func (c sessionCodec) Encode(s samlsp.Session) (string, error) {
 
 func (c sessionCodec) Decode(signed string) (samlsp.Session, error) {
 	var claims samlsp.JWTSessionClaims
-	p := jwt.Parser{ValidMethods: []string{jwt.SigningMethodHS256.Alg()}}
+	p := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
 	if _, err := p.ParseWithClaims(signed, &claims, func(*jwt.Token) (any, error) { return c.key, nil }); err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (c trackedRequestCodec) Encode(v samlsp.TrackedRequest) (string, error) {
 
 func (c trackedRequestCodec) Decode(signed string) (*samlsp.TrackedRequest, error) {
 	var claims samlsp.JWTTrackedRequestClaims
-	p := jwt.Parser{ValidMethods: []string{jwt.SigningMethodHS256.Alg()}}
+	p := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
 	if _, err := p.ParseWithClaims(signed, &claims, func(*jwt.Token) (any, error) { return c.key, nil }); err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ func TestScanBoundsNamespacesInScope(t *testing.T) {
 	// Spellings the scan must count: white space around '=', quotes of
 	// either kind, and a declaration glued to the previous value.
 	tag := `<a xmlns = "u" xmlns:b='u' c="1"xmlns:d="u"/>`
-	if _, _, n, err := scanStartTag([]byte(tag), 1, lim); err != nil || n != 3 {
+	if _, _, _, n, err := scanStartTag([]byte(tag), 1, lim); err != nil || n != 3 {
 		t.Fatalf("%s: %d declarations counted, %v; want 3", tag, n, err)
 	}
 }
@@ -130,5 +130,34 @@ func TestReadXMLRefusesContentAfterTheRoot(t *testing.T) {
 		if _, err := readXML([]byte(doc), responseLimits); err != nil {
 			t.Errorf("%q refused: %v", doc, err)
 		}
+	}
+}
+
+// TestScanBoundsAttributesOfTheDocument: a response whose attribute
+// values each carry many prefixed attributes is refused by the scan
+// (red team R3: with a real signature copied in, 9,000 values of 24
+// prefixed attributes each under 25 prefixes in scope cost about a
+// second of canonicalisation before the digest failed, four times the
+// largest real response); the largest real one, 10,000 values each with
+// xsi:type and the xs and xsi declarations (and one more), passes.
+func TestScanBoundsAttributesOfTheDocument(t *testing.T) {
+	var attrs strings.Builder
+	for p := range 24 {
+		fmt.Fprintf(&attrs, ` q%d:a=""`, p)
+	}
+	values := strings.Repeat(`<saml:AttributeValue`+attrs.String()+`/>`, 8000)
+	hostile := `<samlp:Response xmlns:samlp="urn:p" xmlns:saml="urn:a"><saml:AttributeStatement><saml:Attribute>` +
+		values + `</saml:Attribute></saml:AttributeStatement></samlp:Response>`
+	if err := scanXML([]byte(hostile), responseLimits); !errors.Is(err, errXMLLimit) || !strings.Contains(err.Error(), "attributes") {
+		t.Fatalf("24 attributes on each of 8,000 values (%d bytes): %v", len(hostile), err)
+	}
+	var real strings.Builder
+	real.WriteString(`<samlp:Response xmlns:samlp="urn:p" xmlns:saml="urn:a"><saml:Assertion><saml:AttributeStatement><saml:Attribute Name="groups">`)
+	for range 10_000 {
+		real.WriteString(`<saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string" xml:lang="en">g</saml:AttributeValue>`)
+	}
+	real.WriteString(`</saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>`)
+	if err := scanXML([]byte(real.String()), responseLimits); err != nil {
+		t.Fatalf("10,000 attribute values with 4 attributes each: %v", err)
 	}
 }

@@ -20,6 +20,10 @@ type xmlLimits struct {
 	// in scope at every element it walks, so this is what makes its work
 	// on a small document small.
 	maxInScope int
+	// maxAllAttrs, when set, bounds the attributes of the whole document:
+	// canonicalisation works on every one of them (and on the namespace
+	// each prefixed one needs) before a digest can be compared.
+	maxAllAttrs int
 	// maxOther, when set, bounds the elements that are not attribute
 	// values (AttributeValue in Attribute in AttributeStatement): the
 	// only element a real message holds by the thousand.
@@ -61,7 +65,7 @@ type xmlLimits struct {
 // small body of many empty elements is refused by this scan.
 var (
 	responseLimits = xmlLimits{name: "SAML response", maxBytes: 2 << 20, maxElements: 12_000, maxDepth: 32, maxAttrs: 32,
-		maxInScope: 40, maxOther: 1_000, maxOdd: 64}
+		maxInScope: 40, maxAllAttrs: 48_000, maxOther: 1_000, maxOdd: 64}
 	sloLimits      = xmlLimits{name: "logout message", maxBytes: 32 << 10, maxElements: 200, maxDepth: 16, maxAttrs: 32, maxInScope: 40, maxOdd: 16}
 	metadataLimits = xmlLimits{name: "metadata", maxBytes: maxMetadataBytes, maxElements: 4_000_000, maxDepth: 64, maxAttrs: 64,
 		maxInScope: 128, maxOdd: 100_000, comments: true}
@@ -99,7 +103,7 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 	if rest := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n"); len(rest) > 0 && rest[0] != '<' || len(rest) == 0 && !head {
 		return errNotXML
 	}
-	elements, depth, other, inScope := 0, 0, 0, 0
+	elements, depth, other, inScope, allAttrs := 0, 0, 0, 0, 0
 	var stack [][]byte // local names of the open elements, when maxOther is set
 	var decls []int    // the namespace declarations of each open element
 	node := func() error {
@@ -176,10 +180,13 @@ func scan(b []byte, lim xmlLimits, head bool) error {
 				stack = append(stack, local)
 			}
 			var selfClosing bool
-			var ns int
-			i, selfClosing, ns, err = scanStartTag(b, i, lim)
+			var attrs, ns int
+			i, selfClosing, attrs, ns, err = scanStartTag(b, i, lim)
 			if err == nil && inScope+ns > lim.maxInScope {
 				err = fmt.Errorf("%s has more than %d namespace declarations in scope at one element: %w", lim.name, lim.maxInScope, errXMLLimit)
+			}
+			if allAttrs += attrs; err == nil && lim.maxAllAttrs > 0 && allAttrs > lim.maxAllAttrs {
+				err = fmt.Errorf("%s holds more than %d attributes: %w", lim.name, lim.maxAllAttrs, errXMLLimit)
 			}
 			if !selfClosing {
 				depth++
@@ -242,8 +249,7 @@ func skipPast(b []byte, i int, end string) (int, error) {
 // its '>', counting attributes (each '=' outside a quoted value) and
 // namespace declarations among them, and honouring quotes, in which '>'
 // may appear.
-func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, decls int, err error) {
-	attrs := 0
+func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, attrs, decls int, err error) {
 	var quote byte
 	for ; i < len(b); i++ {
 		c := b[i]
@@ -256,16 +262,16 @@ func scanStartTag(b []byte, i int, lim xmlLimits) (next int, selfClosing bool, d
 			quote = c
 		case c == '=':
 			if attrs++; attrs > lim.maxAttrs {
-				return 0, false, 0, fmt.Errorf("%s has an element with more than %d attributes: %w", lim.name, lim.maxAttrs, errXMLLimit)
+				return 0, false, 0, 0, fmt.Errorf("%s has an element with more than %d attributes: %w", lim.name, lim.maxAttrs, errXMLLimit)
 			}
 			if nsDeclName(attrNameBefore(b, i)) {
 				decls++
 			}
 		case c == '>':
-			return i + 1, b[i-1] == '/', decls, nil
+			return i + 1, b[i-1] == '/', attrs, decls, nil
 		}
 	}
-	return 0, false, 0, errTruncated
+	return 0, false, 0, 0, errTruncated
 }
 
 // attrNameBefore is the name an '=' at b[eq] follows (white space allowed

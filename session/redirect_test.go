@@ -3,17 +3,11 @@ package session
 import (
 	"bytes"
 	"compress/flate"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"io"
-	"math/big"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
@@ -25,17 +19,7 @@ import (
 // and with and without RelayState; run twice, so that a writer back from
 // the pool is proved to start clean.
 func TestAuthnRedirectMatchesCrewjam(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sp"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	key, cert := testSigner(t)
 	acs, _ := url.Parse("https://app.example.test/.gatehouse/saml/acs")
 	md, _ := url.Parse("https://app.example.test/.gatehouse/saml/metadata")
 	for _, signed := range []bool{false, true} {

@@ -54,8 +54,8 @@ var layoutRules = map[string]layoutRule{
 		why: "provision is the shared contract (User, Store, sentinel errors, canonical names) that every other package imports; importing anything of ours from it would turn the arrows around"},
 	"provision/sqldir": {code: []string{"provision"}, tests: []string{"provision/storetest", "test/pgtest"},
 		why: "a backend implements provision.Store and imports only provision; its tests run the conformance suite (provision/storetest) and may start PostgreSQL (test/pgtest)"},
-	"provision/ldapdir": {code: []string{"provision"}, tests: []string{"provision/storetest", "test/slapd"},
-		why: "a backend implements provision.Store and imports only provision; its tests run the conformance suite (provision/storetest) and may start OpenLDAP (test/slapd)"},
+	"provision/ldapdir": {code: []string{"provision"}, tests: []string{"provision/storetest", "test/slapd", "test/samba"},
+		why: "a backend implements provision.Store and imports only provision; its tests run the conformance suite (provision/storetest) and may start OpenLDAP (test/slapd) and Samba AD (test/samba)"},
 	"provision/storetest": {code: []string{"provision"},
 		why: "the conformance suite is written against provision.Store alone, so every backend runs it unchanged and none is built into another's tests"},
 	"provision/storetest/realstore": {code: []string{"provision", "provision/sqldir", "test/pgtest"},
@@ -76,6 +76,8 @@ var layoutRules = map[string]layoutRule{
 		why: "the Redis harness starts a throwaway redis-server; it knows nothing of gatehouse"},
 	"test/slapd": {tests: []string{"provision/ldapdir"},
 		why: "the OpenLDAP harness knows nothing of gatehouse; its own test loads ldapdir's schema, the schema it exists to serve"},
+	"test/samba": {tests: []string{"provision/ldapdir"},
+		why: "the Samba AD harness knows nothing of gatehouse; its own test applies ldapdir's Active Directory schema, the schema it exists to serve"},
 }
 
 // testSupport are the packages that only tests import. The value is why.
@@ -86,6 +88,7 @@ var testSupport = map[string]string{
 	"test/pgtest":                   "it starts throwaway PostgreSQL servers",
 	"test/redistest":                "it starts a throwaway redis-server",
 	"test/slapd":                    "it starts throwaway OpenLDAP and 389 DS servers",
+	"test/samba":                    "it starts a throwaway Samba AD domain controller",
 }
 
 // testSupportWhy is the reason for the test-support rule.

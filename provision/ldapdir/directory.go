@@ -210,7 +210,9 @@ func (s *Store) CreateUser(ctx context.Context, in provision.User) (provision.Us
 		return provision.User{}, fmt.Errorf("ldapdir: read back %s: %w", req.DN, err)
 	}
 	if cur.st.pending {
-		if cur, err = s.enable(ctx, cur); err != nil {
+		// A user SCIM creates inactive gets its password, and stays
+		// disabled.
+		if cur, err = s.enable(ctx, cur, u.Active); err != nil {
 			return provision.User{}, err
 		}
 	}

@@ -270,6 +270,8 @@ type layout struct {
 	// mustMember: groups of this class may not be empty (OpenLDAP's
 	// groupOfNames has MUST member; 389 DS made it MAY).
 	mustMember bool
+	// now is the Store's clock (finishable).
+	now func() time.Time
 }
 
 func newLayout(c Config) (*layout, error) {
@@ -277,7 +279,7 @@ func newLayout(c Config) (*layout, error) {
 	if m == nil {
 		return nil, fmt.Errorf("rdn: invalid %q", c.RDN)
 	}
-	l := &layout{cfg: c, rdnAttr: m[1], rdnField: m[2], readFrom: map[string]string{}, ad: c.Profile == ProfileActiveDirectory}
+	l := &layout{cfg: c, rdnAttr: m[1], rdnField: m[2], readFrom: map[string]string{}, ad: c.Profile == ProfileActiveDirectory, now: time.Now}
 	l.mustMember = c.Profile == ProfileOpenLDAP && strings.EqualFold(c.GroupObjectClass, "groupOfNames")
 	var err error
 	if l.userBase, err = ldap.ParseDN(c.UserBase); err != nil {
@@ -332,7 +334,15 @@ func (s attrSpec) value(u *provision.User) string {
 
 // dn is the DN a new entry for u gets: the RDN value escaped, under user_base.
 func (l *layout) dn(u *provision.User) string {
-	return l.rdnAttr + "=" + ldap.EscapeDN(u.Field(l.rdnField)) + "," + l.cfg.UserBase
+	return l.rdnAttr + "=" + escapeRDNValue(u.Field(l.rdnField)) + "," + l.cfg.UserBase
+}
+
+// escapeRDNValue escapes an attribute value for an RDN. RFC 4514 lets "="
+// stand unescaped in a value, and OpenLDAP takes it so; Active Directory
+// refuses such a DN as invalid syntax (34). Escaped, every directory
+// takes it, and it parses back to the same value.
+func escapeRDNValue(v string) string {
+	return strings.ReplaceAll(ldap.EscapeDN(v), "=", `\=`)
 }
 
 // userAttributes lists what a user search must return.
@@ -437,11 +447,11 @@ const (
 
 // disabled reports an account that logins must refuse. An AD account
 // that gatehouse created disabled and has not finished enabling is not
-// refused: the login completes it.
+// refused while a login may finish it (finishable).
 func (l *layout) disabled(e *ldap.Entry, st state) bool {
 	if l.ad {
 		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
-		return uac&uacDisabled != 0 && !st.pending
+		return uac&uacDisabled != 0 && !l.finishable(e, st)
 	}
 	for _, v := range e.GetEqualFoldAttributeValues(l.cfg.DisabledAttribute) {
 		if strings.EqualFold(v, l.cfg.DisabledValue) {
@@ -449,6 +459,30 @@ func (l *layout) disabled(e *ldap.Entry, st state) bool {
 		}
 	}
 	return false
+}
+
+// pendingWindow is how long after its creation an AD account that
+// gatehouse created disabled may still be enabled by a login. The window
+// covers a creating login cut off between its two steps, and the clock
+// difference between gatehouse and the domain controller.
+const pendingWindow = 15 * time.Minute
+
+// pendingUAC is the userAccountControl of an account created disabled,
+// waiting for its password and enable step.
+const pendingUAC = uacNormalAccount | uacDisabled
+
+// finishable reports whether a login may finish enabling an AD account:
+// gatehouse created it disabled (the pending mark), less than
+// pendingWindow ago, and its userAccountControl is still the one
+// gatehouse wrote. An account past the window, or whose flags someone
+// else set, is an administrator's: it stays as it is (disabled, or
+// enabled by them), and no login sets its password or enables it.
+func (l *layout) finishable(e *ldap.Entry, st state) bool {
+	if !l.ad || !st.pending || e.GetEqualFoldAttributeValue("userAccountControl") != strconv.Itoa(pendingUAC) {
+		return false
+	}
+	created := parseTime(e.GetEqualFoldAttributeValue(l.createdAttr()))
+	return !created.IsZero() && l.now().Sub(created) < pendingWindow
 }
 
 // addRequest builds the entry of a new user. It carries everything the
@@ -520,21 +554,57 @@ func (l *layout) holdable(c provision.Claims) provision.Claims {
 	return c.Without(drop)
 }
 
+// adCNMax is the most characters Active Directory's cn holds (its
+// rangeUpper), counted in UTF-16 code units as AD counts them.
+const adCNMax = 64
+
+// adLength is a value's length as Active Directory counts it: UTF-16
+// code units (a character outside the Basic Multilingual Plane is two).
+func adLength(v string) int {
+	n := 0
+	for _, r := range v {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
 // checkAttr enforces directory limits before the write, not after the
 // error.
 func (l *layout) checkAttr(s attrSpec, v string) error {
-	if l.ad && s.rdn && utf8.RuneCountInString(v) > 64 {
-		return fmt.Errorf("ldapdir: %w: %s is longer than Active Directory's 64 characters", provision.ErrInvalid, s.name)
+	if l.ad && s.rdn && adLength(v) > adCNMax {
+		return fmt.Errorf("ldapdir: %w: %s is longer than Active Directory's %d characters", provision.ErrInvalid, s.name, adCNMax)
+	}
+	return nil
+}
+
+// checkGroups refuses, before anything is written, a group name the
+// directory cannot hold: on Active Directory a group is named by its cn,
+// at most 64 characters. Every login asserting the group would otherwise
+// fail at the group's creation, as an outage.
+func (l *layout) checkGroups(groups []string) error {
+	if !l.ad {
+		return nil
+	}
+	for _, g := range groups {
+		if adLength(g) > adCNMax {
+			return fmt.Errorf("ldapdir: %w: group name %q is longer than Active Directory's %d characters (a group's cn)", provision.ErrInvalid, g, adCNMax)
+		}
 	}
 	return nil
 }
 
 // enableRequest finishes an AD account created disabled: a random
-// password nobody knows, then the enabled flag, in one modify.
-func (l *layout) enableRequest(dn string, uac int64, password string) *ldap.ModifyRequest {
+// password nobody knows, then the enabled flag (unless active is false:
+// a user SCIM creates inactive stays disabled), in one modify. The flags
+// are swapped from the value read (uac), so that a change someone made
+// since fails the modify (noSuchAttribute) instead of being overwritten.
+func (l *layout) enableRequest(dn string, uac int64, password string, active bool) *ldap.ModifyRequest {
 	req := ldap.NewModifyRequest(dn, nil)
 	req.Replace("unicodePwd", []string{encodeADPassword(password)})
-	req.Replace("userAccountControl", []string{strconv.FormatInt(uac&^uacDisabled|uacNormalAccount, 10)})
+	if active {
+		req.Delete("userAccountControl", []string{strconv.FormatInt(uac, 10)})
+		req.Add("userAccountControl", []string{strconv.FormatInt(uac&^uacDisabled|uacNormalAccount, 10)})
+	}
 	req.Delete(l.cfg.StateAttribute, []string{statePending})
 	return req
 }
@@ -550,16 +620,37 @@ func encodeADPassword(pw string) string {
 	return string(b)
 }
 
-// upn is the userPrincipalName for a user name.
+// upn is the userPrincipalName for a user name: name@suffix, or the user
+// name itself when it holds an "@". A UPN is a logon name, and Active
+// Directory expects its prefix to be one word: a prefix with a space or
+// another character a logon name may not hold gets those replaced by "_"
+// and a hash of the full user name appended, as sAMAccountName does, so
+// that two names that differ only there keep different UPNs.
 func upn(userName, suffix string) string {
 	if userName == "" {
 		return ""
 	}
-	if strings.Contains(userName, "@") {
-		return userName
+	local, domain := userName, suffix
+	if i := strings.LastIndex(userName, "@"); i >= 0 {
+		local, domain = userName[:i], userName[i+1:]
 	}
-	return userName + "@" + suffix
+	clean := logonClean(upnForbidden, local)
+	if clean != local || strings.ContainsFunc(domain, unicode.IsSpace) {
+		sum := sha256.Sum256([]byte(userName))
+		clean += "-" + hex.EncodeToString(sum[:])[:5]
+		domain = strings.Map(func(r rune) rune {
+			if unicode.IsSpace(r) {
+				return -1
+			}
+			return r
+		}, domain)
+	}
+	return clean + "@" + domain
 }
+
+// upnForbidden are the characters a UPN prefix may not hold: spaces and
+// the characters Windows refuses in logon names.
+var upnForbidden = samForbidden
 
 var samForbidden = regexp.MustCompile(`["/\\\[\]:;|=,+*?<>@\s]`)
 
@@ -569,18 +660,47 @@ var samForbidden = regexp.MustCompile(`["/\\\[\]:;|=,+*?<>@\s]`)
 // so two names that shorten alike still differ.
 func samAccountName(userName string) string {
 	local, _, _ := strings.Cut(userName, "@")
-	clean := samForbidden.ReplaceAllString(local, "_")
+	clean := logonClean(samForbidden, local)
 	clean = strings.TrimRight(clean, ".") // a trailing dot is not allowed either
 	if clean == local && clean != "" && utf8.RuneCountInString(clean) <= 20 && !strings.Contains(userName, "@") {
 		return clean
 	}
-	sum := sha256.Sum256([]byte(userName))
+	return hashedSAM(clean, userName)
+}
+
+// logonClean replaces the characters of s that forbidden matches, and
+// every Unicode space, with "_".
+func logonClean(forbidden *regexp.Regexp, s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return '_'
+		}
+		return r
+	}, forbidden.ReplaceAllString(s, "_"))
+}
+
+// hashedSAM shortens clean and appends a hash of full: at most 20
+// characters.
+func hashedSAM(clean, full string) string {
+	sum := sha256.Sum256([]byte(full))
 	suffix := "-" + hex.EncodeToString(sum[:])[:5]
 	r := []rune(clean)
 	if len(r) > 20-len(suffix) {
 		r = r[:20-len(suffix)]
 	}
 	return strings.TrimRight(string(r), ".") + suffix
+}
+
+// groupSAMAlternative is the sAMAccountName a new group gets when the
+// one samAccountName derives from its name is held elsewhere in the
+// domain: AD keeps sAMAccountName unique across users, groups and
+// computers of the whole domain, so a group named like a user ("alice"),
+// or like a built-in group ("Users"), cannot have it. gatehouse names and
+// finds groups by cn; their sAMAccountName is only a name AD requires.
+func groupSAMAlternative(name string) string {
+	local, _, _ := strings.Cut(name, "@")
+	clean := strings.TrimRight(logonClean(samForbidden, local), ".")
+	return hashedSAM(clean, "group\x00"+name)
 }
 
 // diffAttributes compares the wanted user with the entry and returns the

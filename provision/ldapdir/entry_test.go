@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
@@ -97,18 +98,25 @@ func TestADRandomPasswordTwoSteps(t *testing.T) {
 	if _, ok := a["unicodePwd"]; ok {
 		t.Error("AD takes unicodePwd only on modify, not on add")
 	}
-	m := l.enableRequest(req.DN, 514, "Pw")
+	m := l.enableRequest(req.DN, 514, "Pw", true)
 	want := []ldap.Change{
 		{Operation: ldap.ReplaceAttribute, Modification: ldap.PartialAttribute{Type: "unicodePwd", Vals: []string{"\"\x00P\x00w\x00\"\x00"}}},
-		{Operation: ldap.ReplaceAttribute, Modification: ldap.PartialAttribute{Type: "userAccountControl", Vals: []string{"512"}}},
+		{Operation: ldap.DeleteAttribute, Modification: ldap.PartialAttribute{Type: "userAccountControl", Vals: []string{"514"}}},
+		{Operation: ldap.AddAttribute, Modification: ldap.PartialAttribute{Type: "userAccountControl", Vals: []string{"512"}}},
 		{Operation: ldap.DeleteAttribute, Modification: ldap.PartialAttribute{Type: "gatehouseState", Vals: []string{statePending}}},
 	}
 	if d := cmp.Diff(want, m.Changes); d != "" {
 		t.Errorf("enable modify (-want +got):\n%s", d)
 	}
 	// Other UAC bits survive enabling (66050 = disabled + never expires).
-	if got := l.enableRequest("cn=x", 66050, "p").Changes[1].Modification.Vals[0]; got != "66048" {
+	if got := l.enableRequest("cn=x", 66050, "p", true).Changes[2].Modification.Vals[0]; got != "66048" {
 		t.Errorf("enable of 66050 = %s, want 66048", got)
+	}
+	// A user created inactive (SCIM) gets its password and stays disabled.
+	for _, c := range l.enableRequest("cn=x", 514, "p", false).Changes {
+		if strings.EqualFold(c.Modification.Type, "userAccountControl") {
+			t.Errorf("enable of an inactive user changes %v", c)
+		}
 	}
 }
 
@@ -122,19 +130,30 @@ func TestADPasswordNeedsEncryption(t *testing.T) {
 
 func TestADDisabledBit(t *testing.T) {
 	l := adLayout(t, nil)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return now }
+	recent, old := "20261207115500.0Z", "20261207110000.0Z" // 5 and 60 minutes before now
 	for _, tc := range []struct {
 		uac     string
 		pending bool
+		created string
 		want    bool
 	}{
-		{"512", false, false}, {"514", false, true}, {"66050", false, true}, {"66048", false, false},
-		{"514", true, false}, // created by gatehouse, enable not finished: the login completes it
+		{"512", false, recent, false}, {"514", false, recent, true}, {"66050", false, recent, true}, {"66048", false, recent, false},
+		{"514", true, recent, false}, // created by gatehouse, enable not finished: the login completes it
+		// TestADPendingAccountLeftToTheAdministrator: past the window, or
+		// with flags someone else set, a pending account is what its
+		// flags say, and no login enables it.
+		{"514", true, old, true},
+		{"66050", true, recent, true},
+		{"514", true, "", true},
+		{"512", true, old, false},
 	} {
-		e := ldap.NewEntry("cn=x", map[string][]string{"userAccountControl": {tc.uac}})
+		e := ldap.NewEntry("cn=x", map[string][]string{"userAccountControl": {tc.uac}, "whenCreated": {tc.created}})
 		var st state
 		st.pending = tc.pending
 		if got := l.disabled(e, st); got != tc.want {
-			t.Errorf("UAC %s pending %v: disabled = %v, want %v", tc.uac, tc.pending, got, tc.want)
+			t.Errorf("UAC %s pending %v created %q: disabled = %v, want %v", tc.uac, tc.pending, tc.created, got, tc.want)
 		}
 	}
 }
@@ -256,7 +275,7 @@ func TestADDiffSendsOnlyChanges(t *testing.T) {
 
 func TestADGroupAdd(t *testing.T) {
 	l := adLayout(t, nil)
-	req := l.groupAddRequest("Finance, EMEA", "CN=alice,OU=People,DC=corp,DC=example")
+	req := l.groupAddRequest("Finance, EMEA", "CN=alice,OU=People,DC=corp,DC=example", false)
 	if req.DN != `cn=Finance\, EMEA,OU=Groups,DC=corp,DC=example` {
 		t.Errorf("DN = %q", req.DN)
 	}

@@ -224,11 +224,15 @@ func (s *Store) idCompare(c provision.Compare) (string, string, error) {
 
 // activeCompare: an entry is inactive when it holds the disabled mark (on
 // Active Directory: the disabled bit, unless gatehouse is still enabling
-// the account it created, which counts as active).
+// the account it created, which counts as active while a login may
+// finish it: layout.finishable, which the filter cannot say exactly; an
+// entry with the bit and the pending mark is checked after the search).
 func (s *Store) activeCompare(c provision.Compare) (string, string, error) {
 	disabled := "(" + s.l.cfg.DisabledAttribute + "=" + ldap.EscapeFilter(s.l.cfg.DisabledValue) + ")"
+	disabledSup, disabledSub := disabled, disabled
 	if s.l.ad {
-		disabled = "(&(userAccountControl:1.2.840.113556.1.4.803:=2)(!(" + s.l.cfg.StateAttribute + "=" + statePending + ")))"
+		disabledSup = "(userAccountControl:1.2.840.113556.1.4.803:=2)"
+		disabledSub = "(&" + disabledSup + "(!(" + s.l.cfg.StateAttribute + "=" + statePending + ")))"
 	}
 	switch {
 	case c.Op == provision.OpPresent:
@@ -238,9 +242,9 @@ func (s *Store) activeCompare(c provision.Compare) (string, string, error) {
 	case !strings.EqualFold(c.Value, "true") && !strings.EqualFold(c.Value, "false"):
 		return exactly(matchNothing) // provision.CompareBool: neither value
 	case (c.Op == provision.OpEq) == strings.EqualFold(c.Value, "true"):
-		return exactly(not(disabled))
+		return negated(disabledSup, disabledSub, nil)
 	default:
-		return exactly(disabled)
+		return disabledSup, disabledSub, nil
 	}
 }
 

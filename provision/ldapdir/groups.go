@@ -225,6 +225,14 @@ func (s *Store) leaveWrote(ctx context.Context, groupDN, userDN string) (bool, e
 		return true, nil
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute), ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
 		return false, nil
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform):
+		// Active Directory answers unwillingToPerform to the removal of
+		// a member that is gone already (a concurrent login removed it),
+		// and to removals it refuses for other reasons: ask the group.
+		member, cerr := s.compare(ctx, groupDN, "member", userDN)
+		if ldap.IsErrorWithCode(cerr, ldap.LDAPResultNoSuchObject) || cerr == nil && !member {
+			return false, nil
+		}
 	}
 	return false, fmt.Errorf("ldapdir: remove member from %s: %w", groupDN, err)
 }
@@ -262,20 +270,27 @@ func (s *Store) lastMember(ctx context.Context, groupDN, userDN string) (bool, e
 // when there is none, and reports whether it added the member (false: the
 // user was a member already).
 func (s *Store) joinWrote(ctx context.Context, g groupRef, userDN string) (groupRef, bool, error) {
+	altSAM := false // the group's own sAMAccountName is held elsewhere in the domain
 	for range maxAttempts {
 		found, err := s.findGroup(ctx, g)
 		if err != nil {
 			return g, false, err
 		}
 		if found == nil {
-			err := s.add(ctx, s.l.groupAddRequest(g.name, userDN))
+			req := s.l.groupAddRequest(g.name, userDN, altSAM)
+			err := s.add(ctx, req)
 			if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
-				continue // created concurrently: join it
+				// Created concurrently (join it), or the name is held by
+				// something that is not a group this store can join.
+				if altSAM, err = s.groupClash(ctx, g, req, altSAM); err != nil {
+					return g, false, err
+				}
+				continue
 			}
 			if err != nil {
-				return g, false, fmt.Errorf("ldapdir: create group %q: %w", g.name, err)
+				return g, false, fmt.Errorf("ldapdir: create group %q: %w", g.name, refused(err))
 			}
-			g.dn = s.l.groupDN(g.name)
+			g.dn = req.DN
 			return g, true, nil
 		}
 		req := ldap.NewModifyRequest(found.dn, nil)
@@ -291,7 +306,10 @@ func (s *Store) joinWrote(ctx context.Context, g groupRef, userDN string) (group
 		switch {
 		case err == nil:
 			return *found, true, nil
-		case ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists):
+		case ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists),
+			// Active Directory answers entryAlreadyExists to a member
+			// that is there already (a concurrent login added it).
+			ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists):
 			return *found, false, nil
 		case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject), ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute):
 			continue // deleted or changed meanwhile
@@ -299,6 +317,38 @@ func (s *Store) joinWrote(ctx context.Context, g groupRef, userDN string) (group
 		return g, false, fmt.Errorf("ldapdir: add member to %s: %w", found.dn, err)
 	}
 	return g, false, fmt.Errorf("ldapdir: group %q kept changing under %d attempts", g.name, maxAttempts)
+}
+
+// groupClash tells why the add of a new group (req) found something
+// already there. An entry at the group's DN that findGroup did not find
+// is not a group of group_object_class with that name: a conflict, never
+// joined. No entry at the DN means that Active Directory found the
+// group's sAMAccountName held elsewhere in the domain (it is unique
+// across users, groups and computers): the next add takes an
+// alternative one (groupSAMAlternative); when that is held too, the
+// login is refused. Otherwise the group was created meanwhile, and the
+// caller finds and joins it.
+func (s *Store) groupClash(ctx context.Context, g groupRef, req *ldap.AddRequest, altSAM bool) (bool, error) {
+	res, err := s.search(ctx, ldap.NewSearchRequest(req.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"objectClass"}, nil), false)
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) || err == nil && len(res.Entries) == 0:
+		if !s.l.ad {
+			return altSAM, nil // gone again: look again
+		}
+		if altSAM {
+			return altSAM, fmt.Errorf("ldapdir: create group %q: its sAMAccountName %q and the alternative %q are both held by other objects in the domain: %w",
+				g.name, samAccountName(g.name), groupSAMAlternative(g.name), provision.ErrConflict)
+		}
+		return true, nil
+	case err != nil:
+		return altSAM, fmt.Errorf("ldapdir: read %s: %w", req.DN, err)
+	}
+	if !hasValueFold(res.Entries[0].GetEqualFoldAttributeValues("objectClass"), s.l.cfg.GroupObjectClass) {
+		return altSAM, fmt.Errorf("ldapdir: group %q: %s is an entry of another class than %s: %w",
+			g.name, res.Entries[0].DN, s.l.cfg.GroupObjectClass, provision.ErrConflict)
+	}
+	return altSAM, nil
 }
 
 func (s *Store) compare(ctx context.Context, dn, attr, value string) (bool, error) {
@@ -344,18 +394,23 @@ func (s *Store) findGroup(ctx context.Context, g groupRef) (*groupRef, error) {
 }
 
 func (l *layout) groupDN(name string) string {
-	return "cn=" + ldap.EscapeDN(name) + "," + l.cfg.GroupBase
+	return "cn=" + escapeRDNValue(name) + "," + l.cfg.GroupBase
 }
 
 // groupAddRequest builds a new group holding its first member, so that a
-// groupOfNames is never empty.
-func (l *layout) groupAddRequest(name, firstMember string) *ldap.AddRequest {
+// groupOfNames is never empty. On AD, altSAM gives it the alternative
+// sAMAccountName (groupSAMAlternative).
+func (l *layout) groupAddRequest(name, firstMember string, altSAM bool) *ldap.AddRequest {
 	req := ldap.NewAddRequest(l.groupDN(name), nil)
 	req.Attribute("objectClass", []string{"top", l.cfg.GroupObjectClass})
 	req.Attribute("cn", []string{name})
 	req.Attribute("member", []string{firstMember})
 	if l.ad {
-		req.Attribute("sAMAccountName", []string{samAccountName(name)})
+		sam := samAccountName(name)
+		if altSAM {
+			sam = groupSAMAlternative(name)
+		}
+		req.Attribute("sAMAccountName", []string{sam})
 	}
 	return req
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -96,13 +97,8 @@ func New(cfg Config, opts ...Option) (*Store, error) {
 		tc.ServerName = cfg.ServerName
 	}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
+		if tc.RootCAs, err = readCAFile(cfg.CAFile); err != nil {
 			return nil, fmt.Errorf("ldapdir: ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ldapdir: ca_file: no PEM certificate in %s", cfg.CAFile)
 		}
 	}
 	s := &Store{l: l, now: time.Now, rand: rand.Reader}
@@ -112,6 +108,7 @@ func New(cfg Config, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	l.now = func() time.Time { return s.now() }
 	// Called at every dial: the caller's Password re-reads a rotated secret.
 	password := cfg.Password
 	if password == nil {
@@ -127,6 +124,42 @@ func New(cfg Config, opts ...Option) (*Store, error) {
 		slots: make(chan struct{}, cfg.PoolSize), stats: &s.stats, now: func() time.Time { return s.now() },
 	}
 	return s, nil
+}
+
+// readCAFile reads a PEM bundle of CA certificates. A certificate that
+// does not parse is named with the reason, rather than the bundle being
+// reported as holding none: Samba's self-made certificate, for one, has
+// a negative serial number, which Go refuses.
+func readCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for i := 1; ; i++ {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			hint := ""
+			if strings.Contains(err.Error(), "negative serial") {
+				hint = " (Samba's self-made certificate has one: give Samba a certificate from your own CA in tls certfile, keyfile and cafile)"
+			}
+			return nil, fmt.Errorf("%s: PEM block %d is a certificate Go cannot use: %w%s", path, i, err, hint)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("no PEM certificate in %s", path)
+	}
+	return pool, nil
 }
 
 // Stats returns the operations sent so far.
@@ -406,7 +439,7 @@ func (s *Store) adoptable(ctx context.Context, f *found, dnTaken bool) (*entry, 
 // Provision performs the JIT upsert for one login: the plan
 // provision.Decide makes of what find read, carried out.
 func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Result, error) {
-	if err := checkLogin(l); err != nil {
+	if err := s.checkLogin(l); err != nil {
 		return provision.Result{}, err
 	}
 	release, err := s.turn(ctx, l.Key)
@@ -414,6 +447,19 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 		return provision.Result{}, err
 	}
 	defer release()
+	enabled := false
+	res, err := s.provision(ctx, l, &enabled)
+	if err == nil && enabled && res.Outcome == provision.Unchanged {
+		// This login wrote: it enabled the account.
+		res.Outcome, res.Changed = provision.Updated, []string{provision.FieldActive}
+	}
+	return res, err
+}
+
+// provision is Provision's work, once its turn has come. It sets
+// *enabled when it finished enabling an AD account that an earlier login
+// had created.
+func (s *Store) provision(ctx context.Context, l provision.Login, enabled *bool) (provision.Result, error) {
 	dnTaken := false
 	for range maxAttempts {
 		f, err := s.find(ctx, l, dnTaken, false)
@@ -423,12 +469,14 @@ func (s *Store) Provision(ctx context.Context, l provision.Login) (provision.Res
 		if err != nil {
 			return provision.Result{}, err
 		}
-		if f.cur != nil && f.cur.st.pending {
+		if f.cur != nil && s.l.finishable(f.cur.e, f.cur.st) {
 			// An AD account created disabled whose enable step was cut
 			// off: finish it, then read again.
-			if _, err := s.enable(ctx, f.cur); err != nil && !errors.Is(err, errRace) {
+			_, err := s.enable(ctx, f.cur, true)
+			if err != nil && !errors.Is(err, errRace) {
 				return provision.Result{}, err
 			}
+			*enabled = *enabled || err == nil
 			continue
 		}
 		p, err := provision.Decide(f.login, f.Found)
@@ -477,7 +525,7 @@ var _ provision.Planner = (*Store)(nil)
 // new user would get is read up front, where Provision learns of it from
 // its add.
 func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, error) {
-	if err := checkLogin(l); err != nil {
+	if err := s.checkLogin(l); err != nil {
 		return provision.Result{}, err
 	}
 	for range maxAttempts {
@@ -502,7 +550,9 @@ func (s *Store) Plan(ctx context.Context, l provision.Login) (provision.Result, 
 	return provision.Result{}, fmt.Errorf("ldapdir: user %q kept changing under %d attempts", l.Key.Subject, maxAttempts)
 }
 
-func checkLogin(l provision.Login) error {
+// checkLogin refuses a login whose values no entry of this directory can
+// hold, before anything is read or written.
+func (s *Store) checkLogin(l provision.Login) error {
 	if err := checkKey(l.Key); err != nil {
 		return err
 	}
@@ -524,7 +574,7 @@ func checkLogin(l provision.Login) error {
 			return err
 		}
 	}
-	return nil
+	return s.l.checkGroups(l.Claims.Groups)
 }
 
 // touched lists the fields a login asserts.
@@ -552,7 +602,7 @@ func (s *Store) create(ctx context.Context, key provision.Key, p provision.Plan)
 	}
 	if err := s.add(ctx, req); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
-			return provision.Result{}, err
+			return provision.Result{}, s.userClash(ctx, req, &u, err)
 		}
 		return provision.Result{}, fmt.Errorf("ldapdir: add %s: %w", req.DN, refused(err))
 	}
@@ -561,7 +611,7 @@ func (s *Store) create(ctx context.Context, key provision.Key, p provision.Plan)
 		return provision.Result{}, fmt.Errorf("ldapdir: read back %s: %w", req.DN, err)
 	}
 	if cur.st.pending {
-		if cur, err = s.enable(ctx, cur); err != nil {
+		if cur, err = s.enable(ctx, cur, true); err != nil {
 			return provision.Result{}, err
 		}
 	}
@@ -575,6 +625,52 @@ func (s *Store) create(ctx context.Context, key provision.Key, p provision.Plan)
 		return provision.Result{}, err
 	}
 	return res, nil
+}
+
+// userClash tells why the add of a new user (req) found something already
+// there. With an entry at its DN, it is err, which Provision reads as the
+// DN taken. Without one, on Active Directory, the new entry's
+// sAMAccountName or userPrincipalName is held by another object
+// somewhere in the domain (both are unique across it, and the object may
+// lie outside user_base, where gatehouse does not look): the login is
+// refused with that reason, and nothing is derived in its place. A
+// logon name held by another account is a question for an
+// administrator: it may be the same person's older account.
+func (s *Store) userClash(ctx context.Context, req *ldap.AddRequest, u *provision.User, err error) error {
+	if !s.l.ad {
+		return err
+	}
+	if _, rerr := s.readDN(ctx, req.DN); !errors.Is(rerr, errNoEntry) {
+		return err // the DN is taken (or unreadable: read again to tell)
+	}
+	sam, name := samAccountName(u.UserName), upn(u.UserName, s.l.cfg.UPNSuffix)
+	holder := "another object in the domain"
+	if dn := s.logonNameHolder(ctx, sam, name); dn != "" {
+		holder = dn
+	}
+	return fmt.Errorf("ldapdir: user %q: its sAMAccountName %q or userPrincipalName %q is held by %s (Active Directory keeps both unique across the domain): %w",
+		u.UserName, sam, name, holder, provision.ErrConflict)
+}
+
+// logonNameHolder finds the DN of the object holding a sAMAccountName or
+// userPrincipalName anywhere in the domain, or "" when the service account
+// cannot see it.
+func (s *Store) logonNameHolder(ctx context.Context, sam, upn string) string {
+	root, err := s.search(ctx, ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"defaultNamingContext"}, nil), false)
+	if err != nil || len(root.Entries) != 1 {
+		return ""
+	}
+	base := root.Entries[0].GetAttributeValue("defaultNamingContext")
+	if base == "" {
+		return ""
+	}
+	res, err := s.search(ctx, ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 1, 0, false,
+		"(|(sAMAccountName="+ldap.EscapeFilter(sam)+")(userPrincipalName="+ldap.EscapeFilter(upn)+"))", []string{"1.1"}, nil), false)
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) || res == nil || len(res.Entries) == 0 {
+		return ""
+	}
+	return res.Entries[0].DN
 }
 
 // update carries out a plan on a stored entry (ActUpdate), or on the
@@ -691,7 +787,7 @@ func (s *Store) rename(ctx context.Context, cur *entry, want *provision.User) (s
 	if a.EqualFold(b) {
 		return cur.e.DN, false, nil
 	}
-	rdn := s.l.rdnAttr + "=" + ldap.EscapeDN(want.Field(s.l.rdnField))
+	rdn := s.l.rdnAttr + "=" + escapeRDNValue(want.Field(s.l.rdnField))
 	err := s.p.do(ctx, func(c *ldap.Conn) error {
 		s.stats.modifyDNs.Add(1)
 		return c.ModifyDN(ldap.NewModifyDNRequest(cur.e.DN, rdn, true, ""))
@@ -714,9 +810,10 @@ func (s *Store) rename(ctx context.Context, cur *entry, want *provision.User) (s
 }
 
 // enable finishes an AD account that was created disabled: it sets a
-// random password nobody knows and clears the disabled bit. A login that
-// finds the account half-done completes it.
-func (s *Store) enable(ctx context.Context, cur *entry) (*entry, error) {
+// random password nobody knows and clears the disabled bit (unless
+// active is false). A login that finds the account half-done, and still
+// finishable, completes it.
+func (s *Store) enable(ctx context.Context, cur *entry, active bool) (*entry, error) {
 	buf := make([]byte, 48)
 	if _, err := io.ReadFull(s.rand, buf); err != nil {
 		return nil, fmt.Errorf("ldapdir: random password: %w", err)
@@ -724,9 +821,9 @@ func (s *Store) enable(ctx context.Context, cur *entry) (*entry, error) {
 	// Letters, digits and symbols: any complexity policy is met.
 	pw := base64.RawURLEncoding.EncodeToString(buf) + "aA1!"
 	uac, _ := strconv.ParseInt(cur.e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
-	if err := s.modify(ctx, s.l.enableRequest(cur.e.DN, uac, pw)); err != nil {
+	if err := s.modify(ctx, s.l.enableRequest(cur.e.DN, uac, pw, active)); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
-			return nil, errRace // another login finished it
+			return nil, errRace // another login finished it, or someone changed its flags
 		}
 		return nil, fmt.Errorf("ldapdir: enable %s: %w", cur.e.DN, err)
 	}
@@ -800,7 +897,10 @@ func refused(err error) error {
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultUndefinedAttributeType) {
 		return err
 	}
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidAttributeSyntax) || ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation) {
+	// invalidDNSyntax and namingViolation: the value names the entry, and
+	// the directory refuses it in a DN.
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidAttributeSyntax) || ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation) ||
+		ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidDNSyntax) || ldap.IsErrorWithCode(err, ldap.LDAPResultNamingViolation) {
 		return fmt.Errorf("%w: %w", provision.ErrInvalid, err)
 	}
 	return err

@@ -44,6 +44,8 @@ test: vet test-deps ## run every test, with the race detector
 # and runc to run the container image that `make image` builds (crun,
 # podman's default runtime, refuses hosts with cgroups in hybrid mode), and prometheus for
 # promtool, which checks the shipped alert rules.
+# samba, samba-ad-provision, samba-ad-dc, samba-dsdb-modules and ldb-tools
+# for the Active Directory tests (test/samba provisions its own throwaway DC).
 # Installing them must not start Debian's own servers, so service starts
 # are denied while they install (policy-rc.d), unless the machine already
 # denies them.
@@ -52,6 +54,7 @@ test-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	{ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; } || missing="$$missing slapd ldap-utils"; \
 	[ -x /usr/sbin/ns-slapd ] || missing="$$missing 389-ds-base"; \
+	{ command -v samba >/dev/null || [ -x /usr/sbin/samba ]; } && command -v samba-tool >/dev/null || missing="$$missing samba samba-ad-provision samba-ad-dc samba-dsdb-modules ldb-tools"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \

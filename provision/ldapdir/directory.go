@@ -415,6 +415,18 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64) erro
 	return nil
 }
 
+// tombstoneClasses are the classes of the tombstone entry.
+func (l *layout) tombstoneClasses() []string {
+	classes := []string{"applicationProcess"}
+	if l.ad {
+		classes = []string{"container"}
+	}
+	if l.cfg.StateObjectClass != "" {
+		classes = append(classes, l.cfg.StateObjectClass)
+	}
+	return classes
+}
+
 func (s *Store) addTombstones(ctx context.Context, vals []string) error {
 	dn := s.l.tombstoneDN()
 	var missing []string
@@ -435,14 +447,7 @@ func (s *Store) addTombstones(ctx context.Context, vals []string) error {
 	err := s.modify(ctx, req)
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 		add := ldap.NewAddRequest(dn, nil)
-		classes := []string{"applicationProcess"}
-		if s.l.ad {
-			classes = []string{"container"}
-		}
-		if s.l.cfg.StateObjectClass != "" {
-			classes = append(classes, s.l.cfg.StateObjectClass)
-		}
-		add.Attribute("objectClass", classes)
+		add.Attribute("objectClass", s.l.tombstoneClasses())
 		add.Attribute("cn", []string{"gatehouse-tombstones"})
 		add.Attribute(s.l.cfg.StateAttribute, missing)
 		err = s.add(ctx, add)

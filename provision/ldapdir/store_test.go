@@ -552,6 +552,20 @@ func TestCheck(t *testing.T) {
 		}
 	}
 
+	// TestCheckStateAttributeHolders: an attribute the schema knows but
+	// that no class of new users may hold fails every first login.
+	cfg = baseConfig(srv, tn)
+	cfg.StateAttribute, cfg.StateObjectClass = "associatedDomain", ""
+	if err := open(t, cfg).Check(ctx); err == nil || !strings.Contains(err.Error(), "no class of new users") ||
+		!strings.Contains(err.Error(), "may hold associatedDomain") {
+		t.Errorf("Check with a state attribute no user class holds = %v", err)
+	}
+	cfg.UserObjectClasses = append(cfg.UserObjectClasses, "domainRelatedObject")
+	if err := open(t, cfg).Check(ctx); err == nil || strings.Contains(err.Error(), "no class of new users") ||
+		!strings.Contains(err.Error(), "tombstone") {
+		t.Errorf("Check with the state attribute held by an auxiliary user class, not by tombstones = %v", err)
+	}
+
 	plain := slapd.Start(t) // no gatehouse schema loaded
 	ptn := plain.NewTenant(t)
 	err = open(t, baseConfig(plain, ptn)).Check(ctx)

@@ -309,7 +309,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("samba exited: %s", tail(s.Log()))
 		default:
 		}
-		c, err := s.dial(AdminDN, AdminPassword)
+		c, err := s.Dial(AdminDN, AdminPassword)
 		if err == nil {
 			c.Close()
 			return nil
@@ -366,7 +366,8 @@ func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: s.CAPool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
-func (s *Server) dial(dn, password string) (*ldap.Conn, error) {
+// Dial returns a connection over LDAPS bound as dn.
+func (s *Server) Dial(dn, password string) (*ldap.Conn, error) {
 	c, err := ldap.DialURL(s.TLSURL, ldap.DialWithTLSConfig(s.TLSConfig()))
 	if err != nil {
 		return nil, err
@@ -382,7 +383,7 @@ func (s *Server) dial(dn, password string) (*ldap.Conn, error) {
 // Administrator, for test setup and inspection.
 func (s *Server) Admin(t testing.TB) *ldap.Conn {
 	t.Helper()
-	c, err := s.dial(AdminDN, AdminPassword)
+	c, err := s.Dial(AdminDN, AdminPassword)
 	if err != nil {
 		t.Fatalf("samba: bind as administrator: %v", err)
 	}
@@ -393,7 +394,7 @@ func (s *Server) Admin(t testing.TB) *ldap.Conn {
 // Service returns a connection over LDAPS bound as the service account.
 func (s *Server) Service(t testing.TB) *ldap.Conn {
 	t.Helper()
-	c, err := s.dial(BindDN, BindPassword)
+	c, err := s.Dial(BindDN, BindPassword)
 	if err != nil {
 		t.Fatalf("samba: bind as the service account: %v", err)
 	}
@@ -416,7 +417,7 @@ func UnicodePwd(password string) string {
 // the Delegation ACEs to TenantsDN with samba-tool dsacl (Samba takes
 // security descriptors over LDAP only in binary form).
 func (s *Server) addServiceAccount() error {
-	c, err := s.dial(AdminDN, AdminPassword)
+	c, err := s.Dial(AdminDN, AdminPassword)
 	if err != nil {
 		return err
 	}
@@ -492,18 +493,28 @@ func (s *Server) NewTenant(t testing.TB) Tenant {
 }
 
 // ApplyLDIF sends an LDIF of changes in the form ldifde imports (such as
-// ldapdir.SchemaAD) as the administrator over LDAPS, with ldapmodify from
-// ldap-utils, after replacing the forest root placeholder DC=X with
-// BaseDN.
+// ldapdir.SchemaAD) as the administrator; see Apply. It fails the test
+// when ldapmodify does.
 func (s *Server) ApplyLDIF(t testing.TB, ldif string) {
 	t.Helper()
+	if err := s.Apply(ldif); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Apply sends an LDIF of changes as the administrator over LDAPS, with
+// ldapmodify from ldap-utils, after replacing the forest root placeholder
+// DC=X with BaseDN. A TestMain can apply a schema with it once for all
+// its tests (adding the same schema twice fails: the entry exists).
+func (s *Server) Apply(ldif string) error {
 	ldif = strings.ReplaceAll(ldif, ",DC=X\n", ","+BaseDN+"\n")
 	cmd := exec.Command("ldapmodify", "-x", "-H", s.TLSURL, "-D", AdminDN, "-w", AdminPassword)
 	cmd.Env = append(os.Environ(), "LDAPTLS_CACERT="+s.CAFile, "LDAPTLS_REQCERT=demand")
 	cmd.Stdin = strings.NewReader(ldif)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("samba: ldapmodify (install ldap-utils): %v: %s", err, out)
+		return fmt.Errorf("samba: ldapmodify (install ldap-utils): %v: %s", err, out)
 	}
+	return nil
 }
 
 // writeCerts writes a throwaway CA and a server certificate for

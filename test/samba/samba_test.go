@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -32,7 +33,9 @@ func TestMain(m *testing.M) {
 	fmt.Printf("samba: provision %v, start %v, service account %v\n",
 		server.ProvisionTime.Round(1e6), server.StartTime.Round(1e6), server.SetupTime.Round(1e6))
 	code := m.Run()
+	t0 := time.Now()
 	server.Stop()
+	fmt.Printf("samba: stop %v\n", time.Since(t0).Round(1e6))
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -73,6 +76,16 @@ func TestStartAndTLS(t *testing.T) {
 	if err := c.Modify(mod); err != nil {
 		t.Fatalf("the service account resets a tenant user's password: %v", err)
 	}
+	enable := ldap.NewModifyRequest(dn, nil)
+	enable.Replace("userAccountControl", []string{"512"})
+	if err := c.Modify(enable); err != nil {
+		t.Fatalf("the service account enables a tenant user: %v", err)
+	}
+	alice, err := server.Dial(dn, "Alice-Secret-1")
+	if err != nil {
+		t.Fatalf("the user binds with the password the service account set: %v", err)
+	}
+	alice.Close()
 	g := ldap.NewAddRequest("CN=staff,"+tn.GroupBase, nil)
 	g.Attribute("objectClass", []string{"group"})
 	g.Attribute("member", []string{dn})

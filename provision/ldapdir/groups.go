@@ -351,7 +351,21 @@ func (s *Store) groupClash(ctx context.Context, g groupRef, req *ldap.AddRequest
 	return altSAM, nil
 }
 
+// compare reports whether the entry at dn holds value in attr, by the
+// attribute's equality rule.
 func (s *Store) compare(ctx context.Context, dn, attr, value string) (bool, error) {
+	if s.l.ad {
+		// Samba's AD DC turns a compare into a search expression without
+		// escaping the value: one holding "\" or a parenthesis fails
+		// ("Unable to parse search expression"). A base search with the
+		// value escaped asks the same question of every AD.
+		res, err := s.search(ctx, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+			"("+attr+"="+ldap.EscapeFilter(value)+")", []string{"1.1"}, nil), false)
+		if err != nil {
+			return false, err
+		}
+		return len(res.Entries) == 1, nil
+	}
 	var ok bool
 	err := s.p.do(ctx, func(c *ldap.Conn) error {
 		s.stats.compares.Add(1)

@@ -601,7 +601,7 @@ func (s *Store) create(ctx context.Context, key provision.Key, p provision.Plan)
 		return provision.Result{}, err
 	}
 	if err := s.add(ctx, req); err != nil {
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) || s.l.ad && ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation) {
 			return provision.Result{}, s.userClash(ctx, req, &u, err)
 		}
 		return provision.Result{}, fmt.Errorf("ldapdir: add %s: %w", req.DN, refused(err))
@@ -640,12 +640,19 @@ func (s *Store) userClash(ctx context.Context, req *ldap.AddRequest, u *provisio
 	if !s.l.ad {
 		return err
 	}
-	if _, rerr := s.readDN(ctx, req.DN); !errors.Is(rerr, errNoEntry) {
-		return err // the DN is taken (or unreadable: read again to tell)
-	}
 	sam, name := samAccountName(u.UserName), upn(u.UserName, s.l.cfg.UPNSuffix)
 	holder := "another object in the domain"
-	if dn := s.logonNameHolder(ctx, sam, name); dn != "" {
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation) {
+		// AD refuses a userPrincipalName held elsewhere as a constraint
+		// violation; so it does values past their limits.
+		dn := s.logonNameHolder(ctx, sam, name)
+		if dn == "" {
+			return fmt.Errorf("ldapdir: add %s: %w", req.DN, refused(err))
+		}
+		holder = dn
+	} else if _, rerr := s.readDN(ctx, req.DN); !errors.Is(rerr, errNoEntry) {
+		return err // the DN is taken (or unreadable: read again to tell)
+	} else if dn := s.logonNameHolder(ctx, sam, name); dn != "" {
 		holder = dn
 	}
 	return fmt.Errorf("ldapdir: user %q: its sAMAccountName %q or userPrincipalName %q is held by %s (Active Directory keeps both unique across the domain): %w",

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"go.yaml.in/yaml/v3"
 
 	"gatehouse/provision"
 	"gatehouse/provision/ldapdir"
@@ -567,5 +569,62 @@ func TestADSCIMDeleteLeavesTombstone(t *testing.T) {
 	}
 	if _, err := s.Provision(ctx, l); !errors.Is(err, provision.ErrDisabled) {
 		t.Errorf("login of a deleted identity: %v", err)
+	}
+}
+
+// TestADDeployExample: deploy/store-active-directory.example.yaml, with
+// only the server, the service account and the OUs replaced, passes check
+// against a real domain controller, and a login through it fills every
+// attribute it maps.
+func TestADDeployExample(t *testing.T) {
+	srv := startAD(t)
+	tn := adTenant(t, srv)
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "store-active-directory.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Store struct {
+			LDAP ldapdir.Config `yaml:"ldap"`
+		} `yaml:"store"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(strings.ReplaceAll(string(b), "${GATEHOUSE_LDAP_PASSWORD}", samba.BindPassword)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		t.Fatal(err)
+	}
+	c := f.Store.LDAP
+	c.URL, c.CAFile, c.BindDN, c.UserBase, c.GroupBase = srv.TLSURL, srv.CAFile, samba.BindDN, tn.UserBase, tn.GroupBase
+	for _, random := range []bool{false, true} {
+		c.SetRandomPassword = random
+		s, err := ldapdir.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		ctx := context.Background()
+		if err := s.Check(ctx); err != nil {
+			t.Errorf("check of the example: %v", err)
+		}
+		name := "example" + strconv.FormatBool(random)
+		l := adLogin("ex-"+name, name, "Example Staff")
+		l.Claims.Fields[provision.FieldDisplayName] = "Example User"
+		l.Claims.Fields[provision.FieldGivenName] = "Example"
+		l.Claims.Fields[provision.FieldFamilyName] = "User"
+		l.Claims.Extra = map[string]string{"employee_id": "E-1234"}
+		res, err := s.Provision(ctx, l)
+		if err != nil || res.Outcome != provision.Created {
+			t.Fatalf("login through the example (set_random_password %v): %+v %v", random, res, err)
+		}
+		e := adRead(t, srv, "CN="+name+","+tn.UserBase, "mail", "displayName", "givenName", "sn", "employeeID", "userPrincipalName", "userAccountControl")
+		for attr, want := range map[string]string{"mail": name + "@example.test", "displayName": "Example User", "givenName": "Example",
+			"sn": "User", "employeeID": "E-1234", "userPrincipalName": name + "@corp.example.com", "userAccountControl": "512"} {
+			if got := e.GetAttributeValue(attr); got != want {
+				t.Errorf("%s = %q, want %q", attr, got, want)
+			}
+		}
+		if again, err := s.Provision(ctx, l); err != nil || again.Outcome != provision.Unchanged {
+			t.Errorf("repeat login: %+v %v", again, err)
+		}
 	}
 }

@@ -628,3 +628,35 @@ func TestADDeployExample(t *testing.T) {
 		}
 	}
 }
+
+// TestADNeverJoinsProtectedGroups: however group_base is set, and even
+// bound as a domain administrator, a login asserting the name of a group
+// AD protects (Domain Admins, the built-in Administrators, Enterprise
+// Admins...) is refused, and the group is left as it was.
+func TestADNeverJoinsProtectedGroups(t *testing.T) {
+	srv := startAD(t)
+	tn := adTenant(t, srv)
+	s := adStore(t, srv, tn, func(c *ldapdir.Config) {
+		c.BindDN, c.BindPassword, c.GroupBase = samba.AdminDN, samba.AdminPassword, samba.BaseDN
+	})
+	ctx := context.Background()
+	groups := map[string]string{
+		"Domain Admins":     "CN=Domain Admins,CN=Users," + samba.BaseDN,
+		"Enterprise Admins": "CN=Enterprise Admins,CN=Users," + samba.BaseDN,
+		"Administrators":    "CN=Administrators,CN=Builtin," + samba.BaseDN,
+		"Account Operators": "CN=Account Operators,CN=Builtin," + samba.BaseDN,
+		"domain admins":     "CN=Domain Admins,CN=Users," + samba.BaseDN,
+	}
+	i := 0
+	for name, dn := range groups {
+		i++
+		before := adRead(t, srv, dn, "member").GetAttributeValues("member")
+		_, err := s.Provision(ctx, adLogin("prot-"+strconv.Itoa(i), "prot"+strconv.Itoa(i), name))
+		if !errors.Is(err, provision.ErrConflict) || !strings.Contains(err.Error(), "protects") {
+			t.Errorf("login asserting %q: %v, want refused", name, err)
+		}
+		if after := adRead(t, srv, dn, "member").GetAttributeValues("member"); !slices.Equal(before, after) {
+			t.Errorf("%s members changed: %v -> %v", dn, before, after)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -15,6 +17,9 @@ import (
 // asserted, for a group not created yet) and its DN when known.
 type groupRef struct {
 	norm, name, dn string
+	// protected: an AD group that gatehouse never joins anyone to
+	// (adProtected).
+	protected bool
 }
 
 // membership is the set of groups under group_base a user belongs to.
@@ -293,6 +298,10 @@ func (s *Store) joinWrote(ctx context.Context, g groupRef, userDN string) (group
 			g.dn = req.DN
 			return g, true, nil
 		}
+		if found.protected {
+			return g, false, fmt.Errorf("ldapdir: group %q is %s, a group Active Directory protects (built-in, critical or adminCount): "+
+				"a login never joins one: %w", g.name, found.dn, provision.ErrConflict)
+		}
 		req := ldap.NewModifyRequest(found.dn, nil)
 		req.Add("member", []string{userDN})
 		if !s.l.ad {
@@ -378,8 +387,12 @@ func (s *Store) compare(ctx context.Context, dn, attr, value string) (bool, erro
 
 // findGroup looks a group up by name under the group base.
 func (s *Store) findGroup(ctx context.Context, g groupRef) (*groupRef, error) {
+	attrs := []string{"cn"}
+	if s.l.ad {
+		attrs = append(attrs, adProtectionAttributes...)
+	}
 	res, err := s.search(ctx, ldap.NewSearchRequest(s.l.cfg.GroupBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(&(objectClass="+ldap.EscapeFilter(s.l.cfg.GroupObjectClass)+")(cn="+ldap.EscapeFilter(g.name)+"))", []string{"cn"}, nil), false)
+		"(&(objectClass="+ldap.EscapeFilter(s.l.cfg.GroupObjectClass)+")(cn="+ldap.EscapeFilter(g.name)+"))", attrs, nil), false)
 	if err != nil {
 		return nil, fmt.Errorf("ldapdir: find group %q: %w", g.name, err)
 	}
@@ -387,7 +400,7 @@ func (s *Store) findGroup(ctx context.Context, g groupRef) (*groupRef, error) {
 	for _, e := range res.Entries {
 		for _, cn := range e.GetAttributeValues("cn") {
 			if provision.NormalizeName(cn) == g.norm {
-				found = append(found, groupRef{norm: g.norm, name: cn, dn: e.DN})
+				found = append(found, groupRef{norm: g.norm, name: cn, dn: e.DN, protected: s.l.ad && adProtected(e)})
 				break
 			}
 		}
@@ -405,6 +418,23 @@ func (s *Store) findGroup(ctx context.Context, g groupRef) (*groupRef, error) {
 		}
 	}
 	return nil, fmt.Errorf("ldapdir: %d groups named %q under %s", len(found), g.name, s.l.cfg.GroupBase)
+}
+
+// adProtectionAttributes are the attributes adProtected reads.
+var adProtectionAttributes = []string{"isCriticalSystemObject", "adminCount", "groupType"}
+
+// adProtected reports an AD group that grants rights in the domain, or
+// that AD itself manages: one AD marks critical (the built-in and default
+// groups: Administrators, Domain Admins, Domain Users...), one under
+// AdminSDHolder's protection (adminCount 1: the groups whose members
+// administer the domain, and groups nested in them), and a built-in
+// local group (groupType bit 0x1). An IdP asserting such a name gets the
+// login refused, whatever group_base holds: membership in one would
+// hand a user of an application rights over the directory.
+func adProtected(e *ldap.Entry) bool {
+	gt, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("groupType"), 10, 64)
+	return strings.EqualFold(e.GetEqualFoldAttributeValue("isCriticalSystemObject"), "TRUE") ||
+		e.GetEqualFoldAttributeValue("adminCount") == "1" || gt&0x1 != 0
 }
 
 func (l *layout) groupDN(name string) string {

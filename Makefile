@@ -46,6 +46,9 @@ test: vet test-deps ## run every test, with the race detector
 # promtool, which checks the shipped alert rules.
 # samba, samba-ad-provision, samba-ad-dc, samba-dsdb-modules and ldb-tools
 # for the Active Directory tests (test/samba provisions its own throwaway DC).
+# nodejs and npm run the OpenID Provider of test/oidcop (panva's
+# oidc-provider, installed from test/oidcop/package-lock.json by npm ci
+# when node_modules is missing or older than the lock file).
 # Installing them must not start Debian's own servers, so service starts
 # are denied while they install (policy-rc.d), unless the machine already
 # denies them.
@@ -62,12 +65,17 @@ test-deps:
 	command -v podman >/dev/null || missing="$$missing podman"; \
 	command -v runc >/dev/null || missing="$$missing runc"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			rcd=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rcd=1; fi; \
 			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; rc=$$?; \
 			[ -z "$$rcd" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; \
 		else echo "make test needs:$$missing (Debian: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+	@if [ ! -d test/oidcop/node_modules ] || [ test/oidcop/package-lock.json -nt test/oidcop/node_modules ]; then \
+		npm ci --prefix test/oidcop --no-audit --no-fund && touch test/oidcop/node_modules; \
 	fi
 
 # BenchmarkPeers runs last, on its own: gatehouse, samlsp and a bare proxy

@@ -48,8 +48,8 @@ var layoutRules = map[string]layoutRule{
 		why: "mkimage packs the built binary into a container image; it links no gatehouse code, so building the image never depends on the proxy's packages"},
 	"proxy": {code: []string{"session", "provision"},
 		why: "proxy is the request path: it uses session for sign-in and provision's Store interface for users, never a backend (provision/sqldir, provision/ldapdir: cmd chooses those) and never scim (the second door into the store, beside it, not under it)"},
-	"session": {tests: []string{"test/redistest"},
-		why: "session is the SAML SP and the session cookie; it imports nothing of ours, so it knows no store and no proxy (its tests may start Redis with test/redistest for the shared replay cache)"},
+	"session": {tests: []string{"test/redistest", "test/oidcop"},
+		why: "session is the SAML SP and the session cookie; it imports nothing of ours, so it knows no store and no proxy (its tests may start Redis with test/redistest for the shared replay cache, and an OpenID Provider with test/oidcop)"},
 	"provision": {
 		why: "provision is the shared contract (User, Store, sentinel errors, canonical names) that every other package imports; importing anything of ours from it would turn the arrows around"},
 	"provision/sqldir": {code: []string{"provision"}, tests: []string{"provision/storetest", "test/pgtest"},
@@ -74,6 +74,8 @@ var layoutRules = map[string]layoutRule{
 		why: "the PostgreSQL harness starts throwaway clusters; it knows nothing of gatehouse"},
 	"test/redistest": {
 		why: "the Redis harness starts a throwaway redis-server; it knows nothing of gatehouse"},
+	"test/oidcop": {
+		why: "the OpenID Provider harness runs oidc-provider under node behind a TLS front; it knows nothing of gatehouse"},
 	"test/slapd": {tests: []string{"provision/ldapdir"},
 		why: "the OpenLDAP harness knows nothing of gatehouse; its own test loads ldapdir's schema, the schema it exists to serve"},
 	"test/samba": {tests: []string{"provision/ldapdir"},
@@ -87,6 +89,7 @@ var testSupport = map[string]string{
 	"scim/scimtest":                 "it replays a test corpus and calls testing.T",
 	"test/pgtest":                   "it starts throwaway PostgreSQL servers",
 	"test/redistest":                "it starts a throwaway redis-server",
+	"test/oidcop":                   "it starts a throwaway OpenID Provider",
 	"test/slapd":                    "it starts throwaway OpenLDAP and 389 DS servers",
 	"test/samba":                    "it starts a throwaway Samba AD domain controller",
 }

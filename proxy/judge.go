@@ -469,7 +469,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, j judgement, s ses
 		return false
 	}
 	accepted, rl := j.authnContext()
-	if rl == nil || slices.Contains(accepted, s.AuthnContext) {
+	if rl == nil || s.MadeWith(accepted) {
 		return true
 	}
 	if len(accepted) > 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsHTML(r) {

@@ -19,6 +19,10 @@ const (
 	PathReadyz   = "readyz"
 	PathJWKS     = "jwks.json"
 	PathSCIM     = "scim/v2/"
+
+	PathOIDCCallback          = "oidc/callback"
+	PathOIDCBackchannelLogout = "oidc/backchannel-logout"
+	PathOIDCSignedOut         = "oidc/signed-out"
 )
 
 // Endpoints returns the SAML endpoints' absolute paths under prefix.
@@ -30,5 +34,9 @@ func Endpoints(prefix string) session.Endpoints {
 		Login:    prefix + PathLogin,
 		Logout:   prefix + PathLogout,
 		SLO:      prefix + PathSLO,
+
+		OIDCCallback:          prefix + PathOIDCCallback,
+		OIDCBackchannelLogout: prefix + PathOIDCBackchannelLogout,
+		OIDCSignedOut:         prefix + PathOIDCSignedOut,
 	}
 }

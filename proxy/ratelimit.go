@@ -148,9 +148,9 @@ func (p *Proxy) rateLimited(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// limitedPath reports whether a reserved path starts SAML work: the SAML
-// endpoints, the login and the logout.
+// limitedPath reports whether a reserved path starts SAML or OpenID
+// Connect work: the SAML and OIDC endpoints, the login and the logout.
 func (p *Proxy) limitedPath(path string) bool {
 	pre := p.cfg.Prefix
-	return strings.HasPrefix(path, pre+"saml/") || path == pre+PathLogin || path == pre+PathLogout
+	return strings.HasPrefix(path, pre+"saml/") || strings.HasPrefix(path, pre+"oidc/") || path == pre+PathLogin || path == pre+PathLogout
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -67,6 +68,10 @@ type Endpoints struct {
 	// under it.
 	Prefix                            string
 	Metadata, ACS, Login, Logout, SLO string
+	// OpenID Connect: the redirection endpoint, the back-channel logout
+	// endpoint, and where the provider returns the browser after an
+	// RP-initiated logout.
+	OIDCCallback, OIDCBackchannelLogout, OIDCSignedOut string
 }
 
 // SPKey is one SP key pair (PEM files; RSA).
@@ -171,7 +176,71 @@ type IdP struct {
 	// silently fails).
 	ForceAuthn bool `yaml:"force_authn"`
 	IsPassive  bool `yaml:"is_passive"`
+
+	// Kind is saml (the default) or oidc: an OpenID Connect provider,
+	// reached by the authorization code flow with PKCE. Its entity_id is
+	// its issuer; authn_context lists the acr values requested and
+	// accepted; force_authn and is_passive become prompt=login and
+	// prompt=none.
+	Kind string `yaml:"kind"`
+	OIDC `yaml:",inline"`
 }
+
+// IdP kinds.
+const (
+	KindSAML = "saml"
+	KindOIDC = "oidc"
+)
+
+// OIDC is the OpenID Connect side of an IdP of kind oidc.
+type OIDC struct {
+	// Issuer is the provider's issuer URL; its discovery document is read
+	// from Issuer + /.well-known/openid-configuration and must name the
+	// same issuer.
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret (a ${NAME} reference) or ClientSecretFile authenticate
+	// gatehouse at the token endpoint (client_secret_basic, or
+	// client_secret_post where the provider takes only that);
+	// ClientKeyFile instead holds a PEM private key (RSA or EC P-256)
+	// for private_key_jwt, with ClientKeyID its key ID at the provider.
+	// The caller resolves them (SetClientCredentials): New reads no file.
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	ClientKeyFile    string `yaml:"client_key_file"`
+	ClientKeyID      string `yaml:"client_key_id"`
+	// Scopes requested; default openid, email, profile. openid is always
+	// sent.
+	Scopes []string `yaml:"scopes"`
+	// UserInfo reads the UserInfo endpoint after the token exchange, for
+	// claims the ID token lacks; the ID token's claims win.
+	UserInfo bool `yaml:"userinfo"`
+	// IDTokenAlgs are the signature algorithms accepted on ID tokens
+	// and logout tokens; default RS256, PS256 and ES256. none and the
+	// HMAC algorithms are refused.
+	IDTokenAlgs []string `yaml:"id_token_signing_algs"`
+	// IssuerCAFile is a PEM bundle of the CAs of the provider's TLS
+	// certificate, for a provider with a private CA; default the system
+	// roots.
+	IssuerCAFile string `yaml:"issuer_ca_file"`
+
+	secret string        // resolved client secret
+	key    crypto.Signer // resolved private_key_jwt key
+	caPEM  []byte        // resolved IssuerCAFile
+}
+
+// SetClientCredentials hands the IdP its resolved client secret, or its
+// private_key_jwt key, and its issuer CA bundle (read by the caller).
+func (o *OIDC) SetClientCredentials(secret string, key crypto.Signer, caPEM []byte) {
+	o.secret, o.key, o.caPEM = secret, key, caPEM
+}
+
+// oidcAlgs are the signature algorithms an ID token may be accepted
+// with.
+var oidcAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// defaultOIDCAlgs is the default of id_token_signing_algs.
+var defaultOIDCAlgs = []string{"RS256", "PS256", "ES256"}
 
 // LoginOptions strengthen one login beyond its IdP's settings, for a path
 // that needs more (a step-up).
@@ -203,6 +272,19 @@ func (c Config) WithDefaults() Config {
 		c.Cookie.Name = "__Host-gatehouse"
 		if c.Cookie.Insecure {
 			c.Cookie.Name = "gatehouse"
+		}
+	}
+	for i, p := range c.IdPs {
+		if p.Kind == KindOIDC {
+			if c.IdPs[i].EntityID == "" {
+				c.IdPs[i].EntityID = p.Issuer
+			}
+			if len(p.Scopes) == 0 {
+				c.IdPs[i].Scopes = []string{"openid", "email", "profile"}
+			}
+			if len(p.IDTokenAlgs) == 0 {
+				c.IdPs[i].IDTokenAlgs = defaultOIDCAlgs
+			}
 		}
 	}
 	if c.EntityID == "" && c.BaseURL != "" {
@@ -278,13 +360,18 @@ func (c Config) Validate() error {
 	}
 	names, entities := map[string]bool{}, map[string]bool{}
 	for i, p := range c.IdPs {
+		if p.Kind == KindOIDC {
+			errs = append(errs, p.oidcProblems(i, c.BaseURL)...)
+		} else if p.Kind != "" && p.Kind != KindSAML {
+			add("idps[%d].kind: must be saml or oidc, got %q", i, p.Kind)
+		}
 		if !idpName.MatchString(p.Name) {
 			add("idps[%d].name: must match %s", i, idpName)
 		} else if names[p.Name] {
 			add("idps[%d].name: %q is used twice", i, p.Name)
 		}
 		names[p.Name] = true
-		if p.EntityID == "" {
+		if p.EntityID == "" && p.Kind != KindOIDC {
 			add("idps[%d].entity_id: required", i)
 		} else if entities[p.EntityID] {
 			add("idps[%d].entity_id: %q is used twice", i, p.EntityID)
@@ -307,6 +394,7 @@ func (c Config) Validate() error {
 			add("idps[%d]: force_authn and is_passive contradict each other", i)
 		}
 		switch {
+		case p.Kind == KindOIDC:
 		case (p.MetadataFile == "") == (p.MetadataURL == ""):
 			add("idps[%d]: exactly one of metadata_file and metadata_url is required", i)
 		case p.MetadataURL != "":
@@ -319,6 +407,78 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// oidcProblems are the problems of an IdP of kind oidc (after
+// WithDefaults), each naming its key.
+func (p IdP) oidcProblems(i int, baseURL string) []error {
+	var errs []error
+	add := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("idps[%d]."+format, append([]any{i}, a...)...))
+	}
+	u, err := url.Parse(p.Issuer)
+	switch {
+	case p.Issuer == "":
+		add("issuer: required for kind oidc")
+	case err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		add("issuer: must be an https URL with no query or fragment, got %q", p.Issuer)
+	case u.Scheme == "http" && strings.HasPrefix(baseURL, "http:"):
+		// A plain-http demo talks to a plain-http provider.
+	case u.Scheme != "https":
+		add("issuer: must be an https URL, got %q", p.Issuer)
+	}
+	if p.EntityID != p.Issuer {
+		add("entity_id: an OpenID provider is known by its issuer; leave entity_id unset")
+	}
+	if p.ClientID == "" {
+		add("client_id: required for kind oidc")
+	}
+	n := 0
+	for _, v := range []string{p.ClientSecret, p.ClientSecretFile, p.ClientKeyFile} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		add("client_secret: set exactly one of client_secret (a ${NAME} reference), client_secret_file and client_key_file (private_key_jwt)")
+	}
+	if p.ClientKeyID != "" && p.ClientKeyFile == "" {
+		add("client_key_id: goes with client_key_file")
+	}
+	if !slices.Contains(p.Scopes, "openid") {
+		add("scopes: must include openid")
+	}
+	for j, s := range p.Scopes {
+		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r >= 0x7f }) {
+			add("scopes[%d]: %q is not a scope token", j, s)
+		}
+	}
+	for j, a := range p.IDTokenAlgs {
+		switch {
+		case strings.EqualFold(a, "none"):
+			add("id_token_signing_algs[%d]: none accepts unsigned tokens: refused", j)
+		case strings.HasPrefix(strings.ToUpper(a), "HS"):
+			add("id_token_signing_algs[%d]: %s is an HMAC with the client secret, which anyone holding the secret can forge: refused", j, a)
+		case !slices.Contains(oidcAlgs, a):
+			add("id_token_signing_algs[%d]: %q is not one of %s", j, a, strings.Join(oidcAlgs, ", "))
+		}
+	}
+	for j, ref := range p.AuthnContext {
+		if ref == "" || strings.ContainsAny(ref, " \t\r\n\"") {
+			add("authn_context[%d]: %q is not an acr value", j, ref)
+		}
+	}
+	for key, set := range map[string]bool{"metadata_file": p.MetadataFile != "", "metadata_url": p.MetadataURL != "",
+		"metadata_signing_certs": len(p.MetadataSigningCerts) > 0, "metadata_unsigned": p.MetadataUnsigned,
+		"allow_idp_initiated": p.AllowIdPInitiated, "require_encrypted_assertions": p.RequireEncryption, "allow_rsa1_5": p.AllowRSA15,
+		"allow_cbc": p.AllowCBC, "authn_context_comparison": p.AuthnContextComparison != "", "attribute_query": p.AttributeQuery,
+		"attribute_query_attributes": len(p.AttributeQueryNames) > 0, "name_id_format": p.NameIDFormat != ""} {
+		if set {
+			add("%s: a SAML setting; this IdP is of kind oidc", key)
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
 }
 
 func validCookieName(n string) bool {

@@ -89,7 +89,7 @@ func (m *Manager) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		}
 		v := url.Values{"idp": {in.cfg.Name}, "return": {returnTo}}
 		c := Choice{Name: in.cfg.Name, DisplayName: in.displayName(), URL: m.cfg.Endpoints.Login + "?" + v.Encode(), LastUsed: in.cfg.Name == last,
-			Unavailable: in.sp.Load() == nil}
+			Unavailable: !in.loaded()}
 		if c.LastUsed {
 			page.Choices = append([]Choice{c}, page.Choices...)
 		} else {
@@ -138,6 +138,9 @@ func (m *Manager) startLogin(w http.ResponseWriter, r *http.Request, name, retur
 		name = m.idps[0].cfg.Name
 	}
 	in := m.byName[name]
+	if in.oidc != nil {
+		return m.startOIDCLogin(w, r, in, returnTo, opts)
+	}
 	sp := in.sp.Load()
 	if sp == nil {
 		return &Failure{Page: Unavailable, Reason: "metadata", Err: fmt.Errorf("idp %s: %w", name, errNoMetadata), Routine: true}
@@ -248,6 +251,12 @@ func (m *Manager) acs(w http.ResponseWriter, r *http.Request, login LoginFunc) e
 		m.auditEvent(w, r, zap.WarnLevel, "login", "refused", ev...)
 		return f
 	}
+	return m.finishLogin(w, r, login, id, returnTo)
+}
+
+// finishLogin runs login (JIT provisioning) for an accepted response,
+// issues the session and redirects to the login's return path.
+func (m *Manager) finishLogin(w http.ResponseWriter, r *http.Request, login LoginFunc, id Identity, returnTo string) error {
 	userID, err := login(r.Context(), id)
 	if err != nil {
 		return loginFailure(err, returnTo)

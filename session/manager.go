@@ -140,6 +140,7 @@ type Manager struct {
 
 type idp struct {
 	cfg   IdP
+	oidc  *oidcIdP                             // kind oidc; nil for SAML
 	certs []*x509.Certificate                  // metadata_signing_certs
 	sp    atomic.Pointer[saml.ServiceProvider] // nil until metadata loads
 	org   atomic.Pointer[string]               // the display name the metadata gives
@@ -231,6 +232,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Manager, error) {
 		if in.certs, err = loadCerts(p.MetadataSigningCerts); err != nil {
 			return nil, fmt.Errorf("idp %s: metadata_signing_certs: %w", p.Name, err)
 		}
+		if p.Kind == KindOIDC {
+			if in.oidc, err = newOIDCIdP(p, m.client); err != nil {
+				return nil, fmt.Errorf("idp %s: %w", p.Name, err)
+			}
+		}
 		m.idps = append(m.idps, in)
 		m.byName[p.Name], m.byEntity[p.EntityID] = in, in
 		m.anyUnsolicited = m.anyUnsolicited || p.AllowIdPInitiated
@@ -316,11 +322,20 @@ func (m *Manager) decryptionKeys() []*rsa.PrivateKey {
 // Ready reports whether every IdP's metadata is loaded.
 func (m *Manager) Ready() error {
 	for _, in := range m.idps {
-		if in.sp.Load() == nil {
+		if !in.loaded() {
 			return fmt.Errorf("idp %s: %w", in.cfg.Name, errNoMetadata)
 		}
 	}
 	return nil
+}
+
+// loaded reports whether the IdP's metadata (SAML) or discovery document
+// (OpenID Connect) is loaded.
+func (in *idp) loaded() bool {
+	if in.oidc != nil {
+		return in.oidc.prov.Load() != nil
+	}
+	return in.sp.Load() != nil
 }
 
 // CookieName is the session cookie's name; the proxy strips it upstream.

@@ -375,13 +375,13 @@ func (m *Manager) MetadataStates() []MetadataState {
 	now := m.now()
 	out := make([]MetadataState, 0, len(m.idps))
 	for _, in := range m.idps {
-		s := MetadataState{IdP: in.cfg.Name, FromURL: in.cfg.MetadataURL != ""}
+		s := MetadataState{IdP: in.cfg.Name, FromURL: in.cfg.MetadataURL != "" || in.oidc != nil}
 		var st metadataStatus
 		if p := in.status.Load(); p != nil {
 			st = *p
 		}
 		s.LastSuccess, s.LastError, s.FromCache = st.lastSuccess, st.lastErr, st.fromCache
-		loaded := in.sp.Load() != nil
+		loaded := in.loaded()
 		if loaded {
 			s.ValidUntil = st.validUntil
 			for _, c := range in.signingCerts() {

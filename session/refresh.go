@@ -17,6 +17,9 @@ import (
 // metadata_cache_dir; every good copy read from the URL is kept there.
 // memo shares one fetch of a URL between the IdPs of one aggregate.
 func (m *Manager) load(ctx context.Context, in *idp, memo map[string][]byte) (err error) {
+	if in.oidc != nil {
+		return m.loadOIDC(ctx, in)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var data []byte
@@ -119,16 +122,16 @@ func (m *Manager) refreshDue(ctx context.Context, refresh time.Duration) {
 	now := m.now()
 	memo := map[string][]byte{}
 	for _, in := range m.idps {
-		if in.cfg.MetadataURL == "" {
+		if in.cfg.MetadataURL == "" && in.oidc == nil {
 			continue
 		}
 		m.expire(in, now)
-		if in.sp.Load() != nil && now.Before(in.next) {
+		if in.loaded() && now.Before(in.next) {
 			continue
 		}
 		if err := m.load(ctx, in, memo); err != nil {
 			m.log.Warn("idp metadata refresh failed", zap.String("idp", in.cfg.Name), zap.Error(err))
-			if in.sp.Load() != nil {
+			if in.loaded() {
 				in.next = now.Add(min(5*time.Minute, refresh))
 			}
 		}

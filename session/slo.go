@@ -54,6 +54,18 @@ func (m *Manager) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		outcome = "revoke_failed" // the cookie is deleted; a copy of it lives on
 	}
 	in := m.byName[s.IdP]
+	if in != nil && in.oidc != nil {
+		// RP-initiated logout: the provider ends its own session and
+		// sends the browser back to the signed-out page.
+		dest := m.rpLogoutURL(in)
+		m.auditEvent(w, r, zap.InfoLevel, "logout", outcome, append(subjectFields(s), zap.String("idp_kind", KindOIDC), zap.Bool("single_logout", dest != ""))...)
+		if dest == "" {
+			m.pages.SignedOut(w, r)
+			return nil
+		}
+		http.Redirect(w, r, dest, http.StatusSeeOther)
+		return nil
+	}
 	sp := in.sp.Load()
 	binding, dest := saml.HTTPRedirectBinding, ""
 	if !in.cfg.NoSingleLogout && sp != nil && s.NameID != "" {

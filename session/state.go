@@ -26,23 +26,26 @@ type loginState struct {
 	// AuthnContext, when set, are the classes this login must be made
 	// with (a step-up), space-separated.
 	AuthnContext string
+	// Verifier is an OpenID Connect login's PKCE code verifier; its
+	// RequestID is the nonce.
+	Verifier string
 }
 
 // maxReturnInState bounds the return path kept in the cookie; a longer
 // one falls back to "/" so that the cookie stays well under 4 KiB.
 const maxReturnInState = 1536
 
-// stateFormat 2 added AuthnContext. Login states live minutes, so an
-// older one is simply refused (the user starts again).
-const stateFormat = 2
+// stateFormat 2 added AuthnContext, 3 Verifier. Login states live
+// minutes, so an older one is simply refused (the user starts again).
+const stateFormat = 3
 
 func (st loginState) encode() []byte {
-	return pack(stateFormat, []time.Time{st.Expires}, st.Token, st.RequestID, st.IdP, st.ReturnTo, st.AuthnContext)
+	return pack(stateFormat, []time.Time{st.Expires}, st.Token, st.RequestID, st.IdP, st.ReturnTo, st.AuthnContext, st.Verifier)
 }
 
 func decodeState(b []byte) (loginState, error) {
 	var st loginState
-	if err := unpack(b, stateFormat, []*time.Time{&st.Expires}, &st.Token, &st.RequestID, &st.IdP, &st.ReturnTo, &st.AuthnContext); err != nil {
+	if err := unpack(b, stateFormat, []*time.Time{&st.Expires}, &st.Token, &st.RequestID, &st.IdP, &st.ReturnTo, &st.AuthnContext, &st.Verifier); err != nil {
 		return loginState{}, err
 	}
 	return st, nil

@@ -270,9 +270,9 @@ func yamlSyntax(err error) (int, string) {
 
 // envKeys are the keys whose ${NAME} values resolveSecrets reads from the
 // environment; anywhere else a ${NAME} would be taken literally.
-var envKeys = regexp.MustCompile(`^(?:cookie\.keys\[\d+\]|store\.ldap\.bind_password|store\.(?:sqlite|postgres|sqlserver)\.dsn|state\.redis\.url|scim\.tokens\[\d+\])$`)
+var envKeys = regexp.MustCompile(`^(?:cookie\.keys\[\d+\]|store\.ldap\.bind_password|store\.(?:sqlite|postgres|sqlserver)\.dsn|state\.redis\.url|scim\.tokens\[\d+\]|idps\[\d+\]\.client_secret)$`)
 
-const envKeysText = "cookie.keys, store.ldap.bind_password, store.<backend>.dsn, state.redis.url and scim.tokens"
+const envKeysText = "cookie.keys, store.ldap.bind_password, store.<backend>.dsn, state.redis.url, scim.tokens and idps[].client_secret"
 
 type walkKey struct {
 	n *yaml.Node

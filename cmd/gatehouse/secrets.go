@@ -7,6 +7,7 @@ package main
 // reads the file again, by the same rules.
 
 import (
+	"crypto"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -174,6 +175,7 @@ func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 	// The SP key pairs: read here like every secret file, parsed by
 	// session, which reads no file itself.
 	s.errs = append(s.errs, f.Session.LoadKeyPairs(readSecretFile)...)
+	f.resolveOIDCSecrets(s)
 	if l := f.Store.LDAP; l != nil {
 		switch {
 		case l.BindPassword != "":
@@ -271,4 +273,41 @@ func (f *File) resolveSecrets(lookupEnv func(string) (string, bool)) []error {
 		}
 	}
 	return s.errs
+}
+
+// resolveOIDCSecrets reads the client credentials of the OpenID Connect
+// IdPs (a secret, or a private_key_jwt key) and their issuer CA bundles,
+// and hands them to the composed session config.
+func (f *File) resolveOIDCSecrets(s *secrets) {
+	for i := range f.Session.IdPs {
+		p := &f.Session.IdPs[i]
+		if p.Kind != session.KindOIDC {
+			continue
+		}
+		key := fmt.Sprintf("idps[%d]", i)
+		var secret string
+		var signer crypto.Signer
+		var ca []byte
+		switch {
+		case p.ClientSecret != "":
+			secret = s.ref(key+".client_secret", p.ClientSecret,
+				"; a client secret in the config file would be readable by anyone who can read the file (or use client_secret_file)")
+		case p.ClientSecretFile != "":
+			if v, ok := s.file(key+".client_secret_file", p.ClientSecretFile); ok {
+				secret = strings.TrimSpace(v)
+			}
+		case p.ClientKeyFile != "":
+			if b, ok := s.read(key+".client_key_file", p.ClientKeyFile); ok {
+				k, err := session.ParseClientKey(b)
+				if err != nil {
+					s.fail(key+".client_key_file", fmt.Errorf("%s: %w", p.ClientKeyFile, err))
+				}
+				signer = k
+			}
+		}
+		if p.IssuerCAFile != "" {
+			ca, _ = s.read(key+".issuer_ca_file", p.IssuerCAFile)
+		}
+		p.SetClientCredentials(secret, signer, ca)
+	}
 }

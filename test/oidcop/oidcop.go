@@ -541,14 +541,48 @@ func (p *Provider) Logout(t testing.TB, client *http.Client, endSessionURL strin
 }
 
 var (
-	logoutAction = regexp.MustCompile(`<form[^>]*id="op.logoutForm"[^>]*action="([^"]+)"|<form[^>]*action="([^"]+)"[^>]*id="op.logoutForm"`)
-	logoutXSRF   = regexp.MustCompile(`name="xsrf" value="([^"]+)"`)
+	formTag     = regexp.MustCompile(`(?is)<form\b([^>]*)>(.*?)</form>`)
+	formAction  = regexp.MustCompile(`(?i)\baction="([^"]*)"`)
+	formMethod  = regexp.MustCompile(`(?i)\bmethod="post"`)
+	hiddenInput = regexp.MustCompile(`(?i)<input\b[^>]*\btype="hidden"[^>]*>`)
+	inputName   = regexp.MustCompile(`(?i)\bname="([^"]*)"`)
+	inputValue  = regexp.MustCompile(`(?i)\bvalue="([^"]*)"`)
 )
 
-// follow sends the request and follows redirects and the logout
-// confirmation form while they stay on the OP; it returns the first
-// location off the OP, or the last OP URL that answered 200 with no form
-// to submit.
+// postForm finds the page's first POST form and what submitting it sends:
+// its hidden inputs, plus logout=yes on the logout confirmation (the
+// button a person presses). ok is false when the page has none.
+func postForm(page []byte) (action string, values url.Values, ok bool) {
+	m := formTag.FindSubmatch(page)
+	if m == nil || !formMethod.Match(m[1]) {
+		return "", nil, false
+	}
+	a := formAction.FindSubmatch(m[1])
+	if a == nil {
+		return "", nil, false
+	}
+	values = url.Values{}
+	for _, in := range hiddenInput.FindAll(m[2], -1) {
+		n, v := inputName.FindSubmatch(in), inputValue.FindSubmatch(in)
+		if n == nil {
+			continue
+		}
+		val := ""
+		if v != nil {
+			val = htmlUnescape(string(v[1]))
+		}
+		values.Add(htmlUnescape(string(n[1])), val)
+	}
+	if strings.Contains(string(m[1]), `id="op.logoutForm"`) && values.Get("logout") == "" {
+		values.Set("logout", "yes")
+	}
+	return htmlUnescape(string(a[1])), values, true
+}
+
+// follow sends the request and follows redirects and the OP's forms
+// (the logout confirmation, the end of the previous session when another
+// account logs in) while they stay on the OP; it returns the first
+// location off the OP, or the URL of the OP's "signed out" page.
 func (p *Provider) follow(client *http.Client, method, target string, form url.Values) (string, error) {
 	if client == nil {
 		client = p.HTTPClient()
@@ -583,18 +617,21 @@ func (p *Provider) follow(client *http.Client, method, target string, form url.V
 			}
 			method, target, form = http.MethodGet, next.String(), nil
 		case resp.StatusCode == http.StatusOK:
-			m := logoutAction.FindSubmatch(body)
-			x := logoutXSRF.FindSubmatch(body)
-			if m == nil || x == nil {
-				return target, nil
+			action, values, ok := postForm(body)
+			if !ok {
+				if strings.HasPrefix(resp.Request.URL.Path, "/session/end") {
+					return target, nil // the OP's own "signed out" page
+				}
+				return "", fmt.Errorf("oidcop: %s %s: 200 with no redirect and no form: %.500s", method, target, body)
 			}
-			action := string(m[1]) + string(m[2])
-			next, err := resp.Request.URL.Parse(htmlUnescape(action))
+			next, err := resp.Request.URL.Parse(action)
 			if err != nil {
-				return "", fmt.Errorf("oidcop: logout form action %q: %w", action, err)
+				return "", fmt.Errorf("oidcop: form action %q: %w", action, err)
 			}
-			method, target = http.MethodPost, next.String()
-			form = url.Values{"xsrf": {htmlUnescape(string(x[1]))}, "logout": {"yes"}}
+			if next.Scheme != op.Scheme || next.Host != op.Host {
+				return "", fmt.Errorf("oidcop: the OP posts a form to %s (response_mode=form_post?); Authorize follows redirects only", next)
+			}
+			method, target, form = http.MethodPost, next.String(), values
 		default:
 			return "", fmt.Errorf("oidcop: %s %s: %d: %.500s", method, target, resp.StatusCode, body)
 		}

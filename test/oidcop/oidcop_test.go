@@ -183,7 +183,7 @@ func TestDiscoveryOverTLS(t *testing.T) {
 }
 
 func TestCodeFlowPKCE(t *testing.T) {
-	_, srv := newLogoutRP(t)
+	l, srv := newLogoutRP(t)
 	p := start(t, srv.URL)
 	r := newRP(t, p, clientID)
 	pd := r.authorize(t, p.HTTPClient(), "alice", oauth2.SetAuthURLParam("acr_values", "urn:other "+mfa))
@@ -225,6 +225,23 @@ func TestCodeFlowPKCE(t *testing.T) {
 	if c.Sub != "bob" || c.ACR != oidcop.DefaultACR || !slices.Equal(c.AMR, []string{"pwd"}) || c.Groups != nil || c.SID == "" {
 		t.Fatalf("bob's ID token claims %+v", c)
 	}
+
+	// One browser: alice's session answers a second request for alice;
+	// a login_hint naming bob logs bob in instead.
+	browser := p.HTTPClient()
+	_, idt, _ = r.exchange(t, r.authorize(t, browser, "alice"))
+	var a1, a2, b idClaims
+	idt.Claims(&a1)
+	_, idt, _ = r.exchange(t, r.authorize(t, browser, "alice"))
+	idt.Claims(&a2)
+	_, idt, _ = r.exchange(t, r.authorize(t, browser, "bob"))
+	idt.Claims(&b)
+	if a1.Sub != "alice" || a2.SID != a1.SID || b.Sub != "bob" || b.SID == a1.SID {
+		t.Fatalf("one browser: alice %+v, again %+v, then bob %+v", a1, a2, b)
+	}
+	// Switching accounts ended alice's session at the OP, which told the
+	// RP by back-channel logout.
+	checkLogoutToken(t, r, l.next(t), "alice", a1.SID)
 
 	// oidc-provider puts sid in ID tokens only for clients that registered
 	// a backchannel_logout_uri (with backchannel_logout_session_required).

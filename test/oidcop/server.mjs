@@ -15,7 +15,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 const DEFAULT_ACR = 'urn:gatehouse:test:pwd';
 
@@ -62,6 +62,22 @@ f.appendChild(i); f.submit();
 </body></html>`;
 }
 
+// policy is oidc-provider's default, plus a login whenever login_hint
+// names another account than the session's, so that one browser can
+// switch test users.
+function policy() {
+  const { Check, base } = interactionPolicy;
+  const p = base();
+  p.get('login').checks.add(new Check('login_hint_other_account', 'login_hint names another account', 'login_required', (ctx) => {
+    const { oidc } = ctx;
+    if (oidc.params.login_hint && oidc.session.accountId && oidc.session.accountId !== oidc.params.login_hint) {
+      return Check.REQUEST_PROMPT;
+    }
+    return Check.NO_NEED_TO_PROMPT;
+  }));
+  return p;
+}
+
 function build() {
   const provider = new Provider(config.issuer, {
     clients: config.clients,
@@ -95,7 +111,10 @@ function build() {
       rpInitiatedLogout: { enabled: true, logoutSource },
       backchannelLogout: { enabled: true },
     },
-    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      policy: policy(),
+      url: (ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
     findAccount: (ctx, id) => {
       const account = accounts.get(id);
       return account && { accountId: id, claims: claimsOf(account) };

@@ -297,6 +297,12 @@ func CheckMetadata(ctx context.Context, client *http.Client, idps []IdP) []error
 	}
 	var errs []error
 	for i, p := range idps {
+		if p.Kind == KindOIDC {
+			if err := checkOIDC(ctx, client, p); err != nil {
+				errs = append(errs, fmt.Errorf("idps[%d].issuer: %w", i, err))
+			}
+			continue
+		}
 		key := "metadata_file"
 		if p.MetadataURL != "" {
 			key = "metadata_url"

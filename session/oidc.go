@@ -682,3 +682,101 @@ func ParseClientKey(data []byte) (crypto.Signer, error) {
 	}
 	return nil, errors.New("an RSA or EC P-256 key is required")
 }
+
+// checkOIDC is CheckMetadata for an OpenID provider: its discovery
+// document is read and checked, and its keys are read.
+func checkOIDC(ctx context.Context, client *http.Client, p IdP) error {
+	o, err := newOIDCIdP(p, client)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	data, err := fetchJSON(ctx, o.client, strings.TrimSuffix(p.Issuer, "/")+"/.well-known/openid-configuration", maxDiscoveryBytes)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	var d oidcDiscovery
+	if err := json.Unmarshal(data, &d); err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	if err := d.check(p.Issuer); err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	if _, err := newJWKSCache(d.JWKSURI, o.client, p.IDTokenAlgs, time.Now).fetch(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ExplainIDToken checks a saved ID token of the OpenID provider idpName
+// as its login would have, at the instant at (zero: its iat), against the
+// provider's keys (read from its jwks_uri): signature, iss, aud, exp,
+// azp. The nonce is the login's alone and is not checked. userinfo, when
+// given, is the UserInfo response of the same login; its sub must be the
+// token's. It writes nothing.
+func (m *Manager) ExplainIDToken(ctx context.Context, raw, userinfo []byte, idpName string, at time.Time) (Identity, time.Time, error) {
+	in := m.byName[idpName]
+	if in == nil || in.oidc == nil {
+		return Identity{}, at, fmt.Errorf("no OpenID provider called %q", idpName)
+	}
+	token := strings.TrimSpace(string(raw))
+	p := in.oidc.prov.Load()
+	if p == nil {
+		if err := m.loadOIDC(ctx, in); err != nil {
+			return Identity{}, at, err
+		}
+		p = in.oidc.prov.Load()
+	}
+	payload, err := p.keys.VerifySignature(ctx, token)
+	if err != nil {
+		return Identity{}, at, fmt.Errorf("signature: %w", err)
+	}
+	var times struct {
+		IssuedAt float64 `json:"iat"`
+	}
+	if err := json.Unmarshal(payload, &times); err != nil || times.IssuedAt == 0 {
+		return Identity{}, at, errors.New("structure: the token has no iat; give the instant to check at")
+	}
+	if at.IsZero() {
+		at = time.Unix(int64(times.IssuedAt), 0)
+	}
+	v := oidc.NewVerifier(in.cfg.Issuer, p.keys, &oidc.Config{ClientID: in.cfg.ClientID, SupportedSigningAlgs: in.cfg.IDTokenAlgs,
+		Now: func() time.Time { return at.Add(-m.cfg.ClockSkew) }})
+	t, err := v.Verify(ctx, token)
+	if err != nil {
+		return Identity{}, at, err
+	}
+	var c idClaims
+	if err := t.Claims(&c); err != nil {
+		return Identity{}, at, err
+	}
+	if err := checkAZP(c, in.cfg.ClientID); err != nil {
+		return Identity{}, at, err
+	}
+	if t.IssuedAt.After(at.Add(m.cfg.ClockSkew)) {
+		return Identity{}, at, fmt.Errorf("id token: issued at %v, after %v", t.IssuedAt, at)
+	}
+	attrs, err := claimAttributes(t)
+	if err != nil {
+		return Identity{}, at, err
+	}
+	id := Identity{IdP: in.cfg.Name, EntityID: in.cfg.Issuer, NameID: t.Subject, NameIDFormat: oidcSubjectFormat, SessionIndex: c.SID,
+		AuthnContext: authnContextOf(c.ACR, c.AMR), AssertionID: c.JTI, AuthnInstant: t.IssuedAt, Attributes: attrs}
+	if len(userinfo) > 0 {
+		var all map[string]json.RawMessage
+		if err := json.Unmarshal(userinfo, &all); err != nil {
+			return Identity{}, at, fmt.Errorf("userinfo: %w", err)
+		}
+		var sub string
+		if json.Unmarshal(all["sub"], &sub) != nil || sub != t.Subject {
+			return Identity{}, at, errors.New("userinfo: its sub is not the ID token's")
+		}
+		for name, vals := range flattenClaims(all) {
+			if _, ok := id.Attributes[name]; !ok {
+				id.Attributes[name] = vals
+			}
+		}
+	}
+	return id, at, nil
+}

@@ -27,7 +27,7 @@ import (
 // explainCommand validates a saved SAML response offline and prints the
 // identity, the user record the mapping makes of it, and what a login
 // would write to the store. It writes nothing anywhere.
-func explainCommand(ctx context.Context, configPath, idpName, responsePath, at string, stdout, stderr io.Writer) int {
+func explainCommand(ctx context.Context, configPath, idpName, responsePath, userinfoPath, at string, stdout, stderr io.Writer) int {
 	f, report := readConfig(configPath, os.LookupEnv)
 	if err := report.Err(); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -48,10 +48,23 @@ func explainCommand(ctx context.Context, configPath, idpName, responsePath, at s
 		fmt.Fprintln(stderr, "gatehouse explain:", err)
 		return 1
 	}
-	doc, err := decodeResponse(raw)
-	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse explain: %s: %v\n", responsePath, err)
-		return 1
+	var userinfo []byte
+	if userinfoPath != "" {
+		if pol.Kind != session.KindOIDC {
+			fmt.Fprintln(stderr, "gatehouse explain: --userinfo is for OpenID providers")
+			return 2
+		}
+		if userinfo, err = os.ReadFile(userinfoPath); err != nil {
+			fmt.Fprintln(stderr, "gatehouse explain:", err)
+			return 1
+		}
+	}
+	doc := raw
+	if pol.Kind != session.KindOIDC {
+		if doc, err = decodeResponse(raw); err != nil {
+			fmt.Fprintf(stderr, "gatehouse explain: %s: %v\n", responsePath, err)
+			return 1
+		}
 	}
 	var when time.Time
 	switch at {
@@ -69,16 +82,24 @@ func explainCommand(ctx context.Context, configPath, idpName, responsePath, at s
 		fmt.Fprintln(stderr, "gatehouse explain:", err)
 		return 1
 	}
-	id, used, err := sm.Explain(doc, idpName, when)
+	var id session.Identity
+	var used time.Time
+	what, valid, instant := "response", "signature, issuer, audience, recipient, times", "IssueInstant"
+	if pol.Kind == session.KindOIDC {
+		what, valid, instant = "id token", "signature, issuer, audience, azp, times; not the nonce, which only the login knew", "iat"
+		id, used, err = sm.ExplainIDToken(ctx, doc, userinfo, idpName, when)
+	} else {
+		id, used, err = sm.Explain(doc, idpName, when)
+	}
 	w := &explainWriter{w: stdout}
 	if err != nil {
-		w.line("response: REFUSED at %s", used.UTC().Format(time.RFC3339))
+		w.line("%s: REFUSED at %s", what, used.UTC().Format(time.RFC3339))
 		w.line("  %v", err)
 		return 1
 	}
-	w.line("response: valid (signature, issuer, audience, recipient, times) at %s", used.UTC().Format(time.RFC3339))
+	w.line("%s: valid (%s) at %s", what, valid, used.UTC().Format(time.RFC3339))
 	if at == "" || at == "issued" {
-		w.line("  checked as at its IssueInstant; --at now checks it as it would be now")
+		w.line("  checked as at its %s; --at now checks it as it would be now", instant)
 	}
 	w.line("identity:")
 	w.line("  idp            %s (%s)", id.IdP, id.EntityID)

@@ -36,9 +36,10 @@ const usage = `gatehouse: SAML single sign-on and JIT provisioning in front of a
 Usage:
   gatehouse serve --config FILE   run the proxy
   gatehouse check --config FILE   validate a config; print every problem; exit 1 if any
-  gatehouse explain --config FILE --idp NAME --response FILE [--at issued|now|TIME]
-                                  validate a saved SAML response offline and show the user it
-                                  maps to and what a login would write (writes nothing)
+  gatehouse explain --config FILE --idp NAME --response FILE [--userinfo FILE] [--at issued|now|TIME]
+                                  validate a saved SAML response (offline) or OpenID Connect ID
+                                  token (against the provider's keys) and show the user it maps
+                                  to and what a login would write (writes nothing)
   gatehouse import [--config FILE] [--format scim|csv] [--batch N] FILE|-
                                   create or update users from SCIM JSON or CSV, as SCIM
                                   would; a re-run writes nothing new; exit 1 if any failed
@@ -72,7 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "explain":
 		path := fs.String("config", "gatehouse.yaml", "config file")
 		idp := fs.String("idp", "", "the IdP's name in the config")
-		resp := fs.String("response", "", "file holding the response: XML, base64, or a SAMLResponse= form body")
+		resp := fs.String("response", "", "file holding the response: XML, base64, or a SAMLResponse= form body; for an OpenID provider, the ID token")
+		userinfo := fs.String("userinfo", "", "OpenID providers: a file holding the UserInfo response (JSON) of the same login")
 		at := fs.String("at", "issued", "check times as at: issued (the response's IssueInstant), now, or an RFC 3339 time")
 		if fs.Parse(args) != nil {
 			return 2
@@ -81,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gatehouse explain: --idp and --response are required")
 			return 2
 		}
-		return explainCommand(ctx, *path, *idp, *resp, *at, stdout, stderr)
+		return explainCommand(ctx, *path, *idp, *resp, *userinfo, *at, stdout, stderr)
 	case "import":
 		o := importOptions{}
 		fs.StringVar(&o.config, "config", "gatehouse.yaml", "config file")

@@ -108,6 +108,7 @@ type Provider struct {
 	admin  string // http://127.0.0.1:port of the admin listener
 	front  *http.Server
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser
 	exited chan struct{}
 	mu     sync.Mutex
 	tamper func(r *http.Request, status int, header http.Header, body []byte) []byte
@@ -212,6 +213,11 @@ func (p *Provider) startNode(node, src, confFile string) (nodePorts, error) {
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		return nodePorts{}, fmt.Errorf("oidcop: %w", err)
+	}
+	// node exits when its standard input closes, so it does not outlive
+	// a test binary that dies without calling Stop.
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		return nodePorts{}, fmt.Errorf("oidcop: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
@@ -433,7 +439,7 @@ func nodeConfig(issuer string, cfg Config) ([]byte, error) {
 		if a.Sub == "" {
 			return nil, errors.New("oidcop: an account has no Sub")
 		}
-		out.Accounts = append(out.Accounts, account{Sub: a.Sub, Claims: a.Claims, ACRs: a.ACRs, AMR: a.AMR})
+		out.Accounts = append(out.Accounts, account(a))
 	}
 	if cfg.IDTokenTTL > 0 {
 		out.TTL["IdToken"] = int(cfg.IDTokenTTL / time.Second)

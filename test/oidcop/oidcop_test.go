@@ -2,6 +2,9 @@ package oidcop_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -17,6 +20,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
 
 	"gatehouse/test/oidcop"
@@ -602,5 +607,63 @@ func TestMissingNodeIsAnError(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "make test-deps") {
 		t.Fatalf("error %q does not say to run make test-deps", err)
+	}
+}
+
+// TestPrivateKeyJWT: a client that authenticates with a signed assertion
+// (private_key_jwt) and its registered public key; an assertion signed by
+// another key is invalid_client.
+func TestPrivateKeyJWT(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "rp-1", Algorithm: "ES256", Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := oidcop.Start(t, oidcop.Config{
+		Clients:  []oidcop.Client{{ID: "pkjwt-rp", RedirectURIs: []string{redirectURI}, AuthMethod: "private_key_jwt", JWKS: pub}},
+		Accounts: []oidcop.Account{{Sub: "carol", Claims: map[string]any{"email": "carol@example.test"}}},
+	})
+	r := newRP(t, p, "pkjwt-rp")
+	token := func(signer *ecdsa.PrivateKey, pd pending) (int, map[string]any) {
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: signer},
+			(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "rp-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		assertion, err := jwt.Signed(sig).Claims(jwt.Claims{Issuer: "pkjwt-rp", Subject: "pkjwt-rp",
+			Audience: jwt.Audience{p.Issuer + "/token"}, ID: oauth2.GenerateVerifier(),
+			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := p.HTTPClient().PostForm(p.Issuer+"/token", url.Values{
+			"grant_type": {"authorization_code"}, "code": {pd.code}, "redirect_uri": {redirectURI},
+			"code_verifier": {pd.verifier}, "client_id": {"pkjwt-rp"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {assertion},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	status, out := token(other, r.authorize(t, nil, "carol"))
+	if status != http.StatusUnauthorized || out["error"] != "invalid_client" {
+		t.Fatalf("assertion signed by another key: %d %v", status, out)
+	}
+	pd := r.authorize(t, nil, "carol")
+	status, out = token(key, pd)
+	if status != http.StatusOK {
+		t.Fatalf("token endpoint: %d %v", status, out)
+	}
+	raw, _ := out["id_token"].(string)
+	idt, err := r.verifier.Verify(r.ctx, raw)
+	if err != nil || idt.Subject != "carol" || idt.Nonce != pd.nonce {
+		t.Fatalf("ID token %v: %v", idt, err)
 	}
 }

@@ -285,5 +285,11 @@ function listen(server) {
   });
 }
 
+// The harness holds our standard input open while it runs; when it
+// closes (Stop, or the test binary died), we go.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+process.on('SIGTERM', () => process.exit(0));
+
 const ports = { http: await listen(main), admin: await listen(admin) };
 process.stdout.write(`${JSON.stringify(ports)}\n`);

@@ -629,27 +629,66 @@ func TestADDeployExample(t *testing.T) {
 	}
 }
 
-// TestADNeverJoinsProtectedGroups: however group_base is set, and even
-// bound as a domain administrator, a login asserting the name of a group
-// AD protects (Domain Admins, the built-in Administrators, Enterprise
-// Admins...) is refused, and the group is left as it was.
+// TestADNeverJoinsProtectedGroups: the domain's root and its built-in
+// containers are refused as group_base (and user_base); and under an OU
+// of gatehouse's own, even bound as a domain administrator, a login
+// asserting a group that AD protects (adminCount) or that is nested into
+// Domain Admins (which AD marks only later, and Samba never) is refused,
+// and the group is left as it was.
 func TestADNeverJoinsProtectedGroups(t *testing.T) {
 	srv := startAD(t)
 	tn := adTenant(t, srv)
-	s := adStore(t, srv, tn, func(c *ldapdir.Config) {
-		c.BindDN, c.BindPassword, c.GroupBase = samba.AdminDN, samba.AdminPassword, samba.BaseDN
-	})
-	ctx := context.Background()
-	groups := map[string]string{
-		"Domain Admins":     "CN=Domain Admins,CN=Users," + samba.BaseDN,
-		"Enterprise Admins": "CN=Enterprise Admins,CN=Users," + samba.BaseDN,
-		"Administrators":    "CN=Administrators,CN=Builtin," + samba.BaseDN,
-		"Account Operators": "CN=Account Operators,CN=Builtin," + samba.BaseDN,
-		"domain admins":     "CN=Domain Admins,CN=Users," + samba.BaseDN,
+	for _, base := range []string{samba.BaseDN, "CN=Users," + samba.BaseDN, "CN=Builtin," + samba.BaseDN} {
+		cfg := adStoreConfig(srv, tn)
+		cfg.GroupBase = base
+		if _, err := ldapdir.New(cfg); err == nil || !strings.Contains(err.Error(), "group_base") {
+			t.Errorf("group_base %s: %v, want refused", base, err)
+		}
+		cfg = adStoreConfig(srv, tn)
+		cfg.UserBase = base
+		if _, err := ldapdir.New(cfg); err == nil || !strings.Contains(err.Error(), "user_base") {
+			t.Errorf("user_base %s: %v, want refused", base, err)
+		}
 	}
-	i := 0
-	for name, dn := range groups {
-		i++
+	admin := srv.Admin(t)
+	group := func(name string, attrs map[string]string) string {
+		dn := "CN=" + name + "," + tn.GroupBase
+		add := ldap.NewAddRequest(dn, nil)
+		add.Attribute("objectClass", []string{"group"})
+		add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-" + name})
+		for k, v := range attrs {
+			add.Attribute(k, []string{v})
+		}
+		if err := admin.Add(add); err != nil {
+			t.Fatalf("add %s: %v", dn, err)
+		}
+		return dn
+	}
+	tier0 := group("Tier0", nil)
+	nest := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
+	nest.Add("member", []string{tier0})
+	if err := admin.Modify(nest); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unnest := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
+		unnest.Delete("member", []string{tier0})
+		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
+			c.Modify(unnest)
+			c.Close()
+		}
+	})
+	inner := group("Tier0-inner", nil) // nested two deep
+	in2 := ldap.NewModifyRequest(tier0, nil)
+	in2.Add("member", []string{inner})
+	if err := admin.Modify(in2); err != nil {
+		t.Fatal(err)
+	}
+	marked := group("Marked", map[string]string{"adminCount": "1"})
+	s := adStore(t, srv, tn, func(c *ldapdir.Config) { c.BindDN, c.BindPassword = samba.AdminDN, samba.AdminPassword })
+	ctx := context.Background()
+	for i, dn := range []string{tier0, inner, marked} {
+		name := strings.TrimPrefix(strings.Split(dn, ",")[0], "CN=")
 		before := adRead(t, srv, dn, "member").GetAttributeValues("member")
 		_, err := s.Provision(ctx, adLogin("prot-"+strconv.Itoa(i), "prot"+strconv.Itoa(i), name))
 		if !errors.Is(err, provision.ErrConflict) || !strings.Contains(err.Error(), "protects") {
@@ -658,5 +697,10 @@ func TestADNeverJoinsProtectedGroups(t *testing.T) {
 		if after := adRead(t, srv, dn, "member").GetAttributeValues("member"); !slices.Equal(before, after) {
 			t.Errorf("%s members changed: %v -> %v", dn, before, after)
 		}
+	}
+	if m := adRead(t, srv, "CN=Domain Admins,CN=Users,"+samba.BaseDN, "member").GetAttributeValues("member"); slices.ContainsFunc(m, func(d string) bool {
+		return strings.Contains(strings.ToLower(d), strings.ToLower(tn.UserBase))
+	}) {
+		t.Errorf("a user of the tenant is in Domain Admins: %v", m)
 	}
 }

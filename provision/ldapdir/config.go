@@ -330,6 +330,14 @@ func (c Config) Problems() []error {
 		if m != nil && !strings.EqualFold(m[1], "cn") {
 			bad("rdn: Active Directory names users by cn")
 		}
+		for key, dn := range map[string]string{"user_base": c.UserBase, "group_base": c.GroupBase} {
+			if why := adSharedContainer(dn); why != "" {
+				bad("%s: %s is %s: give gatehouse OUs of its own (a login joins groups by name, and SCIM acts on every user it finds)", key, dn, why)
+			}
+		}
+		if sameDN(c.UserBase, c.GroupBase) {
+			bad("group_base: the same as user_base: on Active Directory users and groups are both named by cn, so a user could take a group's name")
+		}
 	} else {
 		if c.DisabledAttribute == "" || !attrName.MatchString(c.DisabledAttribute) || c.DisabledValue == "" {
 			bad("disabled_attribute, disabled_value: required (e.g. pwdAccountLockedTime and 000001010000Z)")
@@ -355,6 +363,36 @@ func (c Config) Problems() []error {
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs
+}
+
+// adSharedContainer says why dn is a container of the whole domain that
+// gatehouse must not manage (the domain's root, or one of its built-in
+// containers), or "" when it is not one.
+func adSharedContainer(dn string) string {
+	d, err := ldap.ParseDN(dn)
+	if err != nil || len(d.RDNs) == 0 {
+		return ""
+	}
+	allDC := func(rdns []*ldap.RelativeDN) bool {
+		for _, r := range rdns {
+			if len(r.Attributes) != 1 || !strings.EqualFold(r.Attributes[0].Type, "dc") {
+				return false
+			}
+		}
+		return true
+	}
+	if allDC(d.RDNs) {
+		return "the domain's root"
+	}
+	first := d.RDNs[0].Attributes[0]
+	if len(d.RDNs[0].Attributes) == 1 && strings.EqualFold(first.Type, "cn") && allDC(d.RDNs[1:]) {
+		for _, c := range []string{"Users", "Builtin", "Computers", "System", "Program Data", "ForeignSecurityPrincipals", "Managed Service Accounts"} {
+			if strings.EqualFold(first.Value, c) {
+				return "the domain's built-in CN=" + c + " container"
+			}
+		}
+	}
+	return ""
 }
 
 func (c Config) encrypted() bool {
@@ -506,6 +544,14 @@ var securityAttributes = []string{
 	"pwdaccountlockedtime", "pwdpolicysubentry", "pwdreset", "nsaccountlock", "nsroledn", "useraccountcontrol",
 	"accountexpires", "lockouttime", "pwdlastset", "admincount", "msds-allowedtodelegateto", "serviceprincipalname",
 	"sidhistory", "primarygroupid", "uidnumber", "gidnumber", "homedirectory", "loginshell",
+	// Active Directory: alternative logon identities and credentials,
+	// delegation, logon scripts and profiles, sync anchors, and what names
+	// or places the object itself.
+	"altsecurityidentities", "msds-keycredentiallink", "msds-allowedtoactonbehalfofotheridentity", "scriptpath",
+	"profilepath", "homedrive", "userparameters", "userworkstations", "logonhours", "msds-supportedencryptiontypes",
+	"ntsecuritydescriptor", "ms-ds-consistencyguid", "msds-hostserviceaccount", "objectsid", "iscriticalsystemobject",
+	"name", "distinguishedname", "objectcategory", "isdeleted", "proxyaddresses", "msds-allowedtodelegatetoaccount",
+	"useraccountcontrol", "msds-user-account-control-computed", "dnshostname", "msds-additionaldnshostname",
 	"shadowexpire", "shadowflag", "shadowinactive", "shadowlastchange", "shadowmax", "shadowmin", "shadowwarning",
 }
 

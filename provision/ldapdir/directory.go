@@ -278,6 +278,9 @@ func (s *Store) ReplaceUser(ctx context.Context, in provision.User, ifVersion in
 	if err != nil {
 		return provision.User{}, err
 	}
+	if err := s.checkUnprotected(ctx, cur.e, "replace"); err != nil {
+		return provision.User{}, err
+	}
 	if err := provision.CheckVersion("ldapdir: user "+in.ID, cur.st.version, ifVersion); err != nil {
 		return provision.User{}, err
 	}
@@ -379,6 +382,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string, ifVersion int64) erro
 	if err != nil {
 		return err
 	}
+	if err := s.checkUnprotected(ctx, cur.e, "delete"); err != nil {
+		return err
+	}
 	if err := provision.CheckVersion("ldapdir: user "+id, cur.st.version, ifVersion); err != nil {
 		return err
 	}
@@ -428,6 +434,9 @@ func (l *layout) tombstoneClasses() []string {
 }
 
 func (s *Store) addTombstones(ctx context.Context, vals []string) error {
+	if err := s.checkTombstoneEntry(ctx); err != nil {
+		return err
+	}
 	dn := s.l.tombstoneDN()
 	var missing []string
 	for _, v := range vals {
@@ -466,6 +475,9 @@ func (s *Store) liftTombstones(ctx context.Context, u *provision.User) error {
 	}
 	if u.ExternalID != "" {
 		vals = append(vals, tombExt+u.ExternalID)
+	}
+	if err := s.checkTombstoneEntry(ctx); err != nil {
+		return err
 	}
 	dn := s.l.tombstoneDN()
 	tomb, err := s.readDN(ctx, dn)
@@ -511,6 +523,9 @@ func (s *Store) buried(ctx context.Context, l provision.Login) (bool, error) {
 	}
 	if x := l.Claims.Fields[provision.FieldExternalID]; x != "" {
 		vals = append(vals, tombExt+x)
+	}
+	if err := s.checkTombstoneEntry(ctx); err != nil {
+		return false, err
 	}
 	for _, v := range vals {
 		ok, err := s.compare(ctx, s.l.tombstoneDN(), s.l.cfg.StateAttribute, v)

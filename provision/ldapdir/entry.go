@@ -308,7 +308,9 @@ func newLayout(c Config) (*layout, error) {
 		l.readFrom[field] = attr
 	}
 	if l.ad {
-		add(attrSpec{name: "userPrincipalName", derive: func(u *provision.User) string { return upn(u.UserName, c.UPNSuffix) }})
+		// userPrincipalName is written once, like sAMAccountName: an
+		// administrator may change it, and a login must not change it back.
+		add(attrSpec{name: "userPrincipalName", derive: func(u *provision.User) string { return upn(u.UserName, c.UPNSuffix) }, createOnly: true})
 		add(attrSpec{name: "sAMAccountName", derive: func(u *provision.User) string { return samAccountName(u.UserName) }, createOnly: true})
 	} else if slices.ContainsFunc(c.UserObjectClasses, func(s string) bool {
 		return strings.EqualFold(s, "person") || strings.EqualFold(s, "inetOrgPerson")
@@ -355,7 +357,7 @@ func (l *layout) userAttributes() []string {
 		a = append(a, l.cfg.MemberOfAttribute)
 	}
 	if l.ad {
-		a = append(a, "userAccountControl")
+		a = append(a, "userAccountControl", "adminCount", "isCriticalSystemObject")
 	} else {
 		a = append(a, l.cfg.DisabledAttribute)
 	}
@@ -527,10 +529,16 @@ func (l *layout) addRequest(u *provision.User, key provision.Key, groups []strin
 	return req, nil
 }
 
-// checkNaming refuses a new entry without a value for its RDN.
+// checkNaming refuses a new entry without a value for its RDN, or one
+// whose DN is gatehouse's own tombstone entry (AD names users by cn, as
+// the tombstone entry is named: a user called gatehouse-tombstones would
+// receive the tombstones of deleted users, and take them away with it).
 func (l *layout) checkNaming(u *provision.User) error {
 	if u.Field(l.rdnField) == "" {
 		return fmt.Errorf("ldapdir: %w: %s, which names the entry, is empty", provision.ErrInvalid, l.rdnField)
+	}
+	if sameDN(l.dn(u), l.tombstoneDN()) {
+		return fmt.Errorf("ldapdir: %w: %s %q names the entry gatehouse keeps deleted users' tombstones in", provision.ErrInvalid, l.rdnField, u.Field(l.rdnField))
 	}
 	return nil
 }
@@ -652,7 +660,10 @@ func upn(userName, suffix string) string {
 // the characters Windows refuses in logon names.
 var upnForbidden = samForbidden
 
-var samForbidden = regexp.MustCompile(`["/\\\[\]:;|=,+*?<>@\s]`)
+// samForbidden adds "$" to what AD forbids: a logon name ending in "$"
+// is a computer account's, and names that mimic one are how the
+// sAMAccountName spoofing attacks (CVE-2021-42278) begin.
+var samForbidden = regexp.MustCompile(`["/\\\[\]:;|=,+*?<>@\s$]`)
 
 // samAccountName derives AD's pre-Windows 2000 logon name: at most 20
 // characters, none of "/\[]:;|=,+*?<>, no spaces. A name that fits is used

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -302,6 +300,16 @@ func (s *Store) joinWrote(ctx context.Context, g groupRef, userDN string) (group
 			return g, false, fmt.Errorf("ldapdir: group %q is %s, a group Active Directory protects (built-in, critical or adminCount): "+
 				"a login never joins one: %w", g.name, found.dn, provision.ErrConflict)
 		}
+		if s.l.ad {
+			holder, err := s.protectedByNesting(ctx, found.dn)
+			if err != nil {
+				return g, false, err
+			}
+			if holder != "" {
+				return g, false, fmt.Errorf("ldapdir: group %q is %s, a member of %s, a group Active Directory protects: "+
+					"a login never joins one: %w", g.name, found.dn, holder, provision.ErrConflict)
+			}
+		}
 		req := ldap.NewModifyRequest(found.dn, nil)
 		req.Add("member", []string{userDN})
 		if !s.l.ad {
@@ -417,24 +425,7 @@ func (s *Store) findGroup(ctx context.Context, g groupRef) (*groupRef, error) {
 			return &found[i], nil
 		}
 	}
-	return nil, fmt.Errorf("ldapdir: %d groups named %q under %s", len(found), g.name, s.l.cfg.GroupBase)
-}
-
-// adProtectionAttributes are the attributes adProtected reads.
-var adProtectionAttributes = []string{"isCriticalSystemObject", "adminCount", "groupType"}
-
-// adProtected reports an AD group that grants rights in the domain, or
-// that AD itself manages: one AD marks critical (the built-in and default
-// groups: Administrators, Domain Admins, Domain Users...), one under
-// AdminSDHolder's protection (adminCount 1: the groups whose members
-// administer the domain, and groups nested in them), and a built-in
-// local group (groupType bit 0x1). An IdP asserting such a name gets the
-// login refused, whatever group_base holds: membership in one would
-// hand a user of an application rights over the directory.
-func adProtected(e *ldap.Entry) bool {
-	gt, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("groupType"), 10, 64)
-	return strings.EqualFold(e.GetEqualFoldAttributeValue("isCriticalSystemObject"), "TRUE") ||
-		e.GetEqualFoldAttributeValue("adminCount") == "1" || gt&0x1 != 0
+	return nil, fmt.Errorf("ldapdir: %d groups named %q under %s: %w", len(found), g.name, s.l.cfg.GroupBase, provision.ErrConflict)
 }
 
 func (l *layout) groupDN(name string) string {

@@ -43,6 +43,8 @@ type Store struct {
 	// memberships not yet written) would write them again and report the
 	// user updated.
 	turns [loginTurns]chan struct{}
+	// rootDN is the AD domain's root DN, once read (namingContext).
+	rootDN atomic.Pointer[string]
 }
 
 // loginTurns is the number of turns logins are hashed into.
@@ -433,6 +435,9 @@ func (s *Store) adoptable(ctx context.Context, f *found, dnTaken bool) (*entry, 
 		f.NameTaken = true
 		return nil, nil
 	}
+	if err := s.checkUnprotected(ctx, cur.e, "adopt"); err != nil {
+		return nil, err
+	}
 	return cur, nil
 }
 
@@ -786,6 +791,9 @@ func (s *Store) update(ctx context.Context, f *found, key provision.Key, p provi
 // rename moves the entry when its naming field changed.
 func (s *Store) rename(ctx context.Context, cur *entry, want *provision.User) (string, bool, error) {
 	newDN := s.l.dn(want)
+	if err := s.l.checkNaming(want); err != nil {
+		return "", false, err
+	}
 	a, err1 := ldap.ParseDN(cur.e.DN)
 	b, err2 := ldap.ParseDN(newDN)
 	if err1 != nil || err2 != nil {
@@ -877,6 +885,9 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 		}
 		if s.l.disabled(cur.e, cur.st) != active {
 			return nil
+		}
+		if err := s.checkUnprotected(ctx, cur.e, "set active on"); err != nil {
+			return err
 		}
 		req := ldap.NewModifyRequest(cur.e.DN, nil)
 		s.l.activeChange(req, cur.e, active)

@@ -704,3 +704,102 @@ func TestADNeverJoinsProtectedGroups(t *testing.T) {
 		t.Errorf("a user of the tenant is in Domain Admins: %v", m)
 	}
 }
+
+// TestADTombstoneNameReserved (red team R1): on AD users are named by
+// cn, as the tombstone entry is. A login or a SCIM create named
+// gatehouse-tombstones is refused, in any case; and a user entry that
+// holds that DN already (made before the name was reserved) is never
+// taken for the tombstones: logins and deletions refuse rather than
+// write tombstones into it.
+func TestADTombstoneNameReserved(t *testing.T) {
+	srv := startAD(t)
+	tn := adTenant(t, srv)
+	s := adStore(t, srv, tn, nil)
+	ctx := context.Background()
+	for i, name := range []string{"gatehouse-tombstones", "GATEHOUSE-TOMBSTONES", "Gatehouse-Tombstones"} {
+		if _, err := s.Provision(ctx, adLogin("tomb-"+strconv.Itoa(i), name)); !errors.Is(err, provision.ErrInvalid) {
+			t.Errorf("login named %q: %v, want refused", name, err)
+		}
+		if _, err := s.CreateUser(ctx, provision.User{UserName: name, Active: true}); !errors.Is(err, provision.ErrInvalid) {
+			t.Errorf("SCIM create of %q: %v, want refused", name, err)
+		}
+	}
+	res, err := s.Provision(ctx, adLogin("tomb-r", "renamer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Provision(ctx, adLogin("tomb-r", "gatehouse-tombstones")); !errors.Is(err, provision.ErrInvalid) {
+		t.Errorf("rename to the tombstone entry's name: %v, want refused", err)
+	}
+	// A squatter made by hand.
+	add := ldap.NewAddRequest("CN=gatehouse-tombstones,"+tn.UserBase, nil)
+	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-squat"})
+	add.Attribute("gatehouseState", []string{"key https://idp.example.test nameid squatter", "version 1"})
+	if err := srv.Admin(t).Add(add); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUser(ctx, res.User.ID, 0); err == nil || !strings.Contains(err.Error(), "tombstone") {
+		t.Errorf("delete with a squatted tombstone entry: %v, want refused", err)
+	}
+	if _, err := s.Provision(ctx, adLogin("tomb-new", "newcomer")); err == nil || !strings.Contains(err.Error(), "tombstone") {
+		t.Errorf("first login with a squatted tombstone entry: %v, want refused", err)
+	}
+	if vals := adRead(t, srv, "CN=gatehouse-tombstones,"+tn.UserBase, "gatehouseState").GetAttributeValues("gatehouseState"); len(vals) != 2 {
+		t.Errorf("the squatter's state changed: %v", vals)
+	}
+}
+
+// TestADProtectedAccountsLeftAlone (red team R1): an account nested into
+// Domain Admins is never adopted by a login (adopt_existing), nor
+// disabled, replaced or deleted over SCIM.
+func TestADProtectedAccountsLeftAlone(t *testing.T) {
+	srv := startAD(t)
+	tn := adTenant(t, srv)
+	admin := srv.Admin(t)
+	dn := "CN=opsadmin," + tn.UserBase
+	add := ldap.NewAddRequest(dn, nil)
+	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-ops"})
+	add.Attribute("userPrincipalName", []string{"opsadmin@corp.example"})
+	add.Attribute("userAccountControl", []string{"512"})
+	add.Attribute("gatehouseState", []string{"version 1", "owner scim", "name opsadmin"})
+	if err := admin.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	nest := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
+	nest.Add("member", []string{dn})
+	if err := admin.Modify(nest); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
+			m := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
+			m.Delete("member", []string{dn})
+			c.Modify(m)
+			c.Close()
+		}
+	})
+	s := adStore(t, srv, tn, func(c *ldapdir.Config) {
+		c.AdoptExisting, c.BindDN, c.BindPassword = true, samba.AdminDN, samba.AdminPassword
+	})
+	ctx := context.Background()
+	if _, err := s.Provision(ctx, adLogin("adopt-1", "opsadmin")); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("adopting a Domain Admins member: %v, want refused", err)
+	}
+	id := adRead(t, srv, dn, "objectGUID").GetRawAttributeValue("objectGUID")
+	uid := fmt.Sprintf("%x", id)
+	if err := s.SetActive(ctx, uid, false); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("SCIM disable of a Domain Admins member: %v", err)
+	}
+	if _, err := s.ReplaceUser(ctx, provision.User{ID: uid, UserName: "opsadmin", Email: "x@example.test", Active: true}, 0); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("SCIM replace of a Domain Admins member: %v", err)
+	}
+	if err := s.DeleteUser(ctx, uid, 0); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("SCIM delete of a Domain Admins member: %v", err)
+	}
+	e := adRead(t, srv, dn, "userPrincipalName", "userAccountControl", "mail")
+	if e.GetAttributeValue("userPrincipalName") != "opsadmin@corp.example" || e.GetAttributeValue("userAccountControl") != "512" || e.GetAttributeValue("mail") != "" {
+		t.Errorf("the protected account changed: %v", e.Attributes)
+	}
+}

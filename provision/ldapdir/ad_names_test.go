@@ -184,3 +184,51 @@ func TestCAFileNamesTheRefusedCertificate(t *testing.T) {
 		t.Errorf("New with that CA file: %v", err)
 	}
 }
+
+// TestADBasesOfTheirOwn (red team R1): the domain's root and its built-in
+// containers are refused as bases, and so is one base for users and
+// groups; an OU anywhere is fine.
+func TestADBasesOfTheirOwn(t *testing.T) {
+	for _, tc := range []struct {
+		users, groups, want string
+	}{
+		{"OU=People,DC=corp,DC=example", "OU=Groups,DC=corp,DC=example", ""},
+		{"OU=People,DC=corp,DC=example", "DC=corp,DC=example", "group_base"},
+		{"CN=Users,DC=corp,DC=example", "OU=Groups,DC=corp,DC=example", "user_base"},
+		{"OU=People,DC=corp,DC=example", "cn=builtin,dc=corp,dc=example", "group_base"},
+		{"OU=People,DC=corp,DC=example", "CN=Users,DC=corp,DC=example", "group_base"},
+		{"OU=People,DC=corp,DC=example", "ou=people,dc=corp,dc=example", "the same as user_base"},
+		{"CN=Users,OU=Branch,DC=corp,DC=example", "OU=Groups,DC=corp,DC=example", ""},
+	} {
+		c := adConfig()
+		c.UserBase, c.GroupBase = tc.users, tc.groups
+		err := c.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("users %s groups %s: %v, want %q", tc.users, tc.groups, err, tc.want)
+		}
+	}
+}
+
+// TestADSecurityAttributesUnmappable (red team R1): attributes that name
+// or place an AD object, or grant logons, delegation or sync identity,
+// cannot be a mapping's target.
+func TestADSecurityAttributesUnmappable(t *testing.T) {
+	for _, attr := range []string{"altSecurityIdentities", "msDS-KeyCredentialLink", "mS-DS-ConsistencyGuid", "scriptPath",
+		"msDS-AllowedToActOnBehalfOfOtherIdentity", "nTSecurityDescriptor", "proxyAddresses", "objectSid", "distinguishedName"} {
+		c := adConfig()
+		c.Attributes = map[string]string{"x": attr}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "must not set it") {
+			t.Errorf("mapping to %s: %v, want refused", attr, err)
+		}
+	}
+}
+
+// TestADLogonNameNeverLooksLikeAComputer (red team R1): a user name
+// ending in "$" gets no sAMAccountName ending in "$".
+func TestADLogonNameNeverLooksLikeAComputer(t *testing.T) {
+	for _, in := range []string{"svc$", "DC01$", "a$b"} {
+		if got := samAccountName(in); strings.Contains(got, "$") {
+			t.Errorf("samAccountName(%q) = %q", in, got)
+		}
+	}
+}

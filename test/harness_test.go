@@ -35,6 +35,7 @@ import (
 	"gatehouse/proxy"
 	"gatehouse/scim"
 	"gatehouse/session"
+	"gatehouse/test/oidcop"
 )
 
 // t0 is the fixed time every harness starts at; golden responses were
@@ -77,6 +78,23 @@ type options struct {
 	proxy            func(*proxy.Config) // adjusts the proxy's settings
 
 	sp func(*session.Config) // adjusts the SP's settings
+
+	// oidc starts an OpenID provider for the harness's origin (once the
+	// origin is known) and adds the IdP "op" of kind oidc at it, as the
+	// client oidcClientID; oidcIdP adjusts its settings.
+	oidc    func(t testing.TB, base string) *oidcop.Provider
+	oidcIdP func(*session.IdP)
+}
+
+// The harness's client at its OpenID provider (options.oidc).
+const (
+	oidcClientID     = "gatehouse-harness"
+	oidcClientSecret = "harness-client-secret-0123456789abcdef"
+)
+
+// oidcMapping maps an OpenID provider's standard claims.
+func oidcMapping() provision.Mapping {
+	return provision.Mapping{UserName: "preferred_username", Email: "email", DisplayName: "name", Groups: "groups"}
 }
 
 // scimToken is the SCIM bearer token of harnesses with options.scim.
@@ -104,8 +122,9 @@ type harness struct {
 	upstream *recorder
 	idp      signer
 	logs     *observer.ObservedLogs
-	pages    *proxy.Pages // OnProblem counts refusals, as cmd's metrics do
-	seq      atomic.Int64 // message IDs; logins run from several goroutines
+	pages    *proxy.Pages     // OnProblem counts refusals, as cmd's metrics do
+	op       *oidcop.Provider // options.oidc
+	seq      atomic.Int64     // message IDs; logins run from several goroutines
 
 	// samlAudit holds the session package's audit events, from a core of
 	// its own at info level, as serve wires it: warningsOnly (log.level:
@@ -268,6 +287,22 @@ func newHarness(t testing.TB, o options) *harness {
 		scfg.IdPs = append(scfg.IdPs, session.IdP{Name: "partner", DisplayName: "Partner Org", EntityID: partnerEntityID,
 			MetadataFile: writeMetadata(t, dir, "partner", partnerEntityID, partnerSSO, loadSigner(t, "other"))})
 		policies["partner"] = proxy.IdPPolicy{Mapping: mapping}
+	}
+	if o.oidc != nil {
+		h.op = o.oidc(t, h.base)
+		op := session.IdP{Name: "op", DisplayName: "OpenID partner", Kind: session.KindOIDC,
+			OIDC: session.OIDC{Issuer: h.op.Issuer, ClientID: oidcClientID, ClientSecret: "${GATEHOUSE_TEST_OIDC_SECRET}",
+				Scopes: []string{"openid", "email", "profile", "groups"}}}
+		ca, err := os.ReadFile(h.op.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op.SetClientCredentials(oidcClientSecret, nil, ca)
+		if o.oidcIdP != nil {
+			o.oidcIdP(&op)
+		}
+		scfg.IdPs = append(scfg.IdPs, op)
+		policies["op"] = proxy.IdPPolicy{Mapping: oidcMapping(), Reserved: reserved}
 	}
 	scfg.Cookie.SetKeys([][]byte{bytes.Repeat([]byte{7}, session.KeyLen)})
 	pages := proxy.NewPages(logger.Named("pages"))

@@ -42,6 +42,11 @@ var anotherClient = oidcop.Client{ID: "another-client", Secret: "another-client-
 // harness's client registered for the callbacks of base and of the
 // extra origins (other replicas), and back-channel logout to base.
 func opFor(extra ...string) func(t testing.TB, base string) *oidcop.Provider {
+	return opWith(nil, extra...)
+}
+
+// opWith is opFor with the provider's settings adjusted by mod.
+func opWith(mod func(*oidcop.Config), extra ...string) func(t testing.TB, base string) *oidcop.Provider {
 	return func(t testing.TB, base string) *oidcop.Provider {
 		client := oidcop.Client{ID: oidcClientID, Secret: oidcClientSecret,
 			BackchannelLogoutURI: base + "/.gatehouse/oidc/backchannel-logout"}
@@ -49,7 +54,11 @@ func opFor(extra ...string) func(t testing.TB, base string) *oidcop.Provider {
 			client.RedirectURIs = append(client.RedirectURIs, b+"/.gatehouse/oidc/callback")
 			client.PostLogoutRedirectURIs = append(client.PostLogoutRedirectURIs, b+"/.gatehouse/oidc/signed-out")
 		}
-		return oidcop.Start(t, oidcop.Config{Clients: []oidcop.Client{client, anotherClient}, Accounts: oidcAccounts})
+		cfg := oidcop.Config{Clients: []oidcop.Client{client, anotherClient}, Accounts: oidcAccounts}
+		if mod != nil {
+			mod(&cfg)
+		}
+		return oidcop.Start(t, cfg)
 	}
 }
 
@@ -164,7 +173,9 @@ func TestOIDCLoginEndToEnd(t *testing.T) {
 // expired one, a replayed callback, a replayed code, a callback without
 // this browser's login state, and the provider's error.
 func TestOIDCRefusals(t *testing.T) {
-	h := newHarness(t, options{realTime: true, oidc: opFor()})
+	// ID tokens live a minute, so that one can expire while its login is
+	// still young.
+	h := newHarness(t, options{realTime: true, oidc: opWith(func(c *oidcop.Config) { c.IDTokenTTL = time.Minute })})
 	refused := func(name string, browser *http.Client, cb string) {
 		t.Helper()
 		before := len(h.upstream.all())
@@ -213,14 +224,14 @@ func TestOIDCRefusals(t *testing.T) {
 	refused("another client's token", b, h.authorize("op-sub-ann", auth))
 	h.op.Tamper(nil)
 
-	// Expired: the callback arrives after the token's exp (the clock
-	// moves on two hours while the browser is at the provider).
+	// Expired: the callback arrives after the token's exp, plus the
+	// clock skew, while the login itself is still within its time.
 	b = h.browser()
 	auth = h.oidcStart(b, "/")
 	cb := h.authorize("op-sub-ann", auth)
-	h.clock.Advance(2 * time.Hour)
+	h.clock.Advance(4 * time.Minute)
 	refused("expired", b, cb)
-	h.clock.Advance(-2 * time.Hour)
+	h.clock.Advance(-4 * time.Minute)
 
 	// Replays: the same callback twice in one browser; the code with a
 	// fresh login state; a callback in a browser that started no login.

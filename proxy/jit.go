@@ -22,7 +22,7 @@ import (
 // refuse deactivated users, and warm the identity cache so the first
 // proxied request needs no store read. It writes one audit event.
 func (p *Proxy) login(ctx context.Context, in session.Identity) (string, error) {
-	ev := []zap.Field{zap.String("event", "login"), zap.String("idp", in.IdP), logString("name_id", in.NameID),
+	ev := []zap.Field{zap.String("event", "login"), zap.String("idp", in.IdP), zap.String("idp_kind", in.Kind()), logString("name_id", in.NameID),
 		zap.Stringer("client_ip", ClientIP(ctx)), zap.String("request_id", RequestID(ctx))}
 	var storeTime time.Duration
 	coalesced := false // the store result is another login's (see provisionShared)

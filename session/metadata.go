@@ -349,7 +349,8 @@ func (m *Manager) recordLoad(in *idp, err error, fromCache bool) {
 // MetadataState is the state of one IdP's metadata, for readiness and
 // metrics.
 type MetadataState struct {
-	IdP string // configured name
+	IdP  string // configured name
+	Kind string // KindSAML or KindOIDC
 	// Usable: metadata is loaded and its validUntil has not passed, so
 	// logins from this IdP can work.
 	Usable bool
@@ -381,7 +382,10 @@ func (m *Manager) MetadataStates() []MetadataState {
 	now := m.now()
 	out := make([]MetadataState, 0, len(m.idps))
 	for _, in := range m.idps {
-		s := MetadataState{IdP: in.cfg.Name, FromURL: in.cfg.MetadataURL != "" || in.oidc != nil}
+		s := MetadataState{IdP: in.cfg.Name, FromURL: in.cfg.MetadataURL != "" || in.oidc != nil, Kind: KindSAML}
+		if in.oidc != nil {
+			s.Kind = KindOIDC
+		}
 		var st metadataStatus
 		if p := in.status.Load(); p != nil {
 			st = *p

@@ -43,6 +43,15 @@ import (
 // Identity: its NameID is the ID token's sub, unique within the issuer.
 const oidcSubjectFormat = "urn:gatehouse:oidc:sub"
 
+// Kind is the kind of the IdP the identity comes from: KindOIDC for an
+// OpenID Connect login, else KindSAML.
+func (id Identity) Kind() string {
+	if id.NameIDFormat == oidcSubjectFormat {
+		return KindOIDC
+	}
+	return KindSAML
+}
+
 // oidcIdP is the OpenID Connect state of an IdP of kind oidc.
 type oidcIdP struct {
 	client *http.Client // trusts issuer_ca_file when set

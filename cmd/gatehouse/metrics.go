@@ -97,7 +97,9 @@ var (
 	descStoreUp = prometheus.NewDesc("gatehouse_store_up", "1 while the user store answers.", nil, nil)
 	descRedisUp = prometheus.NewDesc("gatehouse_redis_up", "1 while Redis answers (with state.redis).", nil, nil)
 	descReady   = prometheus.NewDesc("gatehouse_ready", "1 while /readyz passes.", nil, nil)
-	descIdPUp   = prometheus.NewDesc("gatehouse_idp_metadata_up",
+	descIdPInfo = prometheus.NewDesc("gatehouse_idp_info",
+		"1 for each configured IdP, labelled with its kind (saml or oidc): join it on idp to count logins, refusals and metadata by kind.", []string{"idp", "kind"}, nil)
+	descIdPUp = prometheus.NewDesc("gatehouse_idp_metadata_up",
 		"1 while the IdP's metadata is loaded and usable (its validUntil not passed).", []string{"idp"}, nil)
 	descValidUntil = prometheus.NewDesc("gatehouse_idp_metadata_valid_until_timestamp_seconds",
 		"The validUntil of the IdP's loaded metadata (absent when it declares none).", []string{"idp"}, nil)
@@ -110,7 +112,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStoreUp, descRedisUp, descReady, descIdPUp, descValidUntil, descLastRefresh, descCertExpiry} {
+	for _, d := range []*prometheus.Desc{descStoreUp, descRedisUp, descReady, descIdPInfo, descIdPUp, descValidUntil, descLastRefresh, descCertExpiry} {
 		ch <- d
 	}
 }
@@ -151,6 +153,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		timestamp(descCertExpiry, sp.NotAfter, sp.Name)
 	}
 	for _, s := range c.sm.MetadataStates() {
+		gauge(descIdPInfo, 1, s.IdP, s.Kind)
 		gauge(descIdPUp, up(s.Err), s.IdP)
 		timestamp(descValidUntil, s.ValidUntil, s.IdP)
 		// A file is never refreshed: the source label keeps its age from

@@ -556,8 +556,8 @@ func claimValues(raw json.RawMessage) ([]string, bool) {
 		return []string{v}, true
 	}
 	var arr []json.RawMessage
-	if json.Unmarshal(raw, &arr) != nil {
-		return nil, false
+	if json.Unmarshal(raw, &arr) != nil || arr == nil {
+		return nil, false // not an array, or null
 	}
 	vals := make([]string, 0, len(arr))
 	for _, r := range arr {

@@ -33,14 +33,17 @@ import (
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
+
+	"gatehouse/proxy"
 )
 
-// The demo runs three servers on loopback: gatehouse on port (and its
-// admin listener on port+3), crewjam's samlidp as the identity provider on
-// port+1, and an application that echoes the headers it receives on
-// port+2. Gatehouse reads a config file the demo writes when it is absent,
-// through the same code path as `gatehouse serve`; an edited file is kept
-// (only its ports follow --port).
+// The demo runs four servers on loopback: gatehouse on port (and its
+// admin listener on port+3), crewjam's samlidp as the SAML identity
+// provider on port+1, an application that echoes the headers it receives
+// on port+2, and a demo OpenID provider (demo_oidc.go) on port+4 with the
+// same users. Gatehouse reads a config file the demo writes when it is
+// absent, through the same code path as `gatehouse serve`; an edited file
+// is kept (only its ports follow --port).
 
 // demoUsers are the demo IdP's accounts.
 var demoUsers = []samlidp.User{
@@ -76,6 +79,23 @@ idps:
       given_name: urn:oid:2.5.4.42
       family_name: urn:oid:2.5.4.4
       groups: urn:oid:1.3.6.1.4.1.5923.1.1.1.1
+      link_by: user_name   # SCIM serves both IdPs: a SCIM-made user's first login finds it by name
+  - name: demo-oidc
+    display_name: Demo OpenID provider
+    kind: oidc
+    issuer: {{.OPURL}}
+    client_id: gatehouse-demo
+    client_secret_file: {{.Dir}}/oidc-client-secret
+    scopes: [openid, email, profile, groups]
+    mapping:
+      # The match key is the ID token's sub (demo-<name>), stable per user.
+      user_name: preferred_username
+      email: email
+      display_name: name
+      given_name: given_name
+      family_name: family_name
+      groups: groups
+      link_by: user_name
 store:
   sqlite:
     path: {{.Dir}}/gatehouse.db
@@ -84,13 +104,14 @@ scim:
 `
 
 func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Writer) error {
-	if port < 1 || port > 65532 {
-		return errors.New("demo: --port must leave room for three more ports (the IdP, the application and the admin listener)")
+	if port < 1 || port > 65531 {
+		return errors.New("demo: --port must leave room for four more ports (the IdP, the application, the admin listener and the OpenID provider)")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	idpURL := fmt.Sprintf("http://localhost:%d", port+1)
+	opURL := fmt.Sprintf("http://localhost:%d", port+4)
 	idpKey, idpCert, err := demoKeyPair(filepath.Join(dir, "idp.key"), filepath.Join(dir, "idp.crt"))
 	if err != nil {
 		return fmt.Errorf("demo idp key: %w", err)
@@ -101,11 +122,23 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	if err := demoCookieKey(filepath.Join(dir, "cookie.key")); err != nil {
 		return fmt.Errorf("demo cookie key: %w", err)
 	}
+	// A demo dir without the OpenID provider's client secret is from
+	// before the demo had one: its config gains the provider once.
+	secretPath := filepath.Join(dir, "oidc-client-secret")
+	_, err = os.Stat(secretPath)
+	addOIDC := errors.Is(err, fs.ErrNotExist)
+	if err := demoSecret(secretPath, base64.RawURLEncoding.EncodeToString); err != nil {
+		return fmt.Errorf("demo oidc client secret: %w", err)
+	}
+	opSecret, err := os.ReadFile(secretPath)
+	if err != nil {
+		return fmt.Errorf("demo oidc client secret: %w", err)
+	}
 
 	// The config: written when absent, else kept as edited (its ports
 	// follow --port), then read back like any other.
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	fresh, err := demoWriteConfig(cfgPath, dir, port, idpURL)
+	fresh, err := demoWriteConfig(cfgPath, dir, port, idpURL, opURL, addOIDC)
 	if err != nil {
 		return err
 	}
@@ -152,10 +185,20 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	if err := f.prepare(os.Getenv); err != nil {
 		return fmt.Errorf("%s:\n%w\n(fix it, or delete it to start afresh)", cfgPath, err)
 	}
+	// The OpenID provider's one client is gatehouse, at its base URL.
+	base := strings.TrimSuffix(f.Session.BaseURL, "/") + f.Proxy.Prefix
+	op, err := newDemoOP(opURL, strings.TrimSpace(string(opSecret)), base+proxy.PathOIDCCallback, base+proxy.PathOIDCSignedOut,
+		func(name string) (samlidp.User, bool) {
+			var u samlidp.User
+			return u, slices.ContainsFunc(demoUsers, func(d samlidp.User) bool { return d.Name == name }) && idp.Store.Get("/users/"+name, &u) == nil
+		})
+	if err != nil {
+		return fmt.Errorf("demo openid provider: %w", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	idpSrv := &http.Server{Handler: demoIdPHandler(idp, idpURL), ReadHeaderTimeout: 10 * time.Second}
 	storePath := "(not SQLite)"
 	if f.Store.SQLite != nil {
@@ -165,7 +208,7 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 	for _, s := range []struct {
 		srv  *http.Server
 		port int
-	}{{idpSrv, port + 1}, {appSrv, port + 2}} {
+	}{{idpSrv, port + 1}, {appSrv, port + 2}, {&http.Server{Handler: op.handler(), ReadHeaderTimeout: 10 * time.Second}, port + 4}} {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
 		if err != nil {
 			return fmt.Errorf("demo: %w (choose other ports with --port)", err)
@@ -179,7 +222,7 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 				errc <- err
 				return
 			}
-			printBanner(stdout, port, idpURL, dir, passwords)
+			printBanner(stdout, port, idpURL, opURL, dir, passwords)
 		})
 	}()
 	select {
@@ -199,13 +242,16 @@ func demoCommand(ctx context.Context, dir string, port int, stdout, stderr io.Wr
 // demoWriteConfig writes the demo's config when it is absent and reports
 // that it did. An existing one is kept as edited; when it was written for
 // other ports (another --port), only its ports move: listen, admin_listen,
-// base_url, upstream and the demo IdP's entity_id.
-func demoWriteConfig(path, dir string, port int, idpURL string) (fresh bool, err error) {
+// base_url, upstream, the demo IdP's entity_id and the demo OpenID
+// provider's issuer. addOIDC adds the demo OpenID provider to a config
+// from before the demo had one (with link_by on every IdP's mapping, which
+// SCIM with several IdPs requires).
+func demoWriteConfig(path, dir string, port int, idpURL, opURL string, addOIDC bool) (fresh bool, err error) {
+	var cfg bytes.Buffer
+	template.Must(template.New("cfg").Parse(demoConfig)).Execute(&cfg, map[string]any{
+		"Dir": filepath.ToSlash(dir), "Port": port, "AppPort": port + 2, "AdminPort": port + 3, "IdPURL": idpURL, "OPURL": opURL})
 	old, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		var cfg bytes.Buffer
-		template.Must(template.New("cfg").Parse(demoConfig)).Execute(&cfg, map[string]any{
-			"Dir": filepath.ToSlash(dir), "Port": port, "AppPort": port + 2, "AdminPort": port + 3, "IdPURL": idpURL})
 		return true, os.WriteFile(path, cfg.Bytes(), 0o600)
 	}
 	if err != nil {
@@ -216,37 +262,69 @@ func demoWriteConfig(path, dir string, port int, idpURL string) (fresh bool, err
 		return false, fmt.Errorf("%s: not a YAML mapping (fix it, or delete it to start afresh): %v", path, err)
 	}
 	root := doc.Content[0]
-	listen := demoValue(root, "listen")
-	if listen == nil {
-		return false, nil
+	idps := demoValue(root, "idps")
+	if idps != nil && idps.Kind != yaml.SequenceNode {
+		idps = nil
 	}
-	host, p, err := net.SplitHostPort(listen.Value)
-	if err != nil || p == strconv.Itoa(port) {
-		return false, nil // not the demo's shape, or the same ports
-	}
-	setPort := func(n *yaml.Node, port int) {
-		if n == nil {
-			return
-		}
-		if u, err := url.Parse(n.Value); err == nil && u.Host != "" {
-			u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
-			n.Value = u.String()
-		} else if h, _, err := net.SplitHostPort(n.Value); err == nil {
-			n.Value = net.JoinHostPort(h, strconv.Itoa(port))
-		}
-	}
-	listen.Value = net.JoinHostPort(host, strconv.Itoa(port))
-	setPort(demoValue(root, "admin_listen"), port+3)
-	setPort(demoValue(root, "base_url"), port)
-	setPort(demoValue(root, "upstream"), port+2)
-	if idps := demoValue(root, "idps"); idps != nil && idps.Kind == yaml.SequenceNode {
-		for _, in := range idps.Content {
-			if name := demoValue(in, "name"); name != nil && name.Value == "demo" {
-				if e := demoValue(in, "entity_id"); e != nil {
-					e.Value = idpURL + "/metadata"
-				}
+	named := func(seq *yaml.Node, name string) *yaml.Node {
+		for _, in := range seq.Content {
+			if n := demoValue(in, "name"); n != nil && n.Value == name {
+				return in
 			}
 		}
+		return nil
+	}
+	changed := false
+	if addOIDC && idps != nil && named(idps, "demo-oidc") == nil {
+		var tmpl yaml.Node
+		if err := yaml.Unmarshal(cfg.Bytes(), &tmpl); err != nil {
+			return false, err
+		}
+		idps.Content = append(idps.Content, named(demoValue(tmpl.Content[0], "idps"), "demo-oidc"))
+		for _, in := range idps.Content {
+			m := demoValue(in, "mapping")
+			if m == nil && in.Kind == yaml.MappingNode {
+				m = &yaml.Node{Kind: yaml.MappingNode}
+				in.Content = append(in.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "mapping"}, m)
+			}
+			if m != nil && m.Kind == yaml.MappingNode && demoValue(m, "link_by") == nil {
+				m.Style = 0 // block style, as the rest of the file
+				m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "link_by"},
+					&yaml.Node{Kind: yaml.ScalarNode, Value: "user_name"})
+			}
+		}
+		changed = true
+	}
+	if listen := demoValue(root, "listen"); listen != nil {
+		if host, p, err := net.SplitHostPort(listen.Value); err == nil && p != strconv.Itoa(port) {
+			setPort := func(n *yaml.Node, port int) {
+				if n == nil {
+					return
+				}
+				if u, err := url.Parse(n.Value); err == nil && u.Host != "" {
+					u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
+					n.Value = u.String()
+				} else if h, _, err := net.SplitHostPort(n.Value); err == nil {
+					n.Value = net.JoinHostPort(h, strconv.Itoa(port))
+				}
+			}
+			listen.Value = net.JoinHostPort(host, strconv.Itoa(port))
+			setPort(demoValue(root, "admin_listen"), port+3)
+			setPort(demoValue(root, "base_url"), port)
+			setPort(demoValue(root, "upstream"), port+2)
+			if idps != nil {
+				if e := demoValue(named(idps, "demo"), "entity_id"); e != nil {
+					e.Value = idpURL + "/metadata"
+				}
+				if e := demoValue(named(idps, "demo-oidc"), "issuer"); e != nil {
+					e.Value = opURL
+				}
+			}
+			changed = true
+		}
+	}
+	if !changed {
+		return false, nil
 	}
 	var out bytes.Buffer
 	enc := yaml.NewEncoder(&out)
@@ -270,21 +348,25 @@ func demoValue(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-func printBanner(w io.Writer, port int, idpURL, dir string, passwords map[string]string) {
+func printBanner(w io.Writer, port int, idpURL, opURL, dir string, passwords map[string]string) {
 	fmt.Fprintf(w, `
 gatehouse demo is running
 
-  Open           http://localhost:%d/
-  Sign in as     alice / %s   or   bob / %s
-  Edit users     %s/demo/users   (then sign out and in again)
+  Open           http://localhost:%d/   (the chooser offers the demo SAML IdP and the demo OpenID provider)
+  Sign in as     alice / %s   or   bob / %s   (the same people at both)
+  Edit users     %s/demo/users   (both providers; then sign out and in again)
+  OpenID         %s/.well-known/openid-configuration
   User store     %s
   Config         %s   (edit it and restart; delete it to start afresh)
   SCIM           http://localhost:%d/.gatehouse/scim/v2   (bearer token in %s)
   Metrics        http://127.0.0.1:%d/metrics
 
+A name signed in through one provider is refused through the other:
+gatehouse never hands one IdP's user to another.
+
 Press Ctrl-C to stop.
 
-`, port, passwords["alice"], passwords["bob"], idpURL, filepath.Join(dir, "gatehouse.db"), filepath.Join(dir, "gatehouse.yaml"),
+`, port, passwords["alice"], passwords["bob"], idpURL, opURL, filepath.Join(dir, "gatehouse.db"), filepath.Join(dir, "gatehouse.yaml"),
 		port, filepath.Join(dir, "scim-token"), port+3)
 }
 
@@ -440,7 +522,7 @@ nav a{margin-right:1rem}.note{color:#5a6478}
 <h2>Every other header</h2>
 <table>{{range .Others}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>{{end}}</table>
 <p class="note">The provisioned record is in the SQLite file <code>{{.Store}}</code>.
-A <code>session</code> cookie above is the demo IdP's own: it runs on localhost too, and browsers share cookies across ports.
+A <code>session</code> or <code>demo_op</code> cookie above is the demo IdP's or the demo OpenID provider's own: they run on localhost too, and browsers share cookies across ports.
 Gatehouse's cookies never reach the application.</p>
 </body></html>`))
 

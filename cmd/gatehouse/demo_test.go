@@ -21,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/net/html"
+	"golang.org/x/oauth2"
 	_ "modernc.org/sqlite"
 )
 
@@ -192,6 +195,7 @@ func demoLogin(t *testing.T, client *http.Client, base, user, password string) s
 	if strings.Contains(body, "Hello, ") {
 		return body // still signed in
 	}
+	body, final = fetch(t, client, chooserLink(t, body, final, "demo"))
 	action, fields := parseForm(t, body, final)
 	fields.Set("user", user)
 	fields.Set("password", password)
@@ -345,7 +349,8 @@ func TestDemoMetrics(t *testing.T) {
 // TestDemoKeepsEditedConfig: the demo writes its config only when it is
 // absent, so an edit survives a restart: an added authorization rule
 // takes effect, JSON logs are written, and a different --port moves only
-// the ports. A stop (Ctrl-C) is a clean exit.
+// the ports (the OpenID provider's issuer too). A stop (Ctrl-C) is a clean
+// exit.
 func TestDemoKeepsEditedConfig(t *testing.T) {
 	dir := t.TempDir()
 	d, stop := runDemo(t, dir)
@@ -390,7 +395,7 @@ pages:
 	for _, want := range []string{"path: /closed/", "app_name: Edited demo", "format: json",
 		fmt.Sprintf("listen: 127.0.0.1:%d", d2.port), fmt.Sprintf("upstream: http://127.0.0.1:%d", d2.port+2),
 		fmt.Sprintf("admin_listen: 127.0.0.1:%d", d2.port+3), fmt.Sprintf("base_url: http://localhost:%d", d2.port),
-		fmt.Sprintf("entity_id: http://localhost:%d/metadata", d2.port+1)} {
+		fmt.Sprintf("entity_id: http://localhost:%d/metadata", d2.port+1), fmt.Sprintf("issuer: http://localhost:%d", d2.port+4)} {
 		if !strings.Contains(string(kept), want) {
 			t.Errorf("config after the second start lacks %q:\n%s", want, kept)
 		}
@@ -482,4 +487,358 @@ func demoTraffic(t *testing.T, d demo) string {
 		resp.Body.Close()
 	}
 	return base
+}
+
+// chooserLink is the request for the chooser's link to the IdP idp.
+func chooserLink(t *testing.T, body string, at *url.URL, idp string) *http.Request {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var href string
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "a" {
+			for _, a := range n.Attr {
+				if u, err := url.Parse(a.Val); a.Key == "href" && err == nil && u.Query().Get("idp") == idp {
+					href = a.Val
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if href == "" {
+		t.Fatalf("no link to the IdP %s on the page:\n%s", idp, body)
+	}
+	u, err := at.Parse(href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
+	req.Header.Set("Accept", "text/html")
+	return req
+}
+
+// demoOIDCLogin signs in through the demo OpenID provider the way a
+// browser does (the chooser, the provider's form, the redirects) and
+// returns the upstream page.
+func demoOIDCLogin(t *testing.T, client *http.Client, base, user, password string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	body, final := fetch(t, client, req)
+	if strings.Contains(body, "Hello, ") {
+		return body // still signed in
+	}
+	body, final = fetch(t, client, chooserLink(t, body, final, "demo-oidc"))
+	if strings.Contains(body, "Hello, ") {
+		return body // the provider's session signed in by itself
+	}
+	action, fields := parseForm(t, body, final)
+	fields.Set("user", user)
+	fields.Set("password", password)
+	body, _ = post(t, client, action, fields)
+	return body
+}
+
+// TestDemoOIDCLogin signs in through the demo OpenID provider: alice's
+// headers reach the application and her record lands in the same SQLite
+// store, keyed by the provider's issuer and sub. Signing out ends the
+// provider's session too (RP-initiated logout back to gatehouse's
+// signed-out page), so the next login asks for the password again. The
+// name alice, now held by the OpenID provider's user, is refused to the
+// SAML IdP's alice.
+func TestDemoOIDCLogin(t *testing.T) {
+	d := startDemo(t)
+	base := fmt.Sprintf("http://localhost:%d", d.port)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+
+	page := demoOIDCLogin(t, client, base, "alice", d.password)
+	for _, want := range []string{"Hello, alice", "alice@example.com", "Alice Archer", "X-Forwarded-Groups", "admins,staff"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("upstream page lacks %q:\n%s", want, page)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+d.dir+"/gatehouse.db?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var email, display, idp, subject string
+	if err := db.QueryRow(`SELECT u.email, u.display_name, i.idp, i.subject FROM gatehouse_users u
+		JOIN gatehouse_identities i ON i.user_id = u.id WHERE u.user_name = 'alice'`).Scan(&email, &display, &idp, &subject); err != nil {
+		t.Fatalf("alice not in the store: %v", err)
+	}
+	if email != "alice@example.com" || display != "Alice Archer" || idp != fmt.Sprintf("http://localhost:%d", d.port+4) || subject != "demo-alice" {
+		t.Errorf("stored alice = %q %q, identity %q %q", email, display, idp, subject)
+	}
+
+	logout, _ := http.NewRequest(http.MethodPost, base+"/.gatehouse/logout", nil)
+	logout.Header.Set("Origin", base)
+	logout.Header.Set("Accept", "text/html")
+	body, final := fetch(t, client, logout)
+	if final.String() != base+"/.gatehouse/oidc/signed-out" || !strings.Contains(body, "Signed out") {
+		t.Errorf("logout ended at %s:\n%s", final, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	body, final = fetch(t, client, req)
+	body, _ = fetch(t, client, chooserLink(t, body, final, "demo-oidc"))
+	if !strings.Contains(body, `name="password"`) {
+		t.Errorf("after logout the provider signed in without a password:\n%s", body)
+	}
+
+	// The SAML IdP's alice: the name is taken by another IdP's user.
+	jar2, _ := cookiejar.New(nil)
+	client2 := &http.Client{Jar: jar2, Timeout: 10 * time.Second}
+	req, _ = http.NewRequest(http.MethodGet, base+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	body, final = fetch(t, client2, req)
+	body, final = fetch(t, client2, chooserLink(t, body, final, "demo"))
+	action, fields := parseForm(t, body, final)
+	fields.Set("user", "alice")
+	fields.Set("password", d.password)
+	body, final = post(t, client2, action, fields)
+	action, fields = parseForm(t, body, final)
+	resp, err := client2.PostForm(action, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "Sign-in failed") || strings.Contains(string(b), "Hello, alice") {
+		t.Errorf("the SAML IdP's alice, name taken by the OpenID provider's: %d\n%s", resp.StatusCode, b)
+	}
+	if !strings.Contains(d.logs.String(), "conflict") {
+		t.Errorf("the refusal is not logged as a conflict:\n%s", d.logs.String())
+	}
+}
+
+// TestDemoOPRefusals: the demo OpenID provider, driven as gatehouse would
+// drive it, issues a verifiable ID token and serves UserInfo, and refuses
+// a wrong password, an authorization request without PKCE S256, a code
+// presented twice (revoking what it bought), a missing or wrong PKCE
+// verifier, another redirect URI and a wrong client secret.
+func TestDemoOPRefusals(t *testing.T) {
+	d := startDemo(t)
+	op := fmt.Sprintf("http://localhost:%d", d.port+4)
+	callback := fmt.Sprintf("http://localhost:%d/.gatehouse/oidc/callback", d.port)
+	secret, err := os.ReadFile(filepath.Join(d.dir, "oidc-client-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	verifier := oauth2.GenerateVerifier()
+	authz := func(password string, edit func(url.Values)) (*http.Response, url.Values) {
+		t.Helper()
+		v := url.Values{"response_type": {"code"}, "client_id": {"gatehouse-demo"}, "redirect_uri": {callback}, "scope": {"openid email profile groups"},
+			"state": {"st"}, "nonce": {"n0nce"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+			"user": {"alice"}, "password": {password}}
+		if edit != nil {
+			edit(v)
+		}
+		resp, err := noFollow.PostForm(op+"/authorize", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if loc == nil || resp.Header.Get("Location") == "" {
+			return resp, nil
+		}
+		return resp, loc.Query()
+	}
+	code := func() string {
+		t.Helper()
+		resp, q := authz(d.password, nil)
+		if resp.StatusCode != http.StatusSeeOther || q.Get("code") == "" || q.Get("state") != "st" || q.Get("iss") != op {
+			t.Fatalf("authorize: %d %v", resp.StatusCode, q)
+		}
+		return q.Get("code")
+	}
+	exchange := func(code, verifier, redirect, secret string) (int, map[string]any) {
+		t.Helper()
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}}
+		if verifier != "" {
+			form.Set("code_verifier", verifier)
+		}
+		req, _ := http.NewRequest(http.MethodPost, op+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("gatehouse-demo", secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	userinfo := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, op+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	good := strings.TrimSpace(string(secret))
+
+	t.Run("valid exchange", func(t *testing.T) {
+		status, out := exchange(code(), verifier, callback, good)
+		raw, _ := out["id_token"].(string)
+		if status != http.StatusOK || raw == "" {
+			t.Fatalf("token: %d %v", status, out)
+		}
+		resp, err := http.Get(op + "/jwks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys jose.JSONWebKeySet
+		json.NewDecoder(resp.Body).Decode(&keys)
+		resp.Body.Close()
+		tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var std jwt.Claims
+		var c struct {
+			Nonce  string   `json:"nonce"`
+			Email  string   `json:"email"`
+			Name   string   `json:"name"`
+			User   string   `json:"preferred_username"`
+			Groups []string `json:"groups"`
+		}
+		if err := tok.Claims(keys, &std, &c); err != nil {
+			t.Fatalf("id token does not verify with the provider's keys: %v", err)
+		}
+		if err := std.Validate(jwt.Expected{Issuer: op, AnyAudience: jwt.Audience{"gatehouse-demo"}, Subject: "demo-alice"}); err != nil {
+			t.Error(err)
+		}
+		if c.Nonce != "n0nce" || c.Email != "alice@example.com" || c.Name != "Alice Archer" || c.User != "alice" || len(c.Groups) != 2 {
+			t.Errorf("id token claims: %+v", c)
+		}
+		if s := userinfo(out["access_token"].(string)); s != http.StatusOK {
+			t.Errorf("userinfo with the access token: %d", s)
+		}
+		if s := userinfo("not-a-token"); s != http.StatusUnauthorized {
+			t.Errorf("userinfo with a made-up token: %d", s)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		if resp, q := authz("wrong-"+d.password, nil); resp.StatusCode != http.StatusUnauthorized || q != nil {
+			t.Errorf("authorize: %d, redirect %v", resp.StatusCode, q)
+		}
+		if resp, q := authz(d.password, func(v url.Values) { v.Set("user", "mallory") }); resp.StatusCode != http.StatusUnauthorized || q != nil {
+			t.Errorf("unknown user: %d, redirect %v", resp.StatusCode, q)
+		}
+	})
+	t.Run("no PKCE", func(t *testing.T) {
+		for name, edit := range map[string]func(url.Values){
+			"no challenge": func(v url.Values) { v.Del("code_challenge"); v.Del("code_challenge_method") },
+			"plain":        func(v url.Values) { v.Set("code_challenge", verifier); v.Set("code_challenge_method", "plain") },
+		} {
+			if _, q := authz(d.password, edit); q.Get("error") != "invalid_request" || q.Get("code") != "" {
+				t.Errorf("%s: %v", name, q)
+			}
+		}
+	})
+	t.Run("replayed code", func(t *testing.T) {
+		c := code()
+		status, out := exchange(c, verifier, callback, good)
+		if status != http.StatusOK {
+			t.Fatalf("first exchange: %d %v", status, out)
+		}
+		if status, again := exchange(c, verifier, callback, good); status != http.StatusBadRequest || again["error"] != "invalid_grant" {
+			t.Errorf("second exchange: %d %v", status, again)
+		}
+		if s := userinfo(out["access_token"].(string)); s != http.StatusUnauthorized {
+			t.Errorf("the replayed code's access token still works: %d", s)
+		}
+	})
+	t.Run("bad PKCE verifier", func(t *testing.T) {
+		for name, v := range map[string]string{"missing": "", "wrong": oauth2.GenerateVerifier()} {
+			c := code()
+			if status, out := exchange(c, v, callback, good); status != http.StatusBadRequest || out["error"] != "invalid_grant" {
+				t.Errorf("%s verifier: %d %v", name, status, out)
+			}
+			if status, _ := exchange(c, verifier, callback, good); status != http.StatusBadRequest {
+				t.Errorf("%s verifier: the code still works after a failed exchange: %d", name, status)
+			}
+		}
+	})
+	t.Run("other redirect URI", func(t *testing.T) {
+		if status, out := exchange(code(), verifier, callback+"x", good); status != http.StatusBadRequest || out["error"] != "invalid_grant" {
+			t.Errorf("token: %d %v", status, out)
+		}
+		if resp, q := authz(d.password, func(v url.Values) { v.Set("redirect_uri", "https://evil.example/cb") }); resp.StatusCode != http.StatusBadRequest || q != nil {
+			t.Errorf("authorize with an unregistered redirect URI: %d, redirect %v", resp.StatusCode, q)
+		}
+	})
+	t.Run("wrong client secret", func(t *testing.T) {
+		if status, out := exchange(code(), verifier, callback, good+"x"); status != http.StatusUnauthorized || out["error"] != "invalid_client" {
+			t.Errorf("token: %d %v", status, out)
+		}
+	})
+}
+
+// TestDemoAddsOIDCToOlderConfig: a demo dir from before the demo had an
+// OpenID provider (its config names only the SAML IdP, and it has no
+// client secret) gains the provider, with link_by on the SAML IdP's
+// mapping, which SCIM with two IdPs needs; its edits are kept. Removed
+// again from a dir that has the secret, the provider stays removed.
+func TestDemoAddsOIDCToOlderConfig(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := runDemo(t, dir)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The config as the demo wrote it before: no link_by, no demo-oidc.
+	older := regexp.MustCompile(`(?s)\n *link_by: user_name[^\n]*\n  - name: demo-oidc\n.*?\nstore:`).ReplaceAllString(string(cfg), "\nstore:")
+	older = strings.Replace(older, "  format: console", "  format: console # edited", 1)
+	if strings.Contains(older, "demo-oidc") || strings.Contains(older, "link_by") {
+		t.Fatalf("could not make an older config:\n%s", older)
+	}
+	if err := os.WriteFile(cfgPath, []byte(older), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "oidc-client-secret")); err != nil {
+		t.Fatal(err)
+	}
+	d, stop := runDemo(t, dir)
+	jar, _ := cookiejar.New(nil)
+	page := demoOIDCLogin(t, &http.Client{Jar: jar, Timeout: 10 * time.Second}, fmt.Sprintf("http://localhost:%d", d.port), "bob", regexp.MustCompile(`bob / (\S+)`).FindStringSubmatch(d.banner)[1])
+	if !strings.Contains(page, "Hello, bob") {
+		t.Errorf("login through the added provider:\n%s", page)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	upgraded, _ := os.ReadFile(cfgPath)
+	if n := strings.Count(string(upgraded), "link_by: user_name"); n != 2 || !strings.Contains(string(upgraded), "# edited") {
+		t.Errorf("upgraded config (%d link_by):\n%s", n, upgraded)
+	}
+
+	// Removed by hand: kept removed.
+	without := regexp.MustCompile(`(?s)\n  - name: demo-oidc\n.*?\nstore:`).ReplaceAllString(string(upgraded), "\nstore:")
+	if err := os.WriteFile(cfgPath, []byte(without), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = runDemo(t, dir)
+	defer stop()
+	if kept, _ := os.ReadFile(cfgPath); strings.Contains(string(kept), "demo-oidc") {
+		t.Errorf("the provider came back:\n%s", kept)
+	}
 }

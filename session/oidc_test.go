@@ -299,3 +299,88 @@ func mustDecode(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestOIDCDiscoveryLastGoodCopy: a discovery document read once is kept
+// in metadata_cache_dir; a later start while the provider is down loads
+// that copy, and the IdP is ready.
+func TestOIDCDiscoveryLastGoodCopy(t *testing.T) {
+	op := newTestOP(t)
+	cache := t.TempDir()
+	c := oidcConfig(op.srv.URL)
+	c.MetadataCacheDir = cache
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: op.srv.Certificate().Raw})
+	c.IdPs[0].SetClientCredentials("secret", nil, cert)
+	m, err := New(context.Background(), c, Options{Logger: zap.NewNop(), Pages: nopPages{}})
+	if err != nil || m.Ready() != nil {
+		t.Fatalf("first start: %v / %v", err, m.Ready())
+	}
+	op.srv.Close()
+	m2, err := New(context.Background(), c, Options{Logger: zap.NewNop(), Pages: nopPages{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Ready(); err != nil {
+		t.Errorf("start with the provider down and a cached copy: %v", err)
+	}
+	c.MetadataCacheDir = t.TempDir()
+	m3, err := New(context.Background(), c, Options{Logger: zap.NewNop(), Pages: nopPages{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m3.Ready(); err == nil {
+		t.Error("ready with the provider down and no copy")
+	}
+}
+
+// TestOIDCDiscoveryRefused: a discovery document of another issuer, or
+// with plain-http endpoints, or without PKCE S256, is not loaded.
+func TestOIDCDiscoveryRefused(t *testing.T) {
+	good := oidcDiscovery{Issuer: "https://op", AuthorizationEndpoint: "https://op/a", TokenEndpoint: "https://op/t", JWKSURI: "https://op/k"}
+	if err := good.check("https://op"); err != nil {
+		t.Fatalf("good document: %v", err)
+	}
+	for name, edit := range map[string]func(*oidcDiscovery){
+		"other issuer":   func(d *oidcDiscovery) { d.Issuer = "https://op/" },
+		"http token":     func(d *oidcDiscovery) { d.TokenEndpoint = "http://op/t" },
+		"http jwks":      func(d *oidcDiscovery) { d.JWKSURI = "http://op/k" },
+		"http userinfo":  func(d *oidcDiscovery) { d.UserinfoEndpoint = "http://op/u" },
+		"no S256":        func(d *oidcDiscovery) { d.CodeChallengeMethods = []string{"plain"} },
+		"relative token": func(d *oidcDiscovery) { d.TokenEndpoint = "/t" },
+	} {
+		d := good
+		edit(&d)
+		if err := d.check("https://op"); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+}
+
+// TestExplainIDToken: a saved ID token is checked against the provider's
+// keys, for this client, at its iat (or the instant asked), and its
+// claims become the identity; UserInfo of another sub is refused.
+func TestExplainIDToken(t *testing.T) {
+	op := newTestOP(t)
+	m := op.manager(t)
+	iat := time.Now().Add(-time.Hour).Truncate(time.Second)
+	claims := map[string]any{"iss": op.srv.URL, "aud": "gh", "sub": "s-1", "iat": iat.Unix(), "exp": iat.Add(5 * time.Minute).Unix(),
+		"nonce": "n", "email": "a@example.test", "groups": []string{"g1", "g2"}, "sid": "sid-9"}
+	tok := op.sign(t, claims, op.kid)
+	id, at, err := m.ExplainIDToken(context.Background(), []byte(tok+"\n"), nil, "op", time.Time{})
+	if err != nil || !at.Equal(iat) || id.NameID != "s-1" || id.SessionIndex != "sid-9" || strings.Join(id.Attributes["groups"], ",") != "g1,g2" {
+		t.Fatalf("explain: %+v at %v: %v", id, at, err)
+	}
+	if _, _, err := m.ExplainIDToken(context.Background(), []byte(tok), nil, "op", time.Now()); err == nil {
+		t.Error("an expired token explained as valid now")
+	}
+	if _, _, err := m.ExplainIDToken(context.Background(), []byte(tok), []byte(`{"sub":"s-2","email":"x"}`), "op", time.Time{}); err == nil {
+		t.Error("UserInfo of another sub accepted")
+	}
+	id, _, err = m.ExplainIDToken(context.Background(), []byte(tok), []byte(`{"sub":"s-1","email":"other","phone_number":"+1"}`), "op", time.Time{})
+	if err != nil || id.Attributes["email"][0] != "a@example.test" || id.Attributes["phone_number"][0] != "+1" {
+		t.Errorf("UserInfo supplement: %v %v", id.Attributes, err)
+	}
+	claims["aud"] = "someone-else"
+	if _, _, err := m.ExplainIDToken(context.Background(), []byte(op.sign(t, claims, op.kid)), nil, "op", time.Time{}); err == nil {
+		t.Error("a token for another client explained as valid")
+	}
+}

@@ -20,16 +20,23 @@ import (
 )
 
 // TestDemoInRealBrowser signs in to the demo with headless Chromium: real
-// redirects, the IdP's form and its auto-submitting response page, and the
-// browser's own cookie rules (SameSite, host-only cookies, ports). It
-// leaves a screenshot of the application page in the test's temp dir
-// (kept with GATEHOUSE_SCREENSHOT_DIR).
+// redirects, the chooser, the IdP's form and its auto-submitting response
+// page, and the browser's own cookie rules (SameSite, host-only cookies,
+// ports); then bob signs in through the demo OpenID provider and out
+// again (RP-initiated logout). It leaves screenshots of the pages in the
+// test's temp dir (kept with GATEHOUSE_SCREENSHOT_DIR).
 func TestDemoInRealBrowser(t *testing.T) {
 	d := startDemo(t)
 	b := launchChromium(t)
 	base := fmt.Sprintf("http://localhost:%d", d.port)
 
 	b.navigate(base + "/reports?q=1")
+	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`)
+	if got := b.eval(`[...document.querySelectorAll("a.button")].map(a => a.innerText).join("|")`); got != "Demo identity provider|Demo OpenID provider" {
+		t.Errorf("chooser offers %q", got)
+	}
+	b.screenshot(filepath.Join(screenshotDir(t), "chooser.png"))
+	b.eval(`document.querySelector('a.button[href*="idp=demo&"]').click(); "ok"`)
 	b.waitFor(`document.querySelector("input[name=password]") !== null`)
 	b.eval(fmt.Sprintf(`document.querySelector("input[name=user]").value = "alice";
 		document.querySelector("input[name=password]").value = %q;
@@ -64,6 +71,8 @@ func TestDemoInRealBrowser(t *testing.T) {
 	// itself; wait for it to land back on the application, or its form
 	// post would race the next navigation.
 	b.navigate(base + "/")
+	b.waitFor(`document.querySelector('a.button[href*="idp=demo&"]') !== null`)
+	b.eval(`document.querySelector('a.button[href*="idp=demo&"]').click(); "ok"`)
 	b.waitFor(`location.port === "` + fmt.Sprint(d.port) + `" && document.body && document.body.innerText.includes("Hello, alice")`)
 
 	// A failure page: short, with an error ID, nothing internal.
@@ -73,6 +82,39 @@ func TestDemoInRealBrowser(t *testing.T) {
 		t.Errorf("failure page:\n%s", text)
 	}
 	b.screenshot(filepath.Join(screenshotDir(t), "login-failed.png"))
+
+	// bob, through the OpenID provider: its own form, then the callback
+	// lands on the application with his identity; signing out passes
+	// through the provider's end_session and back to gatehouse.
+	if _, err := b.call("Network.clearBrowserCookies", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	b.navigate(base + "/")
+	b.waitFor(`document.querySelector('a.button[href*="idp=demo-oidc"]') !== null`)
+	b.eval(`document.querySelector('a.button[href*="idp=demo-oidc"]').click(); "ok"`)
+	b.waitFor(`document.querySelector("select[name=user]") !== null`)
+	b.screenshot(filepath.Join(screenshotDir(t), "op-login.png"))
+	b.eval(fmt.Sprintf(`document.querySelector("select[name=user]").value = "bob";
+		document.querySelector("input[name=password]").value = %q;
+		document.querySelector("form").submit(); "ok"`, regexp.MustCompile(`bob / (\S+)`).FindStringSubmatch(d.banner)[1]))
+	b.waitFor(`document.body && document.body.innerText.includes("Hello, bob")`)
+	if href := b.eval(`location.href`); href != base+"/" {
+		t.Errorf("landed on %s", href)
+	}
+	text = b.eval(`document.body.innerText`)
+	for _, want := range []string{"X-Forwarded-Email\tbob@example.com", "X-Forwarded-Groups\tstaff", "X-Forwarded-Display-Name\tBob Baker"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("application page lacks %q:\n%s", want, text)
+		}
+	}
+	b.screenshot(filepath.Join(screenshotDir(t), "demo-app-oidc.png"))
+	b.navigate(base + "/.gatehouse/logout")
+	b.waitFor(`document.body && document.body.innerText.includes("Sign out?")`)
+	b.eval(`document.querySelector('form[method=post] button').click()`)
+	b.waitFor(`document.body && document.body.innerText.includes("Signed out")`)
+	if href := b.eval(`location.href`); href != base+"/.gatehouse/oidc/signed-out" {
+		t.Errorf("signed out at %s, not after the provider's end_session", href)
+	}
 }
 
 // screenshotDir is GATEHOUSE_SCREENSHOTS (or GATEHOUSE_SCREENSHOT_DIR)
@@ -110,7 +152,6 @@ func TestErrorPagesInRealBrowser(t *testing.T) {
 	// application's name.
 	// (SCIM serves both, so each says how a first login finds a user.)
 	edited := strings.Replace(string(cfg), "\nstore:", `
-      link_by: user_name
   - name: partner
     display_name: Partner organisation
     entity_id: https://partner.example/idp
@@ -147,7 +188,7 @@ store:`, 1)
 	signIn := func(user, password string) {
 		t.Helper()
 		b.waitFor(`document.querySelector("a.button") !== null && document.body.innerText.includes("Choose your organisation")`)
-		click(`a.button[href*="idp=demo"]`)
+		click(`a.button[href*="idp=demo&"]`)
 		b.waitFor(`document.querySelector("input[name=password]") !== null`)
 		b.eval(fmt.Sprintf(`document.querySelector("input[name=user]").value = %q;
 			document.querySelector("input[name=password]").value = %q;
@@ -173,8 +214,8 @@ store:`, 1)
 
 	// The chooser: the IdP without metadata is greyed, not a link.
 	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`)
-	if got := b.eval(`[...document.querySelectorAll("a.button")].map(a => a.innerText).join("|")`); got != "Demo identity provider" {
-		t.Errorf("chooser links: %q, want only the demo IdP", got)
+	if got := b.eval(`[...document.querySelectorAll("a.button")].map(a => a.innerText).join("|")`); got != "Demo identity provider|Demo OpenID provider" {
+		t.Errorf("chooser links: %q, want only the demo IdPs", got)
 	}
 	if got := b.eval(`(() => { const s = document.querySelector("span.button.off"); return s ? s.textContent + "|" + getComputedStyle(s).cursor : "" })()`); got != "Partner organisation unavailable|not-allowed" {
 		t.Errorf("unavailable IdP shown as %q", got)
@@ -231,7 +272,7 @@ store:`, 1)
 	// again starts a fresh login to the address she asked for.
 	b.navigate(base + "/reports?month=5")
 	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`)
-	click(`a.button[href*="idp=demo"]`)
+	click(`a.button[href*="idp=demo&"]`)
 	b.waitFor(`document.body && document.body.innerText.includes("Access denied")`)
 	if got := b.eval(`(() => { const a = [...document.querySelectorAll("a.button")].find(a => a.innerText === "Try again"); return a ? a.getAttribute("href") : "" })()`); got != "/.gatehouse/login?return=%2Freports%3Fmonth%3D5" {
 		t.Errorf("Try again leads to %q\n%s", got, text())
@@ -239,7 +280,7 @@ store:`, 1)
 	b.screenshot(filepath.Join(shots, "login-refused.png"))
 	click(`a.button`) // Try again
 	b.waitFor(`document.body && document.body.innerText.includes("Choose your organisation")`)
-	if got := b.eval(`document.querySelector('a.button[href*="idp=demo"]').getAttribute("href")`); !strings.Contains(got, "return=%2Freports%3Fmonth%3D5") {
+	if got := b.eval(`document.querySelector('a.button[href*="idp=demo&"]').getAttribute("href")`); !strings.Contains(got, "return=%2Freports%3Fmonth%3D5") {
 		t.Errorf("the fresh login lost the return address: %s", got)
 	}
 }

@@ -43,17 +43,17 @@ type demoOP struct {
 	issuer, secret        string
 	redirect, afterLogout string // the client's registered URIs
 	users                 func(name string) (samlidp.User, bool)
-	key                   *ecdsa.PrivateKey
 	jwk                   jose.JSONWebKey
 	signer                jose.Signer
 	now                   func() time.Time
 	mu                    sync.Mutex
 	codes                 map[string]*demoGrant // by code; used ones stay until they expire
 	tokens                map[string]*demoGrant // by access token
-	sessions              map[string]demoOPSession
+	sessions              map[string]*demoGrant // by the OP's session cookie: user, sid, authTime
 }
 
-// demoGrant is one authorization: what the code was issued for.
+// demoGrant is one authorization (what a code or an access token was
+// issued for) or one sign-in at the OP.
 type demoGrant struct {
 	user, nonce, challenge, redirect, sid, scope string
 	authTime, expires                            time.Time
@@ -61,18 +61,13 @@ type demoGrant struct {
 	access                                       string // the access token the code was exchanged for
 }
 
-type demoOPSession struct {
-	user, sid         string
-	authTime, expires time.Time
-}
-
 func newDemoOP(issuer, secret, redirect, afterLogout string, users func(string) (samlidp.User, bool)) (*demoOP, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	op := &demoOP{issuer: issuer, secret: secret, redirect: redirect, afterLogout: afterLogout, users: users, key: key,
-		now: time.Now, codes: map[string]*demoGrant{}, tokens: map[string]*demoGrant{}, sessions: map[string]demoOPSession{}}
+	op := &demoOP{issuer: issuer, secret: secret, redirect: redirect, afterLogout: afterLogout, users: users,
+		now: time.Now, codes: map[string]*demoGrant{}, tokens: map[string]*demoGrant{}, sessions: map[string]*demoGrant{}}
 	op.jwk = jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.ES256), Use: "sig"}
 	tp, err := op.jwk.Thumbprint(crypto.SHA256)
 	if err != nil {
@@ -194,7 +189,7 @@ func (op *demoOP) authorize(w http.ResponseWriter, r *http.Request) {
 		op.loginPage(w, r, http.StatusUnauthorized, "Wrong user or password.")
 		return
 	}
-	s := demoOPSession{user: name, sid: demoRandom(), authTime: op.now(), expires: op.now().Add(demoOPSessionTTL)}
+	s := &demoGrant{user: name, sid: demoRandom(), authTime: op.now(), expires: op.now().Add(demoOPSessionTTL)}
 	cookie := demoRandom()
 	op.mu.Lock()
 	op.sessions[cookie] = s
@@ -223,27 +218,26 @@ func (op *demoOP) loginPage(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // session is the browser's live OP session.
-func (op *demoOP) session(r *http.Request) (demoOPSession, bool) {
+func (op *demoOP) session(r *http.Request) (*demoGrant, bool) {
 	c, err := r.Cookie(demoOPCookie)
 	if err != nil {
-		return demoOPSession{}, false
+		return nil, false
 	}
 	op.mu.Lock()
 	defer op.mu.Unlock()
-	s, ok := op.sessions[c.Value]
-	return s, ok && op.now().Before(s.expires)
+	s := op.sessions[c.Value]
+	return s, s != nil && op.now().Before(s.expires)
 }
 
 // grant issues a code for the session's user and the request's client.
-func (op *demoOP) grant(s demoOPSession, form url.Values) string {
+func (op *demoOP) grant(s *demoGrant, form url.Values) string {
 	code := demoRandom()
 	op.mu.Lock()
 	defer op.mu.Unlock()
 	now := op.now()
-	for _, m := range []map[string]*demoGrant{op.codes, op.tokens} {
+	for _, m := range []map[string]*demoGrant{op.codes, op.tokens, op.sessions} {
 		maps.DeleteFunc(m, func(_ string, g *demoGrant) bool { return now.After(g.expires) })
 	}
-	maps.DeleteFunc(op.sessions, func(_ string, s demoOPSession) bool { return now.After(s.expires) })
 	op.codes[code] = &demoGrant{user: s.user, nonce: form.Get("nonce"), challenge: form.Get("code_challenge"), redirect: form.Get("redirect_uri"),
 		sid: s.sid, scope: form.Get("scope"), authTime: s.authTime, expires: now.Add(demoCodeTTL)}
 	return code

@@ -23,12 +23,12 @@ image: build ## build the container image bin/gatehouse-image.tar, no registry n
 		-version "$(or $(VERSION),devel)" -revision "$(REVISION)" \
 		-created "$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 
-# DEMO_PORT is gatehouse's port; the demo IdP, the application and the
-# admin listener take the next three. The built binary runs (not `go run`,
+# DEMO_PORT is gatehouse's port; the demo IdP, the application, the admin
+# listener and the demo OpenID provider take the next four. The built binary runs (not `go run`,
 # which exits 1 on Ctrl-C whatever the program does): Ctrl-C exits 0.
 DEMO_PORT ?= 8080
 
-demo: build ## run the demo: IdP, application and gatehouse on localhost:8080-8083 (DEMO_PORT=N: N..N+3)
+demo: build ## run the demo: SAML IdP, OpenID provider, application and gatehouse on localhost:8080-8084 (DEMO_PORT=N: N..N+4)
 	$(BIN) demo --port $(DEMO_PORT)
 
 test: vet test-deps ## run every test, with the race detector

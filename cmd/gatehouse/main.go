@@ -43,7 +43,8 @@ Usage:
   gatehouse import [--config FILE] [--format scim|csv] [--batch N] FILE|-
                                   create or update users from SCIM JSON or CSV, as SCIM
                                   would; a re-run writes nothing new; exit 1 if any failed
-  gatehouse demo [--port N]       run a demo IdP, a demo application and gatehouse on this machine
+  gatehouse demo [--port N]       run a demo SAML IdP, a demo OpenID provider, a demo application
+                                  and gatehouse on this machine
   gatehouse version               print the version and commit (also --version)
 `
 
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.input = fs.Arg(0)
 		return importCommand(ctx, o, os.Stdin, stdout, stderr)
 	case "demo":
-		port := fs.Int("port", 8080, "port of gatehouse; the demo IdP and application use the next two")
+		port := fs.Int("port", 8080, "port of gatehouse; the demo IdP, the application, the admin listener and the demo OpenID provider use the next four")
 		dir := fs.String("dir", "demo-data", "directory for the demo's keys, config and SQLite file")
 		if fs.Parse(args) != nil {
 			return 2

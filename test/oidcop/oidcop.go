@@ -4,8 +4,9 @@
 // loopback with a throwaway CA, so that the issuer is https.
 //
 // Logins need no browser and no form: the OP logs in the account that the
-// authorization request's login_hint names and grants what the client
-// asked for (Authorize adds the hint). An admin port on the loopback lets
+// authorization request's login_hint names (or Config.DefaultAccount when
+// the request has none) and grants what the client asked for (Authorize
+// adds the hint). An admin port on the loopback lets
 // tests rotate the signing keys and make the OP send back-channel logout
 // tokens; a Tamper hook on the front lets them change the OP's responses.
 //
@@ -38,6 +39,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +55,11 @@ const DefaultACR = "urn:gatehouse:test:pwd"
 type Config struct {
 	Clients  []Client
 	Accounts []Account
+	// DefaultAccount is the Sub of the account logged in when an
+	// authorization request has no login_hint, as a browser sent by an RP
+	// that sends none has not. Empty means such a request is refused
+	// (access_denied at the redirect_uri).
+	DefaultAccount string
 	// IDTokenTTL and CodeTTL default to oidc-provider's test settings
 	// here: an hour and a minute.
 	IDTokenTTL, CodeTTL time.Duration
@@ -398,11 +405,12 @@ func nodeConfig(issuer string, cfg Config) ([]byte, error) {
 		AMR    []string       `json:"amr"`
 	}
 	out := struct {
-		Issuer   string           `json:"issuer"`
-		Clients  []map[string]any `json:"clients"`
-		Accounts []account        `json:"accounts"`
-		TTL      map[string]int   `json:"ttl"`
-	}{Issuer: issuer, Clients: []map[string]any{}, Accounts: []account{}, TTL: map[string]int{}}
+		Issuer         string           `json:"issuer"`
+		Clients        []map[string]any `json:"clients"`
+		Accounts       []account        `json:"accounts"`
+		DefaultAccount string           `json:"default_account,omitempty"`
+		TTL            map[string]int   `json:"ttl"`
+	}{Issuer: issuer, Clients: []map[string]any{}, Accounts: []account{}, DefaultAccount: cfg.DefaultAccount, TTL: map[string]int{}}
 	for _, c := range cfg.Clients {
 		if c.ID == "" {
 			return nil, errors.New("oidcop: a client has no ID")
@@ -440,6 +448,9 @@ func nodeConfig(issuer string, cfg Config) ([]byte, error) {
 			return nil, errors.New("oidcop: an account has no Sub")
 		}
 		out.Accounts = append(out.Accounts, account(a))
+	}
+	if cfg.DefaultAccount != "" && !slices.ContainsFunc(cfg.Accounts, func(a Account) bool { return a.Sub == cfg.DefaultAccount }) {
+		return nil, fmt.Errorf("oidcop: the default account %q is not among the accounts", cfg.DefaultAccount)
 	}
 	if cfg.IDTokenTTL > 0 {
 		out.TTL["IdToken"] = int(cfg.IDTokenTTL / time.Second)

@@ -667,3 +667,33 @@ func TestPrivateKeyJWT(t *testing.T) {
 		t.Fatalf("ID token %v: %v", idt, err)
 	}
 }
+
+// TestDefaultAccount: an authorization request without login_hint (as
+// from an RP that sends none) logs in Config.DefaultAccount; a hint still
+// names the account; without a default such a request is access_denied,
+// and a default that is no account is a config error.
+func TestDefaultAccount(t *testing.T) {
+	accounts := []oidcop.Account{{Sub: "alice"}, {Sub: "bob"}}
+	clients := []oidcop.Client{{ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirectURI}}}
+	p := oidcop.Start(t, oidcop.Config{Clients: clients, Accounts: accounts, DefaultAccount: "bob"})
+	r := newRP(t, p, clientID)
+	_, idt, _ := r.exchange(t, r.authorize(t, nil, ""))
+	if idt.Subject != "bob" {
+		t.Fatalf("without login_hint: sub %q, want the default account bob", idt.Subject)
+	}
+	if _, idt, _ = r.exchange(t, r.authorize(t, nil, "alice")); idt.Subject != "alice" {
+		t.Fatalf("login_hint=alice: sub %q", idt.Subject)
+	}
+
+	p = oidcop.Start(t, oidcop.Config{Clients: clients, Accounts: accounts})
+	r = newRP(t, p, clientID)
+	cb, _ := url.Parse(p.Authorize(t, nil, "", r.oauth.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))))
+	if cb.Query().Get("error") != "access_denied" || cb.Query().Get("code") != "" {
+		t.Fatalf("no login_hint and no default account: callback %s, want access_denied", cb)
+	}
+
+	if p, err := oidcop.New(t.TempDir(), oidcop.Config{Clients: clients, Accounts: accounts, DefaultAccount: "carol"}); err == nil {
+		p.Stop()
+		t.Fatal("the OP started with a default account that is no account")
+	}
+}

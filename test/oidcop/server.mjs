@@ -9,8 +9,8 @@
 // {"http": port, "admin": port}.
 //
 // Logins need no form: the interaction handler logs in the account that
-// the authorization request's login_hint names, and grants the requested
-// scopes and claims.
+// the authorization request's login_hint names (else the configured
+// default_account, if any), and grants the requested scopes and claims.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -142,9 +142,10 @@ function build() {
 let provider = build();
 let handler = provider.callback();
 
-// login answers the login prompt with the account that login_hint names.
+// login answers the login prompt with the account that login_hint names,
+// or without a hint the default account.
 function login(details) {
-  const account = accounts.get(details.params.login_hint);
+  const account = accounts.get(details.params.login_hint || config.default_account);
   if (!account) {
     return { error: 'access_denied', error_description: 'login_hint names no test account' };
   }

@@ -325,7 +325,9 @@ type browser struct {
 	id int
 }
 
-func launchChromium(t *testing.T) *browser {
+// launchChromium starts a headless Chromium; flags are added to its
+// command line.
+func launchChromium(t *testing.T, flags ...string) *browser {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -342,7 +344,8 @@ func launchChromium(t *testing.T) *browser {
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--remote-allow-origins=*",
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+profile,
-		"--window-size=1100,900", "about:blank")
+		"--window-size=1100,900")
+	cmd.Args = append(append(cmd.Args, flags...), "about:blank")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -219,7 +219,10 @@ func randomSecret(t *testing.T) string {
 }
 
 // spkiHash is the base64 SHA-256 of the public key of the PEM certificate
-// in file, as --ignore-certificate-errors-spki-list takes it.
+// in file, as --ignore-certificate-errors-spki-list takes it. Chromium
+// accepts a chain with such a key in it (the provider's front sends its
+// CA with its own certificate), and honours the flag only beside
+// --user-data-dir, which launchChromium passes.
 func spkiHash(t *testing.T, file string) string {
 	t.Helper()
 	b, err := os.ReadFile(file)

@@ -803,3 +803,57 @@ func TestADProtectedAccountsLeftAlone(t *testing.T) {
 		t.Errorf("the protected account changed: %v", e.Attributes)
 	}
 }
+
+// TestADPrimaryGroupProtects (red team R2): an account whose primary
+// group is Domain Admins is not in that group's member attribute, yet is
+// one of them: a login never adopts it, and SCIM never disables it.
+func TestADPrimaryGroupProtects(t *testing.T) {
+	srv := startAD(t)
+	tn := adTenant(t, srv)
+	admin := srv.Admin(t)
+	dn := "CN=pgadmin," + tn.UserBase
+	add := ldap.NewAddRequest(dn, nil)
+	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-pg"})
+	add.Attribute("userAccountControl", []string{"512"})
+	add.Attribute("gatehouseState", []string{"version 1", "owner scim", "name pgadmin"})
+	if err := admin.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	da := "CN=Domain Admins,CN=Users," + samba.BaseDN
+	m := ldap.NewModifyRequest(da, nil)
+	m.Add("member", []string{dn})
+	if err := admin.Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	pg := ldap.NewModifyRequest(dn, nil)
+	pg.Replace("primaryGroupID", []string{"512"})
+	if err := admin.Modify(pg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
+			back := ldap.NewModifyRequest(dn, nil)
+			back.Replace("primaryGroupID", []string{"513"})
+			c.Modify(back)
+			c.Close()
+		}
+	})
+	if members := adRead(t, srv, da, "member").GetAttributeValues("member"); slices.Contains(members, dn) {
+		t.Log("(Samba still lists the account in member)")
+	}
+	s := adStore(t, srv, tn, func(c *ldapdir.Config) {
+		c.AdoptExisting, c.BindDN, c.BindPassword = true, samba.AdminDN, samba.AdminPassword
+	})
+	ctx := context.Background()
+	if _, err := s.Provision(ctx, adLogin("pg-1", "pgadmin")); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("adopting an account whose primary group is Domain Admins: %v, want refused", err)
+	}
+	uid := fmt.Sprintf("%x", adRead(t, srv, dn, "objectGUID").GetRawAttributeValue("objectGUID"))
+	if err := s.SetActive(ctx, uid, false); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("SCIM disable: %v, want refused", err)
+	}
+	if uac := adRead(t, srv, dn, "userAccountControl").GetAttributeValue("userAccountControl"); uac != "512" {
+		t.Errorf("userAccountControl = %s", uac)
+	}
+}

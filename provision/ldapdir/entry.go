@@ -357,7 +357,7 @@ func (l *layout) userAttributes() []string {
 		a = append(a, l.cfg.MemberOfAttribute)
 	}
 	if l.ad {
-		a = append(a, "userAccountControl", "adminCount", "isCriticalSystemObject")
+		a = append(a, "userAccountControl", "adminCount", "isCriticalSystemObject", "primaryGroupID")
 	} else {
 		a = append(a, l.cfg.DisabledAttribute)
 	}

@@ -33,6 +33,10 @@ func adProtected(e *ldap.Entry) bool {
 		e.GetEqualFoldAttributeValue("adminCount") == "1" || gt&0x1 != 0
 }
 
+// adDomainUsersRID is the relative ID of Domain Users, every user's
+// primary group unless an administrator chose another.
+const adDomainUsersRID = "513"
+
 // protectedFilter matches the groups adProtected marks.
 const protectedFilter = "(|(isCriticalSystemObject=TRUE)(adminCount=1)(groupType:1.2.840.113556.1.4.803:=1))"
 
@@ -86,6 +90,13 @@ func (s *Store) checkUnprotected(ctx context.Context, e *ldap.Entry, what string
 	}
 	if adProtected(e) {
 		return fmt.Errorf("ldapdir: %s %s: an account Active Directory protects (critical or adminCount): %w", what, e.DN, provision.ErrConflict)
+	}
+	// A primary group is never listed in the group's member attribute, so
+	// the in-chain search below cannot see it: an account whose primary
+	// group is not Domain Users (RID 513; Domain Admins is 512) is left to
+	// administrators.
+	if pg := e.GetEqualFoldAttributeValue("primaryGroupID"); pg != "" && pg != adDomainUsersRID {
+		return fmt.Errorf("ldapdir: %s %s: its primary group (RID %s) is not Domain Users: %w", what, e.DN, pg, provision.ErrConflict)
 	}
 	holder, err := s.protectedByNesting(ctx, e.DN)
 	if err != nil {

@@ -763,7 +763,6 @@ func TestADProtectedAccountsLeftAlone(t *testing.T) {
 	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-ops"})
 	add.Attribute("userPrincipalName", []string{"opsadmin@corp.example"})
 	add.Attribute("userAccountControl", []string{"512"})
-	add.Attribute("gatehouseState", []string{"version 1", "owner scim", "name opsadmin"})
 	if err := admin.Add(add); err != nil {
 		t.Fatal(err)
 	}
@@ -816,7 +815,6 @@ func TestADPrimaryGroupProtects(t *testing.T) {
 	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
 	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-pg"})
 	add.Attribute("userAccountControl", []string{"512"})
-	add.Attribute("gatehouseState", []string{"version 1", "owner scim", "name pgadmin"})
 	if err := admin.Add(add); err != nil {
 		t.Fatal(err)
 	}

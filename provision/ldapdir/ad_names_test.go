@@ -2,6 +2,7 @@ package ldapdir
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -230,5 +231,22 @@ func TestADLogonNameNeverLooksLikeAComputer(t *testing.T) {
 		if got := samAccountName(in); strings.Contains(got, "$") {
 			t.Errorf("samAccountName(%q) = %q", in, got)
 		}
+	}
+}
+
+// TestADPrimaryGroupRefusedWithoutASearch (red team R2): an account whose
+// primaryGroupID is not Domain Users' is refused from its own attributes:
+// AD's in-chain searches over member do not see a primary group.
+func TestADPrimaryGroupRefusedWithoutASearch(t *testing.T) {
+	s := &Store{l: adLayout(t, nil)} // no pool: a search would panic
+	for _, rid := range []string{"512", "519", "1105"} {
+		e := ldap.NewEntry("CN=x,OU=People,DC=corp,DC=example", map[string][]string{"primaryGroupID": {rid}})
+		if err := s.checkUnprotected(context.Background(), e, "adopt"); !errors.Is(err, provision.ErrConflict) || !strings.Contains(err.Error(), "primary group") {
+			t.Errorf("primary group %s: %v", rid, err)
+		}
+	}
+	e := ldap.NewEntry("CN=x,OU=People,DC=corp,DC=example", map[string][]string{"adminCount": {"1"}, "primaryGroupID": {"513"}})
+	if err := s.checkUnprotected(context.Background(), e, "adopt"); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("adminCount 1: %v", err)
 	}
 }

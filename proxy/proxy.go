@@ -199,7 +199,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	p.routes[pre+PathLogout] = p.thenRecheckTunnels(opts.Sessions.ServeLogout)
 	p.routes[pre+PathSLO] = p.thenRecheckTunnels(opts.Sessions.ServeSLO)
 	p.routes[pre+PathOIDCCallback] = opts.Sessions.OIDCCallback(p.login)
-	p.routes[pre+PathOIDCBackchannelLogout] = p.thenRecheckTunnels(opts.Sessions.ServeBackchannelLogout)
+	p.routes[pre+PathOIDCBackchannelLogout] = p.thenRecheckTunnelsOnOK(opts.Sessions.ServeBackchannelLogout)
 	p.routes[pre+PathOIDCSignedOut] = http.HandlerFunc(opts.Sessions.ServeOIDCSignedOut)
 	p.routes[pre+PathHealthz] = http.HandlerFunc(p.ServeHealthz)
 	p.routes[pre+PathLivez] = http.HandlerFunc(p.ServeHealthz)
@@ -466,6 +466,30 @@ func (p *Proxy) Forget(userID string) {
 
 // thenRecheckTunnels runs h (a logout) and then has the open tunnels
 // checked at once.
+// thenRecheckTunnelsOnOK is thenRecheckTunnels for an endpoint anyone can
+// post to: only an answer of 200 (sessions revoked) makes the tunnels be
+// checked again, so that refused posts cannot keep the checker busy.
+func (p *Proxy) thenRecheckTunnelsOnOK(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		if sw.status == http.StatusOK {
+			p.recheckTunnels()
+		}
+	})
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
 func (p *Proxy) thenRecheckTunnels(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h(w, r)

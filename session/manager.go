@@ -71,6 +71,9 @@ type Identity struct {
 	Unsolicited  bool
 	// Attributes holds each attribute's values keyed by attribute Name.
 	Attributes map[string][]string
+	// IdPKind is KindOIDC for an OpenID Connect login; empty for SAML
+	// (see Kind).
+	IdPKind string
 }
 
 // LoginFunc runs after a response is validated and before the session is

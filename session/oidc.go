@@ -44,9 +44,10 @@ import (
 const oidcSubjectFormat = "urn:gatehouse:oidc:sub"
 
 // Kind is the kind of the IdP the identity comes from: KindOIDC for an
-// OpenID Connect login, else KindSAML.
+// OpenID Connect login, else KindSAML. It is set where the identity is
+// made, never read from what the IdP sent.
 func (id Identity) Kind() string {
-	if id.NameIDFormat == oidcSubjectFormat {
+	if id.IdPKind == KindOIDC {
 		return KindOIDC
 	}
 	return KindSAML
@@ -127,6 +128,13 @@ func (m *Manager) loadOIDC(ctx context.Context, in *idp) (err error) {
 		return fmt.Errorf("discovery: %w", err)
 	}
 	p := &oidcProvider{disc: d, keys: newJWKSCache(d.JWKSURI, in.oidc.client, in.cfg.IDTokenAlgs, m.now)}
+	if old := in.oidc.prov.Load(); old != nil && old.disc.JWKSURI == d.JWKSURI {
+		p.keys = old.keys // a refreshed document keeps the keys read
+	} else if _, err := p.keys.current(ctx, false); err != nil {
+		// Read again at the first token; a provider whose keys cannot be
+		// read yet is still discovered.
+		m.log.Warn("openid provider keys not read", zap.String("idp", in.cfg.Name), zap.Error(err))
+	}
 	p.verifier = oidc.NewVerifier(in.cfg.Issuer, p.keys, &oidc.Config{ClientID: in.cfg.ClientID,
 		SupportedSigningAlgs: in.cfg.IDTokenAlgs,
 		// exp is checked with the configured skew: go-oidc compares it
@@ -422,12 +430,15 @@ func (m *Manager) verifyIDToken(ctx context.Context, in *idp, p *oidcProvider, r
 	if len(refs) > 0 && !madeWith(refs, c.ACR, c.AMR) {
 		return Identity{}, fmt.Errorf("id token: made with acr %q and amr %q; this login needs one of %v", c.ACR, c.AMR, refs)
 	}
+	if len(c.SID) > maxSessionIndexInCookie {
+		return Identity{}, fmt.Errorf("id token: sid of %d bytes, over %d", len(c.SID), maxSessionIndexInCookie)
+	}
 	attrs, err := claimAttributes(t)
 	if err != nil {
 		return Identity{}, err
 	}
 	id := Identity{IdP: in.cfg.Name, EntityID: in.cfg.Issuer, NameID: t.Subject, NameIDFormat: oidcSubjectFormat, SessionIndex: c.SID,
-		AuthnContext: authnContextOf(c.ACR, c.AMR), AssertionID: c.JTI, AuthnInstant: t.IssuedAt, Attributes: attrs}
+		AuthnContext: authnContextOf(c.ACR, c.AMR, refs), AssertionID: c.JTI, AuthnInstant: t.IssuedAt, Attributes: attrs, IdPKind: KindOIDC}
 	if c.AuthTime > 0 {
 		id.AuthnInstant = time.Unix(c.AuthTime, 0)
 	}
@@ -462,15 +473,15 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// checkAZP applies OpenID Connect Core 3.1.3.7: a token for several
-// audiences names its authorized party, which must be this client; a
-// named one must be this client in any case.
+// checkAZP applies OpenID Connect Core 3.1.3.7: a named authorized party
+// must be this client, and a token listing audiences beyond this client
+// is refused (gatehouse trusts no other audience).
 func checkAZP(c idClaims, clientID string) error {
 	if c.AZP != "" && c.AZP != clientID {
 		return fmt.Errorf("id token: azp %q is another client", c.AZP)
 	}
-	if len(c.Audience) > 1 && c.AZP == "" {
-		return fmt.Errorf("id token: %d audiences and no azp", len(c.Audience))
+	if len(c.Audience) > 1 {
+		return fmt.Errorf("id token: %d audiences; only this client is trusted", len(c.Audience))
 	}
 	return nil
 }
@@ -491,17 +502,32 @@ func madeWith(refs []string, acr string, amr []string) bool {
 }
 
 // authnContextOf is the session's record of how a login was made: the
-// acr, then each amr as "amr:<method>", space-separated (see
-// Session.MadeWith). A value holding a space is left out.
-func authnContextOf(acr string, amr []string) string {
-	var parts []string
-	if acr != "" && !strings.ContainsAny(acr, " \t\r\n") {
-		parts = append(parts, acr)
-	}
-	for _, a := range amr {
-		if a != "" && !strings.ContainsAny(a, " \t\r\n") {
-			parts = append(parts, amrPrefix+a)
+// classes of refs the login met first (so that a step-up's own class is
+// always kept), then the acr, then each amr as "amr:<method>",
+// space-separated (see Session.MadeWith), as many as fit the cookie's
+// bound. A value holding a space is left out.
+func authnContextOf(acr string, amr []string, refs []string) string {
+	var cand []string
+	for _, r := range refs {
+		if madeWith([]string{r}, acr, amr) {
+			cand = append(cand, r)
 		}
+	}
+	cand = append(cand, acr)
+	for _, a := range amr {
+		cand = append(cand, amrPrefix+a)
+	}
+	var parts []string
+	n := 0
+	for _, p := range cand {
+		if p == "" || p == amrPrefix || strings.ContainsAny(p, " \t\r\n") || slices.Contains(parts, p) {
+			continue
+		}
+		if n+len(p)+len(parts) > maxSessionIndexInCookie {
+			continue
+		}
+		parts = append(parts, p)
+		n += len(p)
 	}
 	return strings.Join(parts, " ")
 }
@@ -771,7 +797,7 @@ func (m *Manager) ExplainIDToken(ctx context.Context, raw, userinfo []byte, idpN
 		return Identity{}, at, err
 	}
 	id := Identity{IdP: in.cfg.Name, EntityID: in.cfg.Issuer, NameID: t.Subject, NameIDFormat: oidcSubjectFormat, SessionIndex: c.SID,
-		AuthnContext: authnContextOf(c.ACR, c.AMR), AssertionID: c.JTI, AuthnInstant: t.IssuedAt, Attributes: attrs}
+		AuthnContext: authnContextOf(c.ACR, c.AMR, nil), AssertionID: c.JTI, AuthnInstant: t.IssuedAt, Attributes: attrs, IdPKind: KindOIDC}
 	if len(userinfo) > 0 {
 		var all map[string]json.RawMessage
 		if err := json.Unmarshal(userinfo, &all); err != nil {

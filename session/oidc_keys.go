@@ -28,7 +28,8 @@ type jwksCache struct {
 
 	mu      sync.Mutex
 	keys    []jose.JSONWebKey
-	fetched time.Time // last read attempt
+	fetched time.Time     // when the last read ended
+	reading chan struct{} // closed when the read under way ends; nil: none
 }
 
 // jwksMinRefetch is the least time between two reads of the keys.
@@ -77,28 +78,59 @@ func (c *jwksCache) VerifySignature(ctx context.Context, raw string) ([]byte, er
 }
 
 // current returns the keys, reading them first when none are held, or
-// when refresh asks and the last read is old enough.
+// when refresh asks and the last read is old enough. One read runs at a
+// time, outside the lock, and is not cancelled with the request that
+// started it (a client hanging up must not leave the cache empty or
+// stale); a caller waiting for another's read stops waiting when its own
+// context ends.
 func (c *jwksCache) current(ctx context.Context, refresh bool) ([]jose.JSONWebKey, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	recent := !c.fetched.IsZero() && now.Sub(c.fetched) < jwksMinRefetch
-	switch {
-	case c.keys != nil && (!refresh || recent):
-		return c.keys, nil
-	case c.keys == nil && recent:
-		return nil, errors.New("the provider's keys could not be read a moment ago")
-	}
-	c.fetched = now
-	keys, err := c.fetch(ctx)
-	if err != nil {
-		if c.keys != nil {
-			return c.keys, nil // keep the keys held
+	for {
+		c.mu.Lock()
+		now := c.now()
+		recent := !c.fetched.IsZero() && now.Sub(c.fetched) < jwksMinRefetch
+		switch {
+		case c.keys != nil && (!refresh || recent):
+			keys := c.keys
+			c.mu.Unlock()
+			return keys, nil
+		case c.keys == nil && recent:
+			c.mu.Unlock()
+			return nil, errors.New("the provider's keys could not be read a moment ago")
 		}
-		return nil, err
+		if wait := c.reading; wait != nil {
+			held := c.keys
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue // the read is done: decide again
+			case <-ctx.Done():
+				if held != nil {
+					return held, nil
+				}
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		c.reading = done
+		c.mu.Unlock()
+
+		keys, err := c.fetch(context.WithoutCancel(ctx))
+		c.mu.Lock()
+		c.fetched, c.reading = c.now(), nil
+		if err == nil {
+			c.keys = keys
+		}
+		held := c.keys
+		c.mu.Unlock()
+		close(done)
+		if err != nil {
+			if held != nil {
+				return held, nil // keep the keys held
+			}
+			return nil, err
+		}
+		return keys, nil
 	}
-	c.keys = keys
-	return keys, nil
 }
 
 func (c *jwksCache) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {

@@ -109,19 +109,30 @@ func (m *Manager) ServeBackchannelLogout(w http.ResponseWriter, r *http.Request)
 		refuse(http.StatusBadRequest, "logout_token", name, err)
 		return
 	}
+	// The token's jti is claimed only once its sessions are revoked: a
+	// provider that retries after a 503 must find its token unused. The
+	// revocation reaches the sessions issued up to the token's iat (and
+	// the clock skew: gatehouse's clock may run ahead of the provider's),
+	// so a delivery again (a retry, a replay) ends no session made since.
+	target := Session{IdP: in.cfg.Name, NameID: lt.Subject, SessionIndex: lt.SID}
+	upTo := lt.iat.Add(m.cfg.ClockSkew)
+	if now := m.now(); upTo.After(now) {
+		upTo = now
+	}
+	if err := m.revokeAt(r.Context(), target, upTo); err != nil {
+		m.log.Error("back-channel logout: revoke sessions", zap.String("idp", name), zap.Error(err))
+		refuse(http.StatusServiceUnavailable, "revoke_failed", name, err)
+		return
+	}
 	fresh, err := m.replay.Claim(r.Context(), "bcl\x00"+in.cfg.Issuer+"\x00"+lt.JTI, lt.until)
 	switch {
 	case err != nil:
 		refuse(http.StatusServiceUnavailable, "replay_cache", name, err)
 		return
 	case !fresh:
+		// Revoked again up to the same iat: nothing a first delivery did
+		// not end.
 		refuse(http.StatusBadRequest, "replay", name, errors.New("the logout token was used already (jti)"))
-		return
-	}
-	target := Session{IdP: in.cfg.Name, NameID: lt.Subject, SessionIndex: lt.SID}
-	if err := m.revoke(r.Context(), target); err != nil {
-		m.log.Error("back-channel logout: revoke sessions", zap.String("idp", name), zap.Error(err))
-		refuse(http.StatusServiceUnavailable, "revoke_failed", name, err)
 		return
 	}
 	ev := []zap.Field{zap.String("initiator", "idp"), zap.String("idp", name), zap.String("idp_kind", KindOIDC),
@@ -138,6 +149,7 @@ func (m *Manager) ServeBackchannelLogout(w http.ResponseWriter, r *http.Request)
 // logoutToken is a verified logout token.
 type logoutToken struct {
 	Subject, SID, JTI string
+	iat               time.Time
 	until             time.Time // how long its jti is remembered
 }
 
@@ -226,5 +238,5 @@ func (m *Manager) verifyLogoutToken(r *http.Request, raw string) (*idp, logoutTo
 			return in, logoutToken{}, fmt.Errorf("expired at %v", exp)
 		}
 	}
-	return in, logoutToken{Subject: c.Subject, SID: c.SID, JTI: c.JTI, until: until}, nil
+	return in, logoutToken{Subject: c.Subject, SID: c.SID, JTI: c.JTI, iat: iat, until: until}, nil
 }

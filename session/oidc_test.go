@@ -274,9 +274,21 @@ func TestClaimAttributes(t *testing.T) {
 // TestMadeWith: a step-up rule's classes are acr values, or "amr:"
 // methods; a session records both.
 func TestMadeWith(t *testing.T) {
-	ctx := authnContextOf("urn:acr:2", []string{"pwd", "mfa", "with space"})
+	ctx := authnContextOf("urn:acr:2", []string{"pwd", "mfa", "with space"}, nil)
 	if ctx != "urn:acr:2 amr:pwd amr:mfa" {
 		t.Errorf("authnContextOf = %q", ctx)
+	}
+	// TestStepUpClassKeptWhenLong (red team R2): a long acr and many amr
+	// values do not crowd out the class a step-up asked for, and the
+	// record fits the session cookie's bound.
+	long := "http://schemas.openid.net/pape/policies/2007/06/multi-factor-physical"
+	amr := []string{"pwd", "otp", "hwk", "sms", "face", "fpt", "geo", "kba", "mfa"}
+	got := authnContextOf(long, amr, []string{"amr:mfa"})
+	if !strings.HasPrefix(got, "amr:mfa ") || len(got) > maxSessionIndexInCookie {
+		t.Errorf("authnContextOf(long) = %q (%d bytes)", got, len(got))
+	}
+	if s := (Session{AuthnContext: got}); !s.MadeWith([]string{"amr:mfa"}) {
+		t.Error("the step-up's class was lost")
 	}
 	s := Session{AuthnContext: ctx}
 	for accepted, want := range map[string]bool{"urn:acr:2": true, "amr:mfa": true, "urn:acr:3": false, "amr:otp": false, "mfa": false} {
@@ -382,5 +394,120 @@ func TestExplainIDToken(t *testing.T) {
 	claims["aud"] = "someone-else"
 	if _, _, err := m.ExplainIDToken(context.Background(), []byte(op.sign(t, claims, op.kid)), nil, "op", time.Time{}); err == nil {
 		t.Error("a token for another client explained as valid")
+	}
+}
+
+// flakyRevocations fails its first Revoke.
+type flakyRevocations struct {
+	Revocations
+	failed atomic.Bool
+}
+
+func (f *flakyRevocations) Revoke(ctx context.Context, key string, at, until time.Time) error {
+	if f.failed.CompareAndSwap(false, true) {
+		return fmt.Errorf("redis down")
+	}
+	return f.Revocations.Revoke(ctx, key, at, until)
+}
+
+// TestBackchannelLogoutRetriedAfterFailure (red team R2): a logout token
+// whose revocation could not be recorded (503) is taken when the
+// provider sends it again, not refused as a replay; a replay after that
+// is refused, and a session made after the token was issued outlives it.
+func TestBackchannelLogoutRetriedAfterFailure(t *testing.T) {
+	op := newTestOP(t)
+	m := op.manager(t)
+	m.revocations = &flakyRevocations{Revocations: m.revocations}
+	now := time.Now()
+	tok := op.sign(t, map[string]any{"iss": op.srv.URL, "aud": "gh", "iat": now.Add(-time.Minute).Unix(), "jti": "retry-1",
+		"sub": "user-r", "events": map[string]any{backchannelEvent: map[string]any{}}}, op.kid)
+	body := url.Values{"logout_token": {tok}}.Encode()
+	const ct = "application/x-www-form-urlencoded"
+	if w := postLogout(m, body, ct); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("first delivery with the store down: %d, want 503", w.Code)
+	}
+	if w := postLogout(m, body, ct); w.Code != http.StatusOK {
+		t.Fatalf("the provider's retry: %d, want 200", w.Code)
+	}
+	if w := postLogout(m, body, ct); w.Code != http.StatusBadRequest {
+		t.Errorf("a replay: %d, want 400", w.Code)
+	}
+	old := Session{ID: "a", UserID: "u", IdP: "op", NameID: "user-r", Issued: now.Add(-2 * time.Hour)}
+	fresh := Session{ID: "b", UserID: "u", IdP: "op", NameID: "user-r", Issued: now.Add(time.Hour)}
+	if !m.revoked(old) || m.revoked(fresh) {
+		t.Errorf("revoked: the session before the token %v, one made after it %v", m.revoked(old), m.revoked(fresh))
+	}
+}
+
+// TestKeyReadSurvivesAHangUp (red team R2): a request that hangs up while
+// the provider's keys are being read does not leave the cache empty or
+// its reads blocked; and a token with a known key ID is verified at once
+// while another request waits on a slow read.
+func TestKeyReadSurvivesAHangUp(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var slow atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() {
+			time.Sleep(600 * time.Millisecond)
+		}
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	}))
+	defer srv.Close()
+	sign := func(kid string) string {
+		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+		jws, _ := s.Sign([]byte(`{"x":1}`))
+		raw, _ := jws.CompactSerialize()
+		return raw
+	}
+	c := newJWKSCache(srv.URL, srv.Client(), []string{"ES256"}, time.Now)
+	slow.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	c.VerifySignature(ctx, sign("k1")) // hangs up during the first read
+	cancel()
+	time.Sleep(700 * time.Millisecond) // the read finishes anyway
+	if _, err := c.VerifySignature(context.Background(), sign("k1")); err != nil {
+		t.Fatalf("after a hang-up during the first read: %v", err)
+	}
+	// A made-up key ID starts a slow read; a known one does not wait for it.
+	c.fetched = time.Time{}
+	go c.VerifySignature(context.Background(), sign("made-up"))
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if _, err := c.VerifySignature(context.Background(), sign("k1")); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 300*time.Millisecond {
+		t.Errorf("a token with a known key waited %v for another's read", d)
+	}
+}
+
+// TestIdentityKindIsNotFromTheIdP (red team R2): a SAML response naming
+// gatehouse's OpenID subject format is still a SAML login.
+func TestIdentityKindIsNotFromTheIdP(t *testing.T) {
+	if k := (Identity{NameIDFormat: oidcSubjectFormat}).Kind(); k != KindSAML {
+		t.Errorf("Kind = %s", k)
+	}
+	if k := (Identity{IdPKind: KindOIDC}).Kind(); k != KindOIDC {
+		t.Errorf("Kind = %s", k)
+	}
+}
+
+// TestIDTokenAudiences (red team R2): an ID token for this client alone
+// is taken; one that also lists another audience, or names another
+// authorized party, is refused.
+func TestIDTokenAudiences(t *testing.T) {
+	for _, tc := range []struct {
+		c    idClaims
+		want bool
+	}{
+		{idClaims{Audience: audience{"gh"}}, true},
+		{idClaims{Audience: audience{"gh"}, AZP: "gh"}, true},
+		{idClaims{Audience: audience{"gh", "other"}, AZP: "gh"}, false},
+		{idClaims{Audience: audience{"gh", "other"}}, false},
+		{idClaims{Audience: audience{"gh"}, AZP: "other"}, false},
+	} {
+		if err := checkAZP(tc.c, "gh"); (err == nil) != tc.want {
+			t.Errorf("%+v: %v", tc.c, err)
+		}
 	}
 }

@@ -243,8 +243,13 @@ func (m *Manager) revoked(s Session) bool {
 // revoke ends sessions everywhere this Manager's revocations reach: the
 // one with s.ID, or else those of s's SessionIndex, or else of its NameID.
 func (m *Manager) revoke(ctx context.Context, s Session) error {
-	now := m.now()
-	until := now.Add(m.cfg.Cookie.MaxAge)
+	return m.revokeAt(ctx, s, m.now())
+}
+
+// revokeAt is revoke for the sessions issued up to at.
+func (m *Manager) revokeAt(ctx context.Context, s Session, at time.Time) error {
+	now := at
+	until := m.now().Add(m.cfg.Cookie.MaxAge)
 	if s.ID != "" {
 		return m.revocations.Revoke(ctx, sessionIDKey(s.ID), now, until)
 	}

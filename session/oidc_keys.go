@@ -49,7 +49,7 @@ func newJWKSCache(url string, client *http.Client, algs []string, now func() tim
 // VerifySignature checks a compact JWS against the provider's keys and
 // returns its payload (oidc.KeySet).
 func (c *jwksCache) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, c.algs)
+	jws, err := jose.ParseSignedCompact(raw, c.algs)
 	if err != nil {
 		return nil, fmt.Errorf("jwt: %w", err)
 	}

@@ -637,8 +637,14 @@ func (m *Manager) addUserInfo(ctx context.Context, in *idp, p *oidcProvider, tok
 	if err != nil || len(b) > maxDiscoveryBytes {
 		return fmt.Errorf("userinfo: unreadable or larger than %d bytes", maxDiscoveryBytes)
 	}
+	return mergeUserInfo(b, id)
+}
+
+// mergeUserInfo adds the claims of a UserInfo response that the ID token
+// lacks. Its sub must be the ID token's (OpenID Connect Core 5.3.2).
+func mergeUserInfo(body []byte, id *Identity) error {
 	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
+	if err := json.Unmarshal(body, &all); err != nil {
 		return fmt.Errorf("userinfo: %w", err)
 	}
 	var sub string
@@ -799,18 +805,8 @@ func (m *Manager) ExplainIDToken(ctx context.Context, raw, userinfo []byte, idpN
 	id := Identity{IdP: in.cfg.Name, EntityID: in.cfg.Issuer, NameID: t.Subject, NameIDFormat: oidcSubjectFormat, SessionIndex: c.SID,
 		AuthnContext: authnContextOf(c.ACR, c.AMR, nil), AssertionID: c.JTI, AuthnInstant: t.IssuedAt, Attributes: attrs, IdPKind: KindOIDC}
 	if len(userinfo) > 0 {
-		var all map[string]json.RawMessage
-		if err := json.Unmarshal(userinfo, &all); err != nil {
-			return Identity{}, at, fmt.Errorf("userinfo: %w", err)
-		}
-		var sub string
-		if json.Unmarshal(all["sub"], &sub) != nil || sub != t.Subject {
-			return Identity{}, at, errors.New("userinfo: its sub is not the ID token's")
-		}
-		for name, vals := range flattenClaims(all) {
-			if _, ok := id.Attributes[name]; !ok {
-				id.Attributes[name] = vals
-			}
+		if err := mergeUserInfo(userinfo, &id); err != nil {
+			return Identity{}, at, err
 		}
 	}
 	return id, at, nil

@@ -416,3 +416,41 @@ func (h *harness) sessionIndexOf(t *testing.T, browser *http.Client) string {
 	}
 	return s.SessionIndex
 }
+
+// TestOIDCUserLifecycleOwnedBySCIM: an OpenID Connect user goes through
+// the same JIT and SCIM rules as a SAML one: SCIM deactivates it and its
+// next login is refused (never revived); SCIM deletes it and its next
+// login is refused too (a tombstone), not a new user.
+func TestOIDCUserLifecycleOwnedBySCIM(t *testing.T) {
+	h := newHarness(t, options{realTime: true, scim: true, oidc: opFor()})
+	b := h.browser()
+	if code, _ := getPage(t, b, h.oidcLogin(b, "op-sub-ben", "/")); code != http.StatusOK {
+		t.Fatalf("first login: %d", code)
+	}
+	code, list := h.scimDo(http.MethodGet, `/Users?filter=userName%20eq%20%22ben%22`, "")
+	res, _ := list["Resources"].([]any)
+	if code != http.StatusOK || len(res) != 1 {
+		t.Fatalf("SCIM finds ben: %d %v", code, list)
+	}
+	id := res[0].(map[string]any)["id"].(string)
+	if code, _ := h.scimDo(http.MethodPatch, "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`); code != http.StatusOK {
+		t.Fatalf("deactivate: %d", code)
+	}
+	before := len(h.upstream.all())
+	b = h.browser()
+	getPage(t, b, h.oidcLogin(b, "op-sub-ben", "/"))
+	if len(h.upstream.all()) != before {
+		t.Error("a user SCIM deactivated logged in through the OpenID provider")
+	}
+	if code, _ := h.scimDo(http.MethodDelete, "/Users/"+id, ""); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	b = h.browser()
+	getPage(t, b, h.oidcLogin(b, "op-sub-ben", "/"))
+	if len(h.upstream.all()) != before {
+		t.Error("a user SCIM deleted logged in again through the OpenID provider")
+	}
+	if code, list := h.scimDo(http.MethodGet, `/Users?filter=userName%20eq%20%22ben%22`, ""); code != http.StatusOK || list["totalResults"].(float64) != 0 {
+		t.Errorf("after the refused login: %d %v", code, list)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
@@ -127,9 +128,15 @@ func (m *Manager) loadOIDC(ctx context.Context, in *idp) (err error) {
 	if err := d.check(in.cfg.Issuer); err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
-	p := &oidcProvider{disc: d, keys: newJWKSCache(d.JWKSURI, in.oidc.client, in.cfg.IDTokenAlgs, m.now)}
+	p := &oidcProvider{disc: d, keys: newJWKSCache(d.JWKSURI, in.oidc.client, in.cfg.IDTokenAlgs, func() time.Time { return m.now() })}
 	if old := in.oidc.prov.Load(); old != nil && old.disc.JWKSURI == d.JWKSURI {
-		p.keys = old.keys // a refreshed document keeps the keys read
+		// A refreshed document keeps the cache, whose keys are read again
+		// now: a key the provider withdrew is dropped, and when the read
+		// fails the keys held stay.
+		p.keys = old.keys
+		if _, err := p.keys.current(ctx, true); err != nil {
+			m.log.Warn("openid provider keys not read again", zap.String("idp", in.cfg.Name), zap.Error(err))
+		}
 	} else if _, err := p.keys.current(ctx, false); err != nil {
 		// Read again at the first token; a provider whose keys cannot be
 		// read yet is still discovered.
@@ -407,6 +414,7 @@ func (m *Manager) verifyIDToken(ctx context.Context, in *idp, p *oidcProvider, r
 	if err := t.Claims(&c); err != nil {
 		return Identity{}, fmt.Errorf("id token claims: %w", err)
 	}
+	c.ACR = usableACR(c.ACR)
 	if subtle.ConstantTimeCompare([]byte(t.Nonce), []byte(st.RequestID)) != 1 || st.RequestID == "" {
 		return Identity{}, errors.New("id token: the nonce is not this login's")
 	}
@@ -484,6 +492,16 @@ func checkAZP(c idClaims, clientID string) error {
 		return fmt.Errorf("id token: %d audiences; only this client is trusted", len(c.Audience))
 	}
 	return nil
+}
+
+// usableACR is the acr claim as a class gatehouse records, or "": a value
+// that holds a space, or that reads like an amr entry ("amr:mfa"), would
+// pass for something else in the session's record.
+func usableACR(acr string) string {
+	if strings.HasPrefix(acr, amrPrefix) || strings.ContainsFunc(acr, unicode.IsSpace) {
+		return ""
+	}
+	return acr
 }
 
 // madeWith reports whether a login made with acr and amr satisfies one of
@@ -792,6 +810,7 @@ func (m *Manager) ExplainIDToken(ctx context.Context, raw, userinfo []byte, idpN
 	if err := t.Claims(&c); err != nil {
 		return Identity{}, at, err
 	}
+	c.ACR = usableACR(c.ACR)
 	if err := checkAZP(c, in.cfg.ClientID); err != nil {
 		return Identity{}, at, err
 	}

@@ -101,7 +101,7 @@ func newTestOP(t *testing.T) *testOP {
 	})
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
 		op.jwksHits.Add(1)
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: op.kid, Algorithm: "ES256", Use: "sig"}}})
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &op.key.PublicKey, KeyID: op.kid, Algorithm: "ES256", Use: "sig"}}})
 	})
 	return op
 }
@@ -509,5 +509,82 @@ func TestIDTokenAudiences(t *testing.T) {
 		if err := checkAZP(tc.c, "gh"); (err == nil) != tc.want {
 			t.Errorf("%+v: %v", tc.c, err)
 		}
+	}
+}
+
+// TestLogoutTokensOutOfOrder (red team R3): a logout token delivered late
+// (older than one already taken), or replayed, never brings back a
+// session that the newer token ended.
+func TestLogoutTokensOutOfOrder(t *testing.T) {
+	op := newTestOP(t)
+	m := op.manager(t)
+	now := time.Now()
+	tok := func(jti string, iat time.Time) string {
+		return url.Values{"logout_token": {op.sign(t, map[string]any{"iss": op.srv.URL, "aud": "gh", "iat": iat.Unix(), "jti": jti,
+			"sub": "alice", "events": map[string]any{backchannelEvent: map[string]any{}}}, op.kid)}}.Encode()
+	}
+	const ct = "application/x-www-form-urlencoded"
+	newer, older := tok("new", now), tok("old", now.Add(-4*time.Minute))
+	s := Session{ID: "x", UserID: "u", IdP: "op", NameID: "alice", Issued: now.Add(-time.Minute)}
+	if w := postLogout(m, newer, ct); w.Code != http.StatusOK || !m.revoked(s) {
+		t.Fatalf("the newer token: %d, revoked %v", w.Code, m.revoked(s))
+	}
+	if w := postLogout(m, older, ct); w.Code != http.StatusOK {
+		t.Fatalf("the older token, late: %d", w.Code)
+	}
+	postLogout(m, older, ct) // a replay
+	if !m.revoked(s) {
+		t.Error("a late or replayed older token brought the session back")
+	}
+	r := NewMemoryRevocations(time.Now)
+	r.Revoke(context.Background(), "k", now, now.Add(time.Hour))
+	r.Revoke(context.Background(), "k", now.Add(-time.Hour), now.Add(time.Minute))
+	if at, ok := r.RevokedAt("k"); !ok || !at.Equal(now) {
+		t.Errorf("revoked again earlier: at %v %v, want the later instant kept", at, ok)
+	}
+}
+
+// TestWithdrawnKeyDroppedAtRefresh (red team R3): a key the provider has
+// withdrawn from its key set is no longer trusted after the next
+// discovery refresh, even when no token names an unknown key.
+func TestWithdrawnKeyDroppedAtRefresh(t *testing.T) {
+	op := newTestOP(t)
+	m := op.manager(t)
+	c := map[string]any{"iss": op.srv.URL, "aud": "gh", "iat": time.Now().Unix(), "sub": "u",
+		"events": map[string]any{backchannelEvent: map[string]any{}}}
+	c["jti"] = "before"
+	if w := postLogout(m, url.Values{"logout_token": {op.sign(t, c, op.kid)}}.Encode(), "application/x-www-form-urlencoded"); w.Code != http.StatusOK {
+		t.Fatalf("with the key published: %d", w.Code)
+	}
+	// The provider withdraws k1: its key set now holds another key only.
+	old := op.key
+	op.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	op.kid = "k2"
+	m.now = func() time.Time { return time.Now().Add(time.Minute) } // past the least refetch interval
+	if err := m.loadOIDC(context.Background(), m.byName["op"]); err != nil {
+		t.Fatal(err)
+	}
+	op.key, op.kid = old, "k1"
+	c["jti"] = "after"
+	if w := postLogout(m, url.Values{"logout_token": {op.sign(t, c, "k1")}}.Encode(), "application/x-www-form-urlencoded"); w.Code != http.StatusBadRequest {
+		t.Errorf("signed with the withdrawn key after a refresh: %d, want 400", w.Code)
+	}
+}
+
+// TestACRThatLooksLikeAnAMR (red team R3): an acr value that reads like
+// an amr entry, or holds a space, is no class: it cannot meet a rule
+// asking for a method.
+func TestACRThatLooksLikeAnAMR(t *testing.T) {
+	for _, acr := range []string{"amr:mfa", "a b", "x\tamr:mfa"} {
+		if got := usableACR(acr); got != "" {
+			t.Errorf("usableACR(%q) = %q", acr, got)
+		}
+		s := Session{AuthnContext: authnContextOf(usableACR(acr), []string{"pwd"}, nil)}
+		if s.MadeWith([]string{"amr:mfa"}) {
+			t.Errorf("acr %q met amr:mfa", acr)
+		}
+	}
+	if usableACR("urn:acr:2") != "urn:acr:2" {
+		t.Error("a plain acr was dropped")
 	}
 }

@@ -205,6 +205,17 @@ func (r *MemoryRevocations) revoke(_ context.Context, key string, at, until time
 		}
 		r.nextSweep = now.Add(time.Minute)
 	}
+	// A key revoked again keeps its latest instant (and end): a logout
+	// token delivered late or replayed, or a replica catching up oldest
+	// last, must never bring back sessions a later revocation ended.
+	if prev, ok := r.m[key]; ok && !now.After(prev[1]) {
+		if prev[0].After(at) {
+			at = prev[0]
+		}
+		if prev[1].After(until) {
+			until = prev[1]
+		}
+	}
 	r.m[key] = [2]time.Time{at, until}
 	if r.log != nil && r.log.f != nil {
 		return r.persist(key, at, until)

@@ -860,3 +860,44 @@ func TestADPrimaryGroupProtects(t *testing.T) {
 		t.Errorf("userAccountControl = %s", uac)
 	}
 }
+
+// TestADPromotedAccountNotChangedByLogins (red team R3): an account
+// gatehouse created, which an administrator then made a domain
+// administrator, is not changed by a login any more: a login that would
+// write is refused, an unchanged one goes through.
+func TestADPromotedAccountNotChangedByLogins(t *testing.T) {
+	srv := startAD(t)
+	tn := adTenant(t, srv)
+	s := adStore(t, srv, tn, nil)
+	ctx := context.Background()
+	l := adLogin("promo-1", "promoted")
+	if _, err := s.Provision(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	dn := "CN=promoted," + tn.UserBase
+	da := "CN=Domain Admins,CN=Users," + samba.BaseDN
+	admin := srv.Admin(t)
+	m := ldap.NewModifyRequest(da, nil)
+	m.Add("member", []string{dn})
+	if err := admin.Modify(m); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
+			back := ldap.NewModifyRequest(da, nil)
+			back.Delete("member", []string{dn})
+			c.Modify(back)
+			c.Close()
+		}
+	})
+	if res, err := s.Provision(ctx, l); err != nil || res.Outcome != provision.Unchanged {
+		t.Errorf("unchanged login of the promoted account: %+v %v", res, err)
+	}
+	l.Claims.Fields[provision.FieldEmail] = "attacker-chosen@evil.example"
+	if _, err := s.Provision(ctx, l); !errors.Is(err, provision.ErrConflict) {
+		t.Errorf("a login changing the promoted account: %v, want refused", err)
+	}
+	if mail := adRead(t, srv, dn, "mail").GetAttributeValue("mail"); mail != "promoted@example.test" {
+		t.Errorf("mail = %q", mail)
+	}
+}

@@ -696,6 +696,12 @@ func (s *Store) logonNameHolder(ctx context.Context, sam, upn string) string {
 // changed nothing of its own (unchanged).
 func (s *Store) update(ctx context.Context, f *found, key provision.Key, p provision.Plan, lostCreate bool) (provision.Result, error) {
 	cur, want := f.cur, p.After
+	// An account an administrator has since made a domain administrator
+	// (or otherwise protected) is not gatehouse's to change: a login that
+	// would write to it is refused; one that writes nothing is not.
+	if err := s.checkUnprotected(ctx, cur.e, "update"); err != nil {
+		return provision.Result{}, err
+	}
 	source := provision.GroupSource(key.IdP)
 	tf := touched(p.Claims)
 	dn := cur.e.DN

@@ -154,6 +154,52 @@ func adMembers(t *testing.T, srv *samba.Server, tn samba.Tenant, group string) [
 	return res.Entries[0].GetAttributeValues("member")
 }
 
+// domainAdmins is the DN of the test domain's Domain Admins group.
+const domainAdmins = "CN=Domain Admins,CN=Users," + samba.BaseDN
+
+// tenantSAM is a sAMAccountName unique to the tenant (AD keeps them unique
+// across the whole domain, which the tenants share).
+func tenantSAM(tn samba.Tenant, suffix string) string {
+	return strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-" + suffix
+}
+
+// adHandMadeUser adds, as the administrator, an enabled account that
+// gatehouse did not make: cn name in the tenant's user OU, with attrs.
+func adHandMadeUser(t *testing.T, srv *samba.Server, tn samba.Tenant, name string, attrs map[string]string) string {
+	t.Helper()
+	dn := "CN=" + name + "," + tn.UserBase
+	add := ldap.NewAddRequest(dn, nil)
+	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	add.Attribute("sAMAccountName", []string{tenantSAM(tn, name)})
+	add.Attribute("userAccountControl", []string{"512"})
+	for k, v := range attrs {
+		add.Attribute(k, []string{v})
+	}
+	if err := srv.Admin(t).Add(add); err != nil {
+		t.Fatalf("add %s: %v", dn, err)
+	}
+	return dn
+}
+
+// nestIn makes member a member of group, as the administrator, until the
+// test ends.
+func nestIn(t *testing.T, srv *samba.Server, group, member string) {
+	t.Helper()
+	m := ldap.NewModifyRequest(group, nil)
+	m.Add("member", []string{member})
+	if err := srv.Admin(t).Modify(m); err != nil {
+		t.Fatalf("add %s to %s: %v", member, group, err)
+	}
+	t.Cleanup(func() {
+		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
+			back := ldap.NewModifyRequest(group, nil)
+			back.Delete("member", []string{member})
+			c.Modify(back)
+			c.Close()
+		}
+	})
+}
+
 // TestADConformance runs the shared store suite against the AD profile
 // on a real domain controller, over LDAPS as a delegated service account.
 func TestADConformance(t *testing.T) {
@@ -655,7 +701,7 @@ func TestADNeverJoinsProtectedGroups(t *testing.T) {
 		dn := "CN=" + name + "," + tn.GroupBase
 		add := ldap.NewAddRequest(dn, nil)
 		add.Attribute("objectClass", []string{"group"})
-		add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-" + name})
+		add.Attribute("sAMAccountName", []string{tenantSAM(tn, name)})
 		for k, v := range attrs {
 			add.Attribute(k, []string{v})
 		}
@@ -665,25 +711,9 @@ func TestADNeverJoinsProtectedGroups(t *testing.T) {
 		return dn
 	}
 	tier0 := group("Tier0", nil)
-	nest := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
-	nest.Add("member", []string{tier0})
-	if err := admin.Modify(nest); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		unnest := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
-		unnest.Delete("member", []string{tier0})
-		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
-			c.Modify(unnest)
-			c.Close()
-		}
-	})
+	nestIn(t, srv, domainAdmins, tier0)
 	inner := group("Tier0-inner", nil) // nested two deep
-	in2 := ldap.NewModifyRequest(tier0, nil)
-	in2.Add("member", []string{inner})
-	if err := admin.Modify(in2); err != nil {
-		t.Fatal(err)
-	}
+	nestIn(t, srv, tier0, inner)
 	marked := group("Marked", map[string]string{"adminCount": "1"})
 	s := adStore(t, srv, tn, func(c *ldapdir.Config) { c.BindDN, c.BindPassword = samba.AdminDN, samba.AdminPassword })
 	ctx := context.Background()
@@ -698,7 +728,7 @@ func TestADNeverJoinsProtectedGroups(t *testing.T) {
 			t.Errorf("%s members changed: %v -> %v", dn, before, after)
 		}
 	}
-	if m := adRead(t, srv, "CN=Domain Admins,CN=Users,"+samba.BaseDN, "member").GetAttributeValues("member"); slices.ContainsFunc(m, func(d string) bool {
+	if m := adRead(t, srv, domainAdmins, "member").GetAttributeValues("member"); slices.ContainsFunc(m, func(d string) bool {
 		return strings.Contains(strings.ToLower(d), strings.ToLower(tn.UserBase))
 	}) {
 		t.Errorf("a user of the tenant is in Domain Admins: %v", m)
@@ -734,7 +764,7 @@ func TestADTombstoneNameReserved(t *testing.T) {
 	// A squatter made by hand.
 	add := ldap.NewAddRequest("CN=gatehouse-tombstones,"+tn.UserBase, nil)
 	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
-	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-squat"})
+	add.Attribute("sAMAccountName", []string{tenantSAM(tn, "squat")})
 	add.Attribute("gatehouseState", []string{"key https://idp.example.test nameid squatter", "version 1"})
 	if err := srv.Admin(t).Add(add); err != nil {
 		t.Fatal(err)
@@ -756,29 +786,8 @@ func TestADTombstoneNameReserved(t *testing.T) {
 func TestADProtectedAccountsLeftAlone(t *testing.T) {
 	srv := startAD(t)
 	tn := adTenant(t, srv)
-	admin := srv.Admin(t)
-	dn := "CN=opsadmin," + tn.UserBase
-	add := ldap.NewAddRequest(dn, nil)
-	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
-	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-ops"})
-	add.Attribute("userPrincipalName", []string{"opsadmin@corp.example"})
-	add.Attribute("userAccountControl", []string{"512"})
-	if err := admin.Add(add); err != nil {
-		t.Fatal(err)
-	}
-	nest := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
-	nest.Add("member", []string{dn})
-	if err := admin.Modify(nest); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
-			m := ldap.NewModifyRequest("CN=Domain Admins,CN=Users,"+samba.BaseDN, nil)
-			m.Delete("member", []string{dn})
-			c.Modify(m)
-			c.Close()
-		}
-	})
+	dn := adHandMadeUser(t, srv, tn, "opsadmin", map[string]string{"userPrincipalName": "opsadmin@corp.example"})
+	nestIn(t, srv, domainAdmins, dn)
 	s := adStore(t, srv, tn, func(c *ldapdir.Config) {
 		c.AdoptExisting, c.BindDN, c.BindPassword = true, samba.AdminDN, samba.AdminPassword
 	})
@@ -810,20 +819,9 @@ func TestADPrimaryGroupProtects(t *testing.T) {
 	srv := startAD(t)
 	tn := adTenant(t, srv)
 	admin := srv.Admin(t)
-	dn := "CN=pgadmin," + tn.UserBase
-	add := ldap.NewAddRequest(dn, nil)
-	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
-	add.Attribute("sAMAccountName", []string{strings.TrimPrefix(strings.Split(tn.Base, ",")[0], "OU=") + "-pg"})
-	add.Attribute("userAccountControl", []string{"512"})
-	if err := admin.Add(add); err != nil {
-		t.Fatal(err)
-	}
-	da := "CN=Domain Admins,CN=Users," + samba.BaseDN
-	m := ldap.NewModifyRequest(da, nil)
-	m.Add("member", []string{dn})
-	if err := admin.Modify(m); err != nil {
-		t.Fatal(err)
-	}
+	dn := adHandMadeUser(t, srv, tn, "pgadmin", nil)
+	da := domainAdmins
+	nestIn(t, srv, da, dn)
 	pg := ldap.NewModifyRequest(dn, nil)
 	pg.Replace("primaryGroupID", []string{"512"})
 	if err := admin.Modify(pg); err != nil {
@@ -875,21 +873,7 @@ func TestADPromotedAccountNotChangedByLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	dn := "CN=promoted," + tn.UserBase
-	da := "CN=Domain Admins,CN=Users," + samba.BaseDN
-	admin := srv.Admin(t)
-	m := ldap.NewModifyRequest(da, nil)
-	m.Add("member", []string{dn})
-	if err := admin.Modify(m); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := srv.Dial(samba.AdminDN, samba.AdminPassword); err == nil {
-			back := ldap.NewModifyRequest(da, nil)
-			back.Delete("member", []string{dn})
-			c.Modify(back)
-			c.Close()
-		}
-	})
+	nestIn(t, srv, domainAdmins, dn)
 	if res, err := s.Provision(ctx, l); err != nil || res.Outcome != provision.Unchanged {
 		t.Errorf("unchanged login of the promoted account: %+v %v", res, err)
 	}

@@ -403,8 +403,10 @@ func (m *Manager) oidcConsume(w http.ResponseWriter, r *http.Request, idpName *s
 
 // verifyIDToken checks an ID token for the login st and returns its
 // Identity: go-oidc checks the signature (configured algorithms only),
-// iss, aud and exp; then nonce, azp, iat, at_hash and the acr this login
-// needs.
+// iss, aud and exp; then nonce, azp and the audiences, iat, sub, sid and
+// the acr this login needs. (at_hash is not checked: in the code flow
+// the access token comes from the same TLS response as the ID token, and
+// gatehouse uses it only for UserInfo, whose sub must match.)
 func (m *Manager) verifyIDToken(ctx context.Context, in *idp, p *oidcProvider, raw string, st loginState) (Identity, error) {
 	t, err := p.verifier.Verify(ctx, raw)
 	if err != nil {

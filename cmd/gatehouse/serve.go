@@ -42,20 +42,23 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05")
 		enc = zapcore.NewConsoleEncoder(ec)
 	} else {
-		ec := zap.NewProductionEncoderConfig()
-		ec.EncodeTime = zapcore.ISO8601TimeEncoder
-		enc = zapcore.NewJSONEncoder(ec)
+		enc = zapcore.NewJSONEncoder(jsonEncoderConfig())
 	}
 	out := zapcore.Lock(zapcore.AddSync(w))
 	core := safeCore{zapcore.NewCore(enc, out, level)}
 	streams := safeCore{zapcore.NewCore(enc, out, zapcore.InfoLevel)}
-	access := streams
+	accessOut := zapcore.WriteSyncer(out)
 	if d := cfg.accessFlush(); d > 0 {
 		// One write of many lines instead of a write per request: the
 		// access log's write was most of its cost. A crash loses at most
 		// the last interval's lines; Sync (at shutdown) writes them.
-		buf := &zapcore.BufferedWriteSyncer{WS: out, Size: accessBufferBytes, FlushInterval: d}
-		access = safeCore{zapcore.NewCore(enc, buf, zapcore.InfoLevel)}
+		accessOut = &zapcore.BufferedWriteSyncer{WS: out, Size: accessBufferBytes, FlushInterval: d}
+	}
+	var access zapcore.Core = safeCore{zapcore.NewCore(enc, accessOut, zapcore.InfoLevel)}
+	if cfg.Format != "console" {
+		// The same JSON bytes as enc's, written without zap's generic
+		// encoder (accessCore).
+		access = newAccessCore(accessOut, zapcore.InfoLevel)
 	}
 	return zap.New(streamCore{Core: core, streams: streams, access: access}), nil
 }

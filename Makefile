@@ -99,6 +99,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeHeaderName$$' -fuzztime $(FUZZTIME) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalPath$$' -fuzztime $(FUZZTIME) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeConfig$$' -fuzztime $(FUZZTIME) ./cmd/gatehouse
+	$(GO) test -run '^$$' -fuzz '^FuzzAccessCore$$' -fuzztime $(FUZZTIME) ./cmd/gatehouse
 	$(GO) test -run '^$$' -fuzz '^FuzzBuildTree$$' -fuzztime $(FUZZTIME) ./session
 	$(GO) test -run '^$$' -fuzz '^FuzzAssertionTree$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./session
 	$(GO) test -run '^$$' -fuzz '^FuzzCookieValue$$' -fuzztime $(FUZZTIME) ./session

@@ -53,6 +53,10 @@ type File struct {
 	// AdminPprof serves Go's profiles (net/http/pprof) under
 	// /debug/pprof/ on admin_listen; off by default.
 	AdminPprof bool `yaml:"admin_pprof"`
+	// ReleaseStartupPages gives the kernel back the pages of the binary
+	// that only starting up ran, once serving starts (Linux); default
+	// true.
+	ReleaseStartupPages *bool `yaml:"release_startup_pages"`
 	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM;
 	// default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`

@@ -404,6 +404,7 @@ func serve(ctx context.Context, f *File, logger *zap.Logger, listening func(addr
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	releaseStartupMemory(f, logger)
 	close(serving)
 	for done := false; !done; {
 		select {

@@ -119,6 +119,7 @@ type sp struct {
 	pid        int
 	mallocs    func() (float64, error)
 	heapInuse  func() (float64, error) // nil where the process does not tell
+	admin      string                  // its metrics page, where it has one
 }
 
 // startGatehouse runs the gatehouse binary on SQLite in a fresh directory
@@ -140,6 +141,7 @@ func (e *peersEnv) startGatehouse(b *testing.B, name, cookieExtra string) *sp {
 		return func() (float64, error) { return e.scrape(r.admin+"/metrics", name) }
 	}
 	s.mallocs, s.heapInuse = metric("go_memstats_mallocs_total"), metric("go_memstats_heap_inuse_bytes")
+	s.admin = r.admin + "/metrics"
 	return s
 }
 
@@ -454,6 +456,45 @@ func procRSS(b *testing.B, pid int) int64 {
 		b.Fatal(err)
 	}
 	return v
+}
+
+// rssParts is VmRSS with its anonymous part and its part backed by files
+// (the binary's pages that have run), for the log.
+func rssParts(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for line := range strings.Lines(string(raw)) {
+		for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				parts = append(parts, fmt.Sprintf("%s %.1f MiB", strings.TrimSuffix(k, ":"), kb/1024))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// goMemory is what gatehouse's metrics say of the Go runtime's memory, for
+// the log.
+func (e *peersEnv) goMemory(g *sp) string {
+	var parts []string
+	for _, m := range []struct{ name, metric string }{
+		{"heap in use", "go_memstats_heap_inuse_bytes"},
+		{"stacks", "go_memstats_stack_inuse_bytes"},
+		{"heap idle", "go_memstats_heap_idle_bytes"},
+		{"returned", "go_memstats_heap_released_bytes"},
+		{"from the OS", "go_memstats_sys_bytes"},
+	} {
+		v, err := e.scrape(g.admin, m.metric)
+		if err != nil {
+			return err.Error()
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", m.name, v/(1<<20)))
+	}
+	return "Go: " + strings.Join(parts, ", ")
 }
 
 // readRSS is VmRSS from /proc/PID/status, in bytes.
@@ -825,10 +866,12 @@ func benchPeerMemory(b *testing.B, e *peersEnv, sum *peersSummary) {
 	ck := cookie.Name + "=" + cookie.Value
 	e.proxiedPage(b, bare.base, ck)
 	m.fresh[0], m.fresh[1] = procRSS(b, g.pid), procRSS(b, bare.pid)
+	b.Logf("fresh: gatehouse %s (%s); bare proxy %s", rssParts(g.pid), e.goMemory(g), rssParts(bare.pid))
 
 	b.ResetTimer()
 	m.load[1] = maxRSSDuring(b, bare.pid, func() { runWrkAt(b, bare.base+"/page", ck, 64, 5*time.Second) })
 	m.load[0] = maxRSSDuring(b, g.pid, func() { runWrkAt(b, g.base+"/page", ck, 64, 5*time.Second) })
+	b.Logf("after proxied load: gatehouse %s (%s); bare proxy %s", rssParts(g.pid), e.goMemory(g), rssParts(bare.pid))
 
 	// 20,000 first logins, pipelined: starts on four workers, signing on
 	// two, ACS posts on four; the last 10,000 sessions are kept.
@@ -919,6 +962,7 @@ func benchPeerMemory(b *testing.B, e *peersEnv, sum *peersSummary) {
 		b.Fatalf("%d of %d sessions failed; the first: %v", bad, memorySessions, err)
 	}
 	m.afterLogins = procRSS(b, g.pid)
+	b.Logf("after the logins: gatehouse %s (%s)", rssParts(g.pid), e.goMemory(g))
 	if v, err := g.heapInuse(); err == nil {
 		m.heapInuse = int64(v)
 	}

@@ -157,8 +157,7 @@ func (l *accessLine) encode(e zapcore.Entry, fields []zapcore.Field) {
 		case zapcore.Int64Type:
 			b = strconv.AppendInt(b, f.Integer, 10)
 		case zapcore.DurationType:
-			// zapcore.SecondsDurationEncoder's arithmetic.
-			b = appendJSONFloat(b, float64(time.Duration(f.Integer))/float64(time.Second))
+			b = appendSeconds(b, time.Duration(f.Integer))
 		case zapcore.BoolType:
 			b = strconv.AppendBool(b, f.Integer == 1)
 		}
@@ -182,6 +181,41 @@ func (l *accessLine) appendTime(b []byte, t time.Time) []byte {
 	b = append(b, l.seconds...)
 	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
 	return append(b, l.zone...)
+}
+
+// appendSeconds appends d in seconds as zapcore.SecondsDurationEncoder
+// has zap write it: the float64 float64(d)/1e9 in its shortest form.
+// Within 10^15 ns (11 days) that form is d's own decimal, written here
+// from the integer without strconv's search for the shortest digits:
+// float64(d) is exact and the division is correctly rounded, so the
+// quotient is the float nearest that decimal, and a decimal of at most 15
+// significant digits is the only one of its length or shorter that
+// rounds to its float.
+func appendSeconds(b []byte, d time.Duration) []byte {
+	const exact = 1e15
+	if d <= -exact || d >= exact {
+		return appendJSONFloat(b, float64(d)/float64(time.Second))
+	}
+	if d < 0 {
+		b = append(b, '-')
+		d = -d
+	}
+	b = strconv.AppendInt(b, int64(d/time.Second), 10)
+	frac := int64(d % time.Second)
+	if frac == 0 {
+		return b
+	}
+	var text [10]byte // the point and nine digits
+	text[0] = '.'
+	for i := 9; i > 0; i-- {
+		text[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := len(text)
+	for text[n-1] == '0' {
+		n--
+	}
+	return append(b, text[:n]...)
 }
 
 // appendJSONFloat appends f as zap's JSON encoder does: NaN and the
@@ -218,6 +252,12 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	last := 0
 	for i := 0; i < len(s); {
+		for i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(s[i:])
@@ -253,4 +293,19 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[last:]...)
 	return append(b, '"')
+}
+
+// plain8 reports whether the eight bytes of s are all ASCII that JSON
+// carries as it is (jsonPlain), testing them at once: no byte from 0x80,
+// none below 0x20, no quote and no backslash. With no byte from 0x80,
+// (v - 0x01..) &^ v has a byte's top bit set exactly when v has a zero
+// byte, and (x - 0x20..) &^ x exactly when x has a byte below 0x20.
+func plain8(s string) bool {
+	_ = s[7]
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	control := (x - ones*0x20) &^ x
+	return (x|control|(quote-ones)&^quote|(backslash-ones)&^backslash)&tops == 0
 }

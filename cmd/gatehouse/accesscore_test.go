@@ -6,12 +6,14 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	_ "time/tzdata" // the DST zone below, whatever the machine has installed
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -330,6 +332,75 @@ func TestAccessCoreFloat(t *testing.T) {
 	}
 }
 
+// TestAccessCoreSeconds: durations are written in seconds exactly as zap
+// writes float64(d)/1e9, on both sides of the 10^15 ns bound below which
+// the digits come from the integer.
+func TestAccessCoreSeconds(t *testing.T) {
+	check := func(d time.Duration) {
+		t.Helper()
+		if got, want := string(appendSeconds(nil, d)), string(appendJSONFloat(nil, float64(d)/float64(time.Second))); got != want {
+			t.Fatalf("%d ns: %q, want %q", int64(d), got, want)
+		}
+	}
+	for d := range time.Duration(200_000) {
+		check(d)
+		check(-d)
+	}
+	for _, d := range []time.Duration{1e15 - 1, 1e15, 1e15 + 1, 999_999_999, 1_000_000_001, 1e9, 1e12 + 1,
+		math.MaxInt64, math.MinInt64, math.MinInt64 + 1, 1 << 53, 1<<53 + 1} {
+		check(d)
+		check(-d)
+	}
+	// Every magnitude, each digit count of the fraction.
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 300_000 {
+		d := time.Duration(r.Int64N(1 << r.IntN(63)))
+		check(d)
+		check(-d)
+		check(d / 1000 * 1000)
+	}
+}
+
+// TestAccessCorePlain8: the eight-byte test agrees with the byte table
+// for every byte value at every position, among plain bytes and among
+// random ones.
+func TestAccessCorePlain8(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		want := true
+		for i := range 8 {
+			want = want && s[i] < utf8.RuneSelf && jsonPlain[s[i]]
+		}
+		if got := plain8(s); got != want {
+			t.Fatalf("%q: %v, want %v", s, got, want)
+		}
+	}
+	for _, bg := range []string{"aaaaaaaa", "        ", "~~~~~~~~", "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f", "!!!!!!!!", "]]]]]]]]", "########"} {
+		for pos := range 8 {
+			for c := range 256 {
+				s := []byte(bg)
+				s[pos] = byte(c)
+				check(string(s))
+				for _, c2 := range []byte{0, 0x1f, 0x20, 0x21, '"', 0x23, '[', '\\', ']', 0x7e, 0x7f, 0x80, 0xc3, 0xff} {
+					s[(pos+3)%8] = c2
+					check(string(s))
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var s [8]byte
+	for range 300_000 {
+		for i := range s {
+			s[i] = byte(r.IntN(256))
+			if r.IntN(2) == 0 {
+				s[i] = byte(0x20 + r.IntN(0x60)) // mostly plain, so that one odd byte decides
+			}
+		}
+		check(string(s[:]))
+	}
+}
+
 // TestAccessLogFastPathSafe: the access logger newLogger builds for the
 // JSON format (buffered or not) uses accessCore, and its lines still
 // carry no separator, control or bidi rune raw and no unbounded value;
@@ -403,8 +474,8 @@ func TestAccessCoreNoAllocs(t *testing.T) {
 	if raceBuild() {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
-	out := zapcore.Lock(zapcore.AddSync(io.Discard))
-	logger := accessBenchLogger(newAccessCore(out, zapcore.InfoLevel))
+	var w countingWriter
+	logger := accessBenchLogger(newAccessCore(zapcore.Lock(zapcore.AddSync(&w)), zapcore.InfoLevel))
 	fields := accessFields(1, "/reports/q1", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
 	write := func() {
 		if ce := logger.Check(zapcore.InfoLevel, "request"); ce != nil {
@@ -415,13 +486,30 @@ func TestAccessCoreNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, write); n != 0 {
 		t.Errorf("%v allocations per line, want 0", n)
 	}
+	// One line above, one for AllocsPerRun's warm-up, then its runs.
+	if w.lines != 1002 {
+		t.Fatalf("%d lines written, want 1002", w.lines)
+	}
 }
 
 // accessBenchLogger is the access logger as serve has it: the stream
-// core's access side, the logger named "access".
+// core's access side, the logger named "access", the other lines at
+// log.level warn and the streams at info.
 func accessBenchLogger(access zapcore.Core) *zap.Logger {
-	other := safeCore{zapcore.NewCore(zapcore.NewJSONEncoder(jsonEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.WarnLevel)}
-	return zap.New(streamCore{Core: other, streams: other, access: access}).Named(accessLogger)
+	enc := zapcore.NewJSONEncoder(jsonEncoderConfig())
+	return zap.New(streamCore{
+		Core:    safeCore{zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.WarnLevel)},
+		streams: safeCore{zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel)},
+		access:  access,
+	}).Named(accessLogger)
+}
+
+// countingWriter counts the lines written to it.
+type countingWriter struct{ lines int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.lines += bytes.Count(p, []byte("\n"))
+	return len(p), nil
 }
 
 // BenchmarkAccessCore: one typical access line (13 fields) from the
@@ -443,11 +531,12 @@ func BenchmarkAccessCore(b *testing.B) {
 					core = safeCore{zapcore.NewCore(zapcore.NewJSONEncoder(jsonEncoderConfig()), ws, zapcore.InfoLevel)}
 				}
 				logger := accessBenchLogger(core)
+				if logger.Check(zapcore.InfoLevel, "request") == nil {
+					b.Fatal("the access logger writes no info line")
+				}
 				b.ReportAllocs()
 				for b.Loop() {
-					if ce := logger.Check(zapcore.InfoLevel, "request"); ce != nil {
-						ce.Write(fields...)
-					}
+					logger.Check(zapcore.InfoLevel, "request").Write(fields...)
 				}
 			})
 		}

@@ -40,7 +40,8 @@ import (
 //
 // `make bench` runs it last; it ends with a summary table of the figures,
 // their ratios and the issue's goals, headed by the load average at the
-// start of the run.
+// start of the run. GATEHOUSE_BIN measures another build of gatehouse,
+// GATEHOUSE_BENCH_CONFIG adds lines to its config.
 func BenchmarkPeers(b *testing.B) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	sum := &peersSummary{load: strings.TrimSpace(string(load))}
@@ -130,7 +131,7 @@ func (e *peersEnv) startGatehouse(b *testing.B, name, cookieExtra string) *sp {
 	dir := b.TempDir()
 	port := freePort(b)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	config := processConfig(base, e.upstream, e.metadata, dir, "rate_limit:\n  disabled: true\n")
+	config := processConfig(base, e.upstream, e.metadata, dir, "rate_limit:\n  disabled: true\n"+benchConfigExtra())
 	config = strings.Replace(config, "cookie:\n", "cookie:\n"+cookieExtra, 1)
 	r := startReplica(b, e.gatehouse, name, config,
 		[]string{"GATEHOUSE_TEST_COOKIE_KEY=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}, port)
@@ -143,6 +144,17 @@ func (e *peersEnv) startGatehouse(b *testing.B, name, cookieExtra string) *sp {
 	s.mallocs, s.heapInuse = metric("go_memstats_mallocs_total"), metric("go_memstats_heap_inuse_bytes")
 	s.admin = r.admin + "/metrics"
 	return s
+}
+
+// benchConfigExtra is GATEHOUSE_BENCH_CONFIG, YAML lines added to the
+// config of every gatehouse the benchmark starts (an A/B of one key, such
+// as "release_startup_pages: false"), ending in a newline.
+func benchConfigExtra() string {
+	extra := os.Getenv("GATEHOUSE_BENCH_CONFIG")
+	if extra != "" && !strings.HasSuffix(extra, "\n") {
+		extra += "\n"
+	}
+	return extra
 }
 
 // scrape reads one unlabelled metric from a Prometheus text page.

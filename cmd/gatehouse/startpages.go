@@ -19,16 +19,23 @@ func releaseStartupMemory(f *File, logger *zap.Logger) {
 		return
 	}
 	before := residentBytes()
-	asked, err := releaseStartupPages()
+	advised, dropped, err := releaseStartupPages()
+	after := residentBytes()
 	debug.FreeOSMemory()
+	var resident []zap.Field
+	if before > 0 && after > 0 { // both known
+		resident = []zap.Field{zap.Int64("resident_bytes_before", before), zap.Int64("resident_bytes_after", after)}
+	}
 	switch {
 	case errors.Is(err, errUnsupported):
-		logger.Info("start-up pages kept: "+err.Error(), zap.Int64("resident_bytes", before))
+		logger.Info("start-up pages kept: "+err.Error(), resident...)
 	case err != nil:
-		logger.Warn("start-up pages kept", zap.Error(err), zap.Int64("resident_bytes", before))
+		logger.Warn("start-up pages kept", append(resident, zap.Error(err))...)
 	default:
-		logger.Info("start-up pages released", zap.Int64("mapped_bytes", asked),
-			zap.Int64("resident_bytes_before", before), zap.Int64("resident_bytes", residentBytes()))
+		// The resident figures are the process's before and after the
+		// page-out; what the kernel reclaimed is their difference.
+		logger.Info("start-up pages handed back to the kernel", append(resident,
+			zap.Int64("advised_bytes", advised), zap.Bool("page_cache_dropped", dropped))...)
 	}
 }
 

@@ -19,12 +19,14 @@ import (
 // yet their code stays resident, and the kernel maps code in blocks of
 // 16 pages or more around each page that runs. Once serving starts:
 //
-//   - MADV_RANDOM on the executable's read-only mappings: from now on a
-//     fault reads the page that runs, not the pages around it;
-//   - MADV_PAGEOUT on them: the pages this process alone maps are
-//     reclaimed (the kernel skips those another process maps, such as a
-//     second gatehouse on the same host);
-//   - POSIX_FADV_DONTNEED on the file: the reclaimed pages leave the page
+//   - MADV_PAGEOUT on the executable's read-only mappings: the pages this
+//     process alone maps are reclaimed (the kernel skips those another
+//     process maps, such as a second gatehouse on the same host);
+//   - then MADV_RANDOM on them: from now on a fault reads the page that
+//     runs, not the pages around it (only once the page-out worked, so a
+//     refused one changes nothing);
+//   - POSIX_FADV_DONTNEED on the file, once it is sure to be the file
+//     mapped (same device and inode): the reclaimed pages leave the page
 //     cache too, so the code that runs next comes back a page at a time.
 //
 // Nothing changes what any page holds: a read-only page is read again
@@ -32,43 +34,47 @@ import (
 // or copied-on-write pages) are never touched. The cost is a page fault
 // for each page of code as it first runs again, once.
 //
-// It returns the bytes of the mappings it asked for; errUnsupported when
-// the kernel has no MADV_PAGEOUT (before Linux 5.4).
-func releaseStartupPages() (int64, error) {
+// It returns the bytes of the mappings it advised, and whether the page
+// cache was told too.
+func releaseStartupPages() (advised int64, dropped bool, err error) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	ranges := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer()))
-	if len(ranges) == 0 {
-		return 0, errors.New("/proc/self/maps: no mapping holds this code")
+	exe := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer()))
+	if len(exe.ranges) == 0 {
+		return 0, false, errors.New("/proc/self/maps: no mapping holds this code")
 	}
-	var asked int64
-	for _, m := range ranges {
-		// MADV_RANDOM only steers read-ahead: a kernel that refuses it
-		// still reclaims.
-		_ = madvise(m.start, m.end-m.start, unix.MADV_RANDOM)
-		if err := madvise(m.start, m.end-m.start, unix.MADV_PAGEOUT); err != nil {
-			if errors.Is(err, unix.EINVAL) {
-				return asked, errUnsupported
+	for i, m := range exe.ranges {
+		if err := advise(m.start, m.end-m.start, unix.MADV_PAGEOUT); err != nil {
+			if i == 0 && errors.Is(err, unix.EINVAL) {
+				return 0, false, errUnsupported
 			}
-			return asked, fmt.Errorf("madvise %x-%x: %w", m.start, m.end, err)
+			return advised, false, fmt.Errorf("madvise(MADV_PAGEOUT) %x-%x: %w", m.start, m.end, err)
 		}
-		asked += int64(m.end - m.start)
+		advised += int64(m.end - m.start)
 	}
-	exe, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return asked, err
+	for _, m := range exe.ranges {
+		// It only steers read-ahead: a kernel that refuses it has still
+		// reclaimed.
+		_ = advise(m.start, m.end-m.start, unix.MADV_RANDOM)
 	}
-	defer exe.Close()
-	if err := unix.Fadvise(int(exe.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		return asked, fmt.Errorf("fadvise: %w", err)
+	f := exe.open()
+	if f == nil {
+		return advised, false, nil
 	}
-	return asked, nil
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return advised, false, fmt.Errorf("fadvise: %w", err)
+	}
+	return advised, true, nil
 }
 
-// errUnsupported: this kernel cannot reclaim pages on request.
-var errUnsupported = errors.New("the kernel has no MADV_PAGEOUT (Linux 5.4 or later)")
+// errUnsupported: this kernel refuses to reclaim pages on request.
+var errUnsupported = errors.New("the kernel refused MADV_PAGEOUT (EINVAL: a kernel before Linux 5.4, or locked memory)")
+
+// advise is madvise; a test replaces it to play a kernel that refuses.
+var advise = madvise
 
 func madvise(start, length uint64, advice int) error {
 	if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(length), uintptr(advice)); e != 0 {
@@ -80,20 +86,51 @@ func madvise(start, length uint64, advice int) error {
 // mapping is one range of addresses in /proc/self/maps.
 type mapping struct{ start, end uint64 }
 
+// exeFile is the read-only mappings of one file, with the device
+// ("major:minor", in hexadecimal), inode and path /proc/self/maps gives.
+type exeFile struct {
+	ranges         []mapping
+	dev, ino, path string
+}
+
+// open returns the mapped file, opened by its path or as /proc/self/exe,
+// whichever is the same device and inode as the mappings (not the same
+// when gatehouse was started through the dynamic loader, or after the
+// file was replaced); nil when neither is.
+func (e exeFile) open() *os.File {
+	for _, name := range []string{e.path, "/proc/self/exe"} {
+		if !strings.HasPrefix(name, "/") {
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) == nil &&
+			fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev)) == e.dev &&
+			strconv.FormatUint(st.Ino, 10) == e.ino {
+			return f
+		}
+		f.Close()
+	}
+	return nil
+}
+
 // exeMappings reads, from the text of /proc/self/maps ("start-end perms
 // offset dev inode path"), the read-only mappings of the file that holds
 // the address pc: the executable's code and read-only data. The file is
 // told by the device and inode of pc's own mapping, which is the file
 // really mapped even on overlayfs, where stat of /proc/self/exe differs.
 // A writable mapping, even one not yet written, is never among them.
-func exeMappings(maps []byte, pc uint64) []mapping {
+func exeMappings(maps []byte, pc uint64) exeFile {
 	type line struct {
 		m        mapping
 		readOnly bool
 		dev, ino string
 	}
 	var lines []line
-	var dev, ino string
+	var exe exeFile
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -111,15 +148,16 @@ func exeMappings(maps []byte, pc uint64) []mapping {
 		}
 		l := line{m: mapping{start, end}, readOnly: len(f[1]) == 4 && f[1][0] == 'r' && f[1][1] == '-', dev: f[3], ino: f[4]}
 		if start <= pc && pc < end {
-			dev, ino = l.dev, l.ino
+			// The path is the rest of the line (it may hold spaces).
+			_, rest, _ := strings.Cut(sc.Text(), " "+f[4]+" ")
+			exe.dev, exe.ino, exe.path = l.dev, l.ino, strings.TrimSpace(rest)
 		}
 		lines = append(lines, l)
 	}
-	var out []mapping
 	for _, l := range lines {
-		if dev != "" && l.readOnly && l.dev == dev && l.ino == ino {
-			out = append(out, l.m)
+		if exe.dev != "" && l.readOnly && l.dev == exe.dev && l.ino == exe.ino {
+			exe.ranges = append(exe.ranges, l.m)
 		}
 	}
-	return out
+	return exe
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestExeMappings(t *testing.T) {
@@ -24,23 +27,57 @@ func TestExeMappings(t *testing.T) {
 garbage line
 `
 	got := exeMappings([]byte(maps), 0x498d20)
-	want := []mapping{{0x00400000, 0x015b7000}, {0x015b7000, 0x02767000}, {0x7f40ac410000, 0x7f40ac420000}}
+	want := exeFile{ranges: []mapping{{0x00400000, 0x015b7000}, {0x015b7000, 0x02767000}, {0x7f40ac410000, 0x7f40ac420000}},
+		dev: "fe:00", ino: "9986388", path: "/usr/bin/gatehouse"}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("mappings of the executable: %x, want %x", got, want)
+		t.Errorf("mappings of the executable: %+v, want %+v", got, want)
 	}
 	// The data mapping, writable although private and maybe never written,
 	// is never released: pageout of a copied page would need swap, and a
 	// page dropped instead would lose what was written.
-	for _, m := range got {
+	for _, m := range got.ranges {
 		if m.start == 0x02767000 {
 			t.Error("a writable mapping was chosen")
 		}
 	}
-	if got := exeMappings([]byte(maps), 0x1000); len(got) != 0 {
-		t.Errorf("no mapping holds the address, yet %x were chosen", got)
+	if got := exeMappings([]byte(maps), 0x1000); len(got.ranges) != 0 {
+		t.Errorf("no mapping holds the address, yet %+v were chosen", got)
 	}
-	if got := exeMappings([]byte(maps), 0x0282c100); len(got) != 0 {
-		t.Errorf("an anonymous mapping chose %x", got)
+	if got := exeMappings([]byte(maps), 0x0282c100); len(got.ranges) != 0 {
+		t.Errorf("an anonymous mapping chose %+v", got)
+	}
+	spaced := "00400000-00500000 r-xp 00000000 08:01 77 /opt/my apps/gatehouse (deleted)\n"
+	if got := exeMappings([]byte(spaced), 0x400100); got.path != "/opt/my apps/gatehouse (deleted)" || len(got.ranges) != 1 {
+		t.Errorf("a path with spaces: %+v", got)
+	}
+}
+
+// TestPageCacheAdviceOnlyForTheMappedFile: the page cache is told to drop
+// the file only when it is the file mapped, by device and inode; started
+// through the dynamic loader, /proc/self/exe is the loader, and a file
+// replaced on disk is another inode: neither is advised.
+func TestPageCacheAdviceOnlyForTheMappedFile(t *testing.T) {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer()))
+	f := exe.open()
+	if f == nil {
+		t.Fatalf("the test binary itself was not found as the mapped file: %+v", exe)
+	}
+	f.Close()
+	other := exe
+	other.ino = "1" // another file (the loader, or a binary replaced since)
+	if f := other.open(); f != nil {
+		f.Close()
+		t.Errorf("a file of another inode was taken for the mapped one: %s", f.Name())
+	}
+	other = exe
+	other.dev = "ff:ff"
+	if f := other.open(); f != nil {
+		f.Close()
+		t.Errorf("a file on another device was taken for the mapped one: %s", f.Name())
 	}
 }
 
@@ -56,7 +93,7 @@ func TestReleasedPagesKeepTheirContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ranges := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer()))
+	ranges := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer())).ranges
 	if len(ranges) == 0 {
 		t.Fatalf("no read-only mapping of the test binary in:\n%s", maps)
 	}
@@ -78,9 +115,12 @@ func TestReleasedPagesKeepTheirContent(t *testing.T) {
 	wantWritten := bytes.Clone(stayWritten)
 	before := sum() // every page of the mappings is resident now
 	residentBefore := exeResident(t)
-	asked, err := releaseStartupPages()
+	asked, dropped, err := releaseStartupPages()
 	if err != nil {
 		t.Fatalf("release: %v", err)
+	}
+	if !dropped {
+		t.Error("the page cache was not told to drop the test binary's pages")
 	}
 	var total uint64
 	for _, m := range ranges {
@@ -113,7 +153,7 @@ func exeResident(t *testing.T) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ranges := exeMappings(raw, uint64(reflect.ValueOf(releaseStartupPages).Pointer()))
+	ranges := exeMappings(raw, uint64(reflect.ValueOf(releaseStartupPages).Pointer())).ranges
 	var total int64
 	var in bool
 	for line := range strings.Lines(string(raw)) {
@@ -133,4 +173,38 @@ func exeResident(t *testing.T) int64 {
 		}
 	}
 	return total
+}
+
+// TestRefusedPageOutChangesNothing: a kernel that refuses MADV_PAGEOUT
+// (before 5.4, or locked memory) gets no MADV_RANDOM either, so read-ahead
+// stays as it was, and the error says what was refused.
+func TestRefusedPageOutChangesNothing(t *testing.T) {
+	var random int
+	advise = func(start, length uint64, advice int) error {
+		switch advice {
+		case unix.MADV_PAGEOUT:
+			return unix.EINVAL
+		case unix.MADV_RANDOM:
+			random++
+		}
+		return nil
+	}
+	t.Cleanup(func() { advise = madvise })
+	advised, dropped, err := releaseStartupPages()
+	if !errors.Is(err, errUnsupported) || advised != 0 || dropped {
+		t.Errorf("refused page-out: advised %d, dropped %v, error %v", advised, dropped, err)
+	}
+	if random != 0 {
+		t.Errorf("MADV_RANDOM applied %d times although the page-out was refused", random)
+	}
+	advise = func(start, length uint64, advice int) error {
+		if advice == unix.MADV_PAGEOUT {
+			return unix.EPERM
+		}
+		random++
+		return nil
+	}
+	if _, _, err := releaseStartupPages(); err == nil || errors.Is(err, errUnsupported) || random != 0 {
+		t.Errorf("another refusal: error %v, MADV_RANDOM %d times", err, random)
+	}
 }

@@ -19,7 +19,7 @@ func TestStartupPagesReleasedUnlessTurnedOff(t *testing.T) {
 		}
 		var out lockedBuffer
 		_, stop := startServing(t, cfg, nil, &out)
-		want := "start-up pages released"
+		want := "start-up pages handed back to the kernel"
 		if runtime.GOOS != "linux" {
 			want = "start-up pages kept"
 		}

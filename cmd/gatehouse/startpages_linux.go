@@ -13,7 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// releaseStartupPages gives back to the kernel the pages of gatehouse's
+func init() { releaseStartupPages = releaseExecutablePages }
+
+// releaseExecutablePages gives back to the kernel the pages of gatehouse's
 // own executable that starting up brought in: config parsing, metadata,
 // the store's schema check and every package's initialisation run once,
 // yet their code stays resident, and the kernel maps code in blocks of
@@ -36,12 +38,12 @@ import (
 //
 // It returns the bytes of the mappings it advised, and whether the page
 // cache was told too.
-func releaseStartupPages() (advised int64, dropped bool, err error) {
+func releaseExecutablePages() (advised int64, dropped bool, err error) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return 0, false, err
 	}
-	exe := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer()))
+	exe := exeMappings(maps, uint64(reflect.ValueOf(releaseExecutablePages).Pointer()))
 	if len(exe.ranges) == 0 {
 		return 0, false, errors.New("/proc/self/maps: no mapping holds this code")
 	}
@@ -69,9 +71,6 @@ func releaseStartupPages() (advised int64, dropped bool, err error) {
 	}
 	return advised, true, nil
 }
-
-// errUnsupported: this kernel refuses to reclaim pages on request.
-var errUnsupported = errors.New("the kernel refused MADV_PAGEOUT (EINVAL: a kernel before Linux 5.4, or locked memory)")
 
 // advise is madvise; a test replaces it to play a kernel that refuses.
 var advise = madvise

@@ -61,7 +61,7 @@ func TestPageCacheAdviceOnlyForTheMappedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer()))
+	exe := exeMappings(maps, uint64(reflect.ValueOf(releaseExecutablePages).Pointer()))
 	f := exe.open()
 	if f == nil {
 		t.Fatalf("the test binary itself was not found as the mapped file: %+v", exe)
@@ -93,7 +93,7 @@ func TestReleasedPagesKeepTheirContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ranges := exeMappings(maps, uint64(reflect.ValueOf(releaseStartupPages).Pointer())).ranges
+	ranges := exeMappings(maps, uint64(reflect.ValueOf(releaseExecutablePages).Pointer())).ranges
 	if len(ranges) == 0 {
 		t.Fatalf("no read-only mapping of the test binary in:\n%s", maps)
 	}
@@ -153,7 +153,7 @@ func exeResident(t *testing.T) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ranges := exeMappings(raw, uint64(reflect.ValueOf(releaseStartupPages).Pointer())).ranges
+	ranges := exeMappings(raw, uint64(reflect.ValueOf(releaseExecutablePages).Pointer())).ranges
 	var total int64
 	var in bool
 	for line := range strings.Lines(string(raw)) {
